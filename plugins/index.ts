@@ -1,0 +1,8 @@
+// The first-party plugins, loaded by default. Each imports only the public API (src/index.ts).
+import backup from './backup/index.js';
+import compress from './compress/index.js';
+import encrypt from './encrypt/index.js';
+import sqlite from './sqlite/index.js';
+import storageFile from './storage-file/index.js';
+
+export default [backup, compress, encrypt, sqlite, storageFile];

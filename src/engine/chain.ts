@@ -1,0 +1,122 @@
+// Runs one unit's members: a task alone, or a stream chain source → transforms → sink as one pipeline.
+import { pipeline, type Readable } from 'node:stream';
+import { DbflowError } from '../errors.js';
+import type { PlannedStep } from '../plan/plan.js';
+import type { ChainStage, EdgeStats, StepContext, StepResult } from '../plugins/types.js';
+import type { StreamWiring } from './context.js';
+import { Meter } from './meter.js';
+
+/** What running a unit's members needs from the engine. */
+export interface MemberRunner {
+  /** Creates the context of a member (renders and checks its `with`). */
+  context(step: PlannedStep, wiring: StreamWiring): StepContext;
+  started(step: PlannedStep, ctx: StepContext): void;
+  progress(step: PlannedStep, bytes: number): void;
+}
+
+/** Outputs per member key, with bytes/sha256 of each produced stream. */
+export type MemberOutputs = Map<string, Record<string, unknown>>;
+
+/** A chain failure, with the member where it started. */
+export class ChainFailure extends Error {
+  constructor(
+    readonly at: string,
+    readonly error: unknown,
+  ) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/** Run the members of a unit; throws ChainFailure naming the member that failed first. */
+export async function runMembers(members: PlannedStep[], runner: MemberRunner, abort: (reason: unknown) => void): Promise<MemberOutputs> {
+  const outputs: MemberOutputs = new Map();
+  if (members.length === 1 && members[0]!.def.kind === 'task') {
+    const m = members[0]!;
+    const ctx = runner.context(m, { chain: [] });
+    runner.started(m, ctx);
+    try {
+      const res = await m.def.run(ctx);
+      if (res?.output) res.output.destroy();
+      outputs.set(m.key, { ...(res?.outputs ?? {}) });
+      return outputs;
+    } catch (err) {
+      throw new ChainFailure(m.key, err);
+    }
+  }
+
+  let failure: ChainFailure | undefined;
+  let rejectFailed!: (f: ChainFailure) => void;
+  const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
+  failed.catch(() => undefined);
+  const streams: Readable[] = [];
+  const fail = (at: string, err: unknown): void => {
+    if (failure) return;
+    failure = err instanceof ChainFailure ? err : new ChainFailure(at, err);
+    abort(failure.error);
+    for (const s of streams) s.destroy();
+    rejectFailed(failure);
+  };
+
+  const done: Promise<void>[] = [];
+  const stats = new Map<string, Promise<EdgeStats>>();
+  const chain: ChainStage[] = [];
+  let input: Readable | undefined;
+  let inputStats: Promise<EdgeStats> | undefined;
+  let sinkDone: Promise<StepResult> | undefined;
+  for (const m of members) {
+    if (failure) break;
+    const ctx = runner.context(m, { ...(input && { input }), ...(inputStats && { inputStats }), chain: [...chain] });
+    runner.started(m, ctx);
+    if (m.def.kind === 'sink') {
+      sinkDone = m.def.run(ctx);
+      sinkDone.catch((err: unknown) => fail(m.key, err));
+      break;
+    }
+    let res: StepResult;
+    try {
+      res = await Promise.race([m.def.run(ctx), failed]);
+    } catch (err) {
+      fail(m.key, err);
+      break;
+    }
+    if (!res.output) {
+      fail(m.key, new DbflowError(`step "${m.key}" (${m.def.uses}) is a ${m.def.kind} step but returned no output stream.`));
+      break;
+    }
+    const meter = new Meter((bytes) => runner.progress(m, bytes));
+    streams.push(res.output, meter);
+    done.push(
+      new Promise<void>((resolve) => {
+        pipeline(res.output!, meter, (err) => {
+          if (err) fail(m.key, err);
+          resolve();
+        });
+      }),
+    );
+    stats.set(m.key, meter.stats);
+    outputs.set(m.key, { ...(res.outputs ?? {}) });
+    chain.push({ id: m.key, uses: m.def.uses, outputs: { ...(res.outputs ?? {}) } });
+    input = meter;
+    inputStats = meter.stats;
+  }
+  if (failure) {
+    await Promise.allSettled(done);
+    throw failure;
+  }
+  const sink = members.at(-1)!;
+  try {
+    const res = await Promise.race([sinkDone!, failed]);
+    await Promise.race([Promise.all(done), failed]);
+    if (input && !input.readableEnded) throw new ChainFailure(sink.key, new DbflowError(`step "${sink.key}" finished without reading all of its input.`));
+    outputs.set(sink.key, { ...(res?.outputs ?? {}) });
+  } catch (err) {
+    fail(sink.key, err);
+    await Promise.allSettled(done);
+    throw failure ?? err;
+  }
+  for (const [key, p] of stats) {
+    const s = await p;
+    outputs.set(key, { ...outputs.get(key), bytes: s.bytes, sha256: s.sha256 });
+  }
+  return outputs;
+}

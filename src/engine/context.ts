@@ -1,0 +1,118 @@
+// Builds the StepContext a plugin's run(ctx) receives, from the run's state.
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { execa, type Options as ExecaOptions } from 'execa';
+import { DbflowError } from '../errors.js';
+import type { PlannedStep } from '../plan/plan.js';
+import type { Registry } from '../plugins/registry.js';
+import type { ChainStage, DatabaseConfig, EdgeStats, ManifestReporter, RunInfo, StepContext } from '../plugins/types.js';
+import { didYouMean } from '../spec/suggest.js';
+import type { Redactor } from './secrets.js';
+
+/** The parts of a run that every step context reads. */
+export interface RunScope {
+  run: RunInfo;
+  registry: Registry;
+  redactor: Redactor;
+  report: ManifestReporter;
+  databases: Record<string, DatabaseConfig>;
+  env: Record<string, string | undefined>;
+  log(step: string, level: 'debug' | 'info' | 'warn', message: string): void;
+  progress(step: string, bytes: number): void;
+  outputsOf(key: string): Record<string, unknown> | undefined;
+  resourceOf(key: string): { resource: unknown } | undefined;
+  lease(key: string, resource: unknown, release: (r: unknown) => Promise<void> | void): void;
+}
+
+/** Per-member stream wiring of a chain. */
+export interface StreamWiring {
+  input?: Readable;
+  inputStats?: Promise<EdgeStats>;
+  chain: ChainStage[];
+}
+
+/** A context for one step instance; `tmpdir` is created here and removed by the engine. */
+export function createContext(
+  scope: RunScope,
+  step: PlannedStep,
+  withValue: Record<string, unknown>,
+  signal: AbortSignal,
+  wiring: StreamWiring,
+  tmpdir = mkdtempSync(path.join(os.tmpdir(), `dbflow-${scope.run.id}-`)),
+): StepContext {
+  const key = step.key;
+  const single = (ref: string): string => {
+    const keys = step.refs[ref];
+    if (!keys) throw new DbflowError(`step "${key}" does not reference step "${ref}" in "with"; reference it to depend on it.`);
+    if (keys.length !== 1) throw new DbflowError(`step "${key}" matches ${keys.length} cells of "${ref}"; give both the same matrix keys.`);
+    return keys[0]!;
+  };
+  const log = (level: 'debug' | 'info' | 'warn') => (message: string) => scope.log(key, level, scope.redactor.redact(message));
+  return {
+    id: key,
+    stepId: step.spec.id,
+    with: withValue,
+    matrix: step.cell,
+    run: scope.run,
+    signal,
+    log: { debug: log('debug'), info: log('info'), warn: log('warn') },
+    tmpdir,
+    get input(): Readable {
+      if (!wiring.input) throw new DbflowError(`step "${key}" (${step.spec.uses}) has no input stream.`);
+      return wiring.input;
+    },
+    inputStats: () => wiring.inputStats ?? Promise.reject(new DbflowError(`step "${key}" has no input stream.`)),
+    chain: wiring.chain,
+    exec(file: string, args: readonly string[], options: ExecaOptions = {}) {
+      const sub = execa(file, args, { cancelSignal: signal, forceKillAfterDelay: 2000, ...options, env: { ...options.env } });
+      const stderr = sub.stderr as Readable | null;
+      if (stderr && options.stderr === undefined) {
+        stderr.setEncoding('utf8');
+        let buf = '';
+        stderr.on('data', (chunk: string) => {
+          buf += chunk;
+          const lines = buf.split('\n');
+          buf = lines.pop() ?? '';
+          for (const l of lines) if (l.trim()) log('info')(`${path.basename(file)}: ${l}`);
+        });
+      }
+      return sub;
+    },
+    lease(resource, release) {
+      scope.lease(key, resource, release as (r: unknown) => Promise<void> | void);
+    },
+    resource<T>(ref: string): T {
+      const target = single(ref);
+      const held = scope.resourceOf(target);
+      if (!held) throw new DbflowError(`step "${ref}" holds no resource for "${key}" (did it finish?).`);
+      return held.resource as T;
+    },
+    outputsOf(ref: string) {
+      return scope.outputsOf(single(ref)) ?? {};
+    },
+    database(name: string) {
+      const config = scope.databases[name];
+      if (!config) throw new DbflowError(`unknown database "${name}".${didYouMean(name, Object.keys(scope.databases))}`);
+      const driver = scope.registry.drivers.get(config.driver);
+      if (!driver) throw new DbflowError(`database "${name}" uses unknown driver "${config.driver}".`);
+      return { config, driver };
+    },
+    storage(url: string) {
+      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+      const storage = scheme ? scope.registry.storages.get(scheme) : undefined;
+      if (!storage) {
+        throw new DbflowError(`no storage for "${scheme ?? url}:" URLs.${didYouMean(scheme ?? '', scope.registry.storages.keys())}`);
+      }
+      return storage;
+    },
+    codec(name: string) {
+      const codec = scope.registry.codecs.get(name);
+      if (!codec) throw new DbflowError(`no codec "${name}".${didYouMean(name, scope.registry.codecs.keys())}`);
+      return codec;
+    },
+    progress: (bytes: number) => scope.progress(key, bytes),
+    report: scope.report,
+  };
+}

@@ -1,0 +1,400 @@
+// Executes a plan: scheduling, conditions, retries, timeouts, leases, cancel, run record, manifest.
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+import { CancelledError, DbflowError, TimeoutError } from '../errors.js';
+import type { PlannedStep, Unit } from '../plan/plan.js';
+import type { DatabaseConfig, StepContext } from '../plugins/types.js';
+import { ManifestBuilder, publishManifest } from '../repo/manifest.js';
+import { compile } from '../schema/validator.js';
+import { renderValue } from '../spec/templates.js';
+import { ChainFailure, runMembers } from './chain.js';
+import { createContext, type RunScope } from './context.js';
+import type { EngineEvent, EventListener, RunStatus, RunSummary, StepStatus } from './events.js';
+import type { LoadedPipeline } from './load.js';
+import { newRunId, RunRecord } from './run-record.js';
+import { readSecrets, Redactor } from './secrets.js';
+import { toolVersions } from './versions.js';
+
+export interface RunOptions {
+  /** Most units (tasks or whole stream chains) running at once; default 4. */
+  concurrency?: number;
+  env?: Record<string, string | undefined>;
+  /** Where run records go; default `.dbflow` in the working directory. */
+  stateDir?: string;
+  /** Aborting it cancels the run (what SIGINT/SIGTERM do). */
+  signal?: AbortSignal;
+  onEvent?: EventListener;
+  runId?: string;
+}
+
+export interface StepState {
+  status: StepStatus | 'pending' | 'running';
+  outputs?: Record<string, unknown>;
+  error?: string;
+  startedAt?: number;
+  durationMs?: number;
+}
+
+export interface RunResult {
+  runId: string;
+  status: RunStatus;
+  dir: string;
+  durationMs: number;
+  steps: Map<string, StepState>;
+  summary: RunSummary;
+  error?: string;
+}
+
+interface Lease {
+  resource: unknown;
+  release: (r: unknown) => Promise<void> | void;
+}
+
+/** Run a loaded pipeline to the end; never throws for a step failure (see `status`). */
+export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = {}): Promise<RunResult> {
+  const { pipeline, plan, registry } = loaded;
+  const env = options.env ?? process.env;
+  const started = new Date();
+  const runId = options.runId ?? newRunId(started);
+  const record = new RunRecord(path.resolve(options.stateDir ?? '.dbflow'), runId);
+  const baseDir = path.dirname(path.resolve(pipeline.file));
+  const redactor = new Redactor();
+  const report = new ManifestBuilder();
+  const states = new Map<string, StepState>([...plan.steps.keys()].map((k) => [k, { status: 'pending' }]));
+  const leases = new Map<string, Lease>();
+  const tmpdirs = new Map<string, string[]>();
+  const runController = new AbortController();
+  let cancelled = false;
+  let runError: string | undefined;
+
+  const emit = (e: EngineEvent): void => {
+    record.event(e);
+    options.onEvent?.(e);
+  };
+  const now = (): string => new Date().toISOString();
+  const log = (step: string, level: 'debug' | 'info' | 'warn', message: string): void => {
+    record.log(step, `${now()} ${level.toUpperCase()} ${message}`);
+    emit({ type: 'step:log', time: now(), id: step, level, message });
+  };
+
+  record.writeJson('pipeline.json', { name: pipeline.name, file: pipeline.file, sha256: pipeline.sha256, started_at: started.toISOString(), pipeline });
+  const runInfo = { id: runId, startedAt: started, pipeline: pipeline.name, dir: record.dir };
+  emit({
+    type: 'run:start',
+    time: now(),
+    runId,
+    pipeline: pipeline.name,
+    dir: record.dir,
+    steps: plan.units.flatMap((u) => u.members.map((m) => ({ id: m.key, uses: m.def.uses, kind: m.def.kind, unit: u.key }))),
+  });
+
+  // Secrets and the template context; a failure here fails the run before any step.
+  let context: Record<string, unknown> = {};
+  const databases: Record<string, DatabaseConfig> = {};
+  try {
+    const secrets = readSecrets(pipeline.secrets, env, baseDir);
+    Object.values(secrets).forEach((s) => redactor.add(s));
+    const base = {
+      env,
+      pipeline: { name: pipeline.name, file: pipeline.file, sha256: pipeline.sha256 },
+      run: { id: runId, started_at: started.toISOString(), dir: record.dir },
+    };
+    const vars = renderValue(pipeline.vars, base) as Record<string, unknown>;
+    context = { ...base, vars, secrets };
+    for (const [name, db] of Object.entries(pipeline.databases)) {
+      databases[name] = {
+        name,
+        driver: db.driver,
+        url: renderValue(db.url, context) as string,
+        options: renderValue(db.options, context) as Record<string, unknown>,
+      };
+    }
+  } catch (err) {
+    runError = redactor.redact((err as Error).message);
+  }
+
+  const progressAt = new Map<string, { t: number; start: number }>();
+  const scope: RunScope = {
+    run: runInfo,
+    registry,
+    redactor,
+    report,
+    databases,
+    env,
+    log,
+    progress(step, bytes) {
+      const p = progressAt.get(step) ?? { t: 0, start: Date.now() };
+      const t = Date.now();
+      if (t - p.t < 250) return;
+      progressAt.set(step, { ...p, t });
+      const secs = Math.max(0.001, (t - p.start) / 1000);
+      emit({ type: 'step:progress', time: now(), id: step, bytes, bytesPerSecond: Math.round(bytes / secs) });
+    },
+    outputsOf: (key) => states.get(key)?.outputs,
+    resourceOf: (key) => leases.get(key),
+    lease(key, resource, release) {
+      if (leases.has(key)) throw new DbflowError(`step "${key}" leased a resource twice; a step holds at most one lease.`);
+      leases.set(key, { resource, release });
+    },
+  };
+
+  const releaseLease = async (key: string): Promise<void> => {
+    const lease = leases.get(key);
+    leases.delete(key);
+    if (lease) {
+      try {
+        await lease.release(lease.resource);
+        log(key, 'debug', 'lease released');
+      } catch (err) {
+        log(key, 'warn', `releasing its lease failed: ${(err as Error).message}`);
+      }
+    }
+    for (const dir of tmpdirs.get(key) ?? []) rmSync(dir, { recursive: true, force: true });
+    tmpdirs.delete(key);
+  };
+  const settled = (key: string): boolean => {
+    const s = states.get(key)!.status;
+    return s !== 'pending' && s !== 'running';
+  };
+  const releaseDue = async (): Promise<void> => {
+    for (const key of [...leases.keys(), ...tmpdirs.keys()]) {
+      if (settled(key) && (plan.dependents.get(key) ?? []).every(settled)) await releaseLease(key);
+    }
+  };
+
+  const stepContext = (step: PlannedStep, signal: AbortSignal, wiring: Parameters<typeof createContext>[4]): StepContext => {
+    const steps: Record<string, { outputs: Record<string, unknown> }> = {};
+    for (const [id, keys] of Object.entries(step.refs)) {
+      const outs = keys.map((k) => states.get(k)?.outputs ?? {});
+      steps[id] = { outputs: outs.length === 1 ? outs[0]! : mergeCells(outs) };
+    }
+    let withValue: Record<string, unknown>;
+    try {
+      withValue = renderValue(step.spec.with, { ...context, matrix: step.cell, steps }) as Record<string, unknown>;
+    } catch (err) {
+      throw new DbflowError(`step "${step.key}": ${(err as Error).message}`);
+    }
+    const validate = compile(step.def.with);
+    if (!validate(withValue)) {
+      const msg = (validate.errors ?? []).map((e) => `${e.instancePath || 'with'} ${e.message ?? ''}`).join('; ');
+      throw new DbflowError(`step "${step.key}": "with" is invalid after templates were filled in: ${redactor.redact(msg)}`);
+    }
+    const ctx = createContext(scope, step, withValue, signal, wiring);
+    tmpdirs.set(step.key, [...(tmpdirs.get(step.key) ?? []), ctx.tmpdir]);
+    return ctx;
+  };
+
+  // Conditions: should a unit run, given how its dependencies ended?
+  const decide = (unit: Unit): { run: boolean; reason?: string } => {
+    const head = unit.members[0]!;
+    const cond = head.spec.if;
+    const depStates = unit.deps.map((d) => [d, states.get(d)!] as const);
+    const bad = depStates.find(([d, s]) => s.status !== 'success' && !(s.status === 'failed' && plan.steps.get(d)!.spec.continueOnError));
+    const anyFailed = head.spec.finally
+      ? [...states.entries()].some(([k, s]) => s.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError)
+      : depStates.some(([, s]) => s.status === 'failed');
+    if (cond === 'always()') return { run: true };
+    if (cond === 'cancelled()') return cancelled ? { run: true } : { run: false, reason: 'the run was not cancelled' };
+    if (cancelled) return { run: false, reason: 'the run was cancelled' };
+    if (cond === 'failure()') return anyFailed ? { run: true } : { run: false, reason: 'nothing failed' };
+    if (head.spec.finally) return anyFailed ? { run: false, reason: 'a step failed' } : { run: true };
+    return bad ? { run: false, reason: `"${bad[0]}" ${bad[1].status === 'failed' ? 'failed' : `was ${bad[1].status}`}` } : { run: true };
+  };
+
+  const finish = (step: PlannedStep, status: StepStatus, extra: { error?: string; reason?: string; outputs?: Record<string, unknown> } = {}): void => {
+    const st = states.get(step.key)!;
+    st.status = status;
+    if (extra.outputs) st.outputs = extra.outputs;
+    if (extra.error) st.error = extra.error;
+    st.durationMs = st.startedAt ? Date.now() - st.startedAt : 0;
+    emit({
+      type: 'step:end',
+      time: now(),
+      id: step.key,
+      status,
+      durationMs: st.durationMs,
+      ...(extra.error && { error: extra.error }),
+      ...(extra.reason && { reason: extra.reason }),
+      ...(extra.outputs && { outputs: redactor.redactValue(extra.outputs) }),
+      ...(typeof extra.outputs?.bytes === 'number' && { bytes: extra.outputs.bytes }),
+    });
+  };
+
+  const runUnit = async (unit: Unit): Promise<void> => {
+    const maxAttempts = Math.max(...unit.members.map((m) => m.spec.retry.maxAttempts));
+    const policy = unit.members.at(-1)!.spec.retry;
+    const timeouts = unit.members.map((m) => m.spec.timeoutMs).filter((t): t is number => t !== undefined);
+    const timeoutMs = timeouts.length ? Math.min(...timeouts) : undefined;
+    for (let attempt = 1; ; attempt++) {
+      const controller = new AbortController();
+      const onRunAbort = (): void => controller.abort(runController.signal.reason);
+      runController.signal.addEventListener('abort', onRunAbort);
+      if (runController.signal.aborted) onRunAbort();
+      const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs) : undefined;
+      const startedCtx: { step: PlannedStep; ctx: StepContext }[] = [];
+      try {
+        const outputs = await runMembers(
+          unit.members,
+          {
+            context: (step, wiring) => stepContext(step, controller.signal, wiring),
+            started: (step, ctx) => {
+              startedCtx.push({ step, ctx });
+              states.get(step.key)!.status = 'running';
+              states.get(step.key)!.startedAt = Date.now();
+              emit({ type: 'step:start', time: now(), id: step.key, attempt });
+            },
+            progress: (step, bytes) => scope.progress(step.key, bytes),
+          },
+          (reason) => controller.abort(reason),
+        );
+        for (const m of unit.members) finish(m, 'success', { outputs: outputs.get(m.key) ?? {} });
+        return;
+      } catch (err) {
+        const failure = err instanceof ChainFailure ? err : new ChainFailure(unit.key, err);
+        const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : undefined;
+        const cause = reason instanceof TimeoutError ? reason : failure.error;
+        const message = redactor.redact(cause instanceof Error ? cause.message : String(cause)).replace(/^dbflow: /, '');
+        const wasCancelled = cancelled && !(reason instanceof TimeoutError);
+        await cleanup(startedCtx);
+        for (const m of unit.members) leases.has(m.key) && (await releaseLease(m.key));
+        if (!wasCancelled && attempt < maxAttempts && !(cause instanceof CancelledError)) {
+          const delayMs = backoff(policy.backoff, policy.delayMs, attempt);
+          emit({ type: 'step:retry', time: now(), id: unit.key, attempt, delayMs, error: message });
+          log(failure.at, 'warn', `attempt ${attempt} of ${maxAttempts} failed: ${message}; retrying in ${delayMs}ms`);
+          await sleep(delayMs, runController.signal);
+          if (!cancelled) continue;
+        }
+        for (const m of unit.members) {
+          if (wasCancelled) finish(m, 'cancelled', { error: 'cancelled' });
+          else if (m.key === failure.at || unit.members.length === 1) finish(m, 'failed', { error: message });
+          else finish(m, 'failed', { error: `stream chain failed at "${failure.at}": ${message}` });
+        }
+        if (!wasCancelled) log(failure.at, 'warn', `failed: ${message}`);
+        if (!(cause instanceof DbflowError) && cause instanceof Error && cause.stack) record.log(failure.at, cause.stack);
+        return;
+      } finally {
+        clearTimeout(timer);
+        runController.signal.removeEventListener('abort', onRunAbort);
+      }
+    }
+  };
+
+  const cleanup = async (started: { step: PlannedStep; ctx: StepContext }[]): Promise<void> => {
+    for (const { step, ctx } of started.reverse()) {
+      if (!step.def.cleanup) continue;
+      const cleanupController = new AbortController();
+      const t = setTimeout(() => cleanupController.abort(new TimeoutError(`cleanup of "${step.key}"`, 60_000)), 60_000);
+      try {
+        await step.def.cleanup({ ...ctx, signal: cleanupController.signal });
+        log(step.key, 'info', 'cleaned up');
+      } catch (err) {
+        log(step.key, 'warn', `cleanup failed: ${redactor.redact((err as Error).message)}`);
+      } finally {
+        clearTimeout(t);
+      }
+    }
+  };
+
+  // The scheduler.
+  const concurrency = Math.max(1, options.concurrency ?? pipeline.concurrency ?? 4);
+  const pending = new Set(plan.units);
+  const running = new Set<Promise<void>>();
+  const onCancel = (): void => {
+    if (cancelled) return;
+    cancelled = true;
+    runController.abort(new CancelledError());
+  };
+  options.signal?.addEventListener('abort', onCancel);
+  if (options.signal?.aborted) onCancel();
+  const pipelineTimer = pipeline.timeoutMs
+    ? setTimeout(() => {
+        runError = `pipeline timed out after ${pipeline.timeoutMs}ms`;
+        cancelled = true;
+        runController.abort(new TimeoutError('pipeline', pipeline.timeoutMs!));
+      }, pipeline.timeoutMs)
+    : undefined;
+
+  if (runError) {
+    for (const u of plan.units) for (const m of u.members) finish(m, 'skipped', { reason: runError });
+    pending.clear();
+  }
+  while (pending.size || running.size) {
+    for (const unit of [...pending]) {
+      if (running.size >= concurrency) break;
+      if (!unit.deps.every(settled)) continue;
+      pending.delete(unit);
+      const verdict = decide(unit);
+      if (!verdict.run) {
+        for (const m of unit.members) finish(m, cancelled ? 'cancelled' : 'skipped', { reason: verdict.reason ?? '' });
+        continue;
+      }
+      const p: Promise<void> = runUnit(unit).finally(() => running.delete(p));
+      running.add(p);
+    }
+    if (running.size) await Promise.race(running);
+    await releaseDue();
+    if (!running.size && pending.size && ![...pending].some((u) => u.deps.every(settled))) break;
+  }
+  clearTimeout(pipelineTimer);
+  options.signal?.removeEventListener('abort', onCancel);
+  for (const key of [...leases.keys(), ...tmpdirs.keys()]) await releaseLease(key);
+
+  const failed = [...states].filter(([k, s]) => s.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError).map(([k]) => k);
+  let status: RunStatus = runError && !cancelled ? 'failed' : cancelled && !runError ? 'cancelled' : failed.length || runError ? 'failed' : 'success';
+  const summary: RunSummary = {
+    steps: Object.fromEntries([...states].map(([k, s]) => [k, s.status as StepStatus])),
+    artifacts: report.artifacts.map((a) => ({ database: a.database, url: a.url, bytes: a.bytes, sha256: a.sha256 })),
+    verifications: report.verifications.map((v) => ({ database: v.database, check: v.check, ok: v.ok, ...(v.detail && { detail: v.detail }) })),
+  };
+  const finished = new Date();
+  if (status === 'success' && report.artifacts.length) {
+    try {
+      const manifest = report.build({
+        pipeline: { name: pipeline.name, sha256: pipeline.sha256, file: path.basename(pipeline.file) },
+        run: { id: runId, started_at: started.toISOString(), finished_at: finished.toISOString() },
+        tools: await toolVersions(registry),
+      });
+      const base = report.location();
+      const storage = registry.storages.get(base.slice(0, base.indexOf(':')));
+      if (!storage) throw new DbflowError(`no storage for "${base}"`);
+      summary.manifest = await publishManifest(redactor.redactValue(manifest), base, storage, new AbortController().signal);
+    } catch (err) {
+      status = 'failed';
+      runError = `writing the manifest failed: ${redactor.redact((err as Error).message)}`;
+    }
+  }
+  if (!runError && failed.length) runError = `${failed.map((f) => `"${f}"`).join(', ')} failed`;
+  if (!runError && status === 'cancelled') runError = 'interrupted';
+  const durationMs = finished.getTime() - started.getTime();
+  record.writeJson('result.json', {
+    run_id: runId,
+    pipeline: pipeline.name,
+    status,
+    started_at: started.toISOString(),
+    finished_at: finished.toISOString(),
+    duration_ms: durationMs,
+    ...(runError && { error: runError }),
+    steps: Object.fromEntries([...states].map(([k, s]) => [k, { status: s.status, duration_ms: s.durationMs ?? 0, ...(s.error && { error: s.error }) }])),
+    summary,
+  });
+  emit({ type: 'run:end', time: now(), runId, status, durationMs, ...(runError && { error: runError }), summary });
+  return { runId, status, dir: record.dir, durationMs, steps: states, summary, ...(runError && { error: runError }) };
+}
+
+function mergeCells(outs: Record<string, unknown>[]): Record<string, unknown> {
+  const keys = new Set(outs.flatMap((o) => Object.keys(o)));
+  return Object.fromEntries([...keys].map((k) => [k, outs.map((o) => o[k])]));
+}
+
+function backoff(kind: 'constant' | 'linear' | 'exponential', delayMs: number, attempt: number): number {
+  if (kind === 'constant') return delayMs;
+  if (kind === 'linear') return delayMs * attempt;
+  return delayMs * 2 ** (attempt - 1);
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+  });
+}

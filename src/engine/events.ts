@@ -1,0 +1,34 @@
+// What the engine reports while it runs: the one feed for renderers, run records and tests.
+import type { StepKind } from '../plugins/types.js';
+
+export type StepStatus = 'success' | 'failed' | 'skipped' | 'cancelled';
+export type RunStatus = 'success' | 'failed' | 'cancelled';
+
+export type EngineEvent =
+  | { type: 'run:start'; time: string; runId: string; pipeline: string; dir: string; steps: { id: string; uses: string; kind: StepKind; unit: string }[] }
+  | { type: 'step:start'; time: string; id: string; attempt: number }
+  | { type: 'step:retry'; time: string; id: string; attempt: number; delayMs: number; error: string }
+  | { type: 'step:progress'; time: string; id: string; bytes: number; bytesPerSecond: number }
+  | { type: 'step:log'; time: string; id: string; level: 'debug' | 'info' | 'warn'; message: string }
+  | {
+      type: 'step:end';
+      time: string;
+      id: string;
+      status: StepStatus;
+      durationMs: number;
+      error?: string;
+      reason?: string;
+      outputs?: Record<string, unknown>;
+      bytes?: number;
+    }
+  | { type: 'run:end'; time: string; runId: string; status: RunStatus; durationMs: number; error?: string; summary: RunSummary };
+
+/** What a run produced, for the closing summary. */
+export interface RunSummary {
+  steps: Record<string, StepStatus>;
+  artifacts: { database: string; url: string; bytes: number; sha256: string }[];
+  verifications: { database: string; check: string; ok: boolean; detail?: string }[];
+  manifest?: string;
+}
+
+export type EventListener = (event: EngineEvent) => void;

@@ -1,0 +1,80 @@
+// From a pipeline file to a validated plan: read, parse, load plugins, check, plan.
+import { accessSync, constants, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { SpecError, UsageError, type SpecProblem } from '../errors.js';
+import { planPipeline, type Plan } from '../plan/plan.js';
+import { builtinRegistry, loadPlugins } from '../plugins/loader.js';
+import type { Registry } from '../plugins/registry.js';
+import { checkPipeline } from '../spec/check.js';
+import { normalize, type Pipeline } from '../spec/pipeline.js';
+import { renderProblems } from '../spec/snippet.js';
+import { parseSource, type RawPipeline } from '../spec/source.js';
+import { renderValue } from '../spec/templates.js';
+
+/** A pipeline ready to run. */
+export interface LoadedPipeline {
+  raw: RawPipeline;
+  pipeline: Pipeline;
+  plan: Plan;
+  registry: Registry;
+}
+
+export interface LoadOptions {
+  env?: Record<string, string | undefined>;
+  /** Name shown in error positions (defaults to the path as given). */
+  displayName?: string;
+}
+
+/** Read and validate a pipeline file; every problem is reported at once as a SpecError. */
+export async function loadPipeline(file: string, options: LoadOptions = {}): Promise<LoadedPipeline> {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UsageError(code === 'ENOENT' ? `pipeline file "${file}" does not exist.` : `cannot read pipeline file "${file}": ${code}`);
+  }
+  return loadPipelineText(options.displayName ?? file, text, path.dirname(path.resolve(file)), options);
+}
+
+/** Validate pipeline text as if read from `file` in `baseDir`. */
+export async function loadPipelineText(file: string, text: string, baseDir: string, options: LoadOptions = {}): Promise<LoadedPipeline> {
+  const env = options.env ?? process.env;
+  const raw = parseSource(file, text);
+  const fail = (problems: SpecProblem[]): never => {
+    throw new SpecError(problems, renderProblems(problems, text));
+  };
+  if (raw.syntax.length) fail(raw.syntax);
+  const registry = await builtinRegistry();
+  const data = raw.data as Record<string, unknown> | null;
+  const specs = Array.isArray(data?.plugins) ? (data.plugins as unknown[]).filter((p): p is string => typeof p === 'string') : [];
+  const pluginProblems = (await loadPlugins(registry, specs, baseDir)).map((p) => ({ pos: raw.pos(['plugins', p.index]), message: p.message }));
+  const readable = (p: string): boolean => {
+    try {
+      accessSync(path.resolve(baseDir, p), constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const problems = [...pluginProblems, ...checkPipeline(raw, registry, { vars: env, readable })];
+  if (problems.length) fail(problems);
+  const pipeline = normalize(data!, file, raw.sha256);
+  const planned = planPipeline(pipeline, raw, registry, staticContext(pipeline, env));
+  if (!planned.ok) fail(planned.problems);
+  return { raw, pipeline, plan: (planned as { ok: true; plan: Plan }).plan, registry };
+}
+
+/** Values known before a run starts: env, pipeline, and vars rendered against them. */
+export function staticContext(pipeline: Pipeline, env: Record<string, string | undefined>) {
+  const base = { env, pipeline: { name: pipeline.name, file: pipeline.file, sha256: pipeline.sha256 } };
+  const vars: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(pipeline.vars)) {
+    try {
+      vars[k] = renderValue(v, { ...base, run: { id: 'RUN_ID', started_at: new Date(0).toISOString(), dir: '' } });
+    } catch {
+      vars[k] = v;
+    }
+  }
+  return { ...base, vars };
+}

@@ -1,0 +1,79 @@
+// The record of a run on disk: .dbflow/runs/<run-id>/{pipeline.json,events.jsonl,logs/,result.json}.
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import type { EngineEvent, RunStatus } from './events.js';
+
+/** A new sortable run id: UTC time plus 4 random hex digits. */
+export function newRunId(now = new Date()): string {
+  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${stamp}-${randomBytes(2).toString('hex')}`;
+}
+
+/** File-safe form of a step instance key: `dump[app]` → `dump_app_`. */
+export function fileSafe(key: string): string {
+  return key.replace(/[^A-Za-z0-9_.-]/g, '_');
+}
+
+/** Writes one run's folder as the run goes. */
+export class RunRecord {
+  readonly dir: string;
+
+  constructor(stateDir: string, readonly runId: string) {
+    this.dir = path.join(stateDir, 'runs', runId);
+    mkdirSync(path.join(this.dir, 'logs'), { recursive: true });
+  }
+
+  writeJson(name: string, value: unknown): void {
+    writeFileSync(path.join(this.dir, name), `${JSON.stringify(value, null, 2)}\n`);
+  }
+
+  event(e: EngineEvent): void {
+    if (e.type === 'step:progress') return; // progress is for the live view; end events carry the totals
+    appendFileSync(path.join(this.dir, 'events.jsonl'), `${JSON.stringify(e)}\n`);
+  }
+
+  log(stepKey: string, line: string): void {
+    appendFileSync(path.join(this.dir, 'logs', `${fileSafe(stepKey)}.log`), `${line}\n`);
+  }
+}
+
+/** A finished (or running) run, as `dbflow runs` lists it. */
+export interface RunListing {
+  id: string;
+  pipeline: string;
+  status: RunStatus | 'running';
+  startedAt: string;
+  durationMs?: number;
+  dir: string;
+}
+
+/** The most recent runs under a state folder, newest first. */
+export function listRuns(stateDir: string, limit = 20): RunListing[] {
+  const root = path.join(stateDir, 'runs');
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .sort()
+    .reverse()
+    .slice(0, limit)
+    .map((id) => {
+      const dir = path.join(root, id);
+      const read = (name: string): Record<string, unknown> | undefined => {
+        try {
+          return JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as Record<string, unknown>;
+        } catch {
+          return undefined;
+        }
+      };
+      const result = read('result.json');
+      const meta = read('pipeline.json');
+      return {
+        id,
+        pipeline: String(result?.pipeline ?? meta?.name ?? '?'),
+        status: (result?.status as RunStatus | undefined) ?? 'running',
+        startedAt: String(result?.started_at ?? meta?.started_at ?? ''),
+        ...(typeof result?.duration_ms === 'number' && { durationMs: result.duration_ms }),
+        dir,
+      };
+    });
+}

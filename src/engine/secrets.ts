@@ -1,0 +1,50 @@
+// Secret values: read from env or file, and masked in every line dbflow writes.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { DbflowError } from '../errors.js';
+import type { SecretSource } from '../spec/pipeline.js';
+
+/** Reads each declared secret; an unreadable one is an error that names it, never its value. */
+export function readSecrets(
+  sources: Record<string, SecretSource>,
+  env: Record<string, string | undefined>,
+  baseDir: string,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, src] of Object.entries(sources)) {
+    if ('env' in src) {
+      const v = env[src.env];
+      if (v === undefined) throw new DbflowError(`secret "${name}": environment variable "${src.env}" is not set.`);
+      out[name] = v;
+    } else {
+      try {
+        out[name] = readFileSync(path.resolve(baseDir, src.file), 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        throw new DbflowError(`secret "${name}": cannot read file "${src.file}" (${(err as NodeJS.ErrnoException).code}).`);
+      }
+    }
+  }
+  return out;
+}
+
+/** Replaces every known secret value (and its URL-encoded form) by `***`. */
+export class Redactor {
+  private values: string[] = [];
+
+  add(value: string): void {
+    if (value.length < 3) return; // masking one or two characters would garble every line
+    for (const v of new Set([value, encodeURIComponent(value)])) if (!this.values.includes(v)) this.values.push(v);
+    this.values.sort((a, b) => b.length - a.length);
+  }
+
+  redact(text: string): string {
+    let out = text;
+    for (const v of this.values) out = out.split(v).join('***');
+    return out;
+  }
+
+  /** Redact every string inside a JSON-like value. */
+  redactValue<T>(value: T): T {
+    return JSON.parse(this.redact(JSON.stringify(value ?? null))) as T;
+  }
+}

@@ -1,0 +1,95 @@
+// Every error class and code of dbflow, in one place.
+
+/** Where in a pipeline file something was written (1-based line and column). */
+export interface SourcePos {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** One problem found in a pipeline, with the place it points at. */
+export interface SpecProblem {
+  pos: SourcePos;
+  message: string;
+}
+
+/** Exit codes of the CLI. */
+export const ExitCode = { ok: 0, stepFailed: 1, usage: 2, interrupted: 130, internal: 70 } as const;
+
+/** Base of every error that a user can act on: it is printed without a stack. */
+export class DbflowError extends Error {
+  readonly exitCode: number = ExitCode.stepFailed;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message.startsWith('dbflow:') ? message : `dbflow: ${message}`, options);
+    this.name = new.target.name;
+  }
+}
+
+/** A pipeline that cannot run: every problem found in one pass, each with its file:line:col. */
+export class SpecError extends DbflowError {
+  override readonly exitCode = ExitCode.usage;
+  constructor(
+    readonly problems: SpecProblem[],
+    readonly rendered: string,
+  ) {
+    super(`${problems.length} ${problems.length === 1 ? 'problem' : 'problems'} in the pipeline; nothing was run.`);
+  }
+}
+
+/** A wrong command line: unknown option, missing file, bad value. */
+export class UsageError extends DbflowError {
+  override readonly exitCode = ExitCode.usage;
+}
+
+/** A step failed while running. */
+export class StepError extends DbflowError {
+  constructor(
+    readonly stepId: string,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`step "${stepId}" failed: ${message}`, options);
+  }
+}
+
+/** A plugin that does not keep the plugin contract (no schema, duplicate name, bad module). */
+export class PluginError extends DbflowError {
+  override readonly exitCode = ExitCode.usage;
+}
+
+/** A run that was interrupted by SIGINT/SIGTERM or cancelled through its signal. */
+export class CancelledError extends DbflowError {
+  override readonly exitCode = ExitCode.interrupted;
+  constructor(message = 'run interrupted') {
+    super(message);
+  }
+}
+
+/** A step that ran past its timeout. */
+export class TimeoutError extends DbflowError {
+  constructor(what: string, ms: number) {
+    super(`${what} timed out after ${formatMs(ms)}`);
+  }
+}
+
+/** Data that does not match what was recorded: a checksum, a size, a row count. */
+export class IntegrityError extends DbflowError {}
+
+/** A stored backup that cannot be found or read. */
+export class RepositoryError extends DbflowError {}
+
+/** A run that failed: carries the failed steps; exit code 1. */
+export class RunFailedError extends DbflowError {
+  constructor(readonly failed: string[]) {
+    super(`run failed: ${failed.map((s) => `"${s}"`).join(', ')} failed`);
+  }
+}
+
+function formatMs(ms: number): string {
+  return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** True when the error is one a user can act on (printed without a stack). */
+export function isUserError(err: unknown): err is DbflowError {
+  return err instanceof DbflowError;
+}

@@ -1,0 +1,28 @@
+// The public API of dbflow: what plugin authors and tests import.
+export { defineDriver, definePlugin, defineStep } from './plugins/define.js';
+export type * from './plugins/types.js';
+export {
+  CancelledError,
+  DbflowError,
+  ExitCode,
+  IntegrityError,
+  PluginError,
+  RepositoryError,
+  SpecError,
+  StepError,
+  TimeoutError,
+  UsageError,
+  type SourcePos,
+  type SpecProblem,
+} from './errors.js';
+export { loadPipeline, loadPipelineText, type LoadedPipeline, type LoadOptions } from './engine/load.js';
+export { runPipeline, type RunOptions, type RunResult, type StepState } from './engine/engine.js';
+export type { EngineEvent, RunStatus, RunSummary, StepStatus } from './engine/events.js';
+export { listRuns, type RunListing } from './engine/run-record.js';
+export { builtinRegistry } from './plugins/loader.js';
+export { Registry } from './plugins/registry.js';
+export { publishedPipelineSchema, pipelineSchema } from './schema/pipeline-schema.js';
+export { manifestSchema } from './repo/manifest-schema.js';
+export { MANIFEST_NAME, type Manifest } from './repo/manifest.js';
+export { STEP_REF_FORMAT } from './schema/validator.js';
+export { decodeArtifact, compareCounts, type CountDiff } from './repo/restore.js';

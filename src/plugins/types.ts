@@ -1,0 +1,273 @@
+// The plugin contract: what a plugin author implements and what a step's run(ctx) receives.
+import type { Duplex, Readable } from 'node:stream';
+import type { Options as ExecaOptions, ResultPromise } from 'execa';
+
+/** A JSON Schema, as plain data (draft 2020-12 subset that Ajv strict mode accepts). */
+export type JsonSchema = Record<string, unknown>;
+
+/**
+ * What a step does with byte streams:
+ * - `task`: no stream in or out (snapshot, restore-test, a notification);
+ * - `source`: produces a stream (dump);
+ * - `transform`: reads `input:` and produces a stream (compress, encrypt);
+ * - `sink`: reads `input:` and consumes it (upload).
+ */
+export type StepKind = 'task' | 'source' | 'transform' | 'sink';
+
+/** A step's log: lines go to the run's step log and to the live view; secrets are masked. */
+export interface Logger {
+  debug(message: string): void;
+  info(message: string): void;
+  warn(message: string): void;
+}
+
+/** The run a step belongs to. */
+export interface RunInfo {
+  /** Sortable, unique id, e.g. `20261124T020000Z-3fa2`. */
+  id: string;
+  startedAt: Date;
+  pipeline: string;
+  /** Folder of the run record (`.dbflow/runs/<id>`). */
+  dir: string;
+}
+
+/** Bytes and sha256 of a finished stream edge. */
+export interface EdgeStats {
+  bytes: number;
+  sha256: string;
+}
+
+/** A database entry of the pipeline (`databases.<name>`), with templates resolved. */
+export interface DatabaseConfig {
+  name: string;
+  driver: string;
+  url: string;
+  /** Driver-specific options (`databases.<name>.options`). */
+  options: Record<string, unknown>;
+}
+
+/** Row count (and optional content checksum) of one table. */
+export interface TableCount {
+  rows: number;
+  checksum?: string;
+}
+
+/** Row counts by table name (schema-qualified where the database has schemas). */
+export type TableCounts = Record<string, TableCount>;
+
+/** What a driver's snapshot describes: recorded in the manifest under `databases.<name>`. */
+export interface SnapshotInfo {
+  driver: string;
+  serverVersion: string;
+  /** Driver-specific position of the cut: LSN and snapshot id, binlog file/position, … */
+  position: Record<string, unknown>;
+  /** Row counts taken inside the snapshot. */
+  tables: TableCounts;
+  takenAt: string;
+}
+
+/** An open snapshot: the driver's handle that dumps read from, released by the engine. */
+export interface DriverSnapshot {
+  info: SnapshotInfo;
+  /** Ends the snapshot (close the transaction, delete the staged copy). Called exactly once. */
+  release(): Promise<void>;
+}
+
+/** A dump as a byte stream, and what kind of artifact it is. */
+export interface DumpStream {
+  stream: Readable;
+  /** Format name recorded in the manifest, e.g. `sqlite3`, `pg_dump-custom`. */
+  format: string;
+  /** File name extension of the raw dump, e.g. `.sqlite3`, `.dump`. */
+  extension: string;
+}
+
+/** A scratch database that a restore goes into; `drop()` removes it. */
+export interface ScratchDatabase {
+  /** A connection URL of the scratch database (same driver). */
+  url: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A database driver: what the generic `snapshot`, `dump`, `restore-test` and `rowcount-check`
+ * steps dispatch to, by the database's `driver:`.
+ */
+export interface DatabaseDriver {
+  /** The value of `driver:` in `databases:`, e.g. `sqlite`. */
+  name: string;
+  /** JSON Schema of `databases.<name>.options`; `{}` accepts none. */
+  options: JsonSchema;
+  /** Opens a consistent snapshot and counts rows inside it. */
+  snapshot(ctx: StepContext, db: DatabaseConfig): Promise<DriverSnapshot>;
+  /** Streams a dump that reads exactly the given snapshot. */
+  dump(ctx: StepContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream>;
+  /** Creates an empty scratch database next to `db`, named after `name`. */
+  scratch(ctx: StepContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase>;
+  /** Restores a dump stream (as produced by `dump`) into the database at `url`. */
+  restore(ctx: StepContext, url: string, input: Readable, format: string): Promise<void>;
+  /** Counts rows (and checksums) of every table of the database at `url`. */
+  rowCounts(ctx: StepContext, url: string): Promise<TableCounts>;
+}
+
+/** Options of a storage write. */
+export interface PutOptions {
+  signal: AbortSignal;
+}
+
+/** An object in a storage. */
+export interface StoredObject {
+  url: string;
+  bytes: number;
+}
+
+/**
+ * A storage backend for one URL scheme. `put` is atomic: the object becomes visible only when
+ * the whole stream was written, and a failed or aborted put leaves nothing behind.
+ */
+export interface Storage {
+  /** URL scheme without `:`, e.g. `file`, `s3`. */
+  scheme: string;
+  put(url: string, body: Readable, options: PutOptions): Promise<StoredObject>;
+  get(url: string): Promise<Readable>;
+  /** Every object whose URL starts with `prefix`. */
+  list(prefix: string): Promise<StoredObject[]>;
+  delete(url: string): Promise<void>;
+}
+
+/** Keys a decoder may need: the restore step's secrets. */
+export interface DecodeKeys {
+  passphrase?: string;
+  privateKey?: string;
+}
+
+/** One encoding applied to an artifact, in order; recorded in the manifest. */
+export interface ArtifactLayer {
+  /** Codec name that can decode this layer, e.g. `zstd`, `gzip`, `openpgp`. */
+  codec: string;
+  [detail: string]: unknown;
+}
+
+/**
+ * A reversible encoding (compression, encryption). `decode` returns the reverse transform;
+ * a decoder that checks integrity must fail the stream at its end when the check fails.
+ */
+export interface Codec {
+  name: string;
+  decode(keys: DecodeKeys, layer: ArtifactLayer): Duplex | Promise<Duplex>;
+}
+
+/** An artifact as recorded in the manifest. */
+export interface ArtifactRecord {
+  database: string;
+  url: string;
+  bytes: number;
+  sha256: string;
+  format: string;
+  layers: ArtifactLayer[];
+}
+
+/** A verification result as recorded in the manifest. */
+export interface VerificationRecord {
+  database: string;
+  step: string;
+  check: string;
+  ok: boolean;
+  detail?: string;
+}
+
+/** What a step contributes to the backup's manifest. */
+export interface ManifestReporter {
+  database(name: string, info: SnapshotInfo): void;
+  artifact(record: ArtifactRecord): void;
+  verification(record: VerificationRecord): void;
+}
+
+/** An upstream stage of a stream chain, as a transform or sink sees it. */
+export interface ChainStage {
+  id: string;
+  uses: string;
+  outputs: Record<string, unknown>;
+}
+
+/** What `run(ctx)` receives. `W` is the type of the step's `with`. */
+export interface StepContext<W = Record<string, unknown>> {
+  /** Instance id: the step id, with its matrix cell if any, e.g. `dump[app]`. */
+  readonly id: string;
+  /** The step id as written. */
+  readonly stepId: string;
+  /** The step's `with`, templates resolved, validated against the step's schema. */
+  readonly with: W;
+  /** This cell's matrix values (`{}` without a matrix). */
+  readonly matrix: Record<string, unknown>;
+  readonly run: RunInfo;
+  /** Aborted on cancel (SIGINT/SIGTERM), timeout, or when the step's chain failed. */
+  readonly signal: AbortSignal;
+  readonly log: Logger;
+  /** A private scratch folder, removed when the step has finished. */
+  readonly tmpdir: string;
+  /** The stream of the step named in `input:` (transform and sink steps). */
+  readonly input: Readable;
+  /** Resolves with bytes and sha256 of `input` once it has ended. */
+  inputStats(): Promise<EdgeStats>;
+  /** The upstream stages of this stream chain, nearest last. */
+  readonly chain: readonly ChainStage[];
+  /**
+   * Runs a program (execa), never through a shell. It is killed when the step is cancelled; its
+   * stderr goes to the step's log. Pass secrets in `env`, never in `args`.
+   */
+  exec(file: string, args: readonly string[], options?: ExecaOptions): ResultPromise;
+  /**
+   * Hands out a resource (an open snapshot, a lock) that the engine keeps until every step that
+   * depends on this one has finished, then releases — also on failure and cancel.
+   */
+  lease<T>(resource: T, release: (resource: T) => Promise<void> | void): void;
+  /** The resource leased by a step this one references (`with` key of format `step-id`). */
+  resource<T = unknown>(stepRef: string): T;
+  /** The outputs of a step this one references, matched to this matrix cell. */
+  outputsOf(stepRef: string): Record<string, unknown>;
+  /** A database of the pipeline and its driver. */
+  database(name: string): { config: DatabaseConfig; driver: DatabaseDriver };
+  /** The storage that serves a URL, by scheme. */
+  storage(url: string): Storage;
+  /** A codec by name. */
+  codec(name: string): Codec;
+  /** Reports streaming progress (bytes so far) to the live view. */
+  progress(bytes: number): void;
+  /** Adds to the backup's manifest. */
+  readonly report: ManifestReporter;
+}
+
+/** What `run(ctx)` returns. */
+export interface StepResult<O = Record<string, unknown>> {
+  /** The produced stream (source and transform steps). */
+  output?: Readable;
+  /** Values later steps may reference as `steps.<id>.outputs.<name>`. */
+  outputs?: O;
+}
+
+/** A step type, as a plugin declares it. */
+export interface StepDefinition<W = Record<string, unknown>, O = Record<string, unknown>> {
+  /** The name pipelines use in `uses:`. */
+  uses: string;
+  kind: StepKind;
+  /** One line for `dbflow plugins`. */
+  description: string;
+  /** JSON Schema of `with`; required. A string property with `format: "step-id"` names another step. */
+  with: JsonSchema;
+  /** JSON Schema of the outputs; `steps.<id>.outputs.<name>` references are checked against it. */
+  outputs?: JsonSchema;
+  run(ctx: StepContext<W>): Promise<StepResult<O>>;
+  /** Undoes partial work after a failure or cancel (abort an upload, drop a scratch database). */
+  cleanup?(ctx: StepContext<W>): Promise<void>;
+}
+
+/** A plugin: a named bundle of steps, database drivers, storages and codecs. */
+export interface Plugin {
+  name: string;
+  version?: string;
+  steps?: StepDefinition<any, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+  drivers?: DatabaseDriver[];
+  storages?: Storage[];
+  codecs?: Codec[];
+}

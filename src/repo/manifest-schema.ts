@@ -1,0 +1,89 @@
+// The manifest schema: the one source of schemas/manifest.schema.json.
+import type { JsonSchema } from '../plugins/types.js';
+
+const tableCounts: JsonSchema = {
+  type: 'object',
+  additionalProperties: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['rows'],
+    properties: { rows: { type: 'integer', minimum: 0 }, checksum: { type: 'string' } },
+  },
+};
+
+export const manifestSchema: JsonSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'https://dbflow.dev/schemas/manifest.schema.json',
+  title: 'dbflow backup manifest',
+  type: 'object',
+  additionalProperties: false,
+  required: ['format', 'version', 'pipeline', 'run', 'status', 'databases', 'artifacts', 'verification', 'tools'],
+  properties: {
+    format: { const: 'dbflow-manifest' },
+    version: { const: 1 },
+    pipeline: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'sha256'],
+      properties: { name: { type: 'string' }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' }, file: { type: 'string' } },
+    },
+    run: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['id', 'started_at', 'finished_at'],
+      properties: { id: { type: 'string' }, started_at: { type: 'string' }, finished_at: { type: 'string' } },
+    },
+    status: { enum: ['verified', 'unverified'], description: 'verified: every artifact passed its restore-test and checks.' },
+    databases: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['driver', 'server_version', 'position', 'taken_at', 'tables'],
+        properties: {
+          driver: { type: 'string' },
+          server_version: { type: 'string' },
+          position: { type: 'object' },
+          taken_at: { type: 'string' },
+          tables: tableCounts,
+        },
+      },
+    },
+    artifacts: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['database', 'url', 'path', 'bytes', 'sha256', 'format', 'layers'],
+        properties: {
+          database: { type: 'string' },
+          url: { type: 'string' },
+          path: { type: 'string', description: 'Relative to the manifest.' },
+          bytes: { type: 'integer', minimum: 0 },
+          sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+          format: { type: 'string' },
+          layers: {
+            type: 'array',
+            items: { type: 'object', required: ['codec'], properties: { codec: { type: 'string' } } },
+          },
+        },
+      },
+    },
+    verification: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['database', 'step', 'check', 'ok'],
+        properties: {
+          database: { type: 'string' },
+          step: { type: 'string' },
+          check: { type: 'string' },
+          ok: { type: 'boolean' },
+          detail: { type: 'string' },
+        },
+      },
+    },
+    tools: { type: 'object', additionalProperties: { type: 'string' } },
+  },
+};

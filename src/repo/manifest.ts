@@ -1,0 +1,79 @@
+// The manifest of one backup: collected while the run goes, written last through the storage.
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { DbflowError } from '../errors.js';
+import type { ArtifactRecord, ManifestReporter, SnapshotInfo, Storage, VerificationRecord } from '../plugins/types.js';
+import { compile } from '../schema/validator.js';
+import { manifestSchema } from './manifest-schema.js';
+
+export const MANIFEST_NAME = 'manifest.json';
+
+/** A manifest as stored. */
+export interface Manifest {
+  format: 'dbflow-manifest';
+  version: 1;
+  pipeline: { name: string; sha256: string; file?: string };
+  run: { id: string; started_at: string; finished_at: string };
+  status: 'verified' | 'unverified';
+  databases: Record<string, { driver: string; server_version: string; position: Record<string, unknown>; taken_at: string; tables: SnapshotInfo['tables'] }>;
+  artifacts: (ArtifactRecord & { path: string })[];
+  verification: VerificationRecord[];
+  tools: Record<string, string>;
+}
+
+/** Collects what steps report; `build` turns it into a manifest. */
+export class ManifestBuilder implements ManifestReporter {
+  readonly databases = new Map<string, SnapshotInfo>();
+  readonly artifacts: ArtifactRecord[] = [];
+  readonly verifications: VerificationRecord[] = [];
+
+  database(name: string, info: SnapshotInfo): void {
+    this.databases.set(name, info);
+  }
+  artifact(record: ArtifactRecord): void {
+    this.artifacts.push(record);
+  }
+  verification(record: VerificationRecord): void {
+    this.verifications.push(record);
+  }
+
+  /** The folder URL all artifacts share: where the manifest goes. */
+  location(): string {
+    const dirs = this.artifacts.map((a) => a.url.slice(0, a.url.lastIndexOf('/')));
+    let common = dirs[0] ?? '';
+    for (const d of dirs) while (!(d === common || d.startsWith(`${common}/`))) common = common.slice(0, common.lastIndexOf('/'));
+    if (!/^[a-z][a-z0-9+.-]*:\/\/?[^/]/.test(common)) {
+      throw new DbflowError(`the artifacts of this run share no folder (${dirs.join(', ')}); upload them under one backup folder.`);
+    }
+    return common;
+  }
+
+  build(meta: { pipeline: Manifest['pipeline']; run: Manifest['run']; tools: Record<string, string> }): Manifest {
+    const base = this.location();
+    const verified = this.verifications.length > 0 && this.verifications.every((v) => v.ok) &&
+      this.artifacts.every((a) => this.verifications.some((v) => v.database === a.database && v.ok));
+    const manifest: Manifest = {
+      format: 'dbflow-manifest',
+      version: 1,
+      pipeline: meta.pipeline,
+      run: meta.run,
+      status: verified ? 'verified' : 'unverified',
+      databases: Object.fromEntries(
+        [...this.databases].map(([name, i]) => [name, { driver: i.driver, server_version: i.serverVersion, position: i.position, taken_at: i.takenAt, tables: i.tables }]),
+      ),
+      artifacts: this.artifacts.map((a) => ({ ...a, path: path.posix.relative(base, a.url) })),
+      verification: this.verifications,
+      tools: meta.tools,
+    };
+    const valid = compile(manifestSchema);
+    if (!valid(manifest)) throw new DbflowError(`internal: manifest does not match its schema: ${JSON.stringify(valid.errors)}`);
+    return manifest;
+  }
+}
+
+/** Writes the manifest last, atomically: from then on the backup exists. Returns its URL. */
+export async function publishManifest(manifest: Manifest, base: string, storage: Storage, signal: AbortSignal): Promise<string> {
+  const url = `${base}/${MANIFEST_NAME}`;
+  await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { signal });
+  return url;
+}

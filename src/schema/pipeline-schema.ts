@@ -1,0 +1,117 @@
+// The pipeline schema, version 1: the one source of schemas/pipeline.schema.json.
+import type { JsonSchema, StepDefinition } from '../plugins/types.js';
+
+export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$';
+export const STEP_ID_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
+export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
+
+const duration = { type: 'string', pattern: DURATION_PATTERN, description: 'A duration: 500ms, 30s, 5m, 2h, 1d.' };
+
+const step: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['id', 'uses'],
+  properties: {
+    id: { type: 'string', pattern: STEP_ID_PATTERN, description: 'Unique step id (letters, digits, _).' },
+    uses: { type: 'string', minLength: 1, description: 'The step type, e.g. dump, compress, upload.' },
+    with: { type: 'object', description: "The step type's options; checked against its plugin's schema." },
+    needs: {
+      description: 'Steps that must finish first.',
+      anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' }, uniqueItems: true }],
+    },
+    input: { type: 'string', description: 'The step whose byte stream this step reads (a streaming edge).' },
+    matrix: {
+      type: 'object',
+      description: 'Runs the step once per combination of values.',
+      minProperties: 1,
+      additionalProperties: {
+        anyOf: [{ type: 'array', minItems: 1 }, { type: 'string', pattern: '^\\s*\\{\\{.*\\}\\}\\s*$' }],
+      },
+    },
+    if: {
+      enum: ['success()', 'failure()', 'always()', 'cancelled()'],
+      description: 'When the step runs: success() (default), failure(), always(), cancelled().',
+    },
+    continue_on_error: { type: 'boolean', description: "A failure of this step does not fail the run." },
+    retry: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['max_attempts'],
+      properties: {
+        max_attempts: { type: 'integer', minimum: 1, maximum: 100 },
+        backoff: { enum: ['constant', 'linear', 'exponential'] },
+        delay: duration,
+      },
+    },
+    timeout: duration,
+  },
+};
+
+/** The pipeline schema without plugin `with` schemas (what validation runs first). */
+export const pipelineSchema: JsonSchema = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  $id: 'https://dbflow.dev/schemas/pipeline.schema.json',
+  title: 'dbflow pipeline',
+  type: 'object',
+  additionalProperties: false,
+  required: ['version', 'name', 'steps'],
+  properties: {
+    version: { const: 1, description: 'Pipeline format version.' },
+    name: { type: 'string', pattern: NAME_PATTERN },
+    description: { type: 'string' },
+    schedule: { type: 'string', description: 'Cron expression used by `dbflow daemon`.' },
+    timeout: duration,
+    concurrency: { type: 'integer', minimum: 1, maximum: 256 },
+    plugins: {
+      type: 'array',
+      items: { type: 'string', minLength: 1 },
+      description: 'Plugin modules: ./relative/path.ts|js or an npm package name.',
+    },
+    secrets: {
+      type: 'object',
+      propertyNames: { pattern: STEP_ID_PATTERN },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        minProperties: 1,
+        maxProperties: 1,
+        properties: {
+          env: { type: 'string', minLength: 1, description: 'Environment variable holding the secret.' },
+          file: { type: 'string', minLength: 1, description: 'File holding the secret.' },
+        },
+      },
+    },
+    vars: { type: 'object', propertyNames: { pattern: STEP_ID_PATTERN } },
+    databases: {
+      type: 'object',
+      propertyNames: { pattern: STEP_ID_PATTERN },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['driver', 'url'],
+        properties: {
+          driver: { type: 'string', description: 'Database driver, e.g. sqlite, postgres, mysql.' },
+          url: { type: 'string', minLength: 1 },
+          options: { type: 'object' },
+        },
+      },
+    },
+    steps: { type: 'array', minItems: 1, items: { $ref: '#/$defs/step' } },
+    finally: { type: 'array', items: { $ref: '#/$defs/step' } },
+  },
+  $defs: { step },
+};
+
+/** The published schema: the pipeline schema plus each step type's `with` schema, for editors. */
+export function publishedPipelineSchema(steps: readonly StepDefinition[]): JsonSchema {
+  const byUses = [...steps].sort((a, b) => a.uses.localeCompare(b.uses));
+  const withStep: JsonSchema = {
+    ...step,
+    properties: { ...(step.properties as object), uses: { type: 'string', examples: byUses.map((s) => s.uses) } },
+    allOf: byUses.map((s) => ({
+      if: { properties: { uses: { const: s.uses } }, required: ['uses'] },
+      then: { properties: { with: s.with } },
+    })),
+  };
+  return { ...pipelineSchema, $defs: { step: withStep } };
+}

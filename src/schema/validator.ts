@@ -1,0 +1,176 @@
+// Ajv in strict mode, and the translation of its errors into problems at file:line:col.
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { SpecProblem } from '../errors.js';
+import type { JsonSchema } from '../plugins/types.js';
+import type { DocPath, RawPipeline } from '../spec/source.js';
+import { didYouMean } from '../spec/suggest.js';
+
+/** The `format` that marks a `with` property naming another step (a dependency). */
+export const STEP_REF_FORMAT = 'step-id';
+
+/** A strict Ajv that knows dbflow's formats. */
+export function createAjv(): Ajv2020 {
+  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
+  ajv.addFormat(STEP_REF_FORMAT, /^[A-Za-z_][A-Za-z0-9_]*$/);
+  ajv.addFormat('uri-reference', true);
+  ajv.addFormat('url', /^[a-z][a-z0-9+.-]*:/i);
+  ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+  return ajv;
+}
+
+const shared = createAjv();
+const cache = new WeakMap<JsonSchema, ValidateFunction>();
+
+/** Compile a schema once (throws on a schema that strict mode refuses). */
+export function compile(schema: JsonSchema): ValidateFunction {
+  let fn = cache.get(schema);
+  if (!fn) {
+    fn = shared.compile(schema);
+    cache.set(schema, fn);
+  }
+  return fn;
+}
+
+/** Validate `value` found at `base` in the pipeline; problems point at the offending node. */
+export function validateAt(
+  schema: JsonSchema,
+  value: unknown,
+  raw: RawPipeline,
+  base: DocPath,
+  what: string,
+): SpecProblem[] {
+  const fn = compile(schema);
+  if (fn(value)) return [];
+  return collapse(fn.errors ?? []).map((e) => toProblem(e, raw, base, what, schema));
+}
+
+// anyOf/oneOf report every branch; keep the branch errors only when nothing better is at that path.
+function collapse(errors: ErrorObject[]): ErrorObject[] {
+  const byPath = new Map<string, ErrorObject[]>();
+  for (const e of errors) byPath.set(e.instancePath, [...(byPath.get(e.instancePath) ?? []), e]);
+  const out: ErrorObject[] = [];
+  for (const list of byPath.values()) {
+    const union = list.find((e) => e.keyword === 'anyOf' || e.keyword === 'oneOf');
+    out.push(...(union ? [union] : list.filter((e) => e.keyword !== 'if')));
+  }
+  // An error under a union branch that also failed as a whole is noise.
+  return out.filter(
+    (e) =>
+      !out.some(
+        (u) => (u.keyword === 'anyOf' || u.keyword === 'oneOf') && e !== u && e.schemaPath.startsWith(u.schemaPath),
+      ),
+  );
+}
+
+function toProblem(e: ErrorObject, raw: RawPipeline, base: DocPath, what: string, root: JsonSchema): SpecProblem {
+  const path = [...base, ...pointerToPath(e.instancePath)];
+  const where = describe(path, what);
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(p.additionalProperty);
+      const known = Object.keys(schemaAt(root, e.schemaPath)?.properties ?? {});
+      return {
+        pos: raw.keyPos([...path, key]),
+        message: `unknown key "${key}" in ${where}.${didYouMean(key, known)}`,
+      };
+    }
+    case 'required':
+      return { pos: raw.keyPos(path), message: `${where} is missing required key "${String(p.missingProperty)}".` };
+    case 'enum': {
+      const allowed = (p.allowedValues as unknown[]).map((v) => JSON.stringify(v));
+      const value = valueAt(raw.data, path);
+      const hint = typeof value === 'string' ? didYouMean(value, allowed.map((a) => JSON.parse(a) as string)) : '';
+      return {
+        pos: raw.pos(path),
+        message: `${where} must be one of ${allowed.join(', ')}, not ${JSON.stringify(value)}.${hint.startsWith(' Did') ? hint : ''}`,
+      };
+    }
+    case 'const':
+      return {
+        pos: raw.pos(path),
+        message: `${where} must be ${JSON.stringify(p.allowedValue)}, not ${JSON.stringify(valueAt(raw.data, path))}.`,
+      };
+    case 'type':
+      return {
+        pos: raw.pos(path),
+        message: `${where} must be ${article(String(p.type))}, not ${kindOf(valueAt(raw.data, path))}.`,
+      };
+    case 'pattern':
+      return {
+        pos: raw.pos(path),
+        message: `${where} ${JSON.stringify(valueAt(raw.data, path))} does not match ${patternHint(String(p.pattern))}.`,
+      };
+    case 'propertyNames':
+      return { pos: raw.keyPos([...path, String(p.propertyName)]), message: `${where} has an invalid name "${String(p.propertyName)}": use letters, digits and _.` };
+    case 'anyOf':
+    case 'oneOf':
+      return { pos: raw.pos(path), message: `${where} has the wrong shape: ${unionHint(schemaAt(root, e.schemaPath))}.` };
+    default:
+      return { pos: raw.pos(path), message: `${where} ${e.message ?? 'is invalid'}.` };
+  }
+}
+
+function pointerToPath(pointer: string): (string | number)[] {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+/** A readable name for a place in the pipeline: `steps[2].with.level`. */
+export function describe(path: DocPath, what: string): string {
+  if (path.length === 0) return what;
+  let out = '';
+  for (const part of path) out += typeof part === 'number' ? `[${part}]` : out ? `.${part}` : part;
+  return `"${out}"`;
+}
+
+function schemaAt(root: JsonSchema, schemaPath: string): { properties?: Record<string, unknown>; anyOf?: unknown[]; oneOf?: unknown[] } | undefined {
+  const parts = schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean);
+  parts.pop(); // the keyword itself
+  let node: unknown = root;
+  for (const part of parts) {
+    if (node && typeof node === 'object') node = (node as Record<string, unknown>)[decodeURIComponent(part.replace(/~1/g, '/').replace(/~0/g, '~'))];
+    else return undefined;
+  }
+  return node as { properties?: Record<string, unknown> };
+}
+
+function valueAt(data: unknown, path: DocPath): unknown {
+  let node = data;
+  for (const part of path) {
+    if (node && typeof node === 'object') node = (node as Record<string | number, unknown>)[part];
+    else return undefined;
+  }
+  return node;
+}
+
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return 'empty';
+  if (Array.isArray(value)) return 'a list';
+  if (typeof value === 'object') return 'a mapping';
+  return `${typeof value} ${JSON.stringify(value)}`;
+}
+
+function article(type: string): string {
+  const names: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', null: 'empty' };
+  return type
+    .split(',')
+    .map((t) => names[t] ?? t)
+    .join(' or ');
+}
+
+function patternHint(pattern: string): string {
+  if (pattern.includes('(ms|s|m|h|d)')) return 'a duration such as 30s, 5m or 2h';
+  if (pattern.startsWith('^[A-Za-z_]')) return 'an identifier (letters, digits and _, not starting with a digit)';
+  return `the pattern ${pattern}`;
+}
+
+function unionHint(schema: { anyOf?: unknown[]; oneOf?: unknown[] } | undefined): string {
+  const branches = (schema?.anyOf ?? schema?.oneOf ?? []) as { type?: string }[];
+  const types = branches.map((b) => (b.type ? article(b.type) : 'a template')).filter(Boolean);
+  return types.length ? `expected ${types.join(' or ')}` : 'see `dbflow schema`';
+}

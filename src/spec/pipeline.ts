@@ -1,0 +1,113 @@
+// The normalized pipeline: what the planner and engine work from, never raw YAML.
+import type { DocPath } from './source.js';
+
+/** Where a secret's value comes from. */
+export type SecretSource = { env: string } | { file: string };
+
+/** When a step runs, given how its dependencies ended. */
+export type Condition = 'success()' | 'failure()' | 'always()' | 'cancelled()';
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  backoff: 'constant' | 'linear' | 'exponential';
+  delayMs: number;
+}
+
+/** One step as written (before matrix expansion), normalized. */
+export interface StepSpec {
+  id: string;
+  uses: string;
+  with: Record<string, unknown>;
+  needs: string[];
+  input?: string;
+  matrix?: Record<string, unknown>;
+  if: Condition;
+  continueOnError: boolean;
+  retry: RetryPolicy;
+  timeoutMs?: number;
+  /** Declared under `finally:`: runs after every other step, whatever happened. */
+  finally: boolean;
+  /** Where the step is in the file (for errors found later). */
+  path: DocPath;
+}
+
+export interface DatabaseSpec {
+  driver: string;
+  url: string;
+  options: Record<string, unknown>;
+}
+
+/** A validated, normalized pipeline. */
+export interface Pipeline {
+  file: string;
+  sha256: string;
+  name: string;
+  description?: string;
+  schedule?: string;
+  timeoutMs?: number;
+  concurrency?: number;
+  plugins: string[];
+  secrets: Record<string, SecretSource>;
+  vars: Record<string, unknown>;
+  databases: Record<string, DatabaseSpec>;
+  /** Main steps, then `finally` steps. */
+  steps: StepSpec[];
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30s` → 30000. The schema has checked the shape already. */
+export function parseDuration(text: string): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$/.exec(text);
+  if (!m) throw new Error(`not a duration: ${text}`);
+  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
+}
+
+type RawStep = Record<string, unknown>;
+
+/** Turn schema-valid data into a Pipeline. */
+export function normalize(data: Record<string, unknown>, file: string, sha256: string): Pipeline {
+  const step = (s: RawStep, path: DocPath, isFinally: boolean): StepSpec => {
+    const retry = (s.retry ?? {}) as Record<string, unknown>;
+    const needs = s.needs === undefined ? [] : Array.isArray(s.needs) ? (s.needs as string[]) : [s.needs as string];
+    return {
+      id: s.id as string,
+      uses: s.uses as string,
+      with: (s.with ?? {}) as Record<string, unknown>,
+      needs,
+      ...(s.input !== undefined && { input: s.input as string }),
+      ...(s.matrix !== undefined && { matrix: s.matrix as Record<string, unknown> }),
+      if: (s.if as Condition | undefined) ?? (isFinally ? 'always()' : 'success()'),
+      continueOnError: s.continue_on_error === true,
+      retry: {
+        maxAttempts: (retry.max_attempts as number | undefined) ?? 1,
+        backoff: (retry.backoff as RetryPolicy['backoff'] | undefined) ?? 'exponential',
+        delayMs: retry.delay ? parseDuration(retry.delay as string) : 1000,
+      },
+      ...(s.timeout !== undefined && { timeoutMs: parseDuration(s.timeout as string) }),
+      finally: isFinally,
+      path,
+    };
+  };
+  const databases: Record<string, DatabaseSpec> = {};
+  for (const [name, db] of Object.entries((data.databases ?? {}) as Record<string, Record<string, unknown>>)) {
+    databases[name] = { driver: db.driver as string, url: db.url as string, options: (db.options ?? {}) as Record<string, unknown> };
+  }
+  return {
+    file,
+    sha256,
+    name: data.name as string,
+    ...(data.description !== undefined && { description: data.description as string }),
+    ...(data.schedule !== undefined && { schedule: data.schedule as string }),
+    ...(data.timeout !== undefined && { timeoutMs: parseDuration(data.timeout as string) }),
+    ...(data.concurrency !== undefined && { concurrency: data.concurrency as number }),
+    plugins: (data.plugins ?? []) as string[],
+    secrets: (data.secrets ?? {}) as Record<string, SecretSource>,
+    vars: (data.vars ?? {}) as Record<string, unknown>,
+    databases,
+    steps: [
+      ...((data.steps ?? []) as RawStep[]).map((s, i) => step(s, ['steps', i], false)),
+      ...((data.finally ?? []) as RawStep[]).map((s, i) => step(s, ['finally', i], true)),
+    ],
+  };
+}

@@ -1,0 +1,72 @@
+// A pipeline file as written: the YAML document with a source position for every node.
+import { createHash } from 'node:crypto';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import type { SourcePos, SpecProblem } from '../errors.js';
+
+/** A path into the document: keys and sequence indexes. */
+export type DocPath = readonly (string | number)[];
+
+/** What the user wrote, before any validation: plain data plus a way back to file:line:col. */
+export interface RawPipeline {
+  file: string;
+  text: string;
+  sha256: string;
+  data: unknown;
+  /** Position of the value at `path`, or of the nearest ancestor that exists. */
+  pos(path: DocPath): SourcePos;
+  /** Position of the key at the end of `path` (for unknown or misspelled keys). */
+  keyPos(path: DocPath): SourcePos;
+  /** YAML syntax problems; when any, `data` is not to be trusted. */
+  syntax: SpecProblem[];
+}
+
+/** Parse pipeline text; never throws: syntax errors come back as problems. */
+export function parseSource(file: string, text: string): RawPipeline {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const at = (offset: number): SourcePos => {
+    const { line, col } = lines.linePos(offset);
+    return { file, line, col };
+  };
+  const syntax: SpecProblem[] = doc.errors.map((e) => ({
+    pos: at(e.pos[0]),
+    message: yamlMessage(e.code, e.message),
+  }));
+  const nodeAt = (path: DocPath): { node: Node | null; keyNode: Node | null } => {
+    let node: unknown = doc.contents;
+    let keyNode: Node | null = null;
+    for (const part of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(part));
+        if (!pair) return { node: node as Node, keyNode: null };
+        keyNode = pair.key as Node;
+        node = pair.value ?? pair.key;
+      } else if (isSeq(node) && typeof part === 'number' && node.items[part]) {
+        keyNode = node.items[part] as Node;
+        node = node.items[part];
+      } else {
+        return { node: node as Node, keyNode: null };
+      }
+    }
+    return { node: node as Node, keyNode };
+  };
+  const posOfNode = (n: Node | null): SourcePos => (n?.range ? at(n.range[0]) : { file, line: 1, col: 1 });
+  return {
+    file,
+    text,
+    sha256: createHash('sha256').update(text).digest('hex'),
+    data: syntax.length ? null : (doc as Document).toJS({ maxAliasCount: 100 }),
+    syntax,
+    pos: (path) => posOfNode(nodeAt(path).node),
+    keyPos: (path) => {
+      const found = nodeAt(path);
+      return posOfNode(found.keyNode ?? found.node);
+    },
+  };
+}
+
+function yamlMessage(code: string, message: string): string {
+  const first = message.split('\n')[0] ?? message;
+  const trimmed = first.replace(/ at line \d+, column \d+:?$/, '');
+  return `YAML syntax error: ${trimmed.charAt(0).toLowerCase()}${trimmed.slice(1)} (${code})`;
+}
