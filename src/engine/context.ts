@@ -67,7 +67,7 @@ export function createContext(
     chain: wiring.chain,
     exec(file: string, args: readonly string[], options: ExecaOptions = {}) {
       const sub = execa(file, args, { cancelSignal: signal, forceKillAfterDelay: 2000, ...options, env: { ...options.env } });
-      const stderr = sub.stderr as Readable | null;
+      const stderr = sub.stderr;
       if (stderr && options.stderr === undefined) {
         stderr.setEncoding('utf8');
         let buf = '';

@@ -256,7 +256,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         const message = redactor.redact(cause instanceof Error ? cause.message : String(cause)).replace(/^dbflow: /, '');
         const wasCancelled = cancelled && !(reason instanceof TimeoutError);
         await cleanup(startedCtx);
-        for (const m of unit.members) leases.has(m.key) && (await releaseLease(m.key));
+        for (const m of unit.members) if (leases.has(m.key)) await releaseLease(m.key);
         if (!wasCancelled && attempt < maxAttempts && !(cause instanceof CancelledError)) {
           const delayMs = backoff(policy.backoff, policy.delayMs, attempt);
           emit({ type: 'step:retry', time: now(), id: unit.key, attempt, delayMs, error: message });
@@ -343,7 +343,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   let status: RunStatus = runError && !cancelled ? 'failed' : cancelled && !runError ? 'cancelled' : failed.length || runError ? 'failed' : 'success';
   const summary: RunSummary = {
     steps: Object.fromEntries([...states].map(([k, s]) => [k, s.status as StepStatus])),
-    artifacts: report.artifacts.map((a) => ({ database: a.database, url: a.url, bytes: a.bytes, sha256: a.sha256 })),
+    artifacts: report.artifacts.map((a) => ({ database: a.database, url: a.url, bytes: a.bytes, sha256: a.sha256, format: a.format, layers: a.layers })),
     verifications: report.verifications.map((v) => ({ database: v.database, check: v.check, ok: v.ok, ...(v.detail && { detail: v.detail }) })),
   };
   const finished = new Date();

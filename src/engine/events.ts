@@ -26,7 +26,7 @@ export type EngineEvent =
 /** What a run produced, for the closing summary. */
 export interface RunSummary {
   steps: Record<string, StepStatus>;
-  artifacts: { database: string; url: string; bytes: number; sha256: string }[];
+  artifacts: { database: string; url: string; bytes: number; sha256: string; format: string; layers: { codec: string }[] }[];
   verifications: { database: string; check: string; ok: boolean; detail?: string }[];
   manifest?: string;
 }

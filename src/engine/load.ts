@@ -5,6 +5,7 @@ import { SpecError, UsageError, type SpecProblem } from '../errors.js';
 import { planPipeline, type Plan } from '../plan/plan.js';
 import { builtinRegistry, loadPlugins } from '../plugins/loader.js';
 import type { Registry } from '../plugins/registry.js';
+import type { Plugin } from '../plugins/types.js';
 import { checkPipeline } from '../spec/check.js';
 import { normalize, type Pipeline } from '../spec/pipeline.js';
 import { renderProblems } from '../spec/snippet.js';
@@ -23,6 +24,8 @@ export interface LoadOptions {
   env?: Record<string, string | undefined>;
   /** Name shown in error positions (defaults to the path as given). */
   displayName?: string;
+  /** Plugins to add besides the first-party ones and those the pipeline lists (embedding, tests). */
+  plugins?: Plugin[];
 }
 
 /** Read and validate a pipeline file; every problem is reported at once as a SpecError. */
@@ -46,6 +49,7 @@ export async function loadPipelineText(file: string, text: string, baseDir: stri
   };
   if (raw.syntax.length) fail(raw.syntax);
   const registry = await builtinRegistry();
+  for (const p of options.plugins ?? []) registry.add(p, 'options.plugins');
   const data = raw.data as Record<string, unknown> | null;
   const specs = Array.isArray(data?.plugins) ? (data.plugins as unknown[]).filter((p): p is string => typeof p === 'string') : [];
   const pluginProblems = (await loadPlugins(registry, specs, baseDir)).map((p) => ({ pos: raw.pos(['plugins', p.index]), message: p.message }));

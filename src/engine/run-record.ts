@@ -69,11 +69,15 @@ export function listRuns(stateDir: string, limit = 20): RunListing[] {
       const meta = read('pipeline.json');
       return {
         id,
-        pipeline: String(result?.pipeline ?? meta?.name ?? '?'),
+        pipeline: str(result?.pipeline) ?? str(meta?.name) ?? '?',
         status: (result?.status as RunStatus | undefined) ?? 'running',
-        startedAt: String(result?.started_at ?? meta?.started_at ?? ''),
+        startedAt: str(result?.started_at) ?? str(meta?.started_at) ?? '',
         ...(typeof result?.duration_ms === 'number' && { durationMs: result.duration_ms }),
         dir,
       };
     });
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
 }

@@ -159,7 +159,8 @@ function expandMatrix(s: StepSpec, ctx: StaticContext): { key: string; cell: Rec
       return `matrix "${k}" of step "${s.id}": ${(err as Error).message}.`;
     }
     if (!Array.isArray(values) || values.length === 0) return `matrix "${k}" of step "${s.id}" must be a non-empty list.`;
-    combos = combos.flatMap((c) => values.map((x) => ({ ...c, [k]: x })));
+    const list: unknown[] = values;
+    combos = combos.flatMap((c) => list.map((x) => ({ ...c, [k]: x })));
   }
   return combos.map((cell) => ({ key: `${s.id}[${Object.values(cell).map(String).join(',')}]`, cell }));
 }

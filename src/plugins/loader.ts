@@ -57,6 +57,6 @@ export async function loadPlugins(registry: Registry, specifiers: readonly strin
 // tsImport of a CommonJS-compiled or ESM module may wrap the default export once more.
 function unwrapDefault(mod: { default?: unknown }): unknown {
   let value: unknown = mod.default ?? mod;
-  while (value && typeof value === 'object' && 'default' in value && !('name' in value)) value = (value as { default: unknown }).default;
+  while (value && typeof value === 'object' && 'default' in value && !('name' in value)) value = (value).default;
   return value;
 }

@@ -89,6 +89,9 @@ export interface ScratchDatabase {
   drop(): Promise<void>;
 }
 
+/** The context a driver method gets: any step's context (its `with` is not the driver's concern). */
+export type DriverContext = StepContext<unknown>;
+
 /**
  * A database driver: what the generic `snapshot`, `dump`, `restore-test` and `rowcount-check`
  * steps dispatch to, by the database's `driver:`.
@@ -99,15 +102,15 @@ export interface DatabaseDriver {
   /** JSON Schema of `databases.<name>.options`; `{}` accepts none. */
   options: JsonSchema;
   /** Opens a consistent snapshot and counts rows inside it. */
-  snapshot(ctx: StepContext, db: DatabaseConfig): Promise<DriverSnapshot>;
+  snapshot(ctx: DriverContext, db: DatabaseConfig): Promise<DriverSnapshot>;
   /** Streams a dump that reads exactly the given snapshot. */
-  dump(ctx: StepContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream>;
+  dump(ctx: DriverContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream>;
   /** Creates an empty scratch database next to `db`, named after `name`. */
-  scratch(ctx: StepContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase>;
+  scratch(ctx: DriverContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase>;
   /** Restores a dump stream (as produced by `dump`) into the database at `url`. */
-  restore(ctx: StepContext, url: string, input: Readable, format: string): Promise<void>;
+  restore(ctx: DriverContext, url: string, input: Readable, format: string): Promise<void>;
   /** Counts rows (and checksums) of every table of the database at `url`. */
-  rowCounts(ctx: StepContext, url: string): Promise<TableCounts>;
+  rowCounts(ctx: DriverContext, url: string): Promise<TableCounts>;
 }
 
 /** Options of a storage write. */

@@ -38,7 +38,7 @@ export function parseSource(file: string, text: string): RawPipeline {
     for (const part of path) {
       if (isMap(node)) {
         const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(part));
-        if (!pair) return { node: node as Node, keyNode: null };
+        if (!pair) return { node: node, keyNode: null };
         keyNode = pair.key as Node;
         node = pair.value ?? pair.key;
       } else if (isSeq(node) && typeof part === 'number' && node.items[part]) {

@@ -61,7 +61,7 @@ export function scanTemplate(text: string): TemplateScan {
       if (!p.data && p.parts.length) refs.push({ parts: [...p.parts], original: p.original });
       return;
     }
-    for (const value of Object.values(node)) {
+    for (const value of Object.values(node as Record<string, unknown>)) {
       if (Array.isArray(value)) value.forEach(visit);
       else if (value && typeof value === 'object' && key(value)) visit(value);
     }

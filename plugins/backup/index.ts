@@ -1,0 +1,12 @@
+// The generic backup steps; each dispatches on the database's driver or the URL's storage.
+import { definePlugin } from '../../src/index.js';
+import { dumpStep } from './dump.js';
+import { restoreTestStep } from './restore-test.js';
+import { rowcountCheckStep } from './rowcount-check.js';
+import { snapshotStep } from './snapshot.js';
+import { uploadStep } from './upload.js';
+
+export default definePlugin({
+  name: 'backup',
+  steps: [snapshotStep, dumpStep, uploadStep, restoreTestStep, rowcountCheckStep],
+});

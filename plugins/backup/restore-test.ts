@@ -1,0 +1,58 @@
+// The `restore-test` step: restores what was stored into a scratch database and counts its rows.
+import { pipeline } from 'node:stream/promises';
+import { PassThrough } from 'node:stream';
+import { decodeArtifact, defineStep, type ArtifactRecord, type TableCounts } from '../../src/index.js';
+
+interface RestoreTestWith {
+  from: string;
+  passphrase?: string;
+  private_key?: string;
+}
+
+/** Scratch database name for a run and database: `dbflow_verify_<run>_<db>`. */
+export function scratchName(runId: string, database: string): string {
+  return `dbflow_verify_${runId}_${database}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+}
+
+export const restoreTestStep = defineStep<RestoreTestWith, { database: string; tables: TableCounts; bytes: number }>({
+  uses: 'restore-test',
+  kind: 'task',
+  description: 'Download, decrypt, decompress and restore a stored artifact into a scratch database, then count its rows.',
+  with: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['from'],
+    properties: {
+      from: { type: 'string', format: 'step-id', description: 'The upload step whose artifact to restore.' },
+      passphrase: { type: 'string', 'x-secret': true },
+      private_key: { type: 'string', 'x-secret': true, description: 'Armored private key for public-key encryption.' },
+    },
+  },
+  outputs: {
+    type: 'object',
+    properties: { database: { type: 'string' }, tables: { type: 'object' }, bytes: { type: 'integer' } },
+  },
+  async run(ctx) {
+    const artifact = ctx.outputsOf(ctx.with.from) as unknown as ArtifactRecord;
+    const { config, driver } = ctx.database(artifact.database);
+    const scratch = await driver.scratch(ctx, config, scratchName(ctx.run.id, artifact.database));
+    try {
+      const keys = {
+        ...(ctx.with.passphrase !== undefined && { passphrase: ctx.with.passphrase }),
+        ...(ctx.with.private_key !== undefined && { privateKey: ctx.with.private_key }),
+      };
+      const { stream } = await decodeArtifact(ctx, artifact, keys);
+      let bytes = 0;
+      const counted = new PassThrough({ highWaterMark: 1 << 20 });
+      counted.on('data', (c: Buffer) => ctx.progress((bytes += c.length)));
+      // The restore reads untrusted bytes; only a stream that ended without error counts.
+      await Promise.all([pipeline(stream, counted), driver.restore(ctx, scratch.url, counted, artifact.format)]);
+      const tables = await driver.rowCounts(ctx, scratch.url);
+      ctx.report.verification({ database: artifact.database, step: ctx.id, check: 'restore', ok: true, detail: `${Object.keys(tables).length} tables restored from ${artifact.url}` });
+      ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a scratch database`);
+      return { outputs: { database: artifact.database, tables, bytes } };
+    } finally {
+      await scratch.drop();
+    }
+  },
+});

@@ -1,0 +1,47 @@
+// The `upload` step: stores a stream at a URL (atomically) and records the artifact.
+import { defineStep, type ArtifactLayer, type ArtifactRecord } from '../../src/index.js';
+
+interface UploadWith {
+  to: string;
+}
+
+export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
+  uses: 'upload',
+  kind: 'sink',
+  description: 'Store the input stream at a URL (file://, …); it appears only once complete.',
+  with: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['to'],
+    properties: { to: { type: 'string', format: 'url', description: 'Destination URL, e.g. file://./backups/x.zst.pgp' } },
+  },
+  outputs: {
+    type: 'object',
+    properties: {
+      url: { type: 'string' },
+      bytes: { type: 'integer' },
+      sha256: { type: 'string' },
+      database: { type: 'string' },
+      format: { type: 'string' },
+      layers: { type: 'array' },
+    },
+  },
+  async run(ctx) {
+    const url = ctx.with.to;
+    const stored = await ctx.storage(url).put(url, ctx.input, { signal: ctx.signal });
+    const stats = await ctx.inputStats();
+    const source = ctx.chain[0]?.outputs ?? {};
+    const layers = ctx.chain.map((s) => s.outputs.layer).filter((l): l is ArtifactLayer => typeof l === 'object' && l !== null);
+    const record: ArtifactRecord = {
+      database: typeof source.database === 'string' ? source.database : ctx.chain[0]?.id ?? ctx.id,
+      url: stored.url,
+      bytes: stats.bytes,
+      sha256: stats.sha256,
+      format: typeof source.format === 'string' ? source.format : 'bytes',
+      layers,
+    };
+    ctx.report.artifact(record);
+    ctx.log.info(`stored ${stats.bytes} bytes at ${stored.url}`);
+    return { outputs: record };
+  },
+});

@@ -1,0 +1,173 @@
+// The CLI commands; each returns an exit code and lets errors reach the one catch in main.
+import path from 'node:path';
+import { watch } from 'chokidar';
+import { loadPipeline } from '../engine/load.js';
+import { runPipeline } from '../engine/engine.js';
+import { listRuns } from '../engine/run-record.js';
+import { ExitCode, SpecError, UsageError } from '../errors.js';
+import { builtinRegistry } from '../plugins/loader.js';
+import { manifestSchema } from '../repo/manifest-schema.js';
+import { publishedPipelineSchema } from '../schema/pipeline-schema.js';
+import { formatDuration } from '../ui/format.js';
+import { liveRenderer } from '../ui/live.js';
+import { plainRenderer } from '../ui/plain.js';
+import { renderSummary } from '../ui/summary.js';
+import { renderGraph, renderPlan } from './graph.js';
+
+export interface Io {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  isTTY: boolean;
+}
+
+export async function runCommand(file: string, opts: { concurrency?: string; json?: boolean; stateDir?: string; verbose?: boolean }, io: Io): Promise<number> {
+  const loaded = await loadPipeline(file);
+  const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals): void => {
+    signals++;
+    if (signals > 1) {
+      io.err(`dbflow: ${sig} again: exiting now.`);
+      process.exit(ExitCode.interrupted);
+    }
+    io.err(`dbflow: ${sig}: stopping, killing child processes and cleaning up (send it again to exit at once)…`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const live = !opts.json && io.isTTY && !process.env.CI ? liveRenderer() : undefined;
+  const plain = plainRenderer(io.err, opts.verbose);
+  try {
+    const result = await runPipeline(loaded, {
+      ...(concurrency !== undefined && { concurrency }),
+      ...(opts.stateDir !== undefined && { stateDir: opts.stateDir }),
+      signal: controller.signal,
+      onEvent: (e) => {
+        if (opts.json) io.out(JSON.stringify(e));
+        else if (live) live.onEvent(e);
+        else plain(e);
+      },
+    });
+    await live?.done();
+    if (!opts.json) io.out(renderSummary(loaded.pipeline.name, result));
+    return result.status === 'success' ? ExitCode.ok : result.status === 'cancelled' ? ExitCode.interrupted : ExitCode.stepFailed;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+export async function validateCommand(files: string[], opts: { json?: boolean }, io: Io): Promise<number> {
+  let code = ExitCode.ok as number;
+  const results: { file: string; ok: boolean; problems?: { file: string; line: number; col: number; message: string }[] }[] = [];
+  for (const file of files) {
+    try {
+      const { plan } = await loadPipeline(file);
+      results.push({ file, ok: true });
+      if (!opts.json) io.out(`${file}: ok (${plan.steps.size} steps)`);
+    } catch (err) {
+      if (!(err instanceof SpecError)) throw err;
+      code = ExitCode.usage;
+      results.push({ file, ok: false, problems: err.problems.map((p) => ({ ...p.pos, message: p.message })) });
+      if (!opts.json) io.err(`${err.rendered}\n\n${err.message}`);
+    }
+  }
+  if (opts.json) io.out(JSON.stringify(files.length === 1 ? results[0] : results, null, 2));
+  return code;
+}
+
+export async function planCommand(file: string, opts: { json?: boolean }, io: Io): Promise<number> {
+  const { plan } = await loadPipeline(file);
+  if (opts.json) {
+    io.out(
+      JSON.stringify(
+        { pipeline: plan.pipeline.name, units: plan.units.map((u) => ({ key: u.key, steps: u.members.map((m) => ({ id: m.key, uses: m.def.uses, kind: m.def.kind, matrix: m.cell })), after: u.deps })) },
+        null,
+        2,
+      ),
+    );
+  } else io.out(renderPlan(plan));
+  return ExitCode.ok;
+}
+
+export async function graphCommand(file: string, opts: { format: string }, io: Io): Promise<number> {
+  if (opts.format !== 'mermaid' && opts.format !== 'dot') throw new UsageError(`--format must be "mermaid" or "dot", not "${opts.format}".`);
+  const { plan } = await loadPipeline(file);
+  io.out(renderGraph(plan, opts.format));
+  return ExitCode.ok;
+}
+
+export async function schemaCommand(opts: { manifest?: boolean }, io: Io): Promise<number> {
+  const registry = await builtinRegistry();
+  io.out(JSON.stringify(opts.manifest ? manifestSchema : publishedPipelineSchema([...registry.steps.values()]), null, 2));
+  return ExitCode.ok;
+}
+
+export async function pluginsCommand(opts: { json?: boolean; pipeline?: string }, io: Io): Promise<number> {
+  const registry = opts.pipeline ? (await loadPipeline(opts.pipeline)).registry : await builtinRegistry();
+  if (opts.json) {
+    io.out(
+      JSON.stringify(
+        registry.plugins.map(({ plugin, from }) => ({
+          name: plugin.name,
+          from,
+          steps: (plugin.steps ?? []).map((s) => ({ uses: s.uses, kind: s.kind, description: s.description, with: s.with, outputs: s.outputs })),
+          drivers: (plugin.drivers ?? []).map((d) => d.name),
+          storages: (plugin.storages ?? []).map((s) => s.scheme),
+          codecs: (plugin.codecs ?? []).map((c) => c.name),
+        })),
+        null,
+        2,
+      ),
+    );
+    return ExitCode.ok;
+  }
+  for (const { plugin, from } of registry.plugins) {
+    io.out(`${plugin.name}${from === 'dbflow' ? '' : `  (${from})`}`);
+    for (const s of plugin.steps ?? []) io.out(`  step    ${s.uses.padEnd(16)} ${s.kind.padEnd(9)} ${s.description}`);
+    for (const d of plugin.drivers ?? []) io.out(`  driver  ${d.name}`);
+    for (const s of plugin.storages ?? []) io.out(`  storage ${s.scheme}://`);
+    for (const c of plugin.codecs ?? []) io.out(`  codec   ${c.name}`);
+  }
+  return ExitCode.ok;
+}
+
+export function runsCommand(opts: { json?: boolean; stateDir?: string; limit?: string }, io: Io): number {
+  const runs = listRuns(path.resolve(opts.stateDir ?? '.dbflow'), opts.limit ? parsePositive(opts.limit, '--limit') : 20);
+  if (opts.json) io.out(JSON.stringify(runs, null, 2));
+  else if (!runs.length) io.out('no runs yet: start one with `dbflow run <pipeline.yaml>`');
+  else {
+    io.out(`${'RUN'.padEnd(24)} ${'PIPELINE'.padEnd(20)} ${'STATUS'.padEnd(10)} DURATION`);
+    for (const r of runs) io.out(`${r.id.padEnd(24)} ${r.pipeline.padEnd(20)} ${r.status.padEnd(10)} ${r.durationMs !== undefined ? formatDuration(r.durationMs) : '-'}`);
+  }
+  return ExitCode.ok;
+}
+
+export async function watchCommand(dir: string, io: Io): Promise<number> {
+  const check = async (file: string): Promise<void> => {
+    try {
+      const { plan } = await loadPipeline(file);
+      io.out(`${new Date().toISOString().slice(11, 19)} ${file}: ok (${plan.steps.size} steps)`);
+    } catch (err) {
+      if (!(err instanceof SpecError) && !(err instanceof UsageError)) throw err;
+      io.out(`${new Date().toISOString().slice(11, 19)} ${err instanceof SpecError ? err.rendered : err.message}`);
+    }
+  };
+  const watcher = watch(dir, { ignoreInitial: false, ignored: (p, stats) => Boolean(stats?.isFile() && !/\.ya?ml$/.test(p)) });
+  const onFile = (file: string): void => void check(file).catch((err: unknown) => io.err(String(err)));
+  watcher.on('add', onFile).on('change', onFile);
+  io.err(`watching ${dir} for pipeline changes (Ctrl-C to stop)`);
+  await new Promise<void>((resolve) => {
+    const stop = (): void => void watcher.close().then(resolve);
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return ExitCode.ok;
+}
+
+function parsePositive(value: string, flag: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer, not "${value}".`);
+  return n;
+}

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+// The dbflow command line; the one place that catches errors and maps them to exit codes.
+import { Command, CommanderError } from 'commander';
+import { dbflowVersion } from '../engine/versions.js';
+import { ExitCode, isUserError } from '../errors.js';
+import * as cmd from './commands.js';
+
+const io: cmd.Io = {
+  out: (t) => process.stdout.write(`${t}\n`),
+  err: (t) => process.stderr.write(`${t}\n`),
+  isTTY: Boolean(process.stdout.isTTY && process.stderr.isTTY),
+};
+
+function program(setCode: (code: number) => void): Command {
+  const p = new Command('dbflow')
+    .description('Database backups as declarative YAML pipelines: consistent snapshots, streamed, verified by a real restore.')
+    .version(dbflowVersion())
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  const state = ['--state-dir <dir>', 'where run records are kept', '.dbflow'] as const;
+  p.command('run')
+    .description('run a pipeline: snapshot, dump, compress, encrypt, upload, restore-test, …')
+    .argument('<pipeline>', 'pipeline file, e.g. pipelines/nightly.yaml')
+    .option('-c, --concurrency <n>', 'most steps (or stream chains) running at once')
+    .option('--json', 'print engine events as JSON lines on stdout')
+    .option('-v, --verbose', 'also print debug lines')
+    .option(...state)
+    .action(async (file: string, o: { concurrency?: string; json?: boolean; stateDir?: string; verbose?: boolean }) => setCode(await cmd.runCommand(file, o, io)));
+  p.command('validate')
+    .description('check pipelines without running them; errors point at file:line:col')
+    .argument('<pipelines...>', 'pipeline files')
+    .option('--json', 'print the result as JSON')
+    .action(async (files: string[], o: { json?: boolean }) => setCode(await cmd.validateCommand(files, o, io)));
+  p.command('plan')
+    .description('show what a pipeline would run, in order, with matrix cells and stream chains')
+    .argument('<pipeline>')
+    .option('--json', 'print the plan as JSON')
+    .action(async (file: string, o: { json?: boolean }) => setCode(await cmd.planCommand(file, o, io)));
+  p.command('graph')
+    .description("print a pipeline's DAG")
+    .argument('<pipeline>')
+    .option('-f, --format <format>', 'mermaid or dot', 'mermaid')
+    .action(async (file: string, o: { format: string }) => setCode(await cmd.graphCommand(file, o, io)));
+  p.command('schema')
+    .description('print the JSON Schema of pipelines (with every built-in step\'s "with"), or of manifests')
+    .option('--manifest', 'the backup manifest schema instead')
+    .action(async (o: { manifest?: boolean }) => setCode(await cmd.schemaCommand(o, io)));
+  p.command('plugins')
+    .description('list plugins with their steps, drivers, storages and codecs')
+    .option('-p, --pipeline <file>', "also load the plugins a pipeline lists")
+    .option('--json', 'print as JSON, with each step\'s schemas')
+    .action(async (o: { json?: boolean; pipeline?: string }) => setCode(await cmd.pluginsCommand(o, io)));
+  p.command('runs')
+    .description('list recent runs with status and duration')
+    .option('-n, --limit <n>', 'how many', '20')
+    .option('--json', 'print as JSON')
+    .option(...state)
+    .action((o: { json?: boolean; stateDir?: string; limit?: string }) => setCode(cmd.runsCommand(o, io)));
+  p.command('watch')
+    .description('re-validate the pipelines in a folder on every save and print errors')
+    .argument('<dir>', 'folder with pipeline files')
+    .action(async (dir: string) => setCode(await cmd.watchCommand(dir, io)));
+  return p;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let code: number = ExitCode.ok;
+  try {
+    await program((c) => (code = c)).parseAsync(argv);
+    return code;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? ExitCode.ok : ExitCode.usage;
+    }
+    if (isUserError(err)) {
+      io.err('rendered' in err && typeof err.rendered === 'string' ? `${err.rendered}\n\n${err.message}` : err.message);
+      return err.exitCode;
+    }
+    io.err(`dbflow: internal error (a bug in dbflow; please report it with this output):\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return ExitCode.internal;
+  }
+}
+
+process.exitCode = await main(process.argv);
