@@ -40,8 +40,9 @@ export function createContext(
   withValue: Record<string, unknown>,
   signal: AbortSignal,
   wiring: StreamWiring,
-  tmpdir = mkdtempSync(path.join(os.tmpdir(), `dbflow-${scope.run.id}-`)),
+  onTmpdir: (dir: string) => void,
 ): StepContext {
+  let tmpdir: string | undefined;
   const key = step.key;
   const single = (ref: string): string => {
     const keys = step.refs[ref];
@@ -58,7 +59,13 @@ export function createContext(
     run: scope.run,
     signal,
     log: { debug: log('debug'), info: log('info'), warn: log('warn') },
-    tmpdir,
+    get tmpdir(): string {
+      if (tmpdir === undefined) {
+        tmpdir = mkdtempSync(path.join(os.tmpdir(), `dbflow-${scope.run.id}-`));
+        onTmpdir(tmpdir);
+      }
+      return tmpdir;
+    },
     get input(): Readable {
       if (!wiring.input) throw new DbflowError(`step "${key}" (${step.spec.uses}) has no input stream.`);
       return wiring.input;

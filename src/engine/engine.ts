@@ -179,9 +179,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       const msg = (validate.errors ?? []).map((e) => `${e.instancePath || 'with'} ${e.message ?? ''}`).join('; ');
       throw new DbflowError(`step "${step.key}": "with" is invalid after templates were filled in: ${redactor.redact(msg)}`);
     }
-    const ctx = createContext(scope, step, withValue, signal, wiring);
-    tmpdirs.set(step.key, [...(tmpdirs.get(step.key) ?? []), ctx.tmpdir]);
-    return ctx;
+    return createContext(scope, step, withValue, signal, wiring, (dir) => tmpdirs.set(step.key, [...(tmpdirs.get(step.key) ?? []), dir]));
   };
 
   // Conditions: should a unit run, given how its dependencies ended?
@@ -285,7 +283,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       const cleanupController = new AbortController();
       const t = setTimeout(() => cleanupController.abort(new TimeoutError(`cleanup of "${step.key}"`, 60_000)), 60_000);
       try {
-        await step.def.cleanup({ ...ctx, signal: cleanupController.signal });
+        await step.def.cleanup(Object.create(ctx, { signal: { value: cleanupController.signal } }) as StepContext);
         log(step.key, 'info', 'cleaned up');
       } catch (err) {
         log(step.key, 'warn', `cleanup failed: ${redactor.redact((err as Error).message)}`);

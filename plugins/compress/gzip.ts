@@ -1,0 +1,26 @@
+// gzip through node:zlib: the compress stage of the step and the decode codec.
+import type { Duplex, Readable } from 'node:stream';
+import { constants, createGunzip, createGzip } from 'node:zlib';
+import { IntegrityError, type Codec } from '../../src/index.js';
+import { mappedDuplex } from './mapped-duplex.js';
+
+// zlib's default 16 KiB output chunks cost throughput; 64 KiB matches a pipe's buffer.
+const CHUNK = 64 * 1024;
+
+// Compresses `input` with gzip at `level` (1..9).
+export function gzipCompress(input: Readable, level: number): Readable {
+  const gzip = createGzip({ level, chunkSize: CHUNK });
+  input.on('error', (error) => gzip.destroy(error));
+  return input.pipe(gzip);
+}
+
+// The reverse of the gzip layer; corrupt or truncated input errors the stream.
+export const gzipCodec: Codec = {
+  name: 'gzip',
+  decode(): Duplex {
+    const gunzip = createGunzip({ chunkSize: CHUNK, finishFlush: constants.Z_SYNC_FLUSH });
+    return mappedDuplex(gunzip, {
+      mapError: (error) => new IntegrityError(`gzip cannot decompress: ${(error as Error).message}. The data is corrupt, truncated or not gzip.`, { cause: error }),
+    });
+  },
+};
