@@ -1,6 +1,6 @@
 // The `restore-test` step: restores what was stored into a scratch database and counts its rows.
 import { pipeline } from 'node:stream/promises';
-import { PassThrough } from 'node:stream';
+import { Transform } from 'node:stream';
 import { decodeArtifact, defineStep, type ArtifactRecord, type TableCounts } from '../../src/index.js';
 
 interface RestoreTestWith {
@@ -43,8 +43,12 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
       };
       const { stream } = await decodeArtifact(ctx, artifact, keys);
       let bytes = 0;
-      const counted = new PassThrough({ highWaterMark: 1 << 20 });
-      counted.on('data', (c: Buffer) => ctx.progress((bytes += c.length)));
+      const counted = new Transform({
+        transform(chunk: Buffer, _enc, done) {
+          ctx.progress((bytes += chunk.length));
+          done(null, chunk);
+        },
+      });
       // The restore reads untrusted bytes; only a stream that ended without error counts.
       await Promise.all([pipeline(stream, counted), driver.restore(ctx, scratch.url, counted, artifact.format)]);
       const tables = await driver.rowCounts(ctx, scratch.url);

@@ -1,6 +1,6 @@
 // gzip through node:zlib: the compress stage of the step and the decode codec.
 import type { Duplex, Readable } from 'node:stream';
-import { constants, createGunzip, createGzip } from 'node:zlib';
+import { createGunzip, createGzip } from 'node:zlib';
 import { IntegrityError, type Codec } from '../../src/index.js';
 import { mappedDuplex } from './mapped-duplex.js';
 
@@ -18,7 +18,7 @@ export function gzipCompress(input: Readable, level: number): Readable {
 export const gzipCodec: Codec = {
   name: 'gzip',
   decode(): Duplex {
-    const gunzip = createGunzip({ chunkSize: CHUNK, finishFlush: constants.Z_SYNC_FLUSH });
+    const gunzip = createGunzip({ chunkSize: CHUNK });
     return mappedDuplex(gunzip, {
       mapError: (error) => new IntegrityError(`gzip cannot decompress: ${(error as Error).message}. The data is corrupt, truncated or not gzip.`, { cause: error }),
     });

@@ -33,7 +33,7 @@ export const compressWithSchema: JsonSchema = {
     threads: { type: 'integer', minimum: 0, default: 0, description: 'zstd worker threads; 0 uses every core. zstd only.' },
   },
   if: { properties: { algorithm: { const: 'gzip' } }, required: ['algorithm'] },
-  then: { properties: { level: { maximum: 9 } } },
+  then: { properties: { level: { type: 'integer', maximum: 9 } } },
 };
 
 // Apply defaults and re-check what the schema cannot say well (the context may not come from the engine).

@@ -20,7 +20,7 @@ export function zstdCompress(ctx: StepContext<unknown>, level: number, threads: 
 export const zstdCodec: Codec = {
   name: 'zstd',
   decode() {
-    const sub = execa('zstd', ['-d', '-q', '-c'], { ...STREAMING, stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' });
+    const sub = execa('zstd', ['-d', '-q', '-c'], STREAMING);
     return processStage(sub, (error) => zstdError(error, 'decompress'));
   },
 };
@@ -53,7 +53,7 @@ function zstdError(error: unknown, action: 'compress' | 'decompress'): Error {
     return new DbflowError(`cannot ${action}: the "zstd" program was not found on PATH; install zstd (apt-get install zstd)${alt}.`, { cause: error });
   }
   if (e.isCanceled) return new CancelledError(`zstd (${action}) was stopped because the step was cancelled.`);
-  const said = typeof e.stderr === 'string' ? e.stderr.trim().split('\n').pop()?.replace(/^zstd: /, '') : undefined;
+  const said = typeof e.stderr === 'string' ? e.stderr.trim().split('\n').pop()?.replace(/^zstd: /, '').replace(/^\/\*stdin\*\\?: */, '') : undefined;
   const how = e.exitCode !== undefined ? `exited with code ${e.exitCode}` : e.signal ? `was killed by ${e.signal}` : 'failed';
   const detail = said ? `: ${said}` : e.exitCode === undefined && error instanceof Error ? `: ${error.message}` : '';
   if (action === 'decompress') {

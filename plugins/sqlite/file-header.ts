@@ -12,7 +12,9 @@ export async function checkFileHeader(file: string, what: string): Promise<void>
     const header = Buffer.alloc(100);
     const { bytesRead } = await fh.read(header, 0, 100, 0);
     if (bytesRead < 100 || !header.subarray(0, 16).equals(MAGIC)) {
-      throw new IntegrityError(`${what} is not an SQLite database (${size} bytes, no SQLite header); was the artifact decoded with the right layers?`);
+      throw new IntegrityError(
+        `${what} is not an SQLite database (${size} bytes, no SQLite header); was the artifact decoded with the right layers?`,
+      );
     }
     const raw = header.readUInt16BE(16);
     const pageSize = raw === 1 ? 65536 : raw;
@@ -24,7 +26,9 @@ export async function checkFileHeader(file: string, what: string): Promise<void>
       );
     }
     if (size % pageSize !== 0) {
-      throw new IntegrityError(`${what} is truncated: ${size} bytes is not a whole number of ${pageSize}-byte pages; the dump stream ended early.`);
+      throw new IntegrityError(
+        `${what} is truncated: ${size} bytes is not a whole number of ${pageSize}-byte pages; the dump stream ended early.`,
+      );
     }
   } finally {
     await fh.close();

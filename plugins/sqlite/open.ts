@@ -9,6 +9,7 @@ export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
 
 /** What opening a database needs. */
 export interface OpenOptions {
+  /** Refuse writes through this connection. */
   readonly?: boolean;
   busyTimeoutMs?: number;
 }
@@ -25,11 +26,10 @@ export function openExisting(loc: SqliteLocation, options: OpenOptions = {}): Da
   }
   if (!isFile) throw new DbflowError(`"${loc.written}" (${loc.url}) is not a file; point the sqlite URL at a database file.`);
   try {
-    const db = new Database(loc.file, {
-      readonly: options.readonly ?? false,
-      fileMustExist: true,
-      timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS,
-    });
+    // Not SQLite's read-only mode: that connection could not remove the -wal and -shm files it
+    // leaves behind; query_only refuses writes all the same.
+    const db = new Database(loc.file, { fileMustExist: true, timeout: options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
+    if (options.readonly) db.pragma('query_only = ON');
     // Opening is lazy: reading the schema is what finds a file that is not a database.
     db.prepare('SELECT count(*) FROM sqlite_master').get();
     return db;

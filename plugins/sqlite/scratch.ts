@@ -2,11 +2,11 @@
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { ScratchDatabase, StepContext } from '../../src/index.js';
+import type { DriverContext, ScratchDatabase } from '../../src/index.js';
 import { companionFiles, safeFileName, sqliteUrl } from './url.js';
 
 /** An empty database file in the step's tmpdir; `drop()` removes it and its journal, WAL and shm. */
-export async function createScratch(ctx: StepContext, name: string): Promise<ScratchDatabase> {
+export async function createScratch(ctx: DriverContext, name: string): Promise<ScratchDatabase> {
   let file = path.join(ctx.tmpdir, `${safeFileName(name)}.sqlite3`);
   try {
     await writeFile(file, '', { flag: 'wx' });

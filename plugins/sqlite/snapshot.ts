@@ -1,8 +1,9 @@
 // A consistent copy of a live database through SQLite's online backup API, and its row counts.
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DbflowError, type DatabaseConfig, type DriverSnapshot, type StepContext } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/index.js';
 import { countTables } from './counts.js';
 import { asDatabaseError, openExisting } from './open.js';
 import { sqliteOptions } from './options.js';
@@ -24,10 +25,10 @@ export function isSqliteSnapshot(s: DriverSnapshot): s is SqliteSnapshot {
  * included), holding one read transaction on the source so every page comes from one state,
  * then counts rows inside the copy.
  */
-export async function takeSnapshot(ctx: StepContext, db: DatabaseConfig): Promise<SqliteSnapshot> {
+export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<SqliteSnapshot> {
   const loc = parseSqliteUrl(db.url);
   const { busyTimeoutMs, backupStepPages } = sqliteOptions(db);
-  const file = path.join(ctx.tmpdir, `${safeFileName(db.name)}.snapshot.sqlite3`);
+  const file = path.join(ctx.tmpdir, `${safeFileName(db.name)}-${randomBytes(4).toString('hex')}.snapshot.sqlite3`);
   const removeStaged = (): void => companionFiles(file).forEach((f) => rmSync(f, { force: true }));
   const source = openExisting(loc, { readonly: true, busyTimeoutMs });
   let takenAt: string;
@@ -87,6 +88,8 @@ export async function takeSnapshot(ctx: StepContext, db: DatabaseConfig): Promis
   } catch (err) {
     removeStaged();
     if (err instanceof DbflowError || ctx.signal.aborted) throw err;
-    throw new DbflowError(`the staged copy of database "${db.name}" (${db.url}) cannot be read: ${(err as Error).message}.`, { cause: err });
+    throw new DbflowError(`the staged copy of database "${db.name}" (${db.url}) cannot be read: ${(err as Error).message}.`, {
+      cause: err,
+    });
   }
 }

@@ -263,6 +263,6 @@ function placeholderFor(schema: Obj, key: string): unknown {
     case 'object':
       return {};
     default:
-      return prop.format === 'step-id' ? 'step' : 'template';
+      return prop.format === 'step-id' ? 'step' : prop.format === 'url' ? 'template://value' : 'template';
   }
 }

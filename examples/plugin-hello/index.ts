@@ -1,0 +1,100 @@
+// dbflow-plugin-hello: the smallest complete dbflow plugin, one step of each kind.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+// Types only: erased when dbflow loads this file, so the plugin has no runtime dependency on dbflow.
+// A published plugin writes `from 'dbflow'`; this copy sits inside the dbflow repository, where the
+// package name does not resolve from a nested package, so it reads the same types from the source.
+import type { Plugin, StepDefinition } from '../../src/index.js';
+
+const none = { type: 'object', additionalProperties: false } as const;
+
+// A task: no stream in or out; its outputs are what `steps.<id>.outputs.greeting` reads.
+const hello: StepDefinition<{ name: string }, { greeting: string }> = {
+  uses: 'hello',
+  kind: 'task',
+  description: 'Greet someone; outputs the greeting.',
+  with: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name'],
+    properties: { name: { type: 'string', minLength: 1, description: 'Who to greet.' } },
+  },
+  outputs: { type: 'object', additionalProperties: false, properties: { greeting: { type: 'string' } } },
+  async run(ctx) {
+    const greeting = `Hello, ${ctx.with.name}!`;
+    ctx.log.info(greeting);
+    return { outputs: { greeting } };
+  },
+};
+
+// A source: produces a byte stream that a transform or sink reads through `input:`.
+const lines: StepDefinition<{ text: string; count?: number }> = {
+  uses: 'lines',
+  kind: 'source',
+  description: 'Produce `count` lines of `text` (default 1).',
+  with: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['text'],
+    properties: { text: { type: 'string' }, count: { type: 'integer', minimum: 0 } },
+  },
+  async run(ctx) {
+    const { text, count = 1 } = ctx.with;
+    const perChunk = Math.max(1, Math.floor(65536 / Buffer.byteLength(`${text}\n`)));
+    async function* generate(): AsyncGenerator<Buffer> {
+      for (let left = count; left > 0; left -= perChunk) {
+        ctx.signal.throwIfAborted(); // a cancelled source fails its stream; ending it would truncate
+        yield Buffer.from(`${text}\n`.repeat(Math.min(left, perChunk)));
+      }
+    }
+    return { output: Readable.from(generate(), { objectMode: false }) };
+  },
+};
+
+// A transform: reads `ctx.input`, passes the bytes on unchanged, and counts the newlines.
+const lineCount: StepDefinition<Record<string, never>, { lines: number }> = {
+  uses: 'line-count',
+  kind: 'transform',
+  description: 'Pass the input through unchanged; outputs its number of lines.',
+  with: none,
+  outputs: { type: 'object', additionalProperties: false, properties: { lines: { type: 'integer' } } },
+  async run(ctx) {
+    let count = 0;
+    const counter = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        for (let i = chunk.indexOf(10); i !== -1; i = chunk.indexOf(10, i + 1)) count++;
+        done(null, chunk);
+      },
+    });
+    // The engine reads `outputs` when run() returns, so a value known only at the end of the
+    // stream needs the whole input first: spool it to the step's private tmpdir, then replay it.
+    const spool = path.join(ctx.tmpdir, 'spool');
+    await pipeline(ctx.input, counter, createWriteStream(spool), { signal: ctx.signal });
+    return { output: createReadStream(spool), outputs: { lines: count } };
+  },
+  // Optional: undo partial work after a failure or cancel (the engine also removes ctx.tmpdir).
+  async cleanup(ctx) {
+    await rm(path.join(ctx.tmpdir, 'spool'), { force: true });
+  },
+};
+
+// A sink: consumes its input to the end; `inputStats()` gives the edge's bytes and sha256.
+const discard: StepDefinition<Record<string, never>, { bytes: number }> = {
+  uses: 'discard',
+  kind: 'sink',
+  description: 'Read the input to the end and drop it.',
+  with: none,
+  outputs: { type: 'object', additionalProperties: false, properties: { bytes: { type: 'integer' } } },
+  async run(ctx) {
+    await finished(ctx.input.resume());
+    const { bytes, sha256 } = await ctx.inputStats();
+    ctx.log.info(`dropped ${bytes} bytes (sha256 ${sha256})`);
+    return { outputs: { bytes } };
+  },
+};
+
+// The plugin: what a pipeline's `plugins:` entry default-imports.
+export default { name: 'hello', version: '0.1.0', steps: [hello, lines, lineCount, discard] } satisfies Plugin;

@@ -1,0 +1,11 @@
+// The encrypt plugin: the `encrypt` step and the openpgp codec that undoes it.
+import { definePlugin } from '../../src/index.js';
+import { encryptStep } from './encrypt-step.js';
+import { openpgpCodec } from './openpgp-codec.js';
+
+// OpenPGP encryption of a stream (passphrase or public keys) that stock gpg decrypts, and its decoder.
+export default definePlugin({
+  name: 'encrypt',
+  steps: [encryptStep],
+  codecs: [openpgpCodec],
+});

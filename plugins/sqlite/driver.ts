@@ -1,0 +1,19 @@
+// The `sqlite` database driver: online-backup snapshots, file dumps, file restores.
+import { defineDriver } from '../../src/index.js';
+import { dumpSnapshot } from './dump.js';
+import { optionsSchema } from './options.js';
+import { restoreDump } from './restore.js';
+import { rowCountsAt } from './row-counts.js';
+import { createScratch } from './scratch.js';
+import { takeSnapshot } from './snapshot.js';
+
+/** The driver for `driver: sqlite` databases with `url: sqlite:<path>`. */
+export const sqliteDriver = defineDriver({
+  name: 'sqlite',
+  options: optionsSchema,
+  snapshot: takeSnapshot,
+  dump: (_ctx, db, snapshot) => dumpSnapshot(db, snapshot),
+  scratch: (ctx, _db, name) => createScratch(ctx, name),
+  restore: restoreDump,
+  rowCounts: rowCountsAt,
+});

@@ -1,0 +1,10 @@
+// The sqlite plugin: the `sqlite` database driver and the `sqlite-seed` demo-data step.
+import { definePlugin } from '../../src/index.js';
+import { sqliteDriver } from './driver.js';
+import { seedStep } from './seed.js';
+
+export default definePlugin({
+  name: 'sqlite',
+  drivers: [sqliteDriver],
+  steps: [seedStep],
+});

@@ -1,0 +1,15 @@
+// Row counts of a database by URL: the same counting as inside a snapshot.
+import type { DriverContext, TableCounts } from '../../src/index.js';
+import { countTables } from './counts.js';
+import { openExisting } from './open.js';
+import { parseSqliteUrl } from './url.js';
+
+/** Counts rows and checksums of every table of the database at `url`, in one read transaction. */
+export async function rowCountsAt(ctx: DriverContext, url: string): Promise<TableCounts> {
+  const db = openExisting(parseSqliteUrl(url), { readonly: true });
+  try {
+    return await countTables(db, ctx.signal);
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,63 @@
+// Atomic writes: stream into a temporary file, sync, then rename it into place.
+import { mkdir, open, rename, rm } from 'node:fs/promises';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { DbflowError, type PutOptions, type StoredObject } from '../../src/index.js';
+import { partialPath } from './partial-name.js';
+import { parseObjectUrl } from './url.js';
+
+/**
+ * Writes `body` to the object at `url`. The object appears, whole, only after the body ended;
+ * a body that fails or an abort removes the temporary file and rejects.
+ */
+export async function putObject(url: string, body: Readable, { signal }: PutOptions): Promise<StoredObject> {
+  // The body may fail while the folder is made; reading it below reports that error.
+  body.on('error', () => undefined);
+  const loc = parseObjectUrl(url);
+  const abortError = (): Error => (signal.reason instanceof Error ? signal.reason : new DbflowError(`writing "${url}" was aborted.`));
+  if (signal.aborted) {
+    body.destroy();
+    throw abortError();
+  }
+  await mkdir(path.dirname(loc.file), { recursive: true });
+  const temp = partialPath(loc.file);
+  const fh = await open(temp, 'wx');
+  const onAbort = (): void => void body.destroy(abortError());
+  signal.addEventListener('abort', onAbort, { once: true });
+  let bytes = 0;
+  let published = false;
+  try {
+    for await (const chunk of body) {
+      const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      await fh.write(buf);
+      bytes += buf.length;
+    }
+    // An abort that came after the last chunk still counts: the caller gave up on this put.
+    if (signal.aborted) throw abortError();
+    await fh.sync();
+    await fh.close();
+    await rename(temp, loc.file);
+    published = true;
+    await syncFolder(path.dirname(loc.file));
+    return { url, bytes };
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    if (!published) {
+      await fh.close().catch(() => undefined);
+      await rm(temp, { force: true });
+    }
+  }
+}
+
+// Makes the rename durable; some platforms cannot sync a folder, which is harmless.
+async function syncFolder(dir: string): Promise<void> {
+  const fh = await open(dir, 'r').catch(() => undefined);
+  if (!fh) return;
+  try {
+    await fh.sync();
+  } catch {
+    // Not supported here.
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,124 @@
+// One timed run of each side of the throughput comparison: the dbflow CLI and the shell pipeline.
+import { rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { BenchError, CLI, fileSize, run, runOk, type Timed } from './util.js';
+
+/** The gpg command of the shell side. gpg's default would add a ZIP layer over the zstd output;
+ *  dbflow's encrypt step writes no compression packet, so the fair baseline turns it off. */
+export const GPG_ENCRYPT =
+  'gpg --batch --yes --symmetric --cipher-algo AES256 --compress-algo none --pinentry-mode loopback --passphrase-file "$PASS" -o "$OUT"';
+
+/** The shell pipeline; paths come in as environment variables; phase times go to stderr. */
+export const SHELL_SCRIPT = [
+  'set -o pipefail',
+  't0=$(date +%s%N)',
+  `sqlite3 "$SRC" ".backup '$TMP'" || { rm -f "$TMP"; exit 1; }`,
+  't1=$(date +%s%N)',
+  `zstd -3 -T0 -q -c "$TMP" | ${GPG_ENCRYPT}; rc=$?`,
+  't2=$(date +%s%N)',
+  'rm -f "$TMP"',
+  'echo "bench-phases $t0 $t1 $t2" >&2',
+  'exit $rc',
+].join('\n');
+
+/** The shell's restore: decrypt and decompress, then count the rows of each table. */
+export const SHELL_RESTORE = [
+  'set -o pipefail',
+  'gpg --batch --quiet --pinentry-mode loopback --passphrase-file "$PASS" -d "$OUT" | zstd -d -q -f -o "$RESTORED" || exit 1',
+  `sqlite3 "$RESTORED" 'PRAGMA integrity_check; SELECT count(*) FROM customers; SELECT count(*) FROM orders; SELECT count(*) FROM order_items;' >/dev/null; rc=$?`,
+  'rm -f "$RESTORED"',
+  'exit $rc',
+].join('\n');
+
+export interface ShellRun extends Timed {
+  backupMs: number;
+  streamMs: number;
+  outBytes: number;
+}
+
+export async function shellRun(env: { SRC: string; TMP: string; OUT: string; PASS: string; GNUPGHOME: string }): Promise<ShellRun> {
+  const r = await runOk('bash', ['-c', SHELL_SCRIPT], { env: { ...process.env, ...env }, time: true });
+  const m = /bench-phases (\d+) (\d+) (\d+)/.exec(r.stderr);
+  if (!m) throw new BenchError(`the shell pipeline printed no phase times: ${r.stderr}`);
+  const [t0, t1, t2] = [m[1], m[2], m[3]].map((x) => Number(BigInt(x!) / 1000n) / 1000);
+  const outBytes = fileSize(env.OUT);
+  if (outBytes === 0) throw new BenchError('the shell pipeline wrote no output');
+  return { ...r, backupMs: t1! - t0!, streamMs: t2! - t1!, outBytes };
+}
+
+export async function shellRestore(env: { OUT: string; RESTORED: string; PASS: string; GNUPGHOME: string }): Promise<Timed> {
+  return runOk('bash', ['-c', SHELL_RESTORE], { env: { ...process.env, ...env }, time: true });
+}
+
+/** The bench pipeline: the quickstart chain without seed (and without restore-test unless asked). */
+export function benchYaml(o: { db: string; passFile: string; outDir: string; restore: boolean }): string {
+  const lines = [
+    'version: 1',
+    `name: ${o.restore ? 'bench_restore' : 'bench_chain'}`,
+    'secrets:',
+    `  passphrase: { file: ${JSON.stringify(o.passFile)} }`,
+    'databases:',
+    `  src: { driver: sqlite, url: ${JSON.stringify(`sqlite:${o.db}`)} }`,
+    'steps:',
+    '  - { id: snapshot, uses: snapshot, with: { databases: [src] } }',
+    '  - { id: dump, uses: dump, with: { database: src, snapshot: snapshot } }',
+    '  - { id: compress, uses: compress, input: dump, with: { algorithm: zstd, level: 3, threads: 0 } }',
+    '  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }',
+    `  - { id: upload, uses: upload, input: encrypt, with: { to: ${JSON.stringify(`file://${o.outDir}/{{ run.id }}/src.sqlite3.zst.pgp`)} } }`,
+  ];
+  if (o.restore) {
+    lines.push(
+      '  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }',
+      '  - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export interface DbflowRun extends Timed {
+  /** Step durations from the run's step:end events. */
+  stepMs: Record<string, number>;
+  /** runPipeline's own duration (run:end). */
+  engineMs: number;
+  outBytes: number;
+  /** Where the artifact went (removed after the run). */
+  runDir: string;
+}
+
+interface Ev {
+  type: string;
+  id?: string;
+  durationMs?: number;
+  status?: string;
+  error?: string;
+  runId?: string;
+  summary?: { artifacts?: { bytes: number; url: string }[] };
+}
+
+export async function dbflowRun(pipelineFile: string, stateDir: string, outDir: string): Promise<DbflowRun> {
+  const r = await run(process.execPath, [CLI, 'run', pipelineFile, '--json', '--state-dir', stateDir], { time: true });
+  const events = r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Ev);
+  const end = events.find((e) => e.type === 'run:end');
+  if (r.code !== 0 || end?.status !== 'success') {
+    const failed = events.filter((e) => e.type === 'step:end' && e.status === 'failed').map((e) => `${e.id}: ${e.error}`);
+    throw new BenchError(
+      `dbflow run ${path.basename(pipelineFile)} exited ${r.code} (${end?.status ?? 'no run:end'}): ${end?.error ?? ''}\n${failed.join('\n')}\n${r.stderr.slice(-2000)}`,
+    );
+  }
+  const stepMs: Record<string, number> = {};
+  for (const e of events) if (e.type === 'step:end' && e.id) stepMs[e.id] = e.durationMs ?? 0;
+  const runDir = path.join(outDir, end.runId ?? '');
+  const outBytes = end.summary?.artifacts?.[0]?.bytes ?? 0;
+  rmSync(runDir, { recursive: true, force: true });
+  rmSync(stateDir, { recursive: true, force: true });
+  if (!outBytes) throw new BenchError('the dbflow run stored no artifact');
+  return { ...r, stepMs, engineMs: end.durationMs ?? 0, outBytes, runDir };
+}
+
+export function writePipeline(file: string, yaml: string): string {
+  writeFileSync(file, yaml);
+  return file;
+}

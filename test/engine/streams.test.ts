@@ -1,0 +1,100 @@
+// Stream chains: bytes and sha256 on every edge, back-pressure, failure of a whole chain.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { fakeBytes, sha256, upperBytes } from '../helpers/fake-plugin.js';
+import { ofType, runYaml, statuses, stepState, yaml } from './helpers.js';
+
+const MiB = 1024 * 1024;
+
+describe('a stream chain source → transform → sink', () => {
+  const size = 1_000_003;
+  const chain = `  - { id: src, uses: bytes, with: { size: ${size}, chunk: 10000 } }
+  - { id: up, uses: upper, input: src }
+  - { id: sink, uses: collect, input: up }
+`;
+
+  it('delivers every byte, transformed, to the sink', async (t) => {
+    const { result, state } = await runYaml(t, yaml(chain));
+    assert.equal(result.status, 'success');
+    const expected = upperBytes(fakeBytes(size));
+    const got = state.collected.get('sink');
+    assert.ok(got, 'the sink read its input');
+    assert.equal(got.length, size);
+    assert.ok(got.equals(expected), 'the sink received exactly the transformed bytes');
+  });
+
+  it('counts bytes and computes sha256 on every edge', async (t) => {
+    const { result, events } = await runYaml(t, yaml(chain));
+    const raw = fakeBytes(size);
+    const upper = upperBytes(raw);
+    assert.notEqual(sha256(raw), sha256(upper), 'the transform changes the bytes');
+    assert.deepEqual(stepState(result, 'src').outputs, { size, bytes: size, sha256: sha256(raw) });
+    assert.deepEqual(stepState(result, 'up').outputs, { case: 'upper', bytes: size, sha256: sha256(upper) });
+    assert.deepEqual(stepState(result, 'sink').outputs, { received: size, input_bytes: size, input_sha256: sha256(upper) });
+    const ends = new Map(ofType(events, 'step:end').map((e) => [e.id, e]));
+    assert.equal(ends.get('src')?.bytes, size);
+    assert.equal(ends.get('up')?.bytes, size);
+  });
+
+  it('runs the chain as one unit, every member at once', async (t) => {
+    const { loaded, state } = await runYaml(t, yaml(chain));
+    assert.deepEqual(loaded.plan.units.map((u) => u.key), ['src→sink']);
+    assert.deepEqual(state.order.slice(0, 3), ['start:src', 'start:up', 'start:sink']);
+  });
+
+  it('streams an empty source', async (t) => {
+    const empty = chain.replace(`size: ${size}`, 'size: 0');
+    const { result, state } = await runYaml(t, yaml(empty));
+    assert.equal(result.status, 'success');
+    assert.equal(state.collected.get('sink')?.length, 0);
+    assert.deepEqual(stepState(result, 'src').outputs, { size: 0, bytes: 0, sha256: sha256(Buffer.alloc(0)) });
+  });
+});
+
+describe('back-pressure', () => {
+  it('keeps a fast source within a few MB of a slow sink', async (t) => {
+    const total = 24 * MiB;
+    const steps = `  - { id: src, uses: bytes, with: { size: ${total}, chunk: 65536 } }
+  - { id: mid, uses: passthrough, input: src }
+  - { id: sink, uses: slow-sink, input: mid, with: { delay_ms: 1 } }
+`;
+    const { result, state } = await runYaml(t, yaml(steps));
+    assert.equal(result.status, 'success');
+    assert.equal(state.consumed, total);
+    assert.equal(state.produced, total);
+    assert.ok(state.maxLead <= 2 * MiB, `the source ran at most 2 MiB ahead of the sink (it ran ${(state.maxLead / MiB).toFixed(2)} MiB ahead)`);
+  });
+});
+
+describe('a failure inside a chain', () => {
+  const steps = `  - { id: src, uses: bytes, with: { size: 4000000, chunk: 65536 } }
+  - { id: mid, uses: passthrough, input: src, with: { fail_after: 200000 } }
+  - { id: sink, uses: collect, input: mid }
+  - { id: after, uses: noop, needs: sink }
+`;
+
+  it('fails every member, naming the member where it started', async (t) => {
+    const { result } = await runYaml(t, yaml(steps));
+    assert.equal(result.status, 'failed');
+    assert.deepEqual(statuses(result), { src: 'failed', mid: 'failed', sink: 'failed', after: 'skipped' });
+    assert.equal(stepState(result, 'mid').error, 'passthrough: broke after 200000 bytes');
+    assert.equal(stepState(result, 'src').error, 'stream chain failed at "mid": passthrough: broke after 200000 bytes');
+    assert.equal(stepState(result, 'sink').error, 'stream chain failed at "mid": passthrough: broke after 200000 bytes');
+  });
+
+  it('calls the cleanup of every started member', async (t) => {
+    const { state } = await runYaml(t, yaml(steps));
+    assert.deepEqual([...state.cleanups].sort(), ['mid', 'sink', 'src']);
+    assert.ok(state.produced < 4_000_000, 'the source stopped early');
+  });
+
+  it('fails the chain when the source breaks', async (t) => {
+    const broken = `  - { id: src, uses: bytes, with: { size: 4000000, chunk: 65536, fail_after: 100000 } }
+  - { id: sink, uses: collect, input: src }
+`;
+    const { result, state } = await runYaml(t, yaml(broken));
+    assert.deepEqual(statuses(result), { src: 'failed', sink: 'failed' });
+    assert.match(stepState(result, 'src').error ?? '', /^bytes: source broke after \d+ bytes$/);
+    assert.deepEqual([...state.cleanups].sort(), ['sink', 'src']);
+  });
+});

@@ -1,0 +1,122 @@
+// A hand-built StepContext for calling a plugin step's run(ctx) directly in tests, and inputs for it.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { execa, type Options as ExecaOptions } from 'execa';
+import type { EdgeStats, StepContext } from '../../src/index.js';
+
+/** What a test sets; everything else gets a neutral value. */
+export interface StepContextOptions<W> {
+  with: W;
+  input?: Readable;
+  signal?: AbortSignal;
+  /** Extra environment of every program the step runs (e.g. a PATH without zstd). */
+  env?: Record<string, string>;
+  id?: string;
+}
+
+/** The context, what the step logged, and a dispose() that removes its tmpdir. */
+export interface TestStepContext<W> {
+  ctx: StepContext<W>;
+  logs: string[];
+  dispose(): Promise<void>;
+}
+
+// Build a context like the engine's: exec is execa with cancelSignal, stderr lines go to the log.
+export async function stepContext<W>(options: StepContextOptions<W>): Promise<TestStepContext<W>> {
+  const id = options.id ?? 'step';
+  const signal = options.signal ?? new AbortController().signal;
+  const tmpdir = await mkdtemp(path.join(os.tmpdir(), 'dbflow-test-'));
+  const logs: string[] = [];
+  const log = (level: string) => (message: string) => logs.push(`${level}: ${message}`);
+  const unavailable = (what: string) => (): never => {
+    throw new Error(`test step context: ${what} is not available`);
+  };
+  const ctx: StepContext<W> = {
+    id,
+    stepId: id,
+    with: options.with,
+    matrix: {},
+    run: { id: 'test-run', startedAt: new Date(), pipeline: 'test', dir: tmpdir },
+    signal,
+    log: { debug: log('debug'), info: log('info'), warn: log('warn') },
+    tmpdir,
+    input: options.input ?? Readable.from([]),
+    inputStats: () => Promise.reject(new Error('test step context: inputStats is not available')) as Promise<EdgeStats>,
+    chain: [],
+    exec(file: string, args: readonly string[], execOptions: ExecaOptions = {}) {
+      const sub = execa(file, args, {
+        cancelSignal: signal,
+        forceKillAfterDelay: 2000,
+        ...execOptions,
+        env: { ...options.env, ...execOptions.env },
+      });
+      sub.stderr?.on('data', (chunk: Buffer) => logs.push(`info: ${path.basename(file)}: ${chunk.toString().trim()}`));
+      return sub;
+    },
+    lease: unavailable('lease()'),
+    resource: unavailable('resource()'),
+    outputsOf: unavailable('outputsOf()'),
+    database: unavailable('database()'),
+    storage: unavailable('storage()'),
+    codec: unavailable('codec()'),
+    progress: () => undefined,
+    report: { database: () => undefined, artifact: () => undefined, verification: () => undefined },
+  };
+  return { ctx, logs, dispose: () => rm(tmpdir, { recursive: true, force: true }) };
+}
+
+/** A stream of `bytes` random bytes in `chunk`-sized pieces, and the sha256 of what it produced. */
+export interface RandomInput {
+  stream: Readable;
+  sha256: Promise<string>;
+}
+
+// Random bytes generated as they are read, so that the test itself holds no copy of the data.
+export function randomInput(bytes: number, chunk = 64 * 1024): RandomInput {
+  const hash = createHash('sha256');
+  let sent = 0;
+  let resolve!: (digest: string) => void;
+  const sha256 = new Promise<string>((r) => (resolve = r));
+  const stream = new Readable({
+    highWaterMark: chunk,
+    read() {
+      if (sent >= bytes) {
+        resolve(hash.digest('hex'));
+        this.push(null);
+        return;
+      }
+      const piece = randomBytes(Math.min(chunk, bytes - sent));
+      sent += piece.length;
+      hash.update(piece);
+      this.push(piece);
+    },
+  });
+  return { stream, sha256 };
+}
+
+// The sha256 (hex) and byte count of everything a stream produces.
+export async function digest(stream: Readable): Promise<{ sha256: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of stream) {
+    bytes += (chunk as Buffer).length;
+    hash.update(chunk as Buffer);
+  }
+  return { sha256: hash.digest('hex'), bytes };
+}
+
+// Fails (under CI=true) or skips a test when a program is missing, naming the Debian package.
+export async function requireTool(t: { skip(message: string): void }, program: string, debianPackage: string): Promise<boolean> {
+  try {
+    await execa(program, ['--version']);
+    return true;
+  } catch {
+    const message = `"${program}" is not installed; install the Debian package "${debianPackage}" (apt-get install ${debianPackage}).`;
+    if (process.env.CI === 'true') throw new Error(message);
+    t.skip(message);
+    return false;
+  }
+}

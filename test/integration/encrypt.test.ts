@@ -1,0 +1,211 @@
+// The encrypt plugin against stock gpg and its own openpgp codec: formats, keys, tampering, memory.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough, Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { test, type TestContext } from 'node:test';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import { execa } from 'execa';
+import { generateKey } from 'openpgp';
+import encrypt from '../../plugins/encrypt/index.js';
+import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
+import { digest, randomInput, requireTool, stepContext } from '../helpers/step-context.js';
+
+const step = encrypt.steps!.find((s) => s.uses === 'encrypt')! as StepDefinition;
+const codec: Codec = encrypt.codecs!.find((c) => c.name === 'openpgp')!;
+const PASSPHRASE = 'correct horse battery staple';
+
+// Run the step on `input`; returns the ciphertext and the outputs.
+async function encryptAll(withValue: Record<string, unknown>, input: Buffer): Promise<{ data: Buffer; outputs: Record<string, unknown> }> {
+  const { ctx, dispose } = await stepContext({ with: withValue, input: Readable.from([input]) });
+  try {
+    const res = await step.run(ctx);
+    const parts: Buffer[] = [];
+    for await (const chunk of res.output!) parts.push(chunk as Buffer);
+    return { data: Buffer.concat(parts), outputs: res.outputs! };
+  } finally {
+    await dispose();
+  }
+}
+
+// Decode with the openpgp codec; rejects when the stream errors, also at its end.
+async function decodeAll(data: Buffer, keys: { passphrase?: string; privateKey?: string }, layer: ArtifactLayer): Promise<Buffer> {
+  const decoder = await codec.decode(keys, layer);
+  const parts: Buffer[] = [];
+  await pipeline(Readable.from([data]), decoder, new Writable({ write: (c: Buffer, _e, done) => (parts.push(c), done()) }));
+  return Buffer.concat(parts);
+}
+
+// A throwaway GNUPGHOME (agent stopped and folder removed after the test) and a way to run gpg in it.
+async function gpgHome(t: TestContext): Promise<{ home: string; gpg(args: string[], input: Buffer): Promise<Buffer> }> {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'dbflow-gpg-'));
+  await chmod(home, 0o700);
+  const env = { GNUPGHOME: home };
+  t.after(async () => {
+    await execa('gpgconf', ['--kill', 'gpg-agent'], { env, reject: false });
+    await rm(home, { recursive: true, force: true });
+  });
+  return {
+    home,
+    gpg: async (args, input) => {
+      const res = await execa('gpg', ['--batch', '--no-tty', '--quiet', ...args], { env, input, encoding: 'buffer' });
+      return Buffer.from(res.stdout);
+    },
+  };
+}
+
+// The passphrase in a 0600 file inside `home`, for --passphrase-file (never in argv).
+async function passphraseFile(home: string, passphrase: string): Promise<string> {
+  const file = path.join(home, 'passphrase');
+  await writeFile(file, passphrase, { mode: 0o600 });
+  return file;
+}
+
+const plain = randomBytes(3_000_000);
+
+test('passphrase: stock gpg decrypts the output (SEIPDv1, AES-256, no compression)', async (t) => {
+  if (!(await requireTool(t, 'gpg', 'gnupg'))) return;
+  const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
+  assert.deepEqual(outputs, { mode: 'passphrase', layer: { codec: 'openpgp', mode: 'passphrase', cipher: 'aes256', armor: false } });
+  assert.ok(!JSON.stringify(outputs).includes(PASSPHRASE), 'the outputs never hold the passphrase');
+  const { home, gpg } = await gpgHome(t);
+  const file = await passphraseFile(home, PASSPHRASE);
+  const decrypted = await gpg(['--pinentry-mode', 'loopback', '--passphrase-file', file, '--decrypt'], data);
+  assert.ok(decrypted.equals(plain));
+  const packets = (await gpg(['--pinentry-mode', 'loopback', '--passphrase-file', file, '--list-packets'], data)).toString();
+  assert.match(packets, /symkey enc packet: version 4, cipher 9, aead 0/, 'v4 SKESK with AES-256');
+  assert.match(packets, /encrypted data packet:[\s\S]*mdc_method: 2/, 'SEIPDv1 with MDC');
+  assert.doesNotMatch(packets, /compressed packet|aead encrypted/);
+});
+
+test('passphrase: the codec decodes the output', async () => {
+  const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
+  const decoded = await decodeAll(data, { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer);
+  assert.ok(decoded.equals(plain));
+});
+
+test('armor: the output is ASCII-armored; gpg and the codec read it', async (t) => {
+  if (!(await requireTool(t, 'gpg', 'gnupg'))) return;
+  const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE, armor: true }, plain);
+  assert.ok(data.toString('latin1', 0, 40).startsWith('-----BEGIN PGP MESSAGE-----'));
+  assert.equal((outputs.layer as ArtifactLayer).armor, true);
+  assert.ok((await decodeAll(data, { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer)).equals(plain));
+  const { home, gpg } = await gpgHome(t);
+  const file = await passphraseFile(home, PASSPHRASE);
+  assert.ok((await gpg(['--pinentry-mode', 'loopback', '--passphrase-file', file, '--decrypt'], data)).equals(plain));
+});
+
+test('a tampered ciphertext errors the decoder (integrity check)', async () => {
+  const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
+  const tampered = Buffer.from(data);
+  tampered[tampered.length >> 1]! ^= 0x01;
+  await assert.rejects(decodeAll(tampered, { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer), (err: Error) => {
+    assert.ok(err instanceof IntegrityError, String(err));
+    assert.match(err.message, /integrity check \(MDC\) failed/);
+    return true;
+  });
+  await assert.rejects(decodeAll(data.subarray(0, data.length - 500), { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer), IntegrityError);
+});
+
+test('a wrong passphrase errors clearly, without an openpgp stack', async () => {
+  const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
+  await assert.rejects(decodeAll(data, { passphrase: 'not the passphrase' }, outputs.layer as ArtifactLayer), (err: Error) => {
+    assert.ok(err instanceof DbflowError, String(err));
+    // About 1 in 100 wrong passphrases gets past the session-key check; the integrity check then names it.
+    assert.match(err.message, /^dbflow: openpgp: .*wrong passphrase/);
+    assert.doesNotMatch(err.message, /\n\s+at /);
+    return true;
+  });
+});
+
+test('a missing key names what to pass', async () => {
+  await assert.rejects(async () => codec.decode({}, { codec: 'openpgp', mode: 'passphrase' }), /pass it as "passphrase"/);
+  await assert.rejects(async () => codec.decode({}, { codec: 'openpgp', mode: 'public-key', recipients: ['ABCD'] }), /private key \(one of ABCD\) as "private_key"/);
+});
+
+test('public key: gpg and the codec decrypt with the private key; outputs carry fingerprints', async (t) => {
+  if (!(await requireTool(t, 'gpg', 'gnupg'))) return;
+  const { privateKey, publicKey } = await generateKey({ userIDs: [{ name: 'dbflow test', email: 'test@example.org' }], format: 'armored' });
+  const keyFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'dbflow-key-')), 'backup.asc');
+  t.after(() => rm(path.dirname(keyFile), { recursive: true, force: true }));
+  await writeFile(keyFile, publicKey);
+  const { data, outputs } = await encryptAll({ recipients: [keyFile] }, plain);
+  const layer = outputs.layer as ArtifactLayer;
+  assert.equal(outputs.mode, 'public-key');
+  assert.equal(layer.mode, 'public-key');
+  assert.equal((layer.recipients as string[]).length, 1);
+  assert.match((layer.recipients as string[])[0]!, /^[0-9A-F]{40}$/);
+  assert.ok((await decodeAll(data, { privateKey }, layer)).equals(plain));
+
+  const { gpg } = await gpgHome(t);
+  await gpg(['--import'], Buffer.from(privateKey));
+  const listed = (await gpg(['--with-colons', '--list-secret-keys'], Buffer.alloc(0))).toString();
+  assert.ok(listed.includes(`fpr:::::::::${(layer.recipients as string[])[0]}:`), 'the recorded fingerprint is the key gpg knows');
+  assert.ok((await gpg(['--decrypt'], data)).equals(plain));
+});
+
+test('public key: an armored key inline, a passphrase-protected private key, and a stranger', async () => {
+  const owner = await generateKey({ userIDs: [{ email: 'owner@example.org' }], passphrase: 'key secret', format: 'armored' });
+  const stranger = await generateKey({ userIDs: [{ email: 'stranger@example.org' }], format: 'armored' });
+  const { data, outputs } = await encryptAll({ recipients: [owner.publicKey] }, plain);
+  const layer = outputs.layer as ArtifactLayer;
+  assert.ok((await decodeAll(data, { privateKey: owner.privateKey, passphrase: 'key secret' }, layer)).equals(plain));
+  await assert.rejects(async () => codec.decode({ privateKey: owner.privateKey }, layer), /protected by a passphrase; pass it as "passphrase" too/);
+  await assert.rejects(async () => codec.decode({ privateKey: owner.privateKey, passphrase: 'nope' }, layer), /wrong passphrase for the private key/);
+  await assert.rejects(decodeAll(data, { privateKey: stranger.privateKey }, layer), /wrong passphrase or not encrypted for this key/);
+});
+
+test('recipients: an unreadable key file is named, with how to export one', async () => {
+  const { ctx, dispose } = await stepContext({ with: { recipients: ['./keys/missing.asc'] }, id: 'encrypt[app]', input: Readable.from([plain]) });
+  try {
+    await assert.rejects(step.run(ctx), /step "encrypt\[app\]": recipients\[0\] "\.\/keys\/missing\.asc" is neither an armored public key nor a readable key file \(ENOENT\); pass the output of "gpg --export --armor <key id>"/);
+  } finally {
+    await dispose();
+  }
+});
+
+test('exactly one of passphrase and recipients', async () => {
+  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
+  ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
+  const valid = ajv.compile(step.with);
+  assert.ok(valid({ passphrase: 'x' }));
+  assert.ok(valid({ recipients: ['./key.asc'], armor: true }));
+  assert.ok(!valid({}));
+  assert.ok(!valid({ passphrase: 'x', recipients: ['./key.asc'] }));
+  assert.ok(!valid({ passphrase: 'x', armour: true }));
+  assert.equal((step.with.properties as Record<string, Record<string, unknown>>).passphrase!['x-secret'], true);
+  new Registry().add(encrypt, 'test'); // throws when a schema fails Ajv strict mode
+  for (const [value, message] of [
+    [{ passphrase: 'x', recipients: ['k'] }, /set "passphrase" or "recipients", not both/],
+    [{}, /set "passphrase" \(e\.g\. "\{\{ secrets\.passphrase \}\}"\) or "recipients"/],
+  ] as const) {
+    const { ctx, dispose } = await stepContext({ with: value });
+    await assert.rejects(step.run(ctx), message);
+    await dispose();
+  }
+});
+
+test('256 MB of random data encrypts and decrypts with flat memory', async (t) => {
+  const size = 256 * 1024 * 1024;
+  const source = randomInput(size);
+  const { ctx, dispose } = await stepContext({ with: { passphrase: PASSPHRASE }, input: source.stream });
+  t.after(dispose);
+  const base = process.memoryUsage.rss();
+  let peak = base;
+  const started = performance.now();
+  const res = await step.run(ctx);
+  const decoder = await codec.decode({ passphrase: PASSPHRASE }, res.outputs!.layer as ArtifactLayer);
+  const sampled = new PassThrough();
+  sampled.on('data', () => (peak = Math.max(peak, process.memoryUsage.rss())));
+  const result = digest(sampled);
+  await pipeline(res.output!, decoder, sampled);
+  const out = await result;
+  const seconds = (performance.now() - started) / 1000;
+  t.diagnostic(`encrypt+decrypt ${(size / 1e6 / seconds).toFixed(0)} MB/s, RSS growth ${((peak - base) / 1e6).toFixed(0)} MB`);
+  assert.equal(out.bytes, size);
+  assert.equal(out.sha256, await source.sha256);
+  assert.ok(peak - base < 150e6, `RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB`);
+});
