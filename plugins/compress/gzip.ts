@@ -1,5 +1,5 @@
 // gzip through node:zlib: the compress stage of the step and the decode codec.
-import type { Duplex, Readable } from 'node:stream';
+import { pipeline, type Duplex, type Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
 import { IntegrityError, type Codec } from '../../src/index.js';
 import { mappedDuplex } from './mapped-duplex.js';
@@ -10,8 +10,8 @@ const CHUNK = 64 * 1024;
 // Compresses `input` with gzip at `level` (1..9).
 export function gzipCompress(input: Readable, level: number): Readable {
   const gzip = createGzip({ level, chunkSize: CHUNK });
-  input.on('error', (error) => gzip.destroy(error));
-  return input.pipe(gzip);
+  pipeline(input, gzip, () => undefined); // errors reach the output through `gzip`
+  return gzip;
 }
 
 // The reverse of the gzip layer; corrupt or truncated input errors the stream.

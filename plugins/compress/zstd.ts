@@ -1,5 +1,5 @@
 // zstd through the stock `zstd` binary: the compress stage of the step and the decode codec.
-import type { Duplex, Readable } from 'node:stream';
+import { pipeline, type Duplex, type Readable } from 'node:stream';
 import { execa, type ResultPromise } from 'execa';
 import { CancelledError, DbflowError, IntegrityError, type Codec, type StepContext } from '../../src/index.js';
 import { mappedDuplex } from './mapped-duplex.js';
@@ -11,8 +11,7 @@ const STREAMING = { buffer: { stdout: false, stderr: true } } as const;
 export function zstdCompress(ctx: StepContext<unknown>, level: number, threads: number): Readable {
   const sub = ctx.exec('zstd', [`-${level}`, `-T${threads}`, '-q', '-c'], STREAMING);
   const stage = processStage(sub, (error) => zstdError(error, 'compress'));
-  ctx.input.on('error', (error) => stage.destroy(error));
-  ctx.input.pipe(stage);
+  pipeline(ctx.input, stage, () => undefined); // errors reach the output through `stage`
   return stage;
 }
 

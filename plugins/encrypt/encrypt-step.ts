@@ -1,5 +1,5 @@
 // The `encrypt` step: a transform that encrypts its input stream as an OpenPGP message.
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { createMessage, encrypt } from 'openpgp';
 import { DbflowError, defineStep, type JsonSchema, type StepContext } from '../../src/index.js';
@@ -69,8 +69,8 @@ export const encryptStep = defineStep<EncryptWith, EncryptOutputs>({
 
 async function encryptStream(ctx: StepContext<EncryptWith>, mode: EncryptMode, recipients: Recipient[], armor: boolean): Promise<Readable> {
   const chunks = rechunk(CHUNK_BYTES);
-  ctx.input.on('error', (error) => chunks.destroy(error));
-  const plain = toWeb(ctx.input.pipe(chunks));
+  pipeline(ctx.input, chunks, () => undefined); // errors reach the output through `chunks`
+  const plain = toWeb(chunks);
   try {
     const message = await createMessage({ binary: plain, format: 'binary' });
     const keys = mode === 'passphrase' ? { passwords: [ctx.with.passphrase!] } : { encryptionKeys: recipients.map((r) => r.key) };

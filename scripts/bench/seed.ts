@@ -62,7 +62,7 @@ export async function sourceDatabase(
   }
   for (const f of [file, `${file}-wal`, `${file}-shm`, meta]) rmSync(f, { force: true });
   const t0 = performance.now();
-  let orders = Math.ceil((want * 1.03) / bytesPerOrder());
+  let orders = Math.ceil((want * 1.05) / bytesPerOrder());
   log(`  seeding ${path.relative(process.cwd(), file)}: sqlite-seed with ${orders} orders (≈${bytesPerOrder().toFixed(0)} bytes/order) …`);
   await seed(file, orders, true);
   // Top up when the estimate fell short (if_missing: false adds rows to the existing database).

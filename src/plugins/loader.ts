@@ -1,7 +1,6 @@
 // Loads plugins: the first-party ones, then those a pipeline lists under `plugins:`.
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { tsImport } from 'tsx/esm/api';
 import { PluginError } from '../errors.js';
 import { Registry } from './registry.js';
 import type { Plugin } from './types.js';
@@ -21,7 +20,7 @@ export async function builtinPlugins(): Promise<Plugin[]> {
 /** A registry with the first-party plugins. */
 export async function builtinRegistry(): Promise<Registry> {
   const registry = new Registry();
-  for (const p of await builtinPlugins()) registry.add(p, 'dbflow');
+  for (const p of await builtinPlugins()) registry.add(p, 'dbflow', true);
   return registry;
 }
 
@@ -31,6 +30,8 @@ export async function builtinRegistry(): Promise<Registry> {
  */
 export async function loadPlugins(registry: Registry, specifiers: readonly string[], baseDir: string): Promise<PluginLoadProblem[]> {
   const problems: PluginLoadProblem[] = [];
+  if (specifiers.length === 0) return problems;
+  const { tsImport } = await import('tsx/esm/api'); // only when needed: it starts esbuild
   const parentURL = pathToFileURL(path.join(baseDir, 'pipeline.yaml')).href;
   for (const [index, spec] of specifiers.entries()) {
     const isPath = spec.startsWith('.') || spec.startsWith('/');

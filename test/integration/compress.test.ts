@@ -199,3 +199,15 @@ test('compress: settings the schema cannot catch are refused with a fix', async 
     await bad.dispose();
   }
 });
+
+test('an input error errors the output of zstd and gzip', async (t) => {
+  if (!(await requireTool(t, 'zstd', 'zstd'))) return;
+  for (const algorithm of ['zstd', 'gzip']) {
+    let n = 0;
+    const broken = new Readable({ read() { if (++n === 20) this.destroy(new Error('upstream broke')); else this.push(Buffer.alloc(65536, n)); } });
+    const { ctx, dispose } = await stepContext({ with: { algorithm }, input: broken });
+    const res = await step.run(ctx);
+    await assert.rejects(pipeline(res.output!, sink()), /upstream broke/, algorithm);
+    await dispose();
+  }
+});

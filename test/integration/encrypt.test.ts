@@ -209,3 +209,35 @@ test('256 MB of random data encrypts and decrypts with flat memory', async (t) =
   assert.equal(out.sha256, await source.sha256);
   assert.ok(peak - base < 150e6, `RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB`);
 });
+
+test('an input error errors the output; destroying the output stops the input', async () => {
+  let n = 0;
+  const broken = new Readable({ read() { if (++n === 20) this.destroy(new Error('upstream broke')); else this.push(Buffer.alloc(65536, n)); } });
+  const failing = await stepContext({ with: { passphrase: PASSPHRASE }, input: broken });
+  const res = await step.run(failing.ctx);
+  await assert.rejects(pipeline(res.output!, new Writable({ write: (_c, _e, done) => done() })), /upstream broke/);
+  await failing.dispose();
+
+  const endless = new Readable({ read() { this.push(Buffer.alloc(65536, 7)); } });
+  const cancelled = await stepContext({ with: { passphrase: PASSPHRASE }, input: endless });
+  const out = (await step.run(cancelled.ctx)).output!;
+  await new Promise((resolve) => out.once('data', resolve));
+  out.destroy();
+  await new Promise((resolve) => endless.once('close', resolve));
+  assert.ok(endless.destroyed);
+  await cancelled.dispose();
+});
+
+test('destroying the decoder midway stops it without an error', async () => {
+  const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
+  const decoder = await codec.decode({ passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer);
+  const errors: Error[] = [];
+  decoder.on('error', (err) => errors.push(err));
+  const first = new Promise((resolve) => decoder.once('data', resolve));
+  decoder.write(data.subarray(0, 1_000_000));
+  await first;
+  decoder.destroy();
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.ok(decoder.destroyed);
+  assert.deepEqual(errors, []);
+});

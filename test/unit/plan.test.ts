@@ -131,7 +131,7 @@ describe('cycles', () => {
     const text = pipeline('  - { id: a, uses: noop, needs: c }\n  - { id: b, uses: noop, needs: a }\n  - { id: c, uses: noop, needs: b }\n');
     const found = await problems(text);
     assert.deepEqual(found.map((p) => p.message), ['dependency cycle: "a" → "c" → "b" → "a" (each step needs the next).']);
-    assert.deepEqual(found[0]!.pos, { file: FILE, ...locate(text, 'id: a') });
+    assert.deepEqual(found[0]!.pos, { file: FILE, ...locate(text, '{ id: a') }, 'at the first step of the cycle');
   });
 
   it('finds a cycle made by a template reference and a step-id key', async () => {
