@@ -56,6 +56,7 @@ const machine = {
   cpus: os.cpus().length,
   cpuModel: os.cpus()[0]?.model ?? '',
   memGiB: Math.round(os.totalmem() / 2 ** 30),
+  loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   tools: {
     zstd: `zstd ${/v[\d.]+/.exec(tool('zstd', ['--version']))?.[0] ?? '?'}`,
     gpg: tool('gpg', ['--version']),
@@ -65,6 +66,14 @@ const machine = {
 log(
   `dbflow bench: ${quick ? 'QUICK, ' : ''}${sizeMiB} MiB database${rssFlat ? ', RSS flatness at 2×' : ''}; ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}`,
 );
+const busy = (): string | undefined => {
+  const load = os.loadavg()[0] ?? 0;
+  return load > machine.cpus * 0.5
+    ? `load average ${load.toFixed(1)} on ${machine.cpus} CPUs: other work is running, so the figures are noisy`
+    : undefined;
+};
+const busyAtStart = busy();
+if (busyAtStart) log(`bench: WARNING: ${busyAtStart}`);
 
 const figures: Figure[] = [];
 const details: Record<string, unknown> = {};
@@ -93,7 +102,7 @@ try {
     }
   }
 } catch (err) {
-  broken.push(err instanceof Error ? (err.stack ?? err.message) : String(err));
+  broken.push(err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err));
   log(`bench: ${broken.at(-1)}`);
 } finally {
   cleanup();
@@ -107,6 +116,11 @@ console.log(renderTable(figures));
 console.log('\nshell side (paths in $SRC $TMP $OUT $PASS; $TMP in os.tmpdir(), where dbflow stages its snapshot too):');
 console.log(SHELL_SCRIPT.replace(/^/gm, '  '));
 console.log("  (gpg's default would add a ZIP layer over the zstd output; dbflow's encrypt writes none, hence --compress-algo none.)");
+const busyAtEnd = busy();
+if (busyAtStart || busyAtEnd)
+  console.log(
+    `\nWARNING: ${busyAtStart ?? busyAtEnd} (1-min load average at start ${machine.loadAvgAtStart[0]}, at end ${os.loadavg()[0]?.toFixed(2)}).`,
+  );
 const missed = figures.filter((f) => f.pass === false).length;
 const checked = figures.filter((f) => f.pass !== undefined).length;
 console.log(`\n${checked - missed}/${checked} targets met; bench took ${totalS.toFixed(0)} s.`);

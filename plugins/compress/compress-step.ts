@@ -33,6 +33,7 @@ export const compressStep = defineStep<CompressWith, CompressOutputs>({
   description: 'Compress a stream with zstd (stock binary) or gzip.',
   with: compressWithSchema,
   outputs: outputsSchema,
+  // eslint-disable-next-line @typescript-eslint/require-await -- async so that a bad setting rejects run()
   async run(ctx) {
     const { algorithm, level, threads } = resolveSettings(ctx.with, ctx.id);
     const output = algorithm === 'zstd' ? zstdCompress(ctx, level, threads) : gzipCompress(ctx.input, level);

@@ -20,7 +20,10 @@ export const gzipCodec: Codec = {
   decode(): Duplex {
     const gunzip = createGunzip({ chunkSize: CHUNK });
     return mappedDuplex(gunzip, {
-      mapError: (error) => new IntegrityError(`gzip cannot decompress: ${(error as Error).message}. The data is corrupt, truncated or not gzip.`, { cause: error }),
+      mapError: (error) =>
+        new IntegrityError(`gzip cannot decompress: ${(error as Error).message}. The data is corrupt, truncated or not gzip.`, {
+          cause: error,
+        }),
     });
   },
 };

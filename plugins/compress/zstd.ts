@@ -49,10 +49,20 @@ function zstdError(error: unknown, action: 'compress' | 'decompress'): Error {
   const e = (error ?? {}) as ExecFailure;
   if (e.code === 'ENOENT') {
     const alt = action === 'compress' ? ' or set "algorithm: gzip"' : '';
-    return new DbflowError(`cannot ${action}: the "zstd" program was not found on PATH; install zstd (apt-get install zstd)${alt}.`, { cause: error });
+    return new DbflowError(`cannot ${action}: the "zstd" program was not found on PATH; install zstd (apt-get install zstd)${alt}.`, {
+      cause: error,
+    });
   }
   if (e.isCanceled) return new CancelledError(`zstd (${action}) was stopped because the step was cancelled.`);
-  const said = typeof e.stderr === 'string' ? e.stderr.trim().split('\n').pop()?.replace(/^zstd: /, '').replace(/^\/\*stdin\*\\?: */, '') : undefined;
+  const said =
+    typeof e.stderr === 'string'
+      ? e.stderr
+          .trim()
+          .split('\n')
+          .pop()
+          ?.replace(/^zstd: /, '')
+          .replace(/^\/\*stdin\*\\?: */, '')
+      : undefined;
   const how = e.exitCode !== undefined ? `exited with code ${e.exitCode}` : e.signal ? `was killed by ${e.signal}` : 'failed';
   const detail = said ? `: ${said}` : e.exitCode === undefined && error instanceof Error ? `: ${error.message}` : '';
   if (action === 'decompress') {

@@ -7,6 +7,8 @@ import { encryptWithSchema, resolveMode, type EncryptMode, type EncryptWith } fr
 import { CHUNK_BYTES, CIPHER, encryptConfig, sessionKey } from './pgp-settings.js';
 import { loadRecipients, type Recipient } from './recipients.js';
 import { rechunk } from './rechunk.js';
+
+type WebStream = WebReadableStream<Uint8Array | string>;
 import { toWeb } from './to-web.js';
 
 /** The layer recorded in the manifest: how to decrypt, never a secret. */
@@ -54,7 +56,7 @@ export const encryptStep = defineStep<EncryptWith, EncryptOutputs>({
   async run(ctx) {
     const mode = resolveMode(ctx.with, ctx.id);
     const armor = ctx.with.armor ?? false;
-    const recipients = mode === 'public-key' ? await loadRecipients(ctx.with.recipients ?? [], ctx.id, ctx.log.warn) : [];
+    const recipients = mode === 'public-key' ? await loadRecipients(ctx.with.recipients ?? [], ctx.id, (m) => ctx.log.warn(m)) : [];
     const output = await encryptStream(ctx, mode, recipients, armor);
     const layer: OpenpgpLayer = {
       codec: 'openpgp',
@@ -75,8 +77,9 @@ async function encryptStream(ctx: StepContext<EncryptWith>, mode: EncryptMode, r
     const message = await createMessage({ binary: plain, format: 'binary' });
     const keys = mode === 'passphrase' ? { passwords: [ctx.with.passphrase!] } : { encryptionKeys: recipients.map((r) => r.key) };
     const options = { message, ...keys, sessionKey: sessionKey(), config: encryptConfig };
-    const encrypted = armor ? await encrypt({ ...options, format: 'armored' }) : await encrypt({ ...options, format: 'binary' });
-    return Readable.fromWeb(encrypted as WebReadableStream<Uint8Array | string>, { highWaterMark: CHUNK_BYTES });
+    // openpgp's stream types name a package it does not ship; the value is a web ReadableStream.
+    const encrypted = (armor ? await encrypt({ ...options, format: 'armored' }) : await encrypt({ ...options, format: 'binary' })) as unknown as WebStream;
+    return Readable.fromWeb(encrypted, { highWaterMark: CHUNK_BYTES });
   } catch (err) {
     chunks.destroy();
     throw new DbflowError(`step "${ctx.id}": cannot start OpenPGP encryption: ${(err as Error).message}`, { cause: err });

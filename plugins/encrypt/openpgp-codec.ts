@@ -16,13 +16,16 @@ export const openpgpCodec: Codec = {
   async decode(keys: DecodeKeys, layer: ArtifactLayer) {
     const unlock = await unlockWith(keys, layer);
     const armored = layer.armor === true;
-    return webDuplex(async (cipher) => {
-      const message = armored
-        ? await readMessage({ armoredMessage: cipher.pipeThrough(new TextDecoderStream()) as WebReadableStream<string> })
-        : await readMessage({ binaryMessage: cipher });
-      const { data } = await decrypt({ message, ...unlock, format: 'binary', config: decryptConfig });
-      return data as WebReadableStream<Uint8Array>;
-    }, (error) => decryptError(error, layer));
+    return webDuplex(
+      async (cipher) => {
+        const message = armored
+          ? await readMessage({ armoredMessage: cipher.pipeThrough(new TextDecoderStream()) as WebReadableStream<string> })
+          : await readMessage({ binaryMessage: cipher });
+        const { data } = await decrypt({ message, ...unlock, format: 'binary', config: decryptConfig });
+        return data as WebReadableStream<Uint8Array>;
+      },
+      (error) => decryptError(error, layer),
+    );
   },
 };
 
@@ -37,16 +40,22 @@ async function unlockWith(keys: DecodeKeys, layer: ArtifactLayer): Promise<Unloc
   try {
     key = await readPrivateKey({ armoredKey: privateKey });
   } catch (err) {
-    throw new DbflowError(`openpgp: the private key is not an armored OpenPGP private key (${firstLine(err)}); export it with "gpg --export-secret-keys --armor <key id>".`);
+    throw new DbflowError(
+      `openpgp: the private key is not an armored OpenPGP private key (${firstLine(err)}); export it with "gpg --export-secret-keys --armor <key id>".`,
+    );
   }
   if (key.isDecrypted()) return { decryptionKeys: key, ...(passphrase !== undefined && { passwords: [passphrase] }) };
   if (passphrase === undefined) {
-    throw new DbflowError(`openpgp: the private key ${key.getFingerprint().toUpperCase()} is protected by a passphrase; pass it as "passphrase" too.`);
+    throw new DbflowError(
+      `openpgp: the private key ${key.getFingerprint().toUpperCase()} is protected by a passphrase; pass it as "passphrase" too.`,
+    );
   }
   try {
     return { decryptionKeys: await decryptKey({ privateKey: key, passphrase }) };
   } catch {
-    throw new DbflowError(`openpgp: wrong passphrase for the private key ${key.getFingerprint().toUpperCase()}; check the "passphrase" secret.`);
+    throw new DbflowError(
+      `openpgp: wrong passphrase for the private key ${key.getFingerprint().toUpperCase()}; check the "passphrase" secret.`,
+    );
   }
 }
 
@@ -74,7 +83,10 @@ function decryptError(error: unknown, layer: ArtifactLayer): Error {
       { cause: error },
     );
   }
-  return new IntegrityError(`openpgp: cannot decrypt (${reason}): the data is corrupt, truncated or not OpenPGP, or this is the wrong passphrase or key.`, { cause: error });
+  return new IntegrityError(
+    `openpgp: cannot decrypt (${reason}): the data is corrupt, truncated or not OpenPGP, or this is the wrong passphrase or key.`,
+    { cause: error },
+  );
 }
 
 function firstLine(err: unknown): string {

@@ -38,7 +38,9 @@ export function resolveMode(value: EncryptWith, step: string): EncryptMode {
     throw new DbflowError(`step "${step}": set "passphrase" or "recipients", not both; remove one of them.`);
   }
   if (!hasPass && !hasKeys) {
-    throw new DbflowError(`step "${step}": set "passphrase" (e.g. "{{ secrets.passphrase }}") or "recipients" (armored public keys or key files).`);
+    throw new DbflowError(
+      `step "${step}": set "passphrase" (e.g. "{{ secrets.passphrase }}") or "recipients" (armored public keys or key files).`,
+    );
   }
   if (hasPass && typeof value.passphrase === 'string' && value.passphrase.length === 0) {
     throw new DbflowError(`step "${step}": "passphrase" is empty; check the secret it comes from.`);

@@ -45,7 +45,9 @@ async function parse(read: () => Promise<Key[]>, where: string): Promise<Key[]> 
   try {
     return await read();
   } catch (err) {
-    throw new DbflowError(`${where} is not a valid OpenPGP public key (${firstLine(err)}); export it with "gpg --export --armor <key id>".`);
+    throw new DbflowError(
+      `${where} is not a valid OpenPGP public key (${firstLine(err)}); export it with "gpg --export --armor <key id>".`,
+    );
   }
 }
 
@@ -54,7 +56,9 @@ async function checkKey(key: Key, where: string, warn: (message: string) => void
   const name = `${where}: key ${fingerprint}`;
   if (key.isPrivate()) warn(`${name} is a private key; only its public part is used. Pass the public key instead.`);
   if (key.keyPacket.version !== 4) {
-    throw new DbflowError(`${name} is an OpenPGP v${key.keyPacket.version} key, which stock gpg 2.x cannot use; use a v4 key (gpg --full-generate-key).`);
+    throw new DbflowError(
+      `${name} is an OpenPGP v${key.keyPacket.version} key, which stock gpg 2.x cannot use; use a v4 key (gpg --full-generate-key).`,
+    );
   }
   try {
     await key.getEncryptionKey();

@@ -1,6 +1,6 @@
 // Restoring a `sqlite3` dump: write the file next to its target, verify it, then move it into place.
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
@@ -50,12 +50,17 @@ async function writeStream(input: Readable, file: string, signal: AbortSignal): 
   signal.addEventListener('abort', onAbort, { once: true });
   try {
     signal.throwIfAborted();
-    for await (const chunk of input) await fh.write(chunk as Buffer);
+    for await (const chunk of input) await writeAll(fh, typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
     await fh.sync();
   } finally {
     signal.removeEventListener('abort', onAbort);
     await fh.close();
   }
+}
+
+// Writes all of `buf`: a write may take fewer bytes than it was given.
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  for (let at = 0; at < buf.length;) at += (await fh.write(buf, at, buf.length - at)).bytesWritten;
 }
 
 // The header must be whole and `PRAGMA integrity_check` must say ok.

@@ -89,7 +89,7 @@ async function createFresh(file: string, rows: number, signal: AbortSignal): Pro
       // No journal while building: a failed build is thrown away whole.
       db.pragma('journal_mode = OFF');
       db.pragma('synchronous = OFF');
-      db.pragma('cache_size = -262144');
+      db.pragma('cache_size = -65536');
       filled = await fillDemo(db, rows, signal);
       db.pragma('journal_mode = WAL');
     } finally {

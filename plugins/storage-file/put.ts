@@ -1,5 +1,5 @@
 // Atomic writes: stream into a temporary file, sync, then rename it into place.
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DbflowError, type PutOptions, type StoredObject } from '../../src/index.js';
@@ -29,7 +29,7 @@ export async function putObject(url: string, body: Readable, { signal }: PutOpti
   try {
     for await (const chunk of body) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-      await fh.write(buf);
+      await writeAll(fh, buf);
       bytes += buf.length;
     }
     // An abort that came after the last chunk still counts: the caller gave up on this put.
@@ -47,6 +47,11 @@ export async function putObject(url: string, body: Readable, { signal }: PutOpti
       await rm(temp, { force: true });
     }
   }
+}
+
+// Writes all of `buf`: a write may take fewer bytes than it was given.
+async function writeAll(fh: FileHandle, buf: Buffer): Promise<void> {
+  for (let at = 0; at < buf.length;) at += (await fh.write(buf, at, buf.length - at)).bytesWritten;
 }
 
 // Makes the rename durable; some platforms cannot sync a folder, which is harmless.

@@ -1,7 +1,7 @@
 // One timed run of each side of the throughput comparison: the dbflow CLI and the shell pipeline.
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { BenchError, CLI, fileSize, run, runOk, type Timed } from './util.js';
+import { BenchError, CLI, fileSize, ROOT, run, runOk, type Timed } from './util.js';
 
 /** The gpg command of the shell side. gpg's default would add a ZIP layer over the zstd output;
  *  dbflow's encrypt step writes no compression packet, so the fair baseline turns it off. */
@@ -50,7 +50,11 @@ export async function shellRestore(env: { OUT: string; RESTORED: string; PASS: s
   return runOk('bash', ['-c', SHELL_RESTORE], { env: { ...process.env, ...env }, time: true });
 }
 
-/** The bench pipeline: the quickstart chain without seed (and without restore-test unless asked). */
+/**
+ * The bench pipeline: the quickstart chain without seed (and without restore-test unless asked).
+ * The upload URL is relative (the CLI runs in the repository root): an absolute file:///… URL
+ * makes writing the manifest fail (ManifestBuilder.location() in src/repo/manifest.ts).
+ */
 export function benchYaml(o: { db: string; passFile: string; outDir: string; restore: boolean }): string {
   const lines = [
     'version: 1',
@@ -64,7 +68,7 @@ export function benchYaml(o: { db: string; passFile: string; outDir: string; res
     '  - { id: dump, uses: dump, with: { database: src, snapshot: snapshot } }',
     '  - { id: compress, uses: compress, input: dump, with: { algorithm: zstd, level: 3, threads: 0 } }',
     '  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }',
-    `  - { id: upload, uses: upload, input: encrypt, with: { to: ${JSON.stringify(`file://${o.outDir}/{{ run.id }}/src.sqlite3.zst.pgp`)} } }`,
+    `  - { id: upload, uses: upload, input: encrypt, with: { to: ${JSON.stringify(`file://./${path.relative(ROOT, o.outDir)}/{{ run.id }}/src.sqlite3.zst.pgp`)} } }`,
   ];
   if (o.restore) {
     lines.push(

@@ -28,14 +28,19 @@ export class ChainFailure extends Error {
 }
 
 /** Run the members of a unit; throws ChainFailure naming the member that failed first. */
-export async function runMembers(members: PlannedStep[], runner: MemberRunner, abort: (reason: unknown) => void): Promise<MemberOutputs> {
+export async function runMembers(
+  members: PlannedStep[],
+  runner: MemberRunner,
+  signal: AbortSignal,
+  abort: (reason: unknown) => void,
+): Promise<MemberOutputs> {
   const outputs: MemberOutputs = new Map();
   if (members.length === 1 && members[0]!.def.kind === 'task') {
     const m = members[0]!;
     const ctx = runner.context(m, { chain: [] });
     runner.started(m, ctx);
     try {
-      const res = await m.def.run(ctx);
+      const res = await untilAborted(m.def.run(ctx), ctx.signal);
       if (res?.output) res.output.destroy();
       outputs.set(m.key, { ...(res?.outputs ?? {}) });
       return outputs;
@@ -57,66 +62,97 @@ export async function runMembers(members: PlannedStep[], runner: MemberRunner, a
     rejectFailed(failure);
   };
 
-  const done: Promise<void>[] = [];
-  const stats = new Map<string, Promise<EdgeStats>>();
-  const chain: ChainStage[] = [];
-  let input: Readable | undefined;
-  let inputStats: Promise<EdgeStats> | undefined;
-  let sinkDone: Promise<StepResult> | undefined;
-  for (const m of members) {
-    if (failure) break;
-    const ctx = runner.context(m, { ...(input && { input }), ...(inputStats && { inputStats }), chain: [...chain] });
-    runner.started(m, ctx);
-    if (m.def.kind === 'sink') {
-      sinkDone = m.def.run(ctx);
-      sinkDone.catch((err: unknown) => fail(m.key, err));
-      break;
-    }
-    let res: StepResult;
-    try {
-      res = await Promise.race([m.def.run(ctx), failed]);
-    } catch (err) {
-      fail(m.key, err);
-      break;
-    }
-    if (!res.output) {
-      fail(m.key, new DbflowError(`step "${m.key}" (${m.def.uses}) is a ${m.def.kind} step but returned no output stream.`));
-      break;
-    }
-    const meter = new Meter((bytes) => runner.progress(m, bytes));
-    streams.push(res.output, meter);
-    done.push(
-      new Promise<void>((resolve) => {
-        pipeline(res.output!, meter, (err) => {
-          if (err) fail(m.key, err);
-          resolve();
-        });
-      }),
-    );
-    stats.set(m.key, meter.stats);
-    outputs.set(m.key, { ...(res.outputs ?? {}) });
-    chain.push({ id: m.key, uses: m.def.uses, outputs: { ...(res.outputs ?? {}) } });
-    input = meter;
-    inputStats = meter.stats;
-  }
-  if (failure) {
-    await Promise.allSettled(done);
-    throw failure;
-  }
-  const sink = members.at(-1)!;
+  // A cancel or timeout fails the chain: every stream is destroyed, none may end as if complete.
+  const onAbort = (): void => fail(members[0]!.key, signal.reason);
+  signal.addEventListener('abort', onAbort, { once: true });
+  if (signal.aborted) onAbort();
   try {
-    const res = await Promise.race([sinkDone!, failed]);
-    await Promise.race([Promise.all(done), failed]);
-    if (input && !input.readableEnded) throw new ChainFailure(sink.key, new DbflowError(`step "${sink.key}" finished without reading all of its input.`));
-    outputs.set(sink.key, { ...(res?.outputs ?? {}) });
-  } catch (err) {
-    fail(sink.key, err);
-    await Promise.allSettled(done);
-    throw failure ?? err;
+    return await runChain();
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
-  for (const [key, p] of stats) {
-    const s = await p;
-    outputs.set(key, { ...outputs.get(key), bytes: s.bytes, sha256: s.sha256 });
+
+  async function runChain(): Promise<MemberOutputs> {
+    const done: Promise<void>[] = [];
+    const stats = new Map<string, Promise<EdgeStats>>();
+    const finals = new Map<string, Promise<Record<string, unknown>>>();
+    const chain: ChainStage[] = [];
+    let input: Readable | undefined;
+    let inputStats: Promise<EdgeStats> | undefined;
+    let sinkDone: Promise<StepResult> | undefined;
+    for (const m of members) {
+      if (failure) break;
+      const ctx = runner.context(m, { ...(input && { input }), ...(inputStats && { inputStats }), chain: [...chain] });
+      runner.started(m, ctx);
+      if (m.def.kind === 'sink') {
+        sinkDone = m.def.run(ctx);
+        sinkDone.catch((err: unknown) => fail(m.key, err));
+        break;
+      }
+      let res: StepResult;
+      try {
+        res = await Promise.race([m.def.run(ctx), failed]);
+      } catch (err) {
+        fail(m.key, err);
+        break;
+      }
+      if (!res.output) {
+        fail(m.key, new DbflowError(`step "${m.key}" (${m.def.uses}) is a ${m.def.kind} step but returned no output stream.`));
+        break;
+      }
+      const meter = new Meter((bytes) => runner.progress(m, bytes));
+      streams.push(res.output, meter);
+      done.push(
+        new Promise<void>((resolve) => {
+          pipeline(res.output!, meter, (err) => {
+            if (err) fail(m.key, err);
+            resolve();
+          });
+        }),
+      );
+      stats.set(m.key, meter.stats);
+      if (res.final) finals.set(m.key, res.final);
+      outputs.set(m.key, { ...(res.outputs ?? {}) });
+      chain.push({ id: m.key, uses: m.def.uses, outputs: { ...(res.outputs ?? {}) } });
+      input = meter;
+      inputStats = meter.stats;
+    }
+    if (failure) {
+      await Promise.allSettled(done);
+      throw failure;
+    }
+    const sink = members.at(-1)!;
+    try {
+      const res = await Promise.race([sinkDone!, failed]);
+      await Promise.race([Promise.all(done), failed]);
+      if (input && !input.readableEnded)
+        throw new ChainFailure(sink.key, new DbflowError(`step "${sink.key}" finished without reading all of its input.`));
+      outputs.set(sink.key, { ...(res?.outputs ?? {}) });
+    } catch (err) {
+      fail(sink.key, err);
+      await Promise.allSettled(done);
+      throw failure ?? err;
+    }
+    for (const [key, p] of stats) {
+      const s = await p;
+      let late: Record<string, unknown> = {};
+      try {
+        late = (await finals.get(key)) ?? {};
+      } catch (err) {
+        throw new ChainFailure(key, err);
+      }
+      outputs.set(key, { ...outputs.get(key), ...late, bytes: s.bytes, sha256: s.sha256 });
+    }
+    return outputs;
   }
-  return outputs;
+}
+
+/** `p`, or a rejection with the signal's reason once it aborts: a step that ignores its signal cannot hold up a timeout or a cancel. */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    void p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }

@@ -33,16 +33,15 @@ export interface StreamWiring {
   chain: ChainStage[];
 }
 
-/** A context for one step instance; `tmpdir` is created here and removed by the engine. */
+/** A context for one step instance; its `tmpdir` is made on first use (shared through `tmp`) and removed by the engine. */
 export function createContext(
   scope: RunScope,
   step: PlannedStep,
   withValue: Record<string, unknown>,
   signal: AbortSignal,
   wiring: StreamWiring,
-  onTmpdir: (dir: string) => void,
+  tmp: { dir?: string; created: (dir: string) => void },
 ): StepContext {
-  let tmpdir: string | undefined;
   const key = step.key;
   const single = (ref: string): string => {
     const keys = step.refs[ref];
@@ -60,11 +59,11 @@ export function createContext(
     signal,
     log: { debug: log('debug'), info: log('info'), warn: log('warn') },
     get tmpdir(): string {
-      if (tmpdir === undefined) {
-        tmpdir = mkdtempSync(path.join(os.tmpdir(), `dbflow-${scope.run.id}-`));
-        onTmpdir(tmpdir);
+      if (tmp.dir === undefined) {
+        tmp.dir = mkdtempSync(path.join(os.tmpdir(), `dbflow-${scope.run.id}-`));
+        tmp.created(tmp.dir);
       }
-      return tmpdir;
+      return tmp.dir;
     },
     get input(): Readable {
       if (!wiring.input) throw new DbflowError(`step "${key}" (${step.spec.uses}) has no input stream.`);

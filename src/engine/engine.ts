@@ -8,7 +8,7 @@ import { ManifestBuilder, publishManifest } from '../repo/manifest.js';
 import { compile } from '../schema/validator.js';
 import { renderValue } from '../spec/templates.js';
 import { ChainFailure, runMembers } from './chain.js';
-import { createContext, type RunScope } from './context.js';
+import { createContext, type RunScope, type StreamWiring } from './context.js';
 import type { EngineEvent, EventListener, RunStatus, RunSummary, StepStatus } from './events.js';
 import type { LoadedPipeline } from './load.js';
 import { newRunId, RunRecord } from './run-record.js';
@@ -43,6 +43,13 @@ export interface RunResult {
   steps: Map<string, StepState>;
   summary: RunSummary;
   error?: string;
+}
+
+interface Started {
+  step: PlannedStep;
+  ctx: StepContext;
+  wiring: StreamWiring;
+  tmp: { dir?: string; created: (dir: string) => void };
 }
 
 interface Lease {
@@ -162,7 +169,8 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     }
   };
 
-  const stepContext = (step: PlannedStep, signal: AbortSignal, wiring: Parameters<typeof createContext>[4]): StepContext => {
+  const tmpOf = (key: string) => ({ created: (dir: string) => tmpdirs.set(key, [...(tmpdirs.get(key) ?? []), dir]) });
+  const stepContext = (step: PlannedStep, signal: AbortSignal, wiring: StreamWiring, tmp: ReturnType<typeof tmpOf>): StepContext => {
     const steps: Record<string, { outputs: Record<string, unknown> }> = {};
     for (const [id, keys] of Object.entries(step.refs)) {
       const outs = keys.map((k) => states.get(k)?.outputs ?? {});
@@ -179,7 +187,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       const msg = (validate.errors ?? []).map((e) => `${e.instancePath || 'with'} ${e.message ?? ''}`).join('; ');
       throw new DbflowError(`step "${step.key}": "with" is invalid after templates were filled in: ${redactor.redact(msg)}`);
     }
-    return createContext(scope, step, withValue, signal, wiring, (dir) => tmpdirs.set(step.key, [...(tmpdirs.get(step.key) ?? []), dir]));
+    return createContext(scope, step, withValue, signal, wiring, tmp);
   };
 
   // Conditions: should a unit run, given how its dependencies ended?
@@ -229,20 +237,26 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       runController.signal.addEventListener('abort', onRunAbort);
       if (runController.signal.aborted) onRunAbort();
       const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs) : undefined;
-      const startedCtx: { step: PlannedStep; ctx: StepContext }[] = [];
+      const startedCtx: Started[] = [];
+      const wired = new Map<string, { wiring: StreamWiring; tmp: ReturnType<typeof tmpOf> }>();
       try {
         const outputs = await runMembers(
           unit.members,
           {
-            context: (step, wiring) => stepContext(step, controller.signal, wiring),
+            context: (step, wiring) => {
+              const tmp = tmpOf(step.key);
+              wired.set(step.key, { wiring, tmp });
+              return stepContext(step, controller.signal, wiring, tmp);
+            },
             started: (step, ctx) => {
-              startedCtx.push({ step, ctx });
+              startedCtx.push({ step, ctx, ...wired.get(step.key)! });
               states.get(step.key)!.status = 'running';
               states.get(step.key)!.startedAt = Date.now();
               emit({ type: 'step:start', time: now(), id: step.key, attempt });
             },
             progress: (step, bytes) => scope.progress(step.key, bytes),
           },
+          controller.signal,
           (reason) => controller.abort(reason),
         );
         for (const m of unit.members) finish(m, 'success', { outputs: outputs.get(m.key) ?? {} });
@@ -268,7 +282,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
           else finish(m, 'failed', { error: `stream chain failed at "${failure.at}": ${message}` });
         }
         if (!wasCancelled) log(failure.at, 'warn', `failed: ${message}`);
-        if (!(cause instanceof DbflowError) && cause instanceof Error && cause.stack) record.log(failure.at, cause.stack);
+        if (!(cause instanceof DbflowError) && cause instanceof Error && cause.stack) record.log(failure.at, redactor.redact(cause.stack));
         return;
       } finally {
         clearTimeout(timer);
@@ -277,13 +291,14 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     }
   };
 
-  const cleanup = async (started: { step: PlannedStep; ctx: StepContext }[]): Promise<void> => {
-    for (const { step, ctx } of started.reverse()) {
+  const cleanup = async (started: Started[]): Promise<void> => {
+    for (const { step, ctx, wiring, tmp } of started.reverse()) {
       if (!step.def.cleanup) continue;
       const cleanupController = new AbortController();
       const t = setTimeout(() => cleanupController.abort(new TimeoutError(`cleanup of "${step.key}"`, 60_000)), 60_000);
       try {
-        await step.def.cleanup(Object.create(ctx, { signal: { value: cleanupController.signal } }) as StepContext);
+        // A fresh context: the step's own signal is aborted, and programs it runs to clean up must not be.
+        await step.def.cleanup(createContext(scope, step, ctx.with, cleanupController.signal, wiring, tmp));
         log(step.key, 'info', 'cleaned up');
       } catch (err) {
         log(step.key, 'warn', `cleanup failed: ${redactor.redact((err as Error).message)}`);

@@ -52,7 +52,7 @@ export async function loadPipelineText(file: string, text: string, baseDir: stri
   for (const p of options.plugins ?? []) registry.add(p, 'options.plugins');
   const data = raw.data as Record<string, unknown> | null;
   const specs = Array.isArray(data?.plugins) ? (data.plugins as unknown[]).filter((p): p is string => typeof p === 'string') : [];
-  const pluginProblems = (await loadPlugins(registry, specs, baseDir)).map((p) => ({ pos: raw.pos(['plugins', p.index]), message: p.message }));
+  const pluginProblems = (await loadPlugins(registry, specs, path.join(baseDir, path.basename(file)))).map((p) => ({ pos: raw.pos(['plugins', p.index]), message: p.message }));
   const readable = (p: string): boolean => {
     try {
       accessSync(path.resolve(baseDir, p), constants.R_OK);

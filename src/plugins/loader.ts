@@ -28,11 +28,12 @@ export async function builtinRegistry(): Promise<Registry> {
  * Load each `plugins:` entry: a path (./x.ts, ./x.js, relative to the pipeline file) or an npm
  * package name resolved from the pipeline's folder. TypeScript plugins load without a build step.
  */
-export async function loadPlugins(registry: Registry, specifiers: readonly string[], baseDir: string): Promise<PluginLoadProblem[]> {
+export async function loadPlugins(registry: Registry, specifiers: readonly string[], pipelineFile: string): Promise<PluginLoadProblem[]> {
+  const baseDir = path.dirname(pipelineFile);
   const problems: PluginLoadProblem[] = [];
   if (specifiers.length === 0) return problems;
   const { tsImport } = await import('tsx/esm/api'); // only when needed: it starts esbuild
-  const parentURL = pathToFileURL(path.join(baseDir, 'pipeline.yaml')).href;
+  const parentURL = pathToFileURL(pipelineFile).href;
   for (const [index, spec] of specifiers.entries()) {
     const isPath = spec.startsWith('.') || spec.startsWith('/');
     const target = isPath ? pathToFileURL(path.resolve(baseDir, spec)).href : spec;

@@ -4,6 +4,8 @@ import { checkSchema, compile } from '../schema/validator.js';
 import type { Codec, DatabaseDriver, JsonSchema, Plugin, StepDefinition, Storage } from './types.js';
 
 const KINDS = ['task', 'source', 'transform', 'sink'];
+const DRIVER_FNS = ['snapshot', 'dump', 'scratch', 'restore', 'rowCounts'] as const;
+const STORAGE_FNS = ['put', 'get', 'list', 'delete'] as const;
 
 /** Every step type, driver, storage and codec that a run can use. */
 export class Registry {
@@ -16,11 +18,11 @@ export class Registry {
 
   /**
    * Add a plugin after checking that it keeps the contract; `from` names where it came from.
-   * Schemas are compiled in Ajv strict mode unless `trusted` (first-party plugins, whose schemas a
-   * test compiles; a pipeline compiles the schemas of the steps it uses anyway).
+   * All or nothing: a plugin with one bad part registers nothing. Schemas are compiled in Ajv
+   * strict mode unless `trusted` (first-party plugins, whose schemas a test compiles; a pipeline
+   * compiles the schemas of the steps it uses anyway).
    */
   add(plugin: Plugin, from: string, trusted = false): void {
-    const check = trusted ? checkSchema : (s: JsonSchema) => void compile(s);
     const where = `plugin "${plugin?.name ?? '?'}" (${from})`;
     if (!plugin || typeof plugin.name !== 'string' || !plugin.name) {
       throw new PluginError(`${from} does not export a plugin: default-export definePlugin({ name, steps }).`);
@@ -28,6 +30,21 @@ export class Registry {
     if (this.plugins.some((p) => p.plugin.name === plugin.name)) {
       throw new PluginError(`${where} is loaded twice; a plugin name must be unique.`);
     }
+    const schemaOk = (schema: JsonSchema, what: string, name: string): void => {
+      try {
+        if (trusted) checkSchema(schema);
+        else compile(schema);
+      } catch (err) {
+        throw new PluginError(`${what}: its "${name}" schema is invalid: ${(err as Error).message}`);
+      }
+    };
+    const claims: { key: string; set: () => void }[] = [];
+    const claim = <T>(map: Map<string, T>, name: string, value: T, what: string): void => {
+      const prev = this.owner.get(what);
+      if (prev) throw new PluginError(`${where} declares ${what}, which ${prev} already declares.`);
+      if (claims.some((c) => c.key === what)) throw new PluginError(`${where} declares ${what} twice.`);
+      claims.push({ key: what, set: () => map.set(name, value) });
+    };
     for (const step of plugin.steps ?? []) {
       const what = `step "${String(step?.uses)}" of ${where}`;
       if (typeof step?.uses !== 'string' || !/^[a-z][a-z0-9-]*$/.test(step.uses)) {
@@ -38,33 +55,29 @@ export class Registry {
       if (!step.with || typeof step.with !== 'object') {
         throw new PluginError(`${what} declares no "with" schema; every step type must (use { type: 'object', additionalProperties: false } for none).`);
       }
-      for (const [name, schema] of [['with', step.with], ['outputs', step.outputs]] as const) {
-        if (!schema) continue;
-        try {
-          check(schema);
-        } catch (err) {
-          throw new PluginError(`${what}: its "${name}" schema is invalid: ${(err as Error).message}`);
-        }
-      }
-      this.claim(this.steps, step.uses, step, `step "${step.uses}"`, where);
+      schemaOk(step.with, what, 'with');
+      if (step.outputs) schemaOk(step.outputs, what, 'outputs');
+      claim(this.steps, step.uses, step, `step "${step.uses}"`);
     }
     for (const d of plugin.drivers ?? []) {
-      for (const fn of ['snapshot', 'dump', 'scratch', 'restore', 'rowCounts'] as const) {
-        if (typeof d[fn] !== 'function') throw new PluginError(`driver "${d.name}" of ${where} has no ${fn}() function.`);
-      }
-      check(d.options ?? {});
-      this.claim(this.drivers, d.name, d, `driver "${d.name}"`, where);
+      const what = `driver "${String(d?.name)}" of ${where}`;
+      for (const fn of DRIVER_FNS) if (typeof d?.[fn] !== 'function') throw new PluginError(`${what} has no ${fn}() function.`);
+      schemaOk(d.options ?? {}, what, 'options');
+      claim(this.drivers, d.name, d, `driver "${d.name}"`);
     }
-    for (const s of plugin.storages ?? []) this.claim(this.storages, s.scheme, s, `storage "${s.scheme}:"`, where);
-    for (const c of plugin.codecs ?? []) this.claim(this.codecs, c.name, c, `codec "${c.name}"`, where);
+    for (const s of plugin.storages ?? []) {
+      const what = `storage "${String(s?.scheme)}:" of ${where}`;
+      for (const fn of STORAGE_FNS) if (typeof s?.[fn] !== 'function') throw new PluginError(`${what} has no ${fn}() function.`);
+      claim(this.storages, s.scheme, s, `storage "${s.scheme}:"`);
+    }
+    for (const c of plugin.codecs ?? []) {
+      if (typeof c?.decode !== 'function') throw new PluginError(`codec "${String(c?.name)}" of ${where} has no decode() function.`);
+      claim(this.codecs, c.name, c, `codec "${c.name}"`);
+    }
+    for (const c of claims) {
+      c.set();
+      this.owner.set(c.key, where);
+    }
     this.plugins.push({ plugin, from });
-  }
-
-  private claim<T>(map: Map<string, T>, name: string, value: T, what: string, where: string): void {
-    const key = `${what}`;
-    const prev = this.owner.get(key);
-    if (prev) throw new PluginError(`${where} declares ${what}, which ${prev} already declares.`);
-    this.owner.set(key, where);
-    map.set(name, value);
   }
 }

@@ -247,6 +247,11 @@ export interface StepResult<O = Record<string, unknown>> {
   output?: Readable;
   /** Values later steps may reference as `steps.<id>.outputs.<name>`. */
   outputs?: O;
+  /**
+   * Outputs known only once the step's stream has ended (a count, a checksum): merged into
+   * `outputs` after the chain finished. A rejection fails the step.
+   */
+  final?: Promise<Partial<O>>;
 }
 
 /** A step type, as a plugin declares it. */

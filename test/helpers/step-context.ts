@@ -21,7 +21,7 @@ export interface StepContextOptions<W> {
 export interface TestStepContext<W> {
   ctx: StepContext<W>;
   logs: string[];
-  dispose(): Promise<void>;
+  dispose: () => Promise<void>;
 }
 
 // Build a context like the engine's: exec is execa with cancelSignal, stderr lines go to the log.
@@ -44,7 +44,7 @@ export async function stepContext<W>(options: StepContextOptions<W>): Promise<Te
     log: { debug: log('debug'), info: log('info'), warn: log('warn') },
     tmpdir,
     input: options.input ?? Readable.from([]),
-    inputStats: () => Promise.reject(new Error('test step context: inputStats is not available')) as Promise<EdgeStats>,
+    inputStats: () => Promise.reject<EdgeStats>(new Error('test step context: inputStats is not available')),
     chain: [],
     exec(file: string, args: readonly string[], execOptions: ExecaOptions = {}) {
       const sub = execa(file, args, {

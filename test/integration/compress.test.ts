@@ -51,10 +51,13 @@ const sink = (): Writable => new Writable({ write: (_c, _e, done) => setImmediat
 // The zstd processes that are children of this test process.
 async function zstdChildren(): Promise<string[]> {
   const { stdout } = await execa('ps', ['-o', 'pid=,comm=', '--ppid', String(process.pid)], { reject: false });
-  return stdout.split('\n').filter((l) => /\bzstd\b/.test(l)).map((l) => l.trim().split(/\s+/)[0]!);
+  return stdout
+    .split('\n')
+    .filter((l) => /\bzstd\b/.test(l))
+    .map((l) => l.trim().split(/\s+/)[0]!);
 }
 
-test('zstd: compress then decode gives back the input; outputs name the layer', async (t) => {
+void test('zstd: compress then decode gives back the input; outputs name the layer', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
   const input = mixedData(8_000_000);
   const { data, outputs } = await compressAll({}, input);
@@ -64,7 +67,7 @@ test('zstd: compress then decode gives back the input; outputs name the layer', 
   assert.ok((await decodeAll('zstd', data)).equals(input));
 });
 
-test('zstd: level and threads reach the binary', async (t) => {
+void test('zstd: level and threads reach the binary', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
   const input = mixedData(4_000_000);
   const fast = await compressAll({ level: 1, threads: 1 }, input);
@@ -74,7 +77,7 @@ test('zstd: level and threads reach the binary', async (t) => {
   assert.ok((await decodeAll('zstd', strong.data)).equals(input));
 });
 
-test('gzip: compress then decode gives back the input, and stock gzip reads it', async (t) => {
+void test('gzip: compress then decode gives back the input, and stock gzip reads it', async (t) => {
   if (!(await requireTool(t, 'gzip', 'gzip'))) return;
   const input = mixedData(4_000_000);
   const { data, outputs } = await compressAll({ algorithm: 'gzip' }, input);
@@ -84,7 +87,7 @@ test('gzip: compress then decode gives back the input, and stock gzip reads it',
   assert.ok(Buffer.from(stock.stdout).equals(input));
 });
 
-test('zstd: 256 MB stream through compress and decode with flat memory', async (t) => {
+void test('zstd: 256 MB stream through compress and decode with flat memory', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
   const size = 256 * 1024 * 1024;
   const source = randomInput(size);
@@ -107,7 +110,7 @@ test('zstd: 256 MB stream through compress and decode with flat memory', async (
   assert.ok(peak - base < 150e6, `RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB`);
 });
 
-test('zstd: a missing binary errors the output with how to install it', async (t) => {
+void test('zstd: a missing binary errors the output with how to install it', async (t) => {
   const empty = await mkdtemp(path.join(os.tmpdir(), 'dbflow-nopath-'));
   t.after(() => rm(empty, { recursive: true, force: true }));
   const { ctx, dispose } = await stepContext({ with: {}, input: Readable.from([Buffer.from('data')]), env: { PATH: empty } });
@@ -121,7 +124,7 @@ test('zstd: a missing binary errors the output with how to install it', async (t
   });
 });
 
-test('zstd: corrupt or truncated input errors the decoder', async (t) => {
+void test('zstd: corrupt or truncated input errors the decoder', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
   const { data } = await compressAll({}, mixedData(2_000_000));
   const flipped = Buffer.from(data);
@@ -135,16 +138,19 @@ test('zstd: corrupt or truncated input errors the decoder', async (t) => {
   }
 });
 
-test('gzip: corrupt or truncated input errors the decoder', async () => {
+void test('gzip: corrupt or truncated input errors the decoder', async () => {
   const { data } = await compressAll({ algorithm: 'gzip', level: 1 }, mixedData(1_000_000));
   const flipped = Buffer.from(data);
   flipped[flipped.length >> 1]! ^= 0xff;
   for (const bad of [flipped, data.subarray(0, data.length - 100), Buffer.from('not gzip at all')]) {
-    await assert.rejects(decodeAll('gzip', bad), (err: Error) => err instanceof IntegrityError && /gzip cannot decompress/.test(err.message));
+    await assert.rejects(
+      decodeAll('gzip', bad),
+      (err: Error) => err instanceof IntegrityError && /gzip cannot decompress/.test(err.message),
+    );
   }
 });
 
-test('zstd: destroying the decoder kills the process', async (t) => {
+void test('zstd: destroying the decoder kills the process', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
   const before = await zstdChildren();
   const decoder = await codec('zstd').decode({}, { codec: 'zstd' });
@@ -158,10 +164,14 @@ test('zstd: destroying the decoder kills the process', async (t) => {
   assert.ok(!(await zstdChildren()).includes(running[0]!), 'zstd -d was killed');
 });
 
-test('zstd: aborting the step signal kills zstd and errors the output', async (t) => {
+void test('zstd: aborting the step signal kills zstd and errors the output', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
   const abort = new AbortController();
-  const endless = new Readable({ read() { this.push(Buffer.alloc(65536, 1)); } });
+  const endless = new Readable({
+    read() {
+      this.push(Buffer.alloc(65536, 1));
+    },
+  });
   const { ctx, dispose } = await stepContext({ with: {}, input: endless, signal: abort.signal });
   t.after(dispose);
   const res = await step.run(ctx);
@@ -170,7 +180,7 @@ test('zstd: aborting the step signal kills zstd and errors the output', async (t
   endless.destroy();
 });
 
-test('compress: the with schema compiles strictly and bounds the level per algorithm', async () => {
+void test('compress: the with schema compiles strictly and bounds the level per algorithm', () => {
   new Registry().add(compress, 'test'); // throws when a schema fails Ajv strict mode
   const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
   ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
@@ -185,7 +195,7 @@ test('compress: the with schema compiles strictly and bounds the level per algor
   assert.ok(!valid({ levle: 3 }));
 });
 
-test('compress: settings the schema cannot catch are refused with a fix', async () => {
+void test('compress: settings the schema cannot catch are refused with a fix', async () => {
   const { ctx, dispose } = await stepContext({ with: { algorithm: 'gzip', threads: 4 }, id: 'compress[app]' });
   try {
     await assert.rejects(step.run(ctx), /step "compress\[app\]": "threads: 4" applies to zstd only; remove it or set "algorithm: zstd"/);
@@ -200,11 +210,16 @@ test('compress: settings the schema cannot catch are refused with a fix', async 
   }
 });
 
-test('an input error errors the output of zstd and gzip', async (t) => {
+void test('an input error errors the output of zstd and gzip', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
   for (const algorithm of ['zstd', 'gzip']) {
     let n = 0;
-    const broken = new Readable({ read() { if (++n === 20) this.destroy(new Error('upstream broke')); else this.push(Buffer.alloc(65536, n)); } });
+    const broken = new Readable({
+      read() {
+        if (++n === 20) this.destroy(new Error('upstream broke'));
+        else this.push(Buffer.alloc(65536, n));
+      },
+    });
     const { ctx, dispose } = await stepContext({ with: { algorithm }, input: broken });
     const res = await step.run(ctx);
     await assert.rejects(pipeline(res.output!, sink()), /upstream broke/, algorithm);

@@ -40,7 +40,7 @@ async function decodeAll(data: Buffer, keys: { passphrase?: string; privateKey?:
 }
 
 // A throwaway GNUPGHOME (agent stopped and folder removed after the test) and a way to run gpg in it.
-async function gpgHome(t: TestContext): Promise<{ home: string; gpg(args: string[], input: Buffer): Promise<Buffer> }> {
+async function gpgHome(t: TestContext): Promise<{ home: string; gpg: (args: string[], input: Buffer) => Promise<Buffer> }> {
   const home = await mkdtemp(path.join(os.tmpdir(), 'dbflow-gpg-'));
   await chmod(home, 0o700);
   const env = { GNUPGHOME: home };
@@ -66,7 +66,7 @@ async function passphraseFile(home: string, passphrase: string): Promise<string>
 
 const plain = randomBytes(3_000_000);
 
-test('passphrase: stock gpg decrypts the output (SEIPDv1, AES-256, no compression)', async (t) => {
+void test('passphrase: stock gpg decrypts the output (SEIPDv1, AES-256, no compression)', async (t) => {
   if (!(await requireTool(t, 'gpg', 'gnupg'))) return;
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
   assert.deepEqual(outputs, { mode: 'passphrase', layer: { codec: 'openpgp', mode: 'passphrase', cipher: 'aes256', armor: false } });
@@ -81,13 +81,13 @@ test('passphrase: stock gpg decrypts the output (SEIPDv1, AES-256, no compressio
   assert.doesNotMatch(packets, /compressed packet|aead encrypted/);
 });
 
-test('passphrase: the codec decodes the output', async () => {
+void test('passphrase: the codec decodes the output', async () => {
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
   const decoded = await decodeAll(data, { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer);
   assert.ok(decoded.equals(plain));
 });
 
-test('armor: the output is ASCII-armored; gpg and the codec read it', async (t) => {
+void test('armor: the output is ASCII-armored; gpg and the codec read it', async (t) => {
   if (!(await requireTool(t, 'gpg', 'gnupg'))) return;
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE, armor: true }, plain);
   assert.ok(data.toString('latin1', 0, 40).startsWith('-----BEGIN PGP MESSAGE-----'));
@@ -98,7 +98,7 @@ test('armor: the output is ASCII-armored; gpg and the codec read it', async (t) 
   assert.ok((await gpg(['--pinentry-mode', 'loopback', '--passphrase-file', file, '--decrypt'], data)).equals(plain));
 });
 
-test('a tampered ciphertext errors the decoder (integrity check)', async () => {
+void test('a tampered ciphertext errors the decoder (integrity check)', async () => {
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
   const tampered = Buffer.from(data);
   tampered[tampered.length >> 1]! ^= 0x01;
@@ -107,10 +107,13 @@ test('a tampered ciphertext errors the decoder (integrity check)', async () => {
     assert.match(err.message, /integrity check \(MDC\) failed/);
     return true;
   });
-  await assert.rejects(decodeAll(data.subarray(0, data.length - 500), { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer), IntegrityError);
+  await assert.rejects(
+    decodeAll(data.subarray(0, data.length - 500), { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer),
+    IntegrityError,
+  );
 });
 
-test('a wrong passphrase errors clearly, without an openpgp stack', async () => {
+void test('a wrong passphrase errors clearly, without an openpgp stack', async () => {
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
   await assert.rejects(decodeAll(data, { passphrase: 'not the passphrase' }, outputs.layer as ArtifactLayer), (err: Error) => {
     assert.ok(err instanceof DbflowError, String(err));
@@ -121,12 +124,15 @@ test('a wrong passphrase errors clearly, without an openpgp stack', async () => 
   });
 });
 
-test('a missing key names what to pass', async () => {
+void test('a missing key names what to pass', async () => {
   await assert.rejects(async () => codec.decode({}, { codec: 'openpgp', mode: 'passphrase' }), /pass it as "passphrase"/);
-  await assert.rejects(async () => codec.decode({}, { codec: 'openpgp', mode: 'public-key', recipients: ['ABCD'] }), /private key \(one of ABCD\) as "private_key"/);
+  await assert.rejects(
+    async () => codec.decode({}, { codec: 'openpgp', mode: 'public-key', recipients: ['ABCD'] }),
+    /private key \(one of ABCD\) as "private_key"/,
+  );
 });
 
-test('public key: gpg and the codec decrypt with the private key; outputs carry fingerprints', async (t) => {
+void test('public key: gpg and the codec decrypt with the private key; outputs carry fingerprints', async (t) => {
   if (!(await requireTool(t, 'gpg', 'gnupg'))) return;
   const { privateKey, publicKey } = await generateKey({ userIDs: [{ name: 'dbflow test', email: 'test@example.org' }], format: 'armored' });
   const keyFile = path.join(await mkdtemp(path.join(os.tmpdir(), 'dbflow-key-')), 'backup.asc');
@@ -147,27 +153,40 @@ test('public key: gpg and the codec decrypt with the private key; outputs carry 
   assert.ok((await gpg(['--decrypt'], data)).equals(plain));
 });
 
-test('public key: an armored key inline, a passphrase-protected private key, and a stranger', async () => {
+void test('public key: an armored key inline, a passphrase-protected private key, and a stranger', async () => {
   const owner = await generateKey({ userIDs: [{ email: 'owner@example.org' }], passphrase: 'key secret', format: 'armored' });
   const stranger = await generateKey({ userIDs: [{ email: 'stranger@example.org' }], format: 'armored' });
   const { data, outputs } = await encryptAll({ recipients: [owner.publicKey] }, plain);
   const layer = outputs.layer as ArtifactLayer;
   assert.ok((await decodeAll(data, { privateKey: owner.privateKey, passphrase: 'key secret' }, layer)).equals(plain));
-  await assert.rejects(async () => codec.decode({ privateKey: owner.privateKey }, layer), /protected by a passphrase; pass it as "passphrase" too/);
-  await assert.rejects(async () => codec.decode({ privateKey: owner.privateKey, passphrase: 'nope' }, layer), /wrong passphrase for the private key/);
+  await assert.rejects(
+    async () => codec.decode({ privateKey: owner.privateKey }, layer),
+    /protected by a passphrase; pass it as "passphrase" too/,
+  );
+  await assert.rejects(
+    async () => codec.decode({ privateKey: owner.privateKey, passphrase: 'nope' }, layer),
+    /wrong passphrase for the private key/,
+  );
   await assert.rejects(decodeAll(data, { privateKey: stranger.privateKey }, layer), /wrong passphrase or not encrypted for this key/);
 });
 
-test('recipients: an unreadable key file is named, with how to export one', async () => {
-  const { ctx, dispose } = await stepContext({ with: { recipients: ['./keys/missing.asc'] }, id: 'encrypt[app]', input: Readable.from([plain]) });
+void test('recipients: an unreadable key file is named, with how to export one', async () => {
+  const { ctx, dispose } = await stepContext({
+    with: { recipients: ['./keys/missing.asc'] },
+    id: 'encrypt[app]',
+    input: Readable.from([plain]),
+  });
   try {
-    await assert.rejects(step.run(ctx), /step "encrypt\[app\]": recipients\[0\] "\.\/keys\/missing\.asc" is neither an armored public key nor a readable key file \(ENOENT\); pass the output of "gpg --export --armor <key id>"/);
+    await assert.rejects(
+      step.run(ctx),
+      /step "encrypt\[app\]": recipients\[0\] "\.\/keys\/missing\.asc" is neither an armored public key nor a readable key file \(ENOENT\); pass the output of "gpg --export --armor <key id>"/,
+    );
   } finally {
     await dispose();
   }
 });
 
-test('exactly one of passphrase and recipients', async () => {
+void test('exactly one of passphrase and recipients', async () => {
   const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
   ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
   const valid = ajv.compile(step.with);
@@ -188,7 +207,7 @@ test('exactly one of passphrase and recipients', async () => {
   }
 });
 
-test('256 MB of random data encrypts and decrypts with flat memory', async (t) => {
+void test('256 MB of random data encrypts and decrypts with flat memory', async (t) => {
   const size = 256 * 1024 * 1024;
   const source = randomInput(size);
   const { ctx, dispose } = await stepContext({ with: { passphrase: PASSPHRASE }, input: source.stream });
@@ -210,15 +229,24 @@ test('256 MB of random data encrypts and decrypts with flat memory', async (t) =
   assert.ok(peak - base < 150e6, `RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB`);
 });
 
-test('an input error errors the output; destroying the output stops the input', async () => {
+void test('an input error errors the output; destroying the output stops the input', async () => {
   let n = 0;
-  const broken = new Readable({ read() { if (++n === 20) this.destroy(new Error('upstream broke')); else this.push(Buffer.alloc(65536, n)); } });
+  const broken = new Readable({
+    read() {
+      if (++n === 20) this.destroy(new Error('upstream broke'));
+      else this.push(Buffer.alloc(65536, n));
+    },
+  });
   const failing = await stepContext({ with: { passphrase: PASSPHRASE }, input: broken });
   const res = await step.run(failing.ctx);
   await assert.rejects(pipeline(res.output!, new Writable({ write: (_c, _e, done) => done() })), /upstream broke/);
   await failing.dispose();
 
-  const endless = new Readable({ read() { this.push(Buffer.alloc(65536, 7)); } });
+  const endless = new Readable({
+    read() {
+      this.push(Buffer.alloc(65536, 7));
+    },
+  });
   const cancelled = await stepContext({ with: { passphrase: PASSPHRASE }, input: endless });
   const out = (await step.run(cancelled.ctx)).output!;
   await new Promise((resolve) => out.once('data', resolve));
@@ -228,7 +256,7 @@ test('an input error errors the output; destroying the output stops the input', 
   await cancelled.dispose();
 });
 
-test('destroying the decoder midway stops it without an error', async () => {
+void test('destroying the decoder midway stops it without an error', async () => {
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
   const decoder = await codec.decode({ passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer);
   const errors: Error[] = [];
