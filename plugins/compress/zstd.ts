@@ -54,19 +54,17 @@ function zstdError(error: unknown, action: 'compress' | 'decompress'): Error {
     });
   }
   if (e.isCanceled) return new CancelledError(`zstd (${action}) was stopped because the step was cancelled.`);
-  const said =
-    typeof e.stderr === 'string'
-      ? e.stderr
-          .trim()
-          .split('\n')
-          .pop()
-          ?.replace(/^zstd: /, '')
-          .replace(/^\/\*stdin\*\\?: */, '')
-      : undefined;
+  const said = typeof e.stderr === 'string' ? lastComplaint(e.stderr) : undefined;
   const how = e.exitCode !== undefined ? `exited with code ${e.exitCode}` : e.signal ? `was killed by ${e.signal}` : 'failed';
   const detail = said ? `: ${said}` : e.exitCode === undefined && error instanceof Error ? `: ${error.message}` : '';
   if (action === 'decompress') {
     return new IntegrityError(`zstd -d ${how}${detail}. The data is corrupt, truncated or not zstd.`, { cause: error });
   }
   return new DbflowError(`zstd ${how} while compressing${detail}.`, { cause: error });
+}
+
+// zstd's last stderr line without its `zstd: /*stdin*\:` prefix.
+function lastComplaint(stderr: string): string | undefined {
+  const line = stderr.trim().split('\n').pop();
+  return line?.replace(/^zstd: /, '').replace(/^\/\*stdin\*\\?: */, '') || undefined;
 }

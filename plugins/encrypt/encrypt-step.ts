@@ -7,9 +7,9 @@ import { encryptWithSchema, resolveMode, type EncryptMode, type EncryptWith } fr
 import { CHUNK_BYTES, CIPHER, encryptConfig, sessionKey } from './pgp-settings.js';
 import { loadRecipients, type Recipient } from './recipients.js';
 import { rechunk } from './rechunk.js';
+import { toWeb } from './to-web.js';
 
 type WebStream = WebReadableStream<Uint8Array | string>;
-import { toWeb } from './to-web.js';
 
 /** The layer recorded in the manifest: how to decrypt, never a secret. */
 export interface OpenpgpLayer {
@@ -69,6 +69,7 @@ export const encryptStep = defineStep<EncryptWith, EncryptOutputs>({
   },
 });
 
+// The input, in large chunks, through openpgp.js; errors of the input surface on the output.
 async function encryptStream(ctx: StepContext<EncryptWith>, mode: EncryptMode, recipients: Recipient[], armor: boolean): Promise<Readable> {
   const chunks = rechunk(CHUNK_BYTES);
   pipeline(ctx.input, chunks, () => undefined); // errors reach the output through `chunks`
@@ -78,7 +79,9 @@ async function encryptStream(ctx: StepContext<EncryptWith>, mode: EncryptMode, r
     const keys = mode === 'passphrase' ? { passwords: [ctx.with.passphrase!] } : { encryptionKeys: recipients.map((r) => r.key) };
     const options = { message, ...keys, sessionKey: sessionKey(), config: encryptConfig };
     // openpgp's stream types name a package it does not ship; the value is a web ReadableStream.
-    const encrypted = (armor ? await encrypt({ ...options, format: 'armored' }) : await encrypt({ ...options, format: 'binary' })) as unknown as WebStream;
+    const encrypted = (armor
+      ? await encrypt({ ...options, format: 'armored' })
+      : await encrypt({ ...options, format: 'binary' })) as unknown as WebStream;
     return Readable.fromWeb(encrypted, { highWaterMark: CHUNK_BYTES });
   } catch (err) {
     chunks.destroy();

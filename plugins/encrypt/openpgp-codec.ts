@@ -19,10 +19,13 @@ export const openpgpCodec: Codec = {
     return webDuplex(
       async (cipher) => {
         const message = armored
-          ? await readMessage({ armoredMessage: cipher.pipeThrough(new TextDecoderStream()) as WebReadableStream<string> })
+          ? await readMessage({ armoredMessage: cipher.pipeThrough<string>(new TextDecoderStream()) })
           : await readMessage({ binaryMessage: cipher });
-        const { data } = await decrypt({ message, ...unlock, format: 'binary', config: decryptConfig });
-        return data as WebReadableStream<Uint8Array>;
+        // openpgp's stream types name a package it does not ship; the data is a web ReadableStream.
+        const result = (await decrypt({ message, ...unlock, format: 'binary', config: decryptConfig })) as unknown as {
+          data: WebReadableStream<Uint8Array>;
+        };
+        return result.data;
       },
       (error) => decryptError(error, layer),
     );
@@ -33,7 +36,7 @@ export const openpgpCodec: Codec = {
 async function unlockWith(keys: DecodeKeys, layer: ArtifactLayer): Promise<Unlock> {
   const { passphrase, privateKey } = keys;
   if (privateKey === undefined) {
-    if (passphrase === undefined) throw new DbflowError(missingKey(layer));
+    if (passphrase === undefined || layer.mode === 'public-key') throw new DbflowError(missingKey(layer));
     return { passwords: [passphrase] };
   }
   let key: PrivateKey;

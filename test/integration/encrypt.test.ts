@@ -126,9 +126,11 @@ void test('a wrong passphrase errors clearly, without an openpgp stack', async (
 
 void test('a missing key names what to pass', async () => {
   await assert.rejects(async () => codec.decode({}, { codec: 'openpgp', mode: 'passphrase' }), /pass it as "passphrase"/);
+  const publicKeyLayer = { codec: 'openpgp', mode: 'public-key', recipients: ['ABCD'] };
+  await assert.rejects(async () => codec.decode({}, publicKeyLayer), /private key \(one of ABCD\) as "private_key"/);
   await assert.rejects(
-    async () => codec.decode({}, { codec: 'openpgp', mode: 'public-key', recipients: ['ABCD'] }),
-    /private key \(one of ABCD\) as "private_key"/,
+    async () => codec.decode({ passphrase: PASSPHRASE }, publicKeyLayer),
+    /encrypted to public keys; pass the recipient's/,
   );
 });
 
