@@ -231,11 +231,16 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     const policy = unit.members.at(-1)!.spec.retry;
     const timeouts = unit.members.map((m) => m.spec.timeoutMs).filter((t): t is number => t !== undefined);
     const timeoutMs = timeouts.length ? Math.min(...timeouts) : undefined;
+    // A unit that starts after the cancel runs because its `if` asks for it (always(), cancelled(),
+    // finally): the cancel must not abort it at once.
+    const startedAfterCancel = cancelled;
     for (let attempt = 1; ; attempt++) {
       const controller = new AbortController();
       const onRunAbort = (): void => controller.abort(runController.signal.reason);
-      runController.signal.addEventListener('abort', onRunAbort);
-      if (runController.signal.aborted) onRunAbort();
+      if (!startedAfterCancel) {
+        runController.signal.addEventListener('abort', onRunAbort);
+        if (runController.signal.aborted) onRunAbort();
+      }
       const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs) : undefined;
       const startedCtx: Started[] = [];
       const wired = new Map<string, { wiring: StreamWiring; tmp: ReturnType<typeof tmpOf> }>();
@@ -266,7 +271,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : undefined;
         const cause = reason instanceof TimeoutError ? reason : failure.error;
         const message = redactor.redact(cause instanceof Error ? cause.message : String(cause)).replace(/^dbflow: /, '');
-        const wasCancelled = cancelled && !(reason instanceof TimeoutError);
+        const wasCancelled = cancelled && !startedAfterCancel && !(reason instanceof TimeoutError);
         await cleanup(startedCtx);
         for (const m of unit.members) if (leases.has(m.key)) await releaseLease(m.key);
         if (!wasCancelled && attempt < maxAttempts && !(cause instanceof CancelledError)) {

@@ -41,8 +41,15 @@ export async function loadPlugins(registry: Registry, specifiers: readonly strin
     try {
       mod = (await tsImport(target, { parentURL, tsconfig: false })) as { default?: unknown };
     } catch (err) {
+      // Node's message names files by absolute path: say it in the user's terms instead.
       const reason = (err as Error).message.split('\n')[0] ?? String(err);
-      problems.push({ index, message: `cannot load plugin "${spec}": ${reason}` });
+      const missing = isPath && reason.includes(`'${path.resolve(baseDir, spec)}'`);
+      problems.push({
+        index,
+        message: missing
+          ? `plugin file "${spec}" does not exist (a relative path is resolved from the pipeline's folder).`
+          : `cannot load plugin "${spec}": ${reason.replace(/ imported from \S+$/, '')}`,
+      });
       continue;
     }
     const plugin = unwrapDefault(mod);

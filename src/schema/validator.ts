@@ -111,6 +111,11 @@ function toProblem(e: ErrorObject, raw: RawPipeline, base: DocPath, what: string
     case 'anyOf':
     case 'oneOf':
       return { pos: raw.pos(path), message: `${where} has the wrong shape: ${unionHint(schemaAt(root, e.schemaPath))}.` };
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return { pos: raw.pos(path), message: `${where} ${e.message ?? 'is out of range'}, not ${JSON.stringify(valueAt(raw.data, path))}.` };
     default:
       return { pos: raw.pos(path), message: `${where} ${e.message ?? 'is invalid'}.` };
   }
@@ -175,7 +180,13 @@ function patternHint(pattern: string): string {
 }
 
 function unionHint(schema: { anyOf?: unknown[]; oneOf?: unknown[] } | undefined): string {
-  const branches = (schema?.anyOf ?? schema?.oneOf ?? []) as { type?: string }[];
-  const types = branches.map((b) => (b.type ? article(b.type) : 'a template')).filter(Boolean);
+  const branches = (schema?.anyOf ?? schema?.oneOf ?? []) as { type?: string; minItems?: number; pattern?: string }[];
+  const types = branches
+    .map((b) => {
+      if (b.type === 'array' && b.minItems) return 'a non-empty list';
+      if (b.type === 'string' && b.pattern?.includes('\\{\\{')) return 'a "{{ template }}"';
+      return b.type ? article(b.type) : 'a template';
+    })
+    .filter(Boolean);
   return types.length ? `expected ${types.join(' or ')}` : 'see `dbflow schema`';
 }

@@ -172,7 +172,14 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
       for (const [k, v] of Object.entries(raw0.matrix)) checkTemplates(v, [...s.path, 'matrix', k], ['env', 'vars', 'pipeline']);
     }
     checkTemplates(raw0.with, [...s.path, 'with'], ROOTS, s);
-    if (!def) continue;
+    if (!def) {
+      // A step of an unknown type still reads what its `input:` names: no "no step reads" noise.
+      if (typeof raw0.input === 'string') {
+        refStep(raw0.input, [...s.path, 'input'], 'reads input from');
+        consumers.set(raw0.input, [...(consumers.get(raw0.input) ?? []), s.id]);
+      }
+      continue;
+    }
 
     // Stream wiring: which kinds read and which produce a byte stream.
     const input = raw0.input;

@@ -1,6 +1,6 @@
 // A pipeline file as written: the YAML document with a source position for every node.
 import { createHash } from 'node:crypto';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
 import type { SourcePos, SpecProblem } from '../errors.js';
 
 /** A path into the document: keys and sequence indexes. */
@@ -28,10 +28,25 @@ export function parseSource(file: string, text: string): RawPipeline {
     const { line, col } = lines.linePos(offset);
     return { file, line, col };
   };
-  const syntax: SpecProblem[] = doc.errors.map((e) => ({
-    pos: at(e.pos[0]),
-    message: yamlMessage(e.code, e.message),
-  }));
+  // An unclosed quote is reported where the string ends (often the end of the file): point at its start.
+  const quoted = new Map<number, number>();
+  visit(doc, {
+    Scalar(_key, n) {
+      if ((n.type === 'QUOTE_DOUBLE' || n.type === 'QUOTE_SINGLE') && n.range) quoted.set(n.range[1], n.range[0]);
+    },
+  });
+  // The first error of a line is the one to fix; the parser's follow-on errors there are noise.
+  const syntax: SpecProblem[] = [];
+  for (const e of doc.errors) {
+    const open = e.code === 'MISSING_CHAR' ? quoted.get(e.pos[0]) : undefined;
+    const pos = at(open ?? e.pos[0]);
+    if (syntax.some((p) => p.pos.line === pos.line)) continue;
+    const message =
+      open !== undefined
+        ? `YAML syntax error: the string that starts here has no closing ${text[open] === "'" ? "'" : '"'} (${e.code})`
+        : yamlMessage(e.code, e.message, text.slice(e.pos[0]));
+    syntax.push({ pos, message });
+  }
   const nodeAt = (path: DocPath): { node: Node | null; keyNode: Node | null } => {
     let node: unknown = doc.contents;
     let keyNode: Node | null = null;
@@ -65,8 +80,11 @@ export function parseSource(file: string, text: string): RawPipeline {
   };
 }
 
-function yamlMessage(code: string, message: string): string {
+function yamlMessage(code: string, message: string, rest: string): string {
+  const key = code === 'DUPLICATE_KEY' ? /^(?:"([^"\n]*)"|'([^'\n]*)'|([^:\n]+?))\s*:/.exec(rest) : null;
+  if (key) return `YAML syntax error: key "${key[1] ?? key[2] ?? key[3]}" is used twice in the same mapping (${code})`;
   const first = message.split('\n')[0] ?? message;
   const trimmed = first.replace(/ at line \d+, column \d+:?$/, '');
-  return `YAML syntax error: ${trimmed.charAt(0).toLowerCase()}${trimmed.slice(1)} (${code})`;
+  const hint = code === 'BLOCK_AS_IMPLICIT_KEY' || code === 'MULTILINE_IMPLICIT_KEY' ? '; is the next line indented too far?' : '';
+  return `YAML syntax error: ${trimmed.charAt(0).toLowerCase()}${trimmed.slice(1)}${hint} (${code})`;
 }

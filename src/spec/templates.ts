@@ -39,7 +39,8 @@ export function scanTemplate(text: string): TemplateScan {
   try {
     ast = hbs.parse(text);
   } catch (err) {
-    const msg = (err as Error).message.split('\n').pop() ?? 'invalid template';
+    const unclosed = text.split('{{').length > text.split('}}').length;
+    const msg = unclosed ? 'a "{{" has no closing "}}"' : ((err as Error).message.split('\n').pop() ?? 'invalid template');
     return { refs: [], helpers: [], error: msg };
   }
   const refs: TemplateRef[] = [];

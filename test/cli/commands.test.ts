@@ -104,7 +104,10 @@ describe('validate, plan and graph of the quickstart', () => {
     const r = await dbflow(['validate', '--json', QUICKSTART, 'test/fixtures/invalid/21-unknown-uses.yaml']);
     assert.equal(r.exitCode, 2);
     const out = JSON.parse(r.stdout) as { file: string; ok: boolean; problems?: { line: number; message: string }[] }[];
-    assert.deepEqual(out.map((o) => o.ok), [true, false]);
+    assert.deepEqual(
+      out.map((o) => o.ok),
+      [true, false],
+    );
     assert.match(out[1]?.problems?.[0]?.message ?? '', /unknown step type "snapshto"\. Did you mean "snapshot"\?/);
   });
 
@@ -120,7 +123,10 @@ describe('validate, plan and graph of the quickstart', () => {
     golden('quickstart.plan.json', r.stdout);
     const plan = JSON.parse(r.stdout) as { pipeline: string; units: { key: string; steps: { id: string }[] }[] };
     assert.equal(plan.pipeline, 'quickstart');
-    assert.ok(plan.units.some((u) => u.steps.length > 1), 'the dump → … → upload chain is one unit');
+    assert.ok(
+      plan.units.some((u) => u.steps.length > 1),
+      'the dump → … → upload chain is one unit',
+    );
   });
 
   it('draws a mermaid graph', async () => {
@@ -162,7 +168,13 @@ describe('plugins', () => {
   it('lists the built-in plugins and their steps as JSON', async () => {
     const r = await dbflow(['plugins', '--json']);
     assert.equal(r.exitCode, 0, r.stderr);
-    const plugins = JSON.parse(r.stdout) as { name: string; from: string; steps: { uses: string; kind: string; with: unknown }[]; drivers: string[]; storages: string[] }[];
+    const plugins = JSON.parse(r.stdout) as {
+      name: string;
+      from: string;
+      steps: { uses: string; kind: string; with: unknown }[];
+      drivers: string[];
+      storages: string[];
+    }[];
     const steps = new Map(plugins.flatMap((p) => p.steps.map((s) => [s.uses, s] as const)));
     for (const uses of ['snapshot', 'dump', 'compress', 'encrypt', 'upload', 'restore-test', 'rowcount-check']) {
       assert.ok(steps.has(uses), `the built-in step "${uses}" is listed`);

@@ -37,7 +37,11 @@ describe('the invalid-pipeline corpus', () => {
       assert.ok(existsSync(path.join(GOLDEN, f.replace(/\.yaml$/, '.txt'))), `${f} has no golden file; run with UPDATE_GOLDEN=1`);
     }
     const goldens = readdirSync(GOLDEN).map((g) => g.replace(/\.txt$/, '.yaml'));
-    assert.deepEqual(goldens.filter((g) => !fixtures.includes(g)), [], 'every golden file has its fixture');
+    assert.deepEqual(
+      goldens.filter((g) => !fixtures.includes(g)),
+      [],
+      'every golden file has its fixture',
+    );
   });
 
   for (const f of fixtures) {

@@ -64,7 +64,10 @@ steps:
         steps: Record<string, { status: string }>;
       };
       assert.equal(result.status, 'cancelled');
-      assert.deepEqual(result.steps, { produce: { ...result.steps.produce, status: 'cancelled' }, store: { ...result.steps.store, status: 'cancelled' } });
+      assert.deepEqual(result.steps, {
+        produce: { ...result.steps.produce, status: 'cancelled' },
+        store: { ...result.steps.store, status: 'cancelled' },
+      });
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }

@@ -65,4 +65,19 @@ describe('cancel', () => {
     assert.deepEqual(statuses(result), { slow: 'cancelled', on_cancel: 'success', on_success: 'cancelled' });
     assert.equal(result.status, 'cancelled');
   });
+
+  it('gives steps that run because of the cancel a signal that is not aborted', async (t) => {
+    const steps = `  - { id: slow, uses: sleep, with: { ms: 10000 } }
+finally:
+  - { id: notify, uses: sleep, with: { ms: 30 } }
+`;
+    const p = await prepare(t, yaml(steps));
+    const controller = new AbortController();
+    const running = run(p, { signal: controller.signal });
+    await until(() => p.state.order.includes('start:slow'), 'the slow step to start');
+    controller.abort();
+    const { result } = await running;
+    assert.deepEqual(statuses(result), { slow: 'cancelled', notify: 'success' });
+    assert.equal(result.status, 'cancelled');
+  });
 });

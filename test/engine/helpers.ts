@@ -34,7 +34,11 @@ export async function run(p: Prepared, options: Omit<RunOptions, 'stateDir' | 'e
 }
 
 /** Load and run `yaml`. */
-export async function runYaml(t: TestContext, yaml: string, options: Omit<RunOptions, 'stateDir' | 'env' | 'onEvent'> & { env?: Record<string, string | undefined> } = {}): Promise<Ran> {
+export async function runYaml(
+  t: TestContext,
+  yaml: string,
+  options: Omit<RunOptions, 'stateDir' | 'env' | 'onEvent'> & { env?: Record<string, string | undefined> } = {},
+): Promise<Ran> {
   const { env, ...rest } = options;
   return run(await prepare(t, yaml, env), rest);
 }

@@ -46,7 +46,7 @@ describe('steps.X.outputs.Y in with', () => {
     assert.equal(state.withs.has('consume'), false, 'the step did not run with an empty value');
   });
 
-  it('gives every matrix cell of a fan-in the list of the cells\' outputs', async (t) => {
+  it("gives every matrix cell of a fan-in the list of the cells' outputs", async (t) => {
     const fanIn = `  - { id: produce, uses: emit, matrix: { db: [a, b] }, with: { outputs: { name: "db-{{ matrix.db }}" } } }
   - { id: consume, uses: noop, with: { value: "{{ steps.produce.outputs.name }}" } }
 `;

@@ -24,15 +24,24 @@ describe('retry', () => {
         ['flaky', 2, 60, 'try again'],
       ],
     );
-    assert.deepEqual(ofType(events, 'step:start').map((e) => e.attempt), [1, 2, 3]);
+    assert.deepEqual(
+      ofType(events, 'step:start').map((e) => e.attempt),
+      [1, 2, 3],
+    );
     assert.ok(Date.now() - started >= 90, 'the run waited 30ms + 60ms between attempts');
   });
 
   it('waits the same delay each time with constant backoff, and a growing one with linear', async (t) => {
     const constant = await runYaml(t, yaml(flaky('{ max_attempts: 4, backoff: constant, delay: 10ms }', 3)));
-    assert.deepEqual(ofType(constant.events, 'step:retry').map((e) => e.delayMs), [10, 10, 10]);
+    assert.deepEqual(
+      ofType(constant.events, 'step:retry').map((e) => e.delayMs),
+      [10, 10, 10],
+    );
     const linear = await runYaml(t, yaml(flaky('{ max_attempts: 4, backoff: linear, delay: 10ms }', 3)));
-    assert.deepEqual(ofType(linear.events, 'step:retry').map((e) => e.delayMs), [10, 20, 30]);
+    assert.deepEqual(
+      ofType(linear.events, 'step:retry').map((e) => e.delayMs),
+      [10, 20, 30],
+    );
     assert.equal(linear.result.status, 'success');
   });
 
@@ -72,18 +81,21 @@ describe('timeouts', () => {
 
   it('fails a step at its timeout even when the step ignores its signal', async (t) => {
     const started = Date.now();
-    const steps = '  - { id: deaf, uses: stubborn, timeout: 50ms, with: { ms: 1500 } }\n';
+    const steps = '  - { id: deaf, uses: stubborn, timeout: 50ms, with: { ms: 8000 } }\n';
     const { result } = await runYaml(t, yaml(steps));
     assert.equal(stepState(result, 'deaf').status, 'failed');
     assert.equal(stepState(result, 'deaf').error, 'step "deaf" timed out after 50ms');
-    assert.ok(Date.now() - started < 1000, `the engine did not wait for the step (${Date.now() - started}ms)`);
+    assert.ok(Date.now() - started < 4000, `the engine did not wait for the step (${Date.now() - started}ms)`);
   });
 
   it('retries a step that timed out', async (t) => {
     const steps = '  - { id: slow, uses: sleep, timeout: 50ms, retry: { max_attempts: 2, delay: 1ms }, with: { ms: 10000 } }\n';
     const { result, events } = await runYaml(t, yaml(steps));
     assert.equal(result.status, 'failed');
-    assert.deepEqual(ofType(events, 'step:retry').map((e) => e.error), ['step "slow" timed out after 50ms']);
+    assert.deepEqual(
+      ofType(events, 'step:retry').map((e) => e.error),
+      ['step "slow" timed out after 50ms'],
+    );
   });
 
   it('stops the whole run at the pipeline timeout', async (t) => {

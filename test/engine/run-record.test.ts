@@ -43,10 +43,16 @@ describe('the run record', () => {
     assert.match(String(meta.sha256), /^[0-9a-f]{64}$/);
     assert.equal((meta.pipeline as { steps: unknown[] }).steps.length, 3, 'the normalized pipeline is kept with the run');
 
-    const events = readFileSync(path.join(dir, 'events.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EngineEvent);
+    const events = readFileSync(path.join(dir, 'events.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as EngineEvent);
     assert.equal(events[0]?.type, 'run:start');
     assert.equal(events.at(-1)?.type, 'run:end');
-    const ends = events.filter((e) => e.type === 'step:end').map((e) => e.id).sort();
+    const ends = events
+      .filter((e) => e.type === 'step:end')
+      .map((e) => e.id)
+      .sort();
     assert.deepEqual(ends, ['broken', 'cell[app]', 'hello']);
 
     const logs = readdirSync(path.join(dir, 'logs')).sort();
@@ -85,7 +91,10 @@ describe('listRuns', () => {
     );
     assert.equal(typeof runs[0]?.durationMs, 'number');
     assert.equal(runs[1]?.dir, path.join(p.stateDir, 'runs', '20260101T000000Z-0001'));
-    assert.deepEqual(listRuns(p.stateDir, 1).map((r) => r.id), ['20260101T000001Z-0002']);
+    assert.deepEqual(
+      listRuns(p.stateDir, 1).map((r) => r.id),
+      ['20260101T000001Z-0002'],
+    );
   });
 
   it('shows a run without result.json as running', (t) => {

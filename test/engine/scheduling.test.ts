@@ -27,10 +27,8 @@ describe('parallelism', () => {
   });
 
   it('runs everything at once when the limit allows', async (t) => {
-    const started = Date.now();
     const { state } = await runYaml(t, yaml(sleepers(5, 150)), { concurrency: 10 });
     assert.equal(state.maxRunning, 5);
-    assert.ok(Date.now() - started < 700, 'five parallel 150ms steps finish well before 5 × 150ms');
   });
 
   it('never starts a step before what it needs has finished', async (t) => {
@@ -83,7 +81,10 @@ finally:
   });
 
   it('skips failure() steps when nothing failed', async (t) => {
-    const { result, events } = await runYaml(t, yaml('  - { id: ok, uses: noop }\n  - { id: rescue, uses: noop, needs: ok, if: failure() }\n'));
+    const { result, events } = await runYaml(
+      t,
+      yaml('  - { id: ok, uses: noop }\n  - { id: rescue, uses: noop, needs: ok, if: failure() }\n'),
+    );
     assert.equal(result.status, 'success');
     assert.equal(stepState(result, 'rescue').status, 'skipped');
     assert.equal(ofType(events, 'step:end').find((e) => e.id === 'rescue')?.reason, 'nothing failed');

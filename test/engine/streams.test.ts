@@ -38,7 +38,10 @@ describe('a stream chain source → transform → sink', () => {
 
   it('runs the chain as one unit, every member at once', async (t) => {
     const { loaded, state } = await runYaml(t, yaml(chain));
-    assert.deepEqual(loaded.plan.units.map((u) => u.key), ['src→sink']);
+    assert.deepEqual(
+      loaded.plan.units.map((u) => u.key),
+      ['src→sink'],
+    );
     assert.deepEqual(state.order.slice(0, 3), ['start:src', 'start:up', 'start:sink']);
   });
 
@@ -62,7 +65,10 @@ describe('back-pressure', () => {
     assert.equal(result.status, 'success');
     assert.equal(state.consumed, total);
     assert.equal(state.produced, total);
-    assert.ok(state.maxLead <= 2 * MiB, `the source ran at most 2 MiB ahead of the sink (it ran ${(state.maxLead / MiB).toFixed(2)} MiB ahead)`);
+    assert.ok(
+      state.maxLead <= 2 * MiB,
+      `the source ran at most 2 MiB ahead of the sink (it ran ${(state.maxLead / MiB).toFixed(2)} MiB ahead)`,
+    );
   });
 });
 

@@ -137,7 +137,7 @@ export function createFake(name = 'fake'): Fake {
     with: obj({ ms: int }, ['ms']),
     async run(ctx) {
       begin(ctx.id);
-      await delay(ctx.with.ms);
+      await delay(ctx.with.ms, undefined, { ref: false }); // does not keep the test process alive
       end(ctx.id);
       return { outputs: {} };
     },

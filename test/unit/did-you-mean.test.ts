@@ -43,7 +43,7 @@ describe('did-you-mean in pipeline errors', () => {
     assert.equal(p?.message, 'unknown key "contine_on_error" in "steps[0]". Did you mean "continue_on_error"?');
   });
 
-  it('on an unknown key of a plugin step\'s with', async () => {
+  it("on an unknown key of a plugin step's with", async () => {
     const [p] = await problems(pipeline('  - id: a\n    uses: sleep\n    with: { ms: 1, fial: x }\n'));
     assert.equal(p?.message, 'unknown key "fial" in "steps[0].with". Did you mean "fail"?');
   });

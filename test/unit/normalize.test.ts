@@ -69,7 +69,10 @@ steps:
     const { pipeline: p } = await load(
       pipeline('  - { id: a, uses: noop }\n  - { id: b, uses: noop, needs: a }\n  - { id: c, uses: noop, needs: [a, b] }\n'),
     );
-    assert.deepEqual(p.steps.map((s) => s.id), ['a', 'b', 'c']);
+    assert.deepEqual(
+      p.steps.map((s) => s.id),
+      ['a', 'b', 'c'],
+    );
     assert.deepEqual(p.steps[1]?.needs, ['a']);
     assert.deepEqual(p.steps[2]?.needs, ['a', 'b']);
   });
@@ -77,11 +80,14 @@ steps:
   it('puts finally steps last, running always() by default', async () => {
     const text = `${pipeline('  - { id: a, uses: noop }\n')}finally:\n  - { id: z, uses: noop }\n  - { id: y, uses: noop, if: failure() }\n`;
     const { pipeline: p } = await load(text);
-    assert.deepEqual(p.steps.map((s) => [s.id, s.finally, s.if]), [
-      ['a', false, 'success()'],
-      ['z', true, 'always()'],
-      ['y', true, 'failure()'],
-    ]);
+    assert.deepEqual(
+      p.steps.map((s) => [s.id, s.finally, s.if]),
+      [
+        ['a', false, 'success()'],
+        ['z', true, 'always()'],
+        ['y', true, 'failure()'],
+      ],
+    );
     assert.deepEqual(p.steps[1]?.path, ['finally', 0]);
   });
 

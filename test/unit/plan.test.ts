@@ -15,7 +15,11 @@ const unitKeys = (plan: Plan) => plan.units.map((u) => u.key);
 
 describe('matrix expansion', () => {
   it('makes one instance per combination, keyed by its values', async () => {
-    const { plan } = await load(pipeline('  - id: s\n    uses: noop\n    matrix: { db: [app, billing], level: [1, 9] }\n    with: { log: "{{ matrix.db }}-{{ matrix.level }}" }\n'));
+    const { plan } = await load(
+      pipeline(
+        '  - id: s\n    uses: noop\n    matrix: { db: [app, billing], level: [1, 9] }\n    with: { log: "{{ matrix.db }}-{{ matrix.level }}" }\n',
+      ),
+    );
     assert.deepEqual([...plan.steps.keys()], ['s[app,1]', 's[app,9]', 's[billing,1]', 's[billing,9]']);
     assert.deepEqual(step(plan, 's[billing,9]').cell, { db: 'billing', level: 9 });
     assert.equal(plan.units.length, 4);
@@ -28,7 +32,10 @@ describe('matrix expansion', () => {
 
   it('refuses a matrix template that is not a list', async () => {
     const found = await problems(pipeline('  - id: s\n    uses: noop\n    matrix: { db: "{{ vars.one }}" }\n', 'vars:\n  one: app\n'));
-    assert.deepEqual(found.map((p) => p.message), ['matrix "db" of step "s" must be a non-empty list.']);
+    assert.deepEqual(
+      found.map((p) => p.message),
+      ['matrix "db" of step "s" must be a non-empty list.'],
+    );
   });
 });
 
@@ -58,7 +65,10 @@ describe('edges', () => {
   it('fuses each stream chain into one unit, source first', async () => {
     const { plan } = await load(pipeline(chain));
     assert.deepEqual(unitKeys(plan), ['src[a]→sink[a]', 'src[b]→sink[b]']);
-    assert.deepEqual(plan.units[0]?.members.map((m) => m.key), ['src[a]', 'up[a]', 'sink[a]']);
+    assert.deepEqual(
+      plan.units[0]?.members.map((m) => m.key),
+      ['src[a]', 'up[a]', 'sink[a]'],
+    );
     assert.deepEqual(plan.units[0]?.deps, []);
   });
 
@@ -112,7 +122,10 @@ describe('edges', () => {
   it('refuses a main step that depends on a finally step', async () => {
     const text = `${pipeline('  - { id: a, uses: noop, needs: z }\n')}finally:\n  - { id: z, uses: noop }\n`;
     const found = await problems(text);
-    assert.deepEqual(found.map((p) => p.message), ['step "a" depends on "z", which is a finally step; finally steps run last.']);
+    assert.deepEqual(
+      found.map((p) => p.message),
+      ['step "a" depends on "z", which is a finally step; finally steps run last.'],
+    );
   });
 
   it('refuses an input whose matrix does not pair cell to cell', async () => {
@@ -121,16 +134,24 @@ describe('edges', () => {
 `);
     const found = await problems(text);
     assert.equal(found.length, 1);
-    assert.match(found[0]!.message, /^step "sink" reads input from "src", but their matrices do not pair cell to cell \(2 matching cells for sink\)/);
+    assert.match(
+      found[0]!.message,
+      /^step "sink" reads input from "src", but their matrices do not pair cell to cell \(2 matching cells for sink\)/,
+    );
     assert.deepEqual(found[0]!.pos, { file: FILE, ...locate(text, 'src', 1) });
   });
 });
 
 describe('cycles', () => {
   it('reports the path of a cycle through needs', async () => {
-    const text = pipeline('  - { id: a, uses: noop, needs: c }\n  - { id: b, uses: noop, needs: a }\n  - { id: c, uses: noop, needs: b }\n');
+    const text = pipeline(
+      '  - { id: a, uses: noop, needs: c }\n  - { id: b, uses: noop, needs: a }\n  - { id: c, uses: noop, needs: b }\n',
+    );
     const found = await problems(text);
-    assert.deepEqual(found.map((p) => p.message), ['dependency cycle: "a" → "c" → "b" → "a" (each step needs the next).']);
+    assert.deepEqual(
+      found.map((p) => p.message),
+      ['dependency cycle: "a" → "c" → "b" → "a" (each step needs the next).'],
+    );
     assert.deepEqual(found[0]!.pos, { file: FILE, ...locate(text, '{ id: a') }, 'at the first step of the cycle');
   });
 
@@ -148,7 +169,10 @@ describe('cycles', () => {
 
   it('refuses a step that needs itself', async () => {
     const found = await problems(pipeline('  - { id: a, uses: noop, needs: a }\n'));
-    assert.deepEqual(found.map((p) => p.message), ['step "a" needs itself.']);
+    assert.deepEqual(
+      found.map((p) => p.message),
+      ['step "a" needs itself.'],
+    );
   });
 });
 

@@ -77,13 +77,24 @@ steps:
     assert.match(type.message, /must be an integer, not string "many"/);
   });
 
-  it('reports YAML syntax errors with the position of the error', async () => {
+  it('reports an unclosed quote where the string starts, not at the end of the file', async () => {
     const bad = 'version: 1\nname: "unterminated\nsteps: []\n';
-    const [first] = await problems(bad);
-    assert.ok(first);
-    assert.equal(first.pos.file, FILE);
-    assert.equal(first.pos.line, 2);
-    assert.match(first.message, /^YAML syntax error: /);
+    const found = await problems(bad);
+    assert.deepEqual(found, [
+      { pos: { file: FILE, line: 2, col: 7 }, message: 'YAML syntax error: the string that starts here has no closing " (MISSING_CHAR)' },
+    ]);
+  });
+
+  it('reports one YAML error per line, quoting a duplicate key', async () => {
+    const bad = 'version: 1\nname: dup\nname: again\nsteps:\n  - id: a\n\tuses: noop\n';
+    const found = await problems(bad);
+    assert.deepEqual(
+      found.map((p) => [p.pos.line, p.pos.col, p.message]),
+      [
+        [3, 1, 'YAML syntax error: key "name" is used twice in the same mapping (DUPLICATE_KEY)'],
+        [6, 1, 'YAML syntax error: tabs are not allowed as indentation (TAB_AS_INDENT)'],
+      ],
+    );
   });
 
   it('keeps positions right after multi-line scalars and comments', async () => {

@@ -17,7 +17,10 @@ describe('scanTemplate', () => {
 
   it('finds references inside sub-expressions', () => {
     const scan = scanTemplate('{{ lower (upper vars.name) }}');
-    assert.deepEqual(scan.refs.map((r) => r.original), ['vars.name']);
+    assert.deepEqual(
+      scan.refs.map((r) => r.original),
+      ['vars.name'],
+    );
     assert.deepEqual(scan.helpers, ['lower', 'upper']);
   });
 
