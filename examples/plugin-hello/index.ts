@@ -1,9 +1,6 @@
 // dbflow-plugin-hello: the smallest complete dbflow plugin, one step of each kind.
-import { createReadStream, createWriteStream } from 'node:fs';
-import { rm } from 'node:fs/promises';
-import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
-import { finished, pipeline } from 'node:stream/promises';
+import { finished } from 'node:stream/promises';
 // Types only: erased when dbflow loads this file, so the plugin has no runtime dependency on dbflow.
 // A published plugin writes `from 'dbflow'`; this copy sits inside the dbflow repository, where the
 // package name does not resolve from a nested package, so it reads the same types from the source.
@@ -23,10 +20,10 @@ const hello: StepDefinition<{ name: string }, { greeting: string }> = {
     properties: { name: { type: 'string', minLength: 1, description: 'Who to greet.' } },
   },
   outputs: { type: 'object', additionalProperties: false, properties: { greeting: { type: 'string' } } },
-  async run(ctx) {
+  run(ctx) {
     const greeting = `Hello, ${ctx.with.name}!`;
     ctx.log.info(greeting);
-    return { outputs: { greeting } };
+    return Promise.resolve({ outputs: { greeting } });
   },
 };
 
@@ -41,16 +38,16 @@ const lines: StepDefinition<{ text: string; count?: number }> = {
     required: ['text'],
     properties: { text: { type: 'string' }, count: { type: 'integer', minimum: 0 } },
   },
-  async run(ctx) {
+  run(ctx) {
     const { text, count = 1 } = ctx.with;
     const perChunk = Math.max(1, Math.floor(65536 / Buffer.byteLength(`${text}\n`)));
-    async function* generate(): AsyncGenerator<Buffer> {
+    function* generate(): Generator<Buffer> {
       for (let left = count; left > 0; left -= perChunk) {
         ctx.signal.throwIfAborted(); // a cancelled source fails its stream; ending it would truncate
         yield Buffer.from(`${text}\n`.repeat(Math.min(left, perChunk)));
       }
     }
-    return { output: Readable.from(generate(), { objectMode: false }) };
+    return Promise.resolve({ output: Readable.from(generate(), { objectMode: false }) });
   },
 };
 
@@ -61,7 +58,7 @@ const lineCount: StepDefinition<Record<string, never>, { lines: number }> = {
   description: 'Pass the input through unchanged; outputs its number of lines.',
   with: none,
   outputs: { type: 'object', additionalProperties: false, properties: { lines: { type: 'integer' } } },
-  async run(ctx) {
+  run(ctx) {
     let count = 0;
     const counter = new Transform({
       transform(chunk: Buffer, _encoding, done) {
@@ -69,15 +66,14 @@ const lineCount: StepDefinition<Record<string, never>, { lines: number }> = {
         done(null, chunk);
       },
     });
-    // The engine reads `outputs` when run() returns, so a value known only at the end of the
-    // stream needs the whole input first: spool it to the step's private tmpdir, then replay it.
-    const spool = path.join(ctx.tmpdir, 'spool');
-    await pipeline(ctx.input, counter, createWriteStream(spool), { signal: ctx.signal });
-    return { output: createReadStream(spool), outputs: { lines: count } };
+    // The count is known only once the stream has ended: `final` hands it over then.
+    const final = finished(counter).then(() => ({ lines: count }));
+    return Promise.resolve({ output: ctx.input.pipe(counter), final });
   },
-  // Optional: undo partial work after a failure or cancel (the engine also removes ctx.tmpdir).
-  async cleanup(ctx) {
-    await rm(path.join(ctx.tmpdir, 'spool'), { force: true });
+  // Optional: undo partial work after a failure or cancel (here: only say so).
+  cleanup(ctx) {
+    ctx.log.info(`line-count cancelled in ${ctx.id}`);
+    return Promise.resolve();
   },
 };
 

@@ -96,7 +96,12 @@ export async function runMembers(
         fail(m.key, err);
         break;
       }
-      if (!res.output) {
+      res.final?.catch(() => undefined); // awaited on success; on failure the chain's first error counts
+    if (failure) {
+      res.output?.destroy(); // the chain failed while this step started: its stream must not run
+      break;
+    }
+    if (!res.output) {
         fail(m.key, new DbflowError(`step "${m.key}" (${m.def.uses}) is a ${m.def.kind} step but returned no output stream.`));
         break;
       }
@@ -135,7 +140,7 @@ export async function runMembers(
     }
     for (const [key, p] of stats) {
       const s = await p;
-      let late: Record<string, unknown> = {};
+      let late: Record<string, unknown>;
       try {
         late = (await finals.get(key)) ?? {};
       } catch (err) {

@@ -198,7 +198,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     const bad = depStates.find(([d, s]) => s.status !== 'success' && !(s.status === 'failed' && plan.steps.get(d)!.spec.continueOnError));
     const anyFailed = head.spec.finally
       ? [...states.entries()].some(([k, s]) => s.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError)
-      : depStates.some(([, s]) => s.status === 'failed');
+      : unit.deps.some((d) => failedUpstream.has(d));
     if (cond === 'always()') return { run: true };
     if (cond === 'cancelled()') return cancelled ? { run: true } : { run: false, reason: 'the run was not cancelled' };
     if (cancelled) return { run: false, reason: 'the run was cancelled' };
@@ -207,8 +207,13 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     return bad ? { run: false, reason: `"${bad[0]}" ${bad[1].status === 'failed' ? 'failed' : `was ${bad[1].status}`}` } : { run: true };
   };
 
+  // Steps that failed, or were skipped because something before them failed: what failure() sees.
+  const failedUpstream = new Set<string>();
   const finish = (step: PlannedStep, status: StepStatus, extra: { error?: string; reason?: string; outputs?: Record<string, unknown> } = {}): void => {
     const st = states.get(step.key)!;
+    if ((status === 'failed' && !step.spec.continueOnError) || (status === 'skipped' && step.deps.some((d) => failedUpstream.has(d)))) {
+      failedUpstream.add(step.key);
+    }
     st.status = status;
     if (extra.outputs) st.outputs = extra.outputs;
     if (extra.error) st.error = extra.error;
@@ -271,7 +276,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : undefined;
         const cause = reason instanceof TimeoutError ? reason : failure.error;
         const message = redactor.redact(cause instanceof Error ? cause.message : String(cause)).replace(/^dbflow: /, '');
-        const wasCancelled = cancelled && !startedAfterCancel && !(reason instanceof TimeoutError);
+        let wasCancelled = cancelled && !startedAfterCancel && !(reason instanceof TimeoutError);
         await cleanup(startedCtx);
         for (const m of unit.members) if (leases.has(m.key)) await releaseLease(m.key);
         if (!wasCancelled && attempt < maxAttempts && !(cause instanceof CancelledError)) {
@@ -280,6 +285,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
           log(failure.at, 'warn', `attempt ${attempt} of ${maxAttempts} failed: ${message}; retrying in ${delayMs}ms`);
           await sleep(delayMs, runController.signal);
           if (!cancelled) continue;
+          wasCancelled = !startedAfterCancel;
         }
         for (const m of unit.members) {
           if (wasCancelled) finish(m, 'cancelled', { error: 'cancelled' });
@@ -326,7 +332,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   if (options.signal?.aborted) onCancel();
   const pipelineTimer = pipeline.timeoutMs
     ? setTimeout(() => {
-        runError = `pipeline timed out after ${pipeline.timeoutMs}ms`;
+        runError = new TimeoutError('the pipeline', pipeline.timeoutMs!).message.replace(/^dbflow: /, '');
         cancelled = true;
         runController.abort(new TimeoutError('pipeline', pipeline.timeoutMs!));
       }, pipeline.timeoutMs)
@@ -396,6 +402,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     summary,
   });
   emit({ type: 'run:end', time: now(), runId, status, durationMs, ...(runError && { error: runError }), summary });
+  for (const s of states.values()) if (s.outputs) s.outputs = redactor.redactValue(s.outputs);
   return { runId, status, dir: record.dir, durationMs, steps: states, summary, ...(runError && { error: runError }) };
 }
 
