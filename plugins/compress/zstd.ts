@@ -1,6 +1,6 @@
 // zstd through the stock `zstd` binary: the compress stage of the step and the decode codec.
 import { pipeline, type Duplex, type Readable } from 'node:stream';
-import { execa, type ResultPromise } from 'execa';
+import type { ResultPromise } from 'execa';
 import { CancelledError, DbflowError, IntegrityError, type Codec, type StepContext } from '../../src/index.js';
 import { mappedDuplex } from './mapped-duplex.js';
 
@@ -18,7 +18,8 @@ export function zstdCompress(ctx: StepContext<unknown>, level: number, threads: 
 // The reverse of the zstd layer: `zstd -d`; corrupt or truncated input errors the stream.
 export const zstdCodec: Codec = {
   name: 'zstd',
-  decode() {
+  async decode() {
+    const { execa } = await import('execa'); // loaded when needed: validation never decodes
     const sub = execa('zstd', ['-d', '-q', '-c'], STREAMING);
     return processStage(sub, (error) => zstdError(error, 'decompress'));
   },

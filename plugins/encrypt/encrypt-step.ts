@@ -1,9 +1,9 @@
 // The `encrypt` step: a transform that encrypts its input stream as an OpenPGP message.
 import { pipeline, Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { createMessage, encrypt } from 'openpgp';
 import { DbflowError, defineStep, type JsonSchema, type StepContext } from '../../src/index.js';
 import { encryptWithSchema, resolveMode, type EncryptMode, type EncryptWith } from './options.js';
+import { openpgp } from './openpgp-lib.js';
 import { CHUNK_BYTES, CIPHER, encryptConfig, sessionKey } from './pgp-settings.js';
 import { loadRecipients, type Recipient } from './recipients.js';
 import { rechunk } from './rechunk.js';
@@ -75,9 +75,11 @@ async function encryptStream(ctx: StepContext<EncryptWith>, mode: EncryptMode, r
   pipeline(ctx.input, chunks, () => undefined); // errors reach the output through `chunks`
   const plain = toWeb(chunks);
   try {
+    const pgp = await openpgp();
+    const { createMessage, encrypt } = pgp;
     const message = await createMessage({ binary: plain, format: 'binary' });
     const keys = mode === 'passphrase' ? { passwords: [ctx.with.passphrase!] } : { encryptionKeys: recipients.map((r) => r.key) };
-    const options = { message, ...keys, sessionKey: sessionKey(), config: encryptConfig };
+    const options = { message, ...keys, sessionKey: sessionKey(), config: encryptConfig(pgp) };
     // openpgp's stream types name a package it does not ship; the value is a web ReadableStream.
     const encrypted = (armor
       ? await encrypt({ ...options, format: 'armored' })

@@ -1,6 +1,7 @@
 // The `openpgp` codec: decrypts an encrypt-step layer with a passphrase or a private key, streaming.
 import { TextDecoderStream, type ReadableStream as WebReadableStream } from 'node:stream/web';
-import { decrypt, decryptKey, readMessage, readPrivateKey, type PrivateKey } from 'openpgp';
+import type { PrivateKey } from 'openpgp';
+import { openpgp } from './openpgp-lib.js';
 import { DbflowError, IntegrityError, type ArtifactLayer, type Codec, type DecodeKeys } from '../../src/index.js';
 import { decryptConfig } from './pgp-settings.js';
 import { webDuplex } from './web-duplex.js';
@@ -18,6 +19,7 @@ export const openpgpCodec: Codec = {
     const armored = layer.armor === true;
     return webDuplex(
       async (cipher) => {
+        const { decrypt, readMessage } = await openpgp();
         const message = armored
           ? await readMessage({ armoredMessage: cipher.pipeThrough<string>(new TextDecoderStream()) })
           : await readMessage({ binaryMessage: cipher });
@@ -41,7 +43,7 @@ async function unlockWith(keys: DecodeKeys, layer: ArtifactLayer): Promise<Unloc
   }
   let key: PrivateKey;
   try {
-    key = await readPrivateKey({ armoredKey: privateKey });
+    key = await (await openpgp()).readPrivateKey({ armoredKey: privateKey });
   } catch (err) {
     throw new DbflowError(
       `openpgp: the private key is not an armored OpenPGP private key (${firstLine(err)}); export it with "gpg --export-secret-keys --armor <key id>".`,
@@ -54,7 +56,7 @@ async function unlockWith(keys: DecodeKeys, layer: ArtifactLayer): Promise<Unloc
     );
   }
   try {
-    return { decryptionKeys: await decryptKey({ privateKey: key, passphrase }) };
+    return { decryptionKeys: await (await openpgp()).decryptKey({ privateKey: key, passphrase }) };
   } catch {
     throw new DbflowError(
       `openpgp: wrong passphrase for the private key ${key.getFingerprint().toUpperCase()}; check the "passphrase" secret.`,

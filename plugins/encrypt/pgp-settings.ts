@@ -1,6 +1,7 @@
 // The OpenPGP settings that keep output decryptable by stock gpg 2.x, and the stream chunk size.
 import { randomBytes } from 'node:crypto';
-import { enums, type PartialConfig, type SessionKey } from 'openpgp';
+import type { PartialConfig, SessionKey } from 'openpgp';
+import type { Openpgp } from './openpgp-lib.js';
 
 /** Bytes handed to openpgp per chunk: its cost is per chunk, so large chunks are much faster. */
 export const CHUNK_BYTES = 256 * 1024;
@@ -9,13 +10,15 @@ export const CHUNK_BYTES = 256 * 1024;
 export const CIPHER = 'aes256';
 
 // SEIPDv1 (the MDC packet, not AEAD), v4 SKESK with iterated S2K, AES-256, no compression.
-export const encryptConfig: PartialConfig = {
-  aeadProtect: false,
-  v6Keys: false,
-  s2kType: enums.s2k.iterated,
-  preferredSymmetricAlgorithm: enums.symmetric.aes256,
-  preferredCompressionAlgorithm: enums.compression.uncompressed,
-};
+export function encryptConfig({ enums }: Openpgp): PartialConfig {
+  return {
+    aeadProtect: false,
+    v6Keys: false,
+    s2kType: enums.s2k.iterated,
+    preferredSymmetricAlgorithm: enums.symmetric.aes256,
+    preferredCompressionAlgorithm: enums.compression.uncompressed,
+  };
+}
 
 // Plaintext is released while it streams; the MDC failure then errors the stream at its end.
 export const decryptConfig: PartialConfig = {

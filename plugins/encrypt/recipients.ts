@@ -1,7 +1,8 @@
 // Recipients of public-key encryption: armored keys or key files, checked to be usable by gpg.
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { readKeys, type Key, type PublicKey } from 'openpgp';
+import type { Key, PublicKey } from 'openpgp';
+import { openpgp } from './openpgp-lib.js';
 import { DbflowError } from '../../src/index.js';
 
 /** A recipient's public key and the fingerprint recorded in the manifest. */
@@ -25,7 +26,7 @@ export async function loadRecipients(entries: readonly string[], step: string, w
 }
 
 async function readEntry(entry: string, where: string): Promise<Key[]> {
-  if (entry.includes(ARMOR)) return parse(() => readKeys({ armoredKeys: entry }), where);
+  if (entry.includes(ARMOR)) return parse(async () => (await openpgp()).readKeys({ armoredKeys: entry }), where);
   let data: Buffer;
   try {
     data = await readFile(path.resolve(entry));
@@ -37,8 +38,8 @@ async function readEntry(entry: string, where: string): Promise<Key[]> {
   }
   const text = data.toString('latin1');
   return text.includes(ARMOR)
-    ? parse(() => readKeys({ armoredKeys: text }), where)
-    : parse(() => readKeys({ binaryKeys: new Uint8Array(data) }), where);
+    ? parse(async () => (await openpgp()).readKeys({ armoredKeys: text }), where)
+    : parse(async () => (await openpgp()).readKeys({ binaryKeys: new Uint8Array(data) }), where);
 }
 
 async function parse(read: () => Promise<Key[]>, where: string): Promise<Key[]> {

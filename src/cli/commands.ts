@@ -1,6 +1,5 @@
 // The CLI commands; each returns an exit code and lets errors reach the one catch in main.
 import path from 'node:path';
-import { watch } from 'chokidar';
 import { loadPipeline } from '../engine/load.js';
 import { runPipeline } from '../engine/engine.js';
 import { listRuns } from '../engine/run-record.js';
@@ -9,7 +8,6 @@ import { builtinRegistry } from '../plugins/loader.js';
 import { manifestSchema } from '../repo/manifest-schema.js';
 import { publishedPipelineSchema } from '../schema/pipeline-schema.js';
 import { formatDuration } from '../ui/format.js';
-import { liveRenderer } from '../ui/live.js';
 import { plainRenderer } from '../ui/plain.js';
 import { renderSummary } from '../ui/summary.js';
 import { renderGraph, renderPlan } from './graph.js';
@@ -36,7 +34,7 @@ export async function runCommand(file: string, opts: { concurrency?: string; jso
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const live = !opts.json && io.isTTY && !process.env.CI ? liveRenderer() : undefined;
+  const live = !opts.json && io.isTTY && !process.env.CI ? (await import('../ui/live.js')).liveRenderer() : undefined;
   const plain = plainRenderer(io.err, opts.verbose);
   try {
     const result = await runPipeline(loaded, {
@@ -154,6 +152,7 @@ export async function watchCommand(dir: string, io: Io): Promise<number> {
       io.out(`${new Date().toISOString().slice(11, 19)} ${err instanceof SpecError ? err.rendered : err.message}`);
     }
   };
+  const { watch } = await import('chokidar');
   const watcher = watch(dir, { ignoreInitial: false, ignored: (p, stats) => Boolean(stats?.isFile() && !/\.ya?ml$/.test(p)) });
   const onFile = (file: string): void => void check(file).catch((err: unknown) => io.err(String(err)));
   watcher.on('add', onFile).on('change', onFile);

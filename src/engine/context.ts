@@ -3,13 +3,20 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { execa, type Options as ExecaOptions } from 'execa';
+import type { execa as Execa, Options as ExecaOptions } from 'execa';
 import { DbflowError } from '../errors.js';
 import type { PlannedStep } from '../plan/plan.js';
 import type { Registry } from '../plugins/registry.js';
 import type { ChainStage, DatabaseConfig, EdgeStats, ManifestReporter, RunInfo, StepContext } from '../plugins/types.js';
 import { didYouMean } from '../spec/suggest.js';
 import type { Redactor } from './secrets.js';
+
+let execa: typeof Execa | undefined;
+
+/** Loads execa before a run starts (not at import: validating a pipeline never runs a program). */
+export async function loadExec(): Promise<void> {
+  execa ??= (await import('execa')).execa;
+}
 
 /** The parts of a run that every step context reads. */
 export interface RunScope {
@@ -72,6 +79,7 @@ export function createContext(
     inputStats: () => wiring.inputStats ?? Promise.reject(new DbflowError(`step "${key}" has no input stream.`)),
     chain: wiring.chain,
     exec(file: string, args: readonly string[], options: ExecaOptions = {}) {
+      if (!execa) throw new DbflowError('internal: ctx.exec used before the run loaded execa.');
       const sub = execa(file, args, { cancelSignal: signal, forceKillAfterDelay: 2000, ...options, env: { ...options.env } });
       const stderr = sub.stderr;
       if (stderr && options.stderr === undefined) {

@@ -8,7 +8,7 @@ import { ManifestBuilder, publishManifest } from '../repo/manifest.js';
 import { compile } from '../schema/validator.js';
 import { renderValue } from '../spec/templates.js';
 import { ChainFailure, runMembers } from './chain.js';
-import { createContext, type RunScope, type StreamWiring } from './context.js';
+import { createContext, loadExec, type RunScope, type StreamWiring } from './context.js';
 import type { EngineEvent, EventListener, RunStatus, RunSummary, StepStatus } from './events.js';
 import type { LoadedPipeline } from './load.js';
 import { newRunId, RunRecord } from './run-record.js';
@@ -60,6 +60,7 @@ interface Lease {
 /** Run a loaded pipeline to the end; never throws for a step failure (see `status`). */
 export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = {}): Promise<RunResult> {
   const { pipeline, plan, registry } = loaded;
+  await loadExec();
   const env = options.env ?? process.env;
   const started = new Date();
   const runId = options.runId ?? newRunId(started);
@@ -332,7 +333,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   if (options.signal?.aborted) onCancel();
   const pipelineTimer = pipeline.timeoutMs
     ? setTimeout(() => {
-        runError = new TimeoutError('the pipeline', pipeline.timeoutMs!).message.replace(/^dbflow: /, '');
+        runError = new TimeoutError('pipeline', pipeline.timeoutMs!).message.replace(/^dbflow: /, '');
         cancelled = true;
         runController.abort(new TimeoutError('pipeline', pipeline.timeoutMs!));
       }, pipeline.timeoutMs)
