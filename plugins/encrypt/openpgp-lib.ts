@@ -1,5 +1,7 @@
 // openpgp.js, loaded on first use: it is large, and validating a pipeline never needs it.
-export type Openpgp = typeof import('openpgp');
+import type * as OpenpgpModule from 'openpgp';
+
+export type Openpgp = typeof OpenpgpModule;
 
 let lib: Promise<Openpgp> | undefined;
 
