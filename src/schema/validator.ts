@@ -69,7 +69,7 @@ function collapse(errors: ErrorObject[]): ErrorObject[] {
 
 function toProblem(e: ErrorObject, raw: RawPipeline, base: DocPath, what: string, root: JsonSchema): SpecProblem {
   const path = [...base, ...pointerToPath(e.instancePath)];
-  const where = describe(path, what);
+  const where = describe(path, what, raw.data);
   const p = e.params as Record<string, unknown>;
   switch (e.keyword) {
     case 'additionalProperties': {
@@ -104,13 +104,16 @@ function toProblem(e: ErrorObject, raw: RawPipeline, base: DocPath, what: string
     case 'pattern':
       return {
         pos: raw.pos(path),
-        message: `${where} ${JSON.stringify(valueAt(raw.data, path))} does not match ${patternHint(String(p.pattern))}.`,
+        message: `${where} is ${JSON.stringify(valueAt(raw.data, path))}, which is not ${patternHint(String(p.pattern))}.`,
       };
     case 'propertyNames':
       return { pos: raw.keyPos([...path, String(p.propertyName)]), message: `${where} has an invalid name "${String(p.propertyName)}": use letters, digits and _.` };
     case 'anyOf':
     case 'oneOf':
-      return { pos: raw.pos(path), message: `${where} has the wrong shape: ${unionHint(schemaAt(root, e.schemaPath))}.` };
+    {
+      const hint = unionHint(schemaAt(root, e.schemaPath));
+      return { pos: raw.pos(path), message: hint.startsWith('needs') ? `${where} ${hint}.` : `${where} has the wrong shape: ${hint}.` };
+    }
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
@@ -131,8 +134,16 @@ function pointerToPath(pointer: string): (string | number)[] {
 }
 
 /** A readable name for a place in the pipeline: `steps[2].with.level`. */
-export function describe(path: DocPath, what: string): string {
+export function describe(path: DocPath, what: string, data?: unknown): string {
   if (path.length === 0) return what;
+  // Inside a step, name the step by its id: `"with.level" of step "compress"`.
+  const [list, index, ...rest] = path;
+  const id = (list === 'steps' || list === 'finally') && typeof index === 'number' ? (valueAt(data, [list, index, 'id']) as unknown) : undefined;
+  if (typeof id === 'string') return rest.length ? `${dotted(rest)} of step "${id}"` : `step "${id}"`;
+  return dotted(path);
+}
+
+function dotted(path: DocPath): string {
   let out = '';
   for (const part of path) out += typeof part === 'number' ? `[${part}]` : out ? `.${part}` : part;
   return `"${out}"`;
@@ -176,11 +187,16 @@ function article(type: string): string {
 function patternHint(pattern: string): string {
   if (pattern.includes('(ms|s|m|h|d)')) return 'a duration such as 30s, 5m or 2h';
   if (pattern.startsWith('^[A-Za-z_]')) return 'an identifier (letters, digits and _, not starting with a digit)';
-  return `the pattern ${pattern}`;
+  return `a value matching ${pattern}`;
 }
 
 function unionHint(schema: { anyOf?: unknown[]; oneOf?: unknown[] } | undefined): string {
-  const branches = (schema?.anyOf ?? schema?.oneOf ?? []) as { type?: string; minItems?: number; pattern?: string }[];
+  const branches = (schema?.anyOf ?? schema?.oneOf ?? []) as { type?: string; minItems?: number; pattern?: string; required?: string[] }[];
+  // Branches that only differ by which key is present: "exactly one of" those keys.
+  if (branches.length && branches.every((b) => !b.type && b.required?.length === 1)) {
+    const keys = branches.map((b) => `"${b.required![0]}"`).join(', ');
+    return schema?.oneOf ? `needs exactly one of ${keys}` : `needs at least one of ${keys}`;
+  }
   const types = branches
     .map((b) => {
       if (b.type === 'array' && b.minItems) return 'a non-empty list';

@@ -40,12 +40,12 @@ describe('did-you-mean in pipeline errors', () => {
 
   it('on an unknown key of a step', async () => {
     const [p] = await problems(pipeline('  - id: a\n    uses: sleep\n    with: { ms: 1 }\n    contine_on_error: true\n'));
-    assert.equal(p?.message, 'unknown key "contine_on_error" in "steps[0]". Did you mean "continue_on_error"?');
+    assert.equal(p?.message, 'unknown key "contine_on_error" in step "a". Did you mean "continue_on_error"?');
   });
 
   it("on an unknown key of a plugin step's with", async () => {
     const [p] = await problems(pipeline('  - id: a\n    uses: sleep\n    with: { ms: 1, fial: x }\n'));
-    assert.equal(p?.message, 'unknown key "fial" in "steps[0].with". Did you mean "fail"?');
+    assert.equal(p?.message, 'unknown key "fial" in "with" of step "a". Did you mean "fail"?');
   });
 
   it('on a reference to an unknown step', async () => {
@@ -58,6 +58,6 @@ describe('did-you-mean in pipeline errors', () => {
 
   it('lists the known names when nothing is close', async () => {
     const [p] = await problems(pipeline('  - id: a\n    uses: sleep\n    with: { ms: 1 }\n    zzzzzzzz: 1\n'));
-    assert.match(p?.message ?? '', /^unknown key "zzzzzzzz" in "steps\[0\]"\. Known: "id", "uses", "with", /);
+    assert.match(p?.message ?? '', /^unknown key "zzzzzzzz" in step "a"\. Known: "id", "uses", "with", /);
   });
 });

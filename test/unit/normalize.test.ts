@@ -61,7 +61,7 @@ steps:
     for (const bad of ['10', '10 minutes', '-1s', '1.s', '5 m', '2w']) {
       const found = await problems(pipeline(`  - { id: a, uses: noop, timeout: "${bad}" }\n`));
       assert.equal(found.length, 1, `"${bad}" is refused once`);
-      assert.equal(found[0]?.message, `"steps[0].timeout" "${bad}" does not match a duration such as 30s, 5m or 2h.`);
+      assert.equal(found[0]?.message, `"timeout" of step "a" is "${bad}", which is not a duration such as 30s, 5m or 2h.`);
     }
   });
 

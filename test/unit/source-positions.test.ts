@@ -113,6 +113,6 @@ steps:
     const [p] = await problems(withBlock);
     assert.ok(p);
     assert.deepEqual(p.pos, { file: FILE, ...locate(withBlock, '-5') });
-    assert.match(p.message, /"steps\[0\]\.with\.ms"/);
+    assert.match(p.message, /"with\.ms" of step "waits"/);
   });
 });
