@@ -74,7 +74,6 @@ export async function validateTime(passphraseFile: string, log: (s: string) => v
       ),
       figure(S, 'validate quickstart.yaml (median of 5)', quick.median, 'ms', { note: 'fixed cost: node + CLI + plugins + schemas' }),
       figure(S, 'bare `node -e 0` (median of 5)', bare.median, 'ms', { note: 'context: the floor of any CLI run' }),
-      figure(S, 'validate cost per step beyond quickstart', (big.median - quick.median) / 192, 'ms'),
     ];
     return { figures, details: { validate200: big, validateQuickstart: quick, nodeBare: bare } };
   } finally {

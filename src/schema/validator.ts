@@ -138,7 +138,7 @@ export function describe(path: DocPath, what: string, data?: unknown): string {
   if (path.length === 0) return what;
   // Inside a step, name the step by its id: `"with.level" of step "compress"`.
   const [list, index, ...rest] = path;
-  const id = (list === 'steps' || list === 'finally') && typeof index === 'number' ? (valueAt(data, [list, index, 'id']) as unknown) : undefined;
+  const id = (list === 'steps' || list === 'finally') && typeof index === 'number' ? (valueAt(data, [list, index, 'id'])) : undefined;
   if (typeof id === 'string') return rest.length ? `${dotted(rest)} of step "${id}"` : `step "${id}"`;
   return dotted(path);
 }
