@@ -56,7 +56,7 @@ export const encryptStep = defineStep<EncryptWith, EncryptOutputs>({
   async run(ctx) {
     const mode = resolveMode(ctx.with, ctx.id);
     const armor = ctx.with.armor ?? false;
-    const recipients = mode === 'public-key' ? await loadRecipients(ctx.with.recipients ?? [], ctx.id, (m) => ctx.log.warn(m)) : [];
+    const recipients = mode === 'public-key' ? await loadRecipients(ctx.with.recipients ?? [], ctx.id, ctx.run.pipelineDir, (m) => ctx.log.warn(m)) : [];
     const output = await encryptStream(ctx, mode, recipients, armor);
     const layer: OpenpgpLayer = {
       codec: 'openpgp',

@@ -14,22 +14,22 @@ export interface Recipient {
 const ARMOR = '-----BEGIN PGP';
 
 // Read every entry (armored text or a path) into public keys that can encrypt.
-export async function loadRecipients(entries: readonly string[], step: string, warn: (message: string) => void): Promise<Recipient[]> {
+export async function loadRecipients(entries: readonly string[], step: string, baseDir: string, warn: (message: string) => void): Promise<Recipient[]> {
   const out: Recipient[] = [];
   for (const [index, entry] of entries.entries()) {
     const where = `step "${step}": recipients[${index}] ${preview(entry)}`;
-    for (const key of await readEntry(entry, where)) {
+    for (const key of await readEntry(entry, baseDir, where)) {
       out.push(await checkKey(key, where, warn));
     }
   }
   return out;
 }
 
-async function readEntry(entry: string, where: string): Promise<Key[]> {
+async function readEntry(entry: string, baseDir: string, where: string): Promise<Key[]> {
   if (entry.includes(ARMOR)) return parse(async () => (await openpgp()).readKeys({ armoredKeys: entry }), where);
   let data: Buffer;
   try {
-    data = await readFile(path.resolve(entry));
+    data = await readFile(path.resolve(baseDir, entry));
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? String(err);
     throw new DbflowError(

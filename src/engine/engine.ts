@@ -86,7 +86,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   };
 
   record.writeJson('pipeline.json', { name: pipeline.name, file: pipeline.file, sha256: pipeline.sha256, started_at: started.toISOString(), pipeline });
-  const runInfo = { id: runId, startedAt: started, pipeline: pipeline.name, dir: record.dir };
+  const runInfo = { id: runId, startedAt: started, pipeline: pipeline.name, dir: record.dir, pipelineDir: baseDir };
   emit({
     type: 'run:start',
     time: now(),

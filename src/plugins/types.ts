@@ -29,6 +29,8 @@ export interface RunInfo {
   pipeline: string;
   /** Folder of the run record (`.dbflow/runs/<id>`). */
   dir: string;
+  /** Folder of the pipeline file: what relative paths in a step's `with` are resolved against. */
+  pipelineDir: string;
 }
 
 /** Bytes and sha256 of a finished stream edge. */

@@ -50,7 +50,7 @@ export function makeContext<W = Record<string, unknown>>(o: ContextOptions<W>): 
     stepId: 'test',
     with: (o.with ?? {}) as W,
     matrix: {},
-    run: { id: 'test-run', startedAt: new Date(), pipeline: 'test', dir: o.tmpdir },
+    run: { id: 'test-run', startedAt: new Date(), pipeline: 'test', dir: o.tmpdir, pipelineDir: process.cwd() },
     signal: o.signal ?? new AbortController().signal,
     log: { debug: (m) => lines.push(m), info: (m) => lines.push(m), warn: (m) => lines.push(m) },
     tmpdir: o.tmpdir,

@@ -39,7 +39,7 @@ export async function stepContext<W>(options: StepContextOptions<W>): Promise<Te
     stepId: id,
     with: options.with,
     matrix: {},
-    run: { id: 'test-run', startedAt: new Date(), pipeline: 'test', dir: tmpdir },
+    run: { id: 'test-run', startedAt: new Date(), pipeline: 'test', dir: tmpdir, pipelineDir: process.cwd() },
     signal,
     log: { debug: log('debug'), info: log('info'), warn: log('warn') },
     tmpdir,
