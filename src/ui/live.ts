@@ -7,7 +7,7 @@ type Task = ListrTaskWrapper<unknown, never, never>;
 
 /** A listener that drives a listr2 task list; `done` resolves when the list has finished drawing. */
 export function liveRenderer(): { onEvent: (e: EngineEvent) => void; done: () => Promise<void> } {
-  const waiting = new Map<string, { task?: Task; settle?: (err?: Error) => void; early?: EngineEvent }>();
+  const waiting = new Map<string, { task?: Task; settle?: (err?: Error) => void; early?: EngineEvent; started?: boolean }>();
   let list: Promise<unknown> = Promise.resolve();
   const slot = (id: string) => {
     let s = waiting.get(id);
@@ -39,6 +39,7 @@ export function liveRenderer(): { onEvent: (e: EngineEvent) => void; done: () =>
               new Promise<void>((resolve, reject) => {
                 const s = slot(st.id);
                 s.task = task;
+                if (!s.started) task.output = 'waiting';
                 s.settle = (err) => (err ? reject(err) : resolve());
                 if (s.early) end(s.early as Extract<EngineEvent, { type: 'step:end' }>);
               }),
@@ -46,6 +47,10 @@ export function liveRenderer(): { onEvent: (e: EngineEvent) => void; done: () =>
           { concurrent: true, exitOnError: false },
         );
         list = tasks.run().catch(() => undefined);
+      } else if (e.type === 'step:start') {
+        const s = slot(e.id);
+        s.started = true;
+        if (s.task) s.task.output = e.attempt > 1 ? `attempt ${e.attempt}` : 'running';
       } else if (e.type === 'step:progress') {
         const t = waiting.get(e.id)?.task;
         if (t) t.output = `${formatBytes(e.bytes)} at ${formatBytes(e.bytesPerSecond)}/s`;
