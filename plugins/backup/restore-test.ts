@@ -1,7 +1,8 @@
 // The `restore-test` step: restores what was stored into a scratch database and counts its rows.
 import { pipeline } from 'node:stream/promises';
 import { Transform } from 'node:stream';
-import { decodeArtifact, defineStep, type ArtifactRecord, type TableCounts } from '../../src/index.js';
+import { createHash } from 'node:crypto';
+import { decodeArtifact, defineStep, IntegrityError, type ArtifactRecord, type TableCounts } from '../../src/index.js';
 
 interface RestoreTestWith {
   from: string;
@@ -43,16 +44,22 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
       };
       const { stream } = await decodeArtifact(ctx, artifact, keys);
       let bytes = 0;
+      const hash = createHash('sha256');
       const counted = new Transform({
         transform(chunk: Buffer, _enc, done) {
+          hash.update(chunk);
           ctx.progress((bytes += chunk.length));
           done(null, chunk);
         },
       });
       // The restore reads untrusted bytes; only a stream that ended without error counts.
       await Promise.all([pipeline(stream, counted), driver.restore(ctx, scratch.url, counted, artifact.format)]);
-      const tables = await driver.rowCounts(ctx, scratch.url);
-      ctx.report.verification({ database: artifact.database, step: ctx.id, check: 'restore', ok: true, detail: `${Object.keys(tables).length} tables restored from ${artifact.url}` });
+      const sha256 = hash.digest('hex');
+      if (artifact.raw && (artifact.raw.sha256 !== sha256 || artifact.raw.bytes !== bytes)) {
+        throw new IntegrityError(`${artifact.url} decodes to ${bytes} bytes with sha256 ${sha256}, but the dump taken was ${artifact.raw.bytes} bytes with sha256 ${artifact.raw.sha256}.`);
+      }
+      const tables = await driver.rowCounts(ctx, scratch.url, config);
+      ctx.report.verification({ database: artifact.database, step: ctx.id, check: 'restore', ok: true, detail: `${Object.keys(tables).length} tables restored from ${artifact.url}${artifact.raw ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}` });
       ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a scratch database`);
       return { outputs: { database: artifact.database, tables, bytes } };
     } finally {

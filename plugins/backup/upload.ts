@@ -31,6 +31,7 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
     const stored = await ctx.storage(url).put(url, ctx.input, { signal: ctx.signal });
     const stats = await ctx.inputStats();
     const source = ctx.chain[0]?.outputs ?? {};
+    const raw = ctx.chain.length > 1 ? await ctx.chain[0]!.stats : stats;
     const layers = ctx.chain.map((s) => s.outputs.layer).filter((l): l is ArtifactLayer => typeof l === 'object' && l !== null);
     const record: ArtifactRecord = {
       database: typeof source.database === 'string' ? source.database : ctx.chain[0]?.id ?? ctx.id,
@@ -39,6 +40,7 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
       sha256: stats.sha256,
       format: typeof source.format === 'string' ? source.format : 'bytes',
       layers,
+      raw: { bytes: raw.bytes, sha256: raw.sha256 },
     };
     ctx.report.artifact(record);
     ctx.log.info(`stored ${stats.bytes} bytes at ${stored.url}`);

@@ -71,7 +71,7 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
         source_journal_mode: journalMode,
       };
       const serverVersion = String(copy.prepare('SELECT sqlite_version()').pluck().get());
-      const tables = await countTables(copy, ctx.signal);
+      const tables = await countTables(copy, sqliteOptions(db).checksums, ctx.signal);
       let released = false;
       return {
         file,

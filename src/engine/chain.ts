@@ -118,7 +118,7 @@ export async function runMembers(
       stats.set(m.key, meter.stats);
       if (res.final) finals.set(m.key, res.final);
       outputs.set(m.key, { ...(res.outputs ?? {}) });
-      chain.push({ id: m.key, uses: m.def.uses, outputs: { ...(res.outputs ?? {}) } });
+      chain.push({ id: m.key, uses: m.def.uses, outputs: { ...(res.outputs ?? {}) }, stats: meter.stats });
       input = meter;
       inputStats = meter.stats;
     }

@@ -1,4 +1,5 @@
 // Executes a plan: scheduling, conditions, retries, timeouts, leases, cancel, run record, manifest.
+import { setMaxListeners } from 'node:events';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { CancelledError, DbflowError, TimeoutError } from '../errors.js';
@@ -72,6 +73,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   const leases = new Map<string, Lease>();
   const tmpdirs = new Map<string, string[]>();
   const runController = new AbortController();
+  setMaxListeners(0, runController.signal); // one listener per running unit
   let cancelled = false;
   let runError: string | undefined;
 

@@ -111,8 +111,8 @@ export interface DatabaseDriver {
   scratch(ctx: DriverContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase>;
   /** Restores a dump stream (as produced by `dump`) into the database at `url`. */
   restore(ctx: DriverContext, url: string, input: Readable, format: string): Promise<void>;
-  /** Counts rows (and checksums) of every table of the database at `url`. */
-  rowCounts(ctx: DriverContext, url: string): Promise<TableCounts>;
+  /** Counts rows (and checksums) of every table of the database at `url`, with the options of `db`. */
+  rowCounts(ctx: DriverContext, url: string, db: DatabaseConfig): Promise<TableCounts>;
 }
 
 /** Options of a storage write. */
@@ -170,6 +170,8 @@ export interface ArtifactRecord {
   sha256: string;
   format: string;
   layers: ArtifactLayer[];
+  /** The dump before any layer: a restore that decodes to other bytes is not this backup. */
+  raw?: EdgeStats;
 }
 
 /** A verification result as recorded in the manifest. */
@@ -193,6 +195,8 @@ export interface ChainStage {
   id: string;
   uses: string;
   outputs: Record<string, unknown>;
+  /** Bytes and sha256 of what this stage produced, once its stream has ended. */
+  stats: Promise<EdgeStats>;
 }
 
 /** What `run(ctx)` receives. `W` is the type of the step's `with`. */

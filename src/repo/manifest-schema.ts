@@ -62,6 +62,13 @@ export const manifestSchema: JsonSchema = {
           bytes: { type: 'integer', minimum: 0 },
           sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' },
           format: { type: 'string' },
+          raw: {
+            type: 'object',
+            description: 'The dump before any layer (compression, encryption).',
+            additionalProperties: false,
+            required: ['bytes', 'sha256'],
+            properties: { bytes: { type: 'integer', minimum: 0 }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
+          },
           layers: {
             type: 'array',
             items: { type: 'object', required: ['codec'], properties: { codec: { type: 'string' } } },

@@ -42,7 +42,7 @@ export class ManifestBuilder implements ManifestReporter {
     const dirs = this.artifacts.map((a) => a.url.slice(0, a.url.lastIndexOf('/')));
     let common = dirs[0] ?? '';
     for (const d of dirs) while (!(d === common || d.startsWith(`${common}/`))) common = common.slice(0, common.lastIndexOf('/'));
-    if (!/^[a-z][a-z0-9+.-]*:\/\/?[^/]/.test(common)) {
+    if (!/^[a-z][a-z0-9+.-]*:(?:\/\/\/?)?[^/]/.test(common)) {
       throw new DbflowError(`the artifacts of this run share no folder (${dirs.join(', ')}); upload them under one backup folder.`);
     }
     return common;

@@ -36,7 +36,7 @@ export interface ContextOptions<W> {
 
 /** A database entry of driver sqlite. */
 export function sqliteConfig(name: string, url: string, options: Record<string, unknown> = {}): DatabaseConfig {
-  return { name, driver: 'sqlite', url, options };
+  return { name, driver: 'sqlite', url, options: { checksums: true, ...options } };
 }
 
 /** A minimal StepContext: tmpdir, signal, log, with, database(); everything else throws. */

@@ -21,6 +21,9 @@ import {
   tempDir,
 } from '../helpers/sqlite-fixtures.js';
 
+// Counting options of the databases these tests count: with content checksums.
+const CHECKSUMMED = sqliteConfig('counts', 'sqlite:counts', { checksums: true });
+
 const seedStep = sqlitePlugin.steps!.find((s) => s.uses === 'sqlite-seed')!;
 
 // A dump of a small database, as bytes.
@@ -81,7 +84,7 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
       const scratch = await driver.scratch(ctx, db, `verify_${run}`);
       try {
         await driver.restore(ctx, scratch.url, dump.stream, dump.format);
-        assert.deepEqual(await driver.rowCounts(ctx, scratch.url), snap.info.tables);
+        assert.deepEqual(await driver.rowCounts(ctx, scratch.url, CHECKSUMMED), snap.info.tables);
         // Transfers keep the total: a torn copy would not.
         assert.equal(balanceSum(scratch.url.slice('sqlite:'.length)), ACCOUNTS * START_BALANCE);
       } finally {
@@ -90,7 +93,7 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
       if (previous) assert.notDeepEqual(snap.info.tables, previous, 'the writer changed the database between snapshots');
       previous = snap.info.tables;
       await writer.committed((run + 1) * 50);
-      assert.notDeepEqual(await driver.rowCounts(ctx, db.url), snap.info.tables, 'the live database moved on after the snapshot');
+      assert.notDeepEqual(await driver.rowCounts(ctx, db.url, CHECKSUMMED), snap.info.tables, 'the live database moved on after the snapshot');
     } finally {
       await snap.release();
     }
@@ -115,7 +118,7 @@ void test('WAL contents that were never checkpointed are in the snapshot', async
   // A plain file copy misses them.
   copyFileSync(file, path.join(dir, 'copy.db'));
   const ctx = makeContext({ tmpdir: dir });
-  assert.equal((await driver.rowCounts(ctx, `sqlite:${path.join(dir, 'copy.db')}`)).items?.rows, 100);
+  assert.equal((await driver.rowCounts(ctx, `sqlite:${path.join(dir, 'copy.db')}`, CHECKSUMMED)).items?.rows, 100);
 
   const snap = await driver.snapshot(ctx, sqliteConfig('wal', `sqlite:${file}`));
   t.after(() => snap.release());
@@ -123,7 +126,7 @@ void test('WAL contents that were never checkpointed are in the snapshot', async
   assert.equal(snap.info.position.source_journal_mode, 'wal');
   assert.equal(typeof snap.info.position.page_count, 'number');
   assert.match(snap.info.serverVersion, /^3\.\d+\.\d+$/);
-  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${file}`), snap.info.tables);
+  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${file}`, CHECKSUMMED), snap.info.tables);
   const staged = (snap as unknown as { file: string }).file;
   assert.equal(snap.info.tables.items?.checksum, referenceChecksum(staged, 'items'));
 });
@@ -147,11 +150,11 @@ void test('checksums follow the documented definition and ignore row order', asy
   };
   const a = make('a.db', rows);
   const b = make('b.db', [...rows].reverse());
-  const countsA = await driver.rowCounts(ctx, `sqlite:${a}`);
-  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${b}`), countsA);
+  const countsA = await driver.rowCounts(ctx, `sqlite:${a}`, CHECKSUMMED);
+  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${b}`, CHECKSUMMED), countsA);
   assert.equal(countsA.t?.checksum, referenceChecksum(a, 't'));
   const c = make('c.db', [...rows.slice(0, 2), [3, '', 1.0, -41, Buffer.alloc(0)]]);
-  assert.notEqual((await driver.rowCounts(ctx, `sqlite:${c}`)).t?.checksum, countsA.t?.checksum);
+  assert.notEqual((await driver.rowCounts(ctx, `sqlite:${c}`, CHECKSUMMED)).t?.checksum, countsA.t?.checksum);
 });
 
 void test('restore refuses other formats and non-empty targets, and a damaged stream is an IntegrityError', async (t) => {
@@ -192,7 +195,7 @@ void test('restore refuses other formats and non-empty targets, and a damaged st
 
   // The whole stream restores, and counts like the snapshot.
   await driver.restore(ctx, scratch.url, Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), 'sqlite3');
-  assert.deepEqual(await driver.rowCounts(ctx, scratch.url), tables);
+  assert.deepEqual(await driver.rowCounts(ctx, scratch.url, CHECKSUMMED), tables);
 });
 
 void test('restore into a new path creates it; a stream error fails the restore and leaves nothing', async (t) => {
@@ -201,7 +204,7 @@ void test('restore into a new path creates it; a stream error fails the restore 
   const ctx = makeContext({ tmpdir: dir });
   const target = path.join(dir, 'restored', 'new.db');
   await driver.restore(ctx, `sqlite://${target}`, Readable.from([bytes]), 'sqlite3');
-  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${target}`), tables);
+  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${target}`, CHECKSUMMED), tables);
 
   const failing = new Readable({ read() {} });
   failing.push(bytes.subarray(0, 8192));
@@ -247,12 +250,12 @@ void test('a missing database file is an error, and nothing is created', async (
     assert.match(err.message, /database file ".*nope\.db" does not exist/);
     return true;
   });
-  await assert.rejects(driver.rowCounts(ctx, `sqlite:${missing}`), /does not exist/);
+  await assert.rejects(driver.rowCounts(ctx, `sqlite:${missing}`, CHECKSUMMED), /does not exist/);
   assert.deepEqual(readdirSync(dir), []);
   writeFileSync(path.join(dir, 'text.db'), 'hello, not a database\n'.repeat(10));
   await assert.rejects(driver.snapshot(ctx, sqliteConfig('x', `sqlite:${path.join(dir, 'text.db')}`)), /not a healthy SQLite database/);
   for (const bad of ['sqlite:', 'sqlite::memory:', 'postgres://x/y']) {
-    await assert.rejects(driver.rowCounts(ctx, bad), new RegExp(`"${bad}" is not a usable sqlite URL`));
+    await assert.rejects(driver.rowCounts(ctx, bad, CHECKSUMMED), new RegExp(`"${bad}" is not a usable sqlite URL`));
   }
 });
 
@@ -262,9 +265,9 @@ void test('sqlite URLs: relative to the working directory, or absolute', async (
   createLiveDatabase(file, 10);
   const ctx = makeContext({ tmpdir: dir });
   const rel = path.relative(process.cwd(), file);
-  const expected = await driver.rowCounts(ctx, `sqlite://${file}`);
+  const expected = await driver.rowCounts(ctx, `sqlite://${file}`, CHECKSUMMED);
   for (const url of [`sqlite:${rel}`, `sqlite://${rel}`, `sqlite:./${rel}`, `sqlite://./${rel}`, `sqlite:${file}`]) {
-    assert.deepEqual(await driver.rowCounts(ctx, url), expected, url);
+    assert.deepEqual(await driver.rowCounts(ctx, url, CHECKSUMMED), expected, url);
   }
 });
 
@@ -275,7 +278,7 @@ void test('sqlite-seed creates a WAL database once; if_missing makes the second 
   const ctx = makeContext({ tmpdir: dir, databases, with: { database: 'demo', rows: 2000 } });
   const first = await seedStep.run(ctx);
   assert.deepEqual(first.outputs, { created: true, path: file });
-  const counts = await driver.rowCounts(ctx, databases.demo);
+  const counts = await driver.rowCounts(ctx, databases.demo, CHECKSUMMED);
   assert.deepEqual(Object.keys(counts), ['customers', 'order_items', 'orders']);
   assert.equal(counts.orders?.rows, 2000);
   assert.equal(counts.customers?.rows, 250);
@@ -293,14 +296,14 @@ void test('sqlite-seed creates a WAL database once; if_missing makes the second 
 
   const more = await seedStep.run(makeContext({ tmpdir: dir, databases, with: { database: 'demo', rows: 100, if_missing: false } }));
   assert.deepEqual(more.outputs, { created: true, path: file });
-  assert.equal((await driver.rowCounts(ctx, databases.demo)).orders?.rows, 2100);
+  assert.equal((await driver.rowCounts(ctx, databases.demo, CHECKSUMMED)).orders?.rows, 2100);
 });
 
 void test('sqlite-seed defaults to 10000 rows, and a cancelled seed leaves no file', async (t) => {
   const dir = tempDir(t);
   const databases = { small: `sqlite:${path.join(dir, 'small.db')}`, big: `sqlite:${path.join(dir, 'big.db')}` };
   await seedStep.run(makeContext({ tmpdir: dir, databases, with: { database: 'small' } }));
-  assert.equal((await driver.rowCounts(makeContext({ tmpdir: dir }), databases.small)).orders?.rows, 10000);
+  assert.equal((await driver.rowCounts(makeContext({ tmpdir: dir }), databases.small, CHECKSUMMED)).orders?.rows, 10000);
 
   const controller = new AbortController();
   const seeding = seedStep.run(
@@ -324,4 +327,18 @@ void test('a cancelled snapshot rejects and leaves no staged file', async (t) =>
   setTimeout(() => controller.abort(new Error('cancelled by the test')), 5);
   await assert.rejects(snapshot, /cancelled by the test/);
   assert.deepEqual(readdirSync(tmpdir), []);
+});
+
+test('without the checksums option, counts are exact row counts only', async (t) => {
+  const dir = tempDir(t);
+  const file = path.join(dir, 'plain.db');
+  createLiveDatabase(file, 50);
+  const ctx = makeContext({ tmpdir: dir });
+  const snap = await driver.snapshot(ctx, { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} });
+  try {
+    for (const count of Object.values(snap.info.tables)) assert.deepEqual(Object.keys(count), ['rows']);
+    assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${file}`, { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} }), snap.info.tables);
+  } finally {
+    await snap.release();
+  }
 });
