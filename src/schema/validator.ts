@@ -21,11 +21,6 @@ export function createAjv(): Ajv2020 {
 const shared = createAjv();
 const cache = new WeakMap<JsonSchema, ValidateFunction>();
 
-/** Check a schema against the JSON Schema meta-schema (cheap; `compile` does the strict checks). */
-export function checkSchema(schema: JsonSchema): void {
-  if (!shared.validateSchema(schema)) throw new Error(shared.errorsText(shared.errors));
-}
-
 /** Compile a schema once (throws on a schema that strict mode refuses). */
 export function compile(schema: JsonSchema): ValidateFunction {
   let fn = cache.get(schema);
