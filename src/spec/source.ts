@@ -30,11 +30,13 @@ export function parseSource(file: string, text: string): RawPipeline {
   };
   // An unclosed quote is reported where the string ends (often the end of the file): point at its start.
   const quoted = new Map<number, number>();
-  visit(doc, {
-    Scalar(_key, n) {
-      if ((n.type === 'QUOTE_DOUBLE' || n.type === 'QUOTE_SINGLE') && n.range) quoted.set(n.range[1], n.range[0]);
-    },
-  });
+  if (doc.errors.some((e) => e.code === 'MISSING_CHAR')) {
+    visit(doc, {
+      Scalar(_key, n) {
+        if ((n.type === 'QUOTE_DOUBLE' || n.type === 'QUOTE_SINGLE') && n.range) quoted.set(n.range[1], n.range[0]);
+      },
+    });
+  }
   // The first error of a line is the one to fix; the parser's follow-on errors there are noise.
   const syntax: SpecProblem[] = [];
   for (const e of doc.errors) {
