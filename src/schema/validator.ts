@@ -1,16 +1,21 @@
 // Ajv in strict mode, and the translation of its errors into problems at file:line:col.
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import { createRequire } from 'node:module';
+import type * as Ajv2020Module from 'ajv/dist/2020.js';
+import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import type { SpecProblem } from '../errors.js';
 import type { JsonSchema } from '../plugins/types.js';
 import type { DocPath, RawPipeline } from '../spec/source.js';
 import { didYouMean } from '../spec/suggest.js';
 
+const require = createRequire(import.meta.url);
+
 /** The `format` that marks a `with` property naming another step (a dependency). */
 export const STEP_REF_FORMAT = 'step-id';
 
-/** A strict Ajv that knows dbflow's formats. */
-export function createAjv(): Ajv2020 {
-  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true });
+/** A strict Ajv that knows dbflow's formats (`source` keeps the code, for standalone validators). */
+export function createAjv(options: { source?: boolean } = {}): Ajv2020 {
+  const { Ajv2020 } = require('ajv/dist/2020.js') as typeof Ajv2020Module; // loaded on first use: most runs need no compiler
+  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true, ...(options.source && { code: { source: true } }) });
   ajv.addFormat(STEP_REF_FORMAT, /^[A-Za-z_][A-Za-z0-9_]*$/);
   ajv.addFormat('uri-reference', true);
   ajv.addFormat('url', /^[a-z][a-z0-9+.-]*:/i);
@@ -18,14 +23,38 @@ export function createAjv(): Ajv2020 {
   return ajv;
 }
 
-const shared = createAjv();
+/** File name, next to this module, of the validators generated at build time. */
+export const PRECOMPILED_FILE = 'validators.gen.cjs';
+
+/** What the generated module exports: each schema as JSON, and its validator at the same index. */
+export interface PrecompiledValidators {
+  schemas: string[];
+  validators: ValidateFunction[];
+}
+
+let shared: Ajv2020 | undefined;
+let precompiled: Map<string, ValidateFunction> | undefined;
 const cache = new WeakMap<JsonSchema, ValidateFunction>();
+
+// The build compiles the first-party schemas ahead of time; running from source, there are none.
+function loadPrecompiled(): Map<string, ValidateFunction> {
+  let mod: PrecompiledValidators;
+  try {
+    mod = require(`./${PRECOMPILED_FILE}`) as PrecompiledValidators;
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'MODULE_NOT_FOUND' && e.message.includes(PRECOMPILED_FILE)) return new Map();
+    throw err;
+  }
+  return new Map(mod.schemas.map((json, i) => [json, mod.validators[i]!]));
+}
 
 /** Compile a schema once (throws on a schema that strict mode refuses). */
 export function compile(schema: JsonSchema): ValidateFunction {
   let fn = cache.get(schema);
   if (!fn) {
-    fn = shared.compile(schema);
+    precompiled ??= loadPrecompiled();
+    fn = precompiled.get(JSON.stringify(schema)) ?? (shared ??= createAjv()).compile(schema);
     cache.set(schema, fn);
   }
   return fn;

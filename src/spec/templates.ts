@@ -33,8 +33,21 @@ export function hasTemplate(value: string): boolean {
   return value.includes('{{');
 }
 
+// Validation and planning scan the same strings: parse each text once (results are never mutated).
+const scans = new Map<string, TemplateScan>();
+
 /** Every path reference and helper used in a template (pure, no rendering). */
 export function scanTemplate(text: string): TemplateScan {
+  let scan = scans.get(text);
+  if (!scan) {
+    scan = parseScan(text);
+    if (scans.size >= 10_000) scans.clear(); // `dbflow watch` lives long: stay bounded
+    scans.set(text, scan);
+  }
+  return scan;
+}
+
+function parseScan(text: string): TemplateScan {
   let ast: hbs.AST.Program;
   try {
     ast = hbs.parse(text);
