@@ -3,7 +3,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Readable } from 'node:stream';
+import { PassThrough, Readable, type Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { execa, type Options as ExecaOptions } from 'execa';
 import type { EdgeStats, StepContext } from '../../src/index.js';
 
@@ -119,4 +120,17 @@ export async function requireTool(t: { skip(message: string): void }, program: s
     t.skip(message);
     return false;
   }
+}
+
+// Streams `output` through `decoder`, sampling RSS: bytes, sha256, MB/s and RSS growth of the round trip.
+export async function measuredRoundTrip(output: Readable, decoder: Duplex): Promise<{ bytes: number; sha256: string; mbPerSecond: number; rssGrowth: number }> {
+  const base = process.memoryUsage.rss();
+  let peak = base;
+  const started = performance.now();
+  const sampled = new PassThrough();
+  sampled.on('data', () => (peak = Math.max(peak, process.memoryUsage.rss())));
+  const result = digest(sampled);
+  await pipeline(output, decoder, sampled);
+  const out = await result;
+  return { ...out, mbPerSecond: out.bytes / 1e6 / ((performance.now() - started) / 1000), rssGrowth: peak - base };
 }

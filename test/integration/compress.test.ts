@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -12,7 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { execa } from 'execa';
 import compress from '../../plugins/compress/index.js';
 import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
-import { digest, randomInput, requireTool, stepContext } from '../helpers/step-context.js';
+import { measuredRoundTrip, randomInput, requireTool, stepContext } from '../helpers/step-context.js';
 
 const step = compress.steps!.find((s) => s.uses === 'compress')! as StepDefinition;
 const codec = (name: string): Codec => compress.codecs!.find((c) => c.name === name)!;
@@ -93,21 +93,12 @@ void test('zstd: 256 MB stream through compress and decode with flat memory', as
   const source = randomInput(size);
   const { ctx, dispose } = await stepContext({ with: { level: 3 }, input: source.stream });
   t.after(dispose);
-  const base = process.memoryUsage.rss();
-  let peak = base;
-  const started = performance.now();
   const res = await step.run(ctx);
-  const decoder = await codec('zstd').decode({}, res.outputs!.layer as ArtifactLayer);
-  const sampled = new PassThrough();
-  sampled.on('data', () => (peak = Math.max(peak, process.memoryUsage.rss())));
-  const result = digest(sampled);
-  await pipeline(res.output!, decoder, sampled);
-  const out = await result;
-  const seconds = (performance.now() - started) / 1000;
-  t.diagnostic(`compress+decode ${(size / 1e6 / seconds).toFixed(0)} MB/s, RSS growth ${((peak - base) / 1e6).toFixed(0)} MB`);
+  const out = await measuredRoundTrip(res.output!, await codec('zstd').decode({}, res.outputs!.layer as ArtifactLayer));
+  t.diagnostic(`compress+decode ${out.mbPerSecond.toFixed(0)} MB/s, RSS growth ${(out.rssGrowth / 1e6).toFixed(0)} MB`);
   assert.equal(out.bytes, size);
   assert.equal(out.sha256, await source.sha256);
-  assert.ok(peak - base < 150e6, `RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB`);
+  assert.ok(out.rssGrowth < 150e6, `RSS grew by ${(out.rssGrowth / 1e6).toFixed(0)} MB`);
 });
 
 void test('zstd: a missing binary errors the output with how to install it', async (t) => {

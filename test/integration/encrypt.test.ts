@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test, type TestContext } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { generateKey } from 'openpgp';
 import encrypt from '../../plugins/encrypt/index.js';
 import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
-import { digest, randomInput, requireTool, stepContext } from '../helpers/step-context.js';
+import { measuredRoundTrip, randomInput, requireTool, stepContext } from '../helpers/step-context.js';
 
 const step = encrypt.steps!.find((s) => s.uses === 'encrypt')! as StepDefinition;
 const codec: Codec = encrypt.codecs!.find((c) => c.name === 'openpgp')!;
@@ -214,21 +214,12 @@ void test('256 MB of random data encrypts and decrypts with flat memory', async 
   const source = randomInput(size);
   const { ctx, dispose } = await stepContext({ with: { passphrase: PASSPHRASE }, input: source.stream });
   t.after(dispose);
-  const base = process.memoryUsage.rss();
-  let peak = base;
-  const started = performance.now();
   const res = await step.run(ctx);
-  const decoder = await codec.decode({ passphrase: PASSPHRASE }, res.outputs!.layer as ArtifactLayer);
-  const sampled = new PassThrough();
-  sampled.on('data', () => (peak = Math.max(peak, process.memoryUsage.rss())));
-  const result = digest(sampled);
-  await pipeline(res.output!, decoder, sampled);
-  const out = await result;
-  const seconds = (performance.now() - started) / 1000;
-  t.diagnostic(`encrypt+decrypt ${(size / 1e6 / seconds).toFixed(0)} MB/s, RSS growth ${((peak - base) / 1e6).toFixed(0)} MB`);
+  const out = await measuredRoundTrip(res.output!, await codec.decode({ passphrase: PASSPHRASE }, res.outputs!.layer as ArtifactLayer));
+  t.diagnostic(`encrypt+decrypt ${out.mbPerSecond.toFixed(0)} MB/s, RSS growth ${(out.rssGrowth / 1e6).toFixed(0)} MB`);
   assert.equal(out.bytes, size);
   assert.equal(out.sha256, await source.sha256);
-  assert.ok(peak - base < 150e6, `RSS grew by ${((peak - base) / 1e6).toFixed(0)} MB`);
+  assert.ok(out.rssGrowth < 150e6, `RSS grew by ${(out.rssGrowth / 1e6).toFixed(0)} MB`);
 });
 
 void test('an input error errors the output; destroying the output stops the input', async () => {
