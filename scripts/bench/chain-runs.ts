@@ -52,8 +52,7 @@ export async function shellRestore(env: { OUT: string; RESTORED: string; PASS: s
 
 /**
  * The bench pipeline: the quickstart chain without seed (and without restore-test unless asked).
- * The upload URL is relative (the CLI runs in the repository root): an absolute file:///… URL
- * makes writing the manifest fail (ManifestBuilder.location() in src/repo/manifest.ts).
+ * The upload URL is relative: the CLI runs in the repository root.
  */
 export function benchYaml(o: { db: string; passFile: string; outDir: string; restore: boolean }): string {
   const lines = [
