@@ -1,6 +1,5 @@
 // Executes a plan: scheduling, conditions, retries, timeouts, leases, cancel, run record, manifest.
 import { setMaxListeners } from 'node:events';
-import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { CancelledError, DbflowError, TimeoutError } from '../errors.js';
 import type { PlannedStep, Unit } from '../plan/plan.js';
@@ -9,6 +8,8 @@ import { ManifestBuilder, publishManifest } from '../repo/manifest.js';
 import { compile } from '../schema/validator.js';
 import { renderValue } from '../spec/templates.js';
 import { ChainFailure, runMembers } from './chain.js';
+import { backoff, decideUnit } from './conditions.js';
+import { LeaseTable } from './leases.js';
 import { createContext, loadExec, type RunScope, type StreamWiring } from './context.js';
 import type { EngineEvent, EventListener, RunStatus, RunSummary, StepStatus } from './events.js';
 import type { LoadedPipeline } from './load.js';
@@ -53,11 +54,6 @@ interface Started {
   tmp: { dir?: string; created: (dir: string) => void };
 }
 
-interface Lease {
-  resource: unknown;
-  release: (r: unknown) => Promise<void> | void;
-}
-
 /** Run a loaded pipeline to the end; never throws for a step failure (see `status`). */
 export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = {}): Promise<RunResult> {
   const { pipeline, plan, registry } = loaded;
@@ -70,8 +66,6 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   const redactor = new Redactor();
   const report = new ManifestBuilder();
   const states = new Map<string, StepState>([...plan.steps.keys()].map((k) => [k, { status: 'pending' }]));
-  const leases = new Map<string, Lease>();
-  const tmpdirs = new Map<string, string[]>();
   const runController = new AbortController();
   setMaxListeners(0, runController.signal); // one listener per running unit
   let cancelled = false;
@@ -86,6 +80,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     record.log(step, `${now()} ${level.toUpperCase()} ${message}`);
     emit({ type: 'step:log', time: now(), id: step, level, message });
   };
+  const holds = new LeaseTable(log);
 
   record.writeJson('pipeline.json', { name: pipeline.name, file: pipeline.file, sha256: pipeline.sha256, started_at: started.toISOString(), pipeline });
   const runInfo = { id: runId, startedAt: started, pipeline: pipeline.name, dir: record.dir, pipelineDir: baseDir };
@@ -141,38 +136,19 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       emit({ type: 'step:progress', time: now(), id: step, bytes, bytesPerSecond: Math.round(bytes / secs) });
     },
     outputsOf: (key) => states.get(key)?.outputs,
-    resourceOf: (key) => leases.get(key),
+    resourceOf: (key) => holds.resourceOf(key),
     lease(key, resource, release) {
-      if (leases.has(key)) throw new DbflowError(`step "${key}" leased a resource twice; a step holds at most one lease.`);
-      leases.set(key, { resource, release });
+      holds.lease(key, resource, release);
     },
   };
 
-  const releaseLease = async (key: string): Promise<void> => {
-    const lease = leases.get(key);
-    leases.delete(key);
-    if (lease) {
-      try {
-        await lease.release(lease.resource);
-        log(key, 'debug', 'lease released');
-      } catch (err) {
-        log(key, 'warn', `releasing its lease failed: ${(err as Error).message}`);
-      }
-    }
-    for (const dir of tmpdirs.get(key) ?? []) rmSync(dir, { recursive: true, force: true });
-    tmpdirs.delete(key);
-  };
   const settled = (key: string): boolean => {
     const s = states.get(key)!.status;
     return s !== 'pending' && s !== 'running';
   };
-  const releaseDue = async (): Promise<void> => {
-    for (const key of [...leases.keys(), ...tmpdirs.keys()]) {
-      if (settled(key) && (plan.dependents.get(key) ?? []).every(settled)) await releaseLease(key);
-    }
-  };
+  const releaseDue = (): Promise<void> => holds.releaseWhere((key) => settled(key) && (plan.dependents.get(key) ?? []).every(settled));
 
-  const tmpOf = (key: string) => ({ created: (dir: string) => tmpdirs.set(key, [...(tmpdirs.get(key) ?? []), dir]) });
+  const tmpOf = (key: string) => ({ created: (dir: string) => holds.tmpdir(key, dir) });
   const stepContext = (step: PlannedStep, signal: AbortSignal, wiring: StreamWiring, tmp: ReturnType<typeof tmpOf>): StepContext => {
     const steps: Record<string, { outputs: Record<string, unknown> }> = {};
     for (const [id, keys] of Object.entries(step.refs)) {
@@ -194,21 +170,14 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   };
 
   // Conditions: should a unit run, given how its dependencies ended?
-  const decide = (unit: Unit): { run: boolean; reason?: string } => {
-    const head = unit.members[0]!;
-    const cond = head.spec.if;
-    const depStates = unit.deps.map((d) => [d, states.get(d)!] as const);
-    const bad = depStates.find(([d, s]) => s.status !== 'success' && !(s.status === 'failed' && plan.steps.get(d)!.spec.continueOnError));
-    const anyFailed = head.spec.finally
-      ? [...states.entries()].some(([k, s]) => s.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError)
-      : unit.deps.some((d) => failedUpstream.has(d));
-    if (cond === 'always()') return { run: true };
-    if (cond === 'cancelled()') return cancelled ? { run: true } : { run: false, reason: 'the run was not cancelled' };
-    if (cancelled) return { run: false, reason: 'the run was cancelled' };
-    if (cond === 'failure()') return anyFailed ? { run: true } : { run: false, reason: 'nothing failed' };
-    if (head.spec.finally) return anyFailed ? { run: false, reason: 'a step failed' } : { run: true };
-    return bad ? { run: false, reason: `"${bad[0]}" ${bad[1].status === 'failed' ? 'failed' : `was ${bad[1].status}`}` } : { run: true };
-  };
+  const decide = (unit: Unit) =>
+    decideUnit(unit, {
+      status: (key) => states.get(key)!.status,
+      tolerated: (key) => plan.steps.get(key)!.spec.continueOnError,
+      failedUpstream,
+      anyFailed: [...states.entries()].some(([k, st]) => st.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError),
+      cancelled,
+    });
 
   // Steps that failed, or were skipped because something before them failed: what failure() sees.
   const failedUpstream = new Set<string>();
@@ -281,7 +250,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         const message = redactor.redact(cause instanceof Error ? cause.message : String(cause)).replace(/^dbflow: /, '');
         let wasCancelled = cancelled && !startedAfterCancel && !(reason instanceof TimeoutError);
         await cleanup(startedCtx);
-        for (const m of unit.members) if (leases.has(m.key)) await releaseLease(m.key);
+        for (const m of unit.members) if (holds.resourceOf(m.key)) await holds.release(m.key);
         if (!wasCancelled && attempt < maxAttempts && !(cause instanceof CancelledError)) {
           const delayMs = backoff(policy.backoff, policy.delayMs, attempt);
           emit({ type: 'step:retry', time: now(), id: unit.key, attempt, delayMs, error: message });
@@ -364,7 +333,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   }
   clearTimeout(pipelineTimer);
   options.signal?.removeEventListener('abort', onCancel);
-  for (const key of [...leases.keys(), ...tmpdirs.keys()]) await releaseLease(key);
+  await holds.releaseWhere();
 
   const failed = [...states].filter(([k, s]) => s.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError).map(([k]) => k);
   let status: RunStatus = runError && !cancelled ? 'failed' : cancelled && !runError ? 'cancelled' : failed.length || runError ? 'failed' : 'success';
@@ -381,10 +350,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         run: { id: runId, started_at: started.toISOString(), finished_at: finished.toISOString() },
         tools: await toolVersions(registry),
       });
-      const base = report.location();
-      const storage = registry.storages.get(base.slice(0, base.indexOf(':')));
-      if (!storage) throw new DbflowError(`no storage for "${base}"`);
-      summary.manifest = await publishManifest(redactor.redactValue(manifest), base, storage, new AbortController().signal);
+      summary.manifest = await publishManifest(redactor.redactValue(manifest), report.location(), registry.storages);
     } catch (err) {
       status = 'failed';
       runError = `writing the manifest failed: ${redactor.redact((err as Error).message)}`;
@@ -412,12 +378,6 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
 function mergeCells(outs: Record<string, unknown>[]): Record<string, unknown> {
   const keys = new Set(outs.flatMap((o) => Object.keys(o)));
   return Object.fromEntries([...keys].map((k) => [k, outs.map((o) => o[k])]));
-}
-
-function backoff(kind: 'constant' | 'linear' | 'exponential', delayMs: number, attempt: number): number {
-  if (kind === 'constant') return delayMs;
-  if (kind === 'linear') return delayMs * attempt;
-  return delayMs * 2 ** (attempt - 1);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

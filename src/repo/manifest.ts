@@ -71,9 +71,11 @@ export class ManifestBuilder implements ManifestReporter {
   }
 }
 
-/** Writes the manifest last, atomically: from then on the backup exists. Returns its URL. */
-export async function publishManifest(manifest: Manifest, base: string, storage: Storage, signal: AbortSignal): Promise<string> {
+/** Writes the manifest last, atomically, through the storage of `base`: from then on the backup exists. Returns its URL. */
+export async function publishManifest(manifest: Manifest, base: string, storages: ReadonlyMap<string, Storage>): Promise<string> {
+  const storage = storages.get(base.slice(0, base.indexOf(':')));
+  if (!storage) throw new DbflowError(`no storage for "${base}"`);
   const url = `${base}/${MANIFEST_NAME}`;
-  await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { signal });
+  await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { signal: new AbortController().signal });
   return url;
 }
