@@ -6,7 +6,7 @@ import path from 'node:path';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa, type Options as ExecaOptions } from 'execa';
-import type { EdgeStats, StepContext } from '../../src/index.js';
+import type { EdgeStats, StepContext, StepDefinition } from '../../src/index.js';
 
 /** What a test sets; everything else gets a neutral value. */
 export interface StepContextOptions<W> {
@@ -133,4 +133,21 @@ export async function measuredRoundTrip(output: Readable, decoder: Duplex): Prom
   await pipeline(output, decoder, sampled);
   const out = await result;
   return { ...out, mbPerSecond: out.bytes / 1e6 / ((performance.now() - started) / 1000), rssGrowth: peak - base };
+}
+
+// Runs a transform step on `input` to the end; returns the bytes it produced and its outputs.
+export async function runTransform(
+  step: StepDefinition<any, any>, // eslint-disable-line @typescript-eslint/no-explicit-any
+  withValue: Record<string, unknown>,
+  input: Buffer,
+): Promise<{ data: Buffer; outputs: Record<string, unknown> }> {
+  const { ctx, dispose } = await stepContext({ with: withValue, input: Readable.from([input]) });
+  try {
+    const res = await step.run(ctx);
+    const parts: Buffer[] = [];
+    for await (const chunk of res.output!) parts.push(chunk as Buffer);
+    return { data: Buffer.concat(parts), outputs: res.outputs! };
+  } finally {
+    await dispose();
+  }
 }

@@ -12,7 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { execa } from 'execa';
 import compress from '../../plugins/compress/index.js';
 import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
-import { measuredRoundTrip, randomInput, requireTool, stepContext } from '../helpers/step-context.js';
+import { measuredRoundTrip, randomInput, requireTool, runTransform, stepContext } from '../helpers/step-context.js';
 
 const step = compress.steps!.find((s) => s.uses === 'compress')! as StepDefinition;
 const codec = (name: string): Codec => compress.codecs!.find((c) => c.name === name)!;
@@ -26,16 +26,8 @@ function mixedData(bytes: number): Buffer {
 }
 
 // Run the step on `input`; returns the compressed bytes and the outputs.
-async function compressAll(withValue: Record<string, unknown>, input: Buffer): Promise<{ data: Buffer; outputs: Record<string, unknown> }> {
-  const { ctx, dispose } = await stepContext({ with: withValue, input: Readable.from([input]) });
-  try {
-    const res = await step.run(ctx);
-    const parts: Buffer[] = [];
-    for await (const chunk of res.output!) parts.push(chunk as Buffer);
-    return { data: Buffer.concat(parts), outputs: res.outputs! };
-  } finally {
-    await dispose();
-  }
+function compressAll(withValue: Record<string, unknown>, input: Buffer): Promise<{ data: Buffer; outputs: Record<string, unknown> }> {
+  return runTransform(step, withValue, input);
 }
 
 // Decode `data` with a codec and return the plaintext.

@@ -12,23 +12,15 @@ import { execa } from 'execa';
 import { generateKey } from 'openpgp';
 import encrypt from '../../plugins/encrypt/index.js';
 import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
-import { measuredRoundTrip, randomInput, requireTool, stepContext } from '../helpers/step-context.js';
+import { measuredRoundTrip, randomInput, requireTool, runTransform, stepContext } from '../helpers/step-context.js';
 
 const step = encrypt.steps!.find((s) => s.uses === 'encrypt')! as StepDefinition;
 const codec: Codec = encrypt.codecs!.find((c) => c.name === 'openpgp')!;
 const PASSPHRASE = 'correct horse battery staple';
 
 // Run the step on `input`; returns the ciphertext and the outputs.
-async function encryptAll(withValue: Record<string, unknown>, input: Buffer): Promise<{ data: Buffer; outputs: Record<string, unknown> }> {
-  const { ctx, dispose } = await stepContext({ with: withValue, input: Readable.from([input]) });
-  try {
-    const res = await step.run(ctx);
-    const parts: Buffer[] = [];
-    for await (const chunk of res.output!) parts.push(chunk as Buffer);
-    return { data: Buffer.concat(parts), outputs: res.outputs! };
-  } finally {
-    await dispose();
-  }
+function encryptAll(withValue: Record<string, unknown>, input: Buffer): Promise<{ data: Buffer; outputs: Record<string, unknown> }> {
+  return runTransform(step, withValue, input);
 }
 
 // Decode with the openpgp codec; rejects when the stream errors, also at its end.
