@@ -139,7 +139,7 @@ export async function throughput(o: ThroughputOptions): Promise<{ figures: Figur
       bounded(S, 'dbflow peak RSS (max of 2 runs)', rssMiB, 'MiB', 200, true, 'GNU time %M: largest of node and its zstd child'),
       figure(S, 'shell peak RSS', sh.maxRssKiB / 1024, 'MiB', { note: 'largest of sqlite3, zstd, gpg' }),
       figure(S, 'snapshot phase: dbflow / shell .backup', (db.stepMs.snapshot ?? 0) / sh.backupMs, '×', {
-        note: `${s(db.stepMs.snapshot ?? 0)} vs ${s(sh.backupMs)}; dbflow also counts and checksums every row`,
+        note: `${s(db.stepMs.snapshot ?? 0)} vs ${s(sh.backupMs)}; dbflow also counts the rows of every table in its copy`,
       }),
       figure(S, 'stream phase: dbflow chain / shell zstd|gpg', chainMs(db) / sh.streamMs, '×', {
         note: `${s(chainMs(db))} vs ${s(sh.streamMs)}`,

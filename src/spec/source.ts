@@ -1,7 +1,12 @@
 // A pipeline file as written: the YAML document with a source position for every node.
 import { createHash } from 'node:crypto';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from 'yaml';
+import { createRequire } from 'node:module';
+import { CORE_SCHEMA, load } from 'js-yaml';
+import type { Document, Node } from 'yaml';
+import type * as YamlModule from 'yaml';
 import type { SourcePos, SpecProblem } from '../errors.js';
+
+const require = createRequire(import.meta.url);
 
 /** A path into the document: keys and sequence indexes. */
 export type DocPath = readonly (string | number)[];
@@ -20,8 +25,29 @@ export interface RawPipeline {
   syntax: SpecProblem[];
 }
 
-/** Parse pipeline text; never throws: syntax errors come back as problems. */
+type Detailed = Pick<RawPipeline, 'data' | 'pos' | 'keyPos' | 'syntax'>;
+
+/**
+ * Parse pipeline text; never throws: syntax errors come back as problems. A valid file is read
+ * with js-yaml (several times faster); the `yaml` document with positions, which the messages
+ * need, is built only when something asks for a position, or when js-yaml refuses the text.
+ */
 export function parseSource(file: string, text: string): RawPipeline {
+  const sha256 = createHash('sha256').update(text).digest('hex');
+  let data: unknown;
+  try {
+    data = load(text, { schema: CORE_SCHEMA, filename: file }) ?? null;
+  } catch {
+    return { file, text, sha256, ...parseDetailed(file, text) };
+  }
+  let detailed: Detailed | undefined;
+  const positions = (): Detailed => (detailed ??= parseDetailed(file, text));
+  return { file, text, sha256, data, syntax: [], pos: (path) => positions().pos(path), keyPos: (path) => positions().keyPos(path) };
+}
+
+// The `yaml` document: every node with its range, and the syntax problems with theirs.
+function parseDetailed(file: string, text: string): Detailed {
+  const { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } = require('yaml') as typeof YamlModule;
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   const at = (offset: number): SourcePos => {
@@ -69,9 +95,6 @@ export function parseSource(file: string, text: string): RawPipeline {
   };
   const posOfNode = (n: Node | null): SourcePos => (n?.range ? at(n.range[0]) : { file, line: 1, col: 1 });
   return {
-    file,
-    text,
-    sha256: createHash('sha256').update(text).digest('hex'),
     data: syntax.length ? null : (doc as Document).toJS({ maxAliasCount: 100 }),
     syntax,
     pos: (path) => posOfNode(nodeAt(path).node),
