@@ -3,6 +3,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { alive, ofType, prepare, run, statuses, until, yaml } from './helpers.js';
 
+// Runs the steps, cancels once the step "slow" has started, and returns the run's result.
+async function cancelOnceSlowStarts(t: Parameters<typeof prepare>[0], steps: string) {
+  const p = await prepare(t, yaml(steps));
+  const controller = new AbortController();
+  const running = run(p, { signal: controller.signal });
+  await until(() => p.state.order.includes('start:slow'), 'the slow step to start');
+  controller.abort();
+  return (await running).result;
+}
+
 describe('cancel', () => {
   it('kills a child process started with ctx.exec and ends the run as cancelled', async (t) => {
     const steps = `  - { id: child, uses: spawn-sleep }
@@ -56,12 +66,7 @@ describe('cancel', () => {
   - { id: on_cancel, uses: noop, needs: slow, if: cancelled() }
   - { id: on_success, uses: noop, needs: slow }
 `;
-    const p = await prepare(t, yaml(steps));
-    const controller = new AbortController();
-    const running = run(p, { signal: controller.signal });
-    await until(() => p.state.order.includes('start:slow'), 'the slow step to start');
-    controller.abort();
-    const { result } = await running;
+    const result = await cancelOnceSlowStarts(t, steps);
     assert.deepEqual(statuses(result), { slow: 'cancelled', on_cancel: 'success', on_success: 'cancelled' });
     assert.equal(result.status, 'cancelled');
   });
@@ -71,12 +76,7 @@ describe('cancel', () => {
 finally:
   - { id: notify, uses: sleep, with: { ms: 30 } }
 `;
-    const p = await prepare(t, yaml(steps));
-    const controller = new AbortController();
-    const running = run(p, { signal: controller.signal });
-    await until(() => p.state.order.includes('start:slow'), 'the slow step to start');
-    controller.abort();
-    const { result } = await running;
+    const result = await cancelOnceSlowStarts(t, steps);
     assert.deepEqual(statuses(result), { slow: 'cancelled', notify: 'success' });
     assert.equal(result.status, 'cancelled');
   });
