@@ -78,6 +78,16 @@ export class IntegrityError extends DbflowError {}
 /** A stored backup that cannot be found or read. */
 export class RepositoryError extends DbflowError {}
 
+/** Internal: the first failure of a unit (a task or a stream chain), with the member where it started. */
+export class ChainFailure extends Error {
+  constructor(
+    readonly at: string,
+    readonly error: unknown,
+  ) {
+    super(error instanceof Error ? error.message : String(error));
+  }
+}
+
 /** A run that failed: carries the failed steps; exit code 1. */
 export class RunFailedError extends DbflowError {
   constructor(readonly failed: string[]) {

@@ -5,6 +5,7 @@ import { openpgp } from './openpgp-lib.js';
 import { DbflowError, IntegrityError, type ArtifactLayer, type Codec, type DecodeKeys } from '../../src/index.js';
 import { decryptConfig } from './pgp-settings.js';
 import { webDuplex } from './web-duplex.js';
+import { firstLine } from './first-line.js';
 
 interface Unlock {
   passwords?: string[];
@@ -92,8 +93,4 @@ function decryptError(error: unknown, layer: ArtifactLayer): Error {
     `openpgp: cannot decrypt (${reason}): the data is corrupt, truncated or not OpenPGP, or this is the wrong passphrase or key.`,
     { cause: error },
   );
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 }

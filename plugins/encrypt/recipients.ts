@@ -4,6 +4,7 @@ import path from 'node:path';
 import type { Key, PublicKey } from 'openpgp';
 import { openpgp } from './openpgp-lib.js';
 import { DbflowError } from '../../src/index.js';
+import { firstLine } from './first-line.js';
 
 /** A recipient's public key and the fingerprint recorded in the manifest. */
 export interface Recipient {
@@ -72,8 +73,4 @@ async function checkKey(key: Key, where: string, warn: (message: string) => void
 function preview(entry: string): string {
   if (entry.includes(ARMOR)) return '(an armored key)';
   return JSON.stringify(entry.length > 80 ? `${entry.slice(0, 77)}...` : entry);
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split('\n')[0] ?? '';
 }

@@ -1,6 +1,6 @@
 // Runs one unit's members: a task alone, or a stream chain source → transforms → sink as one pipeline.
 import { pipeline, type Readable } from 'node:stream';
-import { DbflowError } from '../errors.js';
+import { ChainFailure, DbflowError } from '../errors.js';
 import type { PlannedStep } from '../plan/plan.js';
 import type { ChainStage, EdgeStats, StepContext, StepResult } from '../plugins/types.js';
 import type { StreamWiring } from './context.js';
@@ -16,16 +16,6 @@ export interface MemberRunner {
 
 /** Outputs per member key, with bytes/sha256 of each produced stream. */
 export type MemberOutputs = Map<string, Record<string, unknown>>;
-
-/** A chain failure, with the member where it started. */
-export class ChainFailure extends Error {
-  constructor(
-    readonly at: string,
-    readonly error: unknown,
-  ) {
-    super(error instanceof Error ? error.message : String(error));
-  }
-}
 
 /** Run the members of a unit; throws ChainFailure naming the member that failed first. */
 export async function runMembers(

@@ -1,13 +1,13 @@
 // Executes a plan: scheduling, conditions, retries, timeouts, leases, cancel, run record, manifest.
 import { setMaxListeners } from 'node:events';
 import path from 'node:path';
-import { CancelledError, DbflowError, TimeoutError } from '../errors.js';
+import { CancelledError, ChainFailure, DbflowError, TimeoutError } from '../errors.js';
 import type { PlannedStep, Unit } from '../plan/plan.js';
 import type { DatabaseConfig, StepContext } from '../plugins/types.js';
 import { ManifestBuilder, publishManifest } from '../repo/manifest.js';
 import { compile } from '../schema/validator.js';
 import { renderValue } from '../spec/templates.js';
-import { ChainFailure, runMembers } from './chain.js';
+import { runMembers } from './chain.js';
 import { backoff, decideUnit } from './conditions.js';
 import { LeaseTable } from './leases.js';
 import { createContext, loadExec, type RunScope, type StreamWiring } from './context.js';

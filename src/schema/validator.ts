@@ -4,7 +4,7 @@ import type * as Ajv2020Module from 'ajv/dist/2020.js';
 import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import type { SpecProblem } from '../errors.js';
 import type { JsonSchema } from '../plugins/types.js';
-import type { DocPath, RawPipeline } from '../spec/source.js';
+import { valueAt, type DocPath, type RawPipeline } from '../spec/source.js';
 import { didYouMean } from '../spec/suggest.js';
 
 const require = createRequire(import.meta.url);
@@ -182,15 +182,6 @@ function schemaAt(root: JsonSchema, schemaPath: string): { properties?: Record<s
     else return undefined;
   }
   return node as { properties?: Record<string, unknown> };
-}
-
-function valueAt(data: unknown, path: DocPath): unknown {
-  let node = data;
-  for (const part of path) {
-    if (node && typeof node === 'object') node = (node as Record<string | number, unknown>)[part];
-    else return undefined;
-  }
-  return node;
 }
 
 function kindOf(value: unknown): string {

@@ -3,7 +3,7 @@ import type { SpecProblem } from '../errors.js';
 import { pipelineSchema } from '../schema/pipeline-schema.js';
 import { validateAt } from '../schema/validator.js';
 import { outputNames, stepRefKeys, type Catalog, type SpecEnv } from './catalog.js';
-import type { DocPath, RawPipeline } from './source.js';
+import { valueAt, type DocPath, type RawPipeline } from './source.js';
 import { didYouMean } from './suggest.js';
 import { hasTemplate, scanTemplate, TEMPLATE_HELPERS } from './templates.js';
 
@@ -155,7 +155,7 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
 
   const consumers = new Map<string, string[]>();
   for (const s of steps) {
-    const raw0 = getIn(data, s.path) as Obj;
+    const raw0 = valueAt(data, s.path) as Obj;
     const def = catalog.steps.get(s.uses);
     if (s.uses && !def) {
       add([...s.path, 'uses'], `unknown step type "${s.uses}".${didYouMean(s.uses, catalog.steps.keys())}`);
@@ -245,12 +245,6 @@ function hasPath(root: Obj, parts: readonly string[]): boolean {
     node = node[p];
   }
   return true;
-}
-
-function getIn(data: unknown, path: DocPath): unknown {
-  let node = data;
-  for (const p of path) node = (node as Record<string | number, unknown>)[p];
-  return node;
 }
 
 // A templated value is checked when rendered; for the static check stand in a value of the right type.

@@ -11,6 +11,16 @@ const require = createRequire(import.meta.url);
 /** A path into the document: keys and sequence indexes. */
 export type DocPath = readonly (string | number)[];
 
+/** The value at `path` in parsed data, or undefined where the path leaves it. */
+export function valueAt(data: unknown, path: DocPath): unknown {
+  let node = data;
+  for (const part of path) {
+    if (node && typeof node === 'object') node = (node as Record<string | number, unknown>)[part];
+    else return undefined;
+  }
+  return node;
+}
+
 /** What the user wrote, before any validation: plain data plus a way back to file:line:col. */
 export interface RawPipeline {
   file: string;
