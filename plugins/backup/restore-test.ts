@@ -53,7 +53,7 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
         },
       });
       // The restore reads untrusted bytes; only a stream that ended without error counts.
-      await Promise.all([pipeline(stream, counted), driver.restore(ctx, scratch.url, counted, artifact.format)]);
+      await Promise.all([pipeline(stream, counted), driver.restore(ctx, scratch.url, counted, artifact.format, config)]);
       const sha256 = hash.digest('hex');
       if (artifact.raw && (artifact.raw.sha256 !== sha256 || artifact.raw.bytes !== bytes)) {
         throw new IntegrityError(`${artifact.url} decodes to ${bytes} bytes with sha256 ${sha256}, but the dump taken was ${artifact.raw.bytes} bytes with sha256 ${artifact.raw.sha256}.`);

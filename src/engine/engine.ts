@@ -14,7 +14,7 @@ import { createContext, loadExec, type RunScope, type StreamWiring } from './con
 import type { EngineEvent, EventListener, RunStatus, RunSummary, StepStatus } from './events.js';
 import type { LoadedPipeline } from './load.js';
 import { newRunId, RunRecord } from './run-record.js';
-import { readSecrets, Redactor } from './secrets.js';
+import { passwordsOf, readSecrets, Redactor } from './secrets.js';
 import { toolVersions } from './versions.js';
 
 export interface RunOptions {
@@ -111,8 +111,10 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         name,
         driver: db.driver,
         url: renderValue(db.url, context) as string,
+        ...(db.password !== undefined && { password: String(renderValue(db.password, context)) }),
         options: renderValue(db.options, context) as Record<string, unknown>,
       };
+      for (const p of passwordsOf(databases[name])) redactor.add(p);
     }
   } catch (err) {
     runError = redactor.redact((err as Error).message);
@@ -356,7 +358,12 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       runError = `writing the manifest failed: ${redactor.redact((err as Error).message)}`;
     }
   }
-  if (!runError && failed.length) runError = `${failed.map((f) => `"${f}"`).join(', ')} failed`;
+  if (!runError && failed.length) {
+    // Name the step where the failure started, with its reason: the summary's error line says why.
+    const origin = failed.find((k) => !states.get(k)!.error?.startsWith('stream chain failed at')) ?? failed[0]!;
+    const reason = states.get(origin)!.error;
+    runError = `${failed.map((f) => `"${f}"`).join(', ')} failed${reason ? ` — "${origin}": ${reason.replace(/^dbflow: /, '')}` : ''}`;
+  }
   if (!runError && status === 'cancelled') runError = 'interrupted';
   const durationMs = finished.getTime() - started.getTime();
   record.writeJson('result.json', {

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DbflowError } from '../errors.js';
+import type { DatabaseConfig } from '../plugins/types.js';
 import type { SecretSource } from '../spec/pipeline.js';
 
 /** Reads each declared secret; an unreadable one is an error that names it, never its value. */
@@ -47,4 +48,19 @@ export class Redactor {
   redactValue<T>(value: T): T {
     return JSON.parse(this.redact(JSON.stringify(value ?? null))) as T;
   }
+}
+
+/** The passwords a database entry carries: its `password` and one written into its URL. */
+export function passwordsOf(db: Pick<DatabaseConfig, 'url' | 'password'>): string[] {
+  const out = db.password ? [db.password] : [];
+  const inUrl = /^[a-z][a-z0-9+.-]*:\/\/[^/?#@:]*:([^/?#@]*)@/i.exec(db.url)?.[1];
+  if (inUrl) {
+    out.push(inUrl);
+    try {
+      out.push(decodeURIComponent(inUrl));
+    } catch {
+      // a malformed escape: the raw form is masked
+    }
+  }
+  return out;
 }

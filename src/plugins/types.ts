@@ -44,6 +44,8 @@ export interface DatabaseConfig {
   name: string;
   driver: string;
   url: string;
+  /** The connection's password (`databases.<name>.password`, usually a secret); never log it. */
+  password?: string;
   /** Driver-specific options (`databases.<name>.options`). */
   options: Record<string, unknown>;
 }
@@ -109,8 +111,11 @@ export interface DatabaseDriver {
   dump(ctx: DriverContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream>;
   /** Creates an empty scratch database next to `db`, named after `name`. */
   scratch(ctx: DriverContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase>;
-  /** Restores a dump stream (as produced by `dump`) into the database at `url`. */
-  restore(ctx: DriverContext, url: string, input: Readable, format: string): Promise<void>;
+  /**
+   * Restores a dump stream (as produced by `dump`) into the database at `url`, connecting with the
+   * credentials and options of `db` (the entry the dump came from). A stream that fails fails the restore.
+   */
+  restore(ctx: DriverContext, url: string, input: Readable, format: string, db: DatabaseConfig): Promise<void>;
   /** Counts rows (and checksums) of every table of the database at `url`, with the options of `db`. */
   rowCounts(ctx: DriverContext, url: string, db: DatabaseConfig): Promise<TableCounts>;
 }

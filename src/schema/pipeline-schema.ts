@@ -92,6 +92,10 @@ export const pipelineSchema: JsonSchema = {
         properties: {
           driver: { type: 'string', description: 'Database driver, e.g. sqlite, postgres, mysql.' },
           url: { type: 'string', minLength: 1 },
+          password: {
+            type: 'string',
+            description: 'Password for the connection, e.g. "{{ secrets.db_password }}"; never logged, never passed in argv.',
+          },
           options: { type: 'object' },
         },
       },

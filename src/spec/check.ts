@@ -140,6 +140,7 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
   for (const [name, db] of Object.entries(databases)) {
     if (!isObj(db)) continue;
     checkTemplates(db.url, ['databases', name, 'url'], ['env', 'vars', 'secrets', 'pipeline']);
+    checkTemplates(db.password, ['databases', name, 'password'], ['env', 'vars', 'secrets', 'pipeline']);
     checkTemplates(db.options, ['databases', name, 'options'], ['env', 'vars', 'secrets', 'pipeline']);
     if (typeof db.driver !== 'string') continue;
     const driver = catalog.drivers.get(db.driver);

@@ -34,6 +34,7 @@ export interface StepSpec {
 export interface DatabaseSpec {
   driver: string;
   url: string;
+  password?: string;
   options: Record<string, unknown>;
 }
 
@@ -91,7 +92,12 @@ export function normalize(data: Record<string, unknown>, file: string, sha256: s
   };
   const databases: Record<string, DatabaseSpec> = {};
   for (const [name, db] of Object.entries((data.databases ?? {}) as Record<string, Record<string, unknown>>)) {
-    databases[name] = { driver: db.driver as string, url: db.url as string, options: (db.options ?? {}) as Record<string, unknown> };
+    databases[name] = {
+      driver: db.driver as string,
+      url: db.url as string,
+      ...(typeof db.password === 'string' && { password: db.password }),
+      options: (db.options ?? {}) as Record<string, unknown>,
+    };
   }
   return {
     file,

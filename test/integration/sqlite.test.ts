@@ -83,7 +83,7 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
       assert.equal(dump.extension, '.sqlite3');
       const scratch = await driver.scratch(ctx, db, `verify_${run}`);
       try {
-        await driver.restore(ctx, scratch.url, dump.stream, dump.format);
+        await driver.restore(ctx, scratch.url, dump.stream, dump.format, db);
         assert.deepEqual(await driver.rowCounts(ctx, scratch.url, CHECKSUMMED), snap.info.tables);
         // Transfers keep the total: a torn copy would not.
         assert.equal(balanceSum(scratch.url.slice('sqlite:'.length)), ACCOUNTS * START_BALANCE);
@@ -165,13 +165,13 @@ void test('restore refuses other formats and non-empty targets, and a damaged st
 
   const scratch = await driver.scratch(ctx, db, 'target');
   t.after(() => scratch.drop());
-  await assert.rejects(driver.restore(ctx, scratch.url, Readable.from([bytes]), 'pg_dump-custom'), (err: Error) => {
+  await assert.rejects(driver.restore(ctx, scratch.url, Readable.from([bytes]), 'pg_dump-custom', CHECKSUMMED), (err: Error) => {
     assert.ok(err instanceof DbflowError);
     assert.match(err.message, /restores "sqlite3" dumps, not "pg_dump-custom"/);
     return true;
   });
   await assert.rejects(
-    driver.restore(ctx, db.url, Readable.from([bytes]), 'sqlite3'),
+    driver.restore(ctx, db.url, Readable.from([bytes]), 'sqlite3', CHECKSUMMED),
     /refusing to restore over ".*src\.db".*remove it first/,
   );
 
@@ -184,7 +184,7 @@ void test('restore refuses other formats and non-empty targets, and a damaged st
   ];
   for (const [what, damaged] of cases) {
     const half = [damaged.subarray(0, damaged.length >> 1), damaged.subarray(damaged.length >> 1)];
-    await assert.rejects(driver.restore(ctx, scratch.url, Readable.from(half), 'sqlite3'), IntegrityError, what);
+    await assert.rejects(driver.restore(ctx, scratch.url, Readable.from(half), 'sqlite3', CHECKSUMMED), IntegrityError, what);
     assert.equal(statSync(scratch.url.slice('sqlite:'.length)).size, 0, `${what}: the target is untouched`);
     assert.deepEqual(
       readdirSync(dir).filter((f) => f.includes('.restore-')),
@@ -194,7 +194,7 @@ void test('restore refuses other formats and non-empty targets, and a damaged st
   }
 
   // The whole stream restores, and counts like the snapshot.
-  await driver.restore(ctx, scratch.url, Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), 'sqlite3');
+  await driver.restore(ctx, scratch.url, Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), 'sqlite3', CHECKSUMMED);
   assert.deepEqual(await driver.rowCounts(ctx, scratch.url, CHECKSUMMED), tables);
 });
 
@@ -203,14 +203,14 @@ void test('restore into a new path creates it; a stream error fails the restore 
   const { bytes, tables } = await dumpBytes(dir);
   const ctx = makeContext({ tmpdir: dir });
   const target = path.join(dir, 'restored', 'new.db');
-  await driver.restore(ctx, `sqlite://${target}`, Readable.from([bytes]), 'sqlite3');
+  await driver.restore(ctx, `sqlite://${target}`, Readable.from([bytes]), 'sqlite3', CHECKSUMMED);
   assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${target}`, CHECKSUMMED), tables);
 
   const failing = new Readable({ read() {} });
   failing.push(bytes.subarray(0, 8192));
   setImmediate(() => failing.destroy(new Error('upstream decoder failed')));
   await assert.rejects(
-    driver.restore(ctx, `sqlite:${path.join(dir, 'restored', 'other.db')}`, failing, 'sqlite3'),
+    driver.restore(ctx, `sqlite:${path.join(dir, 'restored', 'other.db')}`, failing, 'sqlite3', CHECKSUMMED),
     /upstream decoder failed/,
   );
   assert.deepEqual(readdirSync(path.join(dir, 'restored')), ['new.db']);
@@ -229,7 +229,7 @@ void test('scratch databases live in the tmpdir and drop() leaves no file behind
   assert.match(first.url, /^sqlite:\//);
   const file = first.url.slice('sqlite:'.length);
   assert.equal(path.dirname(file), tmpdir);
-  await driver.restore(ctx, first.url, Readable.from([bytes]), 'sqlite3');
+  await driver.restore(ctx, first.url, Readable.from([bytes]), 'sqlite3', CHECKSUMMED);
   // A connection in WAL mode leaves -wal and -shm files while it is open.
   const open = new Database(file);
   open.pragma('journal_mode = WAL');
