@@ -8,10 +8,17 @@ const DECODE: Record<string, string> = { openpgp: 'gpg --decrypt', zstd: 'zstd -
 export function stockRestoreCommand(artifact: RunResult['summary']['artifacts'][number]): string {
   const file = artifact.url.replace(/^file:\/\//, '');
   const steps = [...artifact.layers].reverse().map((l) => DECODE[l.codec] ?? `<decode ${l.codec}>`);
-  const out = artifact.format === 'sqlite3' ? `${artifact.database}.sqlite3` : `${artifact.database}.dump`;
+  const db = artifact.database;
   const [first, ...rest] = steps;
-  if (!first) return `cp ${file} ${out}`;
-  return [`${first} ${file}`, ...rest].join(' | ') + ` > ${out}`;
+  const decoded = first ? [`${first} ${file}`, ...rest].join(' | ') : `cat ${file}`;
+  switch (artifact.format) {
+    case 'pg_dump-custom':
+      return `${decoded} | pg_restore --no-owner -d <new database>`;
+    case 'pg_dump-directory-tar':
+      return `mkdir ${db}.d && ${decoded} | tar -x -C ${db}.d && pg_restore --no-owner -j 4 -d <new database> ${db}.d`;
+  }
+  const out = artifact.format === 'sqlite3' ? `${db}.sqlite3` : `${db}.dump`;
+  return first ? `${decoded} > ${out}` : `cp ${file} ${out}`;
 }
 
 /** Lines of the summary printed after a run. */

@@ -56,7 +56,7 @@ finally:
   it('fails the dependents of a failed step, and still runs always(), failure() and finally steps', async (t) => {
     const { result, events } = await runYaml(t, yaml(steps));
     assert.equal(result.status, 'failed');
-    assert.equal(result.error, '"bad" failed');
+    assert.equal(result.error, '"bad" failed — "bad": boom');
     assert.deepEqual(statuses(result), {
       bad: 'failed',
       child: 'skipped',
