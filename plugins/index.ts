@@ -2,7 +2,8 @@
 import backup from './backup/index.js';
 import compress from './compress/index.js';
 import encrypt from './encrypt/index.js';
+import postgres from './postgres/index.js';
 import sqlite from './sqlite/index.js';
 import storageFile from './storage-file/index.js';
 
-export default [backup, compress, encrypt, sqlite, storageFile];
+export default [backup, compress, encrypt, postgres, sqlite, storageFile];

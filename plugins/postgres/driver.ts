@@ -1,0 +1,19 @@
+// The `postgres` database driver: exported snapshots, pg_dump streams, pg_restore into scratch databases.
+import { defineDriver } from '../../src/index.js';
+import { dumpSnapshot } from './dump.js';
+import { optionsSchema } from './options.js';
+import { restoreDump } from './restore.js';
+import { rowCountsAt } from './row-counts.js';
+import { createScratch } from './scratch.js';
+import { takeSnapshot } from './snapshot.js';
+
+/** The driver for `driver: postgres` databases with `url: postgres://user@host:port/db`. */
+export const postgresDriver = defineDriver({
+  name: 'postgres',
+  options: optionsSchema,
+  snapshot: takeSnapshot,
+  dump: dumpSnapshot,
+  scratch: createScratch,
+  restore: restoreDump,
+  rowCounts: rowCountsAt,
+});

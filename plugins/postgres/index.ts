@@ -1,0 +1,8 @@
+// The postgres plugin: the `postgres` database driver.
+import { definePlugin } from '../../src/index.js';
+import { postgresDriver } from './driver.js';
+
+export default definePlugin({
+  name: 'postgres',
+  drivers: [postgresDriver],
+});

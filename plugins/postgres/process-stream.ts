@@ -1,0 +1,51 @@
+// A subprocess's stdout as a stream that ends only once the process exited successfully.
+import { Transform, type Readable } from 'node:stream';
+import type { ResultPromise } from 'execa';
+
+/**
+ * The stdout of `sub`, held back at its end until `sub` has exited: a non-zero exit or a signal
+ * errors the stream (through `mapError`) instead of ending it, so a sink never publishes a dump
+ * that stopped early. Destroying the stream kills the process.
+ */
+export function checkedStdout(sub: ResultPromise, mapError: (error: unknown) => Error): Readable {
+  const out = new Transform({
+    readableHighWaterMark: 1 << 20,
+    writableHighWaterMark: 1 << 20,
+    transform(chunk: Buffer, _encoding, done) {
+      done(null, chunk);
+    },
+    flush(done) {
+      sub.then(
+        () => done(),
+        (error: unknown) => done(mapError(error)),
+      );
+    },
+    destroy(error, done) {
+      if (sub.exitCode === null && sub.signalCode === null) sub.kill('SIGTERM');
+      done(error);
+    },
+  });
+  sub.catch((error: unknown) => {
+    // A failure before stdout ends (a kill, a crash) errors the stream at once.
+    if (!out.destroyed && !out.writableFinished) out.destroy(mapError(error));
+  });
+  sub.stdout!.pipe(out);
+  return out;
+}
+
+/** Waits for `sub` to end with `input` written to its stdin; an error of `input` kills it and fails. */
+export async function feedStdin(sub: ResultPromise, input: Readable, mapError: (error: unknown) => Error): Promise<void> {
+  let inputError: unknown;
+  input.once('error', (error) => {
+    inputError = error;
+    sub.kill('SIGTERM');
+  });
+  sub.stdin!.on('error', () => undefined); // EPIPE when the process exits early: its exit status tells why
+  input.pipe(sub.stdin!);
+  try {
+    await sub;
+  } catch (error) {
+    throw inputError ?? mapError(error);
+  }
+  if (inputError) throw inputError;
+}

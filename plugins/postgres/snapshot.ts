@@ -1,0 +1,142 @@
+// A consistent snapshot of one PostgreSQL database: an exported REPEATABLE READ snapshot, held open.
+import type { Client } from 'pg';
+import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/index.js';
+import { cancelQueries, connect, PINNED_SETTINGS } from './connect.js';
+import { CHECKSUM_SCHEME, countTables } from './counts.js';
+import { describeBlockers, LOCK_NOT_AVAILABLE, lockTables, lockTimeoutError, UNDEFINED_TABLE } from './locks.js';
+import { pgOptions } from './options.js';
+import { tablesInScope, type PgTable } from './scope.js';
+import { parsePgUrl, type PgConnection } from './url.js';
+
+/** A snapshot of the postgres driver: dumps import `snapshotId` while `release()` has not run. */
+export interface PgSnapshot extends DriverSnapshot {
+  readonly snapshotId: string;
+  readonly conn: PgConnection;
+  readonly serverVersionNum: number;
+  readonly tableKeys: readonly string[];
+}
+
+/** True for a snapshot this driver took. */
+export function isPgSnapshot(s: DriverSnapshot): s is PgSnapshot {
+  return s.info.driver === 'postgres' && typeof (s as Partial<PgSnapshot>).snapshotId === 'string';
+}
+
+interface Position {
+  snapshot_id: string;
+  lsn: string;
+  txid_snapshot: string;
+  in_recovery: boolean;
+  taken_at: Date;
+}
+
+/**
+ * Opens a REPEATABLE READ READ ONLY transaction, locks the tables in scope (ACCESS SHARE, unless
+ * `lock_tables: false`) before its snapshot is taken, exports the snapshot, and counts rows and
+ * checksums inside it. The transaction stays open until `release()`.
+ */
+export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<PgSnapshot> {
+  const conn = parsePgUrl(db.url, db.password);
+  const o = pgOptions(db);
+  const what = `database "${db.name}"`;
+  const client = await connect(conn, what, 'dbflow snapshot');
+  const helpers: Client[] = [];
+  const endAll = async (): Promise<void> => {
+    await Promise.all([client, ...helpers].map((c) => c.end().catch(() => undefined)));
+  };
+  const stopOnAbort = (): void => void cancelQueries(conn, what, [client, ...helpers]);
+  ctx.signal.addEventListener('abort', stopOnAbort, { once: true });
+  try {
+    for (const s of PINNED_SETTINGS) await client.query(s);
+    const versionNum = Number((await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
+    const serverVersion = (await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
+    const { pos, tables } = await openSnapshot(client, db.name, o, versionNum);
+    ctx.log.info(`${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''}`);
+    for (let i = 1; i < Math.min(o.jobs, tables.length); i++) helpers.push(await importSnapshot(conn, what, pos.snapshot_id));
+    const counts = await countTables([client, ...helpers], tables, o.checksums, ctx.signal);
+    await Promise.all(helpers.splice(0).map((c) => c.query('COMMIT').finally(() => c.end())));
+    let released = false;
+    return {
+      snapshotId: pos.snapshot_id,
+      conn,
+      serverVersionNum: versionNum,
+      tableKeys: tables.map((t) => t.key),
+      info: {
+        driver: 'postgres',
+        serverVersion,
+        position: {
+          snapshot_id: pos.snapshot_id,
+          lsn: pos.lsn,
+          txid_snapshot: pos.txid_snapshot,
+          in_recovery: pos.in_recovery,
+          tables_locked: o.lockTables,
+          ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
+        },
+        tables: counts,
+        takenAt: pos.taken_at.toISOString(),
+      },
+      release: async () => {
+        if (released) return;
+        released = true;
+        ctx.signal.removeEventListener('abort', stopOnAbort);
+        await client.query('COMMIT').catch(() => undefined);
+        await client.end().catch(() => undefined);
+      },
+    };
+  } catch (err) {
+    ctx.signal.removeEventListener('abort', stopOnAbort);
+    await endAll();
+    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : err;
+    throw asSnapshotError(err, db.name);
+  }
+}
+
+// BEGIN, lock what is in scope, export the snapshot; a table dropped meanwhile means another try.
+async function openSnapshot(client: Client, database: string, o: ReturnType<typeof pgOptions>, versionNum: number): Promise<{ pos: Position; tables: PgTable[] }> {
+  for (let attempt = 1; ; attempt++) {
+    const listed = await tablesInScope(client, o);
+    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    try {
+      // Locks first: LOCK does not take the transaction's snapshot, so no table changes shape under it.
+      if (o.lockTables) await lockTables(client, listed, o.lockTimeoutMs);
+      const current = versionNum >= 130000 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
+      const r = await client.query<Position>(
+        `SELECT pg_export_snapshot() AS snapshot_id,
+                (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+                ${current}::text AS txid_snapshot, pg_is_in_recovery() AS in_recovery, clock_timestamp() AS taken_at`,
+      );
+      // Tables created between the listing and the snapshot are in the snapshot: lock and count them too.
+      const tables = await tablesInScope(client, o);
+      const known = new Set(listed.map((t) => t.key));
+      if (o.lockTables) await lockTables(client, tables.filter((t) => !known.has(t.key)), o.lockTimeoutMs);
+      return { pos: r.rows[0]!, tables };
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      await client.query('ROLLBACK').catch(() => undefined);
+      if (code === LOCK_NOT_AVAILABLE) throw lockTimeoutError(database, o.lockTimeoutMs, await describeBlockers(client, await tablesInScope(client, o)));
+      if (code === UNDEFINED_TABLE && attempt < 3) continue; // dropped between listing and locking
+      throw err;
+    }
+  }
+}
+
+// A second session reading the same snapshot (for parallel counting).
+async function importSnapshot(conn: PgConnection, what: string, snapshotId: string): Promise<Client> {
+  const c = await connect(conn, what, 'dbflow snapshot');
+  try {
+    for (const s of PINNED_SETTINGS) await c.query(s);
+    await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    await c.query(`SET TRANSACTION SNAPSHOT '${snapshotId.replace(/'/g, "''")}'`);
+    return c;
+  } catch (err) {
+    await c.end().catch(() => undefined);
+    throw err;
+  }
+}
+
+function asSnapshotError(err: unknown, database: string): Error {
+  if (err instanceof DbflowError) return err;
+  const e = err as { code?: string; message?: string };
+  return new DbflowError(`database "${database}": the snapshot failed: ${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}.`, {
+    cause: err,
+  });
+}

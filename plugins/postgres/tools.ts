@@ -1,0 +1,103 @@
+// The stock client tools (pg_dump, pg_restore): where they are, how they connect, what their failures mean.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CancelledError, DbflowError, type DriverContext } from '../../src/index.js';
+import { libpqEnv, where, type PgConnection } from './url.js';
+
+/** The path of a client tool: in `bin_dir` when set, else found on PATH. */
+export function toolPath(tool: string, binDir: string | undefined): string {
+  return binDir ? path.join(binDir, tool) : tool;
+}
+
+/**
+ * The environment a client tool connects with: libpq variables, and the password (if any) in a
+ * 0600 passfile in the step's tmpdir — never in argv, never in the environment.
+ */
+export function toolEnv(ctx: DriverContext, conn: PgConnection, application: string): Record<string, string> {
+  const env: Record<string, string> = { ...libpqEnv(conn), PGAPPNAME: application, PGCONNECT_TIMEOUT: String(conn.connectTimeoutS ?? 15) };
+  if (conn.password !== undefined) {
+    const file = path.join(ctx.tmpdir, `pgpass-${Math.random().toString(36).slice(2)}`);
+    const esc = (s: string): string => s.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+    writeFileSync(file, `*:*:*:*:${esc(conn.password)}\n`, { mode: 0o600 });
+    env.PGPASSFILE = file;
+  }
+  return env;
+}
+
+/** Major version of a client tool (`pg_dump --version` → 15), or a clear error when it is missing. */
+export async function toolMajor(ctx: DriverContext, tool: string, binDir: string | undefined): Promise<number> {
+  const file = toolPath(tool, binDir);
+  try {
+    const r = await ctx.exec(file, ['--version'], { stderr: 'pipe' });
+    const m = /\(PostgreSQL\)\s+(\d+)/.exec(String(r.stdout));
+    return Number(m?.[1] ?? 0);
+  } catch (err) {
+    throw toolError(err, tool, { binDir });
+  }
+}
+
+/** Refuses a client tool older than the server (pg_dump cannot dump a newer server). */
+export function checkToolVersion(tool: string, major: number, serverVersionNum: number, binDir: string | undefined): void {
+  const server = Math.floor(serverVersionNum / 10000);
+  if (major && server && major < server) {
+    throw new DbflowError(
+      `${tool} ${major} cannot ${tool === 'pg_dump' ? 'dump' : 'restore into'} PostgreSQL ${server}: install the version ${server} client tools (apt-get install postgresql-client-${server}) and point "options.bin_dir" at them${binDir ? ` (now "${binDir}")` : ''}.`,
+    );
+  }
+}
+
+interface ExecFailure {
+  code?: string;
+  exitCode?: number;
+  signal?: string;
+  stderr?: unknown;
+  isCanceled?: boolean;
+  isTerminated?: boolean;
+}
+
+/** What a failed pg_dump/pg_restore means, in words a user can act on. */
+export function toolError(err: unknown, tool: string, at: { binDir?: string | undefined; conn?: PgConnection; doing?: string }): Error {
+  if (err instanceof DbflowError) return err;
+  const e = (err ?? {}) as ExecFailure;
+  if (e.code === 'ENOENT' || e.code === 'EACCES') {
+    const place = at.binDir ? `in "${at.binDir}" (options.bin_dir)` : 'on PATH';
+    return new DbflowError(
+      `the "${tool}" program was not found ${place}; install the PostgreSQL client tools (apt-get install postgresql-client) or set "options.bin_dir" to their folder.`,
+      { cause: err },
+    );
+  }
+  if (e.isCanceled) return new CancelledError(`${tool} was stopped because the step was cancelled.`);
+  const stderr = typeof e.stderr === 'string' ? e.stderr : '';
+  const said = complaint(stderr, tool);
+  const doing = at.doing ?? (tool === 'pg_dump' ? 'dumping' : 'restoring');
+  const server = at.conn ? ` (${where(at.conn)}, database "${at.conn.database}")` : '';
+  if (e.signal) {
+    return new DbflowError(`${tool} was killed by ${e.signal} while ${doing}${server}; the dump is incomplete and nothing was published.`, {
+      cause: err,
+    });
+  }
+  if (/server version mismatch/i.test(stderr)) {
+    return new DbflowError(
+      `${tool} is older than the server${server}: ${said}. Install the server's version of the client tools (apt-get install postgresql-client-<version>) and set "options.bin_dir".`,
+      { cause: err },
+    );
+  }
+  if (/relation .* does not exist|could not open relation|cache lookup failed for relation/i.test(stderr)) {
+    return new DbflowError(
+      `a table in scope was dropped or altered after the snapshot was taken${server} (${said}); keep "lock_tables" on so DDL waits for the backup, then run again.`,
+      { cause: err },
+    );
+  }
+  if (/password authentication failed/i.test(stderr)) {
+    return new DbflowError(`${tool}: password authentication failed${server}; check the database's "password:".`, { cause: err });
+  }
+  const how = e.exitCode !== undefined ? `exited with code ${e.exitCode}` : 'failed';
+  return new DbflowError(`${tool} ${how} while ${doing}${server}${said ? `: ${said}` : ''}.`, { cause: err });
+}
+
+// The tool's most telling stderr line: the first "error:" line, without the tool's prefix.
+function complaint(stderr: string, tool: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => /error:/i.test(l)) ?? lines.at(-1) ?? '';
+  return line.replace(new RegExp(`^${tool}: (error: )?`), '').replace(/\s+/g, ' ').slice(0, 400);
+}
