@@ -3,13 +3,15 @@ import type { Client } from 'pg';
 import type { TableCounts } from '../../src/index.js';
 import type { PgTable } from './scope.js';
 
-/** Name of the checksum scheme, recorded with every checksum. */
-export const CHECKSUM_SCHEME = 'sum64(md5(row::text))';
+/** The checksum: the sum, as a numeric, of a 64-bit hash of each row's text (order-independent, duplicates counted). */
+const ROW_HASH = 'hashtextextended(ROW(dbflow_row.*)::text, 0)';
+
+/** Name of the checksum scheme, recorded with the snapshot's position. */
+export const CHECKSUM_SCHEME = `sum(${ROW_HASH.replace('ROW(dbflow_row.*)', 'row')})`;
 
 /**
- * Counts every table (and sums the first 64 bits of md5 of each row's text, as a numeric:
- * order-independent, duplicates counted) on `client`, whose transaction holds the snapshot.
- * `clients` beyond the first share the work; each must hold the same snapshot.
+ * Counts every table (and checksums it) on `clients`, whose transactions hold the same snapshot
+ * and the pinned session settings; the clients share the tables between them.
  */
 export async function countTables(
   clients: readonly Client[],
@@ -33,7 +35,7 @@ export async function countTables(
 
 async function countTable(client: Client, t: PgTable, checksums: boolean): Promise<TableCounts[string]> {
   const sum = checksums
-    ? `, coalesce(sum(('x' || substr(md5(ROW(dbflow_row.*)::text), 1, 16))::bit(64)::bigint::numeric), 0)::text AS sum`
+    ? `, coalesce(sum(${ROW_HASH}::numeric), 0)::text AS sum`
     : '';
   const r = await client.query<{ rows: string; sum?: string }>(`SELECT count(*)::text AS rows${sum} FROM ONLY ${t.sql} AS dbflow_row`);
   const row = r.rows[0]!;
