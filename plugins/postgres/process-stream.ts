@@ -35,8 +35,8 @@ export function checkedStdout(sub: ResultPromise, mapError: (error: unknown) => 
 
 /** Waits for `sub` to end with `input` written to its stdin; an error of `input` kills it and fails. */
 export async function feedStdin(sub: ResultPromise, input: Readable, mapError: (error: unknown) => Error): Promise<void> {
-  let inputError: unknown;
-  input.once('error', (error) => {
+  let inputError: Error | undefined;
+  input.once('error', (error: Error) => {
     inputError = error;
     sub.kill('SIGTERM');
   });
