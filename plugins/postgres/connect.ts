@@ -14,6 +14,8 @@ export const PINNED_SETTINGS = [
   "SET xmlbinary = 'base64'",
   "SET xmloption = 'content'",
   "SET lc_monetary = 'C'",
+  // Like pg_dump: a table that row-level security would filter fails the count instead of undercounting.
+  'SET row_security = off',
   'SET statement_timeout = 0',
   'SET idle_in_transaction_session_timeout = 0',
 ] as const;
