@@ -6,6 +6,12 @@
 //   BENCH_SIZE_MB=500   size of the SQLite source database in MiB (default 500; 50 with BENCH_QUICK)
 //   BENCH_QUICK=1       a small smoke run
 //   BENCH_RSS_FLAT=1    also run dbflow on a database of twice the size, to show that RSS stays flat
+//   BENCH_ONLY=4,sqlite run only these sections: numbers, or words of their names (comma-separated)
+//   BENCH_PG_SIZE_MB=1024  size of the PostgreSQL source database in MiB, as pg_database_size (64 with BENCH_QUICK);
+//                       generated once and kept as the database dbflow_bench_<size>mb
+//   BENCH_PG_FLAT=1     also run dbflow on a PostgreSQL database of 3× the size (peak RSS must stay flat)
+//   BENCH_PG_REBUILD=1  regenerate the PostgreSQL source database(s) even when a current one is there
+//   DBFLOW_BENCH_PG_URL the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -13,6 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { SHELL_SCRIPT } from './bench/chain-runs.js';
 import { engineOverhead } from './bench/engine-overhead.js';
+import { dropScratchDatabasesSync } from './bench/pg-server.js';
+import { postgres, PG_SHELL_TEXT, type SectionResult } from './bench/postgres.js';
 import { renderTable, writeResults, type Figure } from './bench/report.js';
 import { throughput } from './bench/throughput.js';
 import { BenchError, DATA, ensureBuild, scratchDir } from './bench/util.js';
@@ -21,13 +29,57 @@ import { validateTime } from './bench/validate-time.js';
 const quick = process.env.BENCH_QUICK === '1';
 const sizeMiB = Number(process.env.BENCH_SIZE_MB ?? (quick ? 50 : 500));
 const rssFlat = process.env.BENCH_RSS_FLAT === '1';
-if (!Number.isInteger(sizeMiB) || sizeMiB < 1) {
-  console.error(`bench: BENCH_SIZE_MB must be a whole number of MiB ≥ 1, not "${process.env.BENCH_SIZE_MB}"`);
-  process.exit(2);
+const pgSizeMiB = Number(process.env.BENCH_PG_SIZE_MB ?? (quick ? 64 : 1024));
+const pgFlat = process.env.BENCH_PG_FLAT === '1';
+const pgRebuild = process.env.BENCH_PG_REBUILD === '1';
+for (const [name, v] of [
+  ['BENCH_SIZE_MB', sizeMiB],
+  ['BENCH_PG_SIZE_MB', pgSizeMiB],
+] as const) {
+  if (!Number.isInteger(v) || v < 1) {
+    console.error(`bench: ${name} must be a whole number of MiB ≥ 1, not "${process.env[name]}"`);
+    process.exit(2);
+  }
 }
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 const tool = (cmd: string, args: string[]): string =>
   (spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '').split('\n')[0]?.trim() || 'missing';
+
+interface Section {
+  name: string;
+  fn: () => Promise<SectionResult>;
+  /** The shell side it compares with, printed under the table. */
+  shell?: string;
+}
+const sections: Section[] = [
+  { name: '1 engine overhead (1,000-step no-op DAG)', fn: () => engineOverhead(log) },
+  { name: '2 validate wall time (200-step pipeline)', fn: () => validateTime(passFile, log) },
+  {
+    name: `3 quickstart chain throughput (${sizeMiB} MiB SQLite)`,
+    fn: () => throughput({ sizeMiB, passFile, gnupgHome, rssFlat, log }),
+    shell: `SQLite (paths in $SRC $TMP $OUT $PASS; $TMP in os.tmpdir(), where dbflow stages its snapshot too):\n${SHELL_SCRIPT}`,
+  },
+  {
+    name: `4 PostgreSQL chain (${pgSizeMiB} MiB database${pgFlat ? `, and ${pgSizeMiB * 3} MiB` : ''})`,
+    fn: () => postgres({ sizeMiB: pgSizeMiB, flat: pgFlat, rebuild: pgRebuild, passFile, gnupgHome, log }),
+    shell: `PostgreSQL (database URL in $PGURL):\n${PG_SHELL_TEXT}`,
+  },
+];
+// Sections run lazily (their closures use the passphrase file and gpg home made below).
+// BENCH_ONLY: "4", "postgres", "1,3", "sqlite" …: a number picks a section, a word those whose name contains it.
+const only = (process.env.BENCH_ONLY ?? '')
+  .split(',')
+  .map((t) => t.trim().toLowerCase())
+  .filter(Boolean);
+const matches = (t: string, name: string): boolean => (/^\d+$/.test(t) ? name.startsWith(`${t} `) : name.toLowerCase().includes(t));
+const selected = sections.filter(({ name }) => !only.length || only.some((t) => matches(t, name)));
+const unmatched = only.filter((t) => !sections.some(({ name }) => matches(t, name)));
+if (unmatched.length) {
+  console.error(
+    `bench: BENCH_ONLY=${process.env.BENCH_ONLY}: no section matches ${unmatched.join(', ')}; the sections are:\n${sections.map((x) => `  ${x.name}`).join('\n')}`,
+  );
+  process.exit(2);
+}
 
 // Secrets and gpg's home for the shell side: private, and removed at the end.
 mkdirSync(DATA, { recursive: true });
@@ -41,6 +93,7 @@ function cleanup(): void {
   spawnSync('gpgconf', ['--homedir', gnupgHome, '--kill', 'gpg-agent'], { stdio: 'ignore' });
   rmSync(gnupgHome, { recursive: true, force: true });
   rmSync(passFile, { force: true });
+  dropScratchDatabasesSync();
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
@@ -61,10 +114,11 @@ const machine = {
     zstd: `zstd ${/v[\d.]+/.exec(tool('zstd', ['--version']))?.[0] ?? '?'}`,
     gpg: tool('gpg', ['--version']),
     sqlite3: tool('sqlite3', ['--version']).split(' ')[0] ?? '',
+    pg_dump: tool('pg_dump', ['--version']),
   },
 };
 log(
-  `dbflow bench: ${quick ? 'QUICK, ' : ''}${sizeMiB} MiB database${rssFlat ? ', RSS flatness at 2×' : ''}; ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}`,
+  `dbflow bench: ${quick ? 'QUICK, ' : ''}${sizeMiB} MiB SQLite database${rssFlat ? ', RSS flatness at 2×' : ''}, ${pgSizeMiB} MiB PostgreSQL database${pgFlat ? ', RSS flatness at 3×' : ''}; ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}`,
 );
 const busy = (): string | undefined => {
   const load = os.loadavg()[0] ?? 0;
@@ -81,18 +135,18 @@ const broken: string[] = [];
 const started = performance.now();
 try {
   ensureBuild(log);
-  const sections: [string, () => Promise<{ figures: Figure[]; details: unknown }>][] = [
-    ['1 engine overhead (1,000-step no-op DAG)', () => engineOverhead(log)],
-    ['2 validate wall time (200-step pipeline)', () => validateTime(passFile, log)],
-    [`3 quickstart chain throughput (${sizeMiB} MiB SQLite)`, () => throughput({ sizeMiB, passFile, gnupgHome, rssFlat, log })],
-  ];
-  for (const [name, fn] of sections) {
+  for (const { name, fn } of selected) {
     log(`\n${name}`);
     const t0 = performance.now();
     try {
       const r = await fn();
       figures.push(...r.figures);
       details[name] = r.details;
+      // Some sections measure what they can and report the rest as broken.
+      for (const m of r.broken ?? []) {
+        broken.push(`${name}: ${m}`);
+        log(`  BROKEN: ${m}`);
+      }
       log(`  (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
     } catch (err) {
       // One broken section does not hide the figures of the others.
@@ -113,9 +167,12 @@ console.log(
   `\ndbflow bench — ${machine.date}, ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, ${machine.tools.zstd}, ${machine.tools.gpg}\n`,
 );
 console.log(renderTable(figures));
-console.log('\nshell side (paths in $SRC $TMP $OUT $PASS; $TMP in os.tmpdir(), where dbflow stages its snapshot too):');
-console.log(SHELL_SCRIPT.replace(/^/gm, '  '));
-console.log("  (gpg's default would add a ZIP layer over the zstd output; dbflow's encrypt writes none, hence --compress-algo none.)");
+const shells = selected.flatMap((x) => (x.shell && x.name in details ? [x.shell] : []));
+if (shells.length) {
+  console.log('\nshell side:');
+  for (const text of shells) console.log(text.replace(/^/gm, '  '));
+  console.log("  (gpg's default would add a ZIP layer over the zstd output; dbflow's encrypt writes none, hence --compress-algo none.)");
+}
 const busyAtEnd = busy();
 if (busyAtStart || busyAtEnd)
   console.log(
@@ -124,7 +181,14 @@ if (busyAtStart || busyAtEnd)
 const missed = figures.filter((f) => f.pass === false).length;
 const checked = figures.filter((f) => f.pass !== undefined).length;
 console.log(`\n${checked - missed}/${checked} targets met; bench took ${totalS.toFixed(0)} s.`);
-const file = writeResults({ machine, options: { quick, sizeMiB, rssFlat }, totalS, figures, broken, details });
+const file = writeResults({
+  machine,
+  options: { quick, sizeMiB, rssFlat, pgSizeMiB, pgFlat, pgRebuild, only: selected.map((x) => x.name) },
+  totalS,
+  figures,
+  broken,
+  details,
+});
 console.log(`figures written to ${path.relative(process.cwd(), file)}`);
 if (broken.length) {
   console.error(`\nbench: BROKEN — ${broken.length} section(s) could not be measured:\n${broken.join('\n')}`);

@@ -81,24 +81,30 @@ export function benchYaml(o: { db: string; passFile: string; outDir: string; res
 export interface DbflowRun extends Timed {
   /** Step durations from the run's step:end events. */
   stepMs: Record<string, number>;
+  /** Bytes through each stream step (step:end `bytes`). */
+  stepBytes: Record<string, number>;
   /** runPipeline's own duration (run:end). */
   engineMs: number;
   outBytes: number;
-  /** Where the artifact went (removed after the run). */
+  /** Where the artifact went (removed after the run unless `keep`). */
   runDir: string;
+  /** The stored artifact's file, when kept. */
+  artifact?: string;
 }
 
 interface Ev {
   type: string;
   id?: string;
   durationMs?: number;
+  bytes?: number;
   status?: string;
   error?: string;
   runId?: string;
   summary?: { artifacts?: { bytes: number; url: string }[] };
 }
 
-export async function dbflowRun(pipelineFile: string, stateDir: string, outDir: string): Promise<DbflowRun> {
+/** Runs the built CLI on a pipeline; `keep` leaves the stored artifact (a file:// URL) for the caller to remove. */
+export async function dbflowRun(pipelineFile: string, stateDir: string, outDir: string, opts: { keep?: boolean } = {}): Promise<DbflowRun> {
   const r = await run(process.execPath, [CLI, 'run', pipelineFile, '--json', '--state-dir', stateDir], { time: true });
   const events = r.stdout
     .split('\n')
@@ -112,13 +118,20 @@ export async function dbflowRun(pipelineFile: string, stateDir: string, outDir: 
     );
   }
   const stepMs: Record<string, number> = {};
-  for (const e of events) if (e.type === 'step:end' && e.id) stepMs[e.id] = e.durationMs ?? 0;
+  const stepBytes: Record<string, number> = {};
+  for (const e of events) {
+    if (e.type !== 'step:end' || !e.id) continue;
+    stepMs[e.id] = e.durationMs ?? 0;
+    if (e.bytes !== undefined) stepBytes[e.id] = e.bytes;
+  }
   const runDir = path.join(outDir, end.runId ?? '');
-  const outBytes = end.summary?.artifacts?.[0]?.bytes ?? 0;
-  rmSync(runDir, { recursive: true, force: true });
+  const stored = end.summary?.artifacts?.[0];
+  const outBytes = stored?.bytes ?? 0;
+  const artifact = opts.keep && stored?.url.startsWith('file://') ? path.resolve(ROOT, stored.url.slice('file://'.length)) : undefined;
+  if (!artifact) rmSync(runDir, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
   if (!outBytes) throw new BenchError('the dbflow run stored no artifact');
-  return { ...r, stepMs, engineMs: end.durationMs ?? 0, outBytes, runDir };
+  return { ...r, stepMs, stepBytes, engineMs: end.durationMs ?? 0, outBytes, runDir, ...(artifact && { artifact }) };
 }
 
 export function writePipeline(file: string, yaml: string): string {
