@@ -6,11 +6,20 @@ import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
 import { createScratch } from './scratch.js';
 import { takeSnapshot } from './snapshot.js';
+import { parsePgUrl } from './url.js';
 
 /** The driver for `driver: postgres` databases with `url: postgres://user@host:port/db`. */
 export const postgresDriver = defineDriver({
   name: 'postgres',
   options: optionsSchema,
+  checkUrl(url) {
+    try {
+      parsePgUrl(url);
+      return undefined;
+    } catch (err) {
+      return (err as Error).message;
+    }
+  },
   snapshot: takeSnapshot,
   dump: dumpSnapshot,
   scratch: createScratch,

@@ -105,6 +105,8 @@ export interface DatabaseDriver {
   name: string;
   /** JSON Schema of `databases.<name>.options`; `{}` accepts none. */
   options: JsonSchema;
+  /** Optional: what is wrong with a URL, found without connecting (`dbflow validate` reports it at its line). */
+  checkUrl?(url: string): string | undefined;
   /** Opens a consistent snapshot and counts rows inside it. */
   snapshot(ctx: DriverContext, db: DatabaseConfig): Promise<DriverSnapshot>;
   /** Streams a dump that reads exactly the given snapshot. */

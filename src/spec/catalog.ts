@@ -5,7 +5,7 @@ import { STEP_REF_FORMAT } from '../schema/validator.js';
 /** Step types and database drivers that a pipeline may use. */
 export interface Catalog {
   steps: ReadonlyMap<string, StepDefinition>;
-  drivers: ReadonlyMap<string, { options: JsonSchema }>;
+  drivers: ReadonlyMap<string, { options: JsonSchema; checkUrl?(url: string): string | undefined }>;
 }
 
 /** The environment validation reads: variables, and whether a secret file can be read. */

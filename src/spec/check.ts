@@ -146,8 +146,12 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
     const driver = catalog.drivers.get(db.driver);
     if (!driver) {
       add(['databases', name, 'driver'], `unknown database driver "${db.driver}".${didYouMean(db.driver, catalog.drivers.keys())}`);
-    } else if (db.options !== undefined) {
-      problems.push(...validateAt(driver.options, db.options, raw, ['databases', name, 'options'], `options of database "${name}"`));
+    } else {
+      if (db.options !== undefined) {
+        problems.push(...validateAt(driver.options, db.options, raw, ['databases', name, 'options'], `options of database "${name}"`));
+      }
+      const urlProblem = typeof db.url === 'string' && !hasTemplate(db.url) ? driver.checkUrl?.(db.url) : undefined;
+      if (urlProblem) add(['databases', name, 'url'], `database "${name}": ${urlProblem.replace(/^dbflow: /, '')}`);
     }
   }
 
