@@ -42,7 +42,7 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
         ...(ctx.with.passphrase !== undefined && { passphrase: ctx.with.passphrase }),
         ...(ctx.with.private_key !== undefined && { privateKey: ctx.with.private_key }),
       };
-      const { stream } = await decodeArtifact(ctx, artifact, keys);
+      const { stream, parts } = await decodeArtifact(ctx, artifact, keys);
       let bytes = 0;
       const hash = createHash('sha256');
       const counted = new Transform({
@@ -52,8 +52,18 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
           done(null, chunk);
         },
       });
-      // The restore reads untrusted bytes; only a stream that ended without error counts.
-      await Promise.all([pipeline(stream, counted), driver.restore(ctx, scratch.url, counted, artifact.format, config)]);
+      // A failed restore or a cancel stops the whole reverse chain: no decoder is left blocked on a full pipe.
+      const stopReading = (): void => [...parts, counted].forEach((p) => p.destroy());
+      ctx.signal.addEventListener('abort', stopReading, { once: true });
+      try {
+        // The restore reads untrusted bytes; only a stream that ended without error counts.
+        await Promise.all([pipeline(stream, counted), driver.restore(ctx, scratch.url, counted, artifact.format, config)]);
+      } catch (err) {
+        stopReading();
+        throw err;
+      } finally {
+        ctx.signal.removeEventListener('abort', stopReading);
+      }
       const sha256 = hash.digest('hex');
       if (artifact.raw && (artifact.raw.sha256 !== sha256 || artifact.raw.bytes !== bytes)) {
         throw new IntegrityError(`${artifact.url} decodes to ${bytes} bytes with sha256 ${sha256}, but the dump taken was ${artifact.raw.bytes} bytes with sha256 ${artifact.raw.sha256}.`);

@@ -34,9 +34,7 @@ export async function countTables(
 }
 
 async function countTable(client: Client, t: PgTable, checksums: boolean): Promise<TableCounts[string]> {
-  const sum = checksums
-    ? `, coalesce(sum(${ROW_HASH}::numeric), 0)::text AS sum`
-    : '';
+  const sum = checksums ? `, coalesce(sum(${ROW_HASH}::numeric), 0)::text AS sum` : '';
   const r = await client.query<{ rows: string; sum?: string }>(`SELECT count(*)::text AS rows${sum} FROM ONLY ${t.sql} AS dbflow_row`);
   const row = r.rows[0]!;
   return { rows: Number(row.rows), ...(checksums && { checksum: `${row.sum}` }) };

@@ -25,12 +25,7 @@ export async function dumpSnapshot(ctx: DriverContext, db: DatabaseConfig, snaps
   const major = await toolMajor(ctx, 'pg_dump', o.binDir);
   checkToolVersion('pg_dump', major, snapshot.serverVersionNum, o.binDir);
   const env = toolEnv(ctx, snapshot.conn, 'dbflow pg_dump');
-  const args = [
-    `--snapshot=${snapshot.snapshotId}`,
-    '--no-password',
-    `--lock-wait-timeout=${o.lockTimeoutMs}`,
-    ...dumpFilters(o),
-  ];
+  const args = [`--snapshot=${snapshot.snapshotId}`, '--no-password', `--lock-wait-timeout=${o.lockTimeoutMs}`, ...dumpFilters(o)];
   const fail = (error: unknown): Error => toolError(error, 'pg_dump', { binDir: o.binDir, conn: snapshot.conn });
   if (o.format === 'custom') {
     const sub = ctx.exec(toolPath('pg_dump', o.binDir), ['--format=custom', '--compress=0', ...args], { ...STREAMING, env });

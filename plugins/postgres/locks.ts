@@ -12,7 +12,10 @@ export async function lockTables(client: Client, tables: readonly PgTable[], tim
   if (!tables.length) return;
   await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
   for (let i = 0; i < tables.length; i += 500) {
-    const list = tables.slice(i, i + 500).map((t) => t.sql).join(', ');
+    const list = tables
+      .slice(i, i + 500)
+      .map((t) => t.sql)
+      .join(', ');
     await client.query(`LOCK TABLE ${list} IN ACCESS SHARE MODE`);
   }
 }

@@ -45,6 +45,9 @@ export async function feedStdin(sub: ResultPromise, input: Readable, mapError: (
   try {
     await sub;
   } catch (error) {
+    // Nobody reads the input any more: stop whatever produces it.
+    input.unpipe(sub.stdin!);
+    input.destroy();
     throw inputError ?? mapError(error);
   }
   if (inputError) throw inputError;

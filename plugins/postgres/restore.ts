@@ -10,7 +10,8 @@ import { toolEnv, toolError, toolPath } from './tools.js';
 import { parsePgUrl } from './url.js';
 
 // Restores of verification copies: ownership and grants may name roles the target lacks.
-const RESTORE_ARGS = ['--no-owner', '--no-privileges', '--exit-on-error', '--no-password'];
+// --clean --if-exists: a dump of selected schemas creates "public", which a new database already has.
+const RESTORE_ARGS = ['--no-owner', '--no-privileges', '--clean', '--if-exists', '--exit-on-error', '--no-password'];
 
 /** Restores a `pg_dump-custom` stream (one job, from stdin) or a `pg_dump-directory-tar` stream (unpacked, then `--jobs`). */
 export async function restoreDump(ctx: DriverContext, url: string, input: Readable, format: string, db: DatabaseConfig): Promise<void> {
@@ -36,7 +37,11 @@ export async function restoreDump(ctx: DriverContext, url: string, input: Readab
   const tar = ctx.exec('tar', ['-C', dir, '-xf', '-'], { stdin: 'pipe', stdout: 'ignore', buffer: { stderr: true } });
   await feedStdin(tar, input, (error) => toolError(error, 'tar', { doing: 'unpacking the pg_dump directory' }));
   try {
-    await ctx.exec(pgRestore, ['--format=directory', `--jobs=${o.restoreJobs}`, ...target, dir], { env, stdin: 'ignore', stdout: 'ignore' });
+    await ctx.exec(pgRestore, ['--format=directory', `--jobs=${o.restoreJobs}`, ...target, dir], {
+      env,
+      stdin: 'ignore',
+      stdout: 'ignore',
+    });
   } catch (error) {
     throw fail(error);
   }

@@ -50,9 +50,15 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
     const versionNum = Number((await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
     const serverVersion = (await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
     const { pos, tables } = await openSnapshot(client, db.name, o, versionNum);
-    ctx.log.info(`${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''}`);
-    for (let i = 1; i < Math.min(o.jobs, tables.length); i++) helpers.push(await importSnapshot(conn, what, pos.snapshot_id));
-    const counts = await countTables([client, ...helpers], tables, o.checksums, ctx.signal);
+    ctx.log.info(
+      `${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''}`,
+    );
+    // Counting takes ACCESS SHARE locks that last as long as the transaction: without lock_tables, only
+    // sessions that import the snapshot and end after counting may count, so DDL is not held up.
+    const own = o.lockTables ? 1 : 0;
+    const workers = Math.max(1, Math.min(o.jobs, tables.length));
+    for (let i = own; i < workers; i++) helpers.push(await importSnapshot(conn, what, pos.snapshot_id));
+    const counts = await countTables(own ? [client, ...helpers] : helpers, tables, o.checksums, ctx.signal);
     await Promise.all(helpers.splice(0).map((c) => c.query('COMMIT').finally(() => c.end())));
     let released = false;
     return {
@@ -91,7 +97,12 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
 }
 
 // BEGIN, lock what is in scope, export the snapshot; a table dropped meanwhile means another try.
-async function openSnapshot(client: Client, database: string, o: ReturnType<typeof pgOptions>, versionNum: number): Promise<{ pos: Position; tables: PgTable[] }> {
+async function openSnapshot(
+  client: Client,
+  database: string,
+  o: ReturnType<typeof pgOptions>,
+  versionNum: number,
+): Promise<{ pos: Position; tables: PgTable[] }> {
   for (let attempt = 1; ; attempt++) {
     const listed = await tablesInScope(client, o);
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
@@ -107,12 +118,18 @@ async function openSnapshot(client: Client, database: string, o: ReturnType<type
       // Tables created between the listing and the snapshot are in the snapshot: lock and count them too.
       const tables = await tablesInScope(client, o);
       const known = new Set(listed.map((t) => t.key));
-      if (o.lockTables) await lockTables(client, tables.filter((t) => !known.has(t.key)), o.lockTimeoutMs);
+      if (o.lockTables)
+        await lockTables(
+          client,
+          tables.filter((t) => !known.has(t.key)),
+          o.lockTimeoutMs,
+        );
       return { pos: r.rows[0]!, tables };
     } catch (err) {
       const code = (err as { code?: string }).code;
       await client.query('ROLLBACK').catch(() => undefined);
-      if (code === LOCK_NOT_AVAILABLE) throw lockTimeoutError(database, o.lockTimeoutMs, await describeBlockers(client, await tablesInScope(client, o)));
+      if (code === LOCK_NOT_AVAILABLE)
+        throw lockTimeoutError(database, o.lockTimeoutMs, await describeBlockers(client, await tablesInScope(client, o)));
       if (code === UNDEFINED_TABLE && attempt < 3) continue; // dropped between listing and locking
       throw err;
     }
@@ -136,7 +153,10 @@ async function importSnapshot(conn: PgConnection, what: string, snapshotId: stri
 function asSnapshotError(err: unknown, database: string): Error {
   if (err instanceof DbflowError) return err;
   const e = err as { code?: string; message?: string };
-  return new DbflowError(`database "${database}": the snapshot failed: ${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}.`, {
-    cause: err,
-  });
+  return new DbflowError(
+    `database "${database}": the snapshot failed: ${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}.`,
+    {
+      cause: err,
+    },
+  );
 }

@@ -97,7 +97,13 @@ export function toolError(err: unknown, tool: string, at: { binDir?: string | un
 
 // The tool's most telling stderr line: the first "error:" line, without the tool's prefix.
 function complaint(stderr: string, tool: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
   const line = lines.find((l) => /error:/i.test(l)) ?? lines.at(-1) ?? '';
-  return line.replace(new RegExp(`^${tool}: (error: )?`), '').replace(/\s+/g, ' ').slice(0, 400);
+  return line
+    .replace(new RegExp(`^${tool}: (error: )?`), '')
+    .replace(/\s+/g, ' ')
+    .slice(0, 400);
 }

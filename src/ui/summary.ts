@@ -13,9 +13,9 @@ export function stockRestoreCommand(artifact: RunResult['summary']['artifacts'][
   const decoded = first ? [`${first} ${file}`, ...rest].join(' | ') : `cat ${file}`;
   switch (artifact.format) {
     case 'pg_dump-custom':
-      return `${decoded} | pg_restore --no-owner -d <new database>`;
+      return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;
     case 'pg_dump-directory-tar':
-      return `mkdir ${db}.d && ${decoded} | tar -x -C ${db}.d && pg_restore --no-owner -j 4 -d <new database> ${db}.d`;
+      return `mkdir ${db}.d && ${decoded} | tar -x -C ${db}.d && pg_restore --no-owner --clean --if-exists -j 4 -d <new database> ${db}.d`;
   }
   const out = artifact.format === 'sqlite3' ? `${db}.sqlite3` : `${db}.dump`;
   return first ? `${decoded} > ${out}` : `cp ${file} ${out}`;
