@@ -30,6 +30,8 @@ export const dumpStep = defineStep<DumpWith>({
     if (!snap) throw new DbflowError(`snapshot step "${snapshot}" did not snapshot database "${database}"; add it to its "databases".`);
     const { config, driver } = ctx.database(database);
     const dump = await driver.dump(ctx, config, snap);
-    return { output: dump.stream, outputs: { database, format: dump.format, extension: dump.extension } };
+    // Counts taken alongside the dump must be complete (and correct) for the dump to count.
+    const final = snap.counted?.then(() => ({}));
+    return { output: dump.stream, outputs: { database, format: dump.format, extension: dump.extension }, ...(final && { final }) };
   },
 });

@@ -1,5 +1,6 @@
 // The `rowcount-check` step: restored row counts must equal those taken inside the snapshot.
 import { compareCounts, defineStep, IntegrityError, type TableCounts } from '../../src/index.js';
+import type { SnapshotLease } from './snapshot.js';
 
 interface RowcountWith {
   restored: string;
@@ -24,8 +25,10 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
   outputs: { type: 'object', properties: { tables: { type: 'integer' }, rows: { type: 'integer' } } },
   async run(ctx) {
     const restored = ctx.outputsOf(ctx.with.restored) as { database: string; tables: TableCounts };
-    const snap = ctx.outputsOf(ctx.with.snapshot) as { databases: Record<string, { tables: TableCounts }> };
-    const expected = snap.databases[restored.database]?.tables;
+    const held = ctx.resource<SnapshotLease>(ctx.with.snapshot).get(restored.database);
+    await held?.counted;
+    const snap = ctx.outputsOf(ctx.with.snapshot) as { databases: Record<string, { tables?: TableCounts }> };
+    const expected = held?.info.tables ?? snap.databases[restored.database]?.tables;
     if (!expected) throw new IntegrityError(`snapshot step "${ctx.with.snapshot}" has no counts for database "${restored.database}".`);
     const diffs = compareCounts(expected, restored.tables, ctx.with.checksums !== false);
     const rows = Object.values(expected).reduce((n, t) => n + t.rows, 0);
@@ -36,6 +39,6 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
     ctx.report.verification({ database: restored.database, step: ctx.id, check: 'rowcount', ok, detail });
     if (!ok) throw new IntegrityError(`restored "${restored.database}" differs from its snapshot: ${detail}`);
     ctx.log.info(`${restored.database}: ${detail}`);
-    return Promise.resolve({ outputs: { tables: Object.keys(expected).length, rows } });
+    return { outputs: { tables: Object.keys(expected).length, rows } };
   },
 });

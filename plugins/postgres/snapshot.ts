@@ -51,39 +51,66 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
     const serverVersion = (await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
     const { pos, tables } = await openSnapshot(client, db.name, o, versionNum);
     ctx.log.info(
-      `${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''}`,
+      `${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''} while the dump runs`,
     );
-    // Counting takes ACCESS SHARE locks that last as long as the transaction: without lock_tables, only
-    // sessions that import the snapshot and end after counting may count, so DDL is not held up.
-    const own = o.lockTables ? 1 : 0;
-    const workers = Math.max(1, Math.min(o.jobs, tables.length));
-    for (let i = own; i < workers; i++) helpers.push(await importSnapshot(conn, what, pos.snapshot_id));
-    const counts = await countTables(own ? [client, ...helpers] : helpers, tables, o.checksums, ctx.signal);
-    await Promise.all(helpers.splice(0).map((c) => c.query('COMMIT').finally(() => c.end())));
+    const info: DriverSnapshot['info'] = {
+      driver: 'postgres',
+      serverVersion,
+      position: {
+        snapshot_id: pos.snapshot_id,
+        lsn: pos.lsn,
+        txid_snapshot: pos.txid_snapshot,
+        in_recovery: pos.in_recovery,
+        tables_locked: o.lockTables,
+        ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
+      },
+      tables: {},
+      takenAt: pos.taken_at.toISOString(),
+    };
+    // The counts read the exported snapshot alongside pg_dump, which imports it: the dump need not wait.
+    const stop = new AbortController();
+    const onAbort = (): void => {
+      stop.abort(ctx.signal.reason);
+      void cancelQueries(conn, what, [client, ...helpers]);
+    };
+    ctx.signal.addEventListener('abort', onAbort, { once: true });
+    let settled = false;
+    const counted = (async () => {
+      // Counting takes ACCESS SHARE locks that last as long as the transaction: without lock_tables, only
+      // sessions that import the snapshot and end after counting may count, so DDL is not held up.
+      const own = o.lockTables ? 1 : 0;
+      const workers = Math.max(1, Math.min(o.jobs, tables.length));
+      for (let i = own; i < workers; i++) helpers.push(await importSnapshot(conn, what, pos.snapshot_id));
+      info.tables = await countTables(own ? [client, ...helpers] : helpers, tables, o.checksums, stop.signal);
+      await Promise.all(helpers.splice(0).map((c) => c.query('COMMIT').finally(() => c.end())));
+    })()
+      .catch(async (err: unknown) => {
+        await Promise.all(helpers.splice(0).map((c) => c.end().catch(() => undefined)));
+        throw stop.signal.aborted ? new DbflowError(`database "${db.name}": counting inside the snapshot was stopped.`) : asSnapshotError(err, db.name);
+      })
+      .finally(() => {
+        settled = true;
+        ctx.signal.removeEventListener('abort', onAbort);
+      });
+    counted.catch(() => undefined); // its consumers (dump, rowcount-check) report a failure
+    ctx.signal.removeEventListener('abort', stopOnAbort);
     let released = false;
     return {
       snapshotId: pos.snapshot_id,
       conn,
       serverVersionNum: versionNum,
       tableKeys: tables.map((t) => t.key),
-      info: {
-        driver: 'postgres',
-        serverVersion,
-        position: {
-          snapshot_id: pos.snapshot_id,
-          lsn: pos.lsn,
-          txid_snapshot: pos.txid_snapshot,
-          in_recovery: pos.in_recovery,
-          tables_locked: o.lockTables,
-          ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
-        },
-        tables: counts,
-        takenAt: pos.taken_at.toISOString(),
-      },
+      info,
+      counted,
       release: async () => {
         if (released) return;
         released = true;
-        ctx.signal.removeEventListener('abort', stopOnAbort);
+        // Released before the counts are done (a failure or cancel elsewhere): stop them at once.
+        if (!settled) {
+          stop.abort(new DbflowError('snapshot released'));
+          await cancelQueries(conn, what, [client, ...helpers]);
+        }
+        await counted.catch(() => undefined);
         await client.query('COMMIT').catch(() => undefined);
         await client.end().catch(() => undefined);
       },

@@ -73,6 +73,11 @@ export interface SnapshotInfo {
 /** An open snapshot: the driver's handle that dumps read from, released by the engine. */
 export interface DriverSnapshot {
   info: SnapshotInfo;
+  /**
+   * Optional: the driver goes on counting inside the snapshot while the dumps run; `info.tables` is
+   * complete once this resolves. A rejection fails the dump of this snapshot (nothing is published).
+   */
+  counted?: Promise<void>;
   /** Ends the snapshot (close the transaction, delete the staged copy). Called exactly once. */
   release(): Promise<void>;
 }
