@@ -2,21 +2,34 @@
 import { Transform, type Readable } from 'node:stream';
 import type { ResultPromise } from 'execa';
 
+const GATHER_BYTES = 256 * 1024;
+
 /**
  * The stdout of `sub`, held back at its end until `sub` has exited: a non-zero exit or a signal
  * errors the stream (through `mapError`) instead of ending it, so a sink never publishes a dump
  * that stopped early. Destroying the stream kills the process.
  */
 export function checkedStdout(sub: ResultPromise, mapError: (error: unknown) => Error): Readable {
+  // pg_dump writes a few KiB at a time; every later stage pays per chunk, so chunks are gathered.
+  let held: Buffer[] = [];
+  let heldBytes = 0;
+  const gathered = (): Buffer => {
+    const b = held.length === 1 ? held[0]! : Buffer.concat(held, heldBytes);
+    held = [];
+    heldBytes = 0;
+    return b;
+  };
   const out = new Transform({
     readableHighWaterMark: 1 << 20,
     writableHighWaterMark: 1 << 20,
     transform(chunk: Buffer, _encoding, done) {
-      done(null, chunk);
+      held.push(chunk);
+      heldBytes += chunk.length;
+      done(null, heldBytes >= GATHER_BYTES ? gathered() : undefined);
     },
     flush(done) {
       sub.then(
-        () => done(),
+        () => done(null, heldBytes ? gathered() : undefined),
         (error: unknown) => done(mapError(error)),
       );
     },
