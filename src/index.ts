@@ -1,5 +1,6 @@
 // The public API of dbflow: what plugin authors and tests import.
 export { defineDriver, definePlugin, defineStep } from './plugins/define.js';
+export { checkedStdout, feedStdin } from './plugins/process-stream.js';
 export type * from './plugins/types.js';
 export {
   CancelledError,

@@ -1,8 +1,7 @@
 // pg_dump of an exported snapshot, streamed: custom format, or directory format shipped as a tar.
 import path from 'node:path';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type DumpStream } from '../../src/index.js';
+import { checkedStdout, DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type DumpStream } from '../../src/index.js';
 import { pgOptions } from './options.js';
-import { checkedStdout } from './process-stream.js';
 import { dumpFilters } from './scope.js';
 import { isPgSnapshot } from './snapshot.js';
 import { checkToolVersion, toolEnv, toolError, toolMajor, toolPath } from './tools.js';

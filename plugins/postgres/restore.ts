@@ -2,10 +2,9 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/index.js';
+import { DbflowError, feedStdin, type DatabaseConfig, type DriverContext } from '../../src/index.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT } from './dump.js';
 import { pgOptions } from './options.js';
-import { feedStdin } from './process-stream.js';
 import { toolEnv, toolError, toolPath } from './tools.js';
 import { parsePgUrl } from './url.js';
 

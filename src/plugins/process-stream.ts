@@ -1,4 +1,4 @@
-// A subprocess's stdout as a stream that ends only once the process exited successfully.
+// Subprocess streams for plugins: a stdout that ends only after a clean exit, and a stdin fed from a stream.
 import { Transform, type Readable } from 'node:stream';
 import type { ResultPromise } from 'execa';
 
@@ -10,7 +10,7 @@ const GATHER_BYTES = 256 * 1024;
  * that stopped early. Destroying the stream kills the process.
  */
 export function checkedStdout(sub: ResultPromise, mapError: (error: unknown) => Error): Readable {
-  // pg_dump writes a few KiB at a time; every later stage pays per chunk, so chunks are gathered.
+  // Programs such as pg_dump write a few KiB at a time; every later stage pays per chunk, so chunks are gathered.
   let held: Buffer[] = [];
   let heldBytes = 0;
   const gathered = (): Buffer => {
