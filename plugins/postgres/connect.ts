@@ -68,6 +68,8 @@ function clientConfig(conn: PgConnection, application: string): ClientConfig {
     database: conn.database,
     ...(conn.password !== undefined && { password: conn.password }),
     application_name: application,
+    // A snapshot is held for as long as the dumps run: keep idle connections alive through NAT and firewalls.
+    keepAlive: true,
     connectionTimeoutMillis: (conn.connectTimeoutS ?? 15) * 1000,
     ssl: sslConfig(conn),
   };
