@@ -18,9 +18,9 @@ export function zstdCompress(ctx: StepContext<unknown>, level: number, threads: 
 // The reverse of the zstd layer: `zstd -d`; corrupt or truncated input errors the stream.
 export const zstdCodec: Codec = {
   name: 'zstd',
-  async decode() {
-    const { execa } = await import('execa'); // loaded when needed: validation never decodes
-    const sub = execa('zstd', ['-d', '-q', '-c'], STREAMING);
+  async decode(_keys, _layer, exec) {
+    const run = exec ?? (await import('execa')).execa; // loaded when needed: validation never decodes
+    const sub = run('zstd', ['-d', '-q', '-c'], STREAMING);
     return processStage(sub, (error) => zstdError(error, 'decompress'));
   },
 };

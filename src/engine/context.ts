@@ -80,7 +80,13 @@ export function createContext(
     chain: wiring.chain,
     exec(file: string, args: readonly string[], options: ExecaOptions = {}) {
       if (!execa) throw new DbflowError('internal: ctx.exec used before the run loaded execa.');
-      const sub = execa(file, args, { cancelSignal: signal, forceKillAfterDelay: 2000, ...options, env: { ...options.env } });
+      // Inherited variables that hold a secret (a passphrase source, a URL with a password) stay out of children.
+      const hidden = Object.keys(process.env).filter((k) => {
+        const v = process.env[k];
+        return v !== undefined && v !== '' && scope.redactor.redact(v) !== v;
+      });
+      const env = { ...Object.fromEntries(hidden.map((k) => [k, undefined])), ...options.env };
+      const sub = execa(file, args, { cancelSignal: signal, forceKillAfterDelay: 2000, ...options, env });
       const stderr = sub.stderr;
       if (stderr && options.stderr === undefined) {
         stderr.setEncoding('utf8');

@@ -171,7 +171,8 @@ export interface ArtifactLayer {
  */
 export interface Codec {
   name: string;
-  decode(keys: DecodeKeys, layer: ArtifactLayer): Duplex | Promise<Duplex>;
+  /** `exec`, when given, is the step's `ctx.exec`: a decoder that runs a program should use it (cancel, environment). */
+  decode(keys: DecodeKeys, layer: ArtifactLayer, exec?: StepContext<unknown>['exec']): Duplex | Promise<Duplex>;
 }
 
 /** An artifact as recorded in the manifest. */

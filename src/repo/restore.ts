@@ -2,12 +2,14 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../errors.js';
-import type { ArtifactRecord, Codec, DecodeKeys, Storage, TableCounts } from '../plugins/types.js';
+import type { ArtifactRecord, Codec, DecodeKeys, StepContext, Storage, TableCounts } from '../plugins/types.js';
 
 /** Where decodeArtifact finds storages and codecs (a StepContext fits). */
 export interface DecodeScope {
   storage(url: string): Storage;
   codec(name: string): Codec;
+  /** Runs the decoders' programs (a step's `ctx.exec`: killed on cancel, no secrets in their environment). */
+  exec?: StepContext<unknown>['exec'];
 }
 
 /**
@@ -22,7 +24,7 @@ export async function decodeArtifact(scope: DecodeScope, artifact: ArtifactRecor
   stored.on('error', (err) => stream.destroy(err));
   parts.push(stream);
   for (const layer of [...artifact.layers].reverse()) {
-    const decoder = await scope.codec(layer.codec).decode(keys, layer);
+    const decoder = await scope.codec(layer.codec).decode(keys, layer, scope.exec);
     const prev = stream;
     prev.on('error', (err) => decoder.destroy(err));
     stream = prev.pipe(decoder);

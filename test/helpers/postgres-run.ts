@@ -173,6 +173,8 @@ export interface ProcessInfo {
   cmdline: string;
   /** The executable (when readable). */
   exe: string;
+  /** Its environment, `NAME=value` joined by newlines (empty when unreadable). */
+  environ: string;
 }
 
 function readProcess(pid: number): ProcessInfo | undefined {
@@ -188,7 +190,13 @@ function readProcess(pid: number): ProcessInfo | undefined {
     } catch {
       // another user's process, or gone
     }
-    return { pid, ppid, comm, cmdline, exe };
+    let environ = '';
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').join('\n');
+    } catch {
+      // gone
+    }
+    return { pid, ppid, comm, cmdline, exe, environ };
   } catch {
     return undefined;
   }
