@@ -2,8 +2,9 @@
 import backup from './backup/index.js';
 import compress from './compress/index.js';
 import encrypt from './encrypt/index.js';
+import mysql from './mysql/index.js';
 import postgres from './postgres/index.js';
 import sqlite from './sqlite/index.js';
 import storageFile from './storage-file/index.js';
 
-export default [backup, compress, encrypt, postgres, sqlite, storageFile];
+export default [backup, compress, encrypt, mysql, postgres, sqlite, storageFile];

@@ -14,6 +14,8 @@ export function stockRestoreCommand(artifact: RunResult['summary']['artifacts'][
   switch (artifact.format) {
     case 'pg_dump-custom':
       return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;
+    case 'mysql-sql':
+      return `${decoded} | mariadb <new database>`;
     case 'pg_dump-directory-tar':
       return `mkdir ${db}.d && ${decoded} | tar -x -C ${db}.d && pg_restore --no-owner --clean --if-exists -j 4 -d <new database> ${db}.d`;
   }

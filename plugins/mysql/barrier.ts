@@ -1,0 +1,130 @@
+// The commit barrier of a snapshot, the server flavour that picks it, and the binlog position read under it.
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import { DbflowError } from '../../src/index.js';
+
+/** Which server it is: MariaDB (BACKUP STAGE) or MySQL (FLUSH TABLES WITH READ LOCK). */
+export interface ServerKind {
+  flavor: 'mariadb' | 'mysql';
+  /** `SELECT VERSION()`, e.g. `10.11.19-MariaDB-0+deb12u1-log`. */
+  version: string;
+  major: number;
+  minor: number;
+}
+
+/** The flavour and version of the server `c` is connected to. */
+export async function serverKind(c: Connection): Promise<ServerKind> {
+  const [rows] = await c.query<RowDataPacket[]>('SELECT VERSION() AS v');
+  const version = String((rows[0] as { v: string }).v);
+  const [, major = '0', minor = '0'] = /^(\d+)\.(\d+)/.exec(version) ?? [];
+  return { flavor: /mariadb/i.test(version) ? 'mariadb' : 'mysql', version, major: Number(major), minor: Number(minor) };
+}
+
+/** A held barrier: commits (and, with FTWRL, all writes) wait until `release()`, which returns how long it was held. */
+export interface Barrier {
+  readonly name: string;
+  release(): Promise<number>;
+}
+
+const ACCESS_DENIED = new Set(['ER_SPECIFIC_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_ERROR']);
+
+/**
+ * Blocks commits on the server of `control`: `BACKUP STAGE START` + `BACKUP STAGE BLOCK_COMMIT` on
+ * MariaDB, `FLUSH TABLES WITH READ LOCK` on MySQL, waiting at most `lockWaitTimeoutS` for them.
+ */
+export async function acquireBarrier(control: Connection, kind: ServerKind, database: string, lockWaitTimeoutS: number): Promise<Barrier> {
+  const name = kind.flavor === 'mariadb' ? 'BACKUP STAGE BLOCK_COMMIT' : 'FLUSH TABLES WITH READ LOCK';
+  await control.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.round(lockWaitTimeoutS))}`);
+  let started = 0;
+  try {
+    if (kind.flavor === 'mariadb') {
+      await control.query('BACKUP STAGE START');
+      started = performance.now();
+      await control.query('BACKUP STAGE BLOCK_COMMIT');
+    } else {
+      started = performance.now();
+      await control.query('FLUSH TABLES WITH READ LOCK');
+    }
+  } catch (err) {
+    await end(control, kind);
+    const e = err as { code?: string; sqlMessage?: string };
+    if (e.code === 'ER_LOCK_WAIT_TIMEOUT') {
+      throw new DbflowError(
+        `database "${database}": could not block commits within ${lockWaitTimeoutS} s (${name}; options.lock_wait_timeout): ${await longRunning(control)}. Wait for it, or raise lock_wait_timeout.`,
+        { cause: err },
+      );
+    }
+    if (e.code && ACCESS_DENIED.has(e.code)) {
+      throw new DbflowError(`database "${database}": ${name} was refused (${e.sqlMessage}); the backup user needs the RELOAD privilege (GRANT RELOAD ON *.* TO …).`, { cause: err });
+    }
+    throw err;
+  }
+  let held: number | undefined;
+  return {
+    name,
+    release: async () => {
+      if (held === undefined) {
+        await end(control, kind);
+        held = performance.now() - started;
+      }
+      return Math.round(held * 100) / 100;
+    },
+  };
+}
+
+async function end(control: Connection, kind: ServerKind): Promise<void> {
+  await control.query(kind.flavor === 'mariadb' ? 'BACKUP STAGE END' : 'UNLOCK TABLES').catch(() => undefined);
+}
+
+// The sessions most likely in the barrier's way: the longest-running statements.
+async function longRunning(control: Connection): Promise<string> {
+  try {
+    const [rows] = await control.query<RowDataPacket[]>(
+      `SELECT ID AS id, USER AS user, TIME AS s, LEFT(COALESCE(INFO, ''), 120) AS query FROM information_schema.PROCESSLIST
+        WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump') ORDER BY TIME DESC LIMIT 3`,
+    );
+    const list = (rows as { id: number; user: string; s: number; query: string }[]).map((r) => `session ${r.id} of ${r.user} running for ${r.s} s: ${JSON.stringify(r.query)}`);
+    return list.length ? `in the way: ${list.join('; ')}` : 'no long-running statement is visible';
+  } catch {
+    return 'the sessions in the way could not be listed';
+  }
+}
+
+/** The binlog position of the cut: file/position (and GTID) when binary logging is on. */
+export interface BinlogPosition {
+  binlog: 'on' | 'off';
+  file?: string;
+  position?: number;
+  gtid?: string;
+}
+
+/** Reads the binlog position (`SHOW MASTER STATUS`, `SHOW BINARY LOG STATUS` on MySQL ≥ 8.4) and the GTID set. */
+export async function readPosition(c: Connection, kind: ServerKind): Promise<BinlogPosition> {
+  const newMysql = kind.flavor === 'mysql' && (kind.major > 8 || (kind.major === 8 && kind.minor >= 4));
+  const statement = newMysql ? 'SHOW BINARY LOG STATUS' : 'SHOW MASTER STATUS';
+  let rows: RowDataPacket[];
+  try {
+    [rows] = await c.query<RowDataPacket[]>(statement);
+  } catch (err) {
+    const e = err as { code?: string; sqlMessage?: string };
+    if (e.code && ACCESS_DENIED.has(e.code)) {
+      const grant = kind.flavor === 'mariadb' ? 'BINLOG MONITOR' : 'REPLICATION CLIENT';
+      throw new DbflowError(`${statement} was refused (${e.sqlMessage}); the backup user needs ${grant} to record the binlog position (GRANT ${grant} ON *.* TO …).`, { cause: err });
+    }
+    throw err;
+  }
+  const row = rows[0] as { File?: string; Position?: number | string; Executed_Gtid_Set?: string } | undefined;
+  if (!row?.File) return { binlog: 'off' };
+  let gtid = row.Executed_Gtid_Set;
+  if (kind.flavor === 'mariadb') {
+    const [g] = await c.query<RowDataPacket[]>('SELECT @@gtid_binlog_pos AS g');
+    gtid = String((g[0] as { g: string | null }).g ?? '');
+  }
+  return { binlog: 'on', file: row.File, position: Number(row.Position), ...(gtid && { gtid }) };
+}
+
+/** MariaDB's binlog position of the open consistent snapshot on `c` (`Binlog_snapshot_file/position`). */
+export async function snapshotPosition(c: Connection): Promise<{ file: string; position: number } | undefined> {
+  const [rows] = await c.query<RowDataPacket[]>("SHOW STATUS LIKE 'binlog_snapshot_%'");
+  const v = Object.fromEntries((rows as { Variable_name: string; Value: string }[]).map((r) => [r.Variable_name.toLowerCase(), r.Value]));
+  return v.binlog_snapshot_file ? { file: v.binlog_snapshot_file, position: Number(v.binlog_snapshot_position) } : undefined;
+}

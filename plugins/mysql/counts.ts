@@ -1,0 +1,73 @@
+// The tables a backup covers, and their row counts and content checksums, read inside a snapshot.
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import type { TableCounts } from '../../src/index.js';
+import { ident } from './connect.js';
+
+/** A table in scope. */
+export interface MyTable {
+  /** The table's name: its key in the manifest's counts (the database's name differs after a restore). */
+  name: string;
+  engine: string;
+  /** One SQL expression per column giving an exact, unambiguous text of its value. */
+  columns: string[];
+}
+
+/** Engines whose tables a consistent snapshot covers (MVCC); others are read as they are when the dump reaches them. */
+const TRANSACTIONAL = new Set(['innodb', 'rocksdb']);
+
+/** True when the table's engine is not covered by a transaction's consistent snapshot (MyISAM, Aria, MEMORY, …). */
+export function isNonTransactional(t: MyTable): boolean {
+  return !TRANSACTIONAL.has(t.engine.toLowerCase());
+}
+
+// Types whose value is compared as its bytes (HEX), not as text that may depend on settings.
+const AS_BYTES = /char|binary|blob|text|enum|set|json|geometry|point|linestring|polygon|collection/i;
+
+/** Base tables of `database` (views and sequences are not tables), without `exclude`, with how to checksum their columns. */
+export async function tablesInScope(c: Connection, database: string, exclude: readonly string[] = []): Promise<MyTable[]> {
+  const [tables] = await c.query<RowDataPacket[]>(
+    `SELECT TABLE_NAME AS name, COALESCE(ENGINE, '') AS engine FROM information_schema.TABLES
+      WHERE TABLE_SCHEMA = ? AND TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') ORDER BY TABLE_NAME`,
+    [database],
+  );
+  const [columns] = await c.query<RowDataPacket[]>(
+    `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type FROM information_schema.COLUMNS
+      WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION`,
+    [database],
+  );
+  const byTable = new Map<string, string[]>();
+  for (const { tbl, col, type } of columns as { tbl: string; col: string; type: string }[]) {
+    const value = AS_BYTES.test(type) ? `HEX(${ident(col)})` : `CAST(${ident(col)} AS CHAR)`;
+    byTable.set(tbl, [...(byTable.get(tbl) ?? []), `IFNULL(${value}, 'N')`]);
+  }
+  const skip = new Set(exclude);
+  return (tables as { name: string; engine: string }[])
+    .filter((t) => !skip.has(t.name))
+    .map((t) => ({ name: t.name, engine: t.engine, columns: byTable.get(t.name) ?? [] }));
+}
+
+/**
+ * The checksum: the exact (DECIMAL) sum over rows of the first 64 bits of MD5 of the row's text,
+ * each column as HEX of its bytes (strings, blobs, JSON) or its text (numbers, dates; time_zone
+ * pinned to UTC), NULL as `N`. Order-independent and computed from values, so a restored copy gives
+ * the same number. (CHECKSUM TABLE is not used: it hashes the stored row format, which a restore
+ * into another row format, engine or server version changes, and for MyISAM with CHECKSUM=1 it
+ * returns the live checksum, outside any snapshot.)
+ */
+export const CHECKSUM_SCHEME = "sum(conv(left(md5(concat_ws('|', hex-or-text of each column)), 16), 16, 10))";
+
+/** Counts (and checksums) every table in the transaction open on `c`. */
+export async function countTables(c: Connection, database: string, tables: readonly MyTable[], checksums: boolean, signal: AbortSignal): Promise<TableCounts> {
+  const out: TableCounts = {};
+  for (const t of tables) {
+    signal.throwIfAborted();
+    const from = `${ident(database)}.${ident(t.name)}`;
+    const sum = checksums && t.columns.length
+      ? `, CAST(COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT_WS('|', ${t.columns.join(', ')})), 16), 16, 10) AS DECIMAL(20))), 0) AS CHAR) AS sum`
+      : '';
+    const [rows] = await c.query<RowDataPacket[]>(`SELECT COUNT(*) AS n${sum} FROM ${from}`);
+    const row = rows[0] as { n: string | number; sum?: string };
+    out[t.name] = { rows: Number(row.n), ...(checksums && { checksum: String(row.sum ?? '0') }) };
+  }
+  return out;
+}

@@ -1,0 +1,19 @@
+// The `mysql` database driver: snapshots under a commit barrier, mariadb-dump streams, mariadb restores into scratch databases.
+import { defineDriver } from '../../src/index.js';
+import { dumpSnapshot } from './dump.js';
+import { optionsSchema } from './options.js';
+import { restoreDump } from './restore.js';
+import { rowCountsAt } from './row-counts.js';
+import { createScratch } from './scratch.js';
+import { takeSnapshot } from './snapshot.js';
+
+/** The driver for `driver: mysql` databases (MariaDB, MySQL) with `url: mysql://user@host:3306/db`. */
+export const mysqlDriver = defineDriver({
+  name: 'mysql',
+  options: optionsSchema,
+  snapshot: takeSnapshot,
+  dump: dumpSnapshot,
+  scratch: createScratch,
+  restore: restoreDump,
+  rowCounts: rowCountsAt,
+});

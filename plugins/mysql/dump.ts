@@ -1,0 +1,21 @@
+// The dump of a snapshot: the mariadb-dump started under the snapshot's barrier, streamed from its first byte.
+import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type DumpStream } from '../../src/index.js';
+import { isMySnapshot } from './snapshot.js';
+
+/** Format name recorded in the manifest. */
+export const SQL_FORMAT = 'mysql-sql';
+
+/** Streams the snapshot's dump (plain SQL, uncompressed: compression is a later step). */
+export async function dumpSnapshot(ctx: DriverContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream> {
+  if (!isMySnapshot(snapshot)) {
+    throw new DbflowError(
+      `database "${db.name}" uses the mysql driver, but its snapshot was taken by the "${snapshot.info.driver}" driver; snapshot it with driver: mysql.`,
+    );
+  }
+  const started = await snapshot.claimDump();
+  const stream = await started.spool.claim();
+  const stop = (): void => void stream.destroy(ctx.signal.reason instanceof Error ? ctx.signal.reason : new Error('cancelled'));
+  ctx.signal.addEventListener('abort', stop, { once: true });
+  stream.once('close', () => ctx.signal.removeEventListener('abort', stop));
+  return { stream, format: SQL_FORMAT, extension: '.sql' };
+}

@@ -1,0 +1,8 @@
+// The mysql plugin: the `mysql` database driver (MariaDB and MySQL).
+import { definePlugin } from '../../src/index.js';
+import { mysqlDriver } from './driver.js';
+
+export default definePlugin({
+  name: 'mysql',
+  drivers: [mysqlDriver],
+});

@@ -1,0 +1,105 @@
+// The stock client tools (mariadb-dump, mariadb): where they are, how they connect, what their failures mean.
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { CancelledError, DbflowError, type DriverContext } from '../../src/index.js';
+import { where, type MyConnection } from './url.js';
+
+/** The path of a client tool: in `bin_dir` when set, else found on PATH. */
+export function toolPath(tool: string, binDir: string | undefined): string {
+  return binDir ? path.join(binDir, tool) : tool;
+}
+
+// An option-file value: quoted, with the escapes the option-file reader undoes.
+const quote = (value: string): string => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+
+/**
+ * Writes the connection (and the password, if any) to a 0600 option file in the step's tmpdir and
+ * returns `--defaults-extra-file=<it>`: the FIRST argument of every client tool. The password is
+ * never in argv nor in the environment.
+ */
+export function defaultsFileArg(ctx: DriverContext, conn: MyConnection): string {
+  const lines = ['[client]', `user=${quote(conn.user)}`];
+  if (conn.password !== undefined) lines.push(`password=${quote(conn.password)}`);
+  if (conn.socket) lines.push(`socket=${quote(conn.socket)}`, 'protocol=SOCKET');
+  else lines.push(`host=${quote(conn.host)}`, `port=${conn.port}`, 'protocol=TCP');
+  switch (conn.sslMode) {
+    case 'DISABLED':
+      lines.push('skip-ssl');
+      break;
+    case 'REQUIRED':
+      lines.push('ssl');
+      break;
+    case 'VERIFY_CA':
+    case 'VERIFY_IDENTITY':
+      lines.push('ssl', 'ssl-verify-server-cert');
+      break;
+    default:
+  }
+  if (conn.sslCa) lines.push(`ssl-ca=${quote(conn.sslCa)}`);
+  // Only the `mariadb` client knows a connect timeout; mariadb-dump refuses unknown options.
+  lines.push('[mysql]', `connect-timeout=${Math.ceil(conn.connectTimeoutS)}`);
+  const file = path.join(ctx.tmpdir, `my-${Math.random().toString(36).slice(2)}.cnf`);
+  writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
+  return `--defaults-extra-file=${file}`;
+}
+
+/**
+ * Options of `ctx.exec` for a client tool: the inherited environment without any variable that
+ * holds the connection's password (a secret read from the environment is inherited otherwise).
+ */
+export function toolEnv(conn: MyConnection): { env: Record<string, string>; extendEnv: false } {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && (conn.password === undefined || !v.includes(conn.password))) env[k] = v;
+  return { env, extendEnv: false };
+}
+
+/** `mariadb-dump --version` (e.g. `Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)`), or a clear error when it is missing. */
+export async function toolVersion(ctx: DriverContext, tool: string, binDir: string | undefined): Promise<string> {
+  try {
+    const r = await ctx.exec(toolPath(tool, binDir), ['--version'], { stderr: 'pipe' });
+    return String(r.stdout).trim().replace(/^\S+\s+/, '');
+  } catch (err) {
+    throw toolError(err, tool, { binDir });
+  }
+}
+
+interface ExecFailure {
+  code?: string;
+  exitCode?: number;
+  signal?: string;
+  stderr?: unknown;
+  isCanceled?: boolean;
+}
+
+/** What a failed mariadb-dump/mariadb means, in words a user can act on. */
+export function toolError(err: unknown, tool: string, at: { binDir?: string | undefined; conn?: MyConnection; doing?: string }): Error {
+  if (err instanceof DbflowError) return err;
+  const e = (err ?? {}) as ExecFailure;
+  if (e.code === 'ENOENT' || e.code === 'EACCES') {
+    const place = at.binDir ? `in "${at.binDir}" (options.bin_dir)` : 'on PATH';
+    return new DbflowError(
+      `the "${tool}" program was not found ${place}; install the MariaDB client tools (apt-get install mariadb-client) or set "options.bin_dir" to their folder.`,
+      { cause: err },
+    );
+  }
+  if (e.isCanceled) return new CancelledError(`${tool} was stopped because the step was cancelled.`);
+  const stderr = typeof e.stderr === 'string' ? e.stderr : '';
+  const said = complaint(stderr, tool);
+  const doing = at.doing ?? (tool.includes('dump') ? 'dumping' : 'restoring');
+  const server = at.conn ? ` (${where(at.conn)}, database "${at.conn.database}")` : '';
+  if (e.signal) {
+    return new DbflowError(`${tool} was killed by ${e.signal} while ${doing}${server}; the dump is incomplete and nothing was published.`, { cause: err });
+  }
+  if (/Access denied for user/i.test(stderr)) {
+    return new DbflowError(`${tool}: access denied${server}; check the database's "password:".`, { cause: err });
+  }
+  const how = e.exitCode !== undefined ? `exited with code ${e.exitCode}` : 'failed';
+  return new DbflowError(`${tool} ${how} while ${doing}${server}${said ? `: ${said}` : ''}.`, { cause: err });
+}
+
+// The tool's most telling stderr line, without the tool's prefix.
+function complaint(stderr: string, tool: string): string {
+  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
+  const line = lines.find((l) => /error/i.test(l)) ?? lines.at(-1) ?? '';
+  return line.replace(new RegExp(`^${tool}: `), '').replace(/\s+/g, ' ').slice(0, 400);
+}
