@@ -12,6 +12,10 @@
 //   BENCH_PG_FLAT=1     also run dbflow on a PostgreSQL database of 3× the size (peak RSS must stay flat)
 //   BENCH_PG_REBUILD=1  regenerate the PostgreSQL source database(s) even when a current one is there
 //   DBFLOW_BENCH_PG_URL the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/postgres)
+//   BENCH_MYSQL_SIZE_MB=1024  size of the MariaDB source database in MiB, as data_length + index_length
+//                       (64 with BENCH_QUICK); generated once and kept as the database dbflow_bench_<size>mb
+//   BENCH_MYSQL_REBUILD=1  regenerate the MariaDB source database even when a current one is there
+//   DBFLOW_BENCH_MYSQL_URL the MariaDB server (default mysql://root@127.0.0.1:3306/)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +25,8 @@ import { SHELL_SCRIPT } from './bench/chain-runs.js';
 import { engineOverhead } from './bench/engine-overhead.js';
 import { dropScratchDatabasesSync } from './bench/pg-server.js';
 import { postgres, PG_SHELL_TEXT, type SectionResult } from './bench/postgres.js';
+import { myCleanupSync } from './bench/mysql-server.js';
+import { mysqlSection, MY_SHELL_TEXT } from './bench/mysql.js';
 import { renderTable, writeResults, type Figure } from './bench/report.js';
 import { throughput } from './bench/throughput.js';
 import { BenchError, DATA, ensureBuild, scratchDir } from './bench/util.js';
@@ -32,9 +38,12 @@ const rssFlat = process.env.BENCH_RSS_FLAT === '1';
 const pgSizeMiB = Number(process.env.BENCH_PG_SIZE_MB ?? (quick ? 64 : 1024));
 const pgFlat = process.env.BENCH_PG_FLAT === '1';
 const pgRebuild = process.env.BENCH_PG_REBUILD === '1';
+const mySizeMiB = Number(process.env.BENCH_MYSQL_SIZE_MB ?? (quick ? 64 : 1024));
+const myRebuild = process.env.BENCH_MYSQL_REBUILD === '1';
 for (const [name, v] of [
   ['BENCH_SIZE_MB', sizeMiB],
   ['BENCH_PG_SIZE_MB', pgSizeMiB],
+  ['BENCH_MYSQL_SIZE_MB', mySizeMiB],
 ] as const) {
   if (!Number.isInteger(v) || v < 1) {
     console.error(`bench: ${name} must be a whole number of MiB ≥ 1, not "${process.env[name]}"`);
@@ -63,6 +72,11 @@ const sections: Section[] = [
     name: `4 PostgreSQL chain (${pgSizeMiB} MiB database${pgFlat ? `, and ${pgSizeMiB * 3} MiB` : ''})`,
     fn: () => postgres({ sizeMiB: pgSizeMiB, flat: pgFlat, rebuild: pgRebuild, passFile, gnupgHome, log }),
     shell: `PostgreSQL (database URL in $PGURL):\n${PG_SHELL_TEXT}`,
+  },
+  {
+    name: `5 MariaDB chain and commit barrier (${mySizeMiB} MiB database)`,
+    fn: () => mysqlSection({ sizeMiB: mySizeMiB, rebuild: myRebuild, quick, passFile, gnupgHome, log }),
+    shell: `MariaDB (database name in $DB, connection in the 0600 option file $MYCNF):\n${MY_SHELL_TEXT}`,
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).
@@ -94,6 +108,7 @@ function cleanup(): void {
   rmSync(gnupgHome, { recursive: true, force: true });
   rmSync(passFile, { force: true });
   dropScratchDatabasesSync();
+  myCleanupSync();
 }
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
@@ -115,10 +130,11 @@ const machine = {
     gpg: tool('gpg', ['--version']),
     sqlite3: tool('sqlite3', ['--version']).split(' ')[0] ?? '',
     pg_dump: tool('pg_dump', ['--version']),
+    mariadb_dump: tool('mariadb-dump', ['--version']),
   },
 };
 log(
-  `dbflow bench: ${quick ? 'QUICK, ' : ''}${sizeMiB} MiB SQLite database${rssFlat ? ', RSS flatness at 2×' : ''}, ${pgSizeMiB} MiB PostgreSQL database${pgFlat ? ', RSS flatness at 3×' : ''}; ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}`,
+  `dbflow bench: ${quick ? 'QUICK, ' : ''}${sizeMiB} MiB SQLite database${rssFlat ? ', RSS flatness at 2×' : ''}, ${pgSizeMiB} MiB PostgreSQL database${pgFlat ? ', RSS flatness at 3×' : ''}, ${mySizeMiB} MiB MariaDB database; ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}`,
 );
 const busy = (): string | undefined => {
   const load = os.loadavg()[0] ?? 0;
@@ -183,7 +199,7 @@ const checked = figures.filter((f) => f.pass !== undefined).length;
 console.log(`\n${checked - missed}/${checked} targets met; bench took ${totalS.toFixed(0)} s.`);
 const file = writeResults({
   machine,
-  options: { quick, sizeMiB, rssFlat, pgSizeMiB, pgFlat, pgRebuild, only: selected.map((x) => x.name) },
+  options: { quick, sizeMiB, rssFlat, pgSizeMiB, pgFlat, pgRebuild, mySizeMiB, myRebuild, only: selected.map((x) => x.name) },
   totalS,
   figures,
   broken,
