@@ -1,6 +1,6 @@
 // A consistent snapshot of one MySQL/MariaDB database: a consistent-snapshot transaction and a dump, both started under a commit barrier.
 import type { Connection } from 'mysql2/promise';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type TableCounts } from '../../src/index.js';
 import { acquireBarrier, readPosition, serverKind, snapshotPosition, type BinlogPosition } from './barrier.js';
 import { connect, PINNED_SETTINGS, queryError } from './connect.js';
 import { CHECKSUM_SCHEME, countTables, isNonTransactional, tablesInScope } from './counts.js';
@@ -25,7 +25,8 @@ export function isMySnapshot(s: DriverSnapshot): s is MySnapshot {
  * Blocks commits (BACKUP STAGE BLOCK_COMMIT on MariaDB, FLUSH TABLES WITH READ LOCK on MySQL), opens
  * a REPEATABLE READ consistent-snapshot transaction, reads the binlog position, starts mariadb-dump's
  * own consistent-snapshot transaction, and lets commits go on: both transactions read the same cut.
- * Rows are then counted (and checksummed) inside the snapshot transaction, held until `release()`.
+ * Rows are then counted (and checksummed) inside the snapshot transaction, alongside the dump (`counted`);
+ * the transaction is held until `release()`.
  */
 export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<MySnapshot> {
   const conn = parseMyUrl(db.url, db.password);
@@ -70,8 +71,18 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
     ctx.log.info(
       `${db.name}: snapshot ${position.binlog === 'on' ? `at binlog ${position.file}:${position.position}${position.gtid ? ` (GTID ${position.gtid})` : ''}` : '(binary log off)'}; commits blocked for ${barrierMs} ms (${barrier.name})`,
     );
-    const tables = await tablesInScope(snap, conn.database, o.excludeTables);
-    const counts = await countTables(snap, conn.database, tables, o.checksums, ctx.signal);
+    // Rows are counted inside the snapshot transaction while the dump streams: the dump need not wait.
+    const tables: TableCounts = {};
+    let settled = false;
+    const counted = (async () => {
+      const inScope = await tablesInScope(snap, conn.database, o.excludeTables);
+      Object.assign(tables, await countTables(snap, conn.database, inScope, o.checksums, ctx.signal));
+    })()
+      .catch((err: unknown) => {
+        throw err instanceof DbflowError ? err : queryError(err, `database "${db.name}": counting inside the snapshot`);
+      })
+      .finally(() => (settled = true));
+    counted.catch(() => undefined); // its consumers (dump, rowcount-check) report a failure
     const started = dump;
     let claimed = false;
     let released = false;
@@ -90,9 +101,10 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
           ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
           ...(loose.length && { non_transactional: loose.map((t) => t.name) }),
         },
-        tables: counts,
+        tables,
         takenAt,
       },
+      counted,
       claimDump: () => {
         if (claimed) {
           return Promise.reject(
@@ -109,6 +121,9 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
         released = true;
         ctx.signal.removeEventListener('abort', destroyAll);
         if (!claimed) started.stop();
+        // Released before the counts are done (a failure or cancel elsewhere): stop them at once.
+        if (!settled) snap.destroy();
+        await counted.catch(() => undefined);
         await snap.query('COMMIT').catch(() => undefined);
         await snap.end().catch(() => snap.destroy());
       },
