@@ -1,6 +1,7 @@
 // The public API of dbflow: what plugin authors and tests import.
 export { defineDriver, definePlugin, defineStep } from './plugins/define.js';
 export { checkedStdout, feedStdin } from './plugins/process-stream.js';
+export { toolFailure, toolFailureError, type ToolFailure, type ToolSetting } from './plugins/tool-failure.js';
 export type * from './plugins/types.js';
 export {
   CancelledError,

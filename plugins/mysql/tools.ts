@@ -1,7 +1,7 @@
 // The stock client tools (mariadb-dump, mariadb): where they are, how they connect, what their failures mean.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CancelledError, DbflowError, type DriverContext } from '../../src/index.js';
+import { DbflowError, toolFailure, toolFailureError, type DriverContext } from '../../src/index.js';
 import { where, type MyConnection } from './url.js';
 
 /** The path of a client tool: in `bin_dir` when set, else found on PATH. */
@@ -63,43 +63,16 @@ export async function toolVersion(ctx: DriverContext, tool: string, binDir: stri
   }
 }
 
-interface ExecFailure {
-  code?: string;
-  exitCode?: number;
-  signal?: string;
-  stderr?: unknown;
-  isCanceled?: boolean;
-}
+const INSTALL = 'the MariaDB client tools (apt-get install mariadb-client)';
 
 /** What a failed mariadb-dump/mariadb means, in words a user can act on. */
 export function toolError(err: unknown, tool: string, at: { binDir?: string | undefined; conn?: MyConnection; doing?: string }): Error {
   if (err instanceof DbflowError) return err;
-  const e = (err ?? {}) as ExecFailure;
-  if (e.code === 'ENOENT' || e.code === 'EACCES') {
-    const place = at.binDir ? `in "${at.binDir}" (options.bin_dir)` : 'on PATH';
-    return new DbflowError(
-      `the "${tool}" program was not found ${place}; install the MariaDB client tools (apt-get install mariadb-client) or set "options.bin_dir" to their folder.`,
-      { cause: err },
-    );
-  }
-  if (e.isCanceled) return new CancelledError(`${tool} was stopped because the step was cancelled.`);
-  const stderr = typeof e.stderr === 'string' ? e.stderr : '';
-  const said = complaint(stderr, tool);
+  const f = toolFailure(err, tool);
   const doing = at.doing ?? (tool.includes('dump') ? 'dumping' : 'restoring');
   const server = at.conn ? ` (${where(at.conn)}, database "${at.conn.database}")` : '';
-  if (e.signal) {
-    return new DbflowError(`${tool} was killed by ${e.signal} while ${doing}${server}; the dump is incomplete and nothing was published.`, { cause: err });
-  }
-  if (/Access denied for user/i.test(stderr)) {
+  if (!f.missing && !f.cancelled && !f.signal && /Access denied for user/i.test(f.stderr)) {
     return new DbflowError(`${tool}: access denied${server}; check the database's "password:".`, { cause: err });
   }
-  const how = e.exitCode !== undefined ? `exited with code ${e.exitCode}` : 'failed';
-  return new DbflowError(`${tool} ${how} while ${doing}${server}${said ? `: ${said}` : ''}.`, { cause: err });
-}
-
-// The tool's most telling stderr line, without the tool's prefix.
-function complaint(stderr: string, tool: string): string {
-  const lines = stderr.split('\n').map((l) => l.trim()).filter(Boolean);
-  const line = lines.find((l) => /error/i.test(l)) ?? lines.at(-1) ?? '';
-  return line.replace(new RegExp(`^${tool}: `), '').replace(/\s+/g, ' ').slice(0, 400);
+  return toolFailureError(err, tool, f, { install: INSTALL, binDir: at.binDir, doing, server });
 }

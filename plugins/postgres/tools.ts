@@ -1,7 +1,7 @@
 // The stock client tools (pg_dump, pg_restore): where they are, how they connect, what their failures mean.
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { CancelledError, DbflowError, type DriverContext } from '../../src/index.js';
+import { DbflowError, toolFailure, toolFailureError, type DriverContext } from '../../src/index.js';
 import { libpqEnv, where, type PgConnection } from './url.js';
 
 /** The path of a client tool: in `bin_dir` when set, else found on PATH. */
@@ -46,64 +46,30 @@ export function checkToolVersion(tool: string, major: number, serverVersionNum: 
   }
 }
 
-interface ExecFailure {
-  code?: string;
-  exitCode?: number;
-  signal?: string;
-  stderr?: unknown;
-  isCanceled?: boolean;
-  isTerminated?: boolean;
-}
+const INSTALL = 'the PostgreSQL client tools (apt-get install postgresql-client)';
 
 /** What a failed pg_dump/pg_restore means, in words a user can act on. */
 export function toolError(err: unknown, tool: string, at: { binDir?: string | undefined; conn?: PgConnection; doing?: string }): Error {
   if (err instanceof DbflowError) return err;
-  const e = (err ?? {}) as ExecFailure;
-  if (e.code === 'ENOENT' || e.code === 'EACCES') {
-    const place = at.binDir ? `in "${at.binDir}" (options.bin_dir)` : 'on PATH';
-    return new DbflowError(
-      `the "${tool}" program was not found ${place}; install the PostgreSQL client tools (apt-get install postgresql-client) or set "options.bin_dir" to their folder.`,
-      { cause: err },
-    );
-  }
-  if (e.isCanceled) return new CancelledError(`${tool} was stopped because the step was cancelled.`);
-  const stderr = typeof e.stderr === 'string' ? e.stderr : '';
-  const said = complaint(stderr, tool);
+  const f = toolFailure(err, tool);
   const doing = at.doing ?? (tool === 'pg_dump' ? 'dumping' : 'restoring');
   const server = at.conn ? ` (${where(at.conn)}, database "${at.conn.database}")` : '';
-  if (e.signal) {
-    return new DbflowError(`${tool} was killed by ${e.signal} while ${doing}${server}; the dump is incomplete and nothing was published.`, {
-      cause: err,
-    });
+  if (!f.missing && !f.cancelled && !f.signal) {
+    if (/server version mismatch/i.test(f.stderr)) {
+      return new DbflowError(
+        `${tool} is older than the server${server}: ${f.complaint}. Install the server's version of the client tools (apt-get install postgresql-client-<version>) and set "options.bin_dir".`,
+        { cause: err },
+      );
+    }
+    if (/relation .* does not exist|could not open relation|cache lookup failed for relation/i.test(f.stderr)) {
+      return new DbflowError(
+        `a table in scope was dropped or altered after the snapshot was taken${server} (${f.complaint}); keep "lock_tables" on so DDL waits for the backup, then run again.`,
+        { cause: err },
+      );
+    }
+    if (/password authentication failed/i.test(f.stderr)) {
+      return new DbflowError(`${tool}: password authentication failed${server}; check the database's "password:".`, { cause: err });
+    }
   }
-  if (/server version mismatch/i.test(stderr)) {
-    return new DbflowError(
-      `${tool} is older than the server${server}: ${said}. Install the server's version of the client tools (apt-get install postgresql-client-<version>) and set "options.bin_dir".`,
-      { cause: err },
-    );
-  }
-  if (/relation .* does not exist|could not open relation|cache lookup failed for relation/i.test(stderr)) {
-    return new DbflowError(
-      `a table in scope was dropped or altered after the snapshot was taken${server} (${said}); keep "lock_tables" on so DDL waits for the backup, then run again.`,
-      { cause: err },
-    );
-  }
-  if (/password authentication failed/i.test(stderr)) {
-    return new DbflowError(`${tool}: password authentication failed${server}; check the database's "password:".`, { cause: err });
-  }
-  const how = e.exitCode !== undefined ? `exited with code ${e.exitCode}` : 'failed';
-  return new DbflowError(`${tool} ${how} while ${doing}${server}${said ? `: ${said}` : ''}.`, { cause: err });
-}
-
-// The tool's most telling stderr line: the first "error:" line, without the tool's prefix.
-function complaint(stderr: string, tool: string): string {
-  const lines = stderr
-    .split('\n')
-    .map((l) => l.trim())
-    .filter(Boolean);
-  const line = lines.find((l) => /error:/i.test(l)) ?? lines.at(-1) ?? '';
-  return line
-    .replace(new RegExp(`^${tool}: (error: )?`), '')
-    .replace(/\s+/g, ' ')
-    .slice(0, 400);
+  return toolFailureError(err, tool, f, { install: INSTALL, binDir: at.binDir, doing, server });
 }
