@@ -1,6 +1,6 @@
 // The `mysql` database driver: snapshots under a commit barrier, mariadb-dump streams, mariadb restores into scratch databases.
 import { defineDriver } from '../../src/index.js';
-import { dumpSnapshot } from './dump.js';
+import { dumpSnapshot, SQL_FORMAT } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
@@ -13,6 +13,7 @@ export const mysqlDriver = defineDriver({
   options: optionsSchema,
   snapshot: takeSnapshot,
   dump: dumpSnapshot,
+  stockRestore: (format, decoded) => (format === SQL_FORMAT ? `${decoded} | mariadb <new database>` : undefined),
   scratch: createScratch,
   restore: restoreDump,
   rowCounts: rowCountsAt,

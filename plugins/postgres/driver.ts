@@ -1,6 +1,6 @@
 // The `postgres` database driver: exported snapshots, pg_dump streams, pg_restore into scratch databases.
 import { defineDriver } from '../../src/index.js';
-import { dumpSnapshot } from './dump.js';
+import { CUSTOM_FORMAT, DIRECTORY_FORMAT, dumpSnapshot } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
@@ -22,6 +22,13 @@ export const postgresDriver = defineDriver({
   },
   snapshot: takeSnapshot,
   dump: dumpSnapshot,
+  stockRestore(format, decoded, database) {
+    if (format === CUSTOM_FORMAT) return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;
+    if (format === DIRECTORY_FORMAT) {
+      return `mkdir ${database}.d && ${decoded} | tar -x -C ${database}.d && pg_restore --no-owner --clean --if-exists -j 4 -d <new database> ${database}.d`;
+    }
+    return undefined;
+  },
   scratch: createScratch,
   restore: restoreDump,
   rowCounts: rowCountsAt,

@@ -13,7 +13,6 @@ export interface PgSnapshot extends DriverSnapshot {
   readonly snapshotId: string;
   readonly conn: PgConnection;
   readonly serverVersionNum: number;
-  readonly tableKeys: readonly string[];
 }
 
 /** True for a snapshot this driver took. */
@@ -99,7 +98,6 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
       snapshotId: pos.snapshot_id,
       conn,
       serverVersionNum: versionNum,
-      tableKeys: tables.map((t) => t.key),
       info,
       counted,
       release: async () => {

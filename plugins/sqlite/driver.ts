@@ -1,6 +1,6 @@
 // The `sqlite` database driver: online-backup snapshots, file dumps, file restores.
 import { defineDriver } from '../../src/index.js';
-import { dumpSnapshot } from './dump.js';
+import { dumpSnapshot, SQLITE_FORMAT } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
@@ -13,6 +13,7 @@ export const sqliteDriver = defineDriver({
   options: optionsSchema,
   snapshot: takeSnapshot,
   dump: (_ctx, db, snapshot) => dumpSnapshot(db, snapshot),
+  stockRestore: (format, decoded, database) => (format === SQLITE_FORMAT ? `${decoded} > ${database}.sqlite3` : undefined),
   scratch: (ctx, _db, name) => createScratch(ctx, name),
   restore: restoreDump,
   rowCounts: rowCountsAt,

@@ -5,6 +5,7 @@
 import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { dbflowRun, writePipeline, type DbflowRun } from './chain-runs.js';
+import { alternateRuns, chainFigures, dbflowRunner, describe, RSS_LIMIT_MIB, sec, strip, warmGpg } from './db-chain.js';
 import { benchDatabase, PG_TABLES, type SourceDatabase } from './pg-generate.js';
 import {
   pgBenchYaml,
@@ -17,7 +18,7 @@ import {
 } from './pg-runs.js';
 import { databasesStartingWith, databaseUrl, displayUrl, dropScratch, PG_ADMIN_URL, probeServer, scratchName } from './pg-server.js';
 import { bounded, figure, type Figure } from './report.js';
-import { BenchError, CLI, DATA, median, MiB, round, run, runOk, scratchDir } from './util.js';
+import { DATA, MiB, round, scratchDir } from './util.js';
 
 export interface PostgresOptions {
   sizeMiB: number;
@@ -43,22 +44,8 @@ export const PG_SHELL_TEXT = [
   ...PG_SHELL_RESTORE.split('\n').filter((l) => !/^t\d=|bench-phases|pipefail/.test(l)),
 ].join('\n');
 
-const RUNS = 2;
-const CHAIN = ['dump', 'compress', 'encrypt', 'upload'];
-const RSS_LIMIT_MIB = 200;
 /** The restore test's scratch databases are named `dbflow_verify_<run>_<db>` (plugins/backup/restore-test.ts). */
 const DBFLOW_SCRATCH_PREFIX = 'dbflow_verify_';
-
-const chainMs = (r: DbflowRun): number => Math.max(...CHAIN.map((s) => r.stepMs[s] ?? 0));
-const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
-const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
-const message = (err: unknown): string =>
-  err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
-const strip = (r: object): Record<string, unknown> => ({ ...r, stdout: undefined, stderr: undefined });
-
-function describe(d: DbflowRun): string {
-  return `${sec(d.wallMs)} (snapshot ${sec(d.stepMs.snapshot ?? 0)}, dump chain ${sec(chainMs(d))}), peak RSS ${(d.maxRssKiB / 1024).toFixed(0)} MiB`;
-}
 
 export async function postgres(o: PostgresOptions): Promise<SectionResult> {
   const { log } = o;
@@ -72,68 +59,19 @@ export async function postgres(o: PostgresOptions): Promise<SectionResult> {
   const shellOut = path.join(outDir, 'shell.dump.zst.gpg');
   const kept: string[] = [];
   try {
-    // gpg starts its agent and creates its keybox on first use: not part of a backup.
-    await runOk(
-      'gpg',
-      [
-        '--batch',
-        '--yes',
-        '--symmetric',
-        '--pinentry-mode',
-        'loopback',
-        '--passphrase-file',
-        o.passFile,
-        '-o',
-        path.join(work, 'warm.gpg'),
-      ],
-      {
-        env: { ...process.env, GNUPGHOME: o.gnupgHome },
-      },
-    );
+    await warmGpg(o.passFile, o.gnupgHome, work);
     const pipeline = (name: string, db: SourceDatabase, checksums: boolean, restore: boolean): string =>
       writePipeline(path.join(work, `${name}.yaml`), pgBenchYaml({ name, url: db.url, passFile: o.passFile, outDir, checksums, restore }));
     const chain = pipeline('bench_pg_chain', src, true, false);
     const state = path.join(work, 'state');
 
-    // Without the driver (or with a broken one) the shell figures are still worth having.
-    let dbflowOk = true;
-    const v = await run(process.execPath, [CLI, 'validate', chain]);
-    if (v.code !== 0) {
-      dbflowOk = false;
-      broken.push(
-        `dbflow cannot run the postgres pipeline (dbflow validate exited ${v.code}):\n${`${v.stderr}\n${v.stdout}`.trim().slice(-1500)}`,
-      );
-      log(`  dbflow validate failed: dbflow runs skipped (${v.stderr.trim().split('\n')[0] ?? ''})`);
-    }
-    const dbflow = async (what: string, fn: () => Promise<DbflowRun>): Promise<DbflowRun | undefined> => {
-      if (!dbflowOk) return undefined;
-      try {
-        return await fn();
-      } catch (err) {
-        dbflowOk = false;
-        broken.push(`dbflow ${what}: ${message(err)}`);
-        log(`  dbflow ${what} FAILED: ${message(err).split('\n')[0]}`);
-        return undefined;
-      }
-    };
-
-    // The timed runs, alternating which side goes first.
-    const shells: PgShellRun[] = [];
-    const dbflows: DbflowRun[] = [];
+    const { attempt: dbflow, ok: dbflowOk } = await dbflowRunner<DbflowRun>(chain, 'postgres', broken, log);
     const shellEnv = { PGURL: src.url, OUT: shellOut, PASS: o.passFile, GNUPGHOME: o.gnupgHome };
-    for (let i = 0; i < RUNS; i++) {
-      for (const side of i % 2 === 0 ? ['shell', 'dbflow'] : ['dbflow', 'shell']) {
-        if (side === 'shell') {
-          const s = await pgShellRun(shellEnv);
-          shells.push(s);
-          log(`  shell  #${i + 1}: ${sec(s.wallMs)}, peak RSS ${(s.maxRssKiB / 1024).toFixed(0)} MiB, ${mib(s.outBytes)}`);
-        } else {
-          const d = await dbflow(`chain run #${i + 1}`, () => dbflowRun(chain, state, outDir));
-          if (d) dbflows.push(d);
-          if (d) log(`  dbflow #${i + 1}: ${describe(d)}, ${mib(d.outBytes)}`);
-        }
-      }
-    }
+    const { shells, dbflows } = await alternateRuns(
+      () => pgShellRun(shellEnv),
+      (i) => dbflow(`chain run #${i + 1}`, () => dbflowRun(chain, state, outDir)),
+      log,
+    );
 
     // Once more without checksums: what they cost (they are computed alongside the dump).
     const noSums = await dbflow('run with checksums: false', () =>
@@ -143,7 +81,7 @@ export async function postgres(o: PostgresOptions): Promise<SectionResult> {
 
     // Restore test: dbflow's restore-test step, then stock tools on the artifact dbflow stored
     // (the shell's, when dbflow could not run). Scratch databases left by dbflow are a driver bug.
-    const before = dbflowOk ? await databasesStartingWith(DBFLOW_SCRATCH_PREFIX) : [];
+    const before = dbflowOk() ? await databasesStartingWith(DBFLOW_SCRATCH_PREFIX) : [];
     const dr = await dbflow('run with restore-test', () =>
       dbflowRun(pipeline('bench_pg_restore', src, true, true), state, outDir, { keep: true }),
     );
@@ -224,66 +162,22 @@ function pgFigures(r: {
   flat: { db: SourceDatabase; run?: DbflowRun } | undefined;
 }): Figure[] {
   const S = '4 postgres';
-  const { src, shells, dbflows } = r;
+  const { src, dbflows } = r;
   const rows = Object.values(src.rows).reduce((a, b) => a + b, 0);
-  const shWall = median(shells.map((s) => s.wallMs));
-  const shOut = shells.at(-1)!.outBytes;
   const figures: Figure[] = [
     figure(S, 'source database (pg_database_size)', src.bytes / MiB, 'MiB', {
       note: `${rows} rows in ${PG_TABLES.length} tables; ${src.name}, ${src.builtMs ? `built in ${sec(src.builtMs)}` : `cached, built ${src.builtAt}`}`,
     }),
-    figure(S, `shell pg_dump|zstd|gpg wall (median of ${shells.length})`, shWall / 1000, 's', {
-      note: `${shells.map((s) => sec(s.wallMs)).join(', ')}; ${(src.bytes / MiB / (shWall / 1000)).toFixed(0)} MiB/s of the database`,
+    ...chainFigures(S, src.bytes / MiB, r, {
+      shellName: 'pg_dump|zstd|gpg',
+      dbflowTools: 'node, pg_dump, zstd',
+      shellTools: 'pg_dump, zstd, gpg',
+      snapshotNote: 'REPEATABLE READ snapshot exported and tables locked; its row counts and checksums run alongside the dump chain',
+      serverWorkers: 'backends',
+      dumpName: 'pg_dump -Fc -Z0',
+      noSumsNoise: 'one run each way: noisy',
     }),
   ];
-  if (dbflows.length) {
-    const dbWall = median(dbflows.map((d) => d.wallMs));
-    const snap = median(dbflows.map((d) => d.stepMs.snapshot ?? 0));
-    const chain = median(dbflows.map(chainMs));
-    const rssMiB = Math.max(...dbflows.map((d) => d.maxRssKiB)) / 1024;
-    const dumpBytes = dbflows.at(-1)!.stepBytes.dump ?? 0;
-    const dbOut = dbflows.at(-1)!.outBytes;
-    const cpu = (t: { userS: number; sysS: number }[]): number => median(t.map((x) => x.userS + x.sysS));
-    const ratio = dbWall / shWall;
-    figures.push(
-      figure(S, `dbflow wall (median of ${dbflows.length})`, dbWall / 1000, 's', {
-        note: `${dbflows.map((d) => sec(d.wallMs)).join(', ')}; snapshot ${sec(snap)}, dump chain ${sec(chain)}, rest ${sec(dbWall - snap - chain)}`,
-      }),
-      bounded(S, 'dbflow/shell wall time', ratio, '×', 1.15, true, `dbflow runs at ${(100 / ratio).toFixed(0)}% of the shell's speed`),
-      bounded(
-        S,
-        `dbflow peak RSS (max of ${dbflows.length})`,
-        rssMiB,
-        'MiB',
-        RSS_LIMIT_MIB,
-        true,
-        'GNU time %M: largest of node, pg_dump, zstd',
-      ),
-      figure(S, 'shell peak RSS', Math.max(...shells.map((s) => s.maxRssKiB)) / 1024, 'MiB', { note: 'largest of pg_dump, zstd, gpg' }),
-      figure(S, 'dbflow snapshot step', snap / 1000, 's', {
-        note: 'REPEATABLE READ snapshot exported and tables locked; its row counts and checksums run alongside the dump chain',
-      }),
-      figure(S, 'dbflow dump chain / shell wall', chain / shWall, '×', {
-        note: `${sec(chain)} vs ${sec(shWall)}: dump → compress → encrypt → upload alone${dumpBytes ? `, ${(dumpBytes / MiB / (chain / 1000)).toFixed(0)} MiB/s of dump` : ''}`,
-      }),
-      figure(S, 'CPU user+sys: dbflow / shell', cpu(dbflows) / cpu(shells), '×', {
-        note: `${round(cpu(dbflows), 1)} s vs ${round(cpu(shells), 1)} s (children included; the server's backends are not)`,
-      }),
-      figure(S, 'artifact size: dbflow / shell', dbOut / shOut, '×', {
-        note: `${mib(dbOut)} vs ${mib(shOut)}${dumpBytes ? `; pg_dump -Fc -Z0 ${mib(dumpBytes)}, zstd -3 ratio ${(dumpBytes / dbOut).toFixed(2)}×` : ''}`,
-      }),
-    );
-    if (r.noSums) {
-      const nsSnap = r.noSums.stepMs.snapshot ?? 0;
-      figures.push(
-        figure(S, 'dbflow wall with checksums: false (1 run)', r.noSums.wallMs / 1000, 's', {
-          note: `${(r.noSums.wallMs / shWall).toFixed(2)}× the shell (snapshot ${sec(nsSnap)}); checksums cost ${sec(dbWall - r.noSums.wallMs)} of wall time (one run each way: noisy)`,
-        }),
-      );
-    }
-  } else {
-    figures.push(figure(S, `shell artifact`, shOut / MiB, 'MiB', { note: 'dbflow could not run: see BROKEN' }));
-  }
   if (r.dr) {
     const rt = r.dr.stepMs.restore_test ?? 0;
     figures.push(

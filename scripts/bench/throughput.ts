@@ -2,10 +2,11 @@
 import { createReadStream, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { benchYaml, dbflowRun, GPG_ENCRYPT, shellRestore, shellRun, writePipeline, type DbflowRun, type ShellRun } from './chain-runs.js';
+import { warmGpg } from './db-chain.js';
 import { bounded, figure, type Figure } from './report.js';
 import { sourceDatabase } from './seed.js';
 import { stageCeilings } from './stages.js';
-import { DATA, MiB, round, runOk, scratchDir } from './util.js';
+import { DATA, MiB, round, scratchDir } from './util.js';
 
 export interface ThroughputOptions {
   sizeMiB: number;
@@ -46,24 +47,7 @@ export async function throughput(o: ThroughputOptions): Promise<{ figures: Figur
       benchYaml({ db: src.file, passFile: o.passFile, outDir, restore: false }),
     );
     await warm(src.file);
-    // gpg starts its agent and creates its keybox on first use (~1.5 s here): not part of a backup.
-    await runOk(
-      'gpg',
-      [
-        '--batch',
-        '--yes',
-        '--symmetric',
-        '--pinentry-mode',
-        'loopback',
-        '--passphrase-file',
-        o.passFile,
-        '-o',
-        path.join(shellTmp, 'warm.gpg'),
-      ],
-      {
-        env: { ...process.env, GNUPGHOME: o.gnupgHome },
-      },
-    );
+    await warmGpg(o.passFile, o.gnupgHome, shellTmp); // ~1.5 s here on first use
     const shells: ShellRun[] = [];
     const dbflows: DbflowRun[] = [];
     for (let i = 0; i < 2; i++) {

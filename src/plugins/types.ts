@@ -112,6 +112,11 @@ export interface DatabaseDriver {
   options: JsonSchema;
   /** Optional: what is wrong with a URL, found without connecting (`dbflow validate` reports it at its line). */
   checkUrl?(url: string): string | undefined;
+  /**
+   * Optional: the stock shell command that restores a dump of `format`, given `decoded`, a command
+   * that writes the raw dump to stdout (e.g. `gpg --decrypt x | zstd -d`); shown after a run.
+   */
+  stockRestore?(format: string, decoded: string, database: string): string | undefined;
   /** Opens a consistent snapshot and counts rows inside it. */
   snapshot(ctx: DriverContext, db: DatabaseConfig): Promise<DriverSnapshot>;
   /** Streams a dump that reads exactly the given snapshot. */

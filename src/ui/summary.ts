@@ -4,27 +4,22 @@ import { formatBytes, formatDuration } from './format.js';
 
 const DECODE: Record<string, string> = { openpgp: 'gpg --decrypt', zstd: 'zstd -d', gzip: 'gzip -d' };
 
-/** Stock commands that turn a stored artifact back into its raw dump. */
-export function stockRestoreCommand(artifact: RunResult['summary']['artifacts'][number]): string {
+/** The stock command a driver gives for restoring a decoded dump (see DatabaseDriver.stockRestore). */
+export type StockRestore = (artifact: RunResult['summary']['artifacts'][number], decoded: string) => string | undefined;
+
+/** Stock commands that turn a stored artifact back into its raw dump, and into a database where its driver says how. */
+export function stockRestoreCommand(artifact: RunResult['summary']['artifacts'][number], restore?: StockRestore): string {
   const file = artifact.url.replace(/^file:\/\//, '');
   const steps = [...artifact.layers].reverse().map((l) => DECODE[l.codec] ?? `<decode ${l.codec}>`);
-  const db = artifact.database;
   const [first, ...rest] = steps;
   const decoded = first ? [`${first} ${file}`, ...rest].join(' | ') : `cat ${file}`;
-  switch (artifact.format) {
-    case 'pg_dump-custom':
-      return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;
-    case 'mysql-sql':
-      return `${decoded} | mariadb <new database>`;
-    case 'pg_dump-directory-tar':
-      return `mkdir ${db}.d && ${decoded} | tar -x -C ${db}.d && pg_restore --no-owner --clean --if-exists -j 4 -d <new database> ${db}.d`;
-  }
-  const out = artifact.format === 'sqlite3' ? `${db}.sqlite3` : `${db}.dump`;
-  return first ? `${decoded} > ${out}` : `cp ${file} ${out}`;
+  const byDriver = restore?.(artifact, decoded);
+  if (byDriver) return byDriver;
+  return first ? `${decoded} > ${artifact.database}.dump` : `cp ${file} ${artifact.database}.dump`;
 }
 
 /** Lines of the summary printed after a run. */
-export function renderSummary(pipeline: string, result: RunResult): string {
+export function renderSummary(pipeline: string, result: RunResult, restore?: StockRestore): string {
   const mark = result.status === 'success' ? '✔' : result.status === 'cancelled' ? '■' : '✖';
   const lines = [`${mark} ${pipeline}: ${result.status} in ${formatDuration(result.durationMs)} (run ${result.runId})`];
   if (result.error) lines.push(`  error     ${result.error}`);
@@ -37,7 +32,7 @@ export function renderSummary(pipeline: string, result: RunResult): string {
   if (result.summary.manifest) lines.push(`  manifest  ${result.summary.manifest}`);
   if (result.status === 'success' && result.summary.artifacts.length) {
     lines.push('  restore without dbflow:');
-    for (const a of result.summary.artifacts) lines.push(`    ${stockRestoreCommand(a)}`);
+    for (const a of result.summary.artifacts) lines.push(`    ${stockRestoreCommand(a, restore)}`);
   }
   lines.push(`  run record ${result.dir}`);
   return lines.join('\n');

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { connectionOptions } from './mysql.js';
-import { PASSPHRASE, TEST_STEPS_PLUGIN } from './postgres-run.js';
+import { PASSPHRASE, TEST_STEPS_PLUGIN } from './backup-run.js';
 
 /** What varies between the test pipelines. */
 export interface MyPipelineOptions {

@@ -7,8 +7,9 @@ import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import mysql from 'mysql2/promise';
-import { freePort } from './postgres.js';
+
 import { requireTool } from './step-context.js';
+import { freePort } from './processes.js';
 
 /** The server under test: `DBFLOW_TEST_MYSQL_URL`, else the local default. */
 export const MY_URL = process.env.DBFLOW_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/';

@@ -1,13 +1,13 @@
 // The PostgreSQL servers integration tests run against: the shared one, scratch databases on it, private clusters.
 import { randomBytes } from 'node:crypto';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { execa } from 'execa';
 import pg from 'pg';
 import { requireTool } from './step-context.js';
+import { freePort } from './processes.js';
 
 /** The server under test: `DBFLOW_TEST_PG_URL`, else the local default. */
 export const PG_URL = process.env.DBFLOW_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -135,18 +135,6 @@ export async function databasesStartingWith(prefix: string, serverUrl = PG_URL, 
     password,
   );
   return rows.map((r) => r.datname);
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on (at the time of the call). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The folder of initdb and pg_ctl: `pg_config --bindir`, else the newest /usr/lib/postgresql/<n>/bin. */

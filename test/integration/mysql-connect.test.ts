@@ -6,8 +6,9 @@ import type { Manifest } from '../../src/index.js';
 import { databasesStartingWith, requireMyBackupTools, scratchDatabase, throwawayMariadb, throwawayUser } from '../helpers/mysql.js';
 import { seedShop } from '../helpers/mysql-data.js';
 import { myBackupEnv, myBackupPipeline } from '../helpers/mysql-run.js';
-import { readManifest, runBackup, verifyPrefix, writePipeline } from '../helpers/postgres-run.js';
+
 import { tmpDir } from '../helpers/tmp.js';
+import { readManifest, runBackup, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
 
 const MINUTE = 60_000;
 

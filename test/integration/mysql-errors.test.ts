@@ -11,9 +11,10 @@ import mysql from 'mysql2/promise';
 import { connectionOptions, databasesStartingWith, MY_URL, requireMyBackupTools, scratchDatabase, throwawayMariadb, throwawayUser, withConnection, withDatabase } from '../helpers/mysql.js';
 import { seedShop } from '../helpers/mysql-data.js';
 import { myBackupEnv, myBackupPipeline } from '../helpers/mysql-run.js';
-import { freePort } from '../helpers/postgres.js';
-import { bytesWritten, descendants, manifestsUnder, runBackup, runIdOf, runRecordText, verifyPrefix, waitFor, writePipeline, type BackupRun } from '../helpers/postgres-run.js';
+
 import { tmpDir } from '../helpers/tmp.js';
+import { type BackupRun, manifestsUnder, runBackup, runIdOf, runRecordText, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
+import { bytesWritten, descendants, freePort, waitFor } from '../helpers/processes.js';
 
 const MINUTE = 60_000;
 

@@ -9,8 +9,9 @@ import { dbflow, repoRoot } from '../helpers/cli.js';
 import { databasesStartingWith, MY_URL, requireMyBackupTools, scratchDatabase, throwawayMariadb, withConnection } from '../helpers/mysql.js';
 import { countRows, seedShop, shopInvariants, startWriter } from '../helpers/mysql-data.js';
 import { decryptArtifact, dumpHeaderPosition, myBackupEnv, myBackupPipeline, stockRestore } from '../helpers/mysql-run.js';
-import { readManifest, runBackup, verifyPrefix, writePipeline } from '../helpers/postgres-run.js';
+
 import { tmpDir } from '../helpers/tmp.js';
+import { readManifest, runBackup, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
 
 const MINUTE = 60_000;
 

@@ -6,34 +6,12 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hasStackTrace, spawnDbflow } from '../helpers/cli.js';
-import {
-  databasesStartingWith,
-  freePort,
-  PG_URL,
-  requireBackupTools,
-  scratchDatabase,
-  throwawayPostgres,
-  withClient,
-  withDatabase,
-} from '../helpers/postgres.js';
+import { databasesStartingWith, PG_URL, requireBackupTools, scratchDatabase, throwawayPostgres, withClient, withDatabase } from '../helpers/postgres.js';
 import { seedShop } from '../helpers/postgres-data.js';
-import {
-  backupEnv,
-  backupPipeline,
-  bytesWritten,
-  descendants,
-  manifestsUnder,
-  pgDumpBelow,
-  readManifest,
-  runBackup,
-  runIdOf,
-  verifyPrefix,
-  waitFor,
-  writePipeline,
-  type BackupRun,
-  type ProcessInfo,
-} from '../helpers/postgres-run.js';
+import { backupEnv, backupPipeline, pgDumpBelow } from '../helpers/postgres-run.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { type BackupRun, manifestsUnder, readManifest, runBackup, runIdOf, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
+import { bytesWritten, descendants, freePort, type ProcessInfo, waitFor } from '../helpers/processes.js';
 
 const MINUTE = 60_000;
 

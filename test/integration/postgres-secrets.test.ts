@@ -7,19 +7,10 @@ import { test } from 'node:test';
 import { spawnDbflow } from '../helpers/cli.js';
 import { databasesStartingWith, requireBackupTools, throwawayPostgres, withClient, withDatabase } from '../helpers/postgres.js';
 import { seedShop } from '../helpers/postgres-data.js';
-import {
-  backupEnv,
-  backupPipeline,
-  descendants,
-  readManifest,
-  runBackup,
-  runIdOf,
-  runRecordText,
-  verifyPrefix,
-  writePipeline,
-  type ProcessInfo,
-} from '../helpers/postgres-run.js';
+import { backupEnv, backupPipeline } from '../helpers/postgres-run.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { readManifest, runBackup, runIdOf, runRecordText, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
+import { descendants, type ProcessInfo } from '../helpers/processes.js';
 
 const MINUTE = 60_000;
 

@@ -8,17 +8,9 @@ import type { Manifest } from '../../src/index.js';
 import { dbflow, repoRoot } from '../helpers/cli.js';
 import { databasesStartingWith, PG_URL, requireBackupTools, requireTools, scratchDatabase } from '../helpers/postgres.js';
 import { countRows, seedShop, shopInvariants, startWriter } from '../helpers/postgres-data.js';
-import {
-  backupEnv,
-  backupPipeline,
-  PASSPHRASE,
-  readManifest,
-  runBackup,
-  stockRestore,
-  verifyPrefix,
-  writePipeline,
-} from '../helpers/postgres-run.js';
+import { backupEnv, backupPipeline, stockRestore } from '../helpers/postgres-run.js';
 import { tmpDir } from '../helpers/tmp.js';
+import { PASSPHRASE, readManifest, runBackup, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
 
 const MINUTE = 60_000;
 
