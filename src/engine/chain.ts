@@ -80,18 +80,26 @@ export async function runMembers(
         break;
       }
       let res: StepResult;
+      const running = m.def.run(ctx);
+      // A step that finishes after the chain failed: its stream must not run, its late outputs are moot.
+      running.then(
+        (late) => {
+          late.final?.catch(() => undefined);
+          if (failure) late.output?.destroy();
+        },
+        () => undefined,
+      );
       try {
-        res = await Promise.race([m.def.run(ctx), failed]);
+        res = await Promise.race([running, failed]);
       } catch (err) {
         fail(m.key, err);
         break;
       }
-      res.final?.catch(() => undefined); // awaited on success; on failure the chain's first error counts
-    if (failure) {
-      res.output?.destroy(); // the chain failed while this step started: its stream must not run
-      break;
-    }
-    if (!res.output) {
+      if (failure) {
+        res.output?.destroy(); // the chain failed while this step started: its stream must not run
+        break;
+      }
+      if (!res.output) {
         fail(m.key, new DbflowError(`step "${m.key}" (${m.def.uses}) is a ${m.def.kind} step but returned no output stream.`));
         break;
       }

@@ -103,4 +103,21 @@ describe('a failure inside a chain', () => {
     assert.match(stepState(result, 'src').error ?? '', /^bytes: source broke after \d+ bytes$/);
     assert.deepEqual([...state.cleanups].sort(), ['sink', 'src']);
   });
+
+  it('ignores a member that finishes starting after the chain failed: its stream never runs, its failed late outputs are moot', async (t) => {
+    const late = `  - { id: src, uses: bytes, with: { size: 4000000, chunk: 65536, fail_after: 0 } }
+  - { id: mid, uses: passthrough, input: src, with: { start_ms: 300, final_error: 'late outputs failed' } }
+  - { id: sink, uses: collect, input: mid }
+`;
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    t.after(() => process.off('unhandledRejection', onUnhandled));
+    const { result, state } = await runYaml(t, yaml(late));
+    await new Promise((resolve) => setTimeout(resolve, 500)); // past the member's start
+    assert.equal(result.status, 'failed');
+    assert.match(stepState(result, 'src').error ?? '', /^bytes: source broke after 0 bytes$/);
+    assert.equal(state.collected.get('sink'), undefined, 'the sink never started');
+    assert.deepEqual(unhandled, []);
+  });
 });

@@ -226,13 +226,16 @@ export function createFake(name = 'fake'): Fake {
     cleanup: recordCleanup,
   });
 
-  const passthrough = defineStep<{ fail_after?: number }>({
+  const passthrough = defineStep<{ fail_after?: number; start_ms?: number; final_error?: string }>({
     uses: 'passthrough',
     kind: 'transform',
-    description: 'Passes bytes on; breaks after `fail_after` bytes when given.',
-    with: obj({ fail_after: int }),
-    run(ctx) {
+    description: 'Passes bytes on; breaks after `fail_after` bytes when given; takes `start_ms` to start; `final_error` rejects its late outputs.',
+    with: obj({ fail_after: int, start_ms: int, final_error: { type: 'string' } }),
+    async run(ctx) {
       state.order.push(`start:${ctx.id}`);
+      if (ctx.with.start_ms) await new Promise((resolve) => setTimeout(resolve, ctx.with.start_ms));
+      const finalError = ctx.with.final_error;
+      const final = finalError === undefined ? undefined : Promise.reject(new Error(finalError));
       let seen = 0;
       const t = new Transform({
         transform: (c: Buffer, _e, done) => {
@@ -243,7 +246,7 @@ export function createFake(name = 'fake'): Fake {
         },
       });
       ctx.input.on('error', (err) => t.destroy(err));
-      return Promise.resolve({ output: ctx.input.pipe(t) });
+      return { output: ctx.input.pipe(t), ...(final && { final }) };
     },
     cleanup: recordCleanup,
   });
