@@ -28,3 +28,5 @@ export { manifestSchema } from './repo/manifest-schema.js';
 export { MANIFEST_NAME, type Manifest } from './repo/manifest.js';
 export { STEP_REF_FORMAT } from './schema/validator.js';
 export { decodeArtifact, compareCounts, type CountDiff } from './repo/restore.js';
+export { parseDuration } from './spec/pipeline.js';
+export { DURATION_PATTERN } from './schema/pipeline-schema.js';

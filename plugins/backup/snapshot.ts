@@ -1,55 +1,104 @@
-// The `snapshot` step: one consistent snapshot per database, held as a lease for the dumps.
-import { defineStep, type DriverSnapshot, type TableCounts } from '../../src/index.js';
+// The `snapshot` step: a consistent snapshot per database — one cut across all of them when coordinated — held as a lease for the dumps.
+import { defineStep, DURATION_PATTERN, parseDuration, type CoordinationRecord, type DriverSnapshot, type StepContext, type TableCounts } from '../../src/index.js';
+import { coordinatedSnapshot } from './coordinate.js';
 
 interface SnapshotWith {
   databases: string[];
+  coordinated?: boolean;
+  barrier_timeout?: string;
+  lock_timeout?: string;
 }
 
 /** Open snapshots by database name: what `dump` and `rowcount-check` read. */
 export type SnapshotLease = Map<string, DriverSnapshot>;
 
-export const snapshotStep = defineStep<SnapshotWith, { databases: Record<string, { tables?: TableCounts; position: Record<string, unknown> }> }>({
+interface SnapshotOutputs {
+  databases: Record<string, { tables?: TableCounts; position: Record<string, unknown> }>;
+  coordination?: CoordinationRecord;
+}
+
+export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
   uses: 'snapshot',
   kind: 'task',
-  description: 'Open a consistent snapshot of each database and count rows inside it; held until the dumps finish.',
+  description: 'Open a consistent snapshot of each database (one cut across all of them) and count rows inside it; held until the dumps finish.',
   with: {
     type: 'object',
     additionalProperties: false,
     required: ['databases'],
-    properties: { databases: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string' } } },
+    properties: {
+      databases: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string' } },
+      coordinated: {
+        type: 'boolean',
+        default: true,
+        description:
+          'With several databases: take every snapshot while commits are blocked on all of them at once (one consistent cut). false: independent snapshots, one after the other.',
+      },
+      barrier_timeout: { type: 'string', pattern: DURATION_PATTERN, default: '30s', description: 'How long to keep trying to block commits on every database at once.' },
+      lock_timeout: {
+        type: 'string',
+        pattern: DURATION_PATTERN,
+        default: '1s',
+        description: 'How long one try waits for a lock before it releases every barrier (so writers go on) and tries again.',
+      },
+    },
   },
   outputs: {
     type: 'object',
-    properties: { databases: { type: 'object', description: 'Per database: position, and tables (row counts) where they were taken before the step ended.' } },
+    properties: {
+      databases: { type: 'object', description: 'Per database: position, and tables (row counts) where they were taken before the step ended.' },
+      coordination: { type: 'object', description: 'With several databases: whether they are one cut, and how long commits were blocked (blocked_ms).' },
+    },
   },
   async run(ctx) {
-    const held: SnapshotLease = new Map();
-    const release = async (): Promise<void> => {
-      for (const s of held.values()) await s.release();
-    };
-    try {
-      for (const name of ctx.with.databases) {
-        const { config, driver } = ctx.database(name);
-        const snap = await driver.snapshot(ctx, config);
-        held.set(name, snap);
-        // A driver that counts while the dumps run reports its counts once they are complete.
-        const counted = (): void => {
-          ctx.report.database(name, snap.info);
-          const rows = Object.values(snap.info.tables).reduce((n, t) => n + t.rows, 0);
-          ctx.log.info(`${name}: snapshot of ${Object.keys(snap.info.tables).length} tables, ${rows} rows`);
-        };
-        if (snap.counted) snap.counted.then(counted, () => undefined);
-        else counted();
-      }
-    } catch (err) {
-      await release();
-      throw err;
+    const names = ctx.with.databases;
+    let held: SnapshotLease;
+    let coordination: CoordinationRecord | undefined;
+    if (names.length > 1 && ctx.with.coordinated !== false) {
+      const cut = await coordinatedSnapshot(ctx, names, {
+        totalMs: parseDuration(ctx.with.barrier_timeout ?? '30s'),
+        attemptMs: parseDuration(ctx.with.lock_timeout ?? '1s'),
+      });
+      held = cut.held;
+      coordination = cut.record;
+    } else {
+      held = await oneByOne(ctx, names);
+      if (names.length > 1) coordination = { step: ctx.stepId, coordinated: false, participants: [...names] };
     }
-    ctx.lease(held, release);
+    for (const [name, snap] of held) reportWhenCounted(ctx, name, snap);
+    if (coordination) ctx.report.coordination(coordination);
+    ctx.lease(held, releaseAll);
     // Counts still being taken are not outputs: rowcount-check reads them from the held snapshot.
-    const databases = Object.fromEntries(
-      [...held].map(([n, s]) => [n, { position: s.info.position, ...(!s.counted && { tables: s.info.tables }) }]),
-    );
-    return { outputs: { databases } };
+    const databases = Object.fromEntries([...held].map(([n, s]) => [n, { position: s.info.position, ...(!s.counted && { tables: s.info.tables }) }]));
+    return { outputs: { databases, ...(coordination && { coordination }) } };
   },
 });
+
+// Independent snapshots, one after the other: each is consistent, together they are not one cut.
+async function oneByOne(ctx: StepContext<SnapshotWith>, names: readonly string[]): Promise<SnapshotLease> {
+  const held: SnapshotLease = new Map();
+  try {
+    for (const name of names) {
+      const { config, driver } = ctx.database(name);
+      held.set(name, await driver.snapshot(ctx, config));
+    }
+    return held;
+  } catch (err) {
+    await releaseAll(held);
+    throw err;
+  }
+}
+
+async function releaseAll(held: SnapshotLease): Promise<void> {
+  for (const s of held.values()) await s.release();
+}
+
+// A driver that counts while the dumps run reports its counts once they are complete.
+function reportWhenCounted(ctx: StepContext<SnapshotWith>, name: string, snap: DriverSnapshot): void {
+  const counted = (): void => {
+    ctx.report.database(name, snap.info);
+    const rows = Object.values(snap.info.tables).reduce((n, t) => n + t.rows, 0);
+    ctx.log.info(`${name}: snapshot of ${Object.keys(snap.info.tables).length} tables, ${rows} rows`);
+  };
+  if (snap.counted) snap.counted.then(counted, () => undefined);
+  else counted();
+}

@@ -27,12 +27,18 @@ export interface Barrier {
 
 const ACCESS_DENIED = new Set(['ER_SPECIFIC_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_ERROR']);
 
+/** The statement that blocks commits on this server. */
+export function barrierName(kind: ServerKind): string {
+  return kind.flavor === 'mariadb' ? 'BACKUP STAGE BLOCK_COMMIT' : 'FLUSH TABLES WITH READ LOCK';
+}
+
 /**
  * Blocks commits on the server of `control`: `BACKUP STAGE START` + `BACKUP STAGE BLOCK_COMMIT` on
- * MariaDB, `FLUSH TABLES WITH READ LOCK` on MySQL, waiting at most `lockWaitTimeoutS` for them.
+ * MariaDB, `FLUSH TABLES WITH READ LOCK` on MySQL, waiting at most `lockWaitTimeoutS` for them. A lock
+ * wait timeout is an answer, not an error: `{ blocked }` names the sessions in the way, and nothing is held.
  */
-export async function acquireBarrier(control: Connection, kind: ServerKind, database: string, lockWaitTimeoutS: number): Promise<Barrier> {
-  const name = kind.flavor === 'mariadb' ? 'BACKUP STAGE BLOCK_COMMIT' : 'FLUSH TABLES WITH READ LOCK';
+export async function tryBarrier(control: Connection, kind: ServerKind, database: string, lockWaitTimeoutS: number): Promise<Barrier | { blocked: string }> {
+  const name = barrierName(kind);
   await control.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.round(lockWaitTimeoutS))}`);
   let started = 0;
   try {
@@ -47,12 +53,7 @@ export async function acquireBarrier(control: Connection, kind: ServerKind, data
   } catch (err) {
     await end(control, kind);
     const e = err as { code?: string; sqlMessage?: string };
-    if (e.code === 'ER_LOCK_WAIT_TIMEOUT') {
-      throw new DbflowError(
-        `database "${database}": could not block commits within ${lockWaitTimeoutS} s (${name}; options.lock_wait_timeout): ${await longRunning(control)}. Wait for it, or raise lock_wait_timeout.`,
-        { cause: err },
-      );
-    }
+    if (e.code === 'ER_LOCK_WAIT_TIMEOUT') return { blocked: await longRunning(control) };
     if (e.code && ACCESS_DENIED.has(e.code)) {
       throw new DbflowError(`database "${database}": ${name} was refused (${e.sqlMessage}); the backup user needs the RELOAD privilege (GRANT RELOAD ON *.* TO …).`, { cause: err });
     }

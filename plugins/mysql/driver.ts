@@ -5,13 +5,14 @@ import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
 import { createScratch } from './scratch.js';
-import { takeSnapshot } from './snapshot.js';
+import { participate, takeSnapshot } from './snapshot.js';
 
 /** The driver for `driver: mysql` databases (MariaDB, MySQL) with `url: mysql://user@host:3306/db`. */
 export const mysqlDriver = defineDriver({
   name: 'mysql',
   options: optionsSchema,
   snapshot: takeSnapshot,
+  participate,
   dump: dumpSnapshot,
   stockRestore: (format, decoded) => (format === SQL_FORMAT ? `${decoded} | mariadb <new database>` : undefined),
   scratch: createScratch,

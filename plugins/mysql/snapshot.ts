@@ -1,11 +1,11 @@
 // A consistent snapshot of one MySQL/MariaDB database: a consistent-snapshot transaction and a dump, both started under a commit barrier.
 import type { Connection } from 'mysql2/promise';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type TableCounts } from '../../src/index.js';
-import { acquireBarrier, readPosition, serverKind, snapshotPosition, type BinlogPosition } from './barrier.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type SnapshotParticipant, type TableCounts } from '../../src/index.js';
+import { barrierName, readPosition, serverKind, snapshotPosition, tryBarrier, type Barrier, type BinlogPosition, type ServerKind } from './barrier.js';
 import { connect, PINNED_SETTINGS, queryError } from './connect.js';
-import { CHECKSUM_SCHEME, countTables, isNonTransactional, tablesInScope } from './counts.js';
+import { CHECKSUM_SCHEME, countTables, isNonTransactional, tablesInScope, type MyTable } from './counts.js';
 import { DUMP_TOOL, startDump, type StartedDump } from './dump-start.js';
-import { myOptions } from './options.js';
+import { myOptions, type MyOptions } from './options.js';
 import { toolVersion } from './tools.js';
 import { parseMyUrl, type MyConnection } from './url.js';
 
@@ -29,9 +29,31 @@ export function isMySnapshot(s: DriverSnapshot): s is MySnapshot {
  * the transaction is held until `release()`.
  */
 export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<MySnapshot> {
+  const p = await participate(ctx, db);
+  try {
+    const o = myOptions(db);
+    const blocked = await p.block(o.lockWaitTimeoutS * 1000);
+    if (blocked !== undefined) {
+      throw new DbflowError(`database "${db.name}": could not block commits within ${o.lockWaitTimeoutS} s (${p.method}; options.lock_wait_timeout): ${blocked}. Wait for it, or raise lock_wait_timeout.`);
+    }
+    await p.take(ctx.run.id);
+    await p.release();
+    return await p.open();
+  } catch (err) {
+    await p.abort();
+    throw err;
+  }
+}
+
+/** The mysql driver's part in a snapshot, coordinated with other databases or alone. */
+export async function participate(ctx: DriverContext, db: DatabaseConfig): Promise<Omit<SnapshotParticipant, 'open'> & { open(): Promise<MySnapshot> }> {
   const conn = parseMyUrl(db.url, db.password);
   const o = myOptions(db);
   const what = `database "${db.name}"`;
+  const fail = (err: unknown, doing = 'the snapshot'): Error => {
+    if (ctx.signal.aborted) return ctx.signal.reason instanceof Error ? ctx.signal.reason : (err as Error);
+    return err instanceof DbflowError ? err : queryError(err, `database "${db.name}": ${doing}`);
+  };
   const snap = await connect(conn, what);
   let control: Connection | undefined;
   let dump: StartedDump | undefined;
@@ -41,13 +63,16 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
     dump?.stop();
   };
   ctx.signal.addEventListener('abort', destroyAll, { once: true });
+  let dumpTool: string;
+  let kind: ServerKind;
+  let loose: MyTable[];
   try {
     // Before any barrier: a missing tool must not block commits, even briefly.
-    const dumpTool = `${DUMP_TOOL} ${await toolVersion(ctx, DUMP_TOOL, o.binDir)}`;
-    const kind = await serverKind(snap);
+    dumpTool = `${DUMP_TOOL} ${await toolVersion(ctx, DUMP_TOOL, o.binDir)}`;
+    kind = await serverKind(snap);
     for (const s of PINNED_SETTINGS) await snap.query(s);
     const listed = await tablesInScope(snap, conn.database, o.excludeTables);
-    const loose = listed.filter(isNonTransactional);
+    loose = listed.filter(isNonTransactional);
     if (loose.length) {
       ctx.log.warn(
         `${db.name}: ${loose.map((t) => `${t.name} (${t.engine})`).join(', ')} ${loose.length === 1 ? 'is' : 'are'} not transactional: a consistent snapshot does not cover ${loose.length === 1 ? 'it' : 'them'}, and rows written during the backup may differ between counts and dump. Convert to InnoDB for exact backups.`,
@@ -55,85 +80,135 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
     }
     await snap.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     control = await connect(conn, what);
-    const barrier = await acquireBarrier(control, kind, db.name, o.lockWaitTimeoutS);
-    let position: BinlogPosition;
-    let barrierMs: number;
-    try {
-      await snap.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
-      position = await readPosition(control, kind);
-      if (kind.flavor === 'mariadb' && position.binlog === 'on') await checkSnapshotPosition(snap, position, db.name);
-      dump = await startDump(ctx, conn, o, kind, position);
-    } finally {
-      barrierMs = await barrier.release();
-    }
-    await control.end().catch(() => undefined);
-    const takenAt = new Date().toISOString();
-    ctx.log.info(
-      `${db.name}: snapshot ${position.binlog === 'on' ? `at binlog ${position.file}:${position.position}${position.gtid ? ` (GTID ${position.gtid})` : ''}` : '(binary log off)'}; commits blocked for ${barrierMs} ms (${barrier.name})`,
-    );
-    // Rows are counted inside the snapshot transaction while the dump streams: the dump need not wait.
-    const tables: TableCounts = {};
-    let settled = false;
-    const counted = (async () => {
-      const inScope = await tablesInScope(snap, conn.database, o.excludeTables);
-      Object.assign(tables, await countTables(snap, conn.database, inScope, o.checksums, ctx.signal));
-    })()
-      .catch((err: unknown) => {
-        throw err instanceof DbflowError ? err : queryError(err, `database "${db.name}": counting inside the snapshot`);
-      })
-      .finally(() => (settled = true));
-    counted.catch(() => undefined); // its consumers (dump, rowcount-check) report a failure
-    const started = dump;
-    let claimed = false;
-    let released = false;
-    return {
-      conn,
-      info: {
-        driver: 'mysql',
-        serverVersion: kind.version,
-        position: {
-          ...position,
-          flavor: kind.flavor,
-          barrier: barrier.name,
-          barrier_ms: barrierMs,
-          dump_tool: dumpTool,
-          ...(started.position && { dump_position: `${started.position.file}:${started.position.position}` }),
-          ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
-          ...(loose.length && { non_transactional: loose.map((t) => t.name) }),
-        },
-        tables,
-        takenAt,
-      },
-      counted,
-      claimDump: () => {
-        if (claimed) {
-          return Promise.reject(
-            new DbflowError(
-              `database "${db.name}": the dump started with this snapshot was already read; a mysql snapshot serves one dump. Retry the whole run instead of the dump alone.`,
-            ),
-          );
-        }
-        claimed = true;
-        return Promise.resolve(started);
-      },
-      release: async () => {
-        if (released) return;
-        released = true;
-        ctx.signal.removeEventListener('abort', destroyAll);
-        if (!claimed) started.stop();
-        // Released before the counts are done (a failure or cancel elsewhere): stop them at once.
-        if (!settled) snap.destroy();
-        await counted.catch(() => undefined);
-        await snap.query('COMMIT').catch(() => undefined);
-        await snap.end().catch(() => snap.destroy());
-      },
-    };
   } catch (err) {
     ctx.signal.removeEventListener('abort', destroyAll);
     destroyAll();
-    if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : err;
-    throw err instanceof DbflowError ? err : queryError(err, `database "${db.name}": the snapshot`);
+    throw fail(err);
   }
+  const ctl = control;
+  let barrier: Barrier | undefined;
+  let position: BinlogPosition | undefined;
+  let barrierMs = 0;
+  return {
+    method: barrierName(kind),
+    notCovered: loose.map((t) => `${db.name}: ${t.name} (${t.engine}, not transactional)`),
+    async block(timeoutMs) {
+      try {
+        const got = await tryBarrier(ctl, kind, db.name, Math.max(1, Math.ceil(timeoutMs / 1000)));
+        if ('blocked' in got) return got.blocked;
+        barrier = got;
+        return undefined;
+      } catch (err) {
+        throw fail(err);
+      }
+    },
+    async take() {
+      try {
+        await snap.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
+        position = await readPosition(ctl, kind);
+        if (kind.flavor === 'mariadb' && position.binlog === 'on') await checkSnapshotPosition(snap, position, db.name);
+      } catch (err) {
+        throw fail(err);
+      }
+    },
+    async release() {
+      try {
+        // The dump's own transaction must start inside the cut: commits stay blocked until it has.
+        if (position && !dump) dump = await startDump(ctx, conn, o, kind, position);
+      } catch (err) {
+        throw fail(err);
+      } finally {
+        barrierMs = (await barrier?.release()) ?? 0;
+        barrier = undefined;
+      }
+    },
+    open() {
+      if (!position || !dump) return Promise.reject(fail(new Error('open() before take() and release()')));
+      ctx.signal.removeEventListener('abort', destroyAll);
+      void ctl.end().catch(() => undefined);
+      ctx.log.info(
+        `${db.name}: snapshot ${position.binlog === 'on' ? `at binlog ${position.file}:${position.position}${position.gtid ? ` (GTID ${position.gtid})` : ''}` : '(binary log off)'}; commits blocked for ${barrierMs} ms (${barrierName(kind)})`,
+      );
+      return Promise.resolve(heldSnapshot(ctx, db, { conn, o, snap, kind, position, barrierMs, dumpTool, loose, started: dump }));
+    },
+    async abort() {
+      ctx.signal.removeEventListener('abort', destroyAll);
+      await barrier?.release().catch(() => undefined);
+      destroyAll();
+    },
+  };
+}
+
+interface Taken {
+  conn: MyConnection;
+  o: MyOptions;
+  snap: Connection;
+  kind: ServerKind;
+  position: BinlogPosition;
+  barrierMs: number;
+  dumpTool: string;
+  loose: MyTable[];
+  started: StartedDump;
+}
+
+// The snapshot transaction open on `t.snap` as a MySnapshot: rows are counted inside it while the dump streams.
+function heldSnapshot(ctx: DriverContext, db: DatabaseConfig, t: Taken): MySnapshot {
+  const { conn, o, snap, kind, position, started } = t;
+  const takenAt = new Date().toISOString();
+  const tables: TableCounts = {};
+  let settled = false;
+  const counted = (async () => {
+    const inScope = await tablesInScope(snap, conn.database, o.excludeTables);
+    Object.assign(tables, await countTables(snap, conn.database, inScope, o.checksums, ctx.signal));
+  })()
+    .catch((err: unknown) => {
+      throw err instanceof DbflowError ? err : queryError(err, `database "${db.name}": counting inside the snapshot`);
+    })
+    .finally(() => (settled = true));
+  counted.catch(() => undefined); // its consumers (dump, rowcount-check) report a failure
+  let claimed = false;
+  let released = false;
+  return {
+    conn,
+    info: {
+      driver: 'mysql',
+      serverVersion: kind.version,
+      position: {
+        ...position,
+        flavor: kind.flavor,
+        barrier: barrierName(kind),
+        barrier_ms: t.barrierMs,
+        dump_tool: t.dumpTool,
+        ...(started.position && { dump_position: `${started.position.file}:${started.position.position}` }),
+        ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
+        ...(t.loose.length && { non_transactional: t.loose.map((l) => l.name) }),
+      },
+      tables,
+      takenAt,
+    },
+    counted,
+    claimDump: () => {
+      if (claimed) {
+        return Promise.reject(
+          new DbflowError(
+            `database "${db.name}": the dump started with this snapshot was already read; a mysql snapshot serves one dump. Retry the whole run instead of the dump alone.`,
+          ),
+        );
+      }
+      claimed = true;
+      return Promise.resolve(started);
+    },
+    release: async () => {
+      if (released) return;
+      released = true;
+      if (!claimed) started.stop();
+      // Released before the counts are done (a failure or cancel elsewhere): stop them at once.
+      if (!settled) snap.destroy();
+      await counted.catch(() => undefined);
+      await snap.query('COMMIT').catch(() => undefined);
+      await snap.end().catch(() => snap.destroy());
+    },
+  };
 }
 
 // Under the barrier, the transaction's own binlog position must be the one just read.

@@ -5,6 +5,7 @@ import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
 import { createScratch } from './scratch.js';
+import { participate } from './participant.js';
 import { takeSnapshot } from './snapshot.js';
 import { parsePgUrl } from './url.js';
 
@@ -21,6 +22,7 @@ export const postgresDriver = defineDriver({
     }
   },
   snapshot: takeSnapshot,
+  participate,
   dump: dumpSnapshot,
   stockRestore(format, decoded, database) {
     if (format === CUSTOM_FORMAT) return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;

@@ -4,7 +4,7 @@ import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapsh
 import { cancelQueries, connect, PINNED_SETTINGS } from './connect.js';
 import { CHECKSUM_SCHEME, countTables } from './counts.js';
 import { describeBlockers, LOCK_NOT_AVAILABLE, lockTables, lockTimeoutError, UNDEFINED_TABLE } from './locks.js';
-import { pgOptions } from './options.js';
+import { pgOptions, type PgOptions } from './options.js';
 import { tablesInScope, type PgTable } from './scope.js';
 import { parsePgUrl, type PgConnection } from './url.js';
 
@@ -20,12 +20,39 @@ export function isPgSnapshot(s: DriverSnapshot): s is PgSnapshot {
   return s.info.driver === 'postgres' && typeof (s as Partial<PgSnapshot>).snapshotId === 'string';
 }
 
-interface Position {
+/** The position of an exported snapshot. */
+export interface Position {
   snapshot_id: string;
   lsn: string;
   txid_snapshot: string;
   in_recovery: boolean;
   taken_at: Date;
+}
+
+/** A connected snapshot session with its settings pinned: what a snapshot starts from. */
+export interface SnapshotSession {
+  db: DatabaseConfig;
+  conn: PgConnection;
+  o: PgOptions;
+  what: string;
+  client: Client;
+  versionNum: number;
+  serverVersion: string;
+}
+
+/** Connects the snapshot session and reads the server's version. */
+export async function snapshotSession(db: DatabaseConfig): Promise<SnapshotSession> {
+  const conn = parsePgUrl(db.url, db.password);
+  const what = `database "${db.name}"`;
+  const client = await connect(conn, what, 'dbflow snapshot');
+  try {
+    for (const s of PINNED_SETTINGS) await client.query(s);
+    const r = await client.query<{ n: string; v: string }>(`SELECT current_setting('server_version_num') AS n, current_setting('server_version') AS v`);
+    return { db, conn, o: pgOptions(db), what, client, versionNum: Number(r.rows[0]!.n), serverVersion: r.rows[0]!.v };
+  } catch (err) {
+    await client.end().catch(() => undefined);
+    throw asSnapshotError(err, db.name);
+  }
 }
 
 /**
@@ -34,131 +61,132 @@ interface Position {
  * checksums inside it. The transaction stays open until `release()`.
  */
 export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<PgSnapshot> {
-  const conn = parsePgUrl(db.url, db.password);
-  const o = pgOptions(db);
-  const what = `database "${db.name}"`;
-  const client = await connect(conn, what, 'dbflow snapshot');
-  const helpers: Client[] = [];
-  const endAll = async (): Promise<void> => {
-    await Promise.all([client, ...helpers].map((c) => c.end().catch(() => undefined)));
-  };
-  const stopOnAbort = (): void => void cancelQueries(conn, what, [client, ...helpers]);
+  const s = await snapshotSession(db);
+  const stopOnAbort = (): void => void cancelQueries(s.conn, s.what, [s.client]);
   ctx.signal.addEventListener('abort', stopOnAbort, { once: true });
   try {
-    for (const s of PINNED_SETTINGS) await client.query(s);
-    const versionNum = Number((await client.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v);
-    const serverVersion = (await client.query<{ v: string }>(`SELECT current_setting('server_version') AS v`)).rows[0]!.v;
-    const { pos, tables } = await openSnapshot(client, db.name, o, versionNum);
-    ctx.log.info(
-      `${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''} while the dump runs`,
-    );
-    const info: DriverSnapshot['info'] = {
-      driver: 'postgres',
-      serverVersion,
-      position: {
-        snapshot_id: pos.snapshot_id,
-        lsn: pos.lsn,
-        txid_snapshot: pos.txid_snapshot,
-        in_recovery: pos.in_recovery,
-        tables_locked: o.lockTables,
-        ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
-      },
-      tables: {},
-      takenAt: pos.taken_at.toISOString(),
-    };
-    // The counts read the exported snapshot alongside pg_dump, which imports it: the dump need not wait.
-    const stop = new AbortController();
-    const onAbort = (): void => {
-      stop.abort(ctx.signal.reason);
-      void cancelQueries(conn, what, [client, ...helpers]);
-    };
-    ctx.signal.addEventListener('abort', onAbort, { once: true });
-    let settled = false;
-    const counted = (async () => {
-      // Counting takes ACCESS SHARE locks that last as long as the transaction: without lock_tables, only
-      // sessions that import the snapshot and end after counting may count, so DDL is not held up.
-      const own = o.lockTables ? 1 : 0;
-      const workers = Math.max(1, Math.min(o.jobs, tables.length));
-      for (let i = own; i < workers; i++) helpers.push(await importSnapshot(conn, what, pos.snapshot_id));
-      info.tables = await countTables(own ? [client, ...helpers] : helpers, tables, o.checksums, stop.signal);
-      await Promise.all(helpers.splice(0).map((c) => c.query('COMMIT').finally(() => c.end())));
-    })()
-      .catch(async (err: unknown) => {
-        await Promise.all(helpers.splice(0).map((c) => c.end().catch(() => undefined)));
-        throw stop.signal.aborted ? new DbflowError(`database "${db.name}": counting inside the snapshot was stopped.`) : asSnapshotError(err, db.name);
-      })
-      .finally(() => {
-        settled = true;
-        ctx.signal.removeEventListener('abort', onAbort);
-      });
-    counted.catch(() => undefined); // its consumers (dump, rowcount-check) report a failure
-    ctx.signal.removeEventListener('abort', stopOnAbort);
-    let released = false;
-    return {
-      snapshotId: pos.snapshot_id,
-      conn,
-      serverVersionNum: versionNum,
-      info,
-      counted,
-      release: async () => {
-        if (released) return;
-        released = true;
-        // Released before the counts are done (a failure or cancel elsewhere): stop them at once.
-        if (!settled) {
-          stop.abort(new DbflowError('snapshot released'));
-          await cancelQueries(conn, what, [client, ...helpers]);
-        }
-        await counted.catch(() => undefined);
-        await client.query('COMMIT').catch(() => undefined);
-        await client.end().catch(() => undefined);
-      },
-    };
+    const { pos, tables } = await openSnapshot(s);
+    return heldSnapshot(ctx, s, pos, tables, {});
   } catch (err) {
-    ctx.signal.removeEventListener('abort', stopOnAbort);
-    await endAll();
+    await s.client.end().catch(() => undefined);
     if (ctx.signal.aborted) throw ctx.signal.reason instanceof Error ? ctx.signal.reason : err;
     throw asSnapshotError(err, db.name);
+  } finally {
+    ctx.signal.removeEventListener('abort', stopOnAbort);
   }
 }
 
 // BEGIN, lock what is in scope, export the snapshot; a table dropped meanwhile means another try.
-async function openSnapshot(
-  client: Client,
-  database: string,
-  o: ReturnType<typeof pgOptions>,
-  versionNum: number,
-): Promise<{ pos: Position; tables: PgTable[] }> {
+async function openSnapshot(s: SnapshotSession): Promise<{ pos: Position; tables: PgTable[] }> {
   for (let attempt = 1; ; attempt++) {
-    const listed = await tablesInScope(client, o);
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const listed = await tablesInScope(s.client, s.o);
     try {
-      // Locks first: LOCK does not take the transaction's snapshot, so no table changes shape under it.
-      if (o.lockTables) await lockTables(client, listed, o.lockTimeoutMs);
-      const current = versionNum >= 130000 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
-      const r = await client.query<Position>(
-        `SELECT pg_export_snapshot() AS snapshot_id,
-                (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
-                ${current}::text AS txid_snapshot, pg_is_in_recovery() AS in_recovery, clock_timestamp() AS taken_at`,
-      );
-      // Tables created between the listing and the snapshot are in the snapshot: lock and count them too.
-      const tables = await tablesInScope(client, o);
-      const known = new Set(listed.map((t) => t.key));
-      if (o.lockTables)
-        await lockTables(
-          client,
-          tables.filter((t) => !known.has(t.key)),
-          o.lockTimeoutMs,
-        );
-      return { pos: r.rows[0]!, tables };
+      await beginLocked(s, listed, s.o.lockTimeoutMs);
+      return await exportSnapshot(s, listed, s.o.lockTimeoutMs);
     } catch (err) {
       const code = (err as { code?: string }).code;
-      await client.query('ROLLBACK').catch(() => undefined);
-      if (code === LOCK_NOT_AVAILABLE)
-        throw lockTimeoutError(database, o.lockTimeoutMs, await describeBlockers(client, await tablesInScope(client, o)));
+      await s.client.query('ROLLBACK').catch(() => undefined);
+      if (code === LOCK_NOT_AVAILABLE) throw lockTimeoutError(s.db.name, s.o.lockTimeoutMs, await describeBlockers(s.client, await tablesInScope(s.client, s.o)));
       if (code === UNDEFINED_TABLE && attempt < 3) continue; // dropped between listing and locking
       throw err;
     }
   }
+}
+
+/** BEGIN the snapshot's transaction and lock `listed` (ACCESS SHARE, with lock_tables): LOCK does not take the transaction's snapshot yet. */
+export async function beginLocked(s: SnapshotSession, listed: readonly PgTable[], timeoutMs: number): Promise<void> {
+  await s.client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  if (s.o.lockTables) await lockTables(s.client, listed, timeoutMs);
+}
+
+/** The transaction's first query: its snapshot, exported, and the position; tables created since the listing are locked and counted too. */
+export async function exportSnapshot(s: SnapshotSession, listed: readonly PgTable[], timeoutMs: number): Promise<{ pos: Position; tables: PgTable[] }> {
+  const current = s.versionNum >= 130000 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
+  const r = await s.client.query<Position>(
+    `SELECT pg_export_snapshot() AS snapshot_id,
+            (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
+            ${current}::text AS txid_snapshot, pg_is_in_recovery() AS in_recovery, clock_timestamp() AS taken_at`,
+  );
+  const tables = await tablesInScope(s.client, s.o);
+  const known = new Set(listed.map((t) => t.key));
+  if (s.o.lockTables)
+    await lockTables(
+      s.client,
+      tables.filter((t) => !known.has(t.key)),
+      timeoutMs,
+    );
+  return { pos: r.rows[0]!, tables };
+}
+
+/**
+ * The snapshot open on `s.client` as a DriverSnapshot: rows are counted inside it (in parallel
+ * sessions that import it) while the dumps run; `release()` ends it.
+ */
+export function heldSnapshot(ctx: DriverContext, s: SnapshotSession, pos: Position, tables: PgTable[], extra: Record<string, unknown>): PgSnapshot {
+  const { conn, o, what, client, db } = s;
+  const helpers: Client[] = [];
+  ctx.log.info(`${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''} while the dump runs`);
+  const info: DriverSnapshot['info'] = {
+    driver: 'postgres',
+    serverVersion: s.serverVersion,
+    position: {
+      snapshot_id: pos.snapshot_id,
+      lsn: pos.lsn,
+      txid_snapshot: pos.txid_snapshot,
+      in_recovery: pos.in_recovery,
+      tables_locked: o.lockTables,
+      ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
+      ...extra,
+    },
+    tables: {},
+    takenAt: pos.taken_at.toISOString(),
+  };
+  // The counts read the exported snapshot alongside pg_dump, which imports it: the dump need not wait.
+  const stop = new AbortController();
+  const onAbort = (): void => {
+    stop.abort(ctx.signal.reason);
+    void cancelQueries(conn, what, [client, ...helpers]);
+  };
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  let settled = false;
+  const counted = (async () => {
+    // Counting takes ACCESS SHARE locks that last as long as the transaction: without lock_tables, only
+    // sessions that import the snapshot and end after counting may count, so DDL is not held up.
+    const own = o.lockTables ? 1 : 0;
+    const workers = Math.max(1, Math.min(o.jobs, tables.length));
+    for (let i = own; i < workers; i++) helpers.push(await importSnapshot(conn, what, pos.snapshot_id));
+    info.tables = await countTables(own ? [client, ...helpers] : helpers, tables, o.checksums, stop.signal);
+    await Promise.all(helpers.splice(0).map((c) => c.query('COMMIT').finally(() => c.end())));
+  })()
+    .catch(async (err: unknown) => {
+      await Promise.all(helpers.splice(0).map((c) => c.end().catch(() => undefined)));
+      throw stop.signal.aborted ? new DbflowError(`database "${db.name}": counting inside the snapshot was stopped.`) : asSnapshotError(err, db.name);
+    })
+    .finally(() => {
+      settled = true;
+      ctx.signal.removeEventListener('abort', onAbort);
+    });
+  counted.catch(() => undefined); // its consumers (dump, rowcount-check) report a failure
+  let released = false;
+  return {
+    snapshotId: pos.snapshot_id,
+    conn,
+    serverVersionNum: s.versionNum,
+    info,
+    counted,
+    release: async () => {
+      if (released) return;
+      released = true;
+      // Released before the counts are done (a failure or cancel elsewhere): stop them at once.
+      if (!settled) {
+        stop.abort(new DbflowError('snapshot released'));
+        await cancelQueries(conn, what, [client, ...helpers]);
+      }
+      await counted.catch(() => undefined);
+      await client.query('COMMIT').catch(() => undefined);
+      await client.end().catch(() => undefined);
+    },
+  };
 }
 
 // A second session reading the same snapshot (for parallel counting).
@@ -175,13 +203,9 @@ async function importSnapshot(conn: PgConnection, what: string, snapshotId: stri
   }
 }
 
-function asSnapshotError(err: unknown, database: string): Error {
+/** A snapshot failure as a DbflowError naming the database. */
+export function asSnapshotError(err: unknown, database: string): Error {
   if (err instanceof DbflowError) return err;
   const e = err as { code?: string; message?: string };
-  return new DbflowError(
-    `database "${database}": the snapshot failed: ${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}.`,
-    {
-      cause: err,
-    },
-  );
+  return new DbflowError(`database "${database}": the snapshot failed: ${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}.`, { cause: err });
 }

@@ -65,7 +65,7 @@ async function driverContext(signal: AbortSignal, logs: string[]): Promise<{ ctx
     storage: unavailable('storage()'),
     codec: unavailable('codec()'),
     progress: () => undefined,
-    report: { database: () => undefined, artifact: () => undefined, verification: () => undefined },
+    report: { database: () => undefined, coordination: () => undefined, artifact: () => undefined, verification: () => undefined },
   };
   const dispose = async (): Promise<void> => {
     await rm(tmpdir, { recursive: true, force: true });

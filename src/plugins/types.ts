@@ -82,6 +82,32 @@ export interface DriverSnapshot {
   release(): Promise<void>;
 }
 
+/**
+ * One database's part in a coordinated snapshot. The snapshot step calls `block` on every
+ * participant at once; only when all hold their barrier does it call `take` on each, then `release`
+ * on each, then `open`. `abort` may come at any point and undoes everything.
+ */
+export interface SnapshotParticipant {
+  /** What the barrier is, e.g. `LOCK TABLE … IN SHARE MODE`; recorded in the manifest. */
+  readonly method: string;
+  /** What the barrier does not hold still (sequences, non-transactional tables …), known after preparing. */
+  readonly notCovered: readonly string[];
+  /**
+   * Blocks the commits of writes to what the backup covers, waiting at most `timeoutMs` for locks.
+   * Resolves to `undefined` once held, or to a description of what is in the way (session id,
+   * query, age; the step names the database) when the locks could not be had in time; then nothing is held. Other failures throw.
+   */
+  block(timeoutMs: number): Promise<string | undefined>;
+  /** Under every participant's barrier: opens the snapshot and reads its position. `cut` names the cut (e.g. for a restore point). */
+  take(cut: string): Promise<void>;
+  /** Lets commits go on. After `take`, first starts whatever must begin inside the cut (a dump tool's own transaction). */
+  release(): Promise<void>;
+  /** After `take` and `release`: the open snapshot, as `DatabaseDriver.snapshot` returns it. */
+  open(): Promise<DriverSnapshot>;
+  /** Gives up: ends barrier, snapshot and connections. Safe at any point, and more than once. */
+  abort(): Promise<void>;
+}
+
 /** A dump as a byte stream, and what kind of artifact it is. */
 export interface DumpStream {
   stream: Readable;
@@ -119,6 +145,11 @@ export interface DatabaseDriver {
   stockRestore?(format: string, decoded: string, database: string): string | undefined;
   /** Opens a consistent snapshot and counts rows inside it. */
   snapshot(ctx: DriverContext, db: DatabaseConfig): Promise<DriverSnapshot>;
+  /**
+   * Optional: take part in a coordinated snapshot (one cut across several databases). Connects and
+   * prepares without blocking anything; the snapshot step then drives the participant's barrier.
+   */
+  participate?(ctx: DriverContext, db: DatabaseConfig): Promise<SnapshotParticipant>;
   /** Streams a dump that reads exactly the given snapshot. */
   dump(ctx: DriverContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream>;
   /** Creates an empty scratch database next to `db`, named after `name`. */
@@ -201,9 +232,28 @@ export interface VerificationRecord {
   detail?: string;
 }
 
+/** How the snapshots of one snapshot step relate: recorded in the manifest under `coordination`. */
+export interface CoordinationRecord {
+  /** The snapshot step. */
+  step: string;
+  /** True: every snapshot was taken while the barriers on all participants were held at once. */
+  coordinated: boolean;
+  participants: string[];
+  /** The guarantee, in words (coordinated only). */
+  guarantee?: string;
+  /** The longest time commits were blocked on any participant (coordinated only). */
+  blocked_ms?: number;
+  /** How many tries it took to hold every barrier at once. */
+  attempts?: number;
+  barriers?: Record<string, { method: string; acquired_at: string; released_at: string; held_ms: number }>;
+  /** Objects in scope that the barrier does not hold still. */
+  not_covered?: string[];
+}
+
 /** What a step contributes to the backup's manifest. */
 export interface ManifestReporter {
   database(name: string, info: SnapshotInfo): void;
+  coordination(record: CoordinationRecord): void;
   artifact(record: ArtifactRecord): void;
   verification(record: VerificationRecord): void;
 }

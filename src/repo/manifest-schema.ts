@@ -92,5 +92,37 @@ export const manifestSchema: JsonSchema = {
       },
     },
     tools: { type: 'object', additionalProperties: { type: 'string' } },
+    coordination: {
+      type: 'array',
+      description: 'Per snapshot step over several databases: whether their snapshots are one consistent cut, and the barriers that made it.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['step', 'coordinated', 'participants'],
+        properties: {
+          step: { type: 'string' },
+          coordinated: { type: 'boolean' },
+          participants: { type: 'array', items: { type: 'string' } },
+          guarantee: { type: 'string' },
+          blocked_ms: { type: 'number', minimum: 0, description: 'The longest time commits were blocked on any participant.' },
+          attempts: { type: 'integer', minimum: 1 },
+          barriers: {
+            type: 'object',
+            additionalProperties: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['method', 'acquired_at', 'released_at', 'held_ms'],
+              properties: {
+                method: { type: 'string' },
+                acquired_at: { type: 'string' },
+                released_at: { type: 'string' },
+                held_ms: { type: 'number', minimum: 0 },
+              },
+            },
+          },
+          not_covered: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
   },
 };

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { DbflowError } from '../errors.js';
-import type { ArtifactRecord, ManifestReporter, SnapshotInfo, Storage, VerificationRecord } from '../plugins/types.js';
+import type { ArtifactRecord, CoordinationRecord, ManifestReporter, SnapshotInfo, Storage, VerificationRecord } from '../plugins/types.js';
 import { compile } from '../schema/validator.js';
 import { manifestSchema } from './manifest-schema.js';
 
@@ -19,6 +19,7 @@ export interface Manifest {
   artifacts: (ArtifactRecord & { path: string })[];
   verification: VerificationRecord[];
   tools: Record<string, string>;
+  coordination?: CoordinationRecord[];
 }
 
 /** Collects what steps report; `build` turns it into a manifest. */
@@ -26,9 +27,13 @@ export class ManifestBuilder implements ManifestReporter {
   readonly databases = new Map<string, SnapshotInfo>();
   readonly artifacts: ArtifactRecord[] = [];
   readonly verifications: VerificationRecord[] = [];
+  readonly coordinations: CoordinationRecord[] = [];
 
   database(name: string, info: SnapshotInfo): void {
     this.databases.set(name, info);
+  }
+  coordination(record: CoordinationRecord): void {
+    this.coordinations.push(record);
   }
   artifact(record: ArtifactRecord): void {
     this.artifacts.push(record);
@@ -64,6 +69,7 @@ export class ManifestBuilder implements ManifestReporter {
       artifacts: this.artifacts.map((a) => ({ ...a, path: path.posix.relative(base, a.url) })),
       verification: this.verifications,
       tools: meta.tools,
+      ...(this.coordinations.length && { coordination: this.coordinations }),
     };
     const valid = compile(manifestSchema);
     if (!valid(manifest)) throw new DbflowError(`internal: manifest does not match its schema: ${JSON.stringify(valid.errors)}`);

@@ -71,7 +71,7 @@ export function makeContext<W = Record<string, unknown>>(o: ContextOptions<W>): 
     storage: missing('storage'),
     codec: missing('codec'),
     progress: () => undefined,
-    report: { database: () => undefined, artifact: () => undefined, verification: () => undefined },
+    report: { database: () => undefined, coordination: () => undefined, artifact: () => undefined, verification: () => undefined },
   };
 }
 

@@ -64,7 +64,7 @@ export async function stepContext<W>(options: StepContextOptions<W>): Promise<Te
     storage: unavailable('storage()'),
     codec: unavailable('codec()'),
     progress: () => undefined,
-    report: { database: () => undefined, artifact: () => undefined, verification: () => undefined },
+    report: { database: () => undefined, coordination: () => undefined, artifact: () => undefined, verification: () => undefined },
   };
   return { ctx, logs, dispose: () => rm(tmpdir, { recursive: true, force: true }) };
 }

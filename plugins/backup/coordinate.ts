@@ -1,0 +1,124 @@
+// One consistent cut across several databases: every barrier held at once while every snapshot is taken.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DbflowError, type CoordinationRecord, type DriverContext, type DriverSnapshot, type SnapshotParticipant } from '../../src/index.js';
+
+/** The guarantee of a coordinated snapshot, as the manifest states it. */
+export const GUARANTEE =
+  'Every snapshot was taken while the commit barriers on all participants were held at the same time: ' +
+  'if a write on one participant is in the backup, every write that committed before it on any participant is in it too.';
+
+export interface CoordinateOptions {
+  /** How long to keep trying to hold every barrier at once. */
+  totalMs: number;
+  /** How long one try waits for a lock before it releases every barrier and tries again. */
+  attemptMs: number;
+}
+
+type Part = readonly [name: string, participant: SnapshotParticipant];
+
+/**
+ * Prepares every participant, then tries until `totalMs` to block commits on all of them at once
+ * (in parallel, each waiting at most `attemptMs`); with all barriers held it takes every snapshot,
+ * then releases every barrier and opens the snapshots. On any failure every barrier is released at once.
+ */
+export async function coordinatedSnapshot(ctx: DriverContext, names: readonly string[], o: CoordinateOptions): Promise<{ held: Map<string, DriverSnapshot>; record: CoordinationRecord }> {
+  const parts = await prepare(ctx, names);
+  const abortAll = (): Promise<unknown> => Promise.allSettled(parts.map(([, p]) => p.abort()));
+  try {
+    const deadline = performance.now() + o.totalMs;
+    let attempt = 0;
+    let acquired: Map<string, number>;
+    for (;;) {
+      attempt++;
+      ctx.signal.throwIfAborted();
+      const wait = Math.max(100, Math.min(o.attemptMs, deadline - performance.now()));
+      acquired = new Map();
+      const tries = await Promise.allSettled(
+        parts.map(async ([name, p]) => {
+          const blocked = await p.block(wait);
+          if (blocked === undefined) acquired.set(name, performance.now());
+          return blocked;
+        }),
+      );
+      const failed = tries.find((t) => t.status === 'rejected');
+      if (failed) throw failed.reason;
+      const blocked = tries.flatMap((t, i) => (t.status === 'fulfilled' && t.value !== undefined ? [`database "${parts[i]![0]}": ${t.value}`] : []));
+      if (!blocked.length) break;
+      await Promise.all(parts.map(([, p]) => p.release())); // nothing taken: commits go on at once
+      if (performance.now() >= deadline) {
+        throw new DbflowError(
+          `snapshot: could not block commits on every database at once within ${o.totalMs} ms (${attempt} ${attempt === 1 ? 'try' : 'tries'}, each waiting at most ${o.attemptMs} ms; barrier_timeout, lock_timeout): ${blocked.join('; ')}. End that session or raise barrier_timeout, then run again.`,
+        );
+      }
+      ctx.log.info(`one cut: try ${attempt} could not hold every barrier (${blocked.join('; ')}); released them all, trying again`);
+      await sleep(50 + Math.random() * 200, undefined, { signal: ctx.signal });
+    }
+    // Every barrier is held: nothing commits on any participant until they are released.
+    await Promise.all(parts.map(([, p]) => p.take(ctx.run.id)));
+    const released = new Map<string, number>();
+    await Promise.all(
+      parts.map(async ([name, p]) => {
+        await p.release();
+        released.set(name, performance.now());
+      }),
+    );
+    const held = new Map<string, DriverSnapshot>();
+    for (const [name, p] of parts) held.set(name, await p.open());
+    return { held, record: record(ctx, parts, attempt, acquired, released) };
+  } catch (err) {
+    await abortAll();
+    throw err;
+  }
+}
+
+// Every participant prepared in parallel (connections, scope, tools); none blocks anything yet.
+async function prepare(ctx: DriverContext, names: readonly string[]): Promise<Part[]> {
+  const settled = await Promise.allSettled(
+    names.map(async (name): Promise<Part> => {
+      const { config, driver } = ctx.database(name);
+      if (!driver.participate) {
+        throw new DbflowError(
+          `database "${name}" (driver "${driver.name}") cannot take part in a coordinated snapshot; set "coordinated: false" or snapshot it in a step of its own.`,
+        );
+      }
+      return [name, await driver.participate(ctx, config)];
+    }),
+  );
+  const parts = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.allSettled(parts.map(([, p]) => p.abort()));
+    throw failed.reason;
+  }
+  return parts;
+}
+
+const at = (t: number): string => new Date(performance.timeOrigin + t).toISOString();
+const ms = (t: number): number => Math.round(t * 100) / 100;
+
+function record(ctx: DriverContext, parts: readonly Part[], attempts: number, acquired: Map<string, number>, released: Map<string, number>): CoordinationRecord {
+  const barriers: NonNullable<CoordinationRecord['barriers']> = {};
+  for (const [name, p] of parts) {
+    const a = acquired.get(name)!;
+    const r = released.get(name)!;
+    barriers[name] = { method: p.method, acquired_at: at(a), released_at: at(r), held_ms: ms(r - a) };
+  }
+  const blockedMs = Math.max(...Object.values(barriers).map((b) => b.held_ms));
+  const notCovered = parts.flatMap(([, p]) => p.notCovered);
+  ctx.log.info(
+    `one cut over ${parts.map(([n]) => n).join(', ')}: commits blocked for at most ${blockedMs} ms (${Object.entries(barriers)
+      .map(([n, b]) => `${n} ${b.held_ms} ms`)
+      .join(', ')})${attempts > 1 ? ` after ${attempts} tries` : ''}`,
+  );
+  if (notCovered.length) ctx.log.warn(`the barrier does not hold still: ${notCovered.join('; ')}`);
+  return {
+    step: ctx.stepId,
+    coordinated: true,
+    participants: parts.map(([n]) => n),
+    guarantee: GUARANTEE,
+    blocked_ms: blockedMs,
+    attempts,
+    barriers,
+    ...(notCovered.length && { not_covered: notCovered }),
+  };
+}

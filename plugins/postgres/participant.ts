@@ -1,0 +1,113 @@
+// The postgres driver's part in a coordinated snapshot: a SHARE-lock write barrier on the tables in scope.
+import type { Client } from 'pg';
+import type { DatabaseConfig, DriverContext, SnapshotParticipant } from '../../src/index.js';
+import { connect } from './connect.js';
+import { DEADLOCK_DETECTED, describeBlockers, LOCK_NOT_AVAILABLE, lockTables, UNDEFINED_TABLE } from './locks.js';
+import { tablesInScope, type PgTable } from './scope.js';
+import { asSnapshotError, beginLocked, exportSnapshot, heldSnapshot, snapshotSession, type Position, type SnapshotSession } from './snapshot.js';
+
+const METHOD = 'LOCK TABLE … IN SHARE MODE';
+
+/**
+ * Prepares a coordinated snapshot: a snapshot session, and a barrier session whose SHARE locks on
+ * every table in scope make writers wait (readers and pg_dump do not) while the cut is taken. Under
+ * the barrier a named restore point marks the cut for point-in-time recovery.
+ */
+export async function participate(ctx: DriverContext, db: DatabaseConfig): Promise<SnapshotParticipant> {
+  const s = await snapshotSession(db);
+  let barrier: Client | undefined;
+  let listed: PgTable[];
+  const notCovered: string[] = [];
+  try {
+    barrier = await connect(s.conn, s.what, 'dbflow barrier');
+    listed = await tablesInScope(s.client, s.o);
+    notCovered.push(...(await uncovered(s)));
+  } catch (err) {
+    await Promise.all([s.client, ...(barrier ? [barrier] : [])].map((c) => c.end().catch(() => undefined)));
+    throw asSnapshotError(err, db.name);
+  }
+  const bar = barrier;
+  let taken: { pos: Position; tables: PgTable[] } | undefined;
+  let restorePoint: string | undefined;
+  let inTransaction = false;
+  const rollback = async (c: Client): Promise<void> => void (await c.query('ROLLBACK').catch(() => undefined));
+  const endAll = async (): Promise<void> => void (await Promise.all([s.client, bar].map((c) => c.end().catch(() => undefined))));
+  const onAbort = (): void => void endAll();
+  ctx.signal.addEventListener('abort', onAbort, { once: true });
+  return {
+    method: METHOD,
+    notCovered,
+    async block(timeoutMs) {
+      try {
+        // The snapshot session's own ACCESS SHARE locks first, so that taking the cut never waits behind a queued DDL.
+        inTransaction = true;
+        await beginLocked(s, listed, timeoutMs);
+        await bar.query('BEGIN');
+        await lockTables(bar, listed, timeoutMs, 'SHARE');
+        return undefined;
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        await Promise.all([rollback(bar), rollback(s.client)]);
+        inTransaction = false;
+        if (code === UNDEFINED_TABLE) {
+          listed = await tablesInScope(s.client, s.o);
+          return 'a table was dropped while it was being locked';
+        }
+        if (code !== LOCK_NOT_AVAILABLE && code !== DEADLOCK_DETECTED) throw asSnapshotError(err, db.name);
+        const blockers = await describeBlockers(s.client, listed, 'SHARE').catch((e: unknown) => `(the blocking sessions could not be listed: ${String(e)})`);
+        return `${code === DEADLOCK_DETECTED ? 'a deadlock with' : 'blocked by'} ${blockers}`;
+      }
+    },
+    async take(cut) {
+      taken = await exportSnapshot(s, listed, timeoutOfTake);
+      restorePoint = await createRestorePoint(ctx, bar, `dbflow_${cut}`.slice(0, 63), db.name);
+    },
+    async release() {
+      await rollback(bar);
+      if (!taken && inTransaction) await rollback(s.client);
+      inTransaction = false;
+    },
+    async open() {
+      if (!taken) throw asSnapshotError(new Error('open() before take()'), db.name);
+      ctx.signal.removeEventListener('abort', onAbort);
+      await bar.end().catch(() => undefined);
+      return heldSnapshot(ctx, s, taken.pos, taken.tables, { barrier: METHOD, ...(restorePoint && { restore_point: restorePoint }) });
+    },
+    async abort() {
+      ctx.signal.removeEventListener('abort', onAbort);
+      await endAll();
+    },
+  };
+}
+
+// Under the barrier the snapshot session's locks are already held; a table created meanwhile waits at most this long.
+const timeoutOfTake = 1000;
+
+// A named restore point at the cut; a server that refuses one (no privilege, wal_level minimal, a standby) gets a warning.
+async function createRestorePoint(ctx: DriverContext, barrier: Client, name: string, database: string): Promise<string | undefined> {
+  try {
+    await barrier.query('SAVEPOINT restore_point');
+    await barrier.query('SELECT pg_create_restore_point($1)', [name]);
+    return name;
+  } catch (err) {
+    await barrier.query('ROLLBACK TO SAVEPOINT restore_point').catch(() => undefined);
+    ctx.log.warn(`${database}: no restore point at the cut (${(err as Error).message}); point-in-time recovery cannot target it by name.`);
+    return undefined;
+  }
+}
+
+// What a SHARE barrier does not hold still: sequences (nextval is not transactional) and large objects.
+async function uncovered(s: SnapshotSession): Promise<string[]> {
+  const r = await s.client.query<{ sequences: number; large_objects: boolean }>(
+    `SELECT (SELECT count(*)::int FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'S' AND n.nspname <> 'information_schema' AND n.nspname NOT LIKE 'pg\\_%'
+                AND (cardinality($1::text[]) = 0 OR n.nspname = ANY($1)) AND NOT (n.nspname = ANY($2))) AS sequences,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_largeobject_metadata) AS large_objects`,
+    [s.o.schemas, s.o.excludeSchemas],
+  );
+  const { sequences, large_objects: largeObjects } = r.rows[0]!;
+  return [
+    ...(sequences ? [`${s.db.name}: ${sequences} sequence${sequences === 1 ? '' : 's'} (nextval is not transactional: a sequence may be ahead of the rows in the cut)`] : []),
+    ...(largeObjects ? [`${s.db.name}: large objects (not locked by the table barrier)`] : []),
+  ];
+}
