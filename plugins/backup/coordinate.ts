@@ -54,13 +54,25 @@ export async function coordinatedSnapshot(ctx: DriverContext, names: readonly st
       await sleep(50 + Math.random() * 200, undefined, { signal: ctx.signal });
     }
     // Every barrier is held: nothing commits on any participant until they are released.
-    await Promise.all(parts.map(([, p]) => p.take(ctx.run.id)));
+    const allHeld = performance.now();
+    const took = new Map<string, number>();
+    await Promise.all(
+      parts.map(async ([name, p]) => {
+        await p.take(ctx.run.id);
+        took.set(name, performance.now());
+      }),
+    );
     const released = new Map<string, number>();
     await Promise.all(
       parts.map(async ([name, p]) => {
         await p.release();
         released.set(name, performance.now());
       }),
+    );
+    ctx.log.debug(
+      `one cut, per participant: ${parts
+        .map(([n]) => `${n} held ${ms(allHeld - acquired.get(n)!)} ms before all were, took the snapshot in ${ms(took.get(n)! - allHeld)} ms, released after ${ms(released.get(n)! - took.get(n)!)} ms`)
+        .join('; ')}`,
     );
     const held = new Map<string, DriverSnapshot>();
     for (const [name, p] of parts) held.set(name, await p.open());

@@ -4,6 +4,7 @@ import { pipeline, Transform, type Readable } from 'node:stream';
 import { checkedStdout, DbflowError, type DriverContext } from '../../src/index.js';
 import type { BinlogPosition, ServerKind } from './barrier.js';
 import type { MyOptions } from './options.js';
+import { DumpGate, gateable } from './gate.js';
 import { Spool } from './spool.js';
 import { defaultsFileArg, toolEnv, toolError, toolPath } from './tools.js';
 import type { MyConnection } from './url.js';
@@ -20,9 +21,58 @@ const WATCH_LIMIT = 1 << 20;
 export interface StartedDump {
   spool: Spool;
   /** The dump's own position, from its header (binlog on), equal to the snapshot's. */
-  position?: { file: string; position: number };
+  position?: { file: string; position: number } | undefined;
+  /** Resolves once the dump's header proved its cut (binlog on) or its output began; rejects when it could not. */
+  proved: Promise<{ file: string; position: number } | undefined>;
   /** Stops the dump if it still runs. */
   stop(): void;
+}
+
+/** A dump tool started before the barrier: `begin` lets its transaction start inside the cut. */
+export interface PendingDump {
+  /**
+   * Called under the barrier, after the snapshot's position was read: resolves once the dump's own
+   * transaction has started (at `expected`, proved by its header when the binlog is on).
+   */
+  begin(expected: BinlogPosition): Promise<StartedDump>;
+  /** Stops the dump tool. */
+  stop(): void;
+}
+
+/**
+ * Starts mariadb-dump ahead of the barrier when a gate can relay its connection: it connects and
+ * sets up its session, and its START TRANSACTION waits at the gate until `begin` (so commits are
+ * blocked only for one round trip, not for a program's start). Without a gate, `begin` starts it.
+ */
+export async function launchDump(ctx: DriverContext, conn: MyConnection, o: MyOptions, kind: ServerKind, binlogOn: boolean): Promise<PendingDump> {
+  const gate = gateable(conn) ? await DumpGate.open(ctx.tmpdir, conn) : undefined;
+  if (!gate) {
+    let dump: StartedDump | undefined;
+    return {
+      begin: async (expected) => (dump = await startDump(ctx, conn, o, kind, expected)),
+      stop: () => dump?.stop(),
+    };
+  }
+  const expected: { position?: BinlogPosition } = {};
+  const run = spawnDump(ctx, conn, gate.clientConnection(), o, kind, binlogOn, expected);
+  const stop = (): void => {
+    gate.close();
+    run.stop();
+  };
+  try {
+    await withTimeout(Promise.race([gate.waiting, run.running.then(() => gate.waiting)]), o.dumpStartTimeoutMs, `${DUMP_TOOL} did not reach its START TRANSACTION within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout)`);
+  } catch (error) {
+    stop();
+    throw error;
+  }
+  return {
+    async begin(position) {
+      expected.position = position;
+      await withTimeout(gate.pass(), o.dumpStartTimeoutMs, `${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again`);
+      return { spool: run.spool, stop, proved: run.running };
+    },
+    stop,
+  };
 }
 
 /**
@@ -33,11 +83,37 @@ export interface StartedDump {
  * holds the commit barrier until then, so the dump reads the same cut as the snapshot.
  */
 export async function startDump(ctx: DriverContext, conn: MyConnection, o: MyOptions, kind: ServerKind, expected: BinlogPosition): Promise<StartedDump> {
+  const run = spawnDump(ctx, conn, conn, o, kind, expected.binlog === 'on', { position: expected });
+  const timer = setTimeout(
+    () => run.fail(new DbflowError(`${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again.`)),
+    o.dumpStartTimeoutMs,
+  );
+  try {
+    const position = await run.running;
+    return { spool: run.spool, ...(position && { position }), stop: run.stop, proved: run.running };
+  } catch (error) {
+    run.stop();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface DumpRun {
+  spool: Spool;
+  /** Resolves at the dump's position marker (binlog on) or at its first output after the header. */
+  running: Promise<{ file: string; position: number } | undefined>;
+  fail: (error: Error) => void;
+  stop: () => void;
+}
+
+// mariadb-dump connecting as `tool` (the server, or a gate in front of it), its output watched and spooled.
+function spawnDump(ctx: DriverContext, conn: MyConnection, tool: MyConnection, o: MyOptions, kind: ServerKind, binlogOn: boolean, expected: { position?: BinlogPosition }): DumpRun {
   // MariaDB gives the position of the dump's own snapshot (Binlog_snapshot_*) without a lock of its
   // own; on MySQL, --master-data would make mariadb-dump take FLUSH TABLES WITH READ LOCK itself.
-  const binlog = expected.binlog === 'on' && kind.flavor === 'mariadb';
+  const binlog = binlogOn && kind.flavor === 'mariadb';
   const args = [
-    defaultsFileArg(ctx, conn), // must come first
+    defaultsFileArg(ctx, tool), // must come first
     '--single-transaction',
     '--quick',
     '--routines',
@@ -61,6 +137,7 @@ export async function startDump(ctx: DriverContext, conn: MyConnection, o: MyOpt
     started = resolve;
     failed = reject;
   });
+  running.catch(() => undefined);
   let watching = true;
   const watch = new Transform({
     readableHighWaterMark: 1 << 20,
@@ -86,7 +163,8 @@ export async function startDump(ctx: DriverContext, conn: MyConnection, o: MyOpt
         watching = false;
         seen = '';
         const position = { file: m[1]!, position: Number(m[2]) };
-        if (position.file !== expected.file || position.position !== expected.position) return mismatch(`${position.file}:${position.position}`);
+        const want = expected.position;
+        if (!want || position.file !== want.file || position.position !== want.position) return mismatch(`${position.file}:${position.position}`);
         started(position);
       }
     } else {
@@ -104,24 +182,21 @@ export async function startDump(ctx: DriverContext, conn: MyConnection, o: MyOpt
   const mismatch = (found: string): Error =>
     new DbflowError(
       binlog
-        ? `${DUMP_TOOL} did not read the snapshot's cut: the snapshot was taken at binlog ${expected.file}:${expected.position}, the dump's header says ${found}; nothing was published. Run again.`
+        ? `${DUMP_TOOL} did not read the snapshot's cut: the snapshot was taken at binlog ${expected.position?.file}:${expected.position?.position}, the dump's header says ${found}; nothing was published. Run again.`
         : `${DUMP_TOOL}'s output has ${found}, so the start of its transaction cannot be told; nothing was published. Check the "${DUMP_TOOL}" in use (options.bin_dir).`,
     );
   const stream: Readable = pipeline(out, watch, (error) => {
     if (error) failed(error instanceof Error ? error : new Error(String(error)));
   });
   const spool = new Spool(stream, path.join(ctx.tmpdir, `mariadb-dump-${Math.random().toString(36).slice(2)}.sql`));
-  const stop = (): void => spool.discard();
-  const timer = setTimeout(
-    () => failed(new DbflowError(`${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again.`)),
-    o.dumpStartTimeoutMs,
-  );
+  return { spool, running, fail: failed, stop: () => spool.discard() };
+}
+
+// `p`, or a DbflowError saying `what` once `ms` have passed.
+async function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
   try {
-    const position = await running;
-    return { spool, ...(position && { position }), stop };
-  } catch (error) {
-    stop();
-    throw error;
+    return await Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new DbflowError(`${what}.`)), ms)))]);
   } finally {
     clearTimeout(timer);
   }

@@ -1,10 +1,10 @@
 // A consistent snapshot of one MySQL/MariaDB database: a consistent-snapshot transaction and a dump, both started under a commit barrier.
-import type { Connection } from 'mysql2/promise';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type SnapshotParticipant, type TableCounts } from '../../src/index.js';
 import { barrierName, readPosition, serverKind, snapshotPosition, tryBarrier, type Barrier, type BinlogPosition, type ServerKind } from './barrier.js';
 import { connect, PINNED_SETTINGS, queryError } from './connect.js';
 import { CHECKSUM_SCHEME, countTables, isNonTransactional, tablesInScope, type MyTable } from './counts.js';
-import { DUMP_TOOL, startDump, type StartedDump } from './dump-start.js';
+import { DUMP_TOOL, launchDump, type PendingDump, type StartedDump } from './dump-start.js';
 import { myOptions, type MyOptions } from './options.js';
 import { toolVersion } from './tools.js';
 import { parseMyUrl, type MyConnection } from './url.js';
@@ -56,11 +56,12 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
   };
   const snap = await connect(conn, what);
   let control: Connection | undefined;
+  let pending: PendingDump | undefined;
   let dump: StartedDump | undefined;
   const destroyAll = (): void => {
     snap.destroy();
     control?.destroy();
-    dump?.stop();
+    pending?.stop();
   };
   ctx.signal.addEventListener('abort', destroyAll, { once: true });
   let dumpTool: string;
@@ -80,12 +81,14 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
     }
     await snap.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
     control = await connect(conn, what);
+    pending = await launchDump(ctx, conn, o, kind, await binlogOn(snap));
   } catch (err) {
     ctx.signal.removeEventListener('abort', destroyAll);
     destroyAll();
     throw fail(err);
   }
   const ctl = control;
+  const launched = pending;
   let barrier: Barrier | undefined;
   let position: BinlogPosition | undefined;
   let barrierMs = 0;
@@ -104,8 +107,9 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
     },
     async take() {
       try {
-        await snap.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
-        position = await readPosition(ctl, kind);
+        // Side by side: nothing commits while the barrier is held, so the position is the snapshot's.
+        const [, read] = await Promise.all([snap.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY'), readPosition(ctl, kind)]);
+        position = read;
         if (kind.flavor === 'mariadb' && position.binlog === 'on') await checkSnapshotPosition(snap, position, db.name);
       } catch (err) {
         throw fail(err);
@@ -114,12 +118,19 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
     async release() {
       try {
         // The dump's own transaction must start inside the cut: commits stay blocked until it has.
-        if (position && !dump) dump = await startDump(ctx, conn, o, kind, position);
+        if (position && !dump) dump = await launched.begin(position);
       } catch (err) {
         throw fail(err);
       } finally {
         barrierMs = (await barrier?.release()) ?? 0;
         barrier = undefined;
+      }
+      // With the binlog on, the dump's header must prove the same cut (after the barrier: commits need not wait for it).
+      if (dump && position?.binlog === 'on') {
+        const proved = await dump.proved.catch((err: unknown) => {
+          throw fail(err);
+        });
+        if (proved) dump.position = proved;
       }
     },
     open() {
@@ -209,6 +220,12 @@ function heldSnapshot(ctx: DriverContext, db: DatabaseConfig, t: Taken): MySnaps
       await snap.end().catch(() => snap.destroy());
     },
   };
+}
+
+// Whether the server writes a binary log (its position is then part of the cut).
+async function binlogOn(c: Connection): Promise<boolean> {
+  const [rows] = await c.query<RowDataPacket[]>('SELECT @@log_bin AS b');
+  return Number((rows[0] as { b: number | string }).b) === 1;
 }
 
 // Under the barrier, the transaction's own binlog position must be the one just read.

@@ -4,7 +4,7 @@ import type { DatabaseConfig, DriverContext, SnapshotParticipant } from '../../s
 import { connect } from './connect.js';
 import { DEADLOCK_DETECTED, describeBlockers, LOCK_NOT_AVAILABLE, lockTables, UNDEFINED_TABLE } from './locks.js';
 import { tablesInScope, type PgTable } from './scope.js';
-import { asSnapshotError, beginLocked, exportSnapshot, heldSnapshot, snapshotSession, type Position, type SnapshotSession } from './snapshot.js';
+import { asSnapshotError, beginLocked, exportSnapshot, heldSnapshot, snapshotSession, snapshotTables, type Position, type SnapshotSession } from './snapshot.js';
 
 const METHOD = 'LOCK TABLE … IN SHARE MODE';
 
@@ -27,8 +27,8 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
     throw asSnapshotError(err, db.name);
   }
   const bar = barrier;
-  let taken: { pos: Position; tables: PgTable[] } | undefined;
-  let restorePoint: string | undefined;
+  let position: Position | undefined;
+  let restorePoint: string | Error | undefined;
   let inTransaction = false;
   const rollback = async (c: Client): Promise<void> => void (await c.query('ROLLBACK').catch(() => undefined));
   const endAll = async (): Promise<void> => void (await Promise.all([s.client, bar].map((c) => c.end().catch(() => undefined))));
@@ -59,19 +59,26 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
       }
     },
     async take(cut) {
-      taken = await exportSnapshot(s, listed, timeoutOfTake);
-      restorePoint = await createRestorePoint(ctx, bar, `dbflow_${cut}`.slice(0, 63), db.name);
+      // One round trip on each session, side by side: the snapshot, and a restore point at the same cut.
+      const [pos, point] = await Promise.all([exportSnapshot(s), createRestorePoint(bar, `dbflow_${cut}`.slice(0, 63))]);
+      position = pos;
+      restorePoint = point;
     },
     async release() {
       await rollback(bar);
-      if (!taken && inTransaction) await rollback(s.client);
+      if (!position && inTransaction) await rollback(s.client);
       inTransaction = false;
     },
     async open() {
-      if (!taken) throw asSnapshotError(new Error('open() before take()'), db.name);
+      if (!position) throw asSnapshotError(new Error('open() before take()'), db.name);
       ctx.signal.removeEventListener('abort', onAbort);
       await bar.end().catch(() => undefined);
-      return heldSnapshot(ctx, s, taken.pos, taken.tables, { barrier: METHOD, ...(restorePoint && { restore_point: restorePoint }) });
+      if (restorePoint instanceof Error) ctx.log.warn(`${db.name}: no restore point at the cut (${restorePoint.message}); point-in-time recovery cannot target it by name.`);
+      // Listed again inside the snapshot (after the barrier: the snapshot sees the catalog as it was at the cut).
+      const tables = await snapshotTables(s, listed, s.o.lockTimeoutMs).catch((err: unknown) => {
+        throw asSnapshotError(err, db.name);
+      });
+      return heldSnapshot(ctx, s, position, tables, { barrier: METHOD, ...(typeof restorePoint === 'string' && { restore_point: restorePoint }) });
     },
     async abort() {
       ctx.signal.removeEventListener('abort', onAbort);
@@ -80,19 +87,14 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
   };
 }
 
-// Under the barrier the snapshot session's locks are already held; a table created meanwhile waits at most this long.
-const timeoutOfTake = 1000;
-
-// A named restore point at the cut; a server that refuses one (no privilege, wal_level minimal, a standby) gets a warning.
-async function createRestorePoint(ctx: DriverContext, barrier: Client, name: string, database: string): Promise<string | undefined> {
+// A named restore point at the cut, or why the server refused one (no privilege, wal_level minimal, a standby).
+// A refusal aborts the barrier's transaction, which keeps its locks until the rollback that releases them.
+async function createRestorePoint(barrier: Client, name: string): Promise<string | Error> {
   try {
-    await barrier.query('SAVEPOINT restore_point');
     await barrier.query('SELECT pg_create_restore_point($1)', [name]);
     return name;
   } catch (err) {
-    await barrier.query('ROLLBACK TO SAVEPOINT restore_point').catch(() => undefined);
-    ctx.log.warn(`${database}: no restore point at the cut (${(err as Error).message}); point-in-time recovery cannot target it by name.`);
-    return undefined;
+    return err as Error;
   }
 }
 

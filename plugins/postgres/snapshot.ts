@@ -82,7 +82,8 @@ async function openSnapshot(s: SnapshotSession): Promise<{ pos: Position; tables
     const listed = await tablesInScope(s.client, s.o);
     try {
       await beginLocked(s, listed, s.o.lockTimeoutMs);
-      return await exportSnapshot(s, listed, s.o.lockTimeoutMs);
+      const pos = await exportSnapshot(s);
+      return { pos, tables: await snapshotTables(s, listed, s.o.lockTimeoutMs) };
     } catch (err) {
       const code = (err as { code?: string }).code;
       await s.client.query('ROLLBACK').catch(() => undefined);
@@ -99,14 +100,19 @@ export async function beginLocked(s: SnapshotSession, listed: readonly PgTable[]
   if (s.o.lockTables) await lockTables(s.client, listed, timeoutMs);
 }
 
-/** The transaction's first query: its snapshot, exported, and the position; tables created since the listing are locked and counted too. */
-export async function exportSnapshot(s: SnapshotSession, listed: readonly PgTable[], timeoutMs: number): Promise<{ pos: Position; tables: PgTable[] }> {
+/** The transaction's first query: its snapshot, exported, and the position. */
+export async function exportSnapshot(s: SnapshotSession): Promise<Position> {
   const current = s.versionNum >= 130000 ? 'pg_current_snapshot()' : 'txid_current_snapshot()';
   const r = await s.client.query<Position>(
     `SELECT pg_export_snapshot() AS snapshot_id,
             (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text AS lsn,
             ${current}::text AS txid_snapshot, pg_is_in_recovery() AS in_recovery, clock_timestamp() AS taken_at`,
   );
+  return r.rows[0]!;
+}
+
+/** The tables in scope as the open snapshot sees them: those created since `listed` are locked (with lock_tables) and counted too. */
+export async function snapshotTables(s: SnapshotSession, listed: readonly PgTable[], timeoutMs: number): Promise<PgTable[]> {
   const tables = await tablesInScope(s.client, s.o);
   const known = new Set(listed.map((t) => t.key));
   if (s.o.lockTables)
@@ -115,7 +121,7 @@ export async function exportSnapshot(s: SnapshotSession, listed: readonly PgTabl
       tables.filter((t) => !known.has(t.key)),
       timeoutMs,
     );
-  return { pos: r.rows[0]!, tables };
+  return tables;
 }
 
 /**
