@@ -3,6 +3,7 @@ import { defineStep, type ArtifactLayer, type ArtifactRecord } from '../../src/i
 
 interface UploadWith {
   to: string;
+  storage?: Record<string, unknown>;
 }
 
 export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
@@ -13,7 +14,13 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
     type: 'object',
     additionalProperties: false,
     required: ['to'],
-    properties: { to: { type: 'string', format: 'url', description: 'Destination URL, e.g. file://./backups/x.zst.pgp' } },
+    properties: {
+      to: { type: 'string', format: 'url', description: 'Destination URL, e.g. file://./backups/x.zst.pgp, s3://bucket/prefix/x.zst.pgp' },
+      storage: {
+        type: 'object',
+        description: "Settings of this write for the URL's storage (s3: server_side_encryption, kms_key_id, storage_class).",
+      },
+    },
   },
   outputs: {
     type: 'object',
@@ -28,7 +35,7 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
   },
   async run(ctx) {
     const url = ctx.with.to;
-    const stored = await ctx.storage(url).put(url, ctx.input, { signal: ctx.signal });
+    const stored = await ctx.storage(url).put(url, ctx.input, { signal: ctx.signal, ...(ctx.with.storage && { settings: ctx.with.storage }) });
     const stats = await ctx.inputStats();
     const source = ctx.chain[0]?.outputs ?? {};
     const raw = ctx.chain.length > 1 ? await ctx.chain[0]!.stats : stats;

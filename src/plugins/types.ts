@@ -166,6 +166,8 @@ export interface DatabaseDriver {
 /** Options of a storage write. */
 export interface PutOptions {
   signal: AbortSignal;
+  /** Storage-specific settings of this write (the upload step's `with.storage`, e.g. server-side encryption). */
+  settings?: Record<string, unknown>;
 }
 
 /** An object in a storage. */
