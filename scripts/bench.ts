@@ -16,12 +16,14 @@
 //                       (64 with BENCH_QUICK); generated once and kept as the database dbflow_bench_<size>mb
 //   BENCH_MYSQL_REBUILD=1  regenerate the MariaDB source database even when a current one is there
 //   DBFLOW_BENCH_MYSQL_URL the MariaDB server (default mysql://root@127.0.0.1:3306/)
+//   BENCH_COORD_SNAPSHOTS=50  coordinated snapshots over 3 participants under the causal writer (10 with BENCH_QUICK)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { SHELL_SCRIPT } from './bench/chain-runs.js';
+import { coordinatedSection } from './bench/coordinated.js';
 import { engineOverhead } from './bench/engine-overhead.js';
 import { dropScratchDatabasesSync } from './bench/pg-server.js';
 import { postgres, PG_SHELL_TEXT, type SectionResult } from './bench/postgres.js';
@@ -77,6 +79,10 @@ const sections: Section[] = [
     name: `5 MariaDB chain and commit barrier (${mySizeMiB} MiB database)`,
     fn: () => mysqlSection({ sizeMiB: mySizeMiB, rebuild: myRebuild, quick, passFile, gnupgHome, log }),
     shell: `MariaDB (database name in $DB, connection in the 0600 option file $MYCNF):\n${MY_SHELL_TEXT}`,
+  },
+  {
+    name: '6 coordinated snapshot (3 participants)',
+    fn: () => coordinatedSection({ quick, log }),
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).
