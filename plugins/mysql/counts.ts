@@ -71,3 +71,25 @@ export async function countTables(c: Connection, database: string, tables: reado
   }
   return out;
 }
+
+/**
+ * The definition of every table of `database` (columns with their types, engine), as one string per
+ * table. DDL is not transactional in MySQL/MariaDB: a table altered after the snapshot is dumped with
+ * its new definition, so a backup compares this before and after its dump.
+ */
+export async function schemaFingerprint(c: Connection, database: string): Promise<Map<string, string>> {
+  const [rows] = await c.query<RowDataPacket[]>(
+    `SELECT t.TABLE_NAME AS name, CONCAT_WS(',', t.ENGINE, t.CREATE_TIME,
+            GROUP_CONCAT(CONCAT(c.COLUMN_NAME, ' ', c.COLUMN_TYPE) ORDER BY c.ORDINAL_POSITION SEPARATOR ',')) AS def
+       FROM information_schema.TABLES t LEFT JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME
+      WHERE t.TABLE_SCHEMA = ? AND t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') GROUP BY t.TABLE_NAME, t.ENGINE, t.CREATE_TIME`,
+    [database],
+  );
+  return new Map((rows as { name: string; def: string | null }[]).map((r) => [r.name, r.def ?? '']));
+}
+
+/** The tables whose definition differs between two fingerprints (changed, created or dropped). */
+export function changedTables(before: Map<string, string>, after: Map<string, string>): string[] {
+  const names = new Set([...before.keys(), ...after.keys()]);
+  return [...names].filter((n) => before.get(n) !== after.get(n)).sort();
+}

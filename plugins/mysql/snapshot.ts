@@ -3,7 +3,7 @@ import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type SnapshotParticipant, type TableCounts } from '../../src/index.js';
 import { barrierName, readPosition, serverKind, snapshotPosition, tryBarrier, type Barrier, type BinlogPosition, type ServerKind } from './barrier.js';
 import { connect, PINNED_SETTINGS, queryError } from './connect.js';
-import { CHECKSUM_SCHEME, countTables, isNonTransactional, tablesInScope, type MyTable } from './counts.js';
+import { changedTables, CHECKSUM_SCHEME, countTables, isNonTransactional, schemaFingerprint, tablesInScope, type MyTable } from './counts.js';
 import { DUMP_TOOL, launchDump, type PendingDump, type StartedDump } from './dump-start.js';
 import { myOptions, type MyOptions } from './options.js';
 import { toolVersion } from './tools.js';
@@ -14,6 +14,8 @@ export interface MySnapshot extends DriverSnapshot {
   readonly conn: MyConnection;
   /** The dump of this snapshot, once: later calls fail. */
   claimDump(): Promise<StartedDump>;
+  /** Rejects, naming the tables, when DDL changed a table in scope since the snapshot was prepared. */
+  unchanged(): Promise<void>;
 }
 
 /** True for a snapshot this driver took. */
@@ -67,11 +69,13 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
   let dumpTool: string;
   let kind: ServerKind;
   let loose: MyTable[];
+  let definitions: Map<string, string>;
   try {
     // Before any barrier: a missing tool must not block commits, even briefly.
     dumpTool = `${DUMP_TOOL} ${await toolVersion(ctx, DUMP_TOOL, o.binDir)}`;
     kind = await serverKind(snap);
     for (const s of PINNED_SETTINGS) await snap.query(s);
+    definitions = await schemaFingerprint(snap, conn.database);
     const listed = await tablesInScope(snap, conn.database, o.excludeTables);
     loose = listed.filter(isNonTransactional);
     if (loose.length) {
@@ -140,7 +144,7 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
       ctx.log.info(
         `${db.name}: snapshot ${position.binlog === 'on' ? `at binlog ${position.file}:${position.position}${position.gtid ? ` (GTID ${position.gtid})` : ''}` : '(binary log off)'}; commits blocked for ${barrierMs} ms (${barrierName(kind)})`,
       );
-      return Promise.resolve(heldSnapshot(ctx, db, { conn, o, snap, kind, position, barrierMs, dumpTool, loose, started: dump }));
+      return Promise.resolve(heldSnapshot(ctx, db, { conn, o, snap, kind, position, barrierMs, dumpTool, loose, definitions, started: dump }));
     },
     async abort() {
       ctx.signal.removeEventListener('abort', destroyAll);
@@ -159,6 +163,7 @@ interface Taken {
   barrierMs: number;
   dumpTool: string;
   loose: MyTable[];
+  definitions: Map<string, string>;
   started: StartedDump;
 }
 
@@ -208,6 +213,15 @@ function heldSnapshot(ctx: DriverContext, db: DatabaseConfig, t: Taken): MySnaps
       }
       claimed = true;
       return Promise.resolve(started);
+    },
+    unchanged: async () => {
+      const skip = new Set(o.excludeTables);
+      const changed = changedTables(t.definitions, await schemaFingerprint(snap, conn.database)).filter((n) => !skip.has(n));
+      if (changed.length) {
+        throw new DbflowError(
+          `database "${db.name}": ${changed.map((n) => `\`${n}\``).join(', ')} changed during the backup (DDL: ALTER, CREATE, DROP, RENAME or TRUNCATE); DDL is not transactional, so the dump may hold a definition that does not match the snapshot's rows. Nothing was published: run again, away from schema changes.`,
+        );
+      }
     },
     release: async () => {
       if (released) return;

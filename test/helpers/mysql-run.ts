@@ -13,26 +13,35 @@ export interface MyPipelineOptions {
   options?: Record<string, unknown>;
   /** A `throttle` transform between dump and compress, waiting this long after each chunk. */
   throttleMs?: number;
+  /** Steps (flow mappings as objects) that run after the snapshot; the dump needs them. */
+  between?: Record<string, unknown>[];
+  /** Steps that run once the upload is done, while the snapshot is still held. */
+  afterUpload?: Record<string, unknown>[];
 }
 
 /** The YAML of a backup of one database `app`: snapshot → dump → zstd → OpenPGP → file → restore-test → rowcount-check. */
 export function myBackupPipeline(o: MyPipelineOptions): string {
   const db = { driver: 'mysql', url: o.url, ...(o.password && { password: '{{ secrets.db_password }}' }), ...(o.options && { options: o.options }) };
   const throttle = o.throttleMs !== undefined;
+  const between = (o.between ?? []).map((s) => `  - ${JSON.stringify({ needs: ['snapshot'], ...s })}\n`).join('');
+  const after = (o.afterUpload ?? []).map((s) => `  - ${JSON.stringify({ needs: ['upload'], ...s })}\n`).join('');
+  const needs = o.between?.length ? `needs: ${JSON.stringify(o.between.map((s) => s.id))}, ` : '';
+  const plugins = throttle || between || after ? `plugins: ${JSON.stringify([TEST_STEPS_PLUGIN])}\n` : '';
+  const restoreNeeds = o.afterUpload?.length ? `needs: ${JSON.stringify(o.afterUpload.map((s) => s.id))}, ` : '';
   return `version: 1
 name: mytest
 timeout: 3m
-${throttle ? `plugins: ${JSON.stringify([TEST_STEPS_PLUGIN])}\n` : ''}secrets:
+${plugins}secrets:
   passphrase: { env: TEST_PASSPHRASE }
 ${o.password ? '  db_password: { env: TEST_MY_PASSWORD }\n' : ''}databases:
   app: ${JSON.stringify(db)}
 steps:
   - { id: snapshot, uses: snapshot, with: { databases: [app] } }
-  - { id: dump, uses: dump, with: { database: app, snapshot: snapshot } }
+${between}  - { id: dump, uses: dump, ${needs}with: { database: app, snapshot: snapshot } }
 ${throttle ? `  - { id: throttle, uses: throttle, input: dump, with: { delay_ms: ${o.throttleMs} } }\n` : ''}  - { id: compress, uses: compress, input: ${throttle ? 'throttle' : 'dump'}, with: { algorithm: zstd, level: 3 } }
   - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
   - { id: upload, uses: upload, input: encrypt, with: { to: "file://./backups/{{ run.id }}/app.sql.zst.pgp" } }
-  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+${after}  - { id: restore_test, uses: restore-test, ${restoreNeeds}with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
   - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
 `;
 }
