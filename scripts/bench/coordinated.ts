@@ -1,7 +1,7 @@
 // 6. Coordinated snapshot: how long one snapshot step over three participants (two PostgreSQL databases
 // and a MariaDB database) blocks commits, under a causal writer that commits item i to db1, then mq,
 // then db2. A pipeline with only the snapshot step is run in-process through the public API, again and
-// again; each run's `outputs.coordination.blocked_ms` (first barrier acquired to last released) is read
+// again; each run's `outputs.coordination.blocked_ms` (the longest any participant held its barrier) is read
 // from the snapshot step's state.
 import { rmSync } from 'node:fs';
 import { loadPipelineText, runPipeline, type LoadedPipeline } from '../../src/index.js';
