@@ -1,0 +1,66 @@
+// SDK and network errors turned into dbflow errors that name the URL and say what to do, never a credential.
+import { DbflowError, RepositoryError } from '../../src/index.js';
+import { endpointName, s3Target } from './client.js';
+import { parseS3Url } from './url.js';
+
+/** What an SDK error carries that matters here. */
+interface SdkError {
+  name?: string;
+  Code?: string;
+  code?: string;
+  message?: string;
+  $metadata?: { httpStatusCode?: number };
+  cause?: unknown;
+}
+
+const ACCESS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'AllAccessDisabled', 'AccountProblem', 'Forbidden']);
+const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'TimeoutError']);
+
+/**
+ * A DbflowError for an S3 error while doing `action` (e.g. "writing") on `url`. A missing object is a
+ * RepositoryError. The SDK's own message is kept only where it cannot hold a credential.
+ */
+export function s3Failure(err: unknown, action: string, url: string): DbflowError {
+  if (err instanceof DbflowError) return err;
+  const e = (err ?? {}) as SdkError;
+  const code = e.Code ?? e.name ?? 'Error';
+  const status = e.$metadata?.httpStatusCode;
+  const { bucket } = parseS3Url(url);
+  const target = s3Target();
+  const network = networkCode(err);
+  if (code === 'NoSuchBucket') {
+    return new RepositoryError(`bucket "${bucket}" does not exist (${action} "${url}" at ${endpointName(target)}); create it, or fix the bucket in the URL.`);
+  }
+  if (code === 'NoSuchKey' || (code === 'NotFound' && status === 404)) {
+    return new RepositoryError(`object "${url}" does not exist; check the URL, or list the repository.`);
+  }
+  if (code === 'InvalidObjectState') {
+    return new RepositoryError(`object "${url}" is archived (GLACIER or DEEP_ARCHIVE) and must be restored in S3 before it can be read.`);
+  }
+  if (ACCESS.has(code) || status === 403) {
+    return new DbflowError(
+      `access to "${url}" was denied (${code}) while ${action} it; check the credentials the AWS SDK found (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the instance role) and the bucket's policy.`,
+    );
+  }
+  if (code === 'CredentialsProviderError' || /Could not load credentials/i.test(e.message ?? '')) {
+    return new DbflowError(
+      `no AWS credentials for ${action} "${url}"; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE, or run where an instance or container role is available.`,
+    );
+  }
+  if (network) {
+    return new DbflowError(
+      `the S3 endpoint ${endpointName(target)} could not be reached or dropped the connection while ${action} "${url}" (${network}); check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the network.`,
+      { cause: err },
+    );
+  }
+  const detail = e.message && e.message !== code ? `${code}: ${e.message}` : code;
+  return new DbflowError(`S3 failed while ${action} "${url}" (${status ? `HTTP ${status}, ` : ''}${detail}).`, { cause: err });
+}
+
+// The system or SDK code of a network failure, also when the SDK wrapped it.
+function networkCode(err: unknown): string | undefined {
+  for (let e = err as SdkError | undefined, depth = 0; e && depth < 5; e = e.cause as SdkError | undefined, depth++) {
+    for (const c of [e.code, e.name]) if (c && NETWORK.has(c)) return c;
+  }
+  return undefined;
+}

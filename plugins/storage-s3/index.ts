@@ -1,0 +1,11 @@
+// The storage-s3 plugin: `s3://bucket/key` URLs on Amazon S3 or an S3-compatible service; the AWS SDK loads on first use.
+import { definePlugin } from '../../src/index.js';
+import { deleteObject } from './delete.js';
+import { getObject } from './get.js';
+import { listObjects } from './list.js';
+import { putObject } from './put.js';
+
+export default definePlugin({
+  name: 'storage-s3',
+  storages: [{ scheme: 's3', put: putObject, get: getObject, list: listObjects, delete: deleteObject }],
+});

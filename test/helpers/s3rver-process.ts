@@ -1,0 +1,89 @@
+// The s3rver process of the S3 tests: s3rver on 127.0.0.1 with a free port, completed with the multipart operations it lacks.
+// Usage: node --openssl-legacy-provider --import tsx s3rver-process.ts <folder>
+// (s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 offers only through its legacy provider.)
+// Prints {"port": N} once listening; when its stdin closes (the test process ended) or on SIGTERM, stops and removes the folder.
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+// s3rver's own types (it ships none), as far as this file uses them.
+interface S3rverApp {
+  middleware: unknown[];
+  run(): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+type S3rverClass = new (options: Record<string, unknown>) => S3rverApp;
+type S3ErrorClass = new (code: string, message: string, detail?: Record<string, unknown>) => Error;
+interface KoaContext {
+  method: string;
+  path: string;
+  query: Record<string, string | string[] | undefined>;
+  status: number;
+  body: unknown;
+}
+
+const dir = process.argv[2];
+if (!dir) throw new Error('usage: s3rver-process.ts <folder>');
+const require = createRequire(import.meta.url);
+const S3rver = require('s3rver') as S3rverClass;
+const S3Error = require('s3rver/lib/models/error') as S3ErrorClass;
+
+// Where s3rver keeps the parts of unfinished multipart uploads: <folder>/<bucket>/._S3rver_uploads/<upload id>/.
+function uploadsDir(root: string, bucket: string): string {
+  return path.join(root, bucket, '._S3rver_uploads');
+}
+
+/**
+ * The multipart operations s3rver 3.7 lacks, done on its own folder the way S3 does them:
+ * AbortMultipartUpload (DELETE ?uploadId) removes the upload and its parts; ListMultipartUploads
+ * (GET ?uploads) lists them; UploadPart to an upload that does not exist (aborted) is NoSuchUpload
+ * instead of recreating its folder. Everything else is s3rver's. Runs before s3rver's router.
+ */
+function multipartCompletion(root: string) {
+  return async (ctx: KoaContext, next: () => Promise<void>): Promise<void> => {
+    const m = /^\/([^/]+)(?:\/(.*))?$/.exec(ctx.path);
+    if (!m) return next();
+    const bucket = decodeURIComponent(m[1]!);
+    const key = m[2] ? decodeURIComponent(m[2]) : undefined;
+    const uploadId = typeof ctx.query.uploadId === 'string' ? ctx.query.uploadId : undefined;
+    const uploadDir = uploadId ? path.join(uploadsDir(root, bucket), path.basename(uploadId)) : undefined;
+    const known = uploadDir !== undefined && existsSync(path.join(uploadDir, 'key')) && readFileSync(path.join(uploadDir, 'key'), 'utf8') === key;
+    if (key !== undefined && uploadDir && ctx.method === 'DELETE') {
+      if (!known) throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
+      rmSync(uploadDir, { recursive: true, force: true });
+      ctx.status = 204;
+      return;
+    }
+    if (key !== undefined && uploadDir && ctx.method === 'PUT' && 'partNumber' in ctx.query && !known) {
+      throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
+    }
+    if (key === undefined && ctx.method === 'GET' && 'uploads' in ctx.query) {
+      const uploads = uploadsDir(root, bucket);
+      const found = (existsSync(uploads) ? readdirSync(uploads) : []).map((id) => ({
+        Key: existsSync(path.join(uploads, id, 'key')) ? readFileSync(path.join(uploads, id, 'key'), 'utf8') : '',
+        UploadId: id,
+        Initiated: new Date().toISOString(),
+      }));
+      ctx.body = {
+        ListMultipartUploadsResult: { Bucket: bucket, MaxUploads: 1000, IsTruncated: false, ...(found.length > 0 && { Upload: found }) },
+      };
+      return;
+    }
+    return next();
+  };
+}
+
+const server = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true, vhostBuckets: false });
+// Before s3rver's router, its last middleware.
+server.middleware.splice(server.middleware.length - 1, 0, multipartCompletion(dir));
+const { port } = await server.run();
+process.stdout.write(`${JSON.stringify({ port })}\n`);
+
+// Stops and removes the folder, also when the test process died without closing it.
+const stop = (): void =>
+  void server.close().finally(() => {
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(0);
+  });
+process.stdin.on('end', stop).on('close', stop).resume();
+process.on('SIGTERM', stop);
