@@ -6,5 +6,7 @@ import mysql from './mysql/index.js';
 import postgres from './postgres/index.js';
 import sqlite from './sqlite/index.js';
 import storageFile from './storage-file/index.js';
+import storageS3 from './storage-s3/index.js';
+import storageSftp from './storage-sftp/index.js';
 
-export default [backup, compress, encrypt, mysql, postgres, sqlite, storageFile];
+export default [backup, compress, encrypt, mysql, postgres, sqlite, storageFile, storageS3, storageSftp];

@@ -28,5 +28,7 @@ export { manifestSchema } from './repo/manifest-schema.js';
 export { MANIFEST_NAME, type Manifest } from './repo/manifest.js';
 export { STEP_REF_FORMAT } from './schema/validator.js';
 export { decodeArtifact, compareCounts, type CountDiff } from './repo/restore.js';
+export { readArtifact, type ReadOptions } from './repo/read-artifact.js';
+export { retain, isoWeekKey, type RetentionCandidate, type RetentionDecision, type RetentionPolicy } from './repo/retention.js';
 export { parseDuration } from './spec/pipeline.js';
 export { DURATION_PATTERN } from './schema/pipeline-schema.js';

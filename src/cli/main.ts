@@ -4,6 +4,8 @@ import { Command, CommanderError } from 'commander';
 import { dbflowVersion } from '../engine/versions.js';
 import { ExitCode, isUserError } from '../errors.js';
 import * as cmd from './commands.js';
+import { backupsListCommand, pruneCommand, type PruneCommandOptions } from './repo-commands.js';
+import { restoreCommand, verifyCommand, type RestoreCommandOptions, type VerifyCommandOptions } from './restore-commands.js';
 
 const io: cmd.Io = {
   out: (t) => process.stdout.write(`${t}\n`),
@@ -56,6 +58,45 @@ function program(setCode: (code: number) => void): Command {
     .option('--json', 'print as JSON')
     .option(...state)
     .action((o: { json?: boolean; stateDir?: string; limit?: string }) => setCode(cmd.runsCommand(o, io)));
+  const backups = p.command('backups').description('the backups in a repository (a storage URL prefix)');
+  backups
+    .command('list')
+    .description('list the backups under a repository URL, newest first, with size, databases and verification status')
+    .argument('<repo>', 'repository URL, e.g. file://./backups/nightly or s3://bucket/nightly')
+    .option('--json', 'print as JSON')
+    .action(async (repo: string, o: { json?: boolean }) => setCode(await backupsListCommand(repo, o, io)));
+  const passphraseFile = ['--passphrase-file <file>', 'file holding the passphrase (else $DBFLOW_PASSPHRASE; never on the command line)'] as const;
+  const privateKeyFile = ['--private-key-file <file>', 'armored OpenPGP private key, for backups encrypted to public keys'] as const;
+  p.command('verify')
+    .description("check a stored backup without restoring it: every object's size and sha256, every layer's integrity check, the decoded dump's sha256")
+    .argument('<backup>', 'backup URL: its folder (or its manifest.json), e.g. file://./backups/nightly/20261124T020000Z-3fa2')
+    .option(...passphraseFile)
+    .option(...privateKeyFile)
+    .option('--no-record', 'do not write the result to verify.json next to the manifest')
+    .option('-v, --verbose', 'also print what the decoders say')
+    .action(async (url: string, o: VerifyCommandOptions) => setCode(await verifyCommand(url, o, io)));
+  p.command('restore')
+    .description("restore one database of a backup into a database, then compare its row counts with the backup's")
+    .argument('<backup>', 'backup URL: its folder (or its manifest.json)')
+    .option('-d, --database <name>', 'which database of the backup')
+    .option('--to <url>', 'target database URL (password from $DBFLOW_TARGET_PASSWORD); it must be empty unless --force')
+    .option('--force', 'restore into a target that has tables (or cannot be checked)')
+    .option('--list', 'show what the backup holds: databases, tables with row counts, artifacts')
+    .option(...passphraseFile)
+    .option(...privateKeyFile)
+    .option('-v, --verbose', 'also print what the restore programs say')
+    .action(async (url: string, o: RestoreCommandOptions) => setCode(await restoreCommand(url, o, io)));
+  p.command('prune')
+    .description('delete the backups a retention policy does not keep (never the newest verified one), and old orphaned objects')
+    .argument('<repo>', 'repository URL, e.g. file://./backups/nightly')
+    .option('--keep-last <n>', 'keep the newest n backups')
+    .option('--keep-daily <n>', 'keep the newest backup of each of the last n days with backups (UTC)')
+    .option('--keep-weekly <n>', 'keep the newest backup of each of the last n ISO weeks with backups')
+    .option('--keep-monthly <n>', 'keep the newest backup of each of the last n months with backups')
+    .option('--orphan-grace <duration>', 'remove objects without a manifest only when their run started longer ago', '24h')
+    .option('--dry-run', 'print what would be deleted, delete nothing')
+    .option('--json', 'print the decisions as JSON')
+    .action(async (repo: string, o: PruneCommandOptions) => setCode(await pruneCommand(repo, o, io)));
   p.command('watch')
     .description('re-validate the pipelines in a folder on every save and print errors')
     .argument('<dir>', 'folder with pipeline files')

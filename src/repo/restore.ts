@@ -2,7 +2,7 @@
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { createHash } from 'node:crypto';
 import { IntegrityError } from '../errors.js';
-import type { ArtifactRecord, Codec, DecodeKeys, StepContext, Storage, TableCounts } from '../plugins/types.js';
+import type { ArtifactRecord, Codec, DecodeKeys, EdgeStats, StepContext, Storage, TableCounts } from '../plugins/types.js';
 
 /** Where decodeArtifact finds storages and codecs (a StepContext fits). */
 export interface DecodeScope {
@@ -16,36 +16,61 @@ export interface DecodeScope {
  * The plaintext dump of a stored artifact, as a stream. The stream fails at its end when the stored
  * object's size or sha256 differ from the record, or when a decoder's integrity check fails: a
  * consumer must treat what it read as untrusted until the stream has ended without error.
+ * `parts` are the stages in order (the stored object, its digest check, each decoder); `checked` is
+ * the digest check: read on its own, it tells whether the stored object itself is intact.
  */
-export async function decodeArtifact(scope: DecodeScope, artifact: ArtifactRecord, keys: DecodeKeys): Promise<{ stream: Readable; parts: Readable[] }> {
+export async function decodeArtifact(scope: DecodeScope, artifact: ArtifactRecord, keys: DecodeKeys): Promise<{ stream: Readable; parts: Readable[]; checked: Readable }> {
   const stored = await scope.storage(artifact.url).get(artifact.url);
-  const parts: Readable[] = [stored];
-  let stream: Readable = stored.pipe(checkDigest(artifact));
+  const checked = stored.pipe(
+    digestCheck(artifact, (got) =>
+      new IntegrityError(
+        got.bytes !== artifact.bytes
+          ? `${artifact.url}: stored object is ${got.bytes} bytes, the manifest says ${artifact.bytes}.`
+          : `${artifact.url}: sha256 is ${got.sha256}, the manifest says ${artifact.sha256}.`,
+      ),
+    ),
+  );
+  const parts: Readable[] = [stored, checked];
+  let stream: Readable = checked;
   stored.on('error', (err) => stream.destroy(err));
-  parts.push(stream);
-  for (const layer of [...artifact.layers].reverse()) {
-    const decoder = await scope.codec(layer.codec).decode(keys, layer, scope.exec);
-    const prev = stream;
-    prev.on('error', (err) => decoder.destroy(err));
-    stream = prev.pipe(decoder);
-    parts.push(stream);
+  try {
+    for (const layer of [...artifact.layers].reverse()) {
+      const decoder = await scope.codec(layer.codec).decode(keys, layer, scope.exec);
+      const prev = stream;
+      prev.on('error', (err) => decoder.destroy(err));
+      stream = prev.pipe(decoder);
+      parts.push(stream);
+    }
+  } catch (err) {
+    // A decoder that cannot start (no key, no program): nothing is left open.
+    for (const p of parts) p.destroy();
+    throw err;
   }
-  return { stream, parts };
+  return { stream, parts, checked };
 }
 
-function checkDigest(artifact: ArtifactRecord): Transform {
+/**
+ * A pass-through that counts and hashes the bytes; at its end it reports them to `done`, and fails
+ * with the error `mismatch` makes when they differ from `expected` (without `expected`, it only counts).
+ */
+export function digestCheck(
+  expected: EdgeStats | undefined,
+  mismatch: (got: EdgeStats) => Error,
+  hooks: { onBytes?: (bytes: number) => void; done?: (got: EdgeStats) => void } = {},
+): Transform {
   const hash = createHash('sha256');
   let bytes = 0;
   return new Transform({
     transform(chunk: Buffer, _enc, done: TransformCallback) {
       bytes += chunk.length;
       hash.update(chunk);
+      hooks.onBytes?.(bytes);
       done(null, chunk);
     },
     flush(done: TransformCallback) {
-      const sha = hash.digest('hex');
-      if (bytes !== artifact.bytes) return done(new IntegrityError(`${artifact.url}: stored object is ${bytes} bytes, the manifest says ${artifact.bytes}.`));
-      if (sha !== artifact.sha256) return done(new IntegrityError(`${artifact.url}: sha256 is ${sha}, the manifest says ${artifact.sha256}.`));
+      const got = { bytes, sha256: hash.digest('hex') };
+      hooks.done?.(got);
+      if (expected && (got.bytes !== expected.bytes || got.sha256 !== expected.sha256)) return done(mismatch(got));
       done();
     },
   });

@@ -1,0 +1,172 @@
+// `dbflow backups list` and `dbflow prune`: a repository's backups, and retention over them.
+import { ExitCode, UsageError } from '../errors.js';
+import { builtinRegistry } from '../plugins/loader.js';
+import type { Registry } from '../plugins/registry.js';
+import type { StorageScope } from '../repo/backup.js';
+import { executePrune, planPrune, type PrunePlan } from '../repo/prune.js';
+import { artifactBytes, listRepository, type ListedBackup, type OrphanFolder, type RepositoryListing } from '../repo/repository.js';
+import { parseDuration } from '../spec/pipeline.js';
+import { didYouMean } from '../spec/suggest.js';
+import { formatBytes } from '../ui/format.js';
+import { parseCount, shortTime, table } from './command-support.js';
+import type { Io } from './commands.js';
+
+/** Storages by URL scheme, from the registry. */
+export function storageScope(registry: Registry): StorageScope {
+  return {
+    storage(url: string) {
+      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase() ?? '';
+      const storage = registry.storages.get(scheme);
+      if (!storage) throw new UsageError(`no storage for "${scheme}:" URLs ("${url}").${didYouMean(scheme, registry.storages.keys())}`);
+      return storage;
+    },
+  };
+}
+
+export async function backupsListCommand(repo: string, opts: { json?: boolean }, io: Io): Promise<number> {
+  const listing = await listRepository(storageScope(await builtinRegistry()), repo);
+  if (opts.json) {
+    io.out(JSON.stringify({ repo: listing.repo, backups: listing.backups.map(backupJson), orphans: orphansJson(listing.orphans) }, null, 2));
+    return ExitCode.ok;
+  }
+  if (!listing.backups.length) io.out(`no backups in ${listing.repo}`);
+  else {
+    const rows = listing.backups.map((b) => {
+      const m = b.manifest;
+      if (!m) return ['?', '?', '?', '-', '-', `unreadable manifest: ${b.problem ?? ''}`, b.url];
+      return [shortTime(m.run.started_at), m.pipeline.name, m.run.id, formatBytes(artifactBytes(m)), Object.keys(m.databases).join(',') || '-', status(b), b.url];
+    });
+    for (const line of table([['TIME', 'PIPELINE', 'RUN', 'SIZE', 'DATABASES', 'STATUS', 'BACKUP'], ...rows])) io.out(line);
+  }
+  io.out(footer(listing));
+  return ExitCode.ok;
+}
+
+// The manifest's status, the last verify, and artifacts that are not stored as recorded.
+function status(b: ListedBackup): string {
+  const parts: string[] = [b.manifest!.status];
+  if (b.verify) parts.push(`verify ${b.verify.ok ? 'ok' : 'FAILED'} ${shortTime(b.verify.verified_at)}`);
+  if (b.missing.length) parts.push(`MISSING or wrong size: ${b.missing.join(', ')}`);
+  return parts.join('; ');
+}
+
+function footer(listing: RepositoryListing): string {
+  const n = listing.backups.length;
+  const objects = listing.orphans.flatMap((o) => o.objects);
+  const bytes = objects.reduce((s, o) => s + o.bytes, 0);
+  const orphans = objects.length
+    ? `${objects.length} orphaned ${objects.length === 1 ? 'object' : 'objects'} (${formatBytes(bytes)}) in ${listing.orphans.length} ${listing.orphans.length === 1 ? 'folder' : 'folders'} without a manifest: failed or unfinished runs, not backups (\`dbflow prune\` removes them after --orphan-grace)`
+    : 'no orphaned objects';
+  return `${n} ${n === 1 ? 'backup' : 'backups'}; ${orphans}`;
+}
+
+function backupJson(b: ListedBackup): Record<string, unknown> {
+  const m = b.manifest;
+  if (!m) return { url: b.url, problem: b.problem, objects: b.objects.length };
+  return {
+    url: b.url,
+    run_id: m.run.id,
+    pipeline: m.pipeline.name,
+    started_at: m.run.started_at,
+    finished_at: m.run.finished_at,
+    bytes: artifactBytes(m),
+    databases: Object.keys(m.databases),
+    status: m.status,
+    last_verify: b.verify ? { ok: b.verify.ok, verified_at: b.verify.verified_at, failed: b.verify.artifacts.filter((a) => !a.ok).map((a) => a.path) } : null,
+    missing: b.missing,
+  };
+}
+
+function orphansJson(orphans: OrphanFolder[]): Record<string, unknown> {
+  const objects = orphans.flatMap((o) => o.objects);
+  return {
+    objects: objects.length,
+    bytes: objects.reduce((s, o) => s + o.bytes, 0),
+    folders: orphans.map((o) => ({ folder: o.folder, run_started_at: o.time?.toISOString() ?? null, objects: o.objects.map((x) => x.url) })),
+  };
+}
+
+/** Options of `dbflow prune`. */
+export interface PruneCommandOptions {
+  keepLast?: string;
+  keepDaily?: string;
+  keepWeekly?: string;
+  keepMonthly?: string;
+  orphanGrace: string;
+  dryRun?: boolean;
+  json?: boolean;
+}
+
+export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: Io): Promise<number> {
+  const policy = {
+    last: parseCount(opts.keepLast, '--keep-last'),
+    daily: parseCount(opts.keepDaily, '--keep-daily'),
+    weekly: parseCount(opts.keepWeekly, '--keep-weekly'),
+    monthly: parseCount(opts.keepMonthly, '--keep-monthly'),
+  };
+  if (!policy.last && !policy.daily && !policy.weekly && !policy.monthly) {
+    throw new UsageError('prune needs a policy: at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly above 0.');
+  }
+  let orphanGraceMs: number;
+  try {
+    orphanGraceMs = parseDuration(opts.orphanGrace);
+  } catch {
+    throw new UsageError(`--orphan-grace must be a duration such as 24h, 90m or 2d, not "${opts.orphanGrace}".`);
+  }
+  const scope = storageScope(await builtinRegistry());
+  const listing = await listRepository(scope, repo);
+  const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });
+  const verb = opts.dryRun ? 'would remove' : 'removed';
+  if (!opts.json) printPlan(plan, io, opts.dryRun === true);
+  let deleted: string[] = [];
+  let spared: string[] = [];
+  if (!opts.dryRun) {
+    const done = await executePrune(scope, plan, (url) => {
+      if (!opts.json) io.out(`  deleted ${url}`);
+    });
+    deleted = done.deleted.map((o) => o.url);
+    spared = done.spared;
+    for (const f of spared) io.err(`dbflow: kept ${f}: a manifest appeared there while pruning (a run published it).`);
+  }
+  const removedObjects = plan.remove.reduce((n, b) => n + b.objects.length, 0) + plan.orphans.filter((o) => o.remove && !spared.includes(o.orphan.folder)).reduce((n, o) => n + o.orphan.objects.length, 0);
+  if (opts.json) {
+    io.out(JSON.stringify(pruneJson(plan, opts.dryRun === true, deleted, spared), null, 2));
+  } else {
+    io.out(`${plan.keep.length} kept, ${plan.remove.length} ${opts.dryRun ? 'to remove' : 'removed'}${plan.skipped.length ? `, ${plan.skipped.length} skipped` : ''}; ${verb} ${removedObjects} ${removedObjects === 1 ? 'object' : 'objects'}${opts.dryRun ? ' (dry run: nothing was deleted)' : ''}`);
+  }
+  return ExitCode.ok;
+}
+
+function printPlan(plan: PrunePlan, io: Io, dryRun: boolean): void {
+  const rows: string[][] = [];
+  for (const { backup, reasons } of plan.keep) rows.push(['keep', ...describe(backup), reasons.join(', ')]);
+  for (const b of plan.remove) rows.push([dryRun ? 'would remove' : 'remove', ...describe(b), `no rule keeps it (${b.objects.length} ${b.objects.length === 1 ? 'object' : 'objects'})`]);
+  for (const { backup, why } of plan.skipped) rows.push(['skip', '?', '?', backup.url, `not touched: ${why}`]);
+  for (const line of table(rows)) io.out(line);
+  for (const { orphan, remove, why } of plan.orphans) {
+    const n = orphan.objects.length;
+    io.out(`${remove ? (dryRun ? 'would remove' : 'remove') : 'keep'} orphaned ${orphan.folder}/ (${n} ${n === 1 ? 'object' : 'objects'}): ${why}`);
+  }
+}
+
+function describe(b: ListedBackup): string[] {
+  const m = b.manifest!;
+  return [shortTime(m.run.started_at), m.pipeline.name, b.url];
+}
+
+function pruneJson(plan: PrunePlan, dryRun: boolean, deleted: string[], spared: string[]): Record<string, unknown> {
+  const brief = (b: ListedBackup): Record<string, unknown> => ({ url: b.url, run_id: b.manifest!.run.id, pipeline: b.manifest!.pipeline.name, started_at: b.manifest!.run.started_at, status: b.manifest!.status });
+  return {
+    dry_run: dryRun,
+    kept: plan.keep.map((k) => ({ ...brief(k.backup), reasons: k.reasons })),
+    removed: plan.remove.map((b) => ({ ...brief(b), objects: b.objects.map((o) => o.url) })),
+    skipped: plan.skipped.map((s) => ({ url: s.backup.url, why: s.why })),
+    orphans: plan.orphans.map((o) => ({
+      folder: o.orphan.folder,
+      remove: o.remove && !spared.includes(o.orphan.folder),
+      why: o.why,
+      objects: o.orphan.objects.map((x) => x.url),
+    })),
+    deleted,
+  };
+}

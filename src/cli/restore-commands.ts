@@ -1,0 +1,160 @@
+// `dbflow verify` and `dbflow restore`: a stored backup read back with every check, to nowhere or into a database.
+import { dbflowVersion } from '../engine/versions.js';
+import { passwordsOf } from '../engine/secrets.js';
+import { ExitCode, IntegrityError, UsageError } from '../errors.js';
+import { builtinRegistry } from '../plugins/loader.js';
+import { openBackup, type Backup } from '../repo/backup.js';
+import { restoreBackup } from '../repo/restore-backup.js';
+import { artifactBytes } from '../repo/repository.js';
+import { verifyBackup, type ArtifactVerdict } from '../repo/verify.js';
+import { VERIFY_RECORD_NAME, writeVerifyRecord } from '../repo/verify-record.js';
+import { formatBytes } from '../ui/format.js';
+import { displayUrl, interruptible, keyHint, PASSPHRASE_ENV, readKeys, shortTime, table, TARGET_PASSWORD_ENV, type KeyOptions } from './command-support.js';
+import type { Io } from './commands.js';
+import { storageScope } from './repo-commands.js';
+import { toolContext } from './tool-context.js';
+
+/** Options of `dbflow verify`. */
+export interface VerifyCommandOptions extends KeyOptions {
+  record?: boolean;
+  verbose?: boolean;
+}
+
+export async function verifyCommand(url: string, opts: VerifyCommandOptions, io: Io): Promise<number> {
+  const keys = readKeys(opts);
+  const registry = await builtinRegistry();
+  const backup = await openBackup(storageScope(registry), url);
+  const { manifest } = backup;
+  const n = manifest.artifacts.length;
+  io.out(`verifying ${backup.url} (pipeline ${manifest.pipeline.name}, run ${manifest.run.id}, ${n} ${n === 1 ? 'artifact' : 'artifacts'}, ${formatBytes(artifactBytes(manifest))})`);
+  const verdicts = await interruptible(io, 'verify', async (signal) => {
+    const { ctx, close } = await toolContext({ registry, signal, name: 'verify', secrets: secretsOf(keys), secretEnv: [PASSPHRASE_ENV], log: logTo(io, opts.verbose) });
+    try {
+      return await verifyBackup(ctx, backup, keys, signal, (v) => io.out(verdictLine(v, backup)));
+    } finally {
+      close();
+    }
+  });
+  const failed = verdicts.filter((v) => !v.ok);
+  const inconclusive = verdicts.some((v) => !v.conclusive);
+  if (opts.record !== false && inconclusive) io.err(`dbflow: not recorded in ${backup.url}/${VERIFY_RECORD_NAME}: some artifacts could not be checked (see below), which says nothing about the backup.`);
+  if (opts.record !== false && !inconclusive) {
+    const record = {
+      format: 'dbflow-verify' as const,
+      version: 1 as const,
+      verified_at: new Date().toISOString(),
+      ok: failed.length === 0,
+      dbflow: dbflowVersion(),
+      artifacts: verdicts.map((v) => ({ path: v.path, ok: v.ok, detail: v.ok ? detailOf(v) : (v.error ?? '').replace(/^dbflow: /, '') })),
+    };
+    try {
+      await writeVerifyRecord(storageScope(registry).storage(backup.url), backup.url, record);
+      io.out(`recorded in ${backup.url}/${VERIFY_RECORD_NAME}`);
+    } catch (err) {
+      io.err(`dbflow: warning: could not record the result in ${backup.url}/${VERIFY_RECORD_NAME} (${(err as Error).message.replace(/^dbflow: /, '')}); use --no-record on a read-only repository.`);
+    }
+  }
+  if (failed.length) {
+    const reasons = failed.map((v) => `  ${(v.error ?? '').replace(/^dbflow: /, '')}`).join('\n');
+    throw new IntegrityError(`verify failed: ${failed.length} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} of ${backup.url} did not pass:\n${reasons}${keyHint(keys)}`);
+  }
+  io.out(`✔ ${n} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} verified: stored bytes, every layer's integrity check and the decoded dump equal the manifest's`);
+  return ExitCode.ok;
+}
+
+function verdictLine(v: ArtifactVerdict, backup: Backup): string {
+  if (!v.ok) return `FAIL  ${v.database}  ${v.path}  ${(v.error ?? '').replace(/^dbflow: /, '')}`;
+  return `ok    ${v.database}  ${v.path}  ${detailOf(v, backup)}`;
+}
+
+function detailOf(v: ArtifactVerdict, backup?: Backup): string {
+  const layers = backup?.manifest.artifacts.find((a) => a.path === v.path)?.layers.map((l) => l.codec).reverse() ?? [];
+  const recorded = backup?.manifest.artifacts.find((a) => a.path === v.path)?.raw !== undefined;
+  const dump = v.raw ? `${formatBytes(v.raw.bytes)} dump${recorded || !backup ? ', sha256 equal to the dump taken' : ''}` : 'dump';
+  return `${formatBytes(v.bytes)} stored, sha256 ok → ${layers.length ? `${layers.join(' → ')} → ` : ''}${dump}`;
+}
+
+/** Options of `dbflow restore`. */
+export interface RestoreCommandOptions extends KeyOptions {
+  database?: string;
+  to?: string;
+  force?: boolean;
+  list?: boolean;
+  verbose?: boolean;
+}
+
+export async function restoreCommand(url: string, opts: RestoreCommandOptions, io: Io): Promise<number> {
+  const registry = await builtinRegistry();
+  const backup = await openBackup(storageScope(registry), url);
+  if (opts.list) {
+    for (const line of describeBackup(backup)) io.out(line);
+    return ExitCode.ok;
+  }
+  const names = Object.keys(backup.manifest.databases);
+  if (opts.database === undefined) throw new UsageError(`restore needs --database <name> (this backup holds ${names.map((d) => `"${d}"`).join(', ')}), or --list to see what it holds.`);
+  if (opts.to === undefined) throw new UsageError('restore needs --to <database url>: where to restore to (its password, if any, from DBFLOW_TARGET_PASSWORD).');
+  const keys = readKeys(opts);
+  const password = process.env[TARGET_PASSWORD_ENV] || undefined;
+  if (passwordsOf({ url: opts.to }).length) io.err(`dbflow: warning: --to holds a password, which other users can see in the process list; set ${TARGET_PASSWORD_ENV} instead.`);
+  const target = displayUrl(opts.to);
+  const database = opts.database;
+  const result = await interruptible(io, 'restore', async (signal) => {
+    const secrets = [...secretsOf(keys), ...(password ? [password] : []), ...passwordsOf({ url: opts.to! })];
+    const { ctx, close } = await toolContext({ registry, signal, name: 'restore', secrets, secretEnv: [PASSPHRASE_ENV, TARGET_PASSWORD_ENV], log: logTo(io, opts.verbose) });
+    try {
+      return await restoreBackup(ctx, ctx, backup, database, { url: opts.to!, display: target, force: opts.force === true, ...(password && { password }) }, keys, registry.drivers, {
+        restoring: () => io.out(`restoring "${database}" from ${backup.url} into ${target}`),
+      });
+    } finally {
+      close();
+    }
+  });
+  const expected = backup.manifest.databases[database]!.tables;
+  io.out(`restored ${formatBytes(result.raw.bytes)} of dump from ${result.artifact.url}${result.artifact.raw ? ' (size and sha256 equal to the dump taken)' : ''}`);
+  if (Object.keys(result.before).length) io.out(`(--force: the target held ${Object.keys(result.before).length} tables before)`);
+  const tables = [...new Set([...Object.keys(expected), ...Object.keys(result.after)])].sort();
+  const rows = tables.map((t) => {
+    const d = result.diffs.find((x) => x.table === t);
+    return [t, String(expected[t]?.rows ?? '-'), String(result.after[t]?.rows ?? '-'), d ? (d.checksum && d.expected === d.actual ? 'CHECKSUM DIFFERS' : 'DIFFERS') : 'ok'];
+  });
+  for (const line of table([['TABLE', 'BACKUP', 'RESTORED', ''], ...rows])) io.out(line);
+  const total = Object.values(expected).reduce((s, t) => s + t.rows, 0);
+  if (result.diffs.length) {
+    const detail = result.diffs.map((d) => `${d.table}: backup ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}${d.checksum ? ' (checksum differs)' : ''}`).join('; ');
+    throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${detail}`);
+  }
+  io.out(`✔ ${tables.length} tables, ${total} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`);
+  return ExitCode.ok;
+}
+
+/** What `restore --list` shows: the databases with their tables and counts, and the artifacts. */
+function describeBackup(backup: Backup): string[] {
+  const m = backup.manifest;
+  const out = [`backup    ${backup.url}`, `pipeline  ${m.pipeline.name}, run ${m.run.id}, ${shortTime(m.run.started_at)} → ${shortTime(m.run.finished_at)}, ${m.status}`];
+  for (const [name, db] of Object.entries(m.databases)) {
+    const rows = Object.entries(db.tables).sort(([a], [b]) => (a < b ? -1 : 1));
+    const total = rows.reduce((s, [, t]) => s + t.rows, 0);
+    out.push('', `database  ${name}  (${db.driver} ${db.server_version}, taken ${shortTime(db.taken_at)}; ${rows.length} tables, ${total} rows)`);
+    out.push(...table([['TABLE', 'ROWS', 'CHECKSUM'], ...rows.map(([t, c]) => [t, String(c.rows), c.checksum ?? '-'])], '  '));
+  }
+  out.push('', 'artifacts');
+  out.push(
+    ...table(
+      m.artifacts.map((a) => [a.database, a.path, formatBytes(a.bytes), a.format, a.layers.map((l) => l.codec).join('+') || '-', a.raw ? `${formatBytes(a.raw.bytes)} dump` : '']),
+      '  ',
+    ),
+  );
+  out.push('', `restore one with: dbflow restore ${backup.url} --database <name> --to <database url>`);
+  return out;
+}
+
+function secretsOf(keys: { passphrase?: string; privateKey?: string }): string[] {
+  return [keys.passphrase, keys.privateKey].filter((s): s is string => s !== undefined);
+}
+
+// Warnings always; what the programs say with --verbose.
+function logTo(io: Io, verbose?: boolean): (level: 'debug' | 'info' | 'warn', message: string) => void {
+  return (level, message) => {
+    if (level === 'warn' || verbose) io.err(`${level === 'warn' ? 'warning: ' : ''}${message}`);
+  };
+}

@@ -1,0 +1,100 @@
+// The context drivers and codecs get outside a run (verify, restore): programs, a scratch folder, storages, codecs.
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { DbflowError } from '../errors.js';
+import { newRunId } from '../engine/run-record.js';
+import { Redactor } from '../engine/secrets.js';
+import type { Registry } from '../plugins/registry.js';
+import type { DriverContext, ManifestReporter } from '../plugins/types.js';
+import { didYouMean } from '../spec/suggest.js';
+
+/** What a tool context needs. */
+export interface ToolContextOptions {
+  registry: Registry;
+  signal: AbortSignal;
+  /** The command, e.g. `restore`: the context's id. */
+  name: string;
+  /** Values never shown and never passed to a program's environment. */
+  secrets: string[];
+  /** Environment variables that hold secrets: removed from every program's environment. */
+  secretEnv: string[];
+  log: (level: 'debug' | 'info' | 'warn', message: string) => void;
+}
+
+const unsupported = (what: string) => (): never => {
+  throw new DbflowError(`internal: ${what} is not available outside a pipeline run.`);
+};
+
+const noReport: ManifestReporter = { database: () => undefined, coordination: () => undefined, artifact: () => undefined, verification: () => undefined };
+
+/** A DriverContext for a command; `close()` removes its scratch folder. */
+export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverContext; close: () => void }> {
+  const { execa } = await import('execa');
+  const redactor = new Redactor();
+  for (const s of o.secrets) redactor.add(s);
+  const id = newRunId();
+  let tmp: string | undefined;
+  const tmpdir = (): string => (tmp ??= mkdtempSync(path.join(os.tmpdir(), `dbflow-${o.name}-`)));
+  const log = (level: 'debug' | 'info' | 'warn') => (message: string) => o.log(level, redactor.redact(message));
+  const ctx: DriverContext = {
+    id: o.name,
+    stepId: o.name,
+    with: {},
+    matrix: {},
+    run: { id, startedAt: new Date(), pipeline: o.name, dir: path.join(os.tmpdir(), `dbflow-${o.name}-${id}`), pipelineDir: process.cwd() },
+    signal: o.signal,
+    log: { debug: log('debug'), info: log('info'), warn: log('warn') },
+    get tmpdir() {
+      return tmpdir();
+    },
+    get input(): Readable {
+      throw new DbflowError(`internal: "${o.name}" has no input stream.`);
+    },
+    inputStats: () => Promise.reject(new DbflowError(`internal: "${o.name}" has no input stream.`)),
+    chain: [],
+    exec(file, args, options = {}) {
+      // Variables that hold a secret (the passphrase, the target's password) stay out of children.
+      const hidden = Object.keys(process.env).filter((k) => {
+        const v = process.env[k];
+        return o.secretEnv.includes(k) || (v !== undefined && v !== '' && redactor.redact(v) !== v);
+      });
+      const env = { ...Object.fromEntries(hidden.map((k) => [k, undefined])), ...options.env };
+      const sub = execa(file, args, { cancelSignal: o.signal, forceKillAfterDelay: 2000, ...options, env });
+      if (sub.stderr && options.stderr === undefined) {
+        sub.stderr.setEncoding('utf8');
+        let buf = '';
+        sub.stderr.on('data', (chunk: string) => {
+          const lines = (buf += chunk).split('\n');
+          buf = lines.pop() ?? '';
+          for (const l of lines) if (l.trim()) log('info')(`${path.basename(file)}: ${l}`);
+        });
+      }
+      return sub;
+    },
+    lease: unsupported('lease()'),
+    resource: unsupported('resource()'),
+    outputsOf: unsupported('outputsOf()'),
+    database: unsupported('database()'),
+    storage(url: string) {
+      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+      const storage = scheme ? o.registry.storages.get(scheme) : undefined;
+      if (!storage) throw new DbflowError(`no storage for "${scheme ?? url}:" URLs.${didYouMean(scheme ?? '', o.registry.storages.keys())}`);
+      return storage;
+    },
+    codec(name: string) {
+      const codec = o.registry.codecs.get(name);
+      if (!codec) throw new DbflowError(`no codec "${name}" (the backup needs it to decode a layer).${didYouMean(name, o.registry.codecs.keys())}`);
+      return codec;
+    },
+    progress: () => undefined,
+    report: noReport,
+  };
+  return {
+    ctx,
+    close: () => {
+      if (tmp) rmSync(tmp, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,98 @@
+// `prune`: what a retention policy removes from a repository (planned purely), and the removal, manifest first.
+import type { StoredObject } from '../plugins/types.js';
+import type { StorageScope } from './backup.js';
+import { MANIFEST_NAME } from './manifest.js';
+import type { ListedBackup, OrphanFolder, RepositoryListing } from './repository.js';
+import { retain, type RetentionPolicy } from './retention.js';
+
+/** How prune decides. */
+export interface PruneOptions {
+  policy: RetentionPolicy;
+  /** Orphaned objects younger than this may belong to a run still writing: never removed. */
+  orphanGraceMs: number;
+  /** The grace period as the user wrote it, for the reasons (e.g. `24h`). */
+  orphanGraceLabel?: string;
+  now: Date;
+}
+
+/** What prune keeps, removes and leaves alone, with the reasons. */
+export interface PrunePlan {
+  keep: { backup: ListedBackup; reasons: string[] }[];
+  remove: ListedBackup[];
+  /** Backups whose manifest cannot be read: never touched. */
+  skipped: { backup: ListedBackup; why: string }[];
+  orphans: { orphan: OrphanFolder; remove: boolean; why: string }[];
+}
+
+/** Applies the policy to every readable backup (per pipeline) and the grace period to orphaned objects. */
+export function planPrune(listing: RepositoryListing, options: PruneOptions): PrunePlan {
+  const readable = listing.backups.filter((b) => b.manifest);
+  const verdicts = retain(
+    readable.map((b) => ({ id: b.manifest!.run.id, time: new Date(b.manifest!.run.started_at), verified: b.manifest!.status === 'verified', group: b.manifest!.pipeline.name, b })),
+    options.policy,
+  );
+  return {
+    keep: verdicts.filter((v) => v.keep).map((v) => ({ backup: v.backup.b, reasons: v.reasons })),
+    remove: verdicts.filter((v) => !v.keep).map((v) => v.backup.b),
+    skipped: listing.backups.filter((b) => !b.manifest).map((b) => ({ backup: b, why: b.problem ?? 'unreadable manifest' })),
+    orphans: listing.orphans.map((orphan) => {
+      const grace = options.orphanGraceLabel ?? formatAge(options.orphanGraceMs);
+      if (!orphan.time) return { orphan, remove: false, why: 'no run id in its path, so its age is unknown: remove it by hand if nothing is writing it' };
+      const age = options.now.getTime() - orphan.time.getTime();
+      return age > options.orphanGraceMs
+        ? { orphan, remove: true, why: `no manifest; its run started ${formatAge(age)} ago (older than --orphan-grace ${grace})` }
+        : { orphan, remove: false, why: `no manifest yet; its run started ${formatAge(Math.max(0, age))} ago, within --orphan-grace ${grace}: it may still be writing` };
+    }),
+  };
+}
+
+/** Called for every object removed, in order. */
+export type OnDelete = (url: string) => void;
+
+/**
+ * Removes each backup the plan removes — its manifest first, so that a backup half-removed is no
+ * backup at all — then its other objects; then the orphaned objects the plan removes, unless a
+ * manifest appeared in their folder since the listing. Stops at the first failure.
+ */
+export async function executePrune(scope: StorageScope, plan: PrunePlan, onDelete: OnDelete): Promise<{ deleted: StoredObject[]; spared: string[] }> {
+  const deleted: StoredObject[] = [];
+  const spared: string[] = [];
+  const remove = async (o: StoredObject): Promise<void> => {
+    await scope.storage(o.url).delete(o.url);
+    deleted.push(o);
+    onDelete(o.url);
+  };
+  for (const b of plan.remove) {
+    const manifest = b.objects.find((o) => o.url === `${b.url}/${MANIFEST_NAME}`);
+    if (manifest) await remove(manifest);
+    for (const o of b.objects) if (o !== manifest) await remove(o);
+  }
+  for (const { orphan, remove: gone } of plan.orphans) {
+    if (!gone) continue;
+    const now = await scope.storage(orphan.folder).list(`${orphan.folder}/`);
+    if (now.some((o) => o.url === `${orphan.folder}/${MANIFEST_NAME}`)) {
+      spared.push(orphan.folder);
+      continue;
+    }
+    for (const o of orphan.objects) await remove(o);
+  }
+  return { deleted, spared };
+}
+
+/** 90061000 → "1d1h"; 7200000 → "2h"; 90000 → "1m30s". */
+export function formatAge(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const parts: [number, string][] = [
+    [Math.floor(s / 86400), 'd'],
+    [Math.floor((s % 86400) / 3600), 'h'],
+    [Math.floor((s % 3600) / 60), 'm'],
+    [s % 60, 's'],
+  ];
+  const first = parts.findIndex(([n]) => n > 0);
+  if (first < 0) return '0s';
+  return parts
+    .slice(first, first + 2)
+    .filter(([n]) => n > 0)
+    .map(([n, u]) => `${n}${u}`)
+    .join('');
+}

@@ -1,0 +1,109 @@
+// A backup repository (a storage URL prefix): its backups, newest first, and the objects that belong to none.
+import type { StoredObject } from '../plugins/types.js';
+import { normalizeUrl, parseManifest, readText, type StorageScope } from './backup.js';
+import { MANIFEST_NAME, type Manifest } from './manifest.js';
+import { runTimeInPath } from './run-id.js';
+import { readVerifyRecord, VERIFY_RECORD_NAME, type VerifyRecord } from './verify-record.js';
+
+/** A folder with a manifest.json, as listed. */
+export interface ListedBackup {
+  /** The folder URL. */
+  url: string;
+  /** Undefined when the manifest cannot be read or is not a manifest (see `problem`). */
+  manifest?: Manifest;
+  problem?: string;
+  /** Every object in the folder: the manifest, the artifacts, verify.json, anything else. */
+  objects: StoredObject[];
+  /** The last `dbflow verify`, when it left a record. */
+  verify?: VerifyRecord;
+  /** Paths of the manifest's artifacts that are not stored, or not with the size the manifest says. */
+  missing: string[];
+}
+
+/** Objects of one folder that belongs to no backup: a run that failed, or one still writing. */
+export interface OrphanFolder {
+  folder: string;
+  objects: StoredObject[];
+  /** The run's start, from a run-id folder in the path; undefined when the path has none. */
+  time?: Date;
+}
+
+/** Everything under a repository prefix. */
+export interface RepositoryListing {
+  repo: string;
+  /** Newest first (by run start; unreadable manifests last). */
+  backups: ListedBackup[];
+  orphans: OrphanFolder[];
+}
+
+const READ_AT_ONCE = 8;
+
+/** Lists the repository at `repo`: every folder below it with a manifest.json is a backup. */
+export async function listRepository(scope: StorageScope, repoUrl: string): Promise<RepositoryListing> {
+  const repo = normalizeUrl(repoUrl, 'repository');
+  const storage = scope.storage(repo);
+  const objects = await storage.list(`${repo}/`);
+  const folders = objects.filter((o) => o.url.endsWith(`/${MANIFEST_NAME}`)).map((o) => o.url.slice(0, -MANIFEST_NAME.length - 1));
+  // The innermost backup folder that holds an object owns it.
+  const owned = new Map<string, StoredObject[]>(folders.map((f) => [f, []]));
+  const ownerOf = (url: string): string | undefined => {
+    for (let f = url.slice(0, url.lastIndexOf('/')); f.length >= repo.length; f = f.slice(0, f.lastIndexOf('/'))) if (owned.has(f)) return f;
+    return undefined;
+  };
+  const orphans = new Map<string, StoredObject[]>();
+  for (const o of objects) {
+    const owner = ownerOf(o.url);
+    if (owner) owned.get(owner)!.push(o);
+    else {
+      const folder = o.url.slice(0, o.url.lastIndexOf('/'));
+      if (!orphans.has(folder)) orphans.set(folder, []);
+      orphans.get(folder)!.push(o);
+    }
+  }
+  const backups = await mapLimit(folders, READ_AT_ONCE, async (url): Promise<ListedBackup> => {
+    const inFolder = owned.get(url)!;
+    const manifestUrl = `${url}/${MANIFEST_NAME}`;
+    let manifest: Manifest;
+    try {
+      manifest = parseManifest(await readText(storage, manifestUrl), manifestUrl);
+    } catch (err) {
+      return { url, objects: inFolder, missing: [], problem: (err as Error).message.replace(/^dbflow: /, '') };
+    }
+    const sizes = new Map(inFolder.map((o) => [o.url, o.bytes]));
+    const missing = manifest.artifacts.filter((a) => sizes.get(`${url}/${a.path}`) !== a.bytes).map((a) => a.path);
+    const verify = inFolder.some((o) => o.url === `${url}/${VERIFY_RECORD_NAME}`) ? await readVerifyRecord(storage, url) : undefined;
+    return { url, manifest, objects: inFolder, missing, ...(verify && { verify }) };
+  });
+  backups.sort((a, b) => {
+    const ta = a.manifest?.run.started_at ?? '';
+    const tb = b.manifest?.run.started_at ?? '';
+    return ta !== tb ? (ta < tb ? 1 : -1) : a.url < b.url ? 1 : -1;
+  });
+  return {
+    repo,
+    backups,
+    orphans: [...orphans].map(([folder, objs]) => {
+      const time = runTimeInPath(`${folder}/x`);
+      return { folder, objects: objs, ...(time && { time }) };
+    }),
+  };
+}
+
+/** The total size of a backup's artifacts, as its manifest records them. */
+export function artifactBytes(manifest: Manifest): number {
+  return manifest.artifacts.reduce((n, a) => n + a.bytes, 0);
+}
+
+// Map `items` through `fn`, at most `limit` at once, keeping order.
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

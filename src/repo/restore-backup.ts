@@ -1,0 +1,146 @@
+// `restore`: one database of a backup, read back, checked and restored into a target database, then counted.
+import { CancelledError, DbflowError, IntegrityError, RepositoryError, UsageError } from '../errors.js';
+import type { ArtifactRecord, DatabaseConfig, DatabaseDriver, DecodeKeys, DriverContext, EdgeStats, TableCounts } from '../plugins/types.js';
+import { didYouMean } from '../spec/suggest.js';
+import { storedArtifact, type Backup } from './backup.js';
+import { readArtifact } from './read-artifact.js';
+import { compareCounts, type CountDiff, type DecodeScope } from './restore.js';
+
+/** Where to restore to. */
+export interface RestoreTarget {
+  url: string;
+  /** The URL as shown in messages (a password in it masked); `url` when not given. */
+  display?: string;
+  password?: string;
+  /** Restore even when the target has tables (or cannot be inspected). */
+  force: boolean;
+}
+
+/** What a restore did. */
+export interface RestoreResult {
+  artifact: ArtifactRecord;
+  raw: EdgeStats;
+  /** The target's tables before the restore (with --force; empty otherwise). */
+  before: TableCounts;
+  after: TableCounts;
+  /** Differences from the manifest's counts; empty when the restore is exact. */
+  diffs: CountDiff[];
+  checksums: boolean;
+}
+
+/** The database entry, its artifact and its driver, or a usage error that says what the backup holds. */
+export function restorable(
+  backup: Backup,
+  database: string,
+  drivers: ReadonlyMap<string, DatabaseDriver>,
+): { entry: Backup['manifest']['databases'][string]; artifact: ArtifactRecord; driver: DatabaseDriver } {
+  const { manifest } = backup;
+  const entry = manifest.databases[database];
+  if (!entry) {
+    throw new UsageError(`backup "${backup.url}" holds no database "${database}".${didYouMean(database, Object.keys(manifest.databases))}`);
+  }
+  const artifacts = manifest.artifacts.filter((a) => a.database === database);
+  if (artifacts.length !== 1) {
+    throw new RepositoryError(
+      `backup "${backup.url}" has ${artifacts.length} artifacts for database "${database}" (${artifacts.map((a) => a.path).join(', ') || 'none'}); dbflow restores exactly one.`,
+    );
+  }
+  const driver = drivers.get(entry.driver);
+  if (!driver) throw new DbflowError(`database "${database}" was backed up with driver "${entry.driver}", which is not installed.${didYouMean(entry.driver, drivers.keys())}`);
+  return { entry, artifact: storedArtifact(backup, artifacts[0]!), driver };
+}
+
+/** The target as a database entry for the driver: counted with checksums exactly when the backup has them. */
+export function targetConfig(backup: Backup, database: string, driver: DatabaseDriver, target: RestoreTarget): { config: DatabaseConfig; checksums: boolean } {
+  const tables = Object.values(backup.manifest.databases[database]?.tables ?? {});
+  const checksums = tables.length > 0 && tables.every((t) => t.checksum !== undefined);
+  const takesChecksums = typeof (driver.options.properties as Record<string, unknown> | undefined)?.checksums === 'object';
+  return {
+    config: {
+      name: database,
+      driver: driver.name,
+      url: target.url,
+      ...(target.password !== undefined && { password: target.password }),
+      options: takesChecksums ? { checksums } : {},
+    },
+    checksums,
+  };
+}
+
+/**
+ * Restores `database` of `backup` into `target`: refuses a target with tables unless `force`, reads
+ * the artifact back with every check, restores it with the backup's driver, then counts the target
+ * and compares with the manifest's counts. A failure after the restore began says so.
+ */
+export async function restoreBackup(
+  scope: DecodeScope,
+  ctx: DriverContext,
+  backup: Backup,
+  database: string,
+  target: RestoreTarget,
+  keys: DecodeKeys,
+  drivers: ReadonlyMap<string, DatabaseDriver>,
+  hooks: { progress?: (bytes: number) => void; restoring?: () => void } = {},
+): Promise<RestoreResult> {
+  const { entry, artifact, driver } = restorable(backup, database, drivers);
+  const { config, checksums } = targetConfig(backup, database, driver, target);
+  const bad = driver.checkUrl?.(target.url);
+  if (bad) throw new UsageError(`--to "${target.display ?? target.url}": ${bad.replace(/^dbflow: /, '')}`);
+  const before = await inspect(ctx, driver, config, target);
+  let started = 0;
+  hooks.restoring?.();
+  let raw: EdgeStats;
+  try {
+    raw = await readArtifact(scope, artifact, keys, (s) => driver.restore(ctx, target.url, s, artifact.format, config), {
+      signal: ctx.signal,
+      settleDigest: true,
+      progress: (n) => {
+        started = n;
+        hooks.progress?.(n);
+      },
+    });
+  } catch (err) {
+    throw withNote(
+      err,
+      started > 0
+        ? ` The restore into ${target.display ?? target.url} had begun (${started} bytes of the dump were read): the target may now hold part of the backup; drop and re-create it before restoring again.`
+        : ` Nothing was restored into ${target.display ?? target.url}.`,
+    );
+  }
+  const after = await driver.rowCounts(ctx, target.url, config);
+  return { artifact, raw, before, after, diffs: compareCounts(entry.tables, after, checksums), checksums };
+}
+
+// The target's tables: none, or a refusal (without --force) when it has some or cannot be inspected.
+async function inspect(ctx: DriverContext, driver: DatabaseDriver, config: DatabaseConfig, target: RestoreTarget): Promise<TableCounts> {
+  let tables: TableCounts;
+  try {
+    tables = await driver.rowCounts(ctx, target.url, config);
+  } catch (err) {
+    if (ctx.signal.aborted) throw new CancelledError('restore interrupted');
+    if (target.force) return {};
+    const why = err instanceof Error ? err.message.replace(/^dbflow: /, '') : String(err);
+    throw new DbflowError(
+      `cannot check that the target ${target.display ?? target.url} is empty: ${why}${/[.!?)]$/.test(why) ? '' : '.'} Create the target first (createdb, CREATE DATABASE; for sqlite an empty file), or pass --force to restore without this check.`,
+      { cause: err },
+    );
+  }
+  const names = Object.keys(tables);
+  if (names.length && !target.force) {
+    const shown = names.slice(0, 5).join(', ') + (names.length > 5 ? ', …' : '');
+    throw new DbflowError(
+      `refusing to restore into ${target.display ?? target.url}: it is not empty (${names.length} ${names.length === 1 ? 'table' : 'tables'}: ${shown}). Restore into a new, empty database, or pass --force to restore over it.`,
+    );
+  }
+  return tables;
+}
+
+// The same kind of error (and exit code), with a sentence added.
+function withNote(err: unknown, note: string): unknown {
+  if (!(err instanceof DbflowError)) return err;
+  const text = `${err.message}${/[.!?)]$/.test(err.message) ? '' : '.'}${note}`;
+  const Kind = err instanceof CancelledError ? CancelledError : err instanceof IntegrityError ? IntegrityError : err instanceof UsageError ? UsageError : DbflowError;
+  const out = new Kind(text);
+  if (err.cause !== undefined) Object.defineProperty(out, 'cause', { value: err.cause });
+  return out;
+}
