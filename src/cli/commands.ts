@@ -157,7 +157,12 @@ export async function watchCommand(dir: string, io: Io): Promise<number> {
     }
   };
   const { watch } = await import('chokidar');
-  const watcher = watch(dir, { ignoreInitial: false, ignored: (p, stats) => Boolean(stats?.isFile() && !/\.ya?ml$/.test(p)) });
+  // A save is often a truncate and then a write: read a file only once its size has held still for 100 ms.
+  const watcher = watch(dir, {
+    ignoreInitial: false,
+    awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 25 },
+    ignored: (p, stats) => Boolean(stats?.isFile() && !/\.ya?ml$/.test(p)),
+  });
   const onFile = (file: string): void => void check(file).catch((err: unknown) => io.err(String(err)));
   watcher.on('add', onFile).on('change', onFile);
   io.err(`watching ${dir} for pipeline changes (Ctrl-C to stop)`);

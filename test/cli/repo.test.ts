@@ -18,7 +18,7 @@ interface Listed {
   orphans: { objects: number; folders: { folder: string; objects: string[] }[] };
 }
 
-describe('repository commands over a quickstart backup', { timeout: 240_000 }, () => {
+describe('repository commands over a quickstart backup', { timeout: 600_000 }, () => {
   let q: QuickstartBackup;
   let cwd: string;
   let skipped: string | undefined;

@@ -102,13 +102,13 @@ const settled = (p: Promise<unknown>): Promise<Error | undefined> =>
 
 void test(
   'ten coordinated backups of PostgreSQL, MariaDB and PostgreSQL under a causal writer each restore to one consistent cut',
-  { timeout: 5 * MINUTE },
+  { timeout: 9 * MINUTE },
   async (t) => {
     if (!(await requireAll(t))) return;
     const dbs = await causalDatabases(t);
     const cwd = tmpDir(t);
     const file = writePipeline(cwd, coordinatedPipeline({ urls: urlsOf(dbs), coordinated: true, barrierTimeout: '10s' }));
-    const writer = await startCausalWriter(dbs.targets, { after: (fn) => t.after(fn) });
+    const writer = await startCausalWriter(dbs.targets, { after: (fn) => t.after(fn), maxMs: 9 * MINUTE });
     await writer.committed(20);
 
     const restores: Promise<Error | undefined>[] = [];
@@ -119,7 +119,7 @@ void test(
       const before = writer.iterations();
       const r = await runBackup(cwd, file, backupEnv());
       assert.equal(r.exitCode, 0, `run ${run}:\n${r.stdout}\n${r.stderr}`);
-      assert.ok(writer.iterations() > before, `run ${run}: the writer went on during the run (${before} → ${writer.iterations()})`);
+      assert.ok(writer.iterations() > before, `run ${run}: the writer went on during the run (${before} → ${writer.iterations()}${writer.stopped() ? `; it stopped: ${writer.stopped()}` : ''})`);
       const m = readManifest(cwd, r.runId);
       await assertVerified(m, run);
 
@@ -194,7 +194,7 @@ void test(
     const cwd = tmpDir(t);
     // In the writer's order: each later snapshot sees items the earlier ones did not.
     const file = writePipeline(cwd, coordinatedPipeline({ urls: urlsOf(dbs), coordinated: false, order: PARTICIPANTS }));
-    const writer = await startCausalWriter(dbs.targets, { after: (fn) => t.after(fn) });
+    const writer = await startCausalWriter(dbs.targets, { after: (fn) => t.after(fn), maxMs: 9 * MINUTE });
     await writer.committed(20);
 
     const seen: string[] = [];
