@@ -32,3 +32,4 @@ export { readArtifact, type ReadOptions } from './repo/read-artifact.js';
 export { retain, isoWeekKey, type RetentionCandidate, type RetentionDecision, type RetentionPolicy } from './repo/retention.js';
 export { parseDuration } from './spec/pipeline.js';
 export { DURATION_PATTERN } from './schema/pipeline-schema.js';
+export { shellQuote } from './plugins/shell-quote.js';

@@ -57,8 +57,8 @@ export function s3Failure(err: unknown, action: string, url: string): DbflowErro
   return new DbflowError(`S3 failed while ${action} "${url}" (${status ? `HTTP ${status}, ` : ''}${detail}).`, { cause: err });
 }
 
-// The system or SDK code of a network failure, also when the SDK wrapped it.
-function networkCode(err: unknown): string | undefined {
+/** The system or SDK code of a network failure, also when the SDK wrapped it. */
+export function networkCode(err: unknown): string | undefined {
   for (let e = err as SdkError | undefined, depth = 0; e && depth < 5; e = e.cause as SdkError | undefined, depth++) {
     for (const c of [e.code, e.name]) if (c && NETWORK.has(c)) return c;
   }

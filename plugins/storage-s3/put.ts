@@ -4,7 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import type * as S3 from '@aws-sdk/client-s3';
 import { DbflowError, type PutOptions, type StoredObject } from '../../src/index.js';
 import { s3Client } from './client.js';
-import { s3Failure } from './failure.js';
+import { networkCode, s3Failure } from './failure.js';
 import { gateClient } from './gate.js';
 import { MAX_PARTS, partPlan } from './parts.js';
 import { writeParams } from './settings.js';
@@ -66,7 +66,7 @@ export async function putObject(url: string, body: Readable, { signal, settings 
     return { url, bytes };
   } catch (err) {
     // The body's own error may reach here before the pipeline reported it.
-    const cause = failure ?? counted.errored ?? s3Failure(err, 'writing', url);
+    const cause = failure ?? counted.errored ?? (await writeFailure(client, sdk, url, err));
     fail(cause);
     throw await abortAgain(client, sdk, url, upload.uploadId, cause);
   } finally {
@@ -74,6 +74,19 @@ export async function putObject(url: string, body: Readable, { signal, settings 
     if (failure) body.destroy();
     client.destroy();
   }
+}
+
+// A server may answer a write to a missing bucket by closing the connection before reading the body
+// (the client then sees EPIPE or a reset): after a network failure, the bucket is asked for.
+async function writeFailure(client: S3.S3Client, sdk: Sdk, url: string, err: unknown): Promise<Error> {
+  if (!networkCode(err)) return s3Failure(err, 'writing', url);
+  try {
+    await client.send(new sdk.HeadBucketCommand({ Bucket: parseObjectUrl(url).bucket }));
+  } catch (probe) {
+    const e = probe as { name?: string; $metadata?: { httpStatusCode?: number } };
+    if (e.$metadata?.httpStatusCode === 404 || e.name === 'NotFound' || e.name === 'NoSuchBucket') return s3Failure({ Code: 'NoSuchBucket' }, 'writing', url);
+  }
+  return s3Failure(err, 'writing', url);
 }
 
 // Upload has aborted its multipart upload already; aborting once more catches a part that landed

@@ -9,7 +9,7 @@ import { manifestSchema } from '../repo/manifest-schema.js';
 import { publishedPipelineSchema } from '../schema/pipeline-schema.js';
 import { formatDuration } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
-import { renderSummary, type StockRestore } from '../ui/summary.js';
+import { renderSummary, type StockRead, type StockRestore } from '../ui/summary.js';
 import { renderGraph, renderPlan } from './graph.js';
 
 export interface Io {
@@ -52,7 +52,8 @@ export async function runCommand(file: string, opts: { concurrency?: string; jso
       const driver = loaded.registry.drivers.get(loaded.pipeline.databases[a.database]?.driver ?? '');
       return driver?.stockRestore?.(a.format, decoded, a.database);
     };
-    if (!opts.json) io.out(renderSummary(loaded.pipeline.name, result, restore));
+    const read: StockRead = (url) => loaded.registry.storages.get(url.slice(0, url.indexOf(':')))?.stockRead?.(url);
+    if (!opts.json) io.out(renderSummary(loaded.pipeline.name, result, restore, read));
     return result.status === 'success' ? ExitCode.ok : result.status === 'cancelled' ? ExitCode.interrupted : ExitCode.stepFailed;
   } finally {
     process.off('SIGINT', onSignal);

@@ -188,6 +188,8 @@ export interface Storage {
   /** Every object whose URL starts with `prefix`. */
   list(prefix: string): Promise<StoredObject[]>;
   delete(url: string): Promise<void>;
+  /** Optional: a stock shell command that writes the object to stdout (shown in "restore without dbflow"). */
+  stockRead?(url: string): string | undefined;
 }
 
 /** Keys a decoder may need: the restore step's secrets. */

@@ -7,19 +7,29 @@ const DECODE: Record<string, string> = { openpgp: 'gpg --decrypt', zstd: 'zstd -
 /** The stock command a driver gives for restoring a decoded dump (see DatabaseDriver.stockRestore). */
 export type StockRestore = (artifact: RunResult['summary']['artifacts'][number], decoded: string) => string | undefined;
 
+/** The stock command a storage gives for reading an object to stdout (see Storage.stockRead). */
+export type StockRead = (url: string) => string | undefined;
+
 /** Stock commands that turn a stored artifact back into its raw dump, and into a database where its driver says how. */
-export function stockRestoreCommand(artifact: RunResult['summary']['artifacts'][number], restore?: StockRestore): string {
+export function stockRestoreCommand(artifact: RunResult['summary']['artifacts'][number], restore?: StockRestore, read?: StockRead): string {
+  const local = artifact.url.startsWith('file://');
   const file = artifact.url.replace(/^file:\/\//, '');
+  const fetch = local ? undefined : (read?.(artifact.url) ?? `<download ${artifact.url}>`);
   const steps = [...artifact.layers].reverse().map((l) => DECODE[l.codec] ?? `<decode ${l.codec}>`);
   const [first, ...rest] = steps;
-  const decoded = first ? [`${first} ${file}`, ...rest].join(' | ') : `cat ${file}`;
+  const decoded = fetch
+    ? [fetch, ...steps].join(' | ')
+    : first
+      ? [`${first} ${file}`, ...rest].join(' | ')
+      : `cat ${file}`;
   const byDriver = restore?.(artifact, decoded);
   if (byDriver) return byDriver;
-  return first ? `${decoded} > ${artifact.database}.dump` : `cp ${file} ${artifact.database}.dump`;
+  if (fetch || first) return `${decoded} > ${artifact.database}.dump`;
+  return `cp ${file} ${artifact.database}.dump`;
 }
 
 /** Lines of the summary printed after a run. */
-export function renderSummary(pipeline: string, result: RunResult, restore?: StockRestore): string {
+export function renderSummary(pipeline: string, result: RunResult, restore?: StockRestore, read?: StockRead): string {
   const mark = result.status === 'success' ? '✔' : result.status === 'cancelled' ? '■' : '✖';
   const lines = [`${mark} ${pipeline}: ${result.status} in ${formatDuration(result.durationMs)} (run ${result.runId})`];
   if (result.error) lines.push(`  error     ${result.error}`);
@@ -32,7 +42,7 @@ export function renderSummary(pipeline: string, result: RunResult, restore?: Sto
   if (result.summary.manifest) lines.push(`  manifest  ${result.summary.manifest}`);
   if (result.status === 'success' && result.summary.artifacts.length) {
     lines.push('  restore without dbflow:');
-    for (const a of result.summary.artifacts) lines.push(`    ${stockRestoreCommand(a, restore)}`);
+    for (const a of result.summary.artifacts) lines.push(`    ${stockRestoreCommand(a, restore, read)}`);
   }
   lines.push(`  run record ${result.dir}`);
   return lines.join('\n');

@@ -427,6 +427,8 @@ void test('a whole pipeline through the CLI: the quickstart backs up to s3://, r
   const folder = `s3://${bucket}/backups/quickstart/${runId}/`;
   assert.match(run.stdout, new RegExp(`artifact {2}demo {2}${folder.replace(/[/.]/g, '\\$&')}demo\\.sqlite3\\.zst\\.pgp`));
   assert.match(run.stdout, new RegExp(`manifest {2}${folder.replace(/[/.]/g, '\\$&')}manifest\\.json`));
+  // "Restore without dbflow" downloads with the AWS CLI, which reads the same environment.
+  assert.match(run.stdout, new RegExp(`aws s3 cp '${folder.replace(/[/.]/g, '\\$&')}demo\\.sqlite3\\.zst\\.pgp' - \\| gpg --decrypt \\| zstd -d`));
 
   // The artifact and, next to it, the manifest (written last); no unfinished upload.
   const stored = await storage.list(folder);

@@ -484,5 +484,14 @@ void test('a whole pipeline through the CLI uploads to sftp://, publishes its ma
   assert.equal(manifest.artifacts[0]?.bytes, statSync(artifact).size);
   assert.ok(manifest.verification.length >= 2 && manifest.verification.every((v) => v.ok), JSON.stringify(manifest.verification));
   assert.doesNotMatch(run.stdout + run.stderr, /dbflow-quickstart-demo-passphrase/);
+  // "Restore without dbflow": the summary's stock command starts with a stock download that works as printed.
+  const stock = /^\s+(ssh -p .*)$/m.exec(run.stdout)?.[1];
+  assert.ok(stock, `a stock restore command that downloads with ssh:\n${run.stdout}`);
+  // ssh finds ~/.ssh through the passwd entry, not $HOME: the test's key and known_hosts are named explicitly.
+  const download = stock
+    .split(' | ')[0]!
+    .replace('ssh -p', `ssh -o BatchMode=yes -i ${path.join(home, '.ssh', 'id_ed25519')} -o UserKnownHostsFile=${path.join(home, '.ssh', 'known_hosts')} -p`);
+  const fetched = await execa('bash', ['-o', 'pipefail', '-c', `${download} | sha256sum`], { env: { HOME: home } });
+  assert.equal(fetched.stdout.split(' ')[0], manifest.artifacts[0]?.sha256, `${download} reads the artifact`);
   await allClosed(sshd);
 });
