@@ -94,8 +94,8 @@ export function artifactBytes(manifest: Manifest): number {
   return manifest.artifacts.reduce((n, a) => n + a.bytes, 0);
 }
 
-// Map `items` through `fn`, at most `limit` at once, keeping order.
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/** Map `items` through `fn`, at most `limit` at once, keeping order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {

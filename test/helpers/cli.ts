@@ -38,18 +38,7 @@ export async function dbflow(args: readonly string[], options: CliOptions = {}):
 }
 
 /** Map `items` through `fn` with at most `limit` calls running at once, keeping order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
-}
+export { mapLimit } from '../../src/repo/repository.js';
 
 /** True when text looks like it holds a JavaScript stack trace. */
 export function hasStackTrace(text: string): boolean {

@@ -1,7 +1,7 @@
 // Coordinated snapshots through the CLI: three seeded databases (PostgreSQL db1, MariaDB mq, PostgreSQL db2), the pipeline over them, what the manifest says.
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import type { Manifest } from '../../src/index.js';
+import type { CoordinationRecord, Manifest } from '../../src/index.js';
 import { ITEMS_MY, ITEMS_PG, type CausalTargets } from './causal-writer.js';
 import { connectionOptions, scratchDatabase as myScratchDatabase, type ScratchDatabase as MyScratch } from './mysql.js';
 import { seedShop as mySeedShop } from './mysql-data.js';
@@ -79,30 +79,12 @@ export function urlsOf(dbs: CausalDatabases): Record<Participant, string> {
   return { db1: dbs.db1.url, mq: dbs.mq.url, db2: dbs.db2.url };
 }
 
-/** One barrier of a coordinated snapshot, as the manifest records it. */
-export interface BarrierRecord {
-  method: string;
-  acquired_at: string;
-  released_at: string;
-  held_ms: number;
-}
-
 /** An entry of the manifest's `coordination`. */
-export interface Coordination {
-  step: string;
-  coordinated: boolean;
-  participants: string[];
-  guarantee?: string;
-  blocked_ms?: number;
-  attempts?: number;
-  barriers?: Record<string, BarrierRecord>;
-  not_covered?: string[];
-}
+export type Coordination = CoordinationRecord;
 
 /** The manifest's `coordination` array (empty when it has none). */
 export function coordinationOf(m: Manifest): Coordination[] {
-  const c = (m as unknown as { coordination?: unknown }).coordination;
-  return Array.isArray(c) ? (c as Coordination[]) : [];
+  return m.coordination ?? [];
 }
 
 /** The stored artifact of `db` in a run in `cwd`. */
