@@ -33,7 +33,7 @@ export function barrierName(kind: ServerKind): string {
 }
 
 /**
- * Blocks commits on the server of `control`: `BACKUP STAGE START` + `BACKUP STAGE BLOCK_COMMIT` on
+ * Blocks commits on the server of `control`: `BACKUP STAGE START`, `FLUSH`, `BLOCK_DDL`, `BLOCK_COMMIT` on
  * MariaDB, `FLUSH TABLES WITH READ LOCK` on MySQL, waiting at most `lockWaitTimeoutS` for them. A lock
  * wait timeout is an answer, not an error: `{ blocked }` names the sessions in the way, and nothing is held.
  */
@@ -43,7 +43,11 @@ export async function tryBarrier(control: Connection, kind: ServerKind, database
   let started = 0;
   try {
     if (kind.flavor === 'mariadb') {
+      // FLUSH (non-transactional tables) and BLOCK_DDL let commits go on: only BLOCK_COMMIT stops them,
+      // so the stages before it are passed one by one, and only BLOCK_COMMIT onwards counts as blocking.
       await control.query('BACKUP STAGE START');
+      await control.query('BACKUP STAGE FLUSH');
+      await control.query('BACKUP STAGE BLOCK_DDL');
       started = performance.now();
       await control.query('BACKUP STAGE BLOCK_COMMIT');
     } else {
