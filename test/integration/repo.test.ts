@@ -1,5 +1,5 @@
-// Backup → `dbflow restore` round trips through the CLI, against real servers: PostgreSQL (through an S3
-// repository on s3rver), MariaDB and SQLite (file:// repositories). The restored target's row counts and
+// Backup → `dbflow restore` round trips through the CLI, against real servers: PostgreSQL, MariaDB and SQLite
+// through an S3 repository on s3rver, MariaDB and SQLite also through file:// (with damage cases). The restored target's row counts and
 // checksums, read by the driver through the public API, must equal the manifest's.
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -145,21 +145,7 @@ void test('MariaDB: restore into a new database with equal counts and checksums;
 void test('SQLite with checksums: restore into a new file with equal counts and checksums', { timeout: 2 * MINUTE }, async (t) => {
   const cwd = tmpDir(t);
   createLiveDatabase(path.join(cwd, 'live.sqlite3'), 3000);
-  const yaml = `version: 1
-name: sqlitetest
-secrets:
-  passphrase: { env: TEST_PASSPHRASE }
-databases:
-  app: { driver: sqlite, url: "sqlite:./live.sqlite3", options: { checksums: true } }
-steps:
-  - { id: snapshot, uses: snapshot, with: { databases: [app] } }
-  - { id: dump, uses: dump, with: { database: app, snapshot: snapshot } }
-  - { id: compress, uses: compress, input: dump, with: { algorithm: gzip } }
-  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
-  - { id: upload, uses: upload, input: encrypt, with: { to: "file://./backups/{{ run.id }}/app.sqlite3.gz.pgp" } }
-  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
-  - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
-`;
+  const yaml = sqlitePipeline('file://./backups/{{ run.id }}/app.sqlite3.gz.pgp');
   const run = await runBackup(cwd, writePipeline(cwd, yaml), { TEST_PASSPHRASE: PASSPHRASE });
   assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
   const expected = assertChecksummed(readManifest(cwd, run.runId));
@@ -171,6 +157,61 @@ steps:
   assert.deepEqual(await countsAt('sqlite', `sqlite:${target}`), expected);
   assert.deepEqual(manifestIn(path.join(cwd, 'backups', run.runId)).artifacts[0]!.layers.map((l) => l.codec), ['gzip', 'openpgp']);
 });
+
+void test('MariaDB through an S3 repository: restore into a new database with equal counts and checksums', { timeout: 3 * MINUTE }, async (t) => {
+  if (!(await requireMyBackupTools(t, 'zstd'))) return;
+  const s3 = await requireS3(t);
+  if (!s3) return;
+  const bucket = await s3.bucket();
+  const db = await myScratch(t);
+  await mySeed(db.pool, { rows: 3000 });
+  const cwd = tmpDir(t);
+  const yaml = myBackupPipeline({ url: db.url }).replace('file://./backups/', `s3://${bucket}/my/`);
+  assert.match(yaml, new RegExp(`s3://${bucket}/my/`));
+  const run = await runBackup(cwd, writePipeline(cwd, yaml), { ...myBackupEnv(), ...s3.env });
+  assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
+  const expected = assertChecksummed(JSON.parse(await readS3Manifest(s3.client(), bucket, `my/${run.runId}/manifest.json`)) as Manifest);
+  const target = await myScratch(t);
+  const r = await restore(t, cwd, `s3://${bucket}/my/${run.runId}`, target.url, s3.env);
+  assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+  assert.match(r.stdout, /✔ 4 tables, \d+ rows equal to the backup's counts and checksums\n$/);
+  assert.deepEqual(await countsAt('mysql', target.url), expected);
+});
+
+void test('SQLite through an S3 repository: restore into a new file with equal counts and checksums', { timeout: 2 * MINUTE }, async (t) => {
+  const s3 = await requireS3(t);
+  if (!s3) return;
+  const bucket = await s3.bucket();
+  const cwd = tmpDir(t);
+  createLiveDatabase(path.join(cwd, 'live.sqlite3'), 2000);
+  const yaml = sqlitePipeline(`s3://${bucket}/lite/{{ run.id }}/app.sqlite3.gz.pgp`);
+  const run = await runBackup(cwd, writePipeline(cwd, yaml), { TEST_PASSPHRASE: PASSPHRASE, ...s3.env });
+  assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
+  const expected = assertChecksummed(JSON.parse(await readS3Manifest(s3.client(), bucket, `lite/${run.runId}/manifest.json`)) as Manifest);
+  const target = path.join(cwd, 'restored', 'app.sqlite3');
+  const r = await restore(t, cwd, `s3://${bucket}/lite/${run.runId}`, `sqlite:${target}`, s3.env, ['--force']);
+  assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+  assert.deepEqual(await countsAt('sqlite', `sqlite:${target}`), expected);
+});
+
+// A backup of `live.sqlite3` with checksums, gzip and OpenPGP, uploaded to `to`.
+function sqlitePipeline(to: string): string {
+  return `version: 1
+name: sqlitetest
+secrets:
+  passphrase: { env: TEST_PASSPHRASE }
+databases:
+  app: { driver: sqlite, url: "sqlite:./live.sqlite3", options: { checksums: true } }
+steps:
+  - { id: snapshot, uses: snapshot, with: { databases: [app] } }
+  - { id: dump, uses: dump, with: { database: app, snapshot: snapshot } }
+  - { id: compress, uses: compress, input: dump, with: { algorithm: gzip } }
+  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
+  - { id: upload, uses: upload, input: encrypt, with: { to: "${to}" } }
+  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+  - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
+`;
+}
 
 // The text of an object in the bucket, read around dbflow.
 async function readS3Manifest(client: S3Client, bucket: string, key: string): Promise<string> {
