@@ -13,11 +13,14 @@ const COM_QUERY = 0x03;
 // Unix socket paths longer than this do not fit in sockaddr_un.
 const MAX_SOCKET_PATH = 100;
 
-/** True when a gate can serve this connection: a plain (not TLS) protocol that the relay can read. */
+/**
+ * True when a gate can serve this connection: a server on this machine (socket or loopback), without
+ * TLS, so the relay can read the protocol. (The dump tool trusts the gate's unix socket as a secure
+ * transport; what it sends there must not go on over a network.)
+ */
 export function gateable(conn: MyConnection): boolean {
-  if (conn.sslMode === 'DISABLED') return true;
   const local = conn.socket !== undefined || ['127.0.0.1', 'localhost', '::1'].includes(conn.host);
-  return conn.sslMode === undefined && local;
+  return local && (conn.sslMode === undefined || conn.sslMode === 'DISABLED');
 }
 
 /**
