@@ -5,6 +5,7 @@ import { runPipeline } from '../engine/engine.js';
 import { listRuns } from '../engine/run-record.js';
 import { ExitCode, SpecError, UsageError } from '../errors.js';
 import { builtinRegistry } from '../plugins/loader.js';
+import { urlScheme } from '../plugins/registry.js';
 import { manifestSchema } from '../repo/manifest-schema.js';
 import { publishedPipelineSchema } from '../schema/pipeline-schema.js';
 import { formatDuration } from '../ui/format.js';
@@ -52,7 +53,7 @@ export async function runCommand(file: string, opts: { concurrency?: string; jso
       const driver = loaded.registry.drivers.get(loaded.pipeline.databases[a.database]?.driver ?? '');
       return driver?.stockRestore?.(a.format, decoded, a.database);
     };
-    const read: StockRead = (url) => loaded.registry.storages.get(url.slice(0, url.indexOf(':')))?.stockRead?.(url);
+    const read: StockRead = (url) => loaded.registry.storages.get(urlScheme(url) ?? '')?.stockRead?.(url);
     if (!opts.json) io.out(renderSummary(loaded.pipeline.name, result, restore, read));
     return result.status === 'success' ? ExitCode.ok : result.status === 'cancelled' ? ExitCode.interrupted : ExitCode.stepFailed;
   } finally {

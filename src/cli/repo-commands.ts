@@ -6,21 +6,13 @@ import type { StorageScope } from '../repo/backup.js';
 import { executePrune, planPrune, type PrunePlan } from '../repo/prune.js';
 import { artifactBytes, listRepository, type ListedBackup, type OrphanFolder, type RepositoryListing } from '../repo/repository.js';
 import { parseDuration } from '../spec/pipeline.js';
-import { didYouMean } from '../spec/suggest.js';
 import { formatBytes } from '../ui/format.js';
 import { parseCount, shortTime, table } from './command-support.js';
 import type { Io } from './commands.js';
 
-/** Storages by URL scheme, from the registry. */
+/** Storages by URL scheme, from the registry; an unknown scheme is a usage error. */
 export function storageScope(registry: Registry): StorageScope {
-  return {
-    storage(url: string) {
-      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase() ?? '';
-      const storage = registry.storages.get(scheme);
-      if (!storage) throw new UsageError(`no storage for "${scheme}:" URLs ("${url}").${didYouMean(scheme, registry.storages.keys())}`);
-      return storage;
-    },
-  };
+  return { storage: (url) => registry.storageFor(url, (message) => new UsageError(message)) };
 }
 
 export async function backupsListCommand(repo: string, opts: { json?: boolean }, io: Io): Promise<number> {

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { DbflowError } from '../errors.js';
+import { runProgram } from '../engine/program.js';
 import { newRunId } from '../engine/run-record.js';
 import { Redactor } from '../engine/secrets.js';
 import type { Registry } from '../plugins/registry.js';
@@ -56,32 +57,14 @@ export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverC
     chain: [],
     exec(file, args, options = {}) {
       // Variables that hold a secret (the passphrase, the target's password) stay out of children.
-      const hidden = Object.keys(process.env).filter((k) => {
-        const v = process.env[k];
-        return o.secretEnv.includes(k) || (v !== undefined && v !== '' && redactor.redact(v) !== v);
-      });
-      const env = { ...Object.fromEntries(hidden.map((k) => [k, undefined])), ...options.env };
-      const sub = execa(file, args, { cancelSignal: o.signal, forceKillAfterDelay: 2000, ...options, env });
-      if (sub.stderr && options.stderr === undefined) {
-        sub.stderr.setEncoding('utf8');
-        let buf = '';
-        sub.stderr.on('data', (chunk: string) => {
-          const lines = (buf += chunk).split('\n');
-          buf = lines.pop() ?? '';
-          for (const l of lines) if (l.trim()) log('info')(`${path.basename(file)}: ${l}`);
-        });
-      }
-      return sub;
+      return runProgram({ execa, signal: o.signal, redactor, hiddenEnv: o.secretEnv, log: log('info') }, file, args, options);
     },
     lease: unsupported('lease()'),
     resource: unsupported('resource()'),
     outputsOf: unsupported('outputsOf()'),
     database: unsupported('database()'),
     storage(url: string) {
-      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
-      const storage = scheme ? o.registry.storages.get(scheme) : undefined;
-      if (!storage) throw new DbflowError(`no storage for "${scheme ?? url}:" URLs.${didYouMean(scheme ?? '', o.registry.storages.keys())}`);
-      return storage;
+      return o.registry.storageFor(url);
     },
     codec(name: string) {
       const codec = o.registry.codecs.get(name);

@@ -9,6 +9,7 @@ import type { PlannedStep } from '../plan/plan.js';
 import type { Registry } from '../plugins/registry.js';
 import type { ChainStage, DatabaseConfig, EdgeStats, ManifestReporter, RunInfo, StepContext } from '../plugins/types.js';
 import { didYouMean } from '../spec/suggest.js';
+import { runProgram } from './program.js';
 import type { Redactor } from './secrets.js';
 
 let execa: typeof Execa | undefined;
@@ -80,25 +81,7 @@ export function createContext(
     chain: wiring.chain,
     exec(file: string, args: readonly string[], options: ExecaOptions = {}) {
       if (!execa) throw new DbflowError('internal: ctx.exec used before the run loaded execa.');
-      // Inherited variables that hold a secret (a passphrase source, a URL with a password) stay out of children.
-      const hidden = Object.keys(process.env).filter((k) => {
-        const v = process.env[k];
-        return v !== undefined && v !== '' && scope.redactor.redact(v) !== v;
-      });
-      const env = { ...Object.fromEntries(hidden.map((k) => [k, undefined])), ...options.env };
-      const sub = execa(file, args, { cancelSignal: signal, forceKillAfterDelay: 2000, ...options, env });
-      const stderr = sub.stderr;
-      if (stderr && options.stderr === undefined) {
-        stderr.setEncoding('utf8');
-        let buf = '';
-        stderr.on('data', (chunk: string) => {
-          buf += chunk;
-          const lines = buf.split('\n');
-          buf = lines.pop() ?? '';
-          for (const l of lines) if (l.trim()) log('info')(`${path.basename(file)}: ${l}`);
-        });
-      }
-      return sub;
+      return runProgram({ execa, signal, redactor: scope.redactor, log: log('info') }, file, args, options);
     },
     lease(resource, release) {
       scope.lease(key, resource, release as (r: unknown) => Promise<void> | void);
@@ -120,12 +103,7 @@ export function createContext(
       return { config, driver };
     },
     storage(url: string) {
-      const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
-      const storage = scheme ? scope.registry.storages.get(scheme) : undefined;
-      if (!storage) {
-        throw new DbflowError(`no storage for "${scheme ?? url}:" URLs.${didYouMean(scheme ?? '', scope.registry.storages.keys())}`);
-      }
-      return storage;
+      return scope.registry.storageFor(url);
     },
     codec(name: string) {
       const codec = scope.registry.codecs.get(name);

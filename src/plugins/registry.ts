@@ -1,9 +1,15 @@
 // The installed plugins, indexed by step name, driver, storage scheme and codec.
-import { PluginError } from '../errors.js';
+import { DbflowError, PluginError } from '../errors.js';
 import { compile } from '../schema/validator.js';
+import { didYouMean } from '../spec/suggest.js';
 import type { Codec, DatabaseDriver, JsonSchema, Plugin, StepDefinition, Storage } from './types.js';
 
 const KINDS = ['task', 'source', 'transform', 'sink'];
+
+/** The scheme of a URL, lower-cased (`s3` of `s3://b/k`), or undefined. */
+export function urlScheme(url: string): string | undefined {
+  return /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+}
 const DRIVER_FNS = ['snapshot', 'dump', 'scratch', 'restore', 'rowCounts'] as const;
 const STORAGE_FNS = ['put', 'get', 'list', 'delete'] as const;
 
@@ -15,6 +21,14 @@ export class Registry {
   readonly storages = new Map<string, Storage>();
   readonly codecs = new Map<string, Codec>();
   private readonly owner = new Map<string, string>();
+
+  /** The storage that serves `url` by its scheme; otherwise an error (made by `fail`, a DbflowError by default) that names the nearest scheme. */
+  storageFor(url: string, fail: (message: string) => Error = (m) => new DbflowError(m)): Storage {
+    const scheme = urlScheme(url);
+    const storage = scheme ? this.storages.get(scheme) : undefined;
+    if (!storage) throw fail(`no storage for "${scheme ?? ''}:" URLs ("${url}").${didYouMean(scheme ?? '', this.storages.keys())}`);
+    return storage;
+  }
 
   /**
    * Add a plugin after checking that it keeps the contract; `from` names where it came from.
