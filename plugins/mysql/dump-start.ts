@@ -39,6 +39,9 @@ export interface PendingDump {
   stop(): void;
 }
 
+/** Seconds, beyond the connect timeout, that mariadb-dump may take to start and set up its session before the barrier. */
+const PREPARE_SLACK_S = 60;
+
 /**
  * Starts mariadb-dump ahead of the barrier when a gate can relay its connection: it connects and
  * sets up its session, and its START TRANSACTION waits at the gate until `begin` (so commits are
@@ -60,7 +63,10 @@ export async function launchDump(ctx: DriverContext, conn: MyConnection, o: MyOp
     run.stop();
   };
   try {
-    await withTimeout(Promise.race([gate.waiting, run.running.then(() => gate.waiting)]), o.dumpStartTimeoutMs, `${DUMP_TOOL} did not reach its START TRANSACTION within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout)`);
+    // Nothing is blocked yet: the tool may take its time to start and connect (a busy machine), so this
+    // wait has the connection's own timeout plus slack, not dump_start_timeout (the budget with commits blocked).
+    const readyMs = (conn.connectTimeoutS + PREPARE_SLACK_S) * 1000;
+    await withTimeout(Promise.race([gate.waiting, run.running.then(() => gate.waiting)]), readyMs, `${DUMP_TOOL} did not reach its START TRANSACTION within ${readyMs / 1000} s of starting (nothing was blocked yet)`);
   } catch (error) {
     stop();
     throw error;

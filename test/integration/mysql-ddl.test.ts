@@ -1,6 +1,6 @@
 // DDL on a dumped MariaDB table while a backup runs: either it waits for the backup, or the backup fails clearly and publishes nothing.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { hasStackTrace } from '../helpers/cli.js';
@@ -21,8 +21,11 @@ async function seed(db: ScratchDatabase): Promise<void> {
   await db.pool.query('INSERT INTO zz_last SELECT seq, seq FROM seq_1_to_100');
 }
 
-const outcomeOf = (file: string): { ok: boolean; error?: string; code?: string } =>
-  JSON.parse(readFileSync(file, 'utf8')) as { ok: boolean; error?: string; code?: string };
+// What the DDL step reported; when it never ran, the failure shows the run's output instead.
+function outcomeOf(file: string, output: string): { ok: boolean; error?: string; code?: string } {
+  assert.ok(existsSync(file), `the DDL step did not run:\n${output}`);
+  return JSON.parse(readFileSync(file, 'utf8')) as { ok: boolean; error?: string; code?: string };
+}
 
 void test('ALTER TABLE on a table the backup has not reached yet: the backup fails naming the table and the DDL, publishes nothing', { timeout: 2 * MINUTE }, async (t) => {
   if (!(await requireMyBackupTools(t, 'zstd'))) return;
@@ -33,8 +36,8 @@ void test('ALTER TABLE on a table the backup has not reached yet: the backup fai
   // Right after the snapshot, while aaa_big is still being counted and dumped: zz_last is not held by anyone yet.
   const ddl = { id: 'ddl', uses: 'my-sql', with: { url: db.url, sql: 'ALTER TABLE zz_last ADD COLUMN added INT', lock_wait_timeout: 5, report } };
   const r = await runBackup(cwd, writePipeline(cwd, myBackupPipeline({ url: db.url, between: [ddl], throttleMs: 1 })), myBackupEnv());
-  assert.deepEqual(outcomeOf(report), { ok: true }, 'the ALTER went through before the backup reached the table');
   const output = `${r.stdout}\n${r.stderr}`;
+  assert.deepEqual(outcomeOf(report, output), { ok: true }, 'the ALTER went through before the backup reached the table');
   assert.equal(r.exitCode, 1, output);
   assert.match(output, /zz_last/);
   assert.match(output, /changed .*during the backup|definition has changed/i);
@@ -52,7 +55,7 @@ void test('ALTER TABLE once the backup has counted the table: the DDL waits for 
   // After the upload the counts are complete (the dump waited for them); the snapshot is held until the checks are done.
   const ddl = { id: 'ddl', uses: 'my-sql', with: { url: db.url, sql: 'ALTER TABLE zz_last ADD COLUMN added INT', lock_wait_timeout: 1, report } };
   const r = await runBackup(cwd, writePipeline(cwd, myBackupPipeline({ url: db.url, afterUpload: [ddl] })), myBackupEnv());
-  const outcome = outcomeOf(report);
+  const outcome = outcomeOf(report, `${r.stdout}\n${r.stderr}`);
   assert.equal(outcome.ok, false, 'the ALTER did not get its metadata lock while the snapshot was held');
   assert.equal(outcome.code, 'ER_LOCK_WAIT_TIMEOUT');
   assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
