@@ -150,6 +150,21 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   };
   const releaseDue = (): Promise<void> => holds.releaseWhere((key) => settled(key) && (plan.dependents.get(key) ?? []).every(settled));
 
+  // The steps that failed the run so far, and the error line naming where the failure started and why.
+  const failureSoFar = (): { failed: string[]; error?: string } => {
+    const failed = [...states].filter(([k, s]) => s.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError).map(([k]) => k);
+    if (!failed.length) return { failed };
+    const origin = failed.find((k) => !states.get(k)!.error?.startsWith('stream chain failed at')) ?? failed[0]!;
+    const reason = states.get(origin)!.error;
+    return { failed, error: `${failed.map((f) => `"${f}"`).join(', ')} failed${reason ? ` — "${origin}": ${reason.replace(/^dbflow: /, '')}` : ''}` };
+  };
+  // What `run.status`, `run.failed_steps` and `run.error` say to a step as it starts (finally, on_failure).
+  const runSoFar = (): Record<string, unknown> => {
+    const { failed, error } = failureSoFar();
+    const status = runError || failed.length ? 'failed' : cancelled ? 'cancelled' : 'success';
+    return { ...(context.run as object), status, failed_steps: failed, error: runError ?? error ?? (cancelled ? 'interrupted' : '') };
+  };
+
   const tmpOf = (key: string) => ({ created: (dir: string) => holds.tmpdir(key, dir) });
   const stepContext = (step: PlannedStep, signal: AbortSignal, wiring: StreamWiring, tmp: ReturnType<typeof tmpOf>): StepContext => {
     const steps: Record<string, { outputs: Record<string, unknown> }> = {};
@@ -159,7 +174,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     }
     let withValue: Record<string, unknown>;
     try {
-      withValue = renderValue(step.spec.with, { ...context, matrix: step.cell, steps }) as Record<string, unknown>;
+      withValue = renderValue(step.spec.with, { ...context, run: runSoFar(), matrix: step.cell, steps }) as Record<string, unknown>;
     } catch (err) {
       throw new DbflowError(`step "${step.key}": ${(err as Error).message}`);
     }
@@ -337,12 +352,15 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   options.signal?.removeEventListener('abort', onCancel);
   await holds.releaseWhere();
 
-  const failed = [...states].filter(([k, s]) => s.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError).map(([k]) => k);
+  const { failed, error: failedError } = failureSoFar();
   let status: RunStatus = runError && !cancelled ? 'failed' : cancelled && !runError ? 'cancelled' : failed.length || runError ? 'failed' : 'success';
   const summary: RunSummary = {
     steps: Object.fromEntries([...states].map(([k, s]) => [k, s.status as StepStatus])),
-    artifacts: report.artifacts.map((a) => ({ database: a.database, url: a.url, bytes: a.bytes, sha256: a.sha256, format: a.format, layers: a.layers })),
+    artifacts: report.artifacts.map((a) => ({ database: a.database, url: a.url, bytes: a.bytes, ...(a.raw && { raw_bytes: a.raw.bytes }), sha256: a.sha256, format: a.format, layers: a.layers })),
     verifications: report.verifications.map((v) => ({ database: v.database, check: v.check, ok: v.ok, ...(v.detail && { detail: v.detail }) })),
+    ...(report.coordinations.length && {
+      coordination: report.coordinations.map((c) => ({ step: c.step, coordinated: c.coordinated, participants: c.participants, ...(c.blocked_ms !== undefined && { blocked_ms: c.blocked_ms }) })),
+    }),
   };
   const finished = new Date();
   if (status === 'success' && report.artifacts.length) {
@@ -358,12 +376,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       runError = `writing the manifest failed: ${redactor.redact((err as Error).message)}`;
     }
   }
-  if (!runError && failed.length) {
-    // Name the step where the failure started, with its reason: the summary's error line says why.
-    const origin = failed.find((k) => !states.get(k)!.error?.startsWith('stream chain failed at')) ?? failed[0]!;
-    const reason = states.get(origin)!.error;
-    runError = `${failed.map((f) => `"${f}"`).join(', ')} failed${reason ? ` — "${origin}": ${reason.replace(/^dbflow: /, '')}` : ''}`;
-  }
+  if (!runError && failedError) runError = failedError;
   if (!runError && status === 'cancelled') runError = 'interrupted';
   const durationMs = finished.getTime() - started.getTime();
   record.writeJson('result.json', {

@@ -26,8 +26,11 @@ export type EngineEvent =
 /** What a run produced, for the closing summary. */
 export interface RunSummary {
   steps: Record<string, StepStatus>;
-  artifacts: { database: string; url: string; bytes: number; sha256: string; format: string; layers: { codec: string }[] }[];
+  /** `bytes` as stored (after every layer); `raw_bytes`: the dump before the first layer, when measured. */
+  artifacts: { database: string; url: string; bytes: number; raw_bytes?: number; sha256: string; format: string; layers: { codec: string }[] }[];
   verifications: { database: string; check: string; ok: boolean; detail?: string }[];
+  /** Coordinated snapshots: the step, its participants and how long commits were blocked. */
+  coordination?: { step: string; coordinated: boolean; participants: string[]; blocked_ms?: number }[];
   manifest?: string;
 }
 

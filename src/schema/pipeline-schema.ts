@@ -59,7 +59,21 @@ export const pipelineSchema: JsonSchema = {
     version: { const: 1, description: 'Pipeline format version.' },
     name: { type: 'string', pattern: NAME_PATTERN },
     description: { type: 'string' },
-    schedule: { type: 'string', description: 'Cron expression used by `dbflow daemon`.' },
+    schedule: {
+      type: 'string',
+      minLength: 1,
+      description: 'When `dbflow daemon` runs the pipeline: a cron expression, 5 fields ("0 2 * * *") or 6 with seconds first.',
+    },
+    timezone: { type: 'string', minLength: 1, description: "The schedule's IANA time zone, e.g. Europe/Berlin (default: the machine's)." },
+    overlap: {
+      enum: ['skip', 'queue'],
+      description: 'When a scheduled run comes due while the previous one still runs: skip it (default), or queue it to run next.',
+    },
+    lock_wait: {
+      ...duration,
+      description: 'How long a run waits for another run of this pipeline and repository to finish (default 0s: it exits at once, code 75).',
+    },
+    rpo: { ...duration, description: 'Recovery point objective: `dbflow status` fails when the last verified backup is older.' },
     timeout: duration,
     concurrency: { type: 'integer', minimum: 1, maximum: 256 },
     plugins: {
@@ -101,7 +115,8 @@ export const pipelineSchema: JsonSchema = {
       },
     },
     steps: { type: 'array', minItems: 1, items: { $ref: '#/$defs/step' } },
-    finally: { type: 'array', items: { $ref: '#/$defs/step' } },
+    finally: { type: 'array', items: { $ref: '#/$defs/step' }, description: 'Steps that run last, whatever happened (default if: always()).' },
+    on_failure: { type: 'array', items: { $ref: '#/$defs/step' }, description: 'Steps that run last when the run failed, e.g. notifications (default if: failure()).' },
   },
   $defs: { step },
 };

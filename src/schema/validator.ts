@@ -4,6 +4,7 @@ import type * as Ajv2020Module from 'ajv/dist/2020.js';
 import type { Ajv2020, ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import type { SpecProblem } from '../errors.js';
 import type { JsonSchema } from '../plugins/types.js';
+import { STEP_LISTS } from '../spec/pipeline.js';
 import { valueAt, type DocPath, type RawPipeline } from '../spec/source.js';
 import { didYouMean } from '../spec/suggest.js';
 
@@ -162,7 +163,7 @@ export function describe(path: DocPath, what: string, data?: unknown): string {
   if (path.length === 0) return what;
   // Inside a step, name the step by its id: `"with.level" of step "compress"`.
   const [list, index, ...rest] = path;
-  const id = (list === 'steps' || list === 'finally') && typeof index === 'number' ? (valueAt(data, [list, index, 'id'])) : undefined;
+  const id = typeof list === 'string' && (STEP_LISTS as readonly string[]).includes(list) && typeof index === 'number' ? valueAt(data, [list, index, 'id']) : undefined;
   if (typeof id === 'string') return rest.length ? `${dotted(rest)} of step "${id}"` : `step "${id}"`;
   return dotted(path);
 }

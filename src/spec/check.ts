@@ -3,7 +3,9 @@ import type { SpecProblem } from '../errors.js';
 import { pipelineSchema } from '../schema/pipeline-schema.js';
 import { validateAt } from '../schema/validator.js';
 import { outputNames, stepRefKeys, type Catalog, type SpecEnv } from './catalog.js';
+import { STEP_LISTS } from './pipeline.js';
 import { valueAt, type DocPath, type RawPipeline } from './source.js';
+import { cronProblem, timezoneProblem } from './schedule.js';
 import { didYouMean } from './suggest.js';
 import { hasTemplate, scanTemplate, TEMPLATE_HELPERS } from './templates.js';
 
@@ -14,7 +16,7 @@ const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !
 const ROOTS = ['env', 'vars', 'secrets', 'pipeline', 'run', 'matrix', 'steps'] as const;
 type Root = (typeof ROOTS)[number];
 const PIPELINE_KEYS = ['name', 'file', 'sha256'];
-const RUN_KEYS = ['id', 'started_at', 'dir'];
+const RUN_KEYS = ['id', 'started_at', 'dir', 'status', 'failed_steps', 'error'];
 
 interface StepInfo {
   id: string;
@@ -37,8 +39,18 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
   const data = raw.data;
   problems.push(...validateAt(pipelineSchema, data, raw, [], 'the pipeline'));
 
+  if (typeof data.schedule === 'string') {
+    const p = cronProblem(data.schedule);
+    if (p) add(['schedule'], p);
+  }
+  if (typeof data.timezone === 'string') {
+    const p = timezoneProblem(data.timezone);
+    if (p) add(['timezone'], p);
+  }
+  if (data.timezone !== undefined && data.schedule === undefined) add(['timezone'], 'timezone is set but schedule is not; timezone is the time zone of the schedule.', true);
+
   const steps: StepInfo[] = [];
-  for (const list of ['steps', 'finally'] as const) {
+  for (const list of STEP_LISTS) {
     const items = data[list];
     if (!Array.isArray(items)) continue;
     items.forEach((s, i) => {

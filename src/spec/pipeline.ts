@@ -25,7 +25,7 @@ export interface StepSpec {
   continueOnError: boolean;
   retry: RetryPolicy;
   timeoutMs?: number;
-  /** Declared under `finally:`: runs after every other step, whatever happened. */
+  /** Declared under `finally:` or `on_failure:`: runs after every other step. */
   finally: boolean;
   /** Where the step is in the file (for errors found later). */
   path: DocPath;
@@ -45,13 +45,17 @@ export interface Pipeline {
   name: string;
   description?: string;
   schedule?: string;
+  timezone?: string;
+  overlap: 'skip' | 'queue';
+  lockWaitMs: number;
+  rpoMs?: number;
   timeoutMs?: number;
   concurrency?: number;
   plugins: string[];
   secrets: Record<string, SecretSource>;
   vars: Record<string, unknown>;
   databases: Record<string, DatabaseSpec>;
-  /** Main steps, then `finally` steps. */
+  /** Main steps, then `finally` and `on_failure` steps. */
   steps: StepSpec[];
 }
 
@@ -66,9 +70,14 @@ export function parseDuration(text: string): number {
 
 type RawStep = Record<string, unknown>;
 
+/** The lists of steps in a pipeline, in the order they run. */
+export const STEP_LISTS = ['steps', 'finally', 'on_failure'] as const;
+const DEFAULT_CONDITION: Record<(typeof STEP_LISTS)[number], Condition> = { steps: 'success()', finally: 'always()', on_failure: 'failure()' };
+
 /** Turn schema-valid data into a Pipeline. */
 export function normalize(data: Record<string, unknown>, file: string, sha256: string): Pipeline {
-  const step = (s: RawStep, path: DocPath, isFinally: boolean): StepSpec => {
+  const step = (s: RawStep, path: DocPath, list: 'steps' | 'finally' | 'on_failure'): StepSpec => {
+    const isFinally = list !== 'steps';
     const retry = (s.retry ?? {}) as Record<string, unknown>;
     const needs = s.needs === undefined ? [] : Array.isArray(s.needs) ? (s.needs as string[]) : [s.needs as string];
     return {
@@ -78,7 +87,7 @@ export function normalize(data: Record<string, unknown>, file: string, sha256: s
       needs,
       ...(s.input !== undefined && { input: s.input as string }),
       ...(s.matrix !== undefined && { matrix: s.matrix as Record<string, unknown> }),
-      if: (s.if as Condition | undefined) ?? (isFinally ? 'always()' : 'success()'),
+      if: (s.if as Condition | undefined) ?? DEFAULT_CONDITION[list],
       continueOnError: s.continue_on_error === true,
       retry: {
         maxAttempts: (retry.max_attempts as number | undefined) ?? 1,
@@ -105,6 +114,10 @@ export function normalize(data: Record<string, unknown>, file: string, sha256: s
     name: data.name as string,
     ...(data.description !== undefined && { description: data.description as string }),
     ...(data.schedule !== undefined && { schedule: data.schedule as string }),
+    ...(data.timezone !== undefined && { timezone: data.timezone as string }),
+    overlap: (data.overlap as 'skip' | 'queue' | undefined) ?? 'skip',
+    lockWaitMs: data.lock_wait !== undefined ? parseDuration(data.lock_wait as string) : 0,
+    ...(data.rpo !== undefined && { rpoMs: parseDuration(data.rpo as string) }),
     ...(data.timeout !== undefined && { timeoutMs: parseDuration(data.timeout as string) }),
     ...(data.concurrency !== undefined && { concurrency: data.concurrency as number }),
     plugins: (data.plugins ?? []) as string[],
@@ -112,8 +125,7 @@ export function normalize(data: Record<string, unknown>, file: string, sha256: s
     vars: (data.vars ?? {}) as Record<string, unknown>,
     databases,
     steps: [
-      ...((data.steps ?? []) as RawStep[]).map((s, i) => step(s, ['steps', i], false)),
-      ...((data.finally ?? []) as RawStep[]).map((s, i) => step(s, ['finally', i], true)),
+      ...STEP_LISTS.flatMap((list) => ((data[list] ?? []) as RawStep[]).map((s, i) => step(s, [list, i], list))),
     ],
   };
 }

@@ -1,0 +1,11 @@
+// The notify plugin: `webhook`, `slack` and `email` steps, e.g. under `on_failure:` or `finally:`.
+import { definePlugin } from '../../src/index.js';
+import { emailStep } from './email.js';
+import { slackStep } from './slack.js';
+import { webhookStep } from './webhook.js';
+
+// Notifications as task steps; retries and timeouts are the pipeline's (`retry:`, `timeout:`).
+export default definePlugin({
+  name: 'notify',
+  steps: [webhookStep, slackStep, emailStep],
+});
