@@ -14,7 +14,7 @@ export interface SpecProblem {
 }
 
 /** Exit codes of the CLI. */
-export const ExitCode = { ok: 0, stepFailed: 1, usage: 2, interrupted: 130, internal: 70 } as const;
+export const ExitCode = { ok: 0, stepFailed: 1, usage: 2, interrupted: 130, internal: 70, locked: 75 } as const;
 
 /** Base of every error that a user can act on: it is printed without a stack. */
 export class DbflowError extends Error {
@@ -74,6 +74,11 @@ export class TimeoutError extends DbflowError {
 
 /** Data that does not match what was recorded: a checksum, a size, a row count. */
 export class IntegrityError extends DbflowError {}
+
+/** Another run of the same pipeline and repository holds the lock (exit code 75, EX_TEMPFAIL: try again later). */
+export class LockedError extends DbflowError {
+  override readonly exitCode = ExitCode.locked;
+}
 
 /** A stored backup that cannot be found or read. */
 export class RepositoryError extends DbflowError {}

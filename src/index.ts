@@ -8,6 +8,7 @@ export {
   DbflowError,
   ExitCode,
   IntegrityError,
+  LockedError,
   PluginError,
   RepositoryError,
   SpecError,
@@ -33,3 +34,6 @@ export { retain, isoWeekKey, type RetentionCandidate, type RetentionDecision, ty
 export { parseDuration } from './spec/pipeline.js';
 export { DURATION_PATTERN } from './schema/pipeline-schema.js';
 export { shellQuote } from './plugins/shell-quote.js';
+export { acquireLock, lockHolder, lockFile, pipelineRepository, type HeldLock, type LockOwner, type LockRequest } from './ops/lock.js';
+export { lockedRun, type LockedRunOptions } from './ops/locked-run.js';
+export { withoutCredentials } from './ops/audit.js';

@@ -1,6 +1,6 @@
 // sqlite: URLs and the database files they name.
 import path from 'node:path';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError, withoutCredentials } from '../../src/index.js';
 
 /** The database file a `sqlite:` URL names, as written and resolved against the working directory. */
 export interface SqliteLocation {
@@ -17,7 +17,7 @@ export function parseSqliteUrl(url: string): SqliteLocation {
   const written = m?.[1] ?? '';
   if (!m || !written || written === ':memory:' || written.includes('\0')) {
     throw new DbflowError(
-      `"${url}" is not a usable sqlite URL; write sqlite:./app.db (relative to the working directory) or sqlite:///absolute/path/app.db.`,
+      `"${withoutCredentials(url)}" is not a usable sqlite URL; write sqlite:./app.db (relative to the working directory) or sqlite:///absolute/path/app.db.`,
     );
   }
   return { url, written, file: path.resolve(written) };

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { CancelledError, ExitCode, UsageError } from '../errors.js';
 import type { DecodeKeys } from '../plugins/types.js';
+import { parseDuration } from '../spec/pipeline.js';
 import type { Io } from './commands.js';
 
 /** The environment variable a passphrase may come from (never argv). */
@@ -75,6 +76,15 @@ export function parseCount(value: string | undefined, flag: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new UsageError(`${flag} must be a whole number (0 or more), not "${value}".`);
   return n;
+}
+
+/** A duration flag (`30s`, `10m`, `2h`, `1d`) in milliseconds, or a UsageError naming the flag. */
+export function parseDurationFlag(value: string, flag: string): number {
+  try {
+    return parseDuration(value);
+  } catch {
+    throw new UsageError(`${flag} must be a duration such as 24h, 90m, 30s or 2d, not "${value}".`);
+  }
 }
 
 /** An ISO time without milliseconds: `2026-11-24 02:00:00Z`. */

@@ -1,9 +1,9 @@
 // The CLI commands; each returns an exit code and lets errors reach the one catch in main.
 import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
-import { runPipeline } from '../engine/engine.js';
 import { listRuns } from '../engine/run-record.js';
 import { ExitCode, SpecError, UsageError } from '../errors.js';
+import { lockedRun } from '../ops/locked-run.js';
 import { builtinRegistry } from '../plugins/loader.js';
 import { urlScheme } from '../plugins/registry.js';
 import { manifestSchema } from '../repo/manifest-schema.js';
@@ -11,7 +11,9 @@ import { publishedPipelineSchema } from '../schema/pipeline-schema.js';
 import { formatDuration } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
 import { renderSummary, type StockRead, type StockRestore } from '../ui/summary.js';
+import { parseDurationFlag } from './command-support.js';
 import { renderGraph, renderPlan } from './graph.js';
+import { watchPipelines } from './pipeline-watch.js';
 
 export interface Io {
   out: (text: string) => void;
@@ -19,9 +21,23 @@ export interface Io {
   isTTY: boolean;
 }
 
-export async function runCommand(file: string, opts: { concurrency?: string; json?: boolean; stateDir?: string; verbose?: boolean }, io: Io): Promise<number> {
+export interface RunCommandOptions {
+  concurrency?: string;
+  json?: boolean;
+  stateDir?: string;
+  verbose?: boolean;
+  lockWait?: string;
+  metricsFile?: string;
+}
+
+/** What a command learned that its audit line should carry. */
+export type AuditNote = (fields: { run_id?: string; pipeline?: string }) => void;
+
+export async function runCommand(file: string, opts: RunCommandOptions, io: Io, note: AuditNote = () => undefined): Promise<number> {
   const loaded = await loadPipeline(file);
+  note({ pipeline: loaded.pipeline.name });
   const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
+  const lockWaitMs = opts.lockWait !== undefined ? parseDurationFlag(opts.lockWait, '--lock-wait') : undefined;
   const controller = new AbortController();
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals): void => {
@@ -38,11 +54,16 @@ export async function runCommand(file: string, opts: { concurrency?: string; jso
   const live = !opts.json && io.isTTY && !process.env.CI ? (await import('../ui/live.js')).liveRenderer() : undefined;
   const plain = plainRenderer(io.err, opts.verbose);
   try {
-    const result = await runPipeline(loaded, {
+    const result = await lockedRun(loaded, {
       ...(concurrency !== undefined && { concurrency }),
       ...(opts.stateDir !== undefined && { stateDir: opts.stateDir }),
+      ...(lockWaitMs !== undefined && { lockWaitMs }),
+      ...(opts.metricsFile !== undefined && { metricsFile: opts.metricsFile }),
+      by: 'dbflow run',
+      notice: (text) => io.err(`dbflow: ${text}`),
       signal: controller.signal,
       onEvent: (e) => {
+        if (e.type === 'run:start') note({ run_id: e.runId });
         if (opts.json) io.out(JSON.stringify(e));
         else if (live) live.onEvent(e);
         else plain(e);
@@ -158,15 +179,7 @@ export async function watchCommand(dir: string, io: Io): Promise<number> {
       io.out(`${new Date().toISOString().slice(11, 19)} ${err instanceof SpecError ? err.rendered : err.message}`);
     }
   };
-  const { watch } = await import('chokidar');
-  // A save is often a truncate and then a write: read a file only once its size has held still for 100 ms.
-  const watcher = watch(dir, {
-    ignoreInitial: false,
-    awaitWriteFinish: { stabilityThreshold: 100, pollInterval: 25 },
-    ignored: (p, stats) => Boolean(stats?.isFile() && !/\.ya?ml$/.test(p)),
-  });
-  const onFile = (file: string): void => void check(file).catch((err: unknown) => io.err(String(err)));
-  watcher.on('add', onFile).on('change', onFile);
+  const watcher = await watchPipelines(dir, { changed: (file) => void check(file).catch((err: unknown) => io.err(String(err))) }, true);
   io.err(`watching ${dir} for pipeline changes (Ctrl-C to stop)`);
   await new Promise<void>((resolve) => {
     const stop = (): void => void watcher.close().then(resolve);

@@ -1,11 +1,15 @@
 #!/usr/bin/env node
 // The dbflow command line; the one place that catches errors and maps them to exit codes.
+import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { dbflowVersion } from '../engine/versions.js';
 import { ExitCode, isUserError } from '../errors.js';
+import { audited, defaultStateDir } from './audited.js';
 import * as cmd from './commands.js';
+import { daemonCommand, type DaemonCommandOptions } from './daemon-command.js';
 import { backupsListCommand, pruneCommand, type PruneCommandOptions } from './repo-commands.js';
 import { restoreCommand, verifyCommand, type RestoreCommandOptions, type VerifyCommandOptions } from './restore-commands.js';
+import { statusCommand } from './status-command.js';
 
 const io: cmd.Io = {
   out: (t) => process.stdout.write(`${t}\n`),
@@ -19,15 +23,19 @@ function program(setCode: (code: number) => void): Command {
     .version(dbflowVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  const state = ['--state-dir <dir>', 'where run records are kept', '.dbflow'] as const;
+  const state = ['--state-dir <dir>', 'where run records, metrics and the audit trail are kept (default: $DBFLOW_STATE_DIR or .dbflow)'] as const;
   p.command('run')
     .description('run a pipeline: snapshot, dump, compress, encrypt, upload, restore-test, …')
     .argument('<pipeline>', 'pipeline file, e.g. pipelines/nightly.yaml')
     .option('-c, --concurrency <n>', 'most steps (or stream chains) running at once')
     .option('--json', 'print engine events as JSON lines on stdout')
     .option('-v, --verbose', 'also print debug lines')
+    .option('--lock-wait <duration>', "wait this long (e.g. 10m) for a running run of the same pipeline to finish; default: the pipeline's lock_wait, else exit at once with code 75")
+    .option('--metrics-file <file>', 'Prometheus textfile written after the run (default: <state-dir>/metrics.prom), e.g. for node_exporter')
     .option(...state)
-    .action(async (file: string, o: { concurrency?: string; json?: boolean; stateDir?: string; verbose?: boolean }) => setCode(await cmd.runCommand(file, o, io)));
+    .action(async (file: string, o: cmd.RunCommandOptions) =>
+      setCode(await audited(io, { command: 'run', target: path.resolve(file), stateDir: o.stateDir }, (note) => cmd.runCommand(file, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io, note))),
+    );
   p.command('validate')
     .description('check pipelines without running them; errors point at file:line:col')
     .argument('<pipelines...>', 'pipeline files')
@@ -57,7 +65,21 @@ function program(setCode: (code: number) => void): Command {
     .option('-n, --limit <n>', 'how many', '20')
     .option('--json', 'print as JSON')
     .option(...state)
-    .action((o: { json?: boolean; stateDir?: string; limit?: string }) => setCode(cmd.runsCommand(o, io)));
+    .action((o: { json?: boolean; stateDir?: string; limit?: string }) => setCode(cmd.runsCommand({ ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)));
+  p.command('status')
+    .description("how fresh each pipeline's last verified backup is against its rpo; exits 1 when one is stale (a monitoring check)")
+    .argument('[pipelines...]', 'pipeline files or folders of them', ['pipelines'])
+    .option('--json', 'print as JSON')
+    .option(...state)
+    .action(async (targets: string[], o: { json?: boolean; stateDir?: string }) => setCode(await statusCommand(targets, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)));
+  p.command('daemon')
+    .description("run every pipeline in a folder on its schedule; reloads edited files; SIGTERM stops it cleanly")
+    .argument('<dir>', 'folder with pipeline files')
+    .option('--listen <host:port>', 'serve Prometheus metrics on http://<host:port>/metrics', '127.0.0.1:9464')
+    .option('--no-metrics', 'do not serve metrics')
+    .option('-v, --verbose', 'also print debug lines')
+    .option(...state)
+    .action(async (dir: string, o: DaemonCommandOptions) => setCode(await daemonCommand(dir, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)));
   const backups = p.command('backups').description('the backups in a repository (a storage URL prefix)');
   backups
     .command('list')
@@ -74,7 +96,10 @@ function program(setCode: (code: number) => void): Command {
     .option(...privateKeyFile)
     .option('--no-record', 'do not write the result to verify.json next to the manifest')
     .option('-v, --verbose', 'also print what the decoders say')
-    .action(async (url: string, o: VerifyCommandOptions) => setCode(await verifyCommand(url, o, io)));
+    .option(...state)
+    .action(async (url: string, o: VerifyCommandOptions & { stateDir?: string }) =>
+      setCode(await audited(io, { command: 'verify', target: url, stateDir: o.stateDir }, () => verifyCommand(url, o, io))),
+    );
   p.command('restore')
     .description("restore one database of a backup into a database, then compare its row counts with the backup's")
     .argument('<backup>', 'backup URL: its folder (or its manifest.json)')
@@ -85,7 +110,12 @@ function program(setCode: (code: number) => void): Command {
     .option(...passphraseFile)
     .option(...privateKeyFile)
     .option('-v, --verbose', 'also print what the restore programs say')
-    .action(async (url: string, o: RestoreCommandOptions) => setCode(await restoreCommand(url, o, io)));
+    .option(...state)
+    .action(async (url: string, o: RestoreCommandOptions & { stateDir?: string }) =>
+      o.list
+        ? setCode(await restoreCommand(url, o, io))
+        : setCode(await audited(io, { command: 'restore', target: o.to ? `${url} -> ${o.to}` : url, stateDir: o.stateDir }, () => restoreCommand(url, o, io))),
+    );
   p.command('prune')
     .description('delete the backups a retention policy does not keep (never the newest verified one), and old orphaned objects')
     .argument('<repo>', 'repository URL, e.g. file://./backups/nightly')
@@ -96,7 +126,10 @@ function program(setCode: (code: number) => void): Command {
     .option('--orphan-grace <duration>', 'remove objects without a manifest only when their run started longer ago', '24h')
     .option('--dry-run', 'print what would be deleted, delete nothing')
     .option('--json', 'print the decisions as JSON')
-    .action(async (repo: string, o: PruneCommandOptions) => setCode(await pruneCommand(repo, o, io)));
+    .option(...state)
+    .action(async (repo: string, o: PruneCommandOptions & { stateDir?: string }) =>
+      setCode(await audited(io, { command: 'prune', target: repo, stateDir: o.stateDir, dryRun: o.dryRun === true }, () => pruneCommand(repo, o, io))),
+    );
   p.command('watch')
     .description('re-validate the pipelines in a folder on every save and print errors')
     .argument('<dir>', 'folder with pipeline files')

@@ -5,9 +5,8 @@ import type { Registry } from '../plugins/registry.js';
 import type { StorageScope } from '../repo/backup.js';
 import { executePrune, planPrune, type PrunePlan } from '../repo/prune.js';
 import { artifactBytes, listRepository, type ListedBackup, type OrphanFolder, type RepositoryListing } from '../repo/repository.js';
-import { parseDuration } from '../spec/pipeline.js';
 import { formatBytes } from '../ui/format.js';
-import { parseCount, shortTime, table } from './command-support.js';
+import { parseCount, parseDurationFlag, shortTime, table } from './command-support.js';
 import type { Io } from './commands.js';
 
 /** Storages by URL scheme, from the registry; an unknown scheme is a usage error. */
@@ -99,12 +98,7 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
   if (!policy.last && !policy.daily && !policy.weekly && !policy.monthly) {
     throw new UsageError('prune needs a policy: at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly above 0.');
   }
-  let orphanGraceMs: number;
-  try {
-    orphanGraceMs = parseDuration(opts.orphanGrace);
-  } catch {
-    throw new UsageError(`--orphan-grace must be a duration such as 24h, 90m or 2d, not "${opts.orphanGrace}".`);
-  }
+  const orphanGraceMs = parseDurationFlag(opts.orphanGrace, '--orphan-grace');
   const scope = storageScope(await builtinRegistry());
   const listing = await listRepository(scope, repo);
   const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });

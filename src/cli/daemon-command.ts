@@ -1,0 +1,81 @@
+// `dbflow daemon <dir>`: the scheduler in the foreground, its metrics on HTTP, a clean stop on SIGTERM.
+import { createServer, type Server } from 'node:http';
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { ExitCode, UsageError } from '../errors.js';
+import { Daemon } from '../ops/daemon.js';
+import { metricsText } from '../ops/metrics.js';
+import type { Io } from './commands.js';
+import { watchPipelines } from './pipeline-watch.js';
+
+export interface DaemonCommandOptions {
+  stateDir: string;
+  /** `host:port` of the metrics endpoint, or false (`--no-metrics`). */
+  listen: string | false;
+  metrics?: boolean;
+  verbose?: boolean;
+}
+
+export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io): Promise<number> {
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${dir}: not a folder; dbflow daemon runs the pipelines in a folder.`);
+  const stateDir = path.resolve(o.stateDir);
+  const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}`);
+  const daemon = new Daemon({ stateDir, log, ...(o.verbose !== undefined && { verbose: o.verbose }) });
+  const server = o.metrics === false || o.listen === false ? undefined : await serveMetrics(o.listen, stateDir, daemon, log);
+  // Loads run one at a time, in the order files were seen, so a quick second save never overtakes the first.
+  let loading = Promise.resolve();
+  const queue = (job: () => Promise<void> | void): void => {
+    loading = loading.then(job).catch((err: unknown) => log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`));
+  };
+  const watcher = await watchPipelines(
+    dir,
+    {
+      changed: (file) => queue(() => daemon.load(file)),
+      removed: (file) => queue(() => daemon.remove(file)),
+      ready: () => log(`watching ${dir} for pipelines; SIGTERM or Ctrl-C stops the daemon`),
+    },
+    false,
+  );
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+  });
+  log(`${signal}: stopping (send it again to exit at once)`);
+  const again = (): never => {
+    io.err(`dbflow: ${signal} again: exiting now.`);
+    process.exit(ExitCode.interrupted);
+  };
+  process.once('SIGINT', again);
+  process.once('SIGTERM', again);
+  await watcher.close();
+  await loading;
+  await daemon.stop();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  log('stopped; every run has ended and released its lock');
+  return ExitCode.ok;
+}
+
+async function serveMetrics(listen: string, stateDir: string, daemon: Daemon, log: (line: string) => void): Promise<Server> {
+  const m = /^(.*):(\d+)$/.exec(listen);
+  if (!m || Number(m[2]) > 65535) throw new UsageError(`--listen must be host:port, e.g. 127.0.0.1:9464, not "${listen}".`);
+  const host = m[1]!.replace(/^\[(.*)\]$/, '$1');
+  const server = createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '/').split('?')[0] !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('dbflow daemon: metrics are at /metrics\n');
+      return;
+    }
+    metricsText(stateDir, daemon.metrics).then(
+      (m) => res.writeHead(200, { 'content-type': m.contentType }).end(m.text),
+      (err: unknown) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`metrics failed: ${(err as Error).message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(new UsageError(`cannot serve metrics on ${listen}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}; pick another with --listen, or --no-metrics.`)),
+    );
+    server.listen(Number(m[2]), host, resolve);
+  });
+  const address = server.address();
+  log(`metrics on http://${typeof address === 'object' && address ? `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}` : listen}/metrics`);
+  return server;
+}

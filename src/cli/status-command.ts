@@ -1,0 +1,105 @@
+// `dbflow status`: is each pipeline's newest verified backup within its RPO? A check for Nagios, Icinga or a probe.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { loadPipeline } from '../engine/load.js';
+import { ExitCode, SpecError, UsageError } from '../errors.js';
+import { isVerifiedBackup, newestWhere, readFinishedRuns } from '../ops/run-results.js';
+import { formatDuration } from '../ui/format.js';
+import { defaultStateDir } from './audited.js';
+import { table } from './command-support.js';
+import type { Io } from './commands.js';
+
+/** How a pipeline stands against its RPO. */
+export type FreshnessState = 'ok' | 'stale' | 'never' | 'no_rpo' | 'invalid';
+
+/** One line of `dbflow status --json`. */
+export interface PipelineStatus {
+  pipeline: string | null;
+  file: string;
+  rpo_ms: number | null;
+  last_verified_at: string | null;
+  age_ms: number | null;
+  state: FreshnessState;
+  error?: string;
+}
+
+const LABEL: Record<FreshnessState, string> = { ok: 'ok', stale: 'STALE', never: 'never', no_rpo: 'no rpo', invalid: 'INVALID' };
+
+export async function statusCommand(targets: string[], opts: { json?: boolean; stateDir?: string }, io: Io): Promise<number> {
+  const files = pipelineFiles(targets.length ? targets : ['pipelines']);
+  const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
+  const verified = newestWhere(readFinishedRuns(stateDir), isVerifiedBackup);
+  const now = Date.now();
+  const statuses: PipelineStatus[] = [];
+  for (const file of files) {
+    let pipeline;
+    try {
+      // The environment of the runs is not needed to judge them: unset variables are not a problem here.
+      ({ pipeline } = await loadPipeline(file, { env: anyEnv() }));
+    } catch (err) {
+      if (!(err instanceof SpecError) && !(err instanceof UsageError)) throw err;
+      statuses.push({ pipeline: null, file, rpo_ms: null, last_verified_at: null, age_ms: null, state: 'invalid', error: err.message });
+      if (!opts.json) io.err(err instanceof SpecError ? `${err.rendered}\n\n${err.message}` : err.message);
+      continue;
+    }
+    const last = verified.get(pipeline.name);
+    const age = last ? Math.max(0, now - last.finishedAt) : null;
+    const rpo = pipeline.rpoMs ?? null;
+    const state: FreshnessState = rpo === null ? 'no_rpo' : age === null ? 'never' : age > rpo ? 'stale' : 'ok';
+    statuses.push({ pipeline: pipeline.name, file, rpo_ms: rpo, last_verified_at: last ? new Date(last.finishedAt).toISOString() : null, age_ms: age, state });
+  }
+
+  if (opts.json) io.out(JSON.stringify(statuses, null, 2));
+  else {
+    const rows = statuses.map((s) => [
+      s.pipeline ?? s.file,
+      s.rpo_ms !== null ? formatAge(s.rpo_ms) : '-',
+      s.last_verified_at?.replace(/\.\d+Z$/, 'Z') ?? (s.state === 'invalid' ? '-' : 'never'),
+      s.age_ms !== null ? formatAge(s.age_ms) : '-',
+      LABEL[s.state],
+    ]);
+    for (const line of table([['PIPELINE', 'RPO', 'LAST VERIFIED', 'AGE', 'STATE'], ...rows])) io.out(line);
+  }
+  for (const s of statuses) {
+    if (s.state === 'stale') {
+      io.err(`dbflow: pipeline "${s.pipeline}" is STALE: its last verified backup is ${formatAge(s.age_ms!)} old, ${formatAge(s.age_ms! - s.rpo_ms!)} over its RPO of ${formatAge(s.rpo_ms!)} (${s.file}).`);
+    }
+    if (s.state === 'never') io.err(`dbflow: pipeline "${s.pipeline}" has no verified backup in ${stateDir}; its RPO is ${formatAge(s.rpo_ms!)} (${s.file}).`);
+  }
+  if (statuses.some((s) => s.state === 'stale' || s.state === 'never')) return ExitCode.stepFailed;
+  return statuses.some((s) => s.state === 'invalid') ? ExitCode.usage : ExitCode.ok;
+}
+
+/** A duration for people, in its two largest units: "850ms", "1.5s", "12m 5s", "3h 12m", "1h", "2d 4h". */
+export function formatAge(ms: number): string {
+  if (ms < 60_000) return ms < 1000 ? formatDuration(Math.round(ms)) : `${Math.floor(ms / 100) / 10}s`;
+  const units: [string, number][] = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
+  const first = units.findIndex(([, size]) => ms >= size);
+  const [[u1, s1], [u2, s2]] = [units[first]!, units[first + 1]!];
+  const major = Math.floor(ms / s1);
+  const minor = Math.floor((ms % s1) / s2);
+  return minor ? `${major}${u1} ${minor}${u2}` : `${major}${u1}`;
+}
+
+// Pipeline files: each target is a file, or a folder whose *.yaml and *.yml files are taken (not its subfolders).
+function pipelineFiles(targets: string[]): string[] {
+  const files: string[] = [];
+  for (const t of targets) {
+    if (existsSync(t) && statSync(t).isDirectory()) {
+      const found = readdirSync(t)
+        .filter((f) => /\.ya?ml$/.test(f))
+        .sort()
+        .map((f) => path.join(t, f));
+      if (!found.length) throw new UsageError(`no pipeline files (*.yaml, *.yml) in "${t}".`);
+      files.push(...found);
+    } else if (!existsSync(t) && targets.length === 1 && t === 'pipelines') {
+      throw new UsageError('no "pipelines" folder here: give pipeline files or folders, e.g. `dbflow status pipelines/nightly.yaml`.');
+    } else files.push(t); // a missing file is reported by loadPipeline, with the others
+  }
+  return files;
+}
+
+// An environment in which every variable is set: the real value, or "" for one this process lacks.
+function anyEnv(): Record<string, string | undefined> {
+  return new Proxy(process.env, { get: (env, name) => (typeof name === 'string' ? (env[name] ?? '') : undefined) });
+}

@@ -1,0 +1,89 @@
+// The audit trail: one JSON line per run, restore, verify and prune in <state dir>/audit.jsonl — who, where, when, what, how it ended.
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { dbflowVersion } from '../engine/versions.js';
+import { DbflowError } from '../errors.js';
+
+export type AuditCommand = 'run' | 'restore' | 'verify' | 'prune';
+
+/** What one command did; who, where and when are added by appendAudit. */
+export interface AuditEntry {
+  command: AuditCommand;
+  /** The pipeline file, backup URL or repository URL the command worked on (credentials stripped). */
+  target: string;
+  outcome: 'success' | 'failed' | 'cancelled' | 'refused';
+  exit_code: number;
+  duration_ms: number;
+  run_id?: string;
+  pipeline?: string;
+  error?: string;
+  dry_run?: boolean;
+}
+
+/** One line of audit.jsonl: the entry with who, where and when. */
+export interface AuditRecord extends AuditEntry {
+  time: string;
+  user: string;
+  uid: number;
+  host: string;
+  pid: number;
+  dbflow: string;
+}
+
+/** The audit trail's file name in the state folder. */
+export const AUDIT_FILE = 'audit.jsonl';
+
+/** Append one line to <stateDir>/audit.jsonl (created 0600); throws a DbflowError when it cannot be written. */
+export function appendAudit(stateDir: string, entry: AuditEntry): void {
+  const clean = Object.fromEntries(Object.entries(entry).map(([k, v]) => [k, typeof v === 'string' ? withoutCredentials(v) : v])) as unknown as AuditEntry;
+  const record: AuditRecord = { time: new Date().toISOString(), ...who(), host: os.hostname(), pid: process.pid, dbflow: dbflowVersion(), ...clean };
+  const file = path.join(stateDir, AUDIT_FILE);
+  try {
+    mkdirSync(stateDir, { recursive: true });
+    // One write of one whole line to a file opened for appending: lines of concurrent commands never interleave.
+    appendFileSync(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
+  } catch (err) {
+    throw new DbflowError(`cannot write the audit trail "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`, { cause: err });
+  }
+}
+
+/** Every record of <stateDir>/audit.jsonl, oldest first; a line that is not JSON is skipped. */
+export function readAudit(stateDir: string): AuditRecord[] {
+  const file = path.join(stateDir, AUDIT_FILE);
+  if (!existsSync(file)) return [];
+  const out: AuditRecord[] = [];
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as AuditRecord);
+    } catch {
+      // a line cut short (disk full, a crash): skip it, keep the rest
+    }
+  }
+  return out;
+}
+
+// A password in a URL's user info, up to the last "@" of the authority (where a valid URL ends it) …
+const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*):[^\s/?#]*@/gi;
+// … or, for a password pasted unencoded with "/", "?" or "#" in it, up to the last "@" of the token (unless "host:port/…").
+const USERINFO_UNENCODED = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"'<>]*):([^\s"'<>]*)@/gi;
+const SECRET_PARAM = /([?&;](?:password|passwd|pwd|secret|token|access_token|key|api_key|apikey|sig|signature|x-amz-[a-z0-9-]+)=)[^&#\s"'<>]*/gi;
+
+/** Text with credentials removed from every URL in it: `user:password@` → `user@`, secret query parameters → `***`. */
+export function withoutCredentials(text: string): string {
+  return text
+    .replace(USERINFO, '$1@')
+    .replace(USERINFO_UNENCODED, (match, prefix: string, secret: string) => (/^\d+[/?#]/.test(secret) ? match : `${prefix}@`))
+    .replace(SECRET_PARAM, '$1***');
+}
+
+function who(): { user: string; uid: number } {
+  const uid = process.getuid?.() ?? -1;
+  try {
+    const info = os.userInfo();
+    return { user: info.username, uid: info.uid };
+  } catch {
+    return { user: String(uid), uid }; // no passwd entry (a container's arbitrary uid)
+  }
+}

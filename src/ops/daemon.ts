@@ -1,0 +1,170 @@
+// The scheduler behind `dbflow daemon`: every pipeline of a folder on its cron schedule, reloaded on save.
+import path from 'node:path';
+import type { Cron } from 'croner';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { loadPipeline, type LoadedPipeline } from '../engine/load.js';
+import { DbflowError, LockedError, SpecError } from '../errors.js';
+import { cronJob } from '../spec/schedule.js';
+import { formatDuration } from '../ui/format.js';
+import { plainRenderer } from '../ui/plain.js';
+import { lockedRun } from './locked-run.js';
+
+export interface DaemonOptions {
+  stateDir: string;
+  verbose?: boolean;
+  /** One line of the daemon's log (its own lines and the runs' step lines). */
+  log: (line: string) => void;
+}
+
+interface Running {
+  controller: AbortController;
+  done: Promise<void>;
+  runId?: string;
+}
+
+interface Entry {
+  file: string;
+  /** The last version that validated: what runs, even after a broken edit. */
+  loaded?: LoadedPipeline;
+  loadedAt?: Date;
+  job?: Cron;
+  running?: Running;
+  queued: boolean;
+}
+
+/** Schedules, reloads and runs pipelines; `stop()` cancels running runs and waits for them. */
+export class Daemon {
+  readonly metrics = new Registry();
+  private readonly entries = new Map<string, Entry>();
+  private stopping = false;
+  private readonly scheduled = new Counter({ name: 'dbflow_daemon_runs_started_total', help: 'Scheduled runs the daemon started.', labelNames: ['pipeline'], registers: [this.metrics] });
+  private readonly skipped = new Counter({
+    name: 'dbflow_daemon_runs_skipped_total',
+    help: 'Scheduled runs not started: reason="overlap" (the previous run still ran, overlap: skip, or a run was already queued) or "locked" (another process ran the pipeline).',
+    labelNames: ['pipeline', 'reason'],
+    registers: [this.metrics],
+  });
+  private readonly reloadErrors = new Counter({ name: 'dbflow_daemon_reload_errors_total', help: 'Edits of a pipeline file that did not validate (the previous version stays scheduled).', labelNames: ['file'], registers: [this.metrics] });
+  private readonly valid = new Gauge({ name: 'dbflow_daemon_pipeline_valid', help: '1 when the current content of the pipeline file validates, 0 when the daemon keeps running an earlier version (or none).', labelNames: ['file'], registers: [this.metrics] });
+  private readonly nextRun = new Gauge({ name: 'dbflow_daemon_next_run_timestamp_seconds', help: 'When the pipeline is next due.', labelNames: ['pipeline'], registers: [this.metrics] });
+
+  constructor(private readonly o: DaemonOptions) {}
+
+  /** Loads (or reloads) a pipeline file; a file that does not validate keeps its previous version scheduled. */
+  async load(file: string): Promise<void> {
+    const key = path.resolve(file);
+    const entry = this.entries.get(key) ?? { file: key, queued: false };
+    this.entries.set(key, entry);
+    const label = path.basename(key);
+    let loaded: LoadedPipeline;
+    try {
+      loaded = await loadPipeline(key);
+    } catch (err) {
+      if (!(err instanceof DbflowError)) throw err;
+      this.reloadErrors.inc({ file: label });
+      this.valid.set({ file: label }, 0);
+      const text = err instanceof SpecError ? `${err.rendered}\n${err.message}` : err.message;
+      const keep = entry.loaded
+        ? `keeping the version loaded at ${entry.loadedAt!.toISOString()} (pipeline "${entry.loaded.pipeline.name}")`
+        : 'not scheduled';
+      this.o.log(`${label}: this version does not validate; ${keep}:\n${text}`);
+      return;
+    }
+    this.valid.set({ file: label }, 1);
+    const replaced = entry.loaded !== undefined;
+    entry.loaded = loaded;
+    entry.loadedAt = new Date();
+    this.schedule(entry, replaced);
+  }
+
+  /** A file was deleted: its pipeline is no longer scheduled (a run in progress finishes). */
+  remove(file: string): void {
+    const entry = this.entries.get(path.resolve(file));
+    if (!entry) return;
+    entry.job?.stop();
+    entry.queued = false;
+    this.entries.delete(entry.file);
+    if (entry.loaded) this.nextRun.remove({ pipeline: entry.loaded.pipeline.name });
+    this.o.log(`${path.basename(entry.file)}: removed; no longer scheduled`);
+  }
+
+  /** Stops scheduling, cancels running runs (their steps clean up, their locks are released) and waits for them. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    const running = [...this.entries.values()].flatMap((e) => {
+      e.job?.stop();
+      e.queued = false;
+      return e.running ? [e.running] : [];
+    });
+    if (running.length) this.o.log(`stopping: cancelling ${running.length} running ${running.length === 1 ? 'run' : 'runs'}…`);
+    for (const r of running) r.controller.abort();
+    await Promise.all(running.map((r) => r.done));
+  }
+
+  private schedule(entry: Entry, replaced: boolean): void {
+    const { pipeline } = entry.loaded!;
+    const label = `${path.basename(entry.file)} (${pipeline.name})`;
+    entry.job?.stop();
+    entry.job = undefined;
+    if (!pipeline.schedule) {
+      this.o.log(`${label}: ${replaced ? 'reloaded; ' : ''}no schedule, so the daemon does not run it`);
+      return;
+    }
+    entry.job = cronJob(pipeline.schedule, pipeline.timezone, () => this.due(entry));
+    const next = entry.job.nextRun();
+    if (next) this.nextRun.set({ pipeline: pipeline.name }, next.getTime() / 1000);
+    const zone = pipeline.timezone ? ` ${pipeline.timezone}` : '';
+    this.o.log(`${label}: ${replaced ? 'reloaded' : 'scheduled'} "${pipeline.schedule}"${zone}, overlap: ${pipeline.overlap}; next run ${next?.toISOString() ?? 'never'}`);
+  }
+
+  private due(entry: Entry): void {
+    if (this.stopping || !entry.loaded) return;
+    const name = entry.loaded.pipeline.name;
+    const next = entry.job?.nextRun();
+    if (next) this.nextRun.set({ pipeline: name }, next.getTime() / 1000);
+    if (!entry.running) return this.start(entry);
+    const previous = `the previous run${entry.running.runId ? ` (${entry.running.runId})` : ''} is still running`;
+    if (entry.loaded.pipeline.overlap === 'queue' && !entry.queued) {
+      entry.queued = true;
+      this.o.log(`[${name}] queued: ${previous}; it starts when that one ends`);
+      return;
+    }
+    this.skipped.inc({ pipeline: name, reason: 'overlap' });
+    this.o.log(`[${name}] skipped: ${previous}${entry.queued ? ' and another is already queued' : ' (overlap: skip)'}`);
+  }
+
+  private start(entry: Entry): void {
+    const loaded = entry.loaded!;
+    const name = loaded.pipeline.name;
+    const controller = new AbortController();
+    const prefix = (line: string): void => this.o.log(`[${name}] ${line}`);
+    const render = plainRenderer(prefix, this.o.verbose);
+    const running: Running = { controller, done: Promise.resolve() };
+    entry.running = running;
+    this.scheduled.inc({ pipeline: name });
+    running.done = lockedRun(loaded, {
+      stateDir: this.o.stateDir,
+      signal: controller.signal,
+      by: 'dbflow daemon',
+      notice: prefix,
+      onEvent: (e) => {
+        if (e.type === 'run:start') running.runId = e.runId;
+        render(e);
+      },
+    })
+      .then((r) => prefix(`run ${r.runId} ${r.status} in ${formatDuration(r.durationMs)}${r.error ? `: ${r.error}` : ''}`))
+      .catch((err: unknown) => {
+        if (err instanceof LockedError) {
+          this.skipped.inc({ pipeline: name, reason: 'locked' });
+          prefix(`skipped: ${err.message.replace(/^dbflow: /, '')}`);
+        } else prefix(`run failed to start: ${err instanceof Error ? err.message.replace(/^dbflow: /, '') : String(err)}`);
+      })
+      .finally(() => {
+        entry.running = undefined;
+        if (entry.queued && !this.stopping && this.entries.get(entry.file) === entry) {
+          entry.queued = false;
+          this.start(entry);
+        }
+      });
+  }
+}

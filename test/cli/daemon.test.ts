@@ -1,0 +1,128 @@
+// `dbflow daemon`: schedules, overlap, hot reload (a broken edit keeps the old version), metrics, a clean SIGTERM.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { lockHolder } from '../../src/index.js';
+import { repoRoot, spawnDbflow } from '../helpers/cli.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const OPS_PLUGIN = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'ops-steps.ts');
+
+interface Nap {
+  run: string;
+  start: number;
+  end?: number;
+  cancelled?: boolean;
+}
+
+/** A pipeline due every 2 s whose one step sleeps `ms`, logging start/end lines to `<name>.log`. */
+function writePipeline(dir: string, name: string, o: { ms: number; overlap: 'skip' | 'queue'; broken?: boolean }): void {
+  writeFileSync(
+    path.join(dir, 'pipelines', `${name}.yaml`),
+    `version: 1
+name: ${name}
+schedule: "*/2 * * * * *"
+timezone: Europe/Berlin
+overlap: ${o.overlap}
+plugins: [${JSON.stringify(OPS_PLUGIN)}]
+steps:
+  - { id: nap, uses: ${o.broken ? 'slep' : 'sleep'}, with: { ms: ${o.ms}, log: ${JSON.stringify(path.join(dir, `${name}.log`))} } }
+`,
+  );
+}
+
+/** The runs a pipeline's step logged, in order. */
+function naps(dir: string, name: string): Nap[] {
+  const file = path.join(dir, `${name}.log`);
+  if (!existsSync(file)) return [];
+  const byRun = new Map<string, Nap>();
+  for (const line of readFileSync(file, 'utf8').trim().split('\n')) {
+    const [what, run, at] = line.split(' ') as [string, string, string];
+    if (what === 'start') byRun.set(run, { run, start: Date.parse(at) });
+    else Object.assign(byRun.get(run)!, { end: Date.parse(at), cancelled: what === 'cancelled' });
+  }
+  return [...byRun.values()];
+}
+
+async function until(what: string, check: () => boolean, output: () => string, timeoutMs = 90_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}; the daemon said:\n${output()}`);
+    await sleep(50);
+  }
+}
+
+void test('daemon: two pipelines on time, overlap skip and queue, hot reload, a broken edit keeps the old version, SIGTERM ends cleanly', { timeout: 240_000 }, async (t) => {
+  const dir = tmpDir(t);
+  const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(path.join(dir, 'pipelines'));
+  // Each run takes 3 s, due every 2 s: every other due time finds the previous run still going.
+  writePipeline(dir, 'skipper', { ms: 3000, overlap: 'skip' });
+  writePipeline(dir, 'queuer', { ms: 3000, overlap: 'queue' });
+  const daemon = spawnDbflow(['daemon', 'pipelines', '--listen', '127.0.0.1:0'], { cwd: dir, env });
+  t.after(() => daemon.kill('SIGKILL'));
+  let stderr = '';
+  daemon.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+
+  await until('each pipeline ran twice', () => naps(dir, 'skipper').filter((n) => n.end).length >= 2 && naps(dir, 'queuer').filter((n) => n.end).length >= 2, () => stderr);
+  // On time: a scheduled run starts on an even second (the schedule), shortly after it.
+  const skipped = naps(dir, 'skipper');
+  for (const n of [...skipped.slice(0, 2), ...naps(dir, 'queuer').slice(0, 1)]) {
+    // Due on even seconds (Europe/Berlin is a whole number of hours off UTC); cron never fires early.
+    const late = n.start % 2000;
+    assert.ok(late < 1500, `run ${n.run} started ${late} ms after its due time`);
+  }
+  // skip: never two at once, and the due time in between was skipped (4 s apart, not 3).
+  assert.ok(skipped[1]!.start >= skipped[0]!.end!, 'skipper runs never overlap');
+  const dueTime = (n: Nap): number => n.start - (n.start % 2000);
+  assert.ok(dueTime(skipped[1]!) - dueTime(skipped[0]!) >= 4000, 'the due time during the first run was skipped');
+  assert.match(stderr, /\[skipper\] skipped: the previous run \(\S+\) is still running \(overlap: skip\)/);
+  // queue: the run that came due during the first starts as soon as the first ends.
+  const queued = naps(dir, 'queuer');
+  assert.ok(queued[1]!.start >= queued[0]!.end!, 'queuer runs never overlap');
+  assert.ok(queued[1]!.start - queued[0]!.end! < 1500, 'the queued run started right after the first ended');
+  assert.match(stderr, /\[queuer\] queued: the previous run \(\S+\) is still running/);
+
+  // An edit is picked up: skipper now sleeps 200 ms.
+  const edited = Date.now();
+  writePipeline(dir, 'skipper', { ms: 200, overlap: 'skip' });
+  await until('skipper ran the edited version', () => naps(dir, 'skipper').some((n) => n.start > edited && n.end && n.end - n.start < 1500), () => stderr);
+  assert.match(stderr, /skipper\.yaml \(skipper\): reloaded "\*\/2 \* \* \* \* \*" Europe\/Berlin, overlap: skip/);
+
+  // A broken edit is reported with file:line:col, and the previous version keeps running.
+  const broken = Date.now();
+  writePipeline(dir, 'queuer', { ms: 3000, overlap: 'queue', broken: true });
+  await until('the broken edit was reported', () => /queuer\.yaml: this version does not validate; keeping the version loaded at/.test(stderr), () => stderr);
+  assert.match(stderr, /queuer\.yaml:8:\d+: unknown step type "slep"\. Did you mean "sleep"\?/);
+  await until('queuer ran again after the broken edit', () => naps(dir, 'queuer').some((n) => n.start > broken + 200), () => stderr);
+
+  // Metrics: the daemon's own counters, and the run records' figures.
+  const listen = /metrics on (http:\/\/\S+\/metrics)/.exec(stderr)?.[1];
+  assert.ok(listen, stderr);
+  const metrics = await (await fetch(listen)).text();
+  assert.match(metrics, /dbflow_daemon_runs_skipped_total\{pipeline="skipper",reason="overlap"\} [1-9]/);
+  assert.match(metrics, /dbflow_daemon_reload_errors_total\{file="queuer\.yaml"\} 1/);
+  assert.match(metrics, /dbflow_daemon_pipeline_valid\{file="queuer\.yaml"\} 0/);
+
+  // SIGTERM while queuer runs: the run is cancelled, the daemon exits 0, and no lock is held.
+  await until('a queuer run is in progress', () => naps(dir, 'queuer').some((n) => !n.end), () => stderr);
+  daemon.kill('SIGTERM');
+  const result = await daemon;
+  assert.equal(result.exitCode, 0, stderr);
+  assert.match(stderr, /SIGTERM: stopping/);
+  assert.match(stderr, /stopped; every run has ended and released its lock/);
+  const last = naps(dir, 'queuer').at(-1)!;
+  assert.equal(last.cancelled, true, 'the running step was cancelled');
+  const record = JSON.parse(readFileSync(path.join(dir, '.dbflow', 'runs', last.run, 'result.json'), 'utf8')) as { status: string };
+  assert.equal(record.status, 'cancelled');
+  process.env.DBFLOW_LOCK_DIR = env.DBFLOW_LOCK_DIR;
+  t.after(() => delete process.env.DBFLOW_LOCK_DIR);
+  const locks = readdirSync(env.DBFLOW_LOCK_DIR).filter((f) => f.endsWith('.lock'));
+  assert.equal(locks.length, 2, 'one lock per pipeline');
+  for (const name of ['skipper', 'queuer']) {
+    assert.equal(await lockHolder(name, `file://${path.join(dir, 'pipelines', `${name}.yaml`)}`), undefined, `${name}: nobody holds its lock`);
+  }
+});

@@ -1,0 +1,117 @@
+// The run lock through the CLI: two runs of one pipeline never overlap, and a killed holder's lock is taken over.
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ExitCode } from '../../src/errors.js';
+import { hasStackTrace, repoRoot, spawnDbflow } from '../helpers/cli.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const OPS_PLUGIN = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'ops-steps.ts');
+
+/** A pipeline whose one step sleeps `ms` (or until the file `release` exists) and logs "start <run>" / "end <run>" lines to `log`. */
+function napPipeline(dir: string, ms: number, extra = ''): { file: string; log: string; release: string } {
+  const file = path.join(dir, 'nap.yaml');
+  const log = path.join(dir, 'nap.log');
+  const release = path.join(dir, 'release');
+  writeFileSync(
+    file,
+    `version: 1
+name: nap
+${extra}plugins: [${JSON.stringify(OPS_PLUGIN)}]
+steps:
+  - { id: nap, uses: sleep, with: { ms: ${ms}, log: ${JSON.stringify(log)}, until_file: ${JSON.stringify(release)} } }
+`,
+  );
+  return { file, log, release };
+}
+
+const lines = (log: string): string[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : []);
+
+async function until(what: string, check: () => boolean, timeoutMs = 90_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
+    await sleep(50);
+  }
+}
+
+void test('two concurrent runs of one pipeline: exactly one runs, the other exits 75 naming the holder', { timeout: 180_000 }, async (t) => {
+  const dir = tmpDir(t);
+  const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
+  const { file, log, release } = napPipeline(dir, 90_000);
+  const procs = [spawnDbflow(['run', file], { cwd: dir, env }), spawnDbflow(['run', file], { cwd: dir, env })];
+  // The holder's step waits for the release file: the other run meets the lock whatever the machine's speed.
+  await Promise.race(procs);
+  writeFileSync(release, '');
+  const [a, b] = await Promise.all(procs);
+  const codes = [a!.exitCode, b!.exitCode].sort();
+  assert.deepEqual(codes, [ExitCode.ok, ExitCode.locked], `${String(a!.stderr)}\n${String(b!.stderr)}`);
+  const loser = a!.exitCode === ExitCode.locked ? a! : b!;
+  const winnerPid = (loser === a ? procs[1] : procs[0])!.pid;
+  assert.match(String(loser.stderr), new RegExp(`pipeline "nap" \\(repository file://.*nap\\.yaml\\) is already running: pid ${winnerPid} \\(dbflow run\\)`));
+  assert.match(String(loser.stderr), /lock_wait|--lock-wait/);
+  assert.ok(!hasStackTrace(String(loser.stderr)), String(loser.stderr));
+  assert.equal(lines(log).filter((l) => l.startsWith('start')).length, 1, 'one run started its step');
+});
+
+void test('--lock-wait: the second run waits for the first to end, then runs', { timeout: 180_000 }, async (t) => {
+  const dir = tmpDir(t);
+  const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
+  const { file, log, release } = napPipeline(dir, 90_000);
+  const first = spawnDbflow(['run', file], { cwd: dir, env });
+  await until('the first run has started its step', () => lines(log).length >= 1);
+  const waiting = spawnDbflow(['run', file, '--lock-wait', '2m'], { cwd: dir, env });
+  let stderr = '';
+  waiting.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  await until('the second run waits', () => stderr.includes('waiting for the running nap to finish'));
+  assert.match(stderr, new RegExp(`waiting for the running nap to finish \\(pid ${first.pid} \\(dbflow run\\)`));
+  writeFileSync(release, '');
+  assert.equal((await first).exitCode, 0);
+  const second = await waiting;
+  assert.equal(second.exitCode, 0, String(second.stderr));
+  const [start1, end1, start2, end2] = lines(log);
+  assert.match(start1!, /^start /);
+  assert.match(end1!, /^end /);
+  assert.match(start2!, /^start /);
+  assert.match(end2!, /^end /);
+  assert.ok(Date.parse(start2!.split(' ')[2]!) >= Date.parse(end1!.split(' ')[2]!), 'the second started after the first ended');
+});
+
+void test('the pipeline lock_wait applies; an unknown --lock-wait value is a usage error', { timeout: 180_000 }, async (t) => {
+  const dir = tmpDir(t);
+  const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
+  const { file, log, release } = napPipeline(dir, 90_000, 'lock_wait: 2m\n');
+  const first = spawnDbflow(['run', file], { cwd: dir, env });
+  await until('the first run has started its step', () => lines(log).length >= 1);
+  const waiting = spawnDbflow(['run', file], { cwd: dir, env });
+  let stderr = '';
+  waiting.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+  await until('the second run waits', () => stderr.includes('waiting for the running nap to finish'));
+  writeFileSync(release, '');
+  assert.equal((await first).exitCode, 0);
+  const second = await waiting;
+  assert.equal(second.exitCode, 0, String(second.stderr));
+  assert.equal(lines(log).filter((l) => l.startsWith('end')).length, 2);
+  const bad = await spawnDbflow(['run', file, '--lock-wait', 'soon'], { cwd: dir, env });
+  assert.equal(bad.exitCode, ExitCode.usage);
+  assert.match(String(bad.stderr), /--lock-wait must be a duration such as/);
+});
+
+void test('a holder killed with SIGKILL leaves a stale lock: the next run takes it over at once and says so', { timeout: 180_000 }, async (t) => {
+  const dir = tmpDir(t);
+  const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
+  const { file, log } = napPipeline(dir, 90_000);
+  const holder = spawnDbflow(['run', file], { cwd: dir, env });
+  await until('the holder has started its step', () => lines(log).length >= 1);
+  holder.kill('SIGKILL');
+  await holder;
+  napPipeline(dir, 100);
+  const started = Date.now();
+  const next = await spawnDbflow(['run', file], { cwd: dir, env });
+  assert.equal(next.exitCode, 0, String(next.stderr));
+  assert.match(String(next.stderr), new RegExp(`took over the lock of pid ${holder.pid} \\(dbflow run\\) of .*, which ended without releasing it`));
+  assert.ok(Date.now() - started < 20_000, 'no stale-lock timeout to wait out');
+  assert.equal(lines(log).filter((l) => l.startsWith('end')).length, 1, 'the killed run never ended; the next one did');
+});
