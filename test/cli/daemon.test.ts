@@ -6,7 +6,9 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lockHolder } from '../../src/index.js';
 import { repoRoot, spawnDbflow } from '../helpers/cli.js';
+import { parseMetrics, resultsIn, sampleOf, type ResultJson } from '../helpers/ops.js';
 import { tmpDir } from '../helpers/tmp.js';
+import type { ParsedFamily } from 'parse-prometheus-text-format';
 
 const OPS_PLUGIN = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'ops-steps.ts');
 
@@ -102,10 +104,26 @@ void test('daemon: two pipelines on time, overlap skip and queue, hot reload, a 
   // Metrics: the daemon's own counters, and the run records' figures.
   const listen = /metrics on (http:\/\/\S+\/metrics)/.exec(stderr)?.[1];
   assert.ok(listen, stderr);
-  const metrics = await (await fetch(listen)).text();
-  assert.match(metrics, /dbflow_daemon_runs_skipped_total\{pipeline="skipper",reason="overlap"\} [1-9]/);
-  assert.match(metrics, /dbflow_daemon_reload_errors_total\{file="queuer\.yaml"\} 1/);
-  assert.match(metrics, /dbflow_daemon_pipeline_valid\{file="queuer\.yaml"\} 0/);
+  // Read the endpoint between two identical looks at the run records, so both describe the same runs.
+  let families: ParsedFamily[] = [];
+  let records: ResultJson[] = [];
+  for (let settled = false; !settled; ) {
+    records = resultsIn(path.join(dir, '.dbflow'));
+    families = parseMetrics(await (await fetch(listen)).text());
+    settled = resultsIn(path.join(dir, '.dbflow')).length === records.length;
+  }
+  assert.ok(sampleOf(families, 'dbflow_daemon_runs_skipped_total', { pipeline: 'skipper', reason: 'overlap' })! >= 1);
+  assert.equal(sampleOf(families, 'dbflow_daemon_reload_errors_total', { file: 'queuer.yaml' }), 1);
+  assert.equal(sampleOf(families, 'dbflow_daemon_pipeline_valid', { file: 'queuer.yaml' }), 0);
+  assert.equal(sampleOf(families, 'dbflow_daemon_pipeline_valid', { file: 'skipper.yaml' }), 1);
+  for (const name of ['skipper', 'queuer']) {
+    const mine = records.filter((r) => r.pipeline === name);
+    const newest = mine.filter((r) => r.status === 'success').at(-1)!;
+    assert.equal(sampleOf(families, 'dbflow_runs_total', { pipeline: name, status: 'success' }), mine.filter((r) => r.status === 'success').length);
+    assert.equal(sampleOf(families, 'dbflow_last_success_timestamp_seconds', { pipeline: name }), Date.parse(newest.finished_at) / 1000);
+    assert.equal(sampleOf(families, 'dbflow_last_run_duration_seconds', { pipeline: name }), mine.at(-1)!.duration_ms / 1000);
+    assert.ok(sampleOf(families, 'dbflow_daemon_runs_started_total', { pipeline: name })! >= mine.length);
+  }
 
   // SIGTERM while queuer runs: the run is cancelled, the daemon exits 0, and no lock is held.
   await until('a queuer run is in progress', () => naps(dir, 'queuer').some((n) => !n.end), () => stderr);
