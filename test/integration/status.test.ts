@@ -45,6 +45,10 @@ test('status: ok, STALE, never and "no rpo" from the run records; invalid files 
   const lines = ok.stdout.trimEnd().split('\n');
   assert.match(lines[0]!, /^PIPELINE +RPO +LAST VERIFIED +AGE +STATE$/);
   assert.match(lines[1]!, new RegExp(`^fresh +1h +${finished('fresh').replace(/\.\d+Z$/, 'Z')} +\\S+( \\S+)? +ok$`));
+  // A monitoring user without the runs' environment (the passphrase variable) gets the same answer.
+  const bare = await dbflow(['status', 'pipelines/fresh.yaml'], { cwd, env: { ...env, TEST_PASSPHRASE: undefined } });
+  assert.equal(bare.exitCode, 0, bare.stderr);
+  assert.match(bare.stdout, /^fresh +1h .* ok$/m);
   const okJson = JSON.parse((await dbflow(['status', '--json', 'pipelines/fresh.yaml'], { cwd, env })).stdout) as StatusLine[];
   assert.equal(okJson.length, 1);
   assert.equal(okJson[0]!.state, 'ok');
