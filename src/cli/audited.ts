@@ -1,7 +1,10 @@
 // Every run, restore, verify and prune leaves one line in the audit trail, however it ends.
 import path from 'node:path';
 import { ExitCode, isUserError } from '../errors.js';
-import { appendAudit, type AuditCommand, type AuditEntry } from '../ops/audit.js';
+import { Readable } from 'node:stream';
+import { appendAudit, auditObjectUrl, withoutCredentials, type AuditCommand, type AuditEntry, type AuditRecord } from '../ops/audit.js';
+import { builtinRegistry } from '../plugins/loader.js';
+import { MANIFEST_NAME } from '../repo/manifest.js';
 import type { AuditNote, Io } from './commands.js';
 
 /** The state folder: --state-dir, else $DBFLOW_STATE_DIR, else `.dbflow` in the working directory. */
@@ -14,17 +17,38 @@ function outcomeOf(code: number): AuditEntry['outcome'] {
   return 'failed';
 }
 
-/** Runs a command's body and appends its audit line (a failure to append is a warning, never the command's failure). */
-export async function audited(
-  io: Io,
-  what: { command: AuditCommand; target: string; stateDir: string | undefined; dryRun?: boolean },
-  body: (note: AuditNote) => Promise<number>,
-): Promise<number> {
+/** What a command is, for its audit line. */
+export interface Audited {
+  command: AuditCommand;
+  target: string;
+  stateDir: string | undefined;
+  dryRun?: boolean;
+  /** The repository the command works on, when known before it runs (a run notes its own). */
+  repository?: string;
+  /** Also store the record in the repository (`--audit-repository`, or DBFLOW_AUDIT_REPOSITORY=1). */
+  toRepository?: boolean;
+}
+
+/** True when DBFLOW_AUDIT_REPOSITORY asks for audit records in the repository too. */
+export const auditRepositoryFromEnv = (): boolean => /^(1|true|yes)$/i.test(process.env.DBFLOW_AUDIT_REPOSITORY ?? '');
+
+/** The repository of a backup folder URL (or of its manifest.json's URL): the folder above it. */
+export function repositoryOfBackup(url: string): string {
+  const folder = url.replace(new RegExp(`/${MANIFEST_NAME}$`), '').replace(/\/+$/, '');
+  return folder.slice(0, folder.lastIndexOf('/'));
+}
+
+/**
+ * Runs a command's body and appends its audit line, then, when asked, stores the same record in the
+ * repository; failing to do either is a warning, never the command's failure.
+ */
+export async function audited(io: Io, what: Audited, body: (note: AuditNote) => Promise<number>): Promise<number> {
   const started = Date.now();
-  const noted: { run_id?: string; pipeline?: string } = {};
-  const write = (code: number, error?: string): void => {
+  const noted: { run_id?: string; pipeline?: string; repository?: string } = what.repository !== undefined ? { repository: what.repository } : {};
+  const write = async (code: number, error?: string): Promise<void> => {
+    let record: AuditRecord;
     try {
-      appendAudit(path.resolve(what.stateDir ?? defaultStateDir()), {
+      record = appendAudit(path.resolve(what.stateDir ?? defaultStateDir()), {
         command: what.command,
         target: what.target,
         outcome: outcomeOf(code),
@@ -36,15 +60,32 @@ export async function audited(
       });
     } catch (err) {
       io.err(`dbflow: warning: the audit trail could not be written: ${(err as Error).message}`);
+      return;
     }
+    if (what.toRepository) await storeInRepository(record, io);
   };
   try {
     const code = await body((fields) => Object.assign(noted, fields));
-    write(code);
+    await write(code);
     return code;
   } catch (err) {
     const message = err instanceof Error ? err.message.split('\n')[0]!.replace(/^dbflow: /, '') : String(err);
-    write(isUserError(err) ? err.exitCode : ExitCode.internal, message);
+    await write(isUserError(err) ? err.exitCode : ExitCode.internal, message);
     throw err;
   }
 }
+
+async function storeInRepository(record: AuditRecord, io: Io): Promise<void> {
+  const warn = (why: string): void => io.err(`dbflow: warning: the audit record was not stored in the repository: ${why}`);
+  if (!record.repository) return warn('this command names no repository (a pipeline without an upload step).');
+  const url = auditObjectUrl(record.repository, record);
+  try {
+    const registry = await builtinRegistry();
+    const storage = registry.storageFor(url);
+    await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(record, null, 2)}\n`)]), { signal: AbortSignal.timeout(STORE_TIMEOUT_MS) });
+  } catch (err) {
+    warn(withoutCredentials((err as Error).message.replace(/^dbflow: /, '')));
+  }
+}
+
+const STORE_TIMEOUT_MS = 60_000;

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
 import { listRuns } from '../engine/run-record.js';
 import { ExitCode, SpecError, UsageError } from '../errors.js';
+import { uploadRepositories } from '../ops/lock.js';
 import { lockedRun } from '../ops/locked-run.js';
 import { builtinRegistry } from '../plugins/loader.js';
 import { urlScheme } from '../plugins/registry.js';
@@ -31,11 +32,12 @@ export interface RunCommandOptions {
 }
 
 /** What a command learned that its audit line should carry. */
-export type AuditNote = (fields: { run_id?: string; pipeline?: string }) => void;
+export type AuditNote = (fields: { run_id?: string; pipeline?: string; repository?: string }) => void;
 
 export async function runCommand(file: string, opts: RunCommandOptions, io: Io, note: AuditNote = () => undefined): Promise<number> {
   const loaded = await loadPipeline(file);
-  note({ pipeline: loaded.pipeline.name });
+  const [repository] = uploadRepositories(loaded);
+  note({ pipeline: loaded.pipeline.name, ...(repository !== undefined && { repository: repository.replace(/\/+$/, '') }) });
   const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
   const lockWaitMs = opts.lockWait !== undefined ? parseDurationFlag(opts.lockWait, '--lock-wait') : undefined;
   const controller = new AbortController();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { dbflowVersion } from '../engine/versions.js';
 import { ExitCode, isUserError } from '../errors.js';
-import { audited, defaultStateDir } from './audited.js';
+import { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } from './audited.js';
 import * as cmd from './commands.js';
 import { daemonCommand, type DaemonCommandOptions } from './daemon-command.js';
 import { backupsListCommand, pruneCommand, type PruneCommandOptions } from './repo-commands.js';
@@ -24,6 +24,8 @@ function program(setCode: (code: number) => void): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   const state = ['--state-dir <dir>', 'where run records, metrics and the audit trail are kept (default: $DBFLOW_STATE_DIR or .dbflow)'] as const;
+  const auditRepository = ['--audit-repository', 'also store the audit record in the repository, under dbflow-audit/ (or set DBFLOW_AUDIT_REPOSITORY=1)'] as const;
+  const toRepository = (o: { auditRepository?: boolean }): boolean => o.auditRepository === true || auditRepositoryFromEnv();
   p.command('run')
     .description('run a pipeline: snapshot, dump, compress, encrypt, upload, restore-test, …')
     .argument('<pipeline>', 'pipeline file, e.g. pipelines/nightly.yaml')
@@ -33,8 +35,13 @@ function program(setCode: (code: number) => void): Command {
     .option('--lock-wait <duration>', "wait this long (e.g. 10m) for a running run of the same pipeline to finish; default: the pipeline's lock_wait, else exit at once with code 75")
     .option('--metrics-file <file>', 'Prometheus textfile written after the run (default: <state-dir>/metrics.prom), e.g. for node_exporter')
     .option(...state)
-    .action(async (file: string, o: cmd.RunCommandOptions) =>
-      setCode(await audited(io, { command: 'run', target: path.resolve(file), stateDir: o.stateDir }, (note) => cmd.runCommand(file, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io, note))),
+    .option(...auditRepository)
+    .action(async (file: string, o: cmd.RunCommandOptions & { auditRepository?: boolean }) =>
+      setCode(
+        await audited(io, { command: 'run', target: path.resolve(file), stateDir: o.stateDir, toRepository: toRepository(o) }, (note) =>
+          cmd.runCommand(file, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io, note),
+        ),
+      ),
     );
   p.command('validate')
     .description('check pipelines without running them; errors point at file:line:col')
@@ -97,8 +104,13 @@ function program(setCode: (code: number) => void): Command {
     .option('--no-record', 'do not write the result to verify.json next to the manifest')
     .option('-v, --verbose', 'also print what the decoders say')
     .option(...state)
-    .action(async (url: string, o: VerifyCommandOptions & { stateDir?: string }) =>
-      setCode(await audited(io, { command: 'verify', target: url, stateDir: o.stateDir }, () => verifyCommand(url, o, io))),
+    .option(...auditRepository)
+    .action(async (url: string, o: VerifyCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
+      setCode(
+        await audited(io, { command: 'verify', target: url, stateDir: o.stateDir, repository: repositoryOfBackup(url), toRepository: toRepository(o) }, () =>
+          verifyCommand(url, o, io),
+        ),
+      ),
     );
   p.command('restore')
     .description("restore one database of a backup into a database, then compare its row counts with the backup's")
@@ -111,10 +123,17 @@ function program(setCode: (code: number) => void): Command {
     .option(...privateKeyFile)
     .option('-v, --verbose', 'also print what the restore programs say')
     .option(...state)
-    .action(async (url: string, o: RestoreCommandOptions & { stateDir?: string }) =>
+    .option(...auditRepository)
+    .action(async (url: string, o: RestoreCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
       o.list
         ? setCode(await restoreCommand(url, o, io))
-        : setCode(await audited(io, { command: 'restore', target: o.to ? `${url} -> ${o.to}` : url, stateDir: o.stateDir }, () => restoreCommand(url, o, io))),
+        : setCode(
+            await audited(
+              io,
+              { command: 'restore', target: o.to ? `${url} -> ${o.to}` : url, stateDir: o.stateDir, repository: repositoryOfBackup(url), toRepository: toRepository(o) },
+              () => restoreCommand(url, o, io),
+            ),
+          ),
     );
   p.command('prune')
     .description('delete the backups a retention policy does not keep (never the newest verified one), and old orphaned objects')
@@ -127,8 +146,13 @@ function program(setCode: (code: number) => void): Command {
     .option('--dry-run', 'print what would be deleted, delete nothing')
     .option('--json', 'print the decisions as JSON')
     .option(...state)
-    .action(async (repo: string, o: PruneCommandOptions & { stateDir?: string }) =>
-      setCode(await audited(io, { command: 'prune', target: repo, stateDir: o.stateDir, dryRun: o.dryRun === true }, () => pruneCommand(repo, o, io))),
+    .option(...auditRepository)
+    .action(async (repo: string, o: PruneCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
+      setCode(
+        await audited(io, { command: 'prune', target: repo, stateDir: o.stateDir, dryRun: o.dryRun === true, repository: repo, toRepository: toRepository(o) }, () =>
+          pruneCommand(repo, o, io),
+        ),
+      ),
     );
   p.command('watch')
     .description('re-validate the pipelines in a folder on every save and print errors')

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { dbflowVersion } from '../engine/versions.js';
 import { DbflowError } from '../errors.js';
+import { AUDIT_FOLDER } from '../repo/repository.js';
 
 export type AuditCommand = 'run' | 'restore' | 'verify' | 'prune';
 
@@ -19,6 +20,8 @@ export interface AuditEntry {
   pipeline?: string;
   error?: string;
   dry_run?: boolean;
+  /** The repository the command worked on (a run: where its uploads go). */
+  repository?: string;
 }
 
 /** One line of audit.jsonl: the entry with who, where and when. */
@@ -34,8 +37,8 @@ export interface AuditRecord extends AuditEntry {
 /** The audit trail's file name in the state folder. */
 export const AUDIT_FILE = 'audit.jsonl';
 
-/** Append one line to <stateDir>/audit.jsonl (created 0600); throws a DbflowError when it cannot be written. */
-export function appendAudit(stateDir: string, entry: AuditEntry): void {
+/** Append one line to <stateDir>/audit.jsonl (created 0600) and return it; throws a DbflowError when it cannot be written. */
+export function appendAudit(stateDir: string, entry: AuditEntry): AuditRecord {
   const clean = Object.fromEntries(Object.entries(entry).map(([k, v]) => [k, typeof v === 'string' ? withoutCredentials(v) : v])) as unknown as AuditEntry;
   const record: AuditRecord = { time: new Date().toISOString(), ...who(), host: os.hostname(), pid: process.pid, dbflow: dbflowVersion(), ...clean };
   const file = path.join(stateDir, AUDIT_FILE);
@@ -46,6 +49,14 @@ export function appendAudit(stateDir: string, entry: AuditEntry): void {
   } catch (err) {
     throw new DbflowError(`cannot write the audit trail "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`, { cause: err });
   }
+  return record;
+}
+
+/** Where an audit record goes in a repository: one object per command, since object stores cannot append. */
+export function auditObjectUrl(repository: string, r: AuditRecord): string {
+  const stamp = r.time.replace(/[-:]/g, '').replace('.', '');
+  const host = r.host.replace(/[^A-Za-z0-9.-]/g, '_');
+  return `${repository.replace(/\/+$/, '')}/${AUDIT_FOLDER}/${stamp}-${r.command}-${host}-${r.pid}.json`;
 }
 
 /** Every record of <stateDir>/audit.jsonl, oldest first; a line that is not JSON is skipped. */

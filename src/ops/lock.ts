@@ -191,11 +191,17 @@ function pause(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/**
- * The repository a pipeline writes to, for its lock: every `upload` step's `to`, up to the first part
- * that changes from run to run, relative file URLs made absolute. Without uploads: the pipeline file.
- */
+/** The repository a pipeline writes to, for its lock: its upload repositories, or without uploads its file. */
 export function pipelineRepository(loaded: LoadedPipeline, env: Record<string, string | undefined> = process.env): string {
+  const prefixes = uploadRepositories(loaded, env);
+  return prefixes.length ? prefixes.join(' ') : `file://${path.resolve(loaded.pipeline.file)}`;
+}
+
+/**
+ * Where a pipeline's `upload` steps write: each `to`, up to the last `/` before the first part that changes
+ * from run to run, relative file URLs made absolute; sorted, without duplicates.
+ */
+export function uploadRepositories(loaded: LoadedPipeline, env: Record<string, string | undefined> = process.env): string[] {
   const marker = '\u0000';
   const base = staticContext(loaded.pipeline, env);
   const context = { ...base, run: { id: marker, started_at: marker, dir: marker, status: marker, failed_steps: [], error: marker } };
@@ -215,5 +221,5 @@ export function pipelineRepository(loaded: LoadedPipeline, env: Record<string, s
     const file = /^file:(?:\/\/)?(?!\/)(.*)$/.exec(prefix);
     prefixes.add(file ? `file://${path.resolve(file[1]!)}` : prefix);
   }
-  return prefixes.size ? [...prefixes].sort().join(' ') : `file://${path.resolve(loaded.pipeline.file)}`;
+  return [...prefixes].sort();
 }

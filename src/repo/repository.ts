@@ -5,6 +5,9 @@ import { MANIFEST_NAME, type Manifest } from './manifest.js';
 import { runTimeInPath } from './run-id.js';
 import { readVerifyRecord, VERIFY_RECORD_NAME, type VerifyRecord } from './verify-record.js';
 
+/** The folder of a repository holding audit records, one object per command (`--audit-repository`). */
+export const AUDIT_FOLDER = 'dbflow-audit';
+
 /** A folder with a manifest.json, as listed. */
 export interface ListedBackup {
   /** The folder URL. */
@@ -42,7 +45,8 @@ const READ_AT_ONCE = 8;
 export async function listRepository(scope: StorageScope, repoUrl: string): Promise<RepositoryListing> {
   const repo = normalizeUrl(repoUrl, 'repository');
   const storage = scope.storage(repo);
-  const objects = await storage.list(`${repo}/`);
+  // Audit records (dbflow-audit/ folders) are neither backups nor orphans: not listed, never pruned.
+  const objects = (await storage.list(`${repo}/`)).filter((o) => !o.url.slice(repo.length).includes(`/${AUDIT_FOLDER}/`));
   const folders = objects.filter((o) => o.url.endsWith(`/${MANIFEST_NAME}`)).map((o) => o.url.slice(0, -MANIFEST_NAME.length - 1));
   // The innermost backup folder that holds an object owns it.
   const owned = new Map<string, StoredObject[]>(folders.map((f) => [f, []]));
