@@ -3,8 +3,7 @@ import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
 import { listRuns } from '../engine/run-record.js';
 import { ExitCode, SpecError, UsageError } from '../errors.js';
-import { uploadRepositories } from '../ops/lock.js';
-import { lockedRun } from '../ops/locked-run.js';
+import { lockedRun, runAuditFields } from '../ops/locked-run.js';
 import { builtinRegistry } from '../plugins/loader.js';
 import { urlScheme } from '../plugins/registry.js';
 import { manifestSchema } from '../repo/manifest-schema.js';
@@ -36,8 +35,7 @@ export type AuditNote = (fields: { run_id?: string; pipeline?: string; repositor
 
 export async function runCommand(file: string, opts: RunCommandOptions, io: Io, note: AuditNote = () => undefined): Promise<number> {
   const loaded = await loadPipeline(file);
-  const [repository] = uploadRepositories(loaded);
-  note({ pipeline: loaded.pipeline.name, ...(repository !== undefined && { repository: repository.replace(/\/+$/, '') }) });
+  note(runAuditFields(loaded));
   const concurrency = opts.concurrency !== undefined ? parsePositive(opts.concurrency, '--concurrency') : undefined;
   const lockWaitMs = opts.lockWait !== undefined ? parseDurationFlag(opts.lockWait, '--lock-wait') : undefined;
   const controller = new AbortController();

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ExitCode, UsageError } from '../errors.js';
 import { Daemon } from '../ops/daemon.js';
 import { metricsText } from '../ops/metrics.js';
+import { audited, auditRepositoryFromEnv } from './audited.js';
 import type { Io } from './commands.js';
 import { watchPipelines } from './pipeline-watch.js';
 
@@ -20,7 +21,12 @@ export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io
   if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${dir}: not a folder; dbflow daemon runs the pipelines in a folder.`);
   const stateDir = path.resolve(o.stateDir);
   const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}`);
-  const daemon = new Daemon({ stateDir, log, ...(o.verbose !== undefined && { verbose: o.verbose }) });
+  const daemon = new Daemon({
+    stateDir,
+    log,
+    ...(o.verbose !== undefined && { verbose: o.verbose }),
+    audit: (file, body) => audited(io, { command: 'run', target: file, stateDir, toRepository: auditRepositoryFromEnv() }, body),
+  });
   const server = o.metrics === false || o.listen === false ? undefined : await serveMetrics(o.listen, stateDir, daemon, log);
   // Loads run one at a time, in the order files were seen, so a quick second save never overtakes the first.
   let loading = Promise.resolve();

@@ -3,17 +3,19 @@ import path from 'node:path';
 import type { Cron } from 'croner';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { loadPipeline, type LoadedPipeline } from '../engine/load.js';
-import { DbflowError, LockedError, SpecError } from '../errors.js';
+import { DbflowError, ExitCode, LockedError, SpecError } from '../errors.js';
 import { cronJob } from '../spec/schedule.js';
 import { formatDuration } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
-import { lockedRun } from './locked-run.js';
+import { lockedRun, runAuditFields } from './locked-run.js';
 
 export interface DaemonOptions {
   stateDir: string;
   verbose?: boolean;
   /** One line of the daemon's log (its own lines and the runs' step lines). */
   log: (line: string) => void;
+  /** Wraps each run so that it leaves its audit record, like `dbflow run` does; `body` returns the run's exit code. */
+  audit?: (file: string, body: (note: (fields: { run_id?: string; pipeline?: string; repository?: string }) => void) => Promise<number>) => Promise<number>;
 }
 
 interface Running {
@@ -142,17 +144,26 @@ export class Daemon {
     const running: Running = { controller, done: Promise.resolve() };
     entry.running = running;
     this.scheduled.inc({ pipeline: name });
-    running.done = lockedRun(loaded, {
-      stateDir: this.o.stateDir,
-      signal: controller.signal,
-      by: 'dbflow daemon',
-      notice: prefix,
-      onEvent: (e) => {
-        if (e.type === 'run:start') running.runId = e.runId;
-        render(e);
-      },
-    })
-      .then((r) => prefix(`run ${r.runId} ${r.status} in ${formatDuration(r.durationMs)}${r.error ? `: ${r.error}` : ''}`))
+    const run = async (note: (fields: { run_id?: string; pipeline?: string; repository?: string }) => void): Promise<number> => {
+      note(runAuditFields(loaded));
+      const r = await lockedRun(loaded, {
+        stateDir: this.o.stateDir,
+        signal: controller.signal,
+        by: 'dbflow daemon',
+        notice: prefix,
+        onEvent: (e) => {
+          if (e.type === 'run:start') {
+            running.runId = e.runId;
+            note({ run_id: e.runId });
+          }
+          render(e);
+        },
+      });
+      prefix(`run ${r.runId} ${r.status} in ${formatDuration(r.durationMs)}${r.error ? `: ${r.error}` : ''}`);
+      return r.status === 'success' ? ExitCode.ok : r.status === 'cancelled' ? ExitCode.interrupted : ExitCode.stepFailed;
+    };
+    running.done = (this.o.audit ? this.o.audit(entry.file, run) : run(() => undefined))
+      .then(() => undefined)
       .catch((err: unknown) => {
         if (err instanceof LockedError) {
           this.skipped.inc({ pipeline: name, reason: 'locked' });

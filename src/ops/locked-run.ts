@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { runPipeline, type RunOptions, type RunResult } from '../engine/engine.js';
 import type { LoadedPipeline } from '../engine/load.js';
-import { acquireLock, describeOwner, pipelineRepository, type LockOwner } from './lock.js';
+import { acquireLock, describeOwner, pipelineRepository, uploadRepositories, type LockOwner } from './lock.js';
 import { writeMetricsTextfile } from './metrics.js';
 
 export interface LockedRunOptions extends RunOptions {
@@ -37,4 +37,10 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
       o.notice(`warning: the metrics textfile could not be written: ${(err as Error).message}`),
     );
   }
+}
+
+/** What a run's audit record says about the pipeline before it starts: its name and upload repository. */
+export function runAuditFields(loaded: LoadedPipeline): { pipeline: string; repository?: string } {
+  const [repository] = uploadRepositories(loaded);
+  return { pipeline: loaded.pipeline.name, ...(repository !== undefined && { repository: repository.replace(/\/+$/, '') }) };
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { lockHolder } from '../../src/index.js';
+import { readAudit } from '../../src/ops/audit.js';
 import { repoRoot, spawnDbflow } from '../helpers/cli.js';
 import { parseMetrics, resultsIn, sampleOf, type ResultJson } from '../helpers/ops.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -136,6 +137,12 @@ void test('daemon: two pipelines on time, overlap skip and queue, hot reload, a 
   assert.equal(last.cancelled, true, 'the running step was cancelled');
   const record = JSON.parse(readFileSync(path.join(dir, '.dbflow', 'runs', last.run, 'result.json'), 'utf8')) as { status: string };
   assert.equal(record.status, 'cancelled');
+  // Every run of the daemon left its audit line, as `dbflow run` does.
+  const audit = readAudit(path.join(dir, '.dbflow'));
+  const runs = resultsIn(path.join(dir, '.dbflow'));
+  assert.deepEqual(audit.map((a) => a.run_id).sort(), runs.map((r) => r.run_id).sort());
+  assert.ok(audit.every((a) => a.command === 'run' && a.target.startsWith(path.join(dir, 'pipelines'))));
+  assert.equal(audit.find((a) => a.run_id === last.run)?.outcome, 'cancelled');
   process.env.DBFLOW_LOCK_DIR = env.DBFLOW_LOCK_DIR;
   t.after(() => delete process.env.DBFLOW_LOCK_DIR);
   const locks = readdirSync(env.DBFLOW_LOCK_DIR).filter((f) => f.endsWith('.lock'));
