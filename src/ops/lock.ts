@@ -85,8 +85,10 @@ export async function acquireLock(req: LockRequest): Promise<HeldLock> {
     for (;;) {
       if (req.signal?.aborted) throw new CancelledError();
       if (tryBegin(db)) break;
-      const owner = readOwner(ownerFile);
-      if (Date.now() - started >= req.waitMs) {
+      const waitedEnough = Date.now() - started >= req.waitMs;
+      const owner = waitedEnough || !waiting ? await holderOf(ownerFile) : undefined;
+      if (waitedEnough) {
+        if (!owner && tryBegin(db)) break; // the holder ended while its record was looked for
         const who = owner ? describeOwner(owner) : 'another run';
         const waited = req.waitMs > 0 ? ` after waiting ${formatDuration(req.waitMs)}` : '';
         throw new LockedError(
@@ -160,6 +162,32 @@ function tryBegin(db: BetterSqlite3.Database): boolean {
   } catch (err) {
     if ((err as { code?: string }).code === 'SQLITE_BUSY' || (err as { code?: string }).code === 'SQLITE_LOCKED') return false;
     throw err;
+  }
+}
+
+/**
+ * The owner record of a held lock. A new holder writes it just after taking the lock, so for a moment
+ * it may be missing or still name a holder that died: wait up to a second for a living one.
+ */
+async function holderOf(file: string): Promise<LockOwner | undefined> {
+  const until = Date.now() + OWNER_WAIT_MS;
+  for (;;) {
+    const owner = readOwner(file);
+    if ((owner && isAlive(owner)) || Date.now() >= until) return owner;
+    await pause(50);
+  }
+}
+
+const OWNER_WAIT_MS = 1000;
+
+/** False only when the owner is on this machine and its process is gone. */
+function isAlive(owner: LockOwner): boolean {
+  if (owner.host !== hostname()) return true;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
