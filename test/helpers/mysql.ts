@@ -1,6 +1,6 @@
 // The MariaDB/MySQL servers integration tests run against: the shared one, scratch databases and users on it, private servers.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -182,9 +182,14 @@ export async function throwawayMariadb(t: Pick<TestContext, 'skip' | 'after'>, o
   const certs = options.tls ? await makeCertificates(dir) : undefined;
   const port = await freePort();
   const pidFile = path.join(dir, 'mariadbd.pid');
+  // Its own temporary folder: at start, a server deletes every #sql* file in its tmpdir, which in the shared
+  // /tmp are the live temporary tables of the machine's other MariaDB server (its queries then fail).
+  const tmp = path.join(dir, 'tmp');
+  mkdirSync(tmp);
   const server = execa(mariadbd, [
     '--no-defaults',
     `--datadir=${data}`,
+    `--tmpdir=${tmp}`,
     `--port=${port}`,
     '--bind-address=127.0.0.1',
     `--socket=${path.join(dir, 'sock')}`,
