@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { statSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, UsageError } from '../errors.js';
+import { warmUp } from '../ops/locked-run.js';
 import { Daemon } from '../ops/daemon.js';
 import { metricsText } from '../ops/metrics.js';
 import { audited, auditRepositoryFromEnv } from './audited.js';
@@ -27,6 +28,8 @@ export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io
     ...(o.verbose !== undefined && { verbose: o.verbose }),
     audit: (file, body) => audited(io, { command: 'run', target: file, stateDir, toRepository: auditRepositoryFromEnv() }, body),
   });
+  // What a run loads lazily is loaded now, so that the first run of each pipeline starts on time too.
+  await warmUp();
   const server = o.metrics === false || o.listen === false ? undefined : await serveMetrics(o.listen, stateDir, daemon, log);
   // Loads run one at a time, in the order files were seen, so a quick second save never overtakes the first.
   let loading = Promise.resolve();

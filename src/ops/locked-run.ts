@@ -1,5 +1,6 @@
 // A run under the pipeline's lock, followed by the metrics textfile: what `dbflow run` and the daemon both do.
 import path from 'node:path';
+import { loadExec } from '../engine/context.js';
 import { runPipeline, type RunOptions, type RunResult } from '../engine/engine.js';
 import type { LoadedPipeline } from '../engine/load.js';
 import { acquireLock, describeOwner, pipelineRepository, uploadRepositories, type LockOwner } from './lock.js';
@@ -43,4 +44,9 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
 export function runAuditFields(loaded: LoadedPipeline): { pipeline: string; repository?: string } {
   const [repository] = uploadRepositories(loaded);
   return { pipeline: loaded.pipeline.name, ...(repository !== undefined && { repository: repository.replace(/\/+$/, '') }) };
+}
+
+/** Loads what a run otherwise loads on first use (the lock's SQLite, the process runner): a daemon's first runs start on time. */
+export async function warmUp(): Promise<void> {
+  await Promise.all([import('better-sqlite3'), loadExec()]);
 }

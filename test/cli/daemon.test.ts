@@ -20,13 +20,13 @@ interface Nap {
   cancelled?: boolean;
 }
 
-/** A pipeline due every 2 s whose one step sleeps `ms`, logging start/end lines to `<name>.log`. */
+/** A pipeline due every 3 s whose one step sleeps `ms`, logging start/end lines to `<name>.log`. */
 function writePipeline(dir: string, name: string, o: { ms: number; overlap: 'skip' | 'queue'; broken?: boolean }): void {
   writeFileSync(
     path.join(dir, 'pipelines', `${name}.yaml`),
     `version: 1
 name: ${name}
-schedule: "*/2 * * * * *"
+schedule: "*/3 * * * * *"
 timezone: Europe/Berlin
 overlap: ${o.overlap}
 plugins: [${JSON.stringify(OPS_PLUGIN)}]
@@ -62,9 +62,9 @@ void test('daemon: two pipelines on time, overlap skip and queue, hot reload, a 
   const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
   const { mkdirSync } = await import('node:fs');
   mkdirSync(path.join(dir, 'pipelines'));
-  // Each run takes 3 s, due every 2 s: every other due time finds the previous run still going.
-  writePipeline(dir, 'skipper', { ms: 3000, overlap: 'skip' });
-  writePipeline(dir, 'queuer', { ms: 3000, overlap: 'queue' });
+  // Each run takes 4.5 s, due every 3 s: every other due time finds the previous run still going.
+  writePipeline(dir, 'skipper', { ms: 4500, overlap: 'skip' });
+  writePipeline(dir, 'queuer', { ms: 4500, overlap: 'queue' });
   const daemon = spawnDbflow(['daemon', 'pipelines', '--listen', '127.0.0.1:0'], { cwd: dir, env });
   t.after(() => daemon.kill('SIGKILL'));
   let stderr = '';
@@ -73,31 +73,33 @@ void test('daemon: two pipelines on time, overlap skip and queue, hot reload, a 
   await until('each pipeline ran twice', () => naps(dir, 'skipper').filter((n) => n.end).length >= 2 && naps(dir, 'queuer').filter((n) => n.end).length >= 2, () => stderr);
   // On time: a scheduled run starts on an even second (the schedule), shortly after it.
   const skipped = naps(dir, 'skipper');
-  for (const n of [...skipped.slice(0, 2), ...naps(dir, 'queuer').slice(0, 1)]) {
-    // Due on even seconds (Europe/Berlin is a whole number of hours off UTC); cron never fires early.
-    const late = n.start % 2000;
-    assert.ok(late < 1500, `run ${n.run} started ${late} ms after its due time`);
+  const onTime = [...skipped.slice(0, 2), ...naps(dir, 'queuer').slice(0, 1)];
+  t.diagnostic(`step started after its due time: ${onTime.map((n) => `${n.start % 3000} ms`).join(', ')}`);
+  for (const n of onTime) {
+    // Due every third second of the minute (Europe/Berlin is a whole number of hours off UTC); cron never fires early.
+    const late = n.start % 3000;
+    assert.ok(late < 2000, `run ${n.run} started ${late} ms after its due time`);
   }
   // skip: never two at once, and the due time in between was skipped (4 s apart, not 3).
   assert.ok(skipped[1]!.start >= skipped[0]!.end!, 'skipper runs never overlap');
-  const dueTime = (n: Nap): number => n.start - (n.start % 2000);
-  assert.ok(dueTime(skipped[1]!) - dueTime(skipped[0]!) >= 4000, 'the due time during the first run was skipped');
+  const dueTime = (n: Nap): number => n.start - (n.start % 3000);
+  assert.ok(dueTime(skipped[1]!) - dueTime(skipped[0]!) >= 6000, 'the due time during the first run was skipped');
   assert.match(stderr, /\[skipper\] skipped: the previous run \(\S+\) is still running \(overlap: skip\)/);
   // queue: the run that came due during the first starts as soon as the first ends.
   const queued = naps(dir, 'queuer');
   assert.ok(queued[1]!.start >= queued[0]!.end!, 'queuer runs never overlap');
-  assert.ok(queued[1]!.start - queued[0]!.end! < 1500, 'the queued run started right after the first ended');
+  assert.ok(queued[1]!.start - queued[0]!.end! < 2000, 'the queued run started right after the first ended');
   assert.match(stderr, /\[queuer\] queued: the previous run \(\S+\) is still running/);
 
   // An edit is picked up: skipper now sleeps 200 ms.
   const edited = Date.now();
   writePipeline(dir, 'skipper', { ms: 200, overlap: 'skip' });
   await until('skipper ran the edited version', () => naps(dir, 'skipper').some((n) => n.start > edited && n.end && n.end - n.start < 1500), () => stderr);
-  assert.match(stderr, /skipper\.yaml \(skipper\): reloaded "\*\/2 \* \* \* \* \*" Europe\/Berlin, overlap: skip/);
+  assert.match(stderr, /skipper\.yaml \(skipper\): reloaded "\*\/3 \* \* \* \* \*" Europe\/Berlin, overlap: skip/);
 
   // A broken edit is reported with file:line:col, and the previous version keeps running.
   const broken = Date.now();
-  writePipeline(dir, 'queuer', { ms: 3000, overlap: 'queue', broken: true });
+  writePipeline(dir, 'queuer', { ms: 4500, overlap: 'queue', broken: true });
   await until('the broken edit was reported', () => /queuer\.yaml: this version does not validate; keeping the version loaded at/.test(stderr), () => stderr);
   assert.match(stderr, /queuer\.yaml:8:\d+: unknown step type "slep"\. Did you mean "sleep"\?/);
   await until('queuer ran again after the broken edit', () => naps(dir, 'queuer').some((n) => n.start > broken + 200), () => stderr);
