@@ -16,6 +16,16 @@ export interface SpecProblem {
 /** Exit codes of the CLI. */
 export const ExitCode = { ok: 0, stepFailed: 1, usage: 2, interrupted: 130, internal: 70, locked: 75 } as const;
 
+/** The exit code of a run that ended with `status`. */
+export function runExitCode(status: 'success' | 'failed' | 'cancelled'): number {
+  return status === 'success' ? ExitCode.ok : status === 'cancelled' ? ExitCode.interrupted : ExitCode.stepFailed;
+}
+
+/** What the CLI prints for a user error: a pipeline's rendered problems (file:line:col, the line, a caret) above the message. */
+export function userErrorText(err: DbflowError): string {
+  return 'rendered' in err && typeof err.rendered === 'string' ? `${err.rendered}\n\n${err.message}` : err.message;
+}
+
 /** Base of every error that a user can act on: it is printed without a stack. */
 export class DbflowError extends Error {
   readonly exitCode: number = ExitCode.stepFailed;

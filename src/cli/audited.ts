@@ -2,10 +2,10 @@
 import path from 'node:path';
 import { ExitCode, isUserError } from '../errors.js';
 import { Readable } from 'node:stream';
-import { appendAudit, auditObjectUrl, withoutCredentials, type AuditCommand, type AuditEntry, type AuditRecord } from '../ops/audit.js';
+import { appendAudit, auditObjectUrl, withoutCredentials, type AuditCommand, type AuditEntry, type AuditNote, type AuditRecord } from '../ops/audit.js';
 import { builtinRegistry } from '../plugins/loader.js';
 import { MANIFEST_NAME } from '../repo/manifest.js';
-import type { AuditNote, Io } from './commands.js';
+import type { Io } from './commands.js';
 
 /** The state folder: --state-dir, else $DBFLOW_STATE_DIR, else `.dbflow` in the working directory. */
 export const defaultStateDir = (): string => process.env.DBFLOW_STATE_DIR || '.dbflow';
@@ -44,7 +44,7 @@ export function repositoryOfBackup(url: string): string {
  */
 export async function audited(io: Io, what: Audited, body: (note: AuditNote) => Promise<number>): Promise<number> {
   const started = Date.now();
-  const noted: { run_id?: string; pipeline?: string; repository?: string } = what.repository !== undefined ? { repository: what.repository } : {};
+  const noted: Parameters<AuditNote>[0] = what.repository !== undefined ? { repository: what.repository } : {};
   const write = async (code: number, error?: string): Promise<void> => {
     let record: AuditRecord;
     try {

@@ -2,7 +2,8 @@
 import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
 import { listRuns } from '../engine/run-record.js';
-import { ExitCode, SpecError, UsageError } from '../errors.js';
+import { ExitCode, runExitCode, SpecError, UsageError } from '../errors.js';
+import type { AuditNote } from '../ops/audit.js';
 import { lockedRun, runAuditFields } from '../ops/locked-run.js';
 import { builtinRegistry } from '../plugins/loader.js';
 import { urlScheme } from '../plugins/registry.js';
@@ -30,8 +31,6 @@ export interface RunCommandOptions {
   metricsFile?: string;
 }
 
-/** What a command learned that its audit line should carry. */
-export type AuditNote = (fields: { run_id?: string; pipeline?: string; repository?: string }) => void;
 
 export async function runCommand(file: string, opts: RunCommandOptions, io: Io, note: AuditNote = () => undefined): Promise<number> {
   const loaded = await loadPipeline(file);
@@ -76,7 +75,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
     };
     const read: StockRead = (url) => loaded.registry.storages.get(urlScheme(url) ?? '')?.stockRead?.(url);
     if (!opts.json) io.out(renderSummary(loaded.pipeline.name, result, restore, read));
-    return result.status === 'success' ? ExitCode.ok : result.status === 'cancelled' ? ExitCode.interrupted : ExitCode.stepFailed;
+    return runExitCode(result.status);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -7,6 +7,7 @@ import { warmUp } from '../ops/locked-run.js';
 import { Daemon } from '../ops/daemon.js';
 import { metricsText } from '../ops/metrics.js';
 import { audited, auditRepositoryFromEnv } from './audited.js';
+import { interruptible } from './command-support.js';
 import type { Io } from './commands.js';
 import { watchPipelines } from './pipeline-watch.js';
 
@@ -45,21 +46,14 @@ export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io
     },
     false,
   );
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
+  // Runs until SIGINT/SIGTERM; a second signal exits at once.
+  await interruptible(io, 'the daemon', async (signal) => {
+    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    await watcher.close();
+    await loading;
+    await daemon.stop();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   });
-  log(`${signal}: stopping (send it again to exit at once)`);
-  const again = (): never => {
-    io.err(`dbflow: ${signal} again: exiting now.`);
-    process.exit(ExitCode.interrupted);
-  };
-  process.once('SIGINT', again);
-  process.once('SIGTERM', again);
-  await watcher.close();
-  await loading;
-  await daemon.stop();
-  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   log('stopped; every run has ended and released its lock');
   return ExitCode.ok;
 }

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { dbflowVersion } from '../engine/versions.js';
-import { ExitCode, isUserError } from '../errors.js';
+import { ExitCode, isUserError, userErrorText } from '../errors.js';
 import { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } from './audited.js';
 import * as cmd from './commands.js';
 import { daemonCommand, type DaemonCommandOptions } from './daemon-command.js';
@@ -171,7 +171,7 @@ async function main(argv: string[]): Promise<number> {
       return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? ExitCode.ok : ExitCode.usage;
     }
     if (isUserError(err)) {
-      io.err('rendered' in err && typeof err.rendered === 'string' ? `${err.rendered}\n\n${err.message}` : err.message);
+      io.err(userErrorText(err));
       return err.exitCode;
     }
     io.err(`dbflow: internal error (a bug in dbflow; please report it with this output):\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

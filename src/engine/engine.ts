@@ -400,9 +400,10 @@ function mergeCells(outs: Record<string, unknown>[]): Record<string, unknown> {
   return Object.fromEntries([...keys].map((k) => [k, outs.map((o) => o[k])]));
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
+/** Waits `ms`, or less when `signal` aborts (it resolves either way). */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
   });
 }

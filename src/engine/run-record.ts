@@ -48,32 +48,37 @@ export interface RunListing {
   dir: string;
 }
 
+/** The run ids under a state folder, oldest first (run ids sort by their start time). */
+export function runIds(stateDir: string): string[] {
+  const root = path.join(stateDir, 'runs');
+  return existsSync(root) ? readdirSync(root).sort() : [];
+}
+
+/** A JSON file of a run record (`result.json`, `pipeline.json`), or undefined while it is missing or unreadable. */
+export function readRunJson(stateDir: string, id: string, name: string): Record<string, unknown> | undefined {
+  try {
+    const data = JSON.parse(readFileSync(path.join(stateDir, 'runs', id, name), 'utf8')) as unknown;
+    return typeof data === 'object' && data !== null && !Array.isArray(data) ? (data as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The most recent runs under a state folder, newest first. */
 export function listRuns(stateDir: string, limit = 20): RunListing[] {
-  const root = path.join(stateDir, 'runs');
-  if (!existsSync(root)) return [];
-  return readdirSync(root)
-    .sort()
+  return runIds(stateDir)
     .reverse()
     .slice(0, limit)
     .map((id) => {
-      const dir = path.join(root, id);
-      const read = (name: string): Record<string, unknown> | undefined => {
-        try {
-          return JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as Record<string, unknown>;
-        } catch {
-          return undefined;
-        }
-      };
-      const result = read('result.json');
-      const meta = read('pipeline.json');
+      const result = readRunJson(stateDir, id, 'result.json');
+      const meta = readRunJson(stateDir, id, 'pipeline.json');
       return {
         id,
         pipeline: str(result?.pipeline) ?? str(meta?.name) ?? '?',
         status: (result?.status as RunStatus | undefined) ?? 'running',
         startedAt: str(result?.started_at) ?? str(meta?.started_at) ?? '',
         ...(typeof result?.duration_ms === 'number' && { durationMs: result.duration_ms }),
-        dir,
+        dir: path.join(stateDir, 'runs', id),
       };
     });
 }

@@ -8,6 +8,9 @@ import { AUDIT_FOLDER } from '../repo/repository.js';
 
 export type AuditCommand = 'run' | 'restore' | 'verify' | 'prune';
 
+/** What a command learns as it works that its audit line should carry. */
+export type AuditNote = (fields: Partial<Pick<AuditEntry, 'run_id' | 'pipeline' | 'repository'>>) => void;
+
 /** What one command did; who, where and when are added by appendAudit. */
 export interface AuditEntry {
   command: AuditCommand;
@@ -40,7 +43,7 @@ export const AUDIT_FILE = 'audit.jsonl';
 /** Append one line to <stateDir>/audit.jsonl (created 0600) and return it; throws a DbflowError when it cannot be written. */
 export function appendAudit(stateDir: string, entry: AuditEntry): AuditRecord {
   const clean = Object.fromEntries(Object.entries(entry).map(([k, v]) => [k, typeof v === 'string' ? withoutCredentials(v) : v])) as unknown as AuditEntry;
-  const record: AuditRecord = { time: new Date().toISOString(), ...who(), host: os.hostname(), pid: process.pid, dbflow: dbflowVersion(), ...clean };
+  const record: AuditRecord = { time: new Date().toISOString(), ...currentUser(), host: os.hostname(), pid: process.pid, dbflow: dbflowVersion(), ...clean };
   const file = path.join(stateDir, AUDIT_FILE);
   try {
     mkdirSync(stateDir, { recursive: true });
@@ -89,7 +92,8 @@ export function withoutCredentials(text: string): string {
     .replace(SECRET_PARAM, '$1***');
 }
 
-function who(): { user: string; uid: number } {
+/** Who this process runs as: the OS user name, or the uid alone when it has no passwd entry. */
+export function currentUser(): { user: string; uid: number } {
   const uid = process.getuid?.() ?? -1;
   try {
     const info = os.userInfo();

@@ -1,12 +1,12 @@
 // The scheduler behind `dbflow daemon`: every pipeline of a folder on its cron schedule, reloaded on save.
 import path from 'node:path';
-import type { Cron } from 'croner';
+import { Cron } from 'croner';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { loadPipeline, type LoadedPipeline } from '../engine/load.js';
-import { DbflowError, ExitCode, LockedError, SpecError } from '../errors.js';
-import { cronJob } from '../spec/schedule.js';
+import { DbflowError, LockedError, runExitCode, userErrorText } from '../errors.js';
 import { formatDuration } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
+import type { AuditNote } from './audit.js';
 import { lockedRun, runAuditFields } from './locked-run.js';
 
 export interface DaemonOptions {
@@ -15,7 +15,7 @@ export interface DaemonOptions {
   /** One line of the daemon's log (its own lines and the runs' step lines). */
   log: (line: string) => void;
   /** Wraps each run so that it leaves its audit record, like `dbflow run` does; `body` returns the run's exit code. */
-  audit?: (file: string, body: (note: (fields: { run_id?: string; pipeline?: string; repository?: string }) => void) => Promise<number>) => Promise<number>;
+  audit?: (file: string, body: (note: AuditNote) => Promise<number>) => Promise<number>;
 }
 
 interface Running {
@@ -65,7 +65,7 @@ export class Daemon {
       if (!(err instanceof DbflowError)) throw err;
       this.reloadErrors.inc({ file: label });
       this.valid.set({ file: label }, 0);
-      const text = err instanceof SpecError ? `${err.rendered}\n${err.message}` : err.message;
+      const text = userErrorText(err);
       const keep = entry.loaded
         ? `keeping the version loaded at ${entry.loadedAt!.toISOString()} (pipeline "${entry.loaded.pipeline.name}")`
         : 'not scheduled';
@@ -112,7 +112,7 @@ export class Daemon {
       this.o.log(`${label}: ${replaced ? 'reloaded; ' : ''}no schedule, so the daemon does not run it`);
       return;
     }
-    entry.job = cronJob(pipeline.schedule, pipeline.timezone, () => this.due(entry));
+    entry.job = new Cron(pipeline.schedule, { ...(pipeline.timezone !== undefined && { timezone: pipeline.timezone }), protect: false }, () => this.due(entry));
     const next = entry.job.nextRun();
     if (next) this.nextRun.set({ pipeline: pipeline.name }, next.getTime() / 1000);
     const zone = pipeline.timezone ? ` ${pipeline.timezone}` : '';
@@ -144,7 +144,7 @@ export class Daemon {
     const running: Running = { controller, done: Promise.resolve() };
     entry.running = running;
     this.scheduled.inc({ pipeline: name });
-    const run = async (note: (fields: { run_id?: string; pipeline?: string; repository?: string }) => void): Promise<number> => {
+    const run = async (note: AuditNote): Promise<number> => {
       note(runAuditFields(loaded));
       const r = await lockedRun(loaded, {
         stateDir: this.o.stateDir,
@@ -160,7 +160,7 @@ export class Daemon {
         },
       });
       prefix(`run ${r.runId} ${r.status} in ${formatDuration(r.durationMs)}${r.error ? `: ${r.error}` : ''}`);
-      return r.status === 'success' ? ExitCode.ok : r.status === 'cancelled' ? ExitCode.interrupted : ExitCode.stepFailed;
+      return runExitCode(r.status);
     };
     running.done = (this.o.audit ? this.o.audit(entry.file, run) : run(() => undefined))
       .then(() => undefined)

@@ -7,13 +7,15 @@
 // who holds it, for messages only. Finding that file when taking the lock means its writer died holding it.
 import { createHash } from 'node:crypto';
 import { accessSync, chmodSync, constants, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir, userInfo } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import { sleep } from '../engine/engine.js';
 import { staticContext, type LoadedPipeline } from '../engine/load.js';
 import { CancelledError, LockedError } from '../errors.js';
 import { renderValue } from '../spec/templates.js';
 import { formatDuration } from '../ui/format.js';
+import { currentUser } from './audit.js';
 
 /** Who holds a lock, as written beside it. */
 export interface LockOwner {
@@ -100,7 +102,7 @@ export async function acquireLock(req: LockRequest): Promise<HeldLock> {
         waiting = true;
         req.onWait?.(owner);
       }
-      await pause(POLL_MS, req.signal);
+      await sleep(POLL_MS, req.signal);
     }
   } catch (err) {
     db.close();
@@ -111,7 +113,7 @@ export async function acquireLock(req: LockRequest): Promise<HeldLock> {
   const owner: LockOwner = {
     pid: process.pid,
     host: hostname(),
-    user: safeUser(),
+    user: currentUser().user,
     pipeline: req.pipeline,
     repository: req.repository,
     since: new Date().toISOString(),
@@ -174,7 +176,7 @@ async function holderOf(file: string): Promise<LockOwner | undefined> {
   for (;;) {
     const owner = readOwner(file);
     if ((owner && isAlive(owner)) || Date.now() >= until) return owner;
-    await pause(50);
+    await sleep(50);
   }
 }
 
@@ -202,21 +204,6 @@ function readOwner(file: string): LockOwner | undefined {
 /** "pid 4242 (dbflow run) of alice on db1, since 2026-12-02T02:00:00Z". */
 export function describeOwner(o: LockOwner): string {
   return `pid ${o.pid} (${o.by}) of ${o.user} on ${o.host}, since ${o.since}`;
-}
-
-function safeUser(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return String(process.getuid?.() ?? 'unknown');
-  }
-}
-
-function pause(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
-  });
 }
 
 /** The repository a pipeline writes to, for its lock: its upload repositories, or without uploads its file. */

@@ -1,6 +1,5 @@
 // The finished runs under a state folder, read from each run record's result.json.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { readRunJson, runIds } from '../engine/run-record.js';
 
 /** What result.json says about a finished run (the parts the operations commands read). */
 export interface FinishedRun {
@@ -19,11 +18,9 @@ export interface FinishedRun {
 
 /** Every finished run under `stateDir`, oldest first; records without a readable result.json (running, crashed) are skipped. */
 export function readFinishedRuns(stateDir: string): FinishedRun[] {
-  const root = path.join(stateDir, 'runs');
-  if (!existsSync(root)) return [];
   const runs: FinishedRun[] = [];
-  for (const id of readdirSync(root)) {
-    const run = readResult(path.join(root, id, 'result.json'), id);
+  for (const id of runIds(stateDir)) {
+    const run = readResult(readRunJson(stateDir, id, 'result.json'), id);
     if (run) runs.push(run);
   }
   return runs.sort((a, b) => a.finishedAt - b.finishedAt || a.runId.localeCompare(b.runId));
@@ -46,14 +43,8 @@ export function isVerifiedBackup(r: FinishedRun): boolean {
   );
 }
 
-function readResult(file: string, id: string): FinishedRun | undefined {
-  let data: unknown;
-  try {
-    data = JSON.parse(readFileSync(file, 'utf8'));
-  } catch {
-    return undefined;
-  }
-  if (!isObject(data) || typeof data.pipeline !== 'string' || typeof data.status !== 'string') return undefined;
+function readResult(data: Record<string, unknown> | undefined, id: string): FinishedRun | undefined {
+  if (!data || typeof data.pipeline !== 'string' || typeof data.status !== 'string') return undefined;
   const finishedAt = Date.parse(String(data.finished_at));
   if (Number.isNaN(finishedAt)) return undefined;
   const startedAt = Date.parse(String(data.started_at));

@@ -1,4 +1,4 @@
-// A pipeline's schedule: a cron expression (parsed by croner) in an IANA time zone.
+// A pipeline's schedule, checked: a cron expression (parsed by croner) and an IANA time zone.
 import { Cron } from 'croner';
 import { didYouMean } from './suggest.js';
 
@@ -22,10 +22,4 @@ export function cronProblem(expr: string): string | undefined {
     const reason = (err as Error).message.replace(/^CronPattern:\s*/, '');
     return `schedule "${expr}" is not a cron expression (${reason}); use 5 fields "minute hour day month weekday", e.g. "0 2 * * *", or 6 with seconds first.`;
   }
-}
-
-/** A paused croner job for the schedule (its `nextRun()` says when it is due); `run` is called at each due time once resumed. */
-export function cronJob(expr: string, timezone: string | undefined, run?: () => void): Cron {
-  const options = { ...(timezone !== undefined && { timezone }), paused: run === undefined, protect: false };
-  return run ? new Cron(expr, options, run) : new Cron(expr, options);
 }

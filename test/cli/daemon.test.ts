@@ -3,11 +3,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { lockHolder } from '../../src/index.js';
 import { readAudit } from '../../src/ops/audit.js';
 import { repoRoot, spawnDbflow } from '../helpers/cli.js';
 import { parseMetrics, resultsIn, sampleOf, type ResultJson } from '../helpers/ops.js';
+import { waitFor } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 import type { ParsedFamily } from 'parse-prometheus-text-format';
 
@@ -49,12 +49,12 @@ function naps(dir: string, name: string): Nap[] {
   return [...byRun.values()];
 }
 
-async function until(what: string, check: () => boolean, output: () => string, timeoutMs = 90_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}; the daemon said:\n${output()}`);
-    await sleep(50);
-  }
+/** Waits until `check` holds; a timeout shows what the daemon said. */
+function until(what: string, check: () => boolean, output: () => string): Promise<void> {
+  return waitFor(what, check, 90_000).then(
+    () => undefined,
+    (err: Error) => Promise.reject(new Error(`${err.message}; the daemon said:\n${output()}`)),
+  );
 }
 
 void test('daemon: two pipelines on time, overlap skip and queue, hot reload, a broken edit keeps the old version, SIGTERM ends cleanly', { timeout: 240_000 }, async (t) => {

@@ -3,10 +3,12 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ExitCode } from '../../src/errors.js';
 import { hasStackTrace, repoRoot, spawnDbflow } from '../helpers/cli.js';
+import { waitFor } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
+
+const WAIT_MS = 90_000;
 
 const OPS_PLUGIN = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'ops-steps.ts');
 
@@ -28,14 +30,6 @@ steps:
 }
 
 const lines = (log: string): string[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : []);
-
-async function until(what: string, check: () => boolean, timeoutMs = 90_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting until ${what}`);
-    await sleep(50);
-  }
-}
 
 void test('two concurrent runs of one pipeline: exactly one runs, the other exits 75 naming the holder', { timeout: 180_000 }, async (t) => {
   const dir = tmpDir(t);
@@ -61,11 +55,11 @@ void test('--lock-wait: the second run waits for the first to end, then runs', {
   const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
   const { file, log, release } = napPipeline(dir, 90_000);
   const first = spawnDbflow(['run', file], { cwd: dir, env });
-  await until('the first run has started its step', () => lines(log).length >= 1);
+  await waitFor('the first run has started its step', () => lines(log).length >= 1, WAIT_MS);
   const waiting = spawnDbflow(['run', file, '--lock-wait', '2m'], { cwd: dir, env });
   let stderr = '';
   waiting.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  await until('the second run waits', () => stderr.includes('waiting for the running nap to finish'));
+  await waitFor('the second run waits', () => stderr.includes('waiting for the running nap to finish'), WAIT_MS);
   assert.match(stderr, new RegExp(`waiting for the running nap to finish \\(pid ${first.pid} \\(dbflow run\\)`));
   writeFileSync(release, '');
   assert.equal((await first).exitCode, 0);
@@ -84,11 +78,11 @@ void test('the pipeline lock_wait applies; an unknown --lock-wait value is a usa
   const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
   const { file, log, release } = napPipeline(dir, 90_000, 'lock_wait: 2m\n');
   const first = spawnDbflow(['run', file], { cwd: dir, env });
-  await until('the first run has started its step', () => lines(log).length >= 1);
+  await waitFor('the first run has started its step', () => lines(log).length >= 1, WAIT_MS);
   const waiting = spawnDbflow(['run', file], { cwd: dir, env });
   let stderr = '';
   waiting.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
-  await until('the second run waits', () => stderr.includes('waiting for the running nap to finish'));
+  await waitFor('the second run waits', () => stderr.includes('waiting for the running nap to finish'), WAIT_MS);
   writeFileSync(release, '');
   assert.equal((await first).exitCode, 0);
   const second = await waiting;
@@ -104,7 +98,7 @@ void test('a holder killed with SIGKILL leaves a stale lock: the next run takes 
   const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
   const { file, log } = napPipeline(dir, 90_000);
   const holder = spawnDbflow(['run', file], { cwd: dir, env });
-  await until('the holder has started its step', () => lines(log).length >= 1);
+  await waitFor('the holder has started its step', () => lines(log).length >= 1, WAIT_MS);
   holder.kill('SIGKILL');
   await holder;
   napPipeline(dir, 100);
