@@ -1,12 +1,13 @@
 // `npm run bench`: dbflow's performance figures, measured against the equivalent shell pipeline on
-// the same machine in the same run. Prints a table (figure, value, target, PASS/FAIL) and writes
-// bench-data/results.json. Exit code 0 even when a target is missed (it is a report); non-zero only
-// when the benchmark itself breaks.
+// the same machine in the same run (docs/benchmark.md). Prints a table (figure, value, target,
+// PASS/FAIL), where the CPU goes, the load average of each section, and writes bench-data/results.json.
+// Exit code 0 even when a target is missed (it is a report); non-zero only when the benchmark itself
+// breaks.
 //
 //   BENCH_SIZE_MB=500   size of the SQLite source database in MiB (default 500; 50 with BENCH_QUICK)
 //   BENCH_QUICK=1       a small smoke run
 //   BENCH_RSS_FLAT=1    also run dbflow on a database of twice the size, to show that RSS stays flat
-//   BENCH_ONLY=4,sqlite run only these sections: numbers, or words of their names (comma-separated)
+//   BENCH_ONLY=4,sqlite run only these sections: numbers, or words of their names (comma-separated; also pg, mysql)
 //   BENCH_PG_SIZE_MB=1024  size of the PostgreSQL source database in MiB, as pg_database_size (64 with BENCH_QUICK);
 //                       generated once and kept as the database dbflow_bench_<size>mb
 //   BENCH_PG_FLAT=1     also run dbflow on a PostgreSQL database of 3× the size (peak RSS must stay flat)
@@ -16,6 +17,8 @@
 //                       (64 with BENCH_QUICK); generated once and kept as the database dbflow_bench_<size>mb
 //   BENCH_MYSQL_REBUILD=1  regenerate the MariaDB source database even when a current one is there
 //   DBFLOW_BENCH_MYSQL_URL the MariaDB server (default mysql://root@127.0.0.1:3306/)
+//   BENCH_ROUNDS=3     rounds of the PostgreSQL and MariaDB sections (2 with BENCH_QUICK): each round runs
+//                       dbflow, the shell, dbflow with checksums off, the shell; then as many restore rounds
 //   BENCH_COORD_SNAPSHOTS=50  coordinated snapshots over 3 participants under the causal writer (10 with BENCH_QUICK)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -29,7 +32,7 @@ import { dropScratchDatabasesSync } from './bench/pg-server.js';
 import { postgres, PG_SHELL_TEXT, type SectionResult } from './bench/postgres.js';
 import { myCleanupSync } from './bench/mysql-server.js';
 import { mysqlSection, MY_SHELL_TEXT } from './bench/mysql.js';
-import { renderTable, writeResults, type Figure } from './bench/report.js';
+import { renderGrid, renderTable, writeResults, type Figure, type Table } from './bench/report.js';
 import { throughput } from './bench/throughput.js';
 import { BenchError, DATA, ensureBuild, scratchDir } from './bench/util.js';
 import { validateTime } from './bench/validate-time.js';
@@ -42,13 +45,15 @@ const pgFlat = process.env.BENCH_PG_FLAT === '1';
 const pgRebuild = process.env.BENCH_PG_REBUILD === '1';
 const mySizeMiB = Number(process.env.BENCH_MYSQL_SIZE_MB ?? (quick ? 64 : 1024));
 const myRebuild = process.env.BENCH_MYSQL_REBUILD === '1';
-for (const [name, v] of [
-  ['BENCH_SIZE_MB', sizeMiB],
-  ['BENCH_PG_SIZE_MB', pgSizeMiB],
-  ['BENCH_MYSQL_SIZE_MB', mySizeMiB],
+const rounds = Number(process.env.BENCH_ROUNDS ?? (quick ? 2 : 3));
+for (const [name, v, unit] of [
+  ['BENCH_SIZE_MB', sizeMiB, 'MiB '],
+  ['BENCH_PG_SIZE_MB', pgSizeMiB, 'MiB '],
+  ['BENCH_MYSQL_SIZE_MB', mySizeMiB, 'MiB '],
+  ['BENCH_ROUNDS', rounds, ''],
 ] as const) {
   if (!Number.isInteger(v) || v < 1) {
-    console.error(`bench: ${name} must be a whole number of MiB ≥ 1, not "${process.env[name]}"`);
+    console.error(`bench: ${name} must be a whole number ${unit ? `of ${unit}` : ''}≥ 1, not "${process.env[name]}"`);
     process.exit(2);
   }
 }
@@ -61,6 +66,8 @@ interface Section {
   fn: () => Promise<SectionResult>;
   /** The shell side it compares with, printed under the table. */
   shell?: string;
+  /** Other words that select it in BENCH_ONLY. */
+  aliases?: string[];
 }
 const sections: Section[] = [
   { name: '1 engine overhead (1,000-step no-op DAG)', fn: () => engineOverhead(log) },
@@ -72,12 +79,14 @@ const sections: Section[] = [
   },
   {
     name: `4 PostgreSQL chain (${pgSizeMiB} MiB database${pgFlat ? `, and ${pgSizeMiB * 3} MiB` : ''})`,
-    fn: () => postgres({ sizeMiB: pgSizeMiB, flat: pgFlat, rebuild: pgRebuild, passFile, gnupgHome, log }),
+    aliases: ['pg'],
+    fn: () => postgres({ sizeMiB: pgSizeMiB, flat: pgFlat, rebuild: pgRebuild, rounds, passFile, gnupgHome, log }),
     shell: `PostgreSQL (database URL in $PGURL):\n${PG_SHELL_TEXT}`,
   },
   {
     name: `5 MariaDB chain and commit barrier (${mySizeMiB} MiB database)`,
-    fn: () => mysqlSection({ sizeMiB: mySizeMiB, rebuild: myRebuild, quick, passFile, gnupgHome, log }),
+    aliases: ['mysql'],
+    fn: () => mysqlSection({ sizeMiB: mySizeMiB, rebuild: myRebuild, quick, rounds, passFile, gnupgHome, log }),
     shell: `MariaDB (database name in $DB, connection in the 0600 option file $MYCNF):\n${MY_SHELL_TEXT}`,
   },
   {
@@ -86,14 +95,16 @@ const sections: Section[] = [
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).
-// BENCH_ONLY: "4", "postgres", "1,3", "sqlite" …: a number picks a section, a word those whose name contains it.
+// BENCH_ONLY: "4", "postgres", "1,3", "sqlite", "mysql" …: a number picks a section, a word those whose name
+// contains it (or that have it as an alias).
 const only = (process.env.BENCH_ONLY ?? '')
   .split(',')
   .map((t) => t.trim().toLowerCase())
   .filter(Boolean);
-const matches = (t: string, name: string): boolean => (/^\d+$/.test(t) ? name.startsWith(`${t} `) : name.toLowerCase().includes(t));
-const selected = sections.filter(({ name }) => !only.length || only.some((t) => matches(t, name)));
-const unmatched = only.filter((t) => !sections.some(({ name }) => matches(t, name)));
+const matches = (t: string, { name, aliases }: Section): boolean =>
+  /^\d+$/.test(t) ? name.startsWith(`${t} `) : name.toLowerCase().includes(t) || (aliases ?? []).includes(t);
+const selected = sections.filter((x) => !only.length || only.some((t) => matches(t, x)));
+const unmatched = only.filter((t) => !sections.some((x) => matches(t, x)));
 if (unmatched.length) {
   console.error(
     `bench: BENCH_ONLY=${process.env.BENCH_ONLY}: no section matches ${unmatched.join(', ')}; the sections are:\n${sections.map((x) => `  ${x.name}`).join('\n')}`,
@@ -140,7 +151,7 @@ const machine = {
   },
 };
 log(
-  `dbflow bench: ${quick ? 'QUICK, ' : ''}${sizeMiB} MiB SQLite database${rssFlat ? ', RSS flatness at 2×' : ''}, ${pgSizeMiB} MiB PostgreSQL database${pgFlat ? ', RSS flatness at 3×' : ''}, ${mySizeMiB} MiB MariaDB database; ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}`,
+  `dbflow bench: ${quick ? 'QUICK, ' : ''}${rounds} rounds, ${sizeMiB} MiB SQLite database${rssFlat ? ', RSS flatness at 2×' : ''}, ${pgSizeMiB} MiB PostgreSQL database${pgFlat ? ', RSS flatness at 3×' : ''}, ${mySizeMiB} MiB MariaDB database; ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}`,
 );
 const busy = (): string | undefined => {
   const load = os.loadavg()[0] ?? 0;
@@ -152,17 +163,25 @@ const busyAtStart = busy();
 if (busyAtStart) log(`bench: WARNING: ${busyAtStart}`);
 
 const figures: Figure[] = [];
+const tables: Table[] = [];
 const details: Record<string, unknown> = {};
 const broken: string[] = [];
+// The load average (1, 5, 15 min) when each section starts and ends: other work on the machine makes figures noisy.
+const loadAvg: { section: string; start: number[]; end: number[] }[] = [];
+const load = (): number[] => os.loadavg().map((x) => Math.round(x * 100) / 100);
 const started = performance.now();
 try {
   ensureBuild(log);
   for (const { name, fn } of selected) {
     log(`\n${name}`);
     const t0 = performance.now();
+    const l = { section: name, start: load(), end: [] as number[] };
+    loadAvg.push(l);
+    log(`  load average at start: ${l.start.join(' ')}`);
     try {
       const r = await fn();
       figures.push(...r.figures);
+      tables.push(...(r.tables ?? []));
       details[name] = r.details;
       // Some sections measure what they can and report the rest as broken.
       for (const m of r.broken ?? []) {
@@ -176,6 +195,8 @@ try {
       broken.push(`${name}: ${message}`);
       log(`  BROKEN: ${message}`);
     }
+    l.end = load();
+    log(`  load average at end: ${l.end.join(' ')}`);
   }
 } catch (err) {
   broken.push(err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err));
@@ -189,6 +210,11 @@ console.log(
   `\ndbflow bench — ${machine.date}, ${machine.cpus} × ${machine.cpuModel}, node ${machine.node}, ${machine.tools.zstd}, ${machine.tools.gpg}\n`,
 );
 console.log(renderTable(figures));
+for (const t of tables) console.log(`\n${renderGrid(t)}`);
+if (loadAvg.length) {
+  console.log(`\nload average (1, 5, 15 min) on ${machine.cpus} CPUs, at the start → end of each section:`);
+  for (const l of loadAvg) console.log(`  ${l.start.join(' ')} → ${l.end.join(' ')}  ${l.section}`);
+}
 const shells = selected.flatMap((x) => (x.shell && x.name in details ? [x.shell] : []));
 if (shells.length) {
   console.log('\nshell side:');
@@ -205,9 +231,11 @@ const checked = figures.filter((f) => f.pass !== undefined).length;
 console.log(`\n${checked - missed}/${checked} targets met; bench took ${totalS.toFixed(0)} s.`);
 const file = writeResults({
   machine,
-  options: { quick, sizeMiB, rssFlat, pgSizeMiB, pgFlat, pgRebuild, mySizeMiB, myRebuild, only: selected.map((x) => x.name) },
+  options: { quick, rounds, sizeMiB, rssFlat, pgSizeMiB, pgFlat, pgRebuild, mySizeMiB, myRebuild, only: selected.map((x) => x.name) },
   totalS,
+  loadAvg,
   figures,
+  tables,
   broken,
   details,
 });

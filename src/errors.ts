@@ -14,7 +14,7 @@ export interface SpecProblem {
 }
 
 /** Exit codes of the CLI. */
-export const ExitCode = { ok: 0, stepFailed: 1, usage: 2, interrupted: 130, internal: 70, locked: 75 } as const;
+export const ExitCode = { ok: 0, stepFailed: 1, usage: 2, interrupted: 130, internal: 70, locked: 75, unchecked: 3 } as const;
 
 /** The exit code of a run that ended with `status`. */
 export function runExitCode(status: 'success' | 'failed' | 'cancelled'): number {
@@ -92,6 +92,30 @@ export class LockedError extends DbflowError {
 
 /** A stored backup that cannot be found or read. */
 export class RepositoryError extends DbflowError {}
+
+/** A decryption key that is missing or does not fit: the data could not be checked, which says nothing about it. */
+export class KeyError extends DbflowError {
+  constructor(
+    message: string,
+    /** Which key: the passphrase, or a recipient's private key. */
+    readonly key: 'passphrase' | 'private_key',
+    readonly problem: 'missing' | 'wrong',
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** The KeyError behind `err` (itself or a cause), recognised by name across module copies. */
+export function keyErrorIn(err: unknown): KeyError | undefined {
+  for (let e = err, depth = 0; e instanceof Error && depth < 8; e = e.cause, depth++) if (e.name === 'KeyError') return e as KeyError;
+  return undefined;
+}
+
+/** A check that could not run (no key, a wrong key, a missing program): exit code 3, distinct from 1 (damaged). */
+export class UncheckedError extends DbflowError {
+  override readonly exitCode = ExitCode.unchecked;
+}
 
 /** Internal: the first failure of a unit (a task or a stream chain), with the member where it started. */
 export class ChainFailure extends Error {

@@ -1,6 +1,8 @@
 // The public API of dbflow: what plugin authors and tests import.
 export { defineDriver, definePlugin, defineStep } from './plugins/define.js';
-export { checkedStdout, feedStdin } from './plugins/process-stream.js';
+export { checkedStdout, feedStdin, programInput, programOutputOf, programStage, type ProgramInput, type ProgramOutput } from './plugins/process-stream.js';
+export { credentialFile, type CredentialFile } from './plugins/credential-file.js';
+export { programEnv } from './engine/program.js';
 export { toolFailure, toolFailureError, type ToolFailure, type ToolSetting } from './plugins/tool-failure.js';
 export type * from './plugins/types.js';
 export {
@@ -8,6 +10,7 @@ export {
   DbflowError,
   ExitCode,
   IntegrityError,
+  KeyError,
   LockedError,
   PluginError,
   RepositoryError,
@@ -32,8 +35,11 @@ export { decodeArtifact, compareCounts, type CountDiff } from './repo/restore.js
 export { readArtifact, type ReadOptions } from './repo/read-artifact.js';
 export { retain, isoWeekKey, type RetentionCandidate, type RetentionDecision, type RetentionPolicy } from './repo/retention.js';
 export { parseDuration } from './spec/pipeline.js';
+export { setLongTimeout, timeoutSignal, type LongTimer } from './engine/long-timer.js';
 export { DURATION_PATTERN } from './schema/pipeline-schema.js';
 export { shellQuote } from './plugins/shell-quote.js';
+export { scratchDatabaseName, scratchPrefix } from './plugins/scratch-name.js';
 export { acquireLock, lockHolder, lockFile, pipelineRepository, type HeldLock, type LockOwner, type LockRequest } from './ops/lock.js';
 export { lockedRun, type LockedRunOptions } from './ops/locked-run.js';
 export { withoutCredentials } from './ops/audit.js';
+export { modesOf, objectModes, PRIVATE_MODES, type ObjectModes } from './plugins/object-mode.js';

@@ -31,7 +31,8 @@ export const dumpStep = defineStep<DumpWith>({
     const { config, driver } = ctx.database(database);
     const dump = await driver.dump(ctx, config, snap);
     // Counts taken alongside the dump must be complete (and correct) for the dump to count.
-    const final = snap.counted?.then(() => ({}));
+    const checks = [snap.counted, dump.final].filter((p) => p !== undefined);
+    const final = checks.length ? Promise.all(checks).then(() => ({})) : undefined;
     return { output: dump.stream, outputs: { database, format: dump.format, extension: dump.extension }, ...(final && { final }) };
   },
 });

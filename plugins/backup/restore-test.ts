@@ -1,15 +1,10 @@
 // The `restore-test` step: restores what was stored into a scratch database and counts its rows.
-import { defineStep, readArtifact, type ArtifactRecord, type TableCounts } from '../../src/index.js';
+import { defineStep, readArtifact, scratchDatabaseName, type ArtifactRecord, type TableCounts } from '../../src/index.js';
 
 interface RestoreTestWith {
   from: string;
   passphrase?: string;
   private_key?: string;
-}
-
-/** Scratch database name for a run and database: `dbflow_verify_<run>_<db>`. */
-export function scratchName(runId: string, database: string): string {
-  return `dbflow_verify_${runId}_${database}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
 }
 
 export const restoreTestStep = defineStep<RestoreTestWith, { database: string; tables: TableCounts; bytes: number }>({
@@ -33,7 +28,7 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
   async run(ctx) {
     const artifact = ctx.outputsOf(ctx.with.from) as unknown as ArtifactRecord;
     const { config, driver } = ctx.database(artifact.database);
-    const scratch = await driver.scratch(ctx, config, scratchName(ctx.run.id, artifact.database));
+    const scratch = await driver.scratch(ctx, config, scratchDatabaseName(ctx.run.id, artifact.database));
     try {
       const keys = {
         ...(ctx.with.passphrase !== undefined && { passphrase: ctx.with.passphrase }),
@@ -43,9 +38,11 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
       const { bytes } = await readArtifact(ctx, artifact, keys, (raw) => driver.restore(ctx, scratch.url, raw, artifact.format, config), {
         signal: ctx.signal,
         progress: (n) => ctx.progress(n),
+        // The scratch database is dropped whatever happens: the restore program may read the decoder directly.
+        direct: true,
       });
       const tables = await driver.rowCounts(ctx, scratch.url, config);
-      ctx.report.verification({ database: artifact.database, step: ctx.id, check: 'restore', ok: true, detail: `${Object.keys(tables).length} tables restored from ${artifact.url}${artifact.raw ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}` });
+      ctx.report.verification({ database: artifact.database, step: ctx.id, check: 'restore', ok: true, detail: `${Object.keys(tables).length} tables restored from ${artifact.url}${artifact.raw?.sha256 ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}` });
       ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a scratch database`);
       return { outputs: { database: artifact.database, tables, bytes } };
     } finally {

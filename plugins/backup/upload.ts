@@ -1,5 +1,6 @@
 // The `upload` step: stores a stream at a URL (atomically) and records the artifact.
-import { defineStep, type ArtifactLayer, type ArtifactRecord } from '../../src/index.js';
+import { DbflowError, defineStep, type ArtifactLayer, type ArtifactRecord, type EdgeStats } from '../../src/index.js';
+import { checkObjectKey } from './object-key.js';
 
 interface UploadWith {
   to: string;
@@ -18,7 +19,8 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
       to: { type: 'string', format: 'url', description: 'Destination URL, e.g. file://./backups/x.zst.pgp, s3://bucket/prefix/x.zst.pgp' },
       storage: {
         type: 'object',
-        description: "Settings of this write for the URL's storage (s3: server_side_encryption, kms_key_id, storage_class).",
+        description:
+          'Settings of this write for the URL\'s storage (s3: server_side_encryption, kms_key_id, storage_class; file and sftp: mode, an octal string such as "0640", default "0600").',
       },
     },
   },
@@ -35,22 +37,32 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
   },
   async run(ctx) {
     const url = ctx.with.to;
-    const stored = await ctx.storage(url).put(url, ctx.input, { signal: ctx.signal, ...(ctx.with.storage && { settings: ctx.with.storage }) });
+    checkObjectKey(ctx.id, url);
+    const stored = await ctx
+      .storage(url)
+      .put(url, ctx.input, { signal: ctx.signal, ...(ctx.with.storage && { settings: ctx.with.storage }) });
     const stats = await ctx.inputStats();
     const source = ctx.chain[0]?.outputs ?? {};
-    const raw = ctx.chain.length > 1 ? await ctx.chain[0]!.stats : stats;
+    const raw = ctx.chain.length > 1 ? await ctx.chain[0]!.stats : { ...stats, sha256: hashOf(stats) };
     const layers = ctx.chain.map((s) => s.outputs.layer).filter((l): l is ArtifactLayer => typeof l === 'object' && l !== null);
     const record: ArtifactRecord = {
-      database: typeof source.database === 'string' ? source.database : ctx.chain[0]?.id ?? ctx.id,
+      database: typeof source.database === 'string' ? source.database : (ctx.chain[0]?.id ?? ctx.id),
       url: stored.url,
       bytes: stats.bytes,
-      sha256: stats.sha256,
+      sha256: hashOf(stats),
       format: typeof source.format === 'string' ? source.format : 'bytes',
       layers,
-      raw: { bytes: raw.bytes, sha256: raw.sha256 },
+      // Without a sha256 when the dump went from its program straight into the compressor's (whose content checksum covers it).
+      raw: { bytes: raw.bytes, ...(raw.sha256 !== undefined && { sha256: raw.sha256 }) },
     };
     ctx.report.artifact(record);
     ctx.log.info(`stored ${stats.bytes} bytes at ${stored.url}`);
     return { outputs: record };
   },
 });
+
+// The engine hashes a chain's first edge and the edge into its sink; a missing hash is a bug, never a blank field.
+function hashOf(stats: EdgeStats): string {
+  if (stats.sha256 === undefined) throw new DbflowError('the stream edge has no sha256 (an engine error); the artifact is not recorded.');
+  return stats.sha256;
+}

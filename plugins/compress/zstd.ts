@@ -1,14 +1,35 @@
 // zstd through the stock `zstd` binary: the compress stage of the step and the decode codec.
 import { pipeline, type Duplex, type Readable } from 'node:stream';
 import type { ResultPromise } from 'execa';
-import { CancelledError, DbflowError, IntegrityError, type Codec, type StepContext } from '../../src/index.js';
+import { CancelledError, checkedStdout, DbflowError, IntegrityError, programEnv, programStage, type Codec, type StepContext } from '../../src/index.js';
 import { mappedDuplex } from './mapped-duplex.js';
 
 // stdout is streamed, never collected; stderr is kept (it is small) for the error message.
 const STREAMING = { buffer: { stdout: false, stderr: true } } as const;
 
-// Compresses `ctx.input` with `zstd -<level> -T<threads>`; a failure of zstd errors the returned stream.
+/**
+ * Compresses `ctx.input` with `zstd -<level> -T<threads>`; a failure of zstd errors the returned stream.
+ * When the input is a dump program's stdout, zstd reads it directly (no copy through dbflow, as in a
+ * shell pipeline) and reports how many bytes it read; zstd's frame checksum covers those bytes.
+ */
 export function zstdCompress(ctx: StepContext<unknown>, level: number, threads: number): Readable {
+  const pipe = ctx.inputPipe();
+  if (pipe) {
+    // (execa hands any descriptor to spawn as is; its types list only 3–9.) Its verbose stderr is read here, not logged.
+    const stdin = pipe.fd as 3;
+    const direct = ctx.exec('zstd', [`-${level}`, `-T${threads}`, '-vv', '--no-progress', '-c'], { ...STREAMING, stdin, stderr: 'pipe' });
+    pipe.given();
+    const output = checkedStdout(direct, (error) => zstdError(error, 'compress'));
+    direct.then(
+      ({ stderr }) => {
+        const read = bytesRead(String(stderr));
+        if (read !== undefined) pipe.counted(read);
+        else output.destroy(new DbflowError('zstd did not say how many bytes it compressed (its "-vv" summary line is missing); the dump is not recorded.'));
+      },
+      () => undefined, // the stream reports it
+    );
+    return output;
+  }
   const sub = ctx.exec('zstd', [`-${level}`, `-T${threads}`, '-q', '-c'], STREAMING);
   const stage = processStage(sub, (error) => zstdError(error, 'compress'));
   pipeline(ctx.input, stage, () => undefined); // errors reach the output through `stage`
@@ -19,9 +40,17 @@ export function zstdCompress(ctx: StepContext<unknown>, level: number, threads: 
 export const zstdCodec: Codec = {
   name: 'zstd',
   async decode(_keys, _layer, exec) {
-    const run = exec ?? (await import('execa')).execa; // loaded when needed: validation never decodes
-    const sub = run('zstd', ['-d', '-q', '-c'], STREAMING);
-    return processStage(sub, (error) => zstdError(error, 'decompress'));
+    // Without a step's exec (a caller outside a run), the same minimal environment; execa is loaded only then.
+    // Its output may be taken by the restore program; "-vv" makes zstd say how many bytes it wrote (read here, not logged).
+    const args = ['-d', '-vv', '--no-progress', '-c'];
+    const sub = exec
+      ? exec('zstd', args, { ...STREAMING, stderr: 'pipe' })
+      : (await import('execa')).execa('zstd', args, { ...STREAMING, env: programEnv(), extendEnv: false });
+    const reported = sub.then(
+      ({ stderr }) => bytesWritten(String(stderr)),
+      () => undefined,
+    );
+    return programStage(sub, (error) => zstdError(error, 'decompress'), reported);
   },
 };
 
@@ -62,6 +91,20 @@ function zstdError(error: unknown, action: 'compress' | 'decompress'): Error {
     return new IntegrityError(`zstd -d ${how}${detail}. The data is corrupt, truncated or not zstd.`, { cause: error });
   }
   return new DbflowError(`zstd ${how} while compressing${detail}.`, { cause: error });
+}
+
+// The input size in zstd's summary: "(  123 B =>   45 B," (1.5) or "(  123 =>   45 bytes," (1.4).
+function bytesRead(stderr: string): number | undefined {
+  const m = /\(\s*(\d+) B =>\s*\d+ B\b|\(\s*(\d+) =>\s*\d+ bytes\b/.exec(stderr);
+  const n = m ? Number(m[1] ?? m[2]) : NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+// The output size in zstd's summary of a decompression: "/*stdin*\\ : 123 bytes".
+function bytesWritten(stderr: string): number | undefined {
+  const m = /^\S.*: (\d+) bytes\s*$/m.exec(stderr);
+  const n = m ? Number(m[1]) : NaN;
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 // zstd's last stderr line without its `zstd: /*stdin*\:` prefix.

@@ -1,15 +1,12 @@
 // The `encrypt` step: a transform that encrypts its input stream as an OpenPGP message.
-import { pipeline, Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
+import { pipeline, type Readable } from 'node:stream';
 import { DbflowError, defineStep, type JsonSchema, type StepContext } from '../../src/index.js';
 import { encryptWithSchema, resolveMode, type EncryptMode, type EncryptWith } from './options.js';
+import { EncryptStream } from './encrypt-stream.js';
+import { openpgpEncrypt } from './legacy-encrypt.js';
 import { openpgp } from './openpgp-lib.js';
-import { CHUNK_BYTES, CIPHER, encryptConfig, sessionKey } from './pgp-settings.js';
+import { CHUNK_BYTES, CIPHER, encryptConfig, sessionKey, type EncryptKeys } from './pgp-settings.js';
 import { loadRecipients, type Recipient } from './recipients.js';
-import { rechunk } from './rechunk.js';
-import { toWeb } from './to-web.js';
-
-type WebStream = WebReadableStream<Uint8Array | string>;
 
 /** The layer recorded in the manifest: how to decrypt, never a secret. */
 export interface OpenpgpLayer {
@@ -69,24 +66,18 @@ export const encryptStep = defineStep<EncryptWith, EncryptOutputs>({
   },
 });
 
-// The input, in large chunks, through openpgp.js; errors of the input surface on the output.
+// Armored output goes through openpgp.js; binary output is written natively (see EncryptStream).
 async function encryptStream(ctx: StepContext<EncryptWith>, mode: EncryptMode, recipients: Recipient[], armor: boolean): Promise<Readable> {
-  const chunks = rechunk(CHUNK_BYTES);
-  pipeline(ctx.input, chunks, () => undefined); // errors reach the output through `chunks`
-  const plain = toWeb(chunks);
-  try {
-    const pgp = await openpgp();
-    const { createMessage, encrypt } = pgp;
-    const message = await createMessage({ binary: plain, format: 'binary' });
-    const keys = mode === 'passphrase' ? { passwords: [ctx.with.passphrase!] } : { encryptionKeys: recipients.map((r) => r.key) };
-    const options = { message, ...keys, sessionKey: sessionKey(), config: encryptConfig(pgp) };
-    // openpgp's stream types name a package it does not ship; the value is a web ReadableStream.
-    const encrypted = (armor
-      ? await encrypt({ ...options, format: 'armored' })
-      : await encrypt({ ...options, format: 'binary' })) as unknown as WebStream;
-    return Readable.fromWeb(encrypted, { highWaterMark: CHUNK_BYTES });
-  } catch (err) {
-    chunks.destroy();
-    throw new DbflowError(`step "${ctx.id}": cannot start OpenPGP encryption: ${(err as Error).message}`, { cause: err });
-  }
+  const keys: EncryptKeys = mode === 'passphrase' ? { passwords: [ctx.with.passphrase!] } : { encryptionKeys: recipients.map((r) => r.key) };
+  const cannotStart = (err: unknown): DbflowError =>
+    new DbflowError(`step "${ctx.id}": cannot start OpenPGP encryption: ${(err as Error).message}`, { cause: err });
+  if (armor) return openpgpEncrypt(ctx.input, keys, true).catch((err: unknown) => Promise.reject(cannotStart(err)));
+  // The key packets (a key derivation for a passphrase) are made while the data is already being encrypted.
+  const key = sessionKey();
+  const packets = openpgp()
+    .then((pgp) => pgp.encryptSessionKey({ ...key, ...keys, format: 'binary', config: encryptConfig(pgp) }))
+    .catch((err: unknown) => Promise.reject(cannotStart(err)));
+  const output = new EncryptStream(packets, key.data, CHUNK_BYTES);
+  pipeline(ctx.input, output, () => undefined); // an input error errors the output; destroying the output stops the input
+  return output;
 }

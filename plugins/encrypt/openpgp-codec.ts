@@ -1,37 +1,17 @@
 // The `openpgp` codec: decrypts an encrypt-step layer with a passphrase or a private key, streaming.
-import { TextDecoderStream, type ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { PrivateKey } from 'openpgp';
 import { openpgp } from './openpgp-lib.js';
-import { DbflowError, IntegrityError, type ArtifactLayer, type Codec, type DecodeKeys } from '../../src/index.js';
-import { decryptConfig } from './pgp-settings.js';
-import { webDuplex } from './web-duplex.js';
+import { DbflowError, KeyError, type ArtifactLayer, type Codec, type DecodeKeys } from '../../src/index.js';
 import { firstLine } from './first-line.js';
-
-interface Unlock {
-  passwords?: string[];
-  decryptionKeys?: PrivateKey;
-}
+import { legacyDecoder, type Unlock } from './legacy-decoder.js';
+import { NativeDecoder } from './native-decoder.js';
 
 // The reverse of the encrypt step; wrong keys, tampering and truncation error the stream.
 export const openpgpCodec: Codec = {
   name: 'openpgp',
   async decode(keys: DecodeKeys, layer: ArtifactLayer) {
     const unlock = await unlockWith(keys, layer);
-    const armored = layer.armor === true;
-    return webDuplex(
-      async (cipher) => {
-        const { decrypt, readMessage } = await openpgp();
-        const message = armored
-          ? await readMessage({ armoredMessage: cipher.pipeThrough<string>(new TextDecoderStream()) })
-          : await readMessage({ binaryMessage: cipher });
-        // openpgp's stream types name a package it does not ship; the data is a web ReadableStream.
-        const result = (await decrypt({ message, ...unlock, format: 'binary', config: decryptConfig })) as unknown as {
-          data: WebReadableStream<Uint8Array>;
-        };
-        return result.data;
-      },
-      (error) => decryptError(error, layer),
-    );
+    return layer.armor === true ? legacyDecoder(unlock, layer, true) : new NativeDecoder(unlock, layer);
   },
 };
 
@@ -39,7 +19,8 @@ export const openpgpCodec: Codec = {
 async function unlockWith(keys: DecodeKeys, layer: ArtifactLayer): Promise<Unlock> {
   const { passphrase, privateKey } = keys;
   if (privateKey === undefined) {
-    if (passphrase === undefined || layer.mode === 'public-key') throw new DbflowError(missingKey(layer));
+    if (passphrase === undefined || layer.mode === 'public-key')
+      throw new KeyError(missingKey(layer), layer.mode === 'public-key' ? 'private_key' : 'passphrase', 'missing');
     return { passwords: [passphrase] };
   }
   let key: PrivateKey;
@@ -52,15 +33,19 @@ async function unlockWith(keys: DecodeKeys, layer: ArtifactLayer): Promise<Unloc
   }
   if (key.isDecrypted()) return { decryptionKeys: key, ...(passphrase !== undefined && { passwords: [passphrase] }) };
   if (passphrase === undefined) {
-    throw new DbflowError(
+    throw new KeyError(
       `openpgp: the private key ${key.getFingerprint().toUpperCase()} is protected by a passphrase; pass it as "passphrase" too.`,
+      'passphrase',
+      'missing',
     );
   }
   try {
     return { decryptionKeys: await (await openpgp()).decryptKey({ privateKey: key, passphrase }) };
   } catch {
-    throw new DbflowError(
+    throw new KeyError(
       `openpgp: wrong passphrase for the private key ${key.getFingerprint().toUpperCase()}; check the "passphrase" secret.`,
+      'passphrase',
+      'wrong',
     );
   }
 }
@@ -71,26 +56,4 @@ function missingKey(layer: ArtifactLayer): string {
     return `openpgp: this artifact is encrypted to public keys; pass the recipient's armored private key${fps} as "private_key".`;
   }
   return 'openpgp: this artifact is encrypted with a passphrase; pass it as "passphrase" (e.g. "{{ secrets.passphrase }}").';
-}
-
-const WRONG_KEY = /session key|decryption key|no matching|key packet/i;
-
-// openpgp's failures as messages a user can act on; data problems are IntegrityErrors.
-function decryptError(error: unknown, layer: ArtifactLayer): Error {
-  if (error instanceof DbflowError) return error;
-  const reason = firstLine(error);
-  if (WRONG_KEY.test(reason)) {
-    const fix = layer.mode === 'public-key' ? 'pass the private key of a recipient' : 'check the passphrase secret';
-    return new DbflowError(`openpgp: cannot decrypt: wrong passphrase or not encrypted for this key; ${fix}.`, { cause: error });
-  }
-  if (/modification detected/i.test(reason)) {
-    return new IntegrityError(
-      'openpgp: integrity check (MDC) failed: the encrypted data was modified or corrupted, or this is the wrong passphrase or key; discard everything read from it.',
-      { cause: error },
-    );
-  }
-  return new IntegrityError(
-    `openpgp: cannot decrypt (${reason}): the data is corrupt, truncated or not OpenPGP, or this is the wrong passphrase or key.`,
-    { cause: error },
-  );
 }

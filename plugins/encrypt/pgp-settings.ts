@@ -1,6 +1,6 @@
 // The OpenPGP settings that keep output decryptable by stock gpg 2.x, and the stream chunk size.
 import { randomBytes } from 'node:crypto';
-import type { PartialConfig, SessionKey } from 'openpgp';
+import type { PartialConfig, PublicKey, SessionKey } from 'openpgp';
 import type { Openpgp } from './openpgp-lib.js';
 
 /** Bytes handed to openpgp per chunk: its cost is per chunk, so large chunks are much faster. */
@@ -29,3 +29,6 @@ export const decryptConfig: PartialConfig = {
 export function sessionKey(): SessionKey {
   return { data: new Uint8Array(randomBytes(32)), algorithm: CIPHER };
 }
+
+/** What the session key is encrypted to: passphrases (SKESK packets) or public keys (PKESK packets). */
+export type EncryptKeys = { passwords: string[] } | { encryptionKeys: PublicKey[] };

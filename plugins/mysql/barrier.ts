@@ -39,7 +39,7 @@ export function barrierName(kind: ServerKind): string {
  */
 export async function tryBarrier(control: Connection, kind: ServerKind, database: string, lockWaitTimeoutS: number): Promise<Barrier | { blocked: string }> {
   const name = barrierName(kind);
-  await control.query(`SET SESSION lock_wait_timeout = ${Math.max(1, Math.round(lockWaitTimeoutS))}`);
+  await control.query(`SET SESSION lock_wait_timeout = ${Math.min(31_536_000, Math.max(1, Math.round(lockWaitTimeoutS)))}`); // the server's maximum: a year
   let started = 0;
   try {
     if (kind.flavor === 'mariadb') {
@@ -80,15 +80,23 @@ async function end(control: Connection, kind: ServerKind): Promise<void> {
   await control.query(kind.flavor === 'mariadb' ? 'BACKUP STAGE END' : 'UNLOCK TABLES').catch(() => undefined);
 }
 
-// The sessions most likely in the barrier's way: the longest-running statements.
+// The sessions most likely in the barrier's way: the longest-running statements that are not themselves waiting
+// for the backup lock, and the tables held open (a session under LOCK TABLES … WRITE holds one between statements).
 async function longRunning(control: Connection): Promise<string> {
   try {
     const [rows] = await control.query<RowDataPacket[]>(
       `SELECT ID AS id, USER AS user, TIME AS s, LEFT(COALESCE(INFO, ''), 120) AS query FROM information_schema.PROCESSLIST
-        WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump') ORDER BY TIME DESC LIMIT 3`,
+        WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump')
+          AND COALESCE(STATE, '') NOT LIKE 'Waiting for backup lock%' ORDER BY TIME DESC LIMIT 3`,
     );
     const list = (rows as { id: number; user: string; s: number; query: string }[]).map((r) => `session ${r.id} of ${r.user} running for ${r.s} s: ${JSON.stringify(r.query)}`);
-    return list.length ? `in the way: ${list.join('; ')}` : 'no long-running statement is visible';
+    const [open] = await control.query<RowDataPacket[]>('SHOW OPEN TABLES WHERE In_use > 0');
+    const tables = (open as { Database: string; Table: string }[]).slice(0, 5).map((t) => `\`${t.Database}\`.\`${t.Table}\``);
+    const parts = [
+      ...(list.length ? [`in the way: ${list.join('; ')}`] : []),
+      ...(tables.length ? [`tables in use (a LOCK TABLES holds them between statements): ${tables.join(', ')}`] : []),
+    ];
+    return parts.length ? parts.join('; ') : 'no long-running statement is visible';
   } catch {
     return 'the sessions in the way could not be listed';
   }

@@ -1,6 +1,7 @@
 // The tables a backup covers, and their row counts and content checksums, read inside a snapshot.
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import type { TableCounts } from '../../src/index.js';
+import { rowHash, type MyChecksumScheme, type MyColumn } from './checksum.js';
 import { ident } from './connect.js';
 
 /** A table in scope. */
@@ -8,8 +9,8 @@ export interface MyTable {
   /** The table's name: its key in the manifest's counts (the database's name differs after a restore). */
   name: string;
   engine: string;
-  /** One SQL expression per column giving an exact, unambiguous text of its value. */
-  columns: string[];
+  /** Its columns in order, as the checksum reads them. */
+  columns: MyColumn[];
 }
 
 /** Engines whose tables a consistent snapshot covers (MVCC); others are read as they are when the dump reaches them. */
@@ -20,9 +21,6 @@ export function isNonTransactional(t: MyTable): boolean {
   return !TRANSACTIONAL.has(t.engine.toLowerCase());
 }
 
-// Types whose value is compared as its bytes (HEX), not as text that may depend on settings.
-const AS_BYTES = /char|binary|blob|text|enum|set|json|geometry|point|linestring|polygon|collection/i;
-
 /** Base tables of `database` (views and sequences are not tables), without `exclude`, with how to checksum their columns. */
 export async function tablesInScope(c: Connection, database: string, exclude: readonly string[] = []): Promise<MyTable[]> {
   const [tables] = await c.query<RowDataPacket[]>(
@@ -31,14 +29,13 @@ export async function tablesInScope(c: Connection, database: string, exclude: re
     [database],
   );
   const [columns] = await c.query<RowDataPacket[]>(
-    `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type FROM information_schema.COLUMNS
+    `SELECT TABLE_NAME AS tbl, COLUMN_NAME AS col, DATA_TYPE AS type, IS_NULLABLE AS nullable FROM information_schema.COLUMNS
       WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION`,
     [database],
   );
-  const byTable = new Map<string, string[]>();
-  for (const { tbl, col, type } of columns as { tbl: string; col: string; type: string }[]) {
-    const value = AS_BYTES.test(type) ? `HEX(${ident(col)})` : `CAST(${ident(col)} AS CHAR)`;
-    byTable.set(tbl, [...(byTable.get(tbl) ?? []), `IFNULL(${value}, 'N')`]);
+  const byTable = new Map<string, MyColumn[]>();
+  for (const { tbl, col, type, nullable } of columns as { tbl: string; col: string; type: string; nullable: string }[]) {
+    byTable.set(tbl, [...(byTable.get(tbl) ?? []), { name: col, type, nullable: nullable !== 'NO' }]);
   }
   const skip = new Set(exclude);
   return (tables as { name: string; engine: string }[])
@@ -47,27 +44,20 @@ export async function tablesInScope(c: Connection, database: string, exclude: re
 }
 
 /**
- * The checksum: the exact (DECIMAL) sum over rows of the first 64 bits of MD5 of the row's text,
- * each column as HEX of its bytes (strings, blobs, JSON) or its text (numbers, dates; time_zone
- * pinned to UTC), NULL as `N`. Order-independent and computed from values, so a restored copy gives
- * the same number. (CHECKSUM TABLE is not used: it hashes the stored row format, which a restore
+ * Counts every table in the transaction open on `c`, and with a checksum `scheme` sums a hash of each
+ * row (see the schemes). CHECKSUM TABLE is not used: it hashes the stored row format, which a restore
  * into another row format, engine or server version changes, and for MyISAM with CHECKSUM=1 it
- * returns the live checksum, outside any snapshot.)
+ * returns the live checksum, outside any snapshot.
  */
-export const CHECKSUM_SCHEME = "sum(conv(left(md5(concat_ws('|', hex-or-text of each column)), 16), 16, 10))";
-
-/** Counts (and checksums) every table in the transaction open on `c`. */
-export async function countTables(c: Connection, database: string, tables: readonly MyTable[], checksums: boolean, signal: AbortSignal): Promise<TableCounts> {
+export async function countTables(c: Connection, database: string, tables: readonly MyTable[], scheme: MyChecksumScheme | undefined, signal: AbortSignal): Promise<TableCounts> {
   const out: TableCounts = {};
   for (const t of tables) {
     signal.throwIfAborted();
     const from = `${ident(database)}.${ident(t.name)}`;
-    const sum = checksums && t.columns.length
-      ? `, CAST(COALESCE(SUM(CAST(CONV(LEFT(MD5(CONCAT_WS('|', ${t.columns.join(', ')})), 16), 16, 10) AS DECIMAL(20))), 0) AS CHAR) AS sum`
-      : '';
+    const sum = scheme && t.columns.length ? `, CAST(COALESCE(SUM(${rowHash(t.columns, scheme)}), 0) AS CHAR) AS sum` : '';
     const [rows] = await c.query<RowDataPacket[]>(`SELECT COUNT(*) AS n${sum} FROM ${from}`);
     const row = rows[0] as { n: string | number; sum?: string };
-    out[t.name] = { rows: Number(row.n), ...(checksums && { checksum: String(row.sum ?? '0') }) };
+    out[t.name] = { rows: Number(row.n), ...(scheme && { checksum: String(row.sum ?? '0') }) };
   }
   return out;
 }

@@ -5,6 +5,8 @@ import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
 import { createScratch } from './scratch.js';
+import { reapScratch } from './reap.js';
+import { createTarget, targetExists } from './create.js';
 import { participate, takeSnapshot } from './snapshot.js';
 
 /** The driver for `driver: mysql` databases (MariaDB, MySQL) with `url: mysql://user@host:3306/db`. */
@@ -17,5 +19,8 @@ export const mysqlDriver = defineDriver({
   stockRestore: (format, decoded) => (format === SQL_FORMAT ? `${decoded} | mariadb <new database>` : undefined),
   scratch: createScratch,
   restore: restoreDump,
+  create: createTarget,
+  exists: targetExists,
   rowCounts: rowCountsAt,
+  reap: reapScratch,
 });

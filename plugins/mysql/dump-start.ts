@@ -5,8 +5,8 @@ import { checkedStdout, DbflowError, type DriverContext } from '../../src/index.
 import type { BinlogPosition, ServerKind } from './barrier.js';
 import type { MyOptions } from './options.js';
 import { DumpGate, gateable } from './gate.js';
-import { Spool } from './spool.js';
-import { defaultsFileArg, toolEnv, toolError, toolPath } from './tools.js';
+import { HeldOutput, Spool, type DumpOutput } from './spool.js';
+import { toolConnection, toolError, toolPath } from './tools.js';
 import type { MyConnection } from './url.js';
 
 /** The dump tool. */
@@ -17,9 +17,9 @@ const HEADER_END = /SET @OLD_SQL_NOTES=/;
 const CHANGE_MASTER = /^-- CHANGE MASTER TO MASTER_LOG_FILE='([^']+)', MASTER_LOG_POS=(\d+);/m;
 const WATCH_LIMIT = 1 << 20;
 
-/** A dump whose transaction has started; its stream is spooled until the dump step claims it. */
+/** A dump whose transaction has started; its stream waits (or is spooled) until the dump step claims it. */
 export interface StartedDump {
-  spool: Spool;
+  spool: DumpOutput;
   /** The dump's own position, from its header (binlog on), equal to the snapshot's. */
   position?: { file: string; position: number } | undefined;
   /** Resolves once the dump's header proved its cut (binlog on) or its output began; rejects when it could not. */
@@ -56,26 +56,36 @@ export async function launchDump(ctx: DriverContext, conn: MyConnection, o: MyOp
       stop: () => dump?.stop(),
     };
   }
-  const expected: { position?: BinlogPosition } = {};
-  const run = spawnDump(ctx, conn, gate.clientConnection(), o, kind, binlogOn, expected);
+  // The gate proves where the dump's transaction began, so its output needs no watching: it stays unread,
+  // for the next program of the chain to read directly, as in a shell pipeline.
+  const { sub, out, fail } = spawnTool(ctx, conn, gate.clientConnection(), o, kind, binlogOn);
+  const output = new HeldOutput(out, spoolFile(ctx), CLAIM_GRACE_MS);
   const stop = (): void => {
     gate.close();
-    run.stop();
+    output.discard();
   };
   try {
     // Nothing is blocked yet: the tool may take its time to start and connect (a busy machine), so this
     // wait has the connection's own timeout plus slack, not dump_start_timeout (the budget with commits blocked).
     const readyMs = (conn.connectTimeoutS + PREPARE_SLACK_S) * 1000;
-    await withTimeout(Promise.race([gate.waiting, run.running.then(() => gate.waiting)]), readyMs, `${DUMP_TOOL} did not reach its START TRANSACTION within ${readyMs / 1000} s of starting (nothing was blocked yet)`);
+    const ended = sub.then(
+      () => Promise.reject(new DbflowError(`${DUMP_TOOL} ended before it began its transaction.`)),
+      (error: unknown) => Promise.reject(fail(error)),
+    );
+    ended.catch(() => undefined); // once past the gate, the stream reports how the dump ended
+    await withTimeout(Promise.race([gate.waiting, ended]), readyMs, `${DUMP_TOOL} did not reach its START TRANSACTION within ${readyMs / 1000} s of starting (nothing was blocked yet)`);
   } catch (error) {
     stop();
     throw error;
   }
   return {
     async begin(position) {
-      expected.position = position;
       await withTimeout(gate.pass(), o.dumpStartTimeoutMs, `${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again`);
-      return { spool: run.spool, stop, proved: run.running };
+      output.hold();
+      // The server answered its START TRANSACTION while commits were blocked at `position`: that is its cut
+      // (and what its header says, with the binlog on; the tests read it back from stored dumps).
+      const at = binlogOn && kind.flavor === 'mariadb' && position.file !== undefined && position.position !== undefined ? { file: position.file, position: position.position } : undefined;
+      return { spool: output, ...(at && { position: at }), stop, proved: Promise.resolve(at) };
     },
     stop,
   };
@@ -89,7 +99,7 @@ export async function launchDump(ctx: DriverContext, conn: MyConnection, o: MyOp
  * holds the commit barrier until then, so the dump reads the same cut as the snapshot.
  */
 export async function startDump(ctx: DriverContext, conn: MyConnection, o: MyOptions, kind: ServerKind, expected: BinlogPosition): Promise<StartedDump> {
-  const run = spawnDump(ctx, conn, conn, o, kind, expected.binlog === 'on', { position: expected });
+  const run = spawnDump(ctx, conn, o, kind, expected.binlog === 'on', { position: expected });
   const timer = setTimeout(
     () => run.fail(new DbflowError(`${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again.`)),
     o.dumpStartTimeoutMs,
@@ -106,20 +116,26 @@ export async function startDump(ctx: DriverContext, conn: MyConnection, o: MyOpt
 }
 
 interface DumpRun {
-  spool: Spool;
+  spool: DumpOutput;
   /** Resolves at the dump's position marker (binlog on) or at its first output after the header. */
   running: Promise<{ file: string; position: number } | undefined>;
   fail: (error: Error) => void;
   stop: () => void;
 }
 
-// mariadb-dump connecting as `tool` (the server, or a gate in front of it), its output watched and spooled.
-function spawnDump(ctx: DriverContext, conn: MyConnection, tool: MyConnection, o: MyOptions, kind: ServerKind, binlogOn: boolean, expected: { position?: BinlogPosition }): DumpRun {
+/** How long a started dump's output may wait unread for the dump step before it is spooled to a file. */
+const CLAIM_GRACE_MS = 2000;
+
+const spoolFile = (ctx: DriverContext): string => path.join(ctx.tmpdir, `mariadb-dump-${Math.random().toString(36).slice(2)}.sql`);
+
+// mariadb-dump connecting as `tool` (the server, or a gate in front of it); its stdout is not read yet.
+function spawnTool(ctx: DriverContext, conn: MyConnection, tool: MyConnection, o: MyOptions, kind: ServerKind, binlogOn: boolean) {
   // MariaDB gives the position of the dump's own snapshot (Binlog_snapshot_*) without a lock of its
   // own; on MySQL, --master-data would make mariadb-dump take FLUSH TABLES WITH READ LOCK itself.
   const binlog = binlogOn && kind.flavor === 'mariadb';
+  const connection = toolConnection(ctx, tool);
   const args = [
-    defaultsFileArg(ctx, tool), // must come first
+    connection.arg, // must come first
     '--single-transaction',
     '--quick',
     '--routines',
@@ -128,13 +144,22 @@ function spawnDump(ctx: DriverContext, conn: MyConnection, tool: MyConnection, o
     '--default-character-set=utf8mb4',
     '--hex-blob',
     '--no-tablespaces',
+    // No LOCK TABLES … WRITE around each table's rows: a restore of a dump holding them keeps BACKUP STAGE
+    // START (and so every backup of that server) waiting for as long as it loads a table.
+    '--skip-add-locks',
     ...(binlog ? ['--master-data=2'] : []),
     ...o.excludeTables.map((t) => `--ignore-table=${conn.database}.${t}`),
     conn.database,
   ];
   const fail = (error: unknown): Error => toolError(error, DUMP_TOOL, { binDir: o.binDir, conn });
-  const sub = ctx.exec(toolPath(DUMP_TOOL, o.binDir), args, { ...toolEnv(conn), buffer: { stdout: false, stderr: true }, stdin: 'ignore' });
-  const out = checkedStdout(sub, fail);
+  const sub = ctx.exec(toolPath(DUMP_TOOL, o.binDir), args, { buffer: { stdout: false, stderr: true }, stdin: 'ignore' });
+  connection.removeAfter(sub);
+  return { sub, out: checkedStdout(sub, fail), fail, binlog };
+}
+
+// mariadb-dump connecting to the server itself: its output is watched for the start of its transaction, and spooled.
+function spawnDump(ctx: DriverContext, conn: MyConnection, o: MyOptions, kind: ServerKind, binlogOn: boolean, expected: { position?: BinlogPosition }): DumpRun {
+  const { out, binlog } = spawnTool(ctx, conn, conn, o, kind, binlogOn);
 
   let seen = '';
   let started: (position?: { file: string; position: number }) => void = () => undefined;
@@ -194,7 +219,7 @@ function spawnDump(ctx: DriverContext, conn: MyConnection, tool: MyConnection, o
   const stream: Readable = pipeline(out, watch, (error) => {
     if (error) failed(error instanceof Error ? error : new Error(String(error)));
   });
-  const spool = new Spool(stream, path.join(ctx.tmpdir, `mariadb-dump-${Math.random().toString(36).slice(2)}.sql`));
+  const spool = new Spool(stream, spoolFile(ctx));
   return { spool, running, fail: failed, stop: () => spool.discard() };
 }
 

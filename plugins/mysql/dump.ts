@@ -1,6 +1,6 @@
 // The dump of a snapshot: the mariadb-dump started under the snapshot's barrier, streamed from its first byte.
-import { pipeline, Transform } from 'node:stream';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type DumpStream } from '../../src/index.js';
+import { finished } from 'node:stream/promises';
+import { DbflowError, programOutputOf, type DatabaseConfig, type DriverContext, type DriverSnapshot, type DumpStream } from '../../src/index.js';
 import { isMySnapshot } from './snapshot.js';
 
 /** Format name recorded in the manifest. */
@@ -14,15 +14,14 @@ export async function dumpSnapshot(ctx: DriverContext, db: DatabaseConfig, snaps
     );
   }
   const started = await snapshot.claimDump();
-  const raw = await started.spool.claim();
-  // The dump counts only if no table in scope changed its definition while it ran.
-  const checked = new Transform({
-    transform: (chunk: Buffer, _encoding, done) => done(null, chunk),
-    flush: (done) => void snapshot.unchanged().then(() => done(), done),
-  });
-  const stream = pipeline(raw, checked, () => undefined);
+  const stream = await started.spool.claim();
+  // The dump counts only if no table in scope changed its definition while it ran: checked once it has
+  // ended (its program exited), before anything is published.
+  const program = programOutputOf(stream);
+  const final = (program ? program.exited : finished(stream)).then(() => snapshot.unchanged());
+  final.catch(() => undefined); // the step reports it
   const stop = (): void => void stream.destroy(ctx.signal.reason instanceof Error ? ctx.signal.reason : new Error('cancelled'));
   ctx.signal.addEventListener('abort', stop, { once: true });
   stream.once('close', () => ctx.signal.removeEventListener('abort', stop));
-  return { stream, format: SQL_FORMAT, extension: '.sql' };
+  return { stream, format: SQL_FORMAT, extension: '.sql', final };
 }

@@ -104,11 +104,11 @@ export class DumpGate {
     this.upstream = upstream;
     upstream.setNoDelay(true);
     const lost = (side: string) => (error?: Error) => {
-      if (this.state !== 'open') this.fail(new DbflowError(`the dump tool's connection ended before its transaction began (${side}${error ? `: ${error.message}` : ' closed'})`));
+      if (this.state !== 'open') this.fail(new DbflowError(`mariadb-dump's connection ended before its transaction began (${side}${error ? `: ${error.message}` : ' closed'})`));
       client.destroy();
       upstream.destroy();
     };
-    client.on('error', lost('dump tool'));
+    client.on('error', lost('mariadb-dump'));
     upstream.on('error', lost('server'));
     client.on('close', () => lost('dump tool')());
     upstream.on('close', () => lost('server')());

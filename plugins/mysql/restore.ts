@@ -1,10 +1,10 @@
 // A dump stream fed to the `mariadb` client, into a (scratch) database.
 import type { Readable } from 'node:stream';
-import { DbflowError, feedStdin, type DatabaseConfig, type DriverContext } from '../../src/index.js';
+import { DbflowError, programInput, type DatabaseConfig, type DriverContext } from '../../src/index.js';
 import { SQL_FORMAT } from './dump.js';
 import { myOptions } from './options.js';
-import { defaultsFileArg, toolEnv, toolError, toolPath } from './tools.js';
-import { parseMyUrl } from './url.js';
+import { toolConnection, toolError, toolPath } from './tools.js';
+import { connectionAt } from './url.js';
 
 /** The restore tool. */
 export const CLIENT_TOOL = 'mariadb';
@@ -15,9 +15,13 @@ export async function restoreDump(ctx: DriverContext, url: string, input: Readab
     input.destroy();
     throw new DbflowError(`the mysql driver restores "${SQL_FORMAT}" dumps, not "${format}"; restore this artifact with the driver that made it.`);
   }
-  const conn = parseMyUrl(url, db.password);
+  const conn = connectionAt(url, db);
   const o = myOptions(db);
-  const args = [defaultsFileArg(ctx, conn), `--database=${conn.database}`, '--default-character-set=utf8mb4', '--binary-mode', '--batch'];
-  const sub = ctx.exec(toolPath(CLIENT_TOOL, o.binDir), args, { ...toolEnv(conn), stdin: 'pipe', stdout: 'ignore', buffer: { stderr: true } });
-  await feedStdin(sub, input, (error) => toolError(error, CLIENT_TOOL, { binDir: o.binDir, conn, doing: 'restoring' }));
+  const tool = toolConnection(ctx, conn);
+  const args = [tool.arg, `--database=${conn.database}`, '--default-character-set=utf8mb4', '--binary-mode', '--batch'];
+  // The client reads its input to the end: it may read its decoder's output directly.
+  const source = programInput(input);
+  const sub = ctx.exec(toolPath(CLIENT_TOOL, o.binDir), args, { stdin: source.stdin as 'pipe', stdout: 'ignore', buffer: { stderr: true } });
+  tool.removeAfter(sub);
+  await source.feed(sub, (error) => toolError(error, CLIENT_TOOL, { binDir: o.binDir, conn, doing: 'restoring' }));
 }

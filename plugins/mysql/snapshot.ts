@@ -2,8 +2,9 @@
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type SnapshotParticipant, type TableCounts } from '../../src/index.js';
 import { barrierName, readPosition, serverKind, snapshotPosition, tryBarrier, type Barrier, type BinlogPosition, type ServerKind } from './barrier.js';
+import { schemeFor } from './checksum.js';
 import { connect, PINNED_SETTINGS, queryError } from './connect.js';
-import { changedTables, CHECKSUM_SCHEME, countTables, isNonTransactional, schemaFingerprint, tablesInScope, type MyTable } from './counts.js';
+import { changedTables, countTables, isNonTransactional, schemaFingerprint, tablesInScope, type MyTable } from './counts.js';
 import { DUMP_TOOL, launchDump, type PendingDump, type StartedDump } from './dump-start.js';
 import { myOptions, type MyOptions } from './options.js';
 import { toolVersion } from './tools.js';
@@ -172,10 +173,11 @@ function heldSnapshot(ctx: DriverContext, db: DatabaseConfig, t: Taken): MySnaps
   const { conn, o, snap, kind, position, started } = t;
   const takenAt = new Date().toISOString();
   const tables: TableCounts = {};
+  const scheme = o.checksums ? schemeFor(kind) : undefined;
   let settled = false;
   const counted = (async () => {
     const inScope = await tablesInScope(snap, conn.database, o.excludeTables);
-    Object.assign(tables, await countTables(snap, conn.database, inScope, o.checksums, ctx.signal));
+    Object.assign(tables, await countTables(snap, conn.database, inScope, scheme, ctx.signal));
   })()
     .catch((err: unknown) => {
       throw err instanceof DbflowError ? err : queryError(err, `database "${db.name}": counting inside the snapshot`);
@@ -196,7 +198,7 @@ function heldSnapshot(ctx: DriverContext, db: DatabaseConfig, t: Taken): MySnaps
         barrier_ms: t.barrierMs,
         dump_tool: t.dumpTool,
         ...(started.position && { dump_position: `${started.position.file}:${started.position.position}` }),
-        ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
+        ...(scheme && { checksum: scheme }),
         ...(t.loose.length && { non_transactional: t.loose.map((l) => l.name) }),
       },
       tables,

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
  * with `source` live. A dump started under the barrier keeps its server session reading (a stalled
  * session is cut after net_write_timeout) while the snapshot step is still counting rows.
  */
-export class Spool {
+export class Spool implements DumpOutput {
   private readonly sink;
   private ended = false;
   private failure: Error | undefined;
@@ -61,5 +61,54 @@ export class Spool {
   discard(): void {
     this.source.destroy();
     this.sink.destroy();
+  }
+}
+
+/** A dump's output until the dump step claims it. */
+export interface DumpOutput {
+  /** The whole stream from its first byte; can be had once. */
+  claim(): Promise<Readable>;
+  /** Stops the stream (it was not wanted). */
+  discard(): void;
+}
+
+/**
+ * Leaves `source` (a program's stdout) unread, so that the next program can read it directly, and
+ * spools it only when nobody claims it within `graceMs` of `hold()`: the program waits on a full pipe
+ * meanwhile, for far less than the server's net_write_timeout.
+ */
+export class HeldOutput implements DumpOutput {
+  private spool: Spool | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private failure: Error | undefined;
+  private claimed = false;
+
+  constructor(
+    private readonly source: Readable,
+    private readonly file: string,
+    private readonly graceMs: number,
+  ) {
+    source.on('error', (error) => (this.failure ??= error));
+  }
+
+  /** Starts the grace period. */
+  hold(): void {
+    if (this.claimed || this.spool || this.timer) return;
+    this.timer = setTimeout(() => (this.spool = new Spool(this.source, this.file)), this.graceMs);
+    this.timer.unref();
+  }
+
+  claim(): Promise<Readable> {
+    this.claimed = true;
+    clearTimeout(this.timer);
+    if (this.spool) return this.spool.claim();
+    if (this.failure) return Promise.reject(this.failure);
+    return Promise.resolve(this.source);
+  }
+
+  discard(): void {
+    clearTimeout(this.timer);
+    if (this.spool) this.spool.discard();
+    else this.source.destroy();
   }
 }

@@ -1,7 +1,6 @@
 // The stock client tools (mariadb-dump, mariadb): where they are, how they connect, what their failures mean.
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DbflowError, toolFailure, toolFailureError, type DriverContext } from '../../src/index.js';
+import { credentialFile, DbflowError, toolFailure, toolFailureError, type DriverContext } from '../../src/index.js';
 import { where, type MyConnection } from './url.js';
 
 /** The path of a client tool: in `bin_dir` when set, else found on PATH. */
@@ -12,12 +11,19 @@ export function toolPath(tool: string, binDir: string | undefined): string {
 // An option-file value: quoted, with the escapes the option-file reader undoes.
 const quote = (value: string): string => `"${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
 
+/** A client tool's connection: its first argument, and an option file to remove once it has ended. */
+export interface ToolConnection {
+  /** `--defaults-extra-file=<file>`: must be the FIRST argument of the tool. */
+  arg: string;
+  /** Removes the option file once `program` has ended, however it ends. */
+  removeAfter: (program: PromiseLike<unknown>) => void;
+}
+
 /**
- * Writes the connection (and the password, if any) to a 0600 option file in the step's tmpdir and
- * returns `--defaults-extra-file=<it>`: the FIRST argument of every client tool. The password is
- * never in argv nor in the environment.
+ * Writes the connection (and the password, if any) to a 0600 option file of its own for one client
+ * tool. The password is never in argv nor in the environment.
  */
-export function defaultsFileArg(ctx: DriverContext, conn: MyConnection): string {
+export function toolConnection(ctx: DriverContext, conn: MyConnection): ToolConnection {
   const lines = ['[client]', `user=${quote(conn.user)}`];
   if (conn.password !== undefined) lines.push(`password=${quote(conn.password)}`);
   if (conn.socket) lines.push(`socket=${quote(conn.socket)}`, 'protocol=SOCKET');
@@ -38,19 +44,8 @@ export function defaultsFileArg(ctx: DriverContext, conn: MyConnection): string 
   if (conn.sslCa) lines.push(`ssl-ca=${quote(conn.sslCa)}`);
   // Only the `mariadb` client knows a connect timeout; mariadb-dump refuses unknown options.
   lines.push('[mysql]', `connect-timeout=${Math.ceil(conn.connectTimeoutS)}`);
-  const file = path.join(ctx.tmpdir, `my-${Math.random().toString(36).slice(2)}.cnf`);
-  writeFileSync(file, `${lines.join('\n')}\n`, { mode: 0o600 });
-  return `--defaults-extra-file=${file}`;
-}
-
-/**
- * Options of `ctx.exec` for a client tool: the inherited environment without any variable that
- * holds the connection's password (a secret read from the environment is inherited otherwise).
- */
-export function toolEnv(conn: MyConnection): { env: Record<string, string>; extendEnv: false } {
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && (conn.password === undefined || !v.includes(conn.password))) env[k] = v;
-  return { env, extendEnv: false };
+  const file = credentialFile(ctx, 'my.cnf', `${lines.join('\n')}\n`);
+  return { arg: `--defaults-extra-file=${file.path}`, removeAfter: file.removeAfter };
 }
 
 /** `mariadb-dump --version` (e.g. `Ver 10.19 Distrib 10.11.19-MariaDB, for debian-linux-gnu (x86_64)`), or a clear error when it is missing. */

@@ -1,5 +1,5 @@
 // mysql:// URLs: the connection they name, for mysql2 and for the stock client tools.
-import { DbflowError } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig } from '../../src/index.js';
 
 /** TLS modes of a connection (`?ssl-mode=`), as MySQL names them. */
 export const SSL_MODES = ['DISABLED', 'PREFERRED', 'REQUIRED', 'VERIFY_CA', 'VERIFY_IDENTITY'] as const;
@@ -71,6 +71,18 @@ export function parseMyUrl(url: string, password?: string): MyConnection {
     connectTimeoutS: timeout,
     display: shown.toString(),
   };
+}
+
+/**
+ * The connection to `url` (a scratch or restore target) with the credentials of the entry `db`: its
+ * `password`, else a password in `url`, else the one in `db.url` when `url` names the same server and user.
+ */
+export function connectionAt(url: string, db: Pick<DatabaseConfig, 'url' | 'password'>): MyConnection {
+  const conn = parseMyUrl(url, db.password);
+  if (conn.password !== undefined || url === db.url) return conn;
+  const own = parseMyUrl(db.url, db.password);
+  const same = own.host === conn.host && own.port === conn.port && own.socket === conn.socket && own.user === conn.user;
+  return same && own.password !== undefined ? { ...conn, password: own.password } : conn;
 }
 
 /** The same server, another database (a scratch database next to it). */

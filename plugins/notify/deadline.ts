@@ -1,5 +1,5 @@
 // The `timeout` every notify step takes, and the signal that ends one delivery at it or at a cancel.
-import { DURATION_PATTERN, parseDuration, type JsonSchema } from '../../src/index.js';
+import { DURATION_PATTERN, parseDuration, timeoutSignal, type JsonSchema } from '../../src/index.js';
 
 // The `timeout` property of a step's `with`.
 export function timeoutProperty(fallback: string): JsonSchema {
@@ -24,6 +24,6 @@ export interface Deadline {
 // A deadline of `text` (a duration) that also ends with `outer` (the step's signal).
 export function deadline(outer: AbortSignal, text: string): Deadline {
   const ms = parseDuration(text);
-  const timer = AbortSignal.timeout(ms);
+  const timer = timeoutSignal(ms);
   return { ms, text, signal: AbortSignal.any([outer, timer]), expired: () => timer.aborted && !outer.aborted };
 }

@@ -1,24 +1,20 @@
 // Row counts and order-independent content checksums, read inside a snapshot.
 import type { Client } from 'pg';
 import type { TableCounts } from '../../src/index.js';
+import { rowHashes, type PgChecksumScheme } from './checksum.js';
 import type { PgTable } from './scope.js';
 
-/** The checksum: the sum, as a numeric, of a 64-bit hash of each row's text (order-independent, duplicates counted). */
-const ROW_HASH = 'hashtextextended(ROW(dbflow_row.*)::text, 0)';
-
-/** Name of the checksum scheme, recorded with the snapshot's position. */
-export const CHECKSUM_SCHEME = `sum(${ROW_HASH.replace('ROW(dbflow_row.*)', 'row')})`;
-
 /**
- * Counts every table (and checksums it) on `clients`, whose transactions hold the same snapshot
- * and the pinned session settings; the clients share the tables between them.
+ * Counts every table (and, with a checksum `scheme`, checksums it) on `clients`, whose transactions
+ * hold the same snapshot and the pinned session settings; the clients share the tables between them.
  */
 export async function countTables(
   clients: readonly Client[],
   tables: readonly PgTable[],
-  checksums: boolean,
+  scheme: PgChecksumScheme | undefined,
   signal: AbortSignal,
 ): Promise<TableCounts> {
+  const hashes = scheme && tables.length ? await rowHashes(clients[0]!, tables, scheme) : new Map<string, string>();
   const out: TableCounts = {};
   // Biggest first would balance better; the catalog's order is stable and good enough for a few workers.
   let next = 0;
@@ -26,16 +22,17 @@ export async function countTables(
     while (next < tables.length) {
       signal.throwIfAborted();
       const t = tables[next++]!;
-      out[t.key] = await countTable(client, t, checksums);
+      out[t.key] = await countTable(client, t, scheme && hashes.get(t.key));
     }
   };
   await Promise.all(clients.map(worker));
   return Object.fromEntries(tables.map((t) => [t.key, out[t.key]!]));
 }
 
-async function countTable(client: Client, t: PgTable, checksums: boolean): Promise<TableCounts[string]> {
-  const sum = checksums ? `, coalesce(sum(${ROW_HASH}::numeric), 0)::text AS sum` : '';
+// sum(int8) adds in 128 bits and gives the same numeric as adding each hash as a numeric, at a fraction of the cost.
+async function countTable(client: Client, t: PgTable, rowHash: string | undefined): Promise<TableCounts[string]> {
+  const sum = rowHash ? `, coalesce(sum(${rowHash}), 0)::text AS sum` : '';
   const r = await client.query<{ rows: string; sum?: string }>(`SELECT count(*)::text AS rows${sum} FROM ONLY ${t.sql} AS dbflow_row`);
   const row = r.rows[0]!;
-  return { rows: Number(row.rows), ...(checksums && { checksum: `${row.sum}` }) };
+  return { rows: Number(row.rows), ...(rowHash !== undefined && { checksum: `${row.sum}` }) };
 }

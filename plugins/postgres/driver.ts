@@ -5,6 +5,8 @@ import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
 import { createScratch } from './scratch.js';
+import { reapScratch } from './reap.js';
+import { createTarget, targetExists } from './create.js';
 import { participate } from './participant.js';
 import { takeSnapshot } from './snapshot.js';
 import { parsePgUrl } from './url.js';
@@ -33,5 +35,8 @@ export const postgresDriver = defineDriver({
   },
   scratch: createScratch,
   restore: restoreDump,
+  create: createTarget,
+  exists: targetExists,
   rowCounts: rowCountsAt,
+  reap: reapScratch,
 });

@@ -4,7 +4,7 @@ import { checkedStdout, DbflowError, type DatabaseConfig, type DriverContext, ty
 import { pgOptions } from './options.js';
 import { dumpFilters } from './scope.js';
 import { isPgSnapshot } from './snapshot.js';
-import { checkToolVersion, toolEnv, toolError, toolMajor, toolPath } from './tools.js';
+import { checkToolVersion, toolConnection, toolError, toolMajor, toolPath } from './tools.js';
 
 /** Format names recorded in the manifest. */
 export const CUSTOM_FORMAT = 'pg_dump-custom';
@@ -23,20 +23,23 @@ export async function dumpSnapshot(ctx: DriverContext, db: DatabaseConfig, snaps
   const o = pgOptions(db);
   const major = await toolMajor(ctx, 'pg_dump', o.binDir);
   checkToolVersion('pg_dump', major, snapshot.serverVersionNum, o.binDir);
-  const env = toolEnv(ctx, snapshot.conn, 'dbflow pg_dump');
+  const { env, removeAfter } = toolConnection(ctx, snapshot.conn, 'dbflow pg_dump');
   const args = [`--snapshot=${snapshot.snapshotId}`, '--no-password', `--lock-wait-timeout=${o.lockTimeoutMs}`, ...dumpFilters(o)];
   const fail = (error: unknown): Error => toolError(error, 'pg_dump', { binDir: o.binDir, conn: snapshot.conn });
   if (o.format === 'custom') {
     const sub = ctx.exec(toolPath('pg_dump', o.binDir), ['--format=custom', '--compress=0', ...args], { ...STREAMING, env });
+    removeAfter(sub);
     return { stream: checkedStdout(sub, fail), format: CUSTOM_FORMAT, extension: '.dump' };
   }
   // Directory format: parallel jobs write a folder (each job imports the same snapshot), shipped as one tar.
   const dir = path.join(ctx.tmpdir, 'pg_dump');
   try {
-    await ctx.exec(toolPath('pg_dump', o.binDir), ['--format=directory', '--compress=0', `--jobs=${o.jobs}`, `--file=${dir}`, ...args], {
+    const sub = ctx.exec(toolPath('pg_dump', o.binDir), ['--format=directory', '--compress=0', `--jobs=${o.jobs}`, `--file=${dir}`, ...args], {
       env,
       stdin: 'ignore',
     });
+    removeAfter(sub);
+    await sub;
   } catch (error) {
     throw fail(error);
   }

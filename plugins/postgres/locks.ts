@@ -17,10 +17,13 @@ const CONFLICTS: Record<LockMode, string[]> = {
   SHARE: ['RowExclusiveLock', 'ShareUpdateExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock'],
 };
 
+// The largest lock_timeout the server takes (an int of milliseconds); a longer wait is that long.
+const MAX_LOCK_TIMEOUT_MS = 2 ** 31 - 1;
+
 /** Locks `tables` in `mode` (default ACCESS SHARE) in the open transaction, waiting at most `timeoutMs` for each. */
 export async function lockTables(client: Client, tables: readonly PgTable[], timeoutMs: number, mode: LockMode = 'ACCESS SHARE'): Promise<void> {
   if (!tables.length) return;
-  await client.query(`SET LOCAL lock_timeout = ${Math.max(1, Math.round(timeoutMs))}`);
+  await client.query(`SET LOCAL lock_timeout = ${Math.min(MAX_LOCK_TIMEOUT_MS, Math.max(1, Math.round(timeoutMs)))}`);
   for (let i = 0; i < tables.length; i += 500) {
     const list = tables
       .slice(i, i + 500)

@@ -2,11 +2,11 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DbflowError, feedStdin, type DatabaseConfig, type DriverContext } from '../../src/index.js';
+import { DbflowError, feedStdin, programInput, type DatabaseConfig, type DriverContext } from '../../src/index.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT } from './dump.js';
 import { pgOptions } from './options.js';
-import { toolEnv, toolError, toolPath } from './tools.js';
-import { parsePgUrl } from './url.js';
+import { toolConnection, toolError, toolPath } from './tools.js';
+import { connectionAt } from './url.js';
 
 // Restores of verification copies: ownership and grants may name roles the target lacks.
 // --clean --if-exists: a dump of selected schemas creates "public", which a new database already has.
@@ -20,27 +20,29 @@ export async function restoreDump(ctx: DriverContext, url: string, input: Readab
       `the postgres driver restores "${CUSTOM_FORMAT}" and "${DIRECTORY_FORMAT}" dumps, not "${format}"; restore this artifact with the driver that made it.`,
     );
   }
-  const conn = parsePgUrl(url, db.password);
+  const conn = connectionAt(url, db);
   const o = pgOptions(db);
-  const env = toolEnv(ctx, conn, 'dbflow pg_restore');
   const pgRestore = toolPath('pg_restore', o.binDir);
   const fail = (error: unknown): Error => toolError(error, 'pg_restore', { binDir: o.binDir, conn });
   const target = [`--dbname=${conn.database}`, ...RESTORE_ARGS];
   if (format === CUSTOM_FORMAT) {
-    const sub = ctx.exec(pgRestore, ['--format=custom', ...target], { env, stdin: 'pipe', stdout: 'ignore', buffer: { stderr: true } });
-    await feedStdin(sub, input, fail);
+    const { env, removeAfter } = toolConnection(ctx, conn, 'dbflow pg_restore');
+    // pg_restore reads a custom-format stream to its end: it may read its decoder's output directly.
+    const source = programInput(input);
+    const sub = ctx.exec(pgRestore, ['--format=custom', ...target], { env, stdin: source.stdin as 'pipe', stdout: 'ignore', buffer: { stderr: true } });
+    removeAfter(sub);
+    await source.feed(sub, fail);
     return;
   }
   const dir = path.join(ctx.tmpdir, `pg_restore-${Math.random().toString(36).slice(2)}`);
   await mkdir(dir);
   const tar = ctx.exec('tar', ['-C', dir, '-xf', '-'], { stdin: 'pipe', stdout: 'ignore', buffer: { stderr: true } });
   await feedStdin(tar, input, (error) => toolError(error, 'tar', { doing: 'unpacking the pg_dump directory' }));
+  const { env, removeAfter } = toolConnection(ctx, conn, 'dbflow pg_restore');
   try {
-    await ctx.exec(pgRestore, ['--format=directory', `--jobs=${o.restoreJobs}`, ...target, dir], {
-      env,
-      stdin: 'ignore',
-      stdout: 'ignore',
-    });
+    const sub = ctx.exec(pgRestore, ['--format=directory', `--jobs=${o.restoreJobs}`, ...target, dir], { env, stdin: 'ignore', stdout: 'ignore' });
+    removeAfter(sub);
+    await sub;
   } catch (error) {
     throw fail(error);
   }

@@ -2,7 +2,8 @@
 import type { Client } from 'pg';
 import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/index.js';
 import { cancelQueries, connect, PINNED_SETTINGS } from './connect.js';
-import { CHECKSUM_SCHEME, countTables } from './counts.js';
+import { schemeFor } from './checksum.js';
+import { countTables } from './counts.js';
 import { describeBlockers, LOCK_NOT_AVAILABLE, lockTables, lockTimeoutError, UNDEFINED_TABLE } from './locks.js';
 import { pgOptions, type PgOptions } from './options.js';
 import { tablesInScope, type PgTable } from './scope.js';
@@ -131,6 +132,7 @@ export async function snapshotTables(s: SnapshotSession, listed: readonly PgTabl
 export function heldSnapshot(ctx: DriverContext, s: SnapshotSession, pos: Position, tables: PgTable[], extra: Record<string, unknown>): PgSnapshot {
   const { conn, o, what, client, db } = s;
   const helpers: Client[] = [];
+  const scheme = o.checksums ? schemeFor(s.versionNum) : undefined;
   ctx.log.info(`${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''} while the dump runs`);
   const info: DriverSnapshot['info'] = {
     driver: 'postgres',
@@ -141,7 +143,7 @@ export function heldSnapshot(ctx: DriverContext, s: SnapshotSession, pos: Positi
       txid_snapshot: pos.txid_snapshot,
       in_recovery: pos.in_recovery,
       tables_locked: o.lockTables,
-      ...(o.checksums && { checksum: CHECKSUM_SCHEME }),
+      ...(scheme && { checksum: scheme }),
       ...extra,
     },
     tables: {},
@@ -161,7 +163,7 @@ export function heldSnapshot(ctx: DriverContext, s: SnapshotSession, pos: Positi
     const own = o.lockTables ? 1 : 0;
     const workers = Math.max(1, Math.min(o.jobs, tables.length));
     for (let i = own; i < workers; i++) helpers.push(await importSnapshot(conn, what, pos.snapshot_id));
-    info.tables = await countTables(own ? [client, ...helpers] : helpers, tables, o.checksums, stop.signal);
+    info.tables = await countTables(own ? [client, ...helpers] : helpers, tables, scheme, stop.signal);
     await Promise.all(helpers.splice(0).map((c) => c.query('COMMIT').finally(() => c.end())));
   })()
     .catch(async (err: unknown) => {

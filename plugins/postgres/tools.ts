@@ -1,7 +1,6 @@
 // The stock client tools (pg_dump, pg_restore): where they are, how they connect, what their failures mean.
-import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { DbflowError, toolFailure, toolFailureError, type DriverContext } from '../../src/index.js';
+import { credentialFile, DbflowError, toolFailure, toolFailureError, type DriverContext } from '../../src/index.js';
 import { libpqEnv, where, type PgConnection } from './url.js';
 
 /** The path of a client tool: in `bin_dir` when set, else found on PATH. */
@@ -9,19 +8,33 @@ export function toolPath(tool: string, binDir: string | undefined): string {
   return binDir ? path.join(binDir, tool) : tool;
 }
 
+/** How a client tool connects: its environment, and a passfile to remove once it has ended. */
+export interface ToolConnection {
+  env: Record<string, string>;
+  /** Removes the passfile (if any) once `program` has ended, however it ends. */
+  removeAfter: (program: PromiseLike<unknown>) => void;
+}
+
 /**
  * The environment a client tool connects with: libpq variables, and the password (if any) in a
- * 0600 passfile in the step's tmpdir — never in argv, never in the environment.
+ * 0600 passfile of its own (`PGPASSFILE`) — never in argv, never in the environment.
  */
-export function toolEnv(ctx: DriverContext, conn: PgConnection, application: string): Record<string, string> {
-  const env: Record<string, string> = { ...libpqEnv(conn), PGAPPNAME: application, PGCONNECT_TIMEOUT: String(conn.connectTimeoutS ?? 15) };
-  if (conn.password !== undefined) {
-    const file = path.join(ctx.tmpdir, `pgpass-${Math.random().toString(36).slice(2)}`);
-    const esc = (s: string): string => s.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
-    writeFileSync(file, `*:*:*:*:${esc(conn.password)}\n`, { mode: 0o600 });
-    env.PGPASSFILE = file;
-  }
-  return env;
+export function toolConnection(ctx: DriverContext, conn: PgConnection, application: string): ToolConnection {
+  const env: Record<string, string> = { ...userLibpqEnv(), ...libpqEnv(conn), PGAPPNAME: application, PGCONNECT_TIMEOUT: String(conn.connectTimeoutS ?? 15) };
+  // The password the node client would use too: the entry's, else libpq's own variable — moved into the passfile.
+  const password = conn.password ?? process.env.PGPASSWORD;
+  if (password === undefined || password === '') return { env, removeAfter: () => undefined };
+  const esc = (s: string): string => s.replace(/\\/g, '\\\\').replace(/:/g, '\\:');
+  const file = credentialFile(ctx, 'pgpass', `*:*:*:*:${esc(password)}\n`);
+  return { env: { ...env, PGPASSFILE: file.path }, removeAfter: file.removeAfter };
+}
+
+// libpq's variables that the user set for dbflow (PGSSLMODE, PGSSLROOTCERT, PGSERVICE …), as the node client reads
+// them too; the URL's settings win, and a password never travels in the environment.
+function userLibpqEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && /^PG[A-Z_]+$/.test(k) && k !== 'PGPASSWORD' && k !== 'PGPASSFILE') out[k] = v;
+  return out;
 }
 
 /** Major version of a client tool (`pg_dump --version` → 15), or a clear error when it is missing. */

@@ -1,5 +1,5 @@
 // postgres:// URLs: the connection they name, for `pg` and for the stock client tools.
-import { DbflowError } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig } from '../../src/index.js';
 
 /** One PostgreSQL connection, as parsed from a URL (password kept apart). */
 export interface PgConnection {
@@ -88,6 +88,18 @@ export function parsePgUrl(url: string, password?: string): PgConnection {
     ...(timeout !== null && { connectTimeoutS: Number(timeout) }),
     display: shown.toString(),
   };
+}
+
+/**
+ * The connection to `url` (a scratch or restore target) with the credentials of the entry `db`: its
+ * `password`, else a password in `url`, else the one in `db.url` when `url` names the same server and user.
+ */
+export function connectionAt(url: string, db: Pick<DatabaseConfig, 'url' | 'password'>): PgConnection {
+  const conn = parsePgUrl(url, db.password);
+  if (conn.password !== undefined || url === db.url) return conn;
+  const own = parsePgUrl(db.url, db.password);
+  const same = own.host === conn.host && own.port === conn.port && own.user === conn.user;
+  return same && own.password !== undefined ? { ...conn, password: own.password } : conn;
 }
 
 /** The same server, another database (a scratch database next to it). */

@@ -5,6 +5,7 @@ import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
 import { createScratch } from './scratch.js';
+import { createTarget, targetExists } from './create.js';
 import { takeSnapshot } from './snapshot.js';
 
 /** The driver for `driver: sqlite` databases with `url: sqlite:<path>`. */
@@ -16,5 +17,7 @@ export const sqliteDriver = defineDriver({
   stockRestore: (format, decoded, database) => (format === SQLITE_FORMAT ? `${decoded} > ${database}.sqlite3` : undefined),
   scratch: (ctx, _db, name) => createScratch(ctx, name),
   restore: restoreDump,
+  create: (_ctx, db) => createTarget(db),
+  exists: (_ctx, db) => Promise.resolve(targetExists(db)),
   rowCounts: rowCountsAt,
 });

@@ -2,15 +2,16 @@
 import { type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { StoredObject } from '../../src/index.js';
+import type { ListOptions, StoredObject } from '../../src/index.js';
 import { isPartialName } from './partial-name.js';
 import { parseFileUrl, urlUnder } from './url.js';
 
 /**
  * Every object whose URL starts with `prefix`, sorted by URL, with URLs written the way the
- * prefix is (a relative prefix lists relative URLs). Temporary files of unfinished puts are left out.
+ * prefix is (a relative prefix lists relative URLs). Temporary files of unfinished puts are left out,
+ * unless asked for: then they are listed, marked unfinished.
  */
-export async function listObjects(prefix: string): Promise<StoredObject[]> {
+export async function listObjects(prefix: string, options: ListOptions = {}): Promise<StoredObject[]> {
   const { written } = parseFileUrl(prefix);
   const writtenDir = written.slice(0, written.lastIndexOf('/') + 1);
   const found: StoredObject[] = [];
@@ -28,8 +29,17 @@ export async function listObjects(prefix: string): Promise<StoredObject[]> {
       // Only folders on the way to the prefix, or inside it, can hold a match.
       if (!url.startsWith(prefix) && !prefix.startsWith(`${url}/`)) continue;
       if (e.isDirectory()) await walk(path.join(dir, e.name), childRel);
-      else if (e.isFile() && !isPartialName(e.name) && url.startsWith(prefix)) {
-        found.push({ url, bytes: (await stat(path.join(dir, e.name))).size });
+      else if (e.isFile() && url.startsWith(prefix)) {
+        const partial = isPartialName(e.name);
+        if (partial && !options.unfinished) continue;
+        const s = await stat(path.join(dir, e.name)).catch(() => undefined);
+        if (s)
+          found.push({
+            url,
+            bytes: s.size,
+            ...(options.modified && { modified: s.mtime.toISOString() }),
+            ...(partial && { unfinished: {} }),
+          });
       }
     }
   };

@@ -1,45 +1,71 @@
 // Atomic writes: stream into a temporary file, sync, then rename it into place.
-import { type FileHandle, mkdir, open, rename, rm } from 'node:fs/promises';
+import { chmod, type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DbflowError, type PutOptions, type StoredObject } from '../../src/index.js';
+import { DbflowError, modesOf, objectModes, type ObjectModes, type PutOptions, type StoredObject } from '../../src/index.js';
+import { fileFailure } from './failure.js';
 import { partialPath } from './partial-name.js';
 import { parseObjectUrl } from './url.js';
 
 /**
  * Writes `body` to the object at `url`. The object appears, whole, only after the body ended;
- * a body that fails or an abort removes the temporary file and rejects.
+ * a body that fails or an abort removes the temporary file and rejects. The file and the folders made
+ * for it get the modes of the `mode` setting (private by default), or those of the object `like` names.
+ * A failing disk (full, read-only, denied) is a DbflowError that names the object and the cause.
  */
-export async function putObject(url: string, body: Readable, { signal }: PutOptions): Promise<StoredObject> {
+export async function putObject(url: string, body: Readable, { signal, settings, like }: PutOptions): Promise<StoredObject> {
   // The body may fail while the folder is made; reading it below reports that error.
   body.on('error', () => undefined);
   const loc = parseObjectUrl(url);
   const abortError = (): Error => (signal.reason instanceof Error ? signal.reason : new DbflowError(`writing "${url}" was aborted.`));
+  let modes: ObjectModes;
+  try {
+    modes = await modesFor(url, settings, like);
+  } catch (err) {
+    body.destroy();
+    throw err;
+  }
   if (signal.aborted) {
     body.destroy();
     throw abortError();
   }
-  await mkdir(path.dirname(loc.file), { recursive: true });
+  const disk = <T>(p: Promise<T>, action = 'writing'): Promise<T> =>
+    p.catch((err: unknown) => {
+      throw fileFailure(err, action, url);
+    });
+  await disk(makeFolders(path.dirname(loc.file), modes.folder), 'creating the folder of').catch((err: unknown) => {
+    body.destroy();
+    throw err;
+  });
   const temp = partialPath(loc.file);
-  const fh = await open(temp, 'wx');
+  const fh = await disk(open(temp, 'wx', modes.file)).catch((err: unknown) => {
+    body.destroy();
+    throw err;
+  });
   const onAbort = (): void => void body.destroy(abortError());
   signal.addEventListener('abort', onAbort, { once: true });
   let bytes = 0;
   let published = false;
   const flusher = new Flusher(fh);
   try {
+    // The process's umask must not take bits from the mode asked for.
+    await disk(fh.chmod(modes.file));
     for await (const chunk of body) {
       const buf = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
-      await writeAll(fh, buf);
+      await disk(writeAll(fh, buf));
       bytes += buf.length;
-      flusher.wrote(buf.length);
+      try {
+        flusher.wrote(buf.length);
+      } catch (err) {
+        throw fileFailure(err, 'writing', url);
+      }
     }
     // An abort that came after the last chunk still counts: the caller gave up on this put.
     if (signal.aborted) throw abortError();
-    await flusher.settled();
-    await fh.sync();
-    await fh.close();
-    await rename(temp, loc.file);
+    await disk(flusher.settled());
+    await disk(fh.sync());
+    await disk(fh.close());
+    await disk(rename(temp, loc.file));
     published = true;
     await syncFolder(path.dirname(loc.file));
     return { url, bytes };
@@ -50,6 +76,38 @@ export async function putObject(url: string, body: Readable, { signal }: PutOpti
       await fh.close().catch(() => undefined);
       await rm(temp, { force: true });
     }
+  }
+}
+
+// The modes of this put: the `mode` setting, or for an object that goes with another (`like`), that one's.
+async function modesFor(url: string, settings: Record<string, unknown> | undefined, like: string | undefined): Promise<ObjectModes> {
+  const asked = objectModes('file', url, settings);
+  if (!like || settings?.mode !== undefined) return asked;
+  const found = await stat(parseObjectUrl(like).file).catch(() => undefined);
+  return found ? modesOf(found.mode) : asked;
+}
+
+// Makes `dir` and its missing parents with `mode` (exactly: the umask is undone); existing folders keep theirs. Each
+// folder is made alone, so a failure is the disk's own (a recursive mkdir reports ENOENT on a read-only file system).
+async function makeFolders(dir: string, mode: number): Promise<void> {
+  const missing: string[] = [];
+  for (let d = dir; ; d = path.dirname(d)) {
+    const found = await stat(d).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined;
+      throw err;
+    });
+    if (found) break;
+    missing.push(d);
+    if (path.dirname(d) === d) break;
+  }
+  for (const d of missing.reverse()) {
+    try {
+      await mkdir(d, { mode });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue; // another put made it meanwhile
+      throw err;
+    }
+    await chmod(d, mode);
   }
 }
 

@@ -40,6 +40,7 @@ export function endpointName(target: S3Target, region = target.region ?? DEFAULT
  * AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL support. The caller destroys it when done.
  */
 export async function s3Client(target: S3Target = s3Target()): Promise<S3Client> {
+  quietSdkNotice();
   const { S3Client } = await import('@aws-sdk/client-s3');
   const options = {
     forcePathStyle: target.forcePathStyle,
@@ -56,4 +57,11 @@ export async function s3Client(target: S3Target = s3Target()): Promise<S3Client>
     client.destroy();
     return new S3Client({ ...options, region: DEFAULT_REGION });
   }
+}
+
+// The SDK's own switch for its notice about the Node versions of its future releases (printed on stderr once per
+// process, by every client it makes, credential clients included): a dependency's plan is not the user's news.
+// A user who sets the variable keeps their choice; the SDK's real errors are unaffected.
+function quietSdkNotice(env: NodeJS.ProcessEnv = process.env): void {
+  env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }

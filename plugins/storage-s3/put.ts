@@ -21,7 +21,11 @@ type Sdk = typeof S3;
  */
 export async function putObject(url: string, body: Readable, { signal, settings }: PutOptions): Promise<StoredObject> {
   // The body may fail while the client is made; the upload reports that error.
-  body.on('error', () => undefined);
+  // The body's own error, not one it got because the upload stopped reading (which destroys the stream in between).
+  const seen: { bodyError?: Error; between?: Transform } = {};
+  body.on('error', (err: Error) => {
+    if (!seen.between?.destroyed) seen.bodyError ??= err;
+  });
   const { bucket, key } = parseObjectUrl(url);
   const params = writeParams(url, settings);
   const { partSize, queueSize } = partPlan();
@@ -45,6 +49,7 @@ export async function putObject(url: string, body: Readable, { signal, settings 
       done(new DbflowError(`"${url}" is larger than ${MAX_PARTS} parts of ${mib} MiB, the most one S3 upload takes at this part size; set DBFLOW_S3_PART_SIZE_MIB above ${mib}.`));
     },
   });
+  seen.between = counted;
   // The first failure on dbflow's side (the body, an abort, the size limit) stops everything.
   let failure: Error | undefined;
   const fail = (err: Error): void => {
@@ -66,7 +71,10 @@ export async function putObject(url: string, body: Readable, { signal, settings 
     return { url, bytes };
   } catch (err) {
     // The body's own error may reach here before the pipeline reported it.
-    const cause = failure ?? counted.errored ?? (await writeFailure(client, sdk, url, err));
+    // dbflow's side failed first (the body, an abort, the size limit), or else S3 did: then the stream between them
+    // only broke because the upload gave up on it, and the SDK's error (a dropped connection, a refusal) is the cause.
+    const ours = [failure, counted.errored].find((e) => e && (e === seen.bodyError || e instanceof DbflowError || signal.aborted));
+    const cause = ours ?? (await writeFailure(client, sdk, url, err));
     fail(cause);
     throw await abortAgain(client, sdk, url, upload.uploadId, cause);
   } finally {

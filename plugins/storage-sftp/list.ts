@@ -1,6 +1,6 @@
 // Listing every object under a URL prefix, folders recursively.
 import path from 'node:path';
-import type { StoredObject } from '../../src/index.js';
+import type { ListOptions, StoredObject } from '../../src/index.js';
 import { describe, NO_SUCH_FILE, operationError } from './errors.js';
 import { isPartialName } from './partial-name.js';
 import { withSession } from './session.js';
@@ -8,9 +8,10 @@ import { parseSftpUrl } from './url.js';
 
 /**
  * Every object whose URL starts with `prefix`, sorted by URL, written the way the prefix is
- * (same user, host and port text; `/~/` kept). Temporary files of unfinished puts are left out.
+ * (same user, host and port text; `/~/` kept). Temporary files of unfinished puts are left out,
+ * unless asked for: then they are listed, marked unfinished.
  */
-export async function listObjects(prefix: string): Promise<StoredObject[]> {
+export async function listObjects(prefix: string, options: ListOptions = {}): Promise<StoredObject[]> {
   const loc = parseSftpUrl(prefix);
   const writtenDir = loc.written.slice(0, loc.written.lastIndexOf('/') + 1);
   return withSession(loc, async (s) => {
@@ -29,7 +30,14 @@ export async function listObjects(prefix: string): Promise<StoredObject[]> {
         // Only folders on the way to the prefix, or inside it, can hold a match.
         if (!url.startsWith(prefix) && !prefix.startsWith(`${url}/`)) continue;
         if (e.type === 'd') await walk(path.posix.join(dir, e.name), childRel);
-        else if (e.type === '-' && !isPartialName(e.name) && url.startsWith(prefix)) found.push({ url, bytes: e.size });
+        else if (e.type === '-' && url.startsWith(prefix) && (options.unfinished || !isPartialName(e.name))) {
+          found.push({
+            url,
+            bytes: e.size,
+            ...(options.modified && { modified: new Date(e.modifyTime).toISOString() }),
+            ...(isPartialName(e.name) && { unfinished: {} }),
+          });
+        }
       }
     };
     await walk(await s.path(writtenDir), '');

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WriteStream } from 'ssh2';
-import { DbflowError, type PutOptions, type StoredObject } from '../../src/index.js';
+import { DbflowError, modesOf, objectModes, type ObjectModes, type PutOptions, type StoredObject } from '../../src/index.js';
 import { describe, operationError } from './errors.js';
 import { ensureFolder } from './folders.js';
 import { partialPath } from './partial-name.js';
@@ -18,17 +18,17 @@ const BUFFER_BYTES = 1 << 20;
  * Writes `body` to the object at `url`. The object appears, whole, only after the body ended and
  * the server confirmed every byte; a body that fails or an abort removes the temporary file and rejects.
  */
-export async function putObject(url: string, body: Readable, { signal, settings }: PutOptions): Promise<StoredObject> {
+export async function putObject(url: string, body: Readable, { signal, settings, like }: PutOptions): Promise<StoredObject> {
   // The body may fail while the session opens; reading it below reports that error.
   body.on('error', () => undefined);
   const loc = parseObjectUrl(url);
   const abortError = (): Error => (signal.reason instanceof Error ? signal.reason : new DbflowError(`writing "${url}" was aborted.`));
-  const unknown = Object.keys(settings ?? {});
-  if (unknown.length) {
+  let asked: ObjectModes;
+  try {
+    asked = objectModes('sftp', url, settings);
+  } catch (err) {
     body.destroy();
-    throw new DbflowError(
-      `the sftp storage takes no settings; remove ${unknown.map((k) => `"${k}"`).join(', ')} from the upload's with.storage for "${url}".`,
-    );
+    throw err;
   }
   if (signal.aborted) {
     body.destroy();
@@ -41,9 +41,10 @@ export async function putObject(url: string, body: Readable, { signal, settings 
       loc,
       async (s) => {
         const file = await s.path(loc.written);
-        await ensureFolder(s, path.posix.dirname(file), url);
+        const modes = like && settings?.mode === undefined ? await modesLike(s, like, asked) : asked;
+        await ensureFolder(s, path.posix.dirname(file), url, modes.folder);
         if (signal.aborted) throw abortError();
-        const bytes = await writeAtomically(s, file, body, url, () => (signal.aborted ? abortError() : undefined));
+        const bytes = await writeAtomically(s, file, body, url, modes.file, () => (signal.aborted ? abortError() : undefined));
         return { url, bytes };
       },
       signal,
@@ -57,10 +58,17 @@ export async function putObject(url: string, body: Readable, { signal, settings 
 }
 
 // Streams `body` into a fresh temporary file next to `file`, makes it durable where the server can, renames it onto `file`.
-async function writeAtomically(s: Session, file: string, body: Readable, url: string, aborted: () => Error | undefined): Promise<number> {
+async function writeAtomically(
+  s: Session,
+  file: string,
+  body: Readable,
+  url: string,
+  mode: number,
+  aborted: () => Error | undefined,
+): Promise<number> {
   const temp = partialPath(file);
-  // Mode 0600: a backup is for its owner. autoClose off: the handle stays open for fsync, and is closed here.
-  const ws = s.client.createWriteStream(temp, { flags: 'wx', mode: 0o600, autoClose: false, highWaterMark: BUFFER_BYTES }) as RemoteFile;
+  // autoClose off: the handle stays open for fsync, and is closed here.
+  const ws = s.client.createWriteStream(temp, { flags: 'wx', mode, autoClose: false, highWaterMark: BUFFER_BYTES }) as RemoteFile;
   // Errors are taken where they matter (open, pipeline, close); a late one during cleanup must not crash the process.
   ws.on('error', () => undefined);
   let published = false;
@@ -68,6 +76,10 @@ async function writeAtomically(s: Session, file: string, body: Readable, url: st
     s.onLost((err) => ws.destroy(err));
     await opened(ws).catch((err: unknown) => {
       throw operationError(`creating "${temp}" for "${url}"`, err);
+    });
+    // The server's umask must not take bits from the mode asked for.
+    await s.client.chmod(temp, mode).catch((err: unknown) => {
+      throw operationError(`setting the mode of "${temp}" for "${url}"`, err);
     });
     // pipeline() destroys both streams with the first error: remember whose it was.
     let failed: 'body' | 'remote' | undefined;
@@ -94,6 +106,15 @@ async function writeAtomically(s: Session, file: string, body: Readable, url: st
       ws.destroy();
       await removeTemp(s, temp);
     }
+  }
+}
+
+// The modes of the object `like` names (a manifest takes its first artifact's), else `asked`.
+async function modesLike(s: Session, like: string, asked: ObjectModes): Promise<ObjectModes> {
+  try {
+    return modesOf((await s.client.stat(await s.path(parseObjectUrl(like).written))).mode);
+  } catch {
+    return asked;
   }
 }
 

@@ -1,6 +1,7 @@
 // One timed run of each side of the throughput comparison: the dbflow CLI and the shell pipeline.
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Watcher } from './cpu-watch.js';
 import { BenchError, CLI, fileSize, ROOT, run, runOk, type Timed } from './util.js';
 
 /** The gpg command of the shell side. gpg's default would add a ZIP layer over the zstd output;
@@ -52,7 +53,7 @@ export async function shellRestore(env: { OUT: string; RESTORED: string; PASS: s
 
 /**
  * The bench pipeline: the quickstart chain without seed (and without restore-test unless asked).
- * The upload URL is relative: the CLI runs in the repository root.
+ * The upload URL is absolute (a relative one would mean the pipeline file's folder).
  */
 export function benchYaml(o: { db: string; passFile: string; outDir: string; restore: boolean }): string {
   const lines = [
@@ -67,7 +68,7 @@ export function benchYaml(o: { db: string; passFile: string; outDir: string; res
     '  - { id: dump, uses: dump, with: { database: src, snapshot: snapshot } }',
     '  - { id: compress, uses: compress, input: dump, with: { algorithm: zstd, level: 3, threads: 0 } }',
     '  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }',
-    `  - { id: upload, uses: upload, input: encrypt, with: { to: ${JSON.stringify(`file://./${path.relative(ROOT, o.outDir)}/{{ run.id }}/src.sqlite3.zst.pgp`)} } }`,
+    `  - { id: upload, uses: upload, input: encrypt, with: { to: ${JSON.stringify(`file://${o.outDir}/{{ run.id }}/src.sqlite3.zst.pgp`)} } }`,
   ];
   if (o.restore) {
     lines.push(
@@ -90,22 +91,47 @@ export interface DbflowRun extends Timed {
   runDir: string;
   /** The stored artifact's file, when kept. */
   artifact?: string;
+  /** When the run started (its run:start event), epoch ms. */
+  runStartAt?: number;
+  /**
+   * When the dump's first bytes flowed, epoch ms: the first step:progress of the step `dump` when its bytes pass
+   * through dbflow, else (its program's stdout handed to zstd) the first ~100 ms sample that saw the dump program
+   * (pg_dump, mariadb-dump) having written 64 KiB.
+   */
+  firstDumpByteAt?: number;
+  /** How `firstDumpByteAt` was seen. */
+  firstDumpByteBy?: 'event' | 'sample';
 }
+
+// The programs whose output is the dump.
+const DUMP_PROGRAMS = new Set(['pg_dump', 'mariadb-dump', 'mysqldump']);
 
 interface Ev {
   type: string;
+  time?: string;
   id?: string;
-  durationMs?: number;
+  duration_ms?: number;
   bytes?: number;
   status?: string;
   error?: string;
-  runId?: string;
+  run_id?: string;
   summary?: { artifacts?: { bytes: number; url: string }[] };
 }
 
-/** Runs the built CLI on a pipeline; `keep` leaves the stored artifact (a file:// URL) for the caller to remove. */
-export async function dbflowRun(pipelineFile: string, stateDir: string, outDir: string, opts: { keep?: boolean } = {}): Promise<DbflowRun> {
-  const r = await run(process.execPath, [CLI, 'run', pipelineFile, '--json', '--state-dir', stateDir], { time: true });
+/**
+ * Runs the built CLI on a pipeline; `keep` leaves the stored artifact (a file:// URL) for the caller to
+ * remove; `watch` samples its processes.
+ */
+export async function dbflowRun(
+  pipelineFile: string,
+  stateDir: string,
+  outDir: string,
+  opts: { keep?: boolean; watch?: () => Watcher } = {},
+): Promise<DbflowRun> {
+  const r = await run(process.execPath, [CLI, 'run', pipelineFile, '--json', '--state-dir', stateDir], {
+    time: true,
+    ...(opts.watch && { watch: opts.watch }),
+  });
   const events = r.stdout
     .split('\n')
     .filter((l) => l.startsWith('{'))
@@ -121,17 +147,35 @@ export async function dbflowRun(pipelineFile: string, stateDir: string, outDir: 
   const stepBytes: Record<string, number> = {};
   for (const e of events) {
     if (e.type !== 'step:end' || !e.id) continue;
-    stepMs[e.id] = e.durationMs ?? 0;
+    stepMs[e.id] = e.duration_ms ?? 0;
     if (e.bytes !== undefined) stepBytes[e.id] = e.bytes;
   }
-  const runDir = path.join(outDir, end.runId ?? '');
+  // The engine reports a stream step's first bytes at once (then at most every 250 ms).
+  const at = (e: Ev | undefined): number | undefined => (e?.time ? Date.parse(e.time) : undefined);
+  const runStartAt = at(events.find((e) => e.type === 'run:start'));
+  const byEvent = at(events.find((e) => e.type === 'step:progress' && e.id === 'dump' && (e.bytes ?? 0) > 0));
+  const bySample = r.tree?.procs.find((p) => DUMP_PROGRAMS.has(p.comm) && p.firstOutputAt !== undefined)?.firstOutputAt;
+  const firstDumpByteAt = byEvent ?? bySample;
   const stored = end.summary?.artifacts?.[0];
   const outBytes = stored?.bytes ?? 0;
-  const artifact = opts.keep && stored?.url.startsWith('file://') ? path.resolve(ROOT, stored.url.slice('file://'.length)) : undefined;
+  const file = stored?.url.startsWith('file://') ? path.resolve(ROOT, decodeURIComponent(stored.url.slice('file://'.length))) : undefined;
+  // The backup's folder (artifact and manifest): where the run stored it, else where the pipeline meant it to go.
+  const runDir = file ? path.dirname(file) : path.join(outDir, end.run_id ?? '');
+  const artifact = opts.keep ? file : undefined;
   if (!artifact) rmSync(runDir, { recursive: true, force: true });
   rmSync(stateDir, { recursive: true, force: true });
   if (!outBytes) throw new BenchError('the dbflow run stored no artifact');
-  return { ...r, stepMs, stepBytes, engineMs: end.durationMs ?? 0, outBytes, runDir, ...(artifact && { artifact }) };
+  return {
+    ...r,
+    stepMs,
+    stepBytes,
+    engineMs: end.duration_ms ?? 0,
+    outBytes,
+    runDir,
+    ...(artifact && { artifact }),
+    ...(runStartAt !== undefined && { runStartAt }),
+    ...(firstDumpByteAt !== undefined && { firstDumpByteAt, firstDumpByteBy: byEvent !== undefined ? 'event' : 'sample' }),
+  };
 }
 
 export function writePipeline(file: string, yaml: string): string {

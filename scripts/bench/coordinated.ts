@@ -6,7 +6,7 @@
 import { rmSync } from 'node:fs';
 import { loadPipelineText, runPipeline, type LoadedPipeline } from '../../src/index.js';
 import { ITEMS_MY, ITEMS_PG, startCausalWriter, type CausalWriter } from '../../test/helpers/causal-writer.js';
-import { percentile } from './mysql.js';
+import { percentile } from './mysql-figures.js';
 import {
   connectionOptions,
   MY_ADMIN_URL,

@@ -1,16 +1,28 @@
-// What the database sections share: dbflow's chain against a shell pipeline, timed runs and figures.
+// What the database sections share: dbflow's chain against a shell pipeline in alternating rounds,
+// and the restore test against the stock restore, every run sampled (CPU per process, the server's).
+import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { DbflowRun } from './chain-runs.js';
-import { bounded, figure, type Figure } from './report.js';
-import { BenchError, CLI, median, MiB, round, run, runOk, type Timed } from './util.js';
+import { watchRun, type Watcher } from './cpu-watch.js';
+import type { ServerCpu } from './server-cpu.js';
+import { BenchError, CLI, MiB, run, runOk, type Timed } from './util.js';
 
-export const RUNS = 2;
 export const RSS_LIMIT_MIB = 200;
-export const WALL_RATIO = 1.15;
 const CHAIN = ['dump', 'compress', 'encrypt', 'upload'];
 
-/** A dbflow run, with the commit barrier its snapshot recorded where the driver has one. */
-export type ChainRun = DbflowRun & { barrierMs?: number };
+/** A dbflow run, with what the bench read from its manifest. */
+export type ChainRun = DbflowRun & {
+  /** The commit barrier its snapshot recorded, where the driver has one. */
+  barrierMs?: number;
+  /** The manifest's status (`verified` once its restore-test passed). */
+  status?: string;
+  /** Row counts per table (the table's name, without its schema) taken inside the snapshot. */
+  rows?: Record<string, number>;
+};
+/** A run of the shell pipeline. */
+export type ShellRun = Timed & { outBytes: number };
+/** A sampler per run, made just before the run starts. */
+export type WatchFactory = () => Watcher;
 
 export const chainMs = (r: DbflowRun): number => Math.max(...CHAIN.map((s) => r.stepMs[s] ?? 0));
 export const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
@@ -18,9 +30,22 @@ export const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
 export const message = (err: unknown): string =>
   err instanceof BenchError ? err.message : err instanceof Error ? (err.stack ?? err.message) : String(err);
 export const strip = (r: object): Record<string, unknown> => ({ ...r, stdout: undefined, stderr: undefined });
+/** Client CPU of a run: the wrapper's rusage, which includes every descendant that was waited for. */
+export const clientCpuS = (t: Timed): number => t.userS + t.sysS;
 
-export function describe(d: ChainRun): string {
-  return `${sec(d.wallMs)} (snapshot ${sec(d.stepMs.snapshot ?? 0)}, dump chain ${sec(chainMs(d))}), peak RSS ${(d.maxRssKiB / 1024).toFixed(0)} MiB${d.barrierMs !== undefined ? `, commits blocked ${d.barrierMs.toFixed(1)} ms` : ''}`;
+/** One line about a run, for the log. */
+export function describe(d: Timed, extra = ''): string {
+  const server = d.tree?.server ? ` + server ${d.tree.server.totalS.toFixed(1)} s` : '';
+  return `${sec(d.wallMs)}${extra}, CPU ${clientCpuS(d).toFixed(1)} s${server}`;
+}
+
+/** The dbflow side of `describe`: the snapshot and the chain, node's peak RSS, the commit barrier. */
+export function describeDbflow(d: ChainRun): string {
+  const node = d.tree?.procs.find((p) => p.depth === 1);
+  return describe(
+    d,
+    ` (snapshot ${sec(d.stepMs.snapshot ?? 0)}, dump chain ${sec(chainMs(d))})${node ? `, node peak RSS ${(node.peakRssKiB / 1024).toFixed(0)} MiB` : ''}${d.barrierMs !== undefined ? `, commits blocked ${d.barrierMs.toFixed(1)} ms` : ''}`,
+  );
 }
 
 /** gpg starts its agent and creates its keybox on first use: not part of a backup. */
@@ -67,104 +92,115 @@ export async function dbflowRunner<R>(
   return { attempt, ok: () => ok };
 }
 
-/** The timed runs, alternating which side goes first. */
-export async function alternateRuns<S extends Timed & { outBytes: number }, D extends ChainRun>(
-  shell: () => Promise<S>,
-  dbflow: (i: number) => Promise<D | undefined>,
-  log: (s: string) => void,
-): Promise<{ shells: S[]; dbflows: D[] }> {
+interface StoredManifest {
+  status?: string;
+  databases?: Record<string, { position?: { barrier_ms?: unknown }; tables?: Record<string, { rows?: number }> }>;
+}
+
+/** Reads the manifest of a kept run (`database`'s row counts and barrier), then removes the run's folder unless `keep`. */
+export function withManifest(r: DbflowRun, database: string, keep = false): ChainRun {
+  try {
+    const m = JSON.parse(readFileSync(path.join(r.runDir, 'manifest.json'), 'utf8')) as StoredManifest;
+    const db = m.databases?.[database];
+    const ms = db?.position?.barrier_ms;
+    const rows = Object.fromEntries(Object.entries(db?.tables ?? {}).map(([k, v]) => [k.slice(k.lastIndexOf('.') + 1), v.rows ?? -1]));
+    return {
+      ...r,
+      ...(!keep && { artifact: undefined }),
+      ...(m.status !== undefined && { status: m.status }),
+      rows,
+      ...(typeof ms === 'number' && { barrierMs: ms }),
+    };
+  } catch (err) {
+    throw new BenchError(`the manifest of dbflow run ${path.basename(r.runDir)} cannot be read: ${message(err)}`);
+  } finally {
+    if (!keep) rmSync(r.runDir, { recursive: true, force: true });
+  }
+}
+
+/** Tables whose counts differ from the source's, as text ('' when they all match). */
+export function rowsDiffer(got: Record<string, number> | undefined, want: Record<string, number>): string {
+  return Object.keys(want)
+    .filter((t) => got?.[t] !== want[t])
+    .map((t) => `${t} (${got?.[t] ?? 'missing'}, the source has ${want[t]})`)
+    .join(', ');
+}
+
+/** The timed runs of a chain comparison. */
+export interface ChainRounds<S extends ShellRun> {
+  shells: S[];
+  /** dbflow with its default options (checksums on). */
+  dbflows: ChainRun[];
+  /** dbflow with the database's `options.checksums: false`. */
+  noSums: ChainRun[];
+}
+
+/**
+ * `rounds` rounds of dbflow, shell, dbflow with checksums off, shell (so dbflow and the shell strictly
+ * alternate and every dbflow run sits between two shell runs), after one untimed shell run that brings
+ * the database into the caches. Every run is sampled (`watch`).
+ */
+export async function chainRounds<S extends ShellRun>(o: {
+  rounds: number;
+  server: ServerCpu | undefined;
+  shell: (watch: WatchFactory) => Promise<S>;
+  /** Round `i` (from 0) of dbflow with its default options. */
+  dbflow: (i: number, watch: WatchFactory) => Promise<ChainRun | undefined>;
+  noSums: (i: number, watch: WatchFactory) => Promise<ChainRun | undefined>;
+  log: (s: string) => void;
+}): Promise<ChainRounds<S>> {
+  const { log } = o;
+  const watch: WatchFactory = () => watchRun(o.server);
   const shells: S[] = [];
-  const dbflows: D[] = [];
-  for (let i = 0; i < RUNS; i++) {
-    for (const side of i % 2 === 0 ? ['shell', 'dbflow'] : ['dbflow', 'shell']) {
-      if (side === 'shell') {
-        const s = await shell();
-        shells.push(s);
-        log(`  shell  #${i + 1}: ${sec(s.wallMs)}, peak RSS ${(s.maxRssKiB / 1024).toFixed(0)} MiB, ${mib(s.outBytes)}`);
-      } else {
-        const d = await dbflow(i);
-        if (d) dbflows.push(d);
-        if (d) log(`  dbflow #${i + 1}: ${describe(d)}, ${mib(d.outBytes)}`);
-      }
+  const dbflows: ChainRun[] = [];
+  const noSums: ChainRun[] = [];
+  const w = await o.shell(watch);
+  log(`  warm-up shell run (not counted): ${describe(w)}`);
+  const shell = async (i: number): Promise<void> => {
+    const s = await o.shell(watch);
+    shells.push(s);
+    log(`  round ${i + 1} shell:  ${describe(s)}, peak RSS ${(s.maxRssKiB / 1024).toFixed(0)} MiB, ${mib(s.outBytes)}`);
+  };
+  for (let i = 0; i < o.rounds; i++) {
+    const d = await o.dbflow(i, watch);
+    if (d) dbflows.push(d);
+    if (d) log(`  round ${i + 1} dbflow: ${describeDbflow(d)}, ${mib(d.outBytes)}`);
+    await shell(i);
+    const n = await o.noSums(i, watch);
+    if (n) noSums.push(n);
+    if (n) log(`  round ${i + 1} dbflow checksums: false: ${describeDbflow(n)}`);
+    await shell(i);
+  }
+  return { shells, dbflows, noSums };
+}
+
+/**
+ * `rounds` rounds of dbflow's chain with restore-test, then the stock restore of the artifact that run
+ * stored (of `fallback`, the shell's, when dbflow could not run). The stored backups are removed but
+ * the last one (the caller's to check and remove).
+ */
+export async function restoreRounds<R extends Timed>(o: {
+  rounds: number;
+  dbflow: (i: number) => Promise<ChainRun | undefined>;
+  shell: (artifact: string) => Promise<R>;
+  describeShell: (r: R) => string;
+  fallback: string;
+  log: (s: string) => void;
+}): Promise<{ dbflows: ChainRun[]; shells: R[] }> {
+  const dbflows: ChainRun[] = [];
+  const shells: R[] = [];
+  for (let i = 0; i < o.rounds; i++) {
+    const d = await o.dbflow(i);
+    if (d) {
+      dbflows.push(d);
+      o.log(
+        `  round ${i + 1} dbflow restore_test ${sec(d.stepMs.restore_test ?? 0)}, rowcount_check ${(d.stepMs.rowcount_check ?? 0).toFixed(0)} ms (whole run ${sec(d.wallMs)}), manifest ${d.status ?? '?'}`,
+      );
     }
+    const s = await o.shell(d?.artifact ?? o.fallback);
+    shells.push(s);
+    o.log(`  round ${i + 1} shell restore of ${d ? "dbflow's" : "the shell's"} artifact: ${o.describeShell(s)}`);
+    if (d && i < o.rounds - 1) rmSync(d.runDir, { recursive: true, force: true });
   }
-  return { shells, dbflows };
-}
-
-/** Words that differ between the database sections. */
-export interface ChainWords {
-  /** e.g. `pg_dump|zstd|gpg`. */
-  shellName: string;
-  /** The programs whose RSS each side's figure takes the largest of. */
-  dbflowTools: string;
-  shellTools: string;
-  snapshotNote: string;
-  /** What the server runs queries in: `backends`, `threads`. */
-  serverWorkers: string;
-  /** The raw dump, e.g. `pg_dump -Fc -Z0`. */
-  dumpName: string;
-  /** What the checksums-off figure adds after the snapshot time, e.g. `, peak RSS 133 MiB`. */
-  noSumsExtra?: (r: ChainRun) => string;
-  noSumsNoise: string;
-}
-
-/** The shell's wall time, dbflow's wall time and ratio, RSS, phases, CPU, artifact size and the checksums-off run. */
-export function chainFigures(
-  S: string,
-  sourceMiB: number,
-  r: { shells: (Timed & { outBytes: number })[]; dbflows: ChainRun[]; noSums: ChainRun | undefined },
-  w: ChainWords,
-): Figure[] {
-  const { shells, dbflows } = r;
-  const shWall = median(shells.map((s) => s.wallMs));
-  const shOut = shells.at(-1)!.outBytes;
-  const figures: Figure[] = [
-    figure(S, `shell ${w.shellName} wall (median of ${shells.length})`, shWall / 1000, 's', {
-      note: `${shells.map((s) => sec(s.wallMs)).join(', ')}; ${(sourceMiB / (shWall / 1000)).toFixed(0)} MiB/s of the database`,
-    }),
-  ];
-  if (!dbflows.length) return [...figures, figure(S, 'shell artifact', shOut / MiB, 'MiB', { note: 'dbflow could not run: see BROKEN' })];
-  const dbWall = median(dbflows.map((d) => d.wallMs));
-  const snap = median(dbflows.map((d) => d.stepMs.snapshot ?? 0));
-  const chain = median(dbflows.map(chainMs));
-  const rssMiB = Math.max(...dbflows.map((d) => d.maxRssKiB)) / 1024;
-  const dumpBytes = dbflows.at(-1)!.stepBytes.dump ?? 0;
-  const dbOut = dbflows.at(-1)!.outBytes;
-  const cpu = (t: { userS: number; sysS: number }[]): number => median(t.map((x) => x.userS + x.sysS));
-  const ratio = dbWall / shWall;
-  figures.push(
-    figure(S, `dbflow wall (median of ${dbflows.length})`, dbWall / 1000, 's', {
-      note: `${dbflows.map((d) => sec(d.wallMs)).join(', ')}; snapshot ${sec(snap)}, dump chain ${sec(chain)}, rest ${sec(dbWall - snap - chain)}`,
-    }),
-    bounded(S, 'dbflow/shell wall time', ratio, '×', WALL_RATIO, true, `dbflow runs at ${(100 / ratio).toFixed(0)}% of the shell's speed`),
-    bounded(
-      S,
-      `dbflow peak RSS (max of ${dbflows.length})`,
-      rssMiB,
-      'MiB',
-      RSS_LIMIT_MIB,
-      true,
-      `GNU time %M: largest of ${w.dbflowTools}`,
-    ),
-    figure(S, 'shell peak RSS', Math.max(...shells.map((s) => s.maxRssKiB)) / 1024, 'MiB', { note: `largest of ${w.shellTools}` }),
-    figure(S, 'dbflow snapshot step', snap / 1000, 's', { note: w.snapshotNote }),
-    figure(S, 'dbflow dump chain / shell wall', chain / shWall, '×', {
-      note: `${sec(chain)} vs ${sec(shWall)}: dump → compress → encrypt → upload alone${dumpBytes ? `, ${(dumpBytes / MiB / (chain / 1000)).toFixed(0)} MiB/s of dump` : ''}`,
-    }),
-    figure(S, 'CPU user+sys: dbflow / shell', cpu(dbflows) / cpu(shells), '×', {
-      note: `${round(cpu(dbflows), 1)} s vs ${round(cpu(shells), 1)} s (children included; the server's ${w.serverWorkers} are not)`,
-    }),
-    figure(S, 'artifact size: dbflow / shell', dbOut / shOut, '×', {
-      note: `${mib(dbOut)} vs ${mib(shOut)}${dumpBytes ? `; ${w.dumpName} ${mib(dumpBytes)}, zstd -3 ratio ${(dumpBytes / dbOut).toFixed(2)}×` : ''}`,
-    }),
-  );
-  if (r.noSums) {
-    const ns = r.noSums;
-    figures.push(
-      figure(S, 'dbflow wall with checksums: false (1 run)', ns.wallMs / 1000, 's', {
-        note: `${(ns.wallMs / shWall).toFixed(2)}× the shell (snapshot ${sec(ns.stepMs.snapshot ?? 0)}${w.noSumsExtra?.(ns) ?? ''}); checksums cost ${sec(dbWall - ns.wallMs)} of wall time (${w.noSumsNoise})`,
-      }),
-    );
-  }
-  return figures;
+  return { dbflows, shells };
 }

@@ -53,6 +53,7 @@ async function driverContext(signal: AbortSignal, logs: string[]): Promise<{ ctx
     log: { debug: log('debug'), info: log('info'), warn: log('warn') },
     tmpdir,
     input: Readable.from([]),
+    inputPipe: () => undefined,
     inputStats: () => Promise.reject<EdgeStats>(new BenchError('bench driver context: inputStats is not available')),
     chain: [],
     exec(file: string, args: readonly string[], execOptions: ExecaOptions = {}) {

@@ -1,60 +1,78 @@
 // 5. MariaDB: dbflow's snapshot → dump → compress → encrypt → upload chain through the built CLI
 // against `mariadb-dump --single-transaction | zstd -3 -T0 | gpg` on a generated InnoDB database of
-// BENCH_MYSQL_SIZE_MB, the cost of in-snapshot checksums, and how long the snapshot blocks commits
-// (its BACKUP STAGE BLOCK_COMMIT barrier) under a concurrent writer.
-import { mkdirSync, readFileSync, rmSync } from 'node:fs';
+// BENCH_MYSQL_SIZE_MB, in alternating rounds (checksums on and off), with the CPU of every process and
+// of mariadbd; the restore test against stock tools; and how long the snapshot blocks commits (its
+// BACKUP STAGE BLOCK_COMMIT barrier) under a concurrent writer.
+import { mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { dbflowRun, writePipeline, type DbflowRun } from './chain-runs.js';
-import { alternateRuns, chainFigures, dbflowRunner, describe, message, sec, strip, warmGpg, type ChainRun } from './db-chain.js';
+import { scratchPrefix } from '../../src/index.js';
+import type { RowDataPacket } from 'mysql2/promise';
+import { dbflowRun, writePipeline } from './chain-runs.js';
+import { cpuBreakdown } from './cpu-breakdown.js';
+import { checkArtifact, verifyBackup, type Decoded } from './db-checks.js';
+import {
+  chainRounds,
+  dbflowRunner,
+  message,
+  restoreRounds,
+  rowsDiffer,
+  sec,
+  strip,
+  warmGpg,
+  withManifest,
+  type ChainRun,
+  type WatchFactory,
+} from './db-chain.js';
+import { restoreFigures } from './db-figures.js';
 import { measureBarrier, type BarrierResult } from './mysql-barrier.js';
-import { myBenchDatabase, MY_TABLES, type MySourceDatabase } from './mysql-generate.js';
-import { myBenchYaml, myShellRun, MY_SHELL_SCRIPT, type MyShellRun } from './mysql-runs.js';
-import { clientCnf, MY_ADMIN_URL, myDisplayUrl, myForgetDir, myRegisterDir, probeMyServer } from './mysql-server.js';
+import { myBenchDatabase } from './mysql-generate.js';
+import { myBenchYaml, myShellRestore, myShellRun, MY_SHELL_RESTORE, MY_SHELL_SCRIPT, type MyShellRestore } from './mysql-runs.js';
+import {
+  clientCnf,
+  MY_ADMIN_URL,
+  myDisplayUrl,
+  myDropScratch,
+  myForgetDir,
+  myRegisterDir,
+  myScratchName,
+  probeMyServer,
+  withMy,
+} from './mysql-server.js';
 import type { SectionResult } from './postgres.js';
-import { bounded, figure, type Figure } from './report.js';
-import { BenchError, DATA, MiB, scratchDir } from './util.js';
+import { myFigures, percentile } from './mysql-figures.js';
+import { myServerCpu } from './server-cpu.js';
+import { DATA, scratchDir } from './util.js';
 
 export interface MysqlOptions {
   sizeMiB: number;
   rebuild: boolean;
   quick: boolean;
+  /** Rounds of (dbflow, shell, dbflow with checksums off, shell), and of restores. */
+  rounds: number;
   passFile: string;
   gnupgHome: string;
   log: (s: string) => void;
 }
 
 /** What the shell side runs, for the report. */
-export const MY_SHELL_TEXT = MY_SHELL_SCRIPT;
+export const MY_SHELL_TEXT = [
+  MY_SHELL_SCRIPT,
+  '# restore test ($SCRATCH a fresh name; create, restore, count, drop are each timed):',
+  ...MY_SHELL_RESTORE.split('\n').filter((l) => !/^t\d=|bench-phases|pipefail/.test(l)),
+].join('\n');
 
-const BARRIER_P99_MS = 50;
+
+async function schemasStartingWith(prefix: string): Promise<string[]> {
+  const [rows] = await withMy((c) =>
+    c.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS n FROM information_schema.SCHEMATA WHERE LEFT(SCHEMA_NAME, ?) = ? ORDER BY 1', [
+      prefix.length,
+      prefix,
+    ]),
+  );
+  return rows.map((r) => String(r.n));
+}
+
 const WRITER_MAX_MS = 120_000;
-
-/** The nearest-rank percentile (p in 0..100). */
-export function percentile(xs: readonly number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (!s.length) throw new BenchError('percentile of nothing');
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-}
-
-/**
- * A dbflow run whose manifest's `databases.bench.position.barrier_ms` (the commit barrier of that
- * run's snapshot of the source database) is read before its artifact is removed.
- */
-async function chainRun(pipelineFile: string, stateDir: string, outDir: string): Promise<DbflowRun & { barrierMs?: number }> {
-  const r = await dbflowRun(pipelineFile, stateDir, outDir, { keep: true });
-  try {
-    const m = JSON.parse(readFileSync(path.join(r.runDir, 'manifest.json'), 'utf8')) as {
-      databases?: Record<string, { position?: { barrier_ms?: unknown } }>;
-    };
-    const ms = m.databases?.bench?.position?.barrier_ms;
-    return { ...r, artifact: undefined, ...(typeof ms === 'number' && { barrierMs: ms }) };
-  } catch {
-    return { ...r, artifact: undefined };
-  } finally {
-    rmSync(r.runDir, { recursive: true, force: true });
-  }
-}
-
 
 export async function mysqlSection(o: MysqlOptions): Promise<SectionResult> {
   const { log } = o;
@@ -63,6 +81,8 @@ export async function mysqlSection(o: MysqlOptions): Promise<SectionResult> {
     `  ${server.serverVersion} at ${myDisplayUrl(MY_ADMIN_URL)} (binlog ${server.binlog ? 'on' : 'off'}, buffer pool ${server.bufferPoolMiB.toFixed(0)} MiB); ${server.mariadbDump}`,
   );
   const src = await myBenchDatabase(o.sizeMiB, { rebuild: o.rebuild, log });
+  const cpu = await myServerCpu();
+  log(`  server CPU: ${cpu.cpu ? `read from /proc (${cpu.cpu.label})` : `n/a: ${cpu.na}`}`);
   const broken: string[] = [];
   const outDir = path.join(DATA, 'out', 'mysql');
   mkdirSync(outDir, { recursive: true });
@@ -72,25 +92,126 @@ export async function mysqlSection(o: MysqlOptions): Promise<SectionResult> {
   const shellOut = path.join(outDir, 'shell.sql.zst.gpg');
   try {
     await warmGpg(o.passFile, o.gnupgHome, work);
-    const pipeline = (name: string, checksums?: boolean): string =>
+    const pipeline = (name: string, checksums?: boolean, restore?: boolean): string =>
       writePipeline(
         path.join(work, `${name}.yaml`),
-        myBenchYaml({ name, url: src.url, passFile: o.passFile, outDir, ...(checksums !== undefined && { checksums }) }),
+        myBenchYaml({
+          name,
+          url: src.url,
+          passFile: o.passFile,
+          outDir,
+          ...(checksums !== undefined && { checksums }),
+          restore: restore === true,
+        }),
       );
     const chain = pipeline('bench_mysql_chain');
+    const noSumsChain = pipeline('bench_mysql_nochecksums', false);
     const state = path.join(work, 'state');
+    // A complete dump of the bench database: mariadb-dump names it in its header and ends with "Dump completed".
+    const looksRight = (d: Decoded): string | undefined =>
+      !new RegExp(`^-- Host: .*Database: ${src.name}$`, 'm').test(d.head)
+        ? `it is not a mariadb-dump of ${src.name}`
+        : !d.tail.includes('-- Dump completed')
+          ? 'the dump is not complete'
+          : undefined;
 
     const { attempt: dbflow } = await dbflowRunner<ChainRun>(chain, 'mysql', broken, log);
+    // A chain run, its manifest's row counts checked against the source; round 1's artifact decoded with stock tools.
+    const chainRun = (file: string, what: string, i: number, watch: WatchFactory): Promise<ChainRun | undefined> =>
+      dbflow(`${what}, round ${i + 1}`, async () => {
+        const d = withManifest(await dbflowRun(file, state, outDir, { keep: true, watch }), 'bench', true);
+        try {
+          const wrong = rowsDiffer(d.rows, src.rows);
+          if (wrong) broken.push(`dbflow ${what}: its snapshot's row counts are not the source's: ${wrong}`);
+          if (i === 0 && d.artifact) {
+            const p = await checkArtifact({
+              side: `dbflow (${what})`,
+              artifact: d.artifact,
+              passFile: o.passFile,
+              gnupgHome: o.gnupgHome,
+              looksRight,
+              dumpEdgeBytes: d.stepBytes.dump ?? -1,
+              log,
+            });
+            if (p) broken.push(p);
+          }
+          return { ...d, artifact: undefined };
+        } finally {
+          rmSync(d.runDir, { recursive: true, force: true });
+        }
+      });
     const shellEnv = { DB: src.name, MYCNF: clientCnf(), OUT: shellOut, PASS: o.passFile, GNUPGHOME: o.gnupgHome };
-    const { shells, dbflows } = await alternateRuns(
-      () => myShellRun(shellEnv),
-      (i) => dbflow(`chain run #${i + 1}`, () => chainRun(chain, state, outDir)),
+    const rounds = await chainRounds({
+      rounds: o.rounds,
+      server: cpu.cpu,
+      shell: (watch) => myShellRun(shellEnv, watch),
+      dbflow: (i, watch) => chainRun(chain, 'chain run', i, watch),
+      noSums: (i, watch) => chainRun(noSumsChain, 'run with checksums: false', i, watch),
       log,
-    );
+    });
+    const shellBad = await checkArtifact({
+      side: 'the shell',
+      artifact: shellOut,
+      passFile: o.passFile,
+      gnupgHome: o.gnupgHome,
+      looksRight,
+      log,
+    });
+    if (shellBad) broken.push(shellBad);
 
-    // Once more without checksums (options.checksums of the mysql driver, on by default): what they cost.
-    const noSums = await dbflow('run with checksums: false', () => chainRun(pipeline('bench_mysql_nochecksums', false), state, outDir));
-    if (noSums) log(`  dbflow checksums: false: ${describe(noSums)}`);
+    // Restore test: dbflow's restore-test step, then stock tools on the artifact that run stored.
+    const restorePipeline = pipeline('bench_mysql_restore', undefined, true);
+    const kept: string[] = [];
+    let restores: { dbflows: ChainRun[]; shells: MyShellRestore[] } | undefined;
+    try {
+      restores = await restoreRounds<MyShellRestore>({
+        rounds: o.rounds,
+        dbflow: (i) =>
+          dbflow(`run with restore-test, round ${i + 1}`, async () => {
+            const d = withManifest(await dbflowRun(restorePipeline, state, outDir, { keep: true }), 'bench', true);
+            kept.push(d.runDir);
+            if (d.status !== 'verified')
+              broken.push(`dbflow run with restore-test, round ${i + 1}: its backup is ${d.status ?? 'without a status'}, not verified`);
+            const leaked = await schemasStartingWith(scratchPrefix(path.basename(d.runDir))); // its own run's only: tests may run beside the bench
+            if (leaked.length) {
+              broken.push(`dbflow's restore-test left scratch database(s) behind: ${leaked.join(', ')} (dropped by the bench)`);
+              for (const x of leaked) await myDropScratch(x);
+            }
+            return d;
+          }),
+        shell: async (artifact) => {
+          const scratch = myScratchName('restore');
+          try {
+            const sr = await myShellRestore({
+              OUT: artifact,
+              PASS: o.passFile,
+              GNUPGHOME: o.gnupgHome,
+              MYCNF: clientCnf(),
+              SCRATCH: scratch,
+            });
+            const wrong = rowsDiffer(sr.rows, src.rows);
+            if (wrong) broken.push(`stock-tools restore: row counts differ: ${wrong}`);
+            return sr;
+          } finally {
+            await myDropScratch(scratch);
+          }
+        },
+        describeShell: (sr) =>
+          `${sec(sr.wallMs)} (create ${sec(sr.createMs)}, gpg|zstd|mariadb ${sec(sr.restoreMs)}, counts ${sec(sr.countMs)}, drop ${sec(sr.dropMs)})`,
+        fallback: shellOut,
+        log,
+      });
+      const last = restores.dbflows.at(-1);
+      if (last) {
+        const p = await verifyBackup({ runDir: last.runDir, passFile: o.passFile, stateDir: state, log });
+        if (p) broken.push(p);
+      }
+    } catch (err) {
+      broken.push(`restore test: ${message(err)}`);
+      log(`  restore test FAILED: ${message(err).split('\n')[0]}`);
+    } finally {
+      for (const d of kept) rmSync(d, { recursive: true, force: true });
+    }
 
     // The commit barrier under a concurrent writer, through the driver's public API.
     let barrier: BarrierResult | undefined;
@@ -107,16 +228,30 @@ export async function mysqlSection(o: MysqlOptions): Promise<SectionResult> {
       log(`  commit barrier FAILED: ${message(err).split('\n')[0]}`);
     }
 
+    const S = '5 mariadb';
+    const figures = myFigures(S, { src, rounds, barrier, serverNa: cpu.na });
+    if (restores)
+      figures.push(
+        ...restoreFigures(
+          S,
+          restores,
+          'create, gpg -d|zstd -d|mariadb, count(*), drop',
+          `of ${restores.dbflows.length ? "dbflow's artifacts" : "the shell's artifact"}`,
+        ),
+      );
     return {
-      figures: myFigures({ src, shells, dbflows, noSums, barrier }),
+      figures,
       ...(broken.length && { broken }),
+      ...(rounds.shells.length && { tables: [cpuBreakdown(S, rounds, 'mariadb-dump')] }),
       details: {
-        server: { ...server, url: myDisplayUrl(MY_ADMIN_URL) },
+        server: { ...server, url: myDisplayUrl(MY_ADMIN_URL), cpu: cpu.cpu?.label ?? `n/a: ${cpu.na}` },
         source: { ...src, url: myDisplayUrl(src.url) },
+        rounds: o.rounds,
         shellScript: MY_SHELL_SCRIPT,
-        shell: shells.map(strip),
-        dbflow: dbflows.map(strip),
-        ...(noSums && { noChecksums: strip(noSums) }),
+        shell: rounds.shells.map(strip),
+        dbflow: rounds.dbflows.map(strip),
+        noChecksums: rounds.noSums.map(strip),
+        ...(restores && { restore: { dbflow: restores.dbflows.map(strip), shell: restores.shells.map(strip) } }),
         ...(barrier && { barrier }),
       },
     };
@@ -127,50 +262,4 @@ export async function mysqlSection(o: MysqlOptions): Promise<SectionResult> {
     myForgetDir(work);
     myForgetDir(outDir);
   }
-}
-
-function myFigures(r: {
-  src: MySourceDatabase;
-  shells: MyShellRun[];
-  dbflows: ChainRun[];
-  noSums: ChainRun | undefined;
-  barrier: BarrierResult | undefined;
-}): Figure[] {
-  const S = '5 mariadb';
-  const { src, dbflows } = r;
-  const rows = Object.values(src.rows).reduce((a, b) => a + b, 0);
-  const figures: Figure[] = [
-    figure(S, 'source database (data_length + index_length)', src.bytes / MiB, 'MiB', {
-      note: `${rows} rows in ${MY_TABLES.length} InnoDB tables; ${src.name}, ${src.builtMs ? `built in ${sec(src.builtMs)}` : `cached, built ${src.builtAt}`}`,
-    }),
-    ...chainFigures(S, src.bytes / MiB, r, {
-      shellName: 'mariadb-dump|zstd|gpg',
-      dbflowTools: 'node, mariadb-dump, zstd',
-      shellTools: 'mariadb-dump, zstd, gpg',
-      snapshotNote: 'barrier + consistent snapshot + mariadb-dump started (spooled); its row counts and checksums run alongside the dump chain',
-      serverWorkers: 'threads',
-      dumpName: 'SQL dump',
-      noSumsExtra: (ns) => `, peak RSS ${(ns.maxRssKiB / 1024).toFixed(0)} MiB`,
-      noSumsNoise: 'one run: noisy',
-    }),
-  ];
-  const b = r.barrier;
-  const cli = [...dbflows, ...(r.noSums ? [r.noSums] : [])].flatMap((d) => (d.barrierMs === undefined ? [] : [d.barrierMs]));
-  if (b) {
-    const n = b.barrierMs.length;
-    const lat = b.commitLatencyMs;
-    figures.push(
-      figure(S, `commit barrier p50 (${n} snapshots)`, percentile(b.barrierMs, 50), 'ms', {
-        note: `${b.barrierName}, binlog ${b.binlog}: info.position.barrier_ms of driver.snapshot() under a writer`,
-      }),
-      bounded(S, `commit barrier p99 (${n} snapshots)`, percentile(b.barrierMs, 99), 'ms', BARRIER_P99_MS, true, `nearest rank of ${n}`),
-      figure(S, 'commit barrier max', Math.max(...b.barrierMs), 'ms', {
-        note: `snapshot() call p50 ${percentile(b.snapshotMs, 50).toFixed(0)} ms (connect, barrier, dump start, counts and checksums of the writer's tables)${cli.length ? `; the CLI runs of the source database blocked commits ${cli.map((x) => `${x.toFixed(0)}`).join(', ')} ms` : ''}`,
-      }),
-      figure(S, 'writer commits during the snapshots', b.commits, '', {
-        note: `${(b.commits / (b.measureMs / 1000)).toFixed(0)} commits/s over ${sec(b.measureMs)} (INSERT + UPDATE per transaction)${lat.length ? `; COMMIT latency p50 ${percentile(lat, 50).toFixed(1)} ms, p99 ${percentile(lat, 99).toFixed(1)} ms, max ${Math.max(...lat).toFixed(1)} ms` : ''}`,
-      }),
-    );
-  }
-  return figures;
 }

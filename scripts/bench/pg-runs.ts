@@ -1,10 +1,10 @@
 // One timed run of each side of the PostgreSQL comparison: the shell pipeline, the stock-tools
 // restore, and the dbflow pipelines (written here, run through the built CLI by chain-runs.ts).
-import path from 'node:path';
 import { GPG_ENCRYPT } from './chain-runs.js';
+import type { Watcher } from './cpu-watch.js';
 import { PG_TABLES } from './pg-generate.js';
 import { registerScratch } from './pg-server.js';
-import { BenchError, fileSize, ROOT, runOk, type Timed } from './util.js';
+import { BenchError, fileSize, runOk, type Timed } from './util.js';
 
 /** The shell side of the backup: `$PGURL` is the database, `$OUT` the artifact, `$PASS` the passphrase file. */
 export const PG_SHELL_SCRIPT = ['set -o pipefail', `pg_dump -Fc -Z0 -d "$PGURL" | zstd -3 -T0 -q -c | ${GPG_ENCRYPT}`].join('\n');
@@ -45,8 +45,11 @@ export interface PgShellRun extends Timed {
   outBytes: number;
 }
 
-export async function pgShellRun(env: { PGURL: string; OUT: string; PASS: string; GNUPGHOME: string }): Promise<PgShellRun> {
-  const r = await runOk('bash', ['-c', PG_SHELL_SCRIPT], { env: { ...process.env, ...env }, time: true });
+export async function pgShellRun(
+  env: { PGURL: string; OUT: string; PASS: string; GNUPGHOME: string },
+  watch?: () => Watcher,
+): Promise<PgShellRun> {
+  const r = await runOk('bash', ['-c', PG_SHELL_SCRIPT], { env: { ...process.env, ...env }, time: true, ...(watch && { watch }) });
   const outBytes = fileSize(env.OUT);
   if (outBytes === 0) throw new BenchError('the shell pipeline wrote no output');
   return { ...r, outBytes };
@@ -82,7 +85,7 @@ export async function pgShellRestore(env: {
   return { ...r, createMs, restoreMs, countMs, dropMs, rows };
 }
 
-/** The bench pipeline for the postgres driver; the upload URL is relative (the CLI runs in the repository root). */
+/** The bench pipeline for the postgres driver; the upload URL is absolute (a relative one would mean the pipeline file's folder). */
 export function pgBenchYaml(o: {
   name: string;
   url: string;
@@ -103,7 +106,7 @@ export function pgBenchYaml(o: {
     '  - { id: dump, uses: dump, with: { database: bench, snapshot: snapshot } }',
     '  - { id: compress, uses: compress, input: dump, with: { algorithm: zstd, level: 3, threads: 0 } }',
     '  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }',
-    `  - { id: upload, uses: upload, input: encrypt, with: { to: ${JSON.stringify(`file://./${path.relative(ROOT, o.outDir)}/{{ run.id }}/bench.dump.zst.pgp`)} } }`,
+    `  - { id: upload, uses: upload, input: encrypt, with: { to: ${JSON.stringify(`file://${o.outDir}/{{ run.id }}/bench.dump.zst.pgp`)} } }`,
   ];
   if (o.restore) {
     lines.push(

@@ -7,7 +7,8 @@ import { DATA } from './util.js';
 export interface Figure {
   section: string;
   name: string;
-  value: number;
+  /** null: not measurable here (`note` says why); printed "n/a", neither PASS nor FAIL. */
+  value: number | null;
   unit: string;
   /** e.g. "< 1", "≤ 1.2" (same unit as value). */
   target?: string;
@@ -40,7 +41,32 @@ export function bounded(
   };
 }
 
-function fmtValue(v: number): string {
+/** A figure with a target that cannot be measured here (e.g. the server runs on another machine). */
+export function notAvailable(section: string, name: string, unit: string, target: string, why: string): Figure {
+  return { section, name, value: null, unit, target, note: `n/a: ${why}` };
+}
+
+/** A table printed after the figures (e.g. where the CPU goes); cells are text. */
+export interface Table {
+  title: string;
+  head: string[];
+  rows: string[][];
+  /** Lines printed under it. */
+  notes?: string[];
+}
+
+/** Columns padded to their widest cell; all but the first right-aligned (numbers). */
+export function renderGrid(t: Table): string {
+  const widths = t.head.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [t.title, line(t.head), widths.map((w) => '─'.repeat(w)).join('  '), ...t.rows.map(line), ...(t.notes ?? [])].join('\n');
+}
+
+export function fmtValue(v: number): string {
   const abs = Math.abs(v);
   return abs >= 100 ? v.toFixed(0) : abs >= 10 ? v.toFixed(1) : abs >= 1 ? v.toFixed(2) : v.toFixed(3);
 }
@@ -50,7 +76,7 @@ export function renderTable(figures: readonly Figure[]): string {
   const rows = figures.map((f) => [
     f.section,
     f.name,
-    `${fmtValue(f.value)} ${f.unit}`,
+    f.value === null ? 'n/a' : `${fmtValue(f.value)} ${f.unit}`.trimEnd(),
     f.target ? `${f.target} ${f.unit}` : '',
     f.pass === undefined ? '' : f.pass ? 'PASS' : 'FAIL',
     f.note ?? '',

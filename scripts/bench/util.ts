@@ -3,6 +3,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import type { TreeUsage, Watcher } from './cpu-watch.js';
 
 export const ROOT = path.resolve(import.meta.dirname, '..', '..');
 /** Generated data (gitignored): cached source databases, outputs while a run lasts, results.json. */
@@ -33,6 +34,10 @@ export interface Timed {
   maxRssKiB: number;
   userS: number;
   sysS: number;
+  /** When the program was started (epoch ms). */
+  startedAt: number;
+  /** Each process's CPU and peak RSS, and the server's CPU, when a watcher was given. */
+  tree?: TreeUsage;
 }
 
 export interface RunOpts {
@@ -40,6 +45,8 @@ export interface RunOpts {
   cwd?: string;
   /** Also measure RSS/CPU with /usr/bin/time. */
   time?: boolean;
+  /** Samples the process tree (and the server) while the program runs; made just before it starts. */
+  watch?: () => Watcher;
 }
 
 /** Runs a program (never through an extra shell) and measures its wall time, and RSS/CPU when asked. */
@@ -48,15 +55,22 @@ export function run(file: string, args: readonly string[], opts: RunOpts = {}): 
   const timeFile = timeDir ? path.join(timeDir, 'time') : undefined;
   const [cmd, argv] = timeFile ? ['/usr/bin/time', ['-f', '%e %M %U %S', '-o', timeFile, file, ...args]] : [file, [...args]];
   return new Promise((resolve, reject) => {
+    const watcher = opts.watch?.();
+    const startedAt = Date.now();
     const t0 = process.hrtime.bigint();
     const child = spawn(cmd, argv, { cwd: opts.cwd ?? ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid !== undefined) watcher?.attach(child.pid);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e) => reject(new BenchError(`cannot start ${cmd}: ${e.message}`)));
+    child.on('error', (e) => {
+      watcher?.stop();
+      reject(new BenchError(`cannot start ${cmd}: ${e.message}`));
+    });
     child.on('close', (code, signal) => {
       const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      const tree = watcher?.stop();
       let maxRssKiB = 0;
       let userS = 0;
       let sysS = 0;
@@ -77,6 +91,8 @@ export function run(file: string, args: readonly string[], opts: RunOpts = {}): 
         maxRssKiB,
         userS,
         sysS,
+        startedAt,
+        ...(tree && { tree }),
       });
     });
   });

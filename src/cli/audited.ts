@@ -4,11 +4,11 @@ import { ExitCode, isUserError } from '../errors.js';
 import { Readable } from 'node:stream';
 import { appendAudit, auditObjectUrl, withoutCredentials, type AuditCommand, type AuditEntry, type AuditNote, type AuditRecord } from '../ops/audit.js';
 import { builtinRegistry } from '../plugins/loader.js';
+import { defaultStateDir } from '../engine/state-dir.js';
 import { MANIFEST_NAME } from '../repo/manifest.js';
 import type { Io } from './commands.js';
 
-/** The state folder: --state-dir, else $DBFLOW_STATE_DIR, else `.dbflow` in the working directory. */
-export const defaultStateDir = (): string => process.env.DBFLOW_STATE_DIR || '.dbflow';
+export { defaultStateDir } from '../engine/state-dir.js';
 
 function outcomeOf(code: number): AuditEntry['outcome'] {
   if (code === ExitCode.ok) return 'success';

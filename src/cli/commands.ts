@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
 import { listRuns } from '../engine/run-record.js';
+import { defaultStateDir } from '../engine/state-dir.js';
 import { ExitCode, runExitCode, SpecError, UsageError } from '../errors.js';
 import type { AuditNote } from '../ops/audit.js';
 import { lockedRun, runAuditFields } from '../ops/locked-run.js';
@@ -10,6 +11,7 @@ import { urlScheme } from '../plugins/registry.js';
 import { manifestSchema } from '../repo/manifest-schema.js';
 import { publishedPipelineSchema } from '../schema/pipeline-schema.js';
 import { formatDuration } from '../ui/format.js';
+import { jsonRenderer } from '../ui/json-lines.js';
 import { plainRenderer } from '../ui/plain.js';
 import { renderSummary, type StockRead, type StockRestore } from '../ui/summary.js';
 import { parseDurationFlag } from './command-support.js';
@@ -52,6 +54,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
   process.on('SIGTERM', onSignal);
   const live = !opts.json && io.isTTY && !process.env.CI ? (await import('../ui/live.js')).liveRenderer() : undefined;
   const plain = plainRenderer(io.err, opts.verbose);
+  const json = opts.json ? jsonRenderer(io.out) : undefined;
   try {
     const result = await lockedRun(loaded, {
       ...(concurrency !== undefined && { concurrency }),
@@ -63,7 +66,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
       signal: controller.signal,
       onEvent: (e) => {
         if (e.type === 'run:start') note({ run_id: e.runId });
-        if (opts.json) io.out(JSON.stringify(e));
+        if (json) json(e);
         else if (live) live.onEvent(e);
         else plain(e);
       },
@@ -82,12 +85,13 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
   }
 }
 
-export async function validateCommand(files: string[], opts: { json?: boolean }, io: Io): Promise<number> {
+/** `dbflow validate`; `env: false` (--no-env) checks everything but the environment: variables, secret files. */
+export async function validateCommand(files: string[], opts: { json?: boolean; env?: boolean }, io: Io): Promise<number> {
   let code = ExitCode.ok as number;
   const results: { file: string; ok: boolean; problems?: { file: string; line: number; col: number; message: string }[] }[] = [];
   for (const file of files) {
     try {
-      const { plan } = await loadPipeline(file);
+      const { plan } = await loadPipeline(file, { checkEnvironment: opts.env !== false });
       results.push({ file, ok: true });
       if (!opts.json) io.out(`${file}: ok (${plan.steps.size} steps)`);
     } catch (err) {
@@ -158,8 +162,8 @@ export async function pluginsCommand(opts: { json?: boolean; pipeline?: string }
 }
 
 export function runsCommand(opts: { json?: boolean; stateDir?: string; limit?: string }, io: Io): number {
-  const runs = listRuns(path.resolve(opts.stateDir ?? '.dbflow'), opts.limit ? parsePositive(opts.limit, '--limit') : 20);
-  if (opts.json) io.out(JSON.stringify(runs, null, 2));
+  const runs = listRuns(path.resolve(opts.stateDir ?? defaultStateDir()), opts.limit ? parsePositive(opts.limit, '--limit') : 20);
+  if (opts.json) io.out(JSON.stringify(runs.map((r) => ({ run_id: r.id, pipeline: r.pipeline, status: r.status, started_at: r.startedAt, duration_ms: r.durationMs ?? null, dir: r.dir })), null, 2));
   else if (!runs.length) io.out('no runs yet: start one with `dbflow run <pipeline.yaml>`');
   else {
     io.out(`${'RUN'.padEnd(24)} ${'PIPELINE'.padEnd(20)} ${'STATUS'.padEnd(10)} DURATION`);

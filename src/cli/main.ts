@@ -5,15 +5,17 @@ import { Command, CommanderError } from 'commander';
 import { dbflowVersion } from '../engine/versions.js';
 import { ExitCode, isUserError, userErrorText } from '../errors.js';
 import { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } from './audited.js';
+import { pipeWriter } from './closed-pipe.js';
 import * as cmd from './commands.js';
 import { daemonCommand, type DaemonCommandOptions } from './daemon-command.js';
 import { backupsListCommand, pruneCommand, type PruneCommandOptions } from './repo-commands.js';
 import { restoreCommand, verifyCommand, type RestoreCommandOptions, type VerifyCommandOptions } from './restore-commands.js';
 import { statusCommand } from './status-command.js';
 
+const [stdout, stderr] = [pipeWriter(process.stdout), pipeWriter(process.stderr)];
 const io: cmd.Io = {
-  out: (t) => process.stdout.write(`${t}\n`),
-  err: (t) => process.stderr.write(`${t}\n`),
+  out: (t) => stdout(`${t}\n`),
+  err: (t) => stderr(`${t}\n`),
   isTTY: Boolean(process.stdout.isTTY && process.stderr.isTTY),
 };
 
@@ -23,14 +25,14 @@ function program(setCode: (code: number) => void): Command {
     .version(dbflowVersion())
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  const state = ['--state-dir <dir>', 'where run records, metrics and the audit trail are kept (default: $DBFLOW_STATE_DIR or .dbflow)'] as const;
+  const state = ['--state-dir <dir>', 'where run records, metrics, the audit trail and run locks are kept (default: $DBFLOW_STATE_DIR, else $XDG_STATE_HOME/dbflow, else ~/.local/state/dbflow)'] as const;
   const auditRepository = ['--audit-repository', 'also store the audit record in the repository, under dbflow-audit/ (or set DBFLOW_AUDIT_REPOSITORY=1)'] as const;
   const toRepository = (o: { auditRepository?: boolean }): boolean => o.auditRepository === true || auditRepositoryFromEnv();
   p.command('run')
     .description('run a pipeline: snapshot, dump, compress, encrypt, upload, restore-test, …')
     .argument('<pipeline>', 'pipeline file, e.g. pipelines/nightly.yaml')
     .option('-c, --concurrency <n>', 'most steps (or stream chains) running at once')
-    .option('--json', 'print engine events as JSON lines on stdout')
+    .option('--json', 'print the run\'s events as JSON lines on stdout instead of the view and summary (docs/json-output.md)')
     .option('-v, --verbose', 'also print debug lines')
     .option('--lock-wait <duration>', "wait this long (e.g. 10m) for a running run of the same pipeline to finish; default: the pipeline's lock_wait, else exit at once with code 75")
     .option('--metrics-file <file>', 'Prometheus textfile written after the run (default: <state-dir>/metrics.prom), e.g. for node_exporter')
@@ -47,7 +49,8 @@ function program(setCode: (code: number) => void): Command {
     .description('check pipelines without running them; errors point at file:line:col')
     .argument('<pipelines...>', 'pipeline files')
     .option('--json', 'print the result as JSON')
-    .action(async (files: string[], o: { json?: boolean }) => setCode(await cmd.validateCommand(files, o, io)));
+    .option('--no-env', 'do not check the environment (variables set, secret files readable): for CI without the runtime secrets')
+    .action(async (files: string[], o: { json?: boolean; env?: boolean }) => setCode(await cmd.validateCommand(files, o, io)));
   p.command('plan')
     .description('show what a pipeline would run, in order, with matrix cells and stream chains')
     .argument('<pipeline>')
@@ -90,15 +93,15 @@ function program(setCode: (code: number) => void): Command {
   const backups = p.command('backups').description('the backups in a repository (a storage URL prefix)');
   backups
     .command('list')
-    .description('list the backups under a repository URL, newest first, with size, databases and verification status')
-    .argument('<repo>', 'repository URL, e.g. file://./backups/nightly or s3://bucket/nightly')
+    .description('list the backups under a repository, newest first, with size, databases and status (verified, unverified, DAMAGED); then runs in progress and orphaned objects')
+    .argument('<repo>', 'repository: a URL (file://./backups/nightly, s3://bucket/nightly) or a path (./backups/nightly)')
     .option('--json', 'print as JSON')
     .action(async (repo: string, o: { json?: boolean }) => setCode(await backupsListCommand(repo, o, io)));
   const passphraseFile = ['--passphrase-file <file>', 'file holding the passphrase (else $DBFLOW_PASSPHRASE; never on the command line)'] as const;
   const privateKeyFile = ['--private-key-file <file>', 'armored OpenPGP private key, for backups encrypted to public keys'] as const;
   p.command('verify')
     .description("check a stored backup without restoring it: every object's size and sha256, every layer's integrity check, the decoded dump's sha256")
-    .argument('<backup>', 'backup URL: its folder (or its manifest.json), e.g. file://./backups/nightly/20261124T020000Z-3fa2')
+    .argument('<backup>', 'backup: its folder (or its manifest.json) as a URL or a path, e.g. ./backups/nightly/20261124T020000Z-3fa2')
     .option(...passphraseFile)
     .option(...privateKeyFile)
     .option('--no-record', 'do not write the result to verify.json next to the manifest')
@@ -114,10 +117,11 @@ function program(setCode: (code: number) => void): Command {
     );
   p.command('restore')
     .description("restore one database of a backup into a database, then compare its row counts with the backup's")
-    .argument('<backup>', 'backup URL: its folder (or its manifest.json)')
-    .option('-d, --database <name>', 'which database of the backup')
-    .option('--to <url>', 'target database URL (password from $DBFLOW_TARGET_PASSWORD); it must be empty unless --force')
+    .argument('<backup>', 'backup: its folder (or its manifest.json) as a URL or a path')
+    .option('-d, --database <name>', 'which database of the backup (needed when it holds several)')
+    .option('--to <url>', 'target database URL (password from $DBFLOW_TARGET_PASSWORD); it must exist (or pass --create) and be empty unless --force')
     .option('--force', 'restore into a target that has tables (or cannot be checked)')
+    .option('--create', 'create the target database first when it does not exist (PostgreSQL, MariaDB/MySQL, SQLite)')
     .option('--list', 'show what the backup holds: databases, tables with row counts, artifacts')
     .option(...passphraseFile)
     .option(...privateKeyFile)
@@ -137,12 +141,12 @@ function program(setCode: (code: number) => void): Command {
     );
   p.command('prune')
     .description('delete the backups a retention policy does not keep (never the newest verified one), and old orphaned objects')
-    .argument('<repo>', 'repository URL, e.g. file://./backups/nightly')
+    .argument('<repo>', 'repository: a URL (file://./backups/nightly, s3://bucket/nightly) or a path (./backups/nightly)')
     .option('--keep-last <n>', 'keep the newest n backups')
     .option('--keep-daily <n>', 'keep the newest backup of each of the last n days with backups (UTC)')
     .option('--keep-weekly <n>', 'keep the newest backup of each of the last n ISO weeks with backups')
     .option('--keep-monthly <n>', 'keep the newest backup of each of the last n months with backups')
-    .option('--orphan-grace <duration>', 'remove objects without a manifest only when their run started longer ago', '24h')
+    .option('--orphan-grace <duration>', 'remove orphaned objects (no manifest, unfinished writes) only when their run started longer ago; never those of a live run', '24h')
     .option('--dry-run', 'print what would be deleted, delete nothing')
     .option('--json', 'print the decisions as JSON')
     .option(...state)

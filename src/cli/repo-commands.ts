@@ -1,12 +1,22 @@
 // `dbflow backups list` and `dbflow prune`: a repository's backups, and retention over them.
+import path from 'node:path';
 import { ExitCode, UsageError } from '../errors.js';
+import { reapDeadRunsHere } from '../ops/reap.js';
 import { builtinRegistry } from '../plugins/loader.js';
 import type { Registry } from '../plugins/registry.js';
 import type { StorageScope } from '../repo/backup.js';
-import { executePrune, planPrune, type PrunePlan } from '../repo/prune.js';
-import { artifactBytes, listRepository, type ListedBackup, type OrphanFolder, type RepositoryListing } from '../repo/repository.js';
+import { executePrune, formatAge, planPrune, type PrunePlan } from '../repo/prune.js';
+import {
+  artifactBytes,
+  isDamaged,
+  listRepository,
+  type ListedBackup,
+  type OrphanFolder,
+  type RepositoryListing,
+} from '../repo/repository.js';
 import { formatBytes } from '../ui/format.js';
 import { parseCount, parseDurationFlag, shortTime, table } from './command-support.js';
+import { defaultStateDir } from './audited.js';
 import type { Io } from './commands.js';
 
 /** Storages by URL scheme, from the registry; an unknown scheme is a usage error. */
@@ -17,7 +27,18 @@ export function storageScope(registry: Registry): StorageScope {
 export async function backupsListCommand(repo: string, opts: { json?: boolean }, io: Io): Promise<number> {
   const listing = await listRepository(storageScope(await builtinRegistry()), repo);
   if (opts.json) {
-    io.out(JSON.stringify({ repo: listing.repo, backups: listing.backups.map(backupJson), orphans: orphansJson(listing.orphans) }, null, 2));
+    io.out(
+      JSON.stringify(
+        {
+          repo: listing.repo,
+          backups: listing.backups.map(backupJson),
+          orphans: orphansJson(listing.orphans),
+          in_progress: inProgressJson(listing.orphans),
+        },
+        null,
+        2,
+      ),
+    );
     return ExitCode.ok;
   }
   if (!listing.backups.length) io.out(`no backups in ${listing.repo}`);
@@ -25,7 +46,15 @@ export async function backupsListCommand(repo: string, opts: { json?: boolean },
     const rows = listing.backups.map((b) => {
       const m = b.manifest;
       if (!m) return ['?', '?', '?', '-', '-', `unreadable manifest: ${b.problem ?? ''}`, b.url];
-      return [shortTime(m.run.started_at), m.pipeline.name, m.run.id, formatBytes(artifactBytes(m)), Object.keys(m.databases).join(',') || '-', status(b), b.url];
+      return [
+        shortTime(m.run.started_at),
+        m.pipeline.name,
+        m.run.id,
+        formatBytes(artifactBytes(m)),
+        Object.keys(m.databases).join(',') || '-',
+        status(b),
+        b.url,
+      ];
     });
     for (const line of table([['TIME', 'PIPELINE', 'RUN', 'SIZE', 'DATABASES', 'STATUS', 'BACKUP'], ...rows])) io.out(line);
   }
@@ -33,22 +62,40 @@ export async function backupsListCommand(repo: string, opts: { json?: boolean },
   return ExitCode.ok;
 }
 
-// The manifest's status, the last verify, and artifacts that are not stored as recorded.
+// The manifest's status (damaged when an artifact is not stored as recorded), the last verify, what is missing.
 function status(b: ListedBackup): string {
-  const parts: string[] = [b.manifest!.status];
+  const parts: string[] = [isDamaged(b) ? 'DAMAGED' : b.manifest!.status];
   if (b.verify) parts.push(`verify ${b.verify.ok ? 'ok' : 'FAILED'} ${shortTime(b.verify.verified_at)}`);
   if (b.missing.length) parts.push(`MISSING or wrong size: ${b.missing.join(', ')}`);
   return parts.join('; ');
 }
 
+// Runs in progress, then the orphans folder by folder with their age, then the totals.
 function footer(listing: RepositoryListing): string {
   const n = listing.backups.length;
-  const objects = listing.orphans.flatMap((o) => o.objects);
+  const live = listing.orphans.filter((o) => o.run?.alive);
+  const dead = listing.orphans.filter((o) => !o.run?.alive);
+  const lines = live.map(
+    (o) => `in progress: ${o.folder}/ (${o.objects.length} ${o.objects.length === 1 ? 'object' : 'objects'}): ${o.run!.why}`,
+  );
+  const now = Date.now();
+  for (const o of dead) {
+    const unfinished = o.objects.filter((x) => x.unfinished).length;
+    const age = o.time ? `, ${formatAge(Math.max(0, now - o.time.getTime()))} old` : ', age unknown';
+    lines.push(
+      `orphaned: ${o.folder}/ (${o.objects.length} ${o.objects.length === 1 ? 'object' : 'objects'}${unfinished ? `, ${unfinished} unfinished ${unfinished === 1 ? 'write' : 'writes'}` : ''}${age})`,
+    );
+  }
+  const objects = dead.flatMap((o) => o.objects);
   const bytes = objects.reduce((s, o) => s + o.bytes, 0);
   const orphans = objects.length
-    ? `${objects.length} orphaned ${objects.length === 1 ? 'object' : 'objects'} (${formatBytes(bytes)}) in ${listing.orphans.length} ${listing.orphans.length === 1 ? 'folder' : 'folders'} without a manifest: failed or unfinished runs, not backups (\`dbflow prune\` removes them after --orphan-grace)`
+    ? `${objects.length} orphaned ${objects.length === 1 ? 'object' : 'objects'} (${formatBytes(bytes)}) in ${dead.length} ${dead.length === 1 ? 'folder' : 'folders'}: failed or unfinished runs and writes, not backups (\`dbflow prune\` removes them after --orphan-grace)`
     : 'no orphaned objects';
-  return `${n} ${n === 1 ? 'backup' : 'backups'}; ${orphans}`;
+  const damaged = listing.backups.filter((b) => b.manifest && isDamaged(b)).length;
+  lines.push(
+    `${n} ${n === 1 ? 'backup' : 'backups'}${damaged ? ` (${damaged} DAMAGED)` : ''}; ${orphans}${live.length ? `; ${live.length} ${live.length === 1 ? 'run' : 'runs'} in progress` : ''}`,
+  );
+  return lines.join('\n');
 }
 
 function backupJson(b: ListedBackup): Record<string, unknown> {
@@ -62,19 +109,50 @@ function backupJson(b: ListedBackup): Record<string, unknown> {
     finished_at: m.run.finished_at,
     bytes: artifactBytes(m),
     databases: Object.keys(m.databases),
-    status: m.status,
-    last_verify: b.verify ? { ok: b.verify.ok, verified_at: b.verify.verified_at, failed: b.verify.artifacts.filter((a) => !a.ok).map((a) => a.path) } : null,
+    status: isDamaged(b) ? 'damaged' : m.status,
+    manifest_status: m.status,
+    last_verify: b.verify
+      ? { ok: b.verify.ok, verified_at: b.verify.verified_at, failed: b.verify.artifacts.filter((a) => !a.ok).map((a) => a.path) }
+      : null,
     missing: b.missing,
   };
 }
 
 function orphansJson(orphans: OrphanFolder[]): Record<string, unknown> {
-  const objects = orphans.flatMap((o) => o.objects);
+  const dead = orphans.filter((o) => !o.run?.alive);
+  const objects = dead.flatMap((o) => o.objects);
+  const now = Date.now();
   return {
     objects: objects.length,
     bytes: objects.reduce((s, o) => s + o.bytes, 0),
-    folders: orphans.map((o) => ({ folder: o.folder, run_started_at: o.time?.toISOString() ?? null, objects: o.objects.map((x) => x.url) })),
+    folders: dead.map((o) => ({
+      folder: o.folder,
+      run_started_at: o.time?.toISOString() ?? null,
+      age_seconds: o.time ? Math.max(0, Math.floor((now - o.time.getTime()) / 1000)) : null,
+      objects: o.objects.map((x) => x.url),
+      unfinished: o.objects
+        .filter((x) => x.unfinished)
+        .map((x) => ({
+          url: x.url,
+          bytes: x.bytes,
+          modified: x.modified ?? null,
+          ...(x.unfinished?.upload && { upload: x.unfinished.upload }),
+        })),
+    })),
   };
+}
+
+function inProgressJson(orphans: OrphanFolder[]): Record<string, unknown>[] {
+  return orphans
+    .filter((o) => o.run?.alive)
+    .map((o) => ({
+      folder: o.folder,
+      why: o.run!.why,
+      run_id: o.run!.lease?.run_id ?? null,
+      pipeline: o.run!.lease?.pipeline ?? null,
+      heartbeat_at: o.run!.lease?.heartbeat_at ?? null,
+      objects: o.objects.map((x) => x.url),
+    }));
 }
 
 /** Options of `dbflow prune`. */
@@ -86,6 +164,8 @@ export interface PruneCommandOptions {
   orphanGrace: string;
   dryRun?: boolean;
   json?: boolean;
+  /** Where the run records are: the dead runs among them are reaped. */
+  stateDir?: string;
 }
 
 export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: Io): Promise<number> {
@@ -99,6 +179,7 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
     throw new UsageError('prune needs a policy: at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly above 0.');
   }
   const orphanGraceMs = parseDurationFlag(opts.orphanGrace, '--orphan-grace');
+  if (!opts.dryRun) reapDeadRunsHere({ stateDir: path.resolve(opts.stateDir ?? defaultStateDir()), by: 'dbflow prune', log: (m) => io.err(`dbflow: ${m}`) });
   const scope = storageScope(await builtinRegistry());
   const listing = await listRepository(scope, repo);
   const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });
@@ -112,13 +193,17 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
     });
     deleted = done.deleted.map((o) => o.url);
     spared = done.spared;
-    for (const f of spared) io.err(`dbflow: kept ${f}: a manifest appeared there while pruning (a run published it).`);
+    for (const f of spared) io.err(`dbflow: kept ${f}: a run started writing there, or published a manifest, while pruning.`);
   }
-  const removedObjects = plan.remove.reduce((n, b) => n + b.objects.length, 0) + plan.orphans.filter((o) => o.remove && !spared.includes(o.orphan.folder)).reduce((n, o) => n + o.orphan.objects.length, 0);
+  const removedObjects =
+    plan.remove.reduce((n, b) => n + b.objects.length, 0) +
+    plan.orphans.filter((o) => o.remove && !spared.includes(o.orphan.folder)).reduce((n, o) => n + o.orphan.objects.length, 0);
   if (opts.json) {
     io.out(JSON.stringify(pruneJson(plan, opts.dryRun === true, deleted, spared), null, 2));
   } else {
-    io.out(`${plan.keep.length} kept, ${plan.remove.length} ${opts.dryRun ? 'to remove' : 'removed'}${plan.skipped.length ? `, ${plan.skipped.length} skipped` : ''}; ${verb} ${removedObjects} ${removedObjects === 1 ? 'object' : 'objects'}${opts.dryRun ? ' (dry run: nothing was deleted)' : ''}`);
+    io.out(
+      `${plan.keep.length} kept, ${plan.remove.length} ${opts.dryRun ? 'to remove' : 'removed'}${plan.skipped.length ? `, ${plan.skipped.length} skipped` : ''}; ${verb} ${removedObjects} ${removedObjects === 1 ? 'object' : 'objects'}${opts.dryRun ? ' (dry run: nothing was deleted)' : ''}`,
+    );
   }
   return ExitCode.ok;
 }
@@ -126,12 +211,19 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
 function printPlan(plan: PrunePlan, io: Io, dryRun: boolean): void {
   const rows: string[][] = [];
   for (const { backup, reasons } of plan.keep) rows.push(['keep', ...describe(backup), reasons.join(', ')]);
-  for (const b of plan.remove) rows.push([dryRun ? 'would remove' : 'remove', ...describe(b), `no rule keeps it (${b.objects.length} ${b.objects.length === 1 ? 'object' : 'objects'})`]);
+  for (const b of plan.remove)
+    rows.push([
+      dryRun ? 'would remove' : 'remove',
+      ...describe(b),
+      `no rule keeps it (${b.objects.length} ${b.objects.length === 1 ? 'object' : 'objects'})`,
+    ]);
   for (const { backup, why } of plan.skipped) rows.push(['skip', '?', '?', backup.url, `not touched: ${why}`]);
   for (const line of table(rows)) io.out(line);
   for (const { orphan, remove, why } of plan.orphans) {
     const n = orphan.objects.length;
-    io.out(`${remove ? (dryRun ? 'would remove' : 'remove') : 'keep'} orphaned ${orphan.folder}/ (${n} ${n === 1 ? 'object' : 'objects'}): ${why}`);
+    io.out(
+      `${remove ? (dryRun ? 'would remove' : 'remove') : 'keep'} orphaned ${orphan.folder}/ (${n} ${n === 1 ? 'object' : 'objects'}): ${why}`,
+    );
   }
 }
 
@@ -141,7 +233,13 @@ function describe(b: ListedBackup): string[] {
 }
 
 function pruneJson(plan: PrunePlan, dryRun: boolean, deleted: string[], spared: string[]): Record<string, unknown> {
-  const brief = (b: ListedBackup): Record<string, unknown> => ({ url: b.url, run_id: b.manifest!.run.id, pipeline: b.manifest!.pipeline.name, started_at: b.manifest!.run.started_at, status: b.manifest!.status });
+  const brief = (b: ListedBackup): Record<string, unknown> => ({
+    url: b.url,
+    run_id: b.manifest!.run.id,
+    pipeline: b.manifest!.pipeline.name,
+    started_at: b.manifest!.run.started_at,
+    status: isDamaged(b) ? 'damaged' : b.manifest!.status,
+  });
   return {
     dry_run: dryRun,
     kept: plan.keep.map((k) => ({ ...brief(k.backup), reasons: k.reasons })),

@@ -1,15 +1,26 @@
 // `dbflow verify` and `dbflow restore`: a stored backup read back with every check, to nowhere or into a database.
 import { dbflowVersion } from '../engine/versions.js';
 import { passwordsOf } from '../engine/secrets.js';
-import { ExitCode, IntegrityError, UsageError } from '../errors.js';
+import { ExitCode, IntegrityError, keyErrorIn, UncheckedError, UsageError, type KeyError } from '../errors.js';
 import { builtinRegistry } from '../plugins/loader.js';
+import type { EdgeStats } from '../plugins/types.js';
 import { openBackup, type Backup } from '../repo/backup.js';
 import { restoreBackup } from '../repo/restore-backup.js';
 import { artifactBytes } from '../repo/repository.js';
 import { verifyBackup, type ArtifactVerdict } from '../repo/verify.js';
 import { VERIFY_RECORD_NAME, writeVerifyRecord } from '../repo/verify-record.js';
 import { formatBytes } from '../ui/format.js';
-import { displayUrl, interruptible, keyHint, PASSPHRASE_ENV, readKeys, shortTime, table, TARGET_PASSWORD_ENV, type KeyOptions } from './command-support.js';
+import {
+  displayUrl,
+  interruptible,
+  keyHint,
+  PASSPHRASE_ENV,
+  readKeys,
+  shortTime,
+  table,
+  TARGET_PASSWORD_ENV,
+  type KeyOptions,
+} from './command-support.js';
 import type { Io } from './commands.js';
 import { storageScope } from './repo-commands.js';
 import { toolContext } from './tool-context.js';
@@ -26,9 +37,18 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
   const backup = await openBackup(storageScope(registry), url);
   const { manifest } = backup;
   const n = manifest.artifacts.length;
-  io.out(`verifying ${backup.url} (pipeline ${manifest.pipeline.name}, run ${manifest.run.id}, ${n} ${n === 1 ? 'artifact' : 'artifacts'}, ${formatBytes(artifactBytes(manifest))})`);
+  io.out(
+    `verifying ${backup.url} (pipeline ${manifest.pipeline.name}, run ${manifest.run.id}, ${n} ${n === 1 ? 'artifact' : 'artifacts'}, ${formatBytes(artifactBytes(manifest))})`,
+  );
   const verdicts = await interruptible(io, 'verify', async (signal) => {
-    const { ctx, close } = await toolContext({ registry, signal, name: 'verify', secrets: secretsOf(keys), secretEnv: [PASSPHRASE_ENV], log: logTo(io, opts.verbose) });
+    const { ctx, close } = await toolContext({
+      registry,
+      signal,
+      name: 'verify',
+      secrets: secretsOf(keys),
+      secretEnv: [PASSPHRASE_ENV],
+      log: logTo(io, opts.verbose),
+    });
     try {
       return await verifyBackup(ctx, backup, keys, signal, (v) => io.out(verdictLine(v, backup)));
     } finally {
@@ -37,7 +57,16 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
   });
   const failed = verdicts.filter((v) => !v.ok);
   const inconclusive = verdicts.some((v) => !v.conclusive);
-  if (opts.record !== false && inconclusive) io.err(`dbflow: not recorded in ${backup.url}/${VERIFY_RECORD_NAME}: some artifacts could not be checked (see below), which says nothing about the backup.`);
+  if (failed.length && failed.every((v) => !v.conclusive)) {
+    const reasons = failed.map((v) => `  ${v.path}: ${v.key ? keyAdvice(v.key) : (v.error ?? '').replace(/^dbflow: /, '')}`).join('\n');
+    throw new UncheckedError(
+      `verify could not check ${failed.length} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} of ${backup.url}, which says nothing about the backup (exit ${ExitCode.unchecked}: not checked; exit 1 would mean damaged):\n${reasons}`,
+    );
+  }
+  if (opts.record !== false && inconclusive)
+    io.err(
+      `dbflow: not recorded in ${backup.url}/${VERIFY_RECORD_NAME}: some artifacts could not be checked (see below), which says nothing about the backup.`,
+    );
   if (opts.record !== false && !inconclusive) {
     const record = {
       format: 'dbflow-verify' as const,
@@ -51,26 +80,43 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
       await writeVerifyRecord(storageScope(registry).storage(backup.url), backup.url, record);
       io.out(`recorded in ${backup.url}/${VERIFY_RECORD_NAME}`);
     } catch (err) {
-      io.err(`dbflow: warning: could not record the result in ${backup.url}/${VERIFY_RECORD_NAME} (${(err as Error).message.replace(/^dbflow: /, '')}); use --no-record on a read-only repository.`);
+      io.err(
+        `dbflow: warning: could not record the result in ${backup.url}/${VERIFY_RECORD_NAME} (${(err as Error).message.replace(/^dbflow: /, '')}); use --no-record on a read-only repository.`,
+      );
     }
   }
   if (failed.length) {
     const reasons = failed.map((v) => `  ${(v.error ?? '').replace(/^dbflow: /, '')}`).join('\n');
-    throw new IntegrityError(`verify failed: ${failed.length} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} of ${backup.url} did not pass:\n${reasons}${keyHint(keys)}`);
+    throw new IntegrityError(
+      `verify failed: ${failed.length} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} of ${backup.url} did not pass:\n${reasons}${keyHint(keys)}`,
+    );
   }
-  io.out(`✔ ${n} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} verified: stored bytes, every layer's integrity check and the decoded dump equal the manifest's`);
+  io.out(
+    `✔ ${n} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} verified: stored bytes, every layer's integrity check and the decoded dump equal the manifest's`,
+  );
   return ExitCode.ok;
 }
 
 function verdictLine(v: ArtifactVerdict, backup: Backup): string {
+  if (v.key) return `NOT CHECKED  ${v.database}  ${v.path}  ${keyAdvice(v.key)}`;
   if (!v.ok) return `FAIL  ${v.database}  ${v.path}  ${(v.error ?? '').replace(/^dbflow: /, '')}`;
   return `ok    ${v.database}  ${v.path}  ${detailOf(v, backup)}`;
 }
 
+// What the decoded dump was checked against: size and sha256 as taken, or its size alone (the compressor's checksum covered the rest).
+function rawMatch(raw: EdgeStats | undefined, assumeFull: boolean): string {
+  if (raw?.sha256 !== undefined || (raw === undefined && assumeFull)) return ', size and sha256 equal to the dump taken';
+  return raw ? ', size equal to the dump taken' : '';
+}
+
 function detailOf(v: ArtifactVerdict, backup?: Backup): string {
-  const layers = backup?.manifest.artifacts.find((a) => a.path === v.path)?.layers.map((l) => l.codec).reverse() ?? [];
-  const recorded = backup?.manifest.artifacts.find((a) => a.path === v.path)?.raw !== undefined;
-  const dump = v.raw ? `${formatBytes(v.raw.bytes)} dump${recorded || !backup ? ', sha256 equal to the dump taken' : ''}` : 'dump';
+  const layers =
+    backup?.manifest.artifacts
+      .find((a) => a.path === v.path)
+      ?.layers.map((l) => l.codec)
+      .reverse() ?? [];
+  const raw = backup?.manifest.artifacts.find((a) => a.path === v.path)?.raw;
+  const dump = v.raw ? `${formatBytes(v.raw.bytes)} dump${rawMatch(raw, !backup)}` : 'dump';
   return `${formatBytes(v.bytes)} stored, sha256 ok → ${layers.length ? `${layers.join(' → ')} → ` : ''}${dump}`;
 }
 
@@ -79,6 +125,7 @@ export interface RestoreCommandOptions extends KeyOptions {
   database?: string;
   to?: string;
   force?: boolean;
+  create?: boolean;
   list?: boolean;
   verbose?: boolean;
 }
@@ -91,36 +138,75 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
     return ExitCode.ok;
   }
   const names = Object.keys(backup.manifest.databases);
-  if (opts.database === undefined) throw new UsageError(`restore needs --database <name> (this backup holds ${names.map((d) => `"${d}"`).join(', ')}), or --list to see what it holds.`);
-  if (opts.to === undefined) throw new UsageError('restore needs --to <database url>: where to restore to (its password, if any, from DBFLOW_TARGET_PASSWORD).');
+  if (opts.database === undefined && names.length !== 1)
+    throw new UsageError(
+      `restore needs --database <name> (this backup holds ${names.map((d) => `"${d}"`).join(', ')}), or --list to see what it holds.`,
+    );
+  if (opts.to === undefined)
+    throw new UsageError('restore needs --to <database url>: where to restore to (its password, if any, from DBFLOW_TARGET_PASSWORD).');
   const keys = readKeys(opts);
   const password = process.env[TARGET_PASSWORD_ENV] || undefined;
-  if (passwordsOf({ url: opts.to }).length) io.err(`dbflow: warning: --to holds a password, which other users can see in the process list; set ${TARGET_PASSWORD_ENV} instead.`);
+  if (passwordsOf({ url: opts.to }).length)
+    io.err(`dbflow: warning: --to holds a password, which other users can see in the process list; set ${TARGET_PASSWORD_ENV} instead.`);
   const target = displayUrl(opts.to);
-  const database = opts.database;
+  const database = opts.database ?? names[0]!;
   const result = await interruptible(io, 'restore', async (signal) => {
     const secrets = [...secretsOf(keys), ...(password ? [password] : []), ...passwordsOf({ url: opts.to! })];
-    const { ctx, close } = await toolContext({ registry, signal, name: 'restore', secrets, secretEnv: [PASSPHRASE_ENV, TARGET_PASSWORD_ENV], log: logTo(io, opts.verbose) });
+    const { ctx, close } = await toolContext({
+      registry,
+      signal,
+      name: 'restore',
+      secrets,
+      secretEnv: [PASSPHRASE_ENV, TARGET_PASSWORD_ENV],
+      log: logTo(io, opts.verbose),
+    });
     try {
-      return await restoreBackup(ctx, ctx, backup, database, { url: opts.to!, display: target, force: opts.force === true, ...(password && { password }) }, keys, registry.drivers, {
-        restoring: () => io.out(`restoring "${database}" from ${backup.url} into ${target}`),
-      });
+      return await restoreBackup(
+        ctx,
+        ctx,
+        backup,
+        database,
+        { url: opts.to!, display: target, force: opts.force === true, create: opts.create === true, ...(password && { password }) },
+        keys,
+        registry.drivers,
+        {
+          restoring: () => io.out(`restoring "${database}" from ${backup.url} into ${target}`),
+        },
+      );
+    } catch (err) {
+      const key = keyErrorIn(err);
+      if (key)
+        throw new UncheckedError(
+          `restore could not decrypt ${backup.url}: ${keyAdvice(key)}. Nothing was found wrong with the backup (exit ${ExitCode.unchecked}: not checked).`,
+        );
+      throw err;
     } finally {
       close();
     }
   });
   const expected = backup.manifest.databases[database]!.tables;
-  io.out(`restored ${formatBytes(result.raw.bytes)} of dump from ${result.artifact.url}${result.artifact.raw ? ' (size and sha256 equal to the dump taken)' : ''}`);
+  io.out(
+    `restored ${formatBytes(result.raw.bytes)} of dump from ${result.artifact.url}${result.artifact.raw ? ` (${rawMatch(result.artifact.raw, false).slice(2)})` : ''}`,
+  );
   if (Object.keys(result.before).length) io.out(`(--force: the target held ${Object.keys(result.before).length} tables before)`);
   const tables = [...new Set([...Object.keys(expected), ...Object.keys(result.after)])].sort();
   const rows = tables.map((t) => {
     const d = result.diffs.find((x) => x.table === t);
-    return [t, String(expected[t]?.rows ?? '-'), String(result.after[t]?.rows ?? '-'), d ? (d.checksum && d.expected === d.actual ? 'CHECKSUM DIFFERS' : 'DIFFERS') : 'ok'];
+    return [
+      t,
+      String(expected[t]?.rows ?? '-'),
+      String(result.after[t]?.rows ?? '-'),
+      d ? (d.checksum && d.expected === d.actual ? 'CHECKSUM DIFFERS' : 'DIFFERS') : 'ok',
+    ];
   });
   for (const line of table([['TABLE', 'BACKUP', 'RESTORED', ''], ...rows])) io.out(line);
   const total = Object.values(expected).reduce((s, t) => s + t.rows, 0);
   if (result.diffs.length) {
-    const detail = result.diffs.map((d) => `${d.table}: backup ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}${d.checksum ? ' (checksum differs)' : ''}`).join('; ');
+    const detail = result.diffs
+      .map(
+        (d) => `${d.table}: backup ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}${d.checksum ? ' (checksum differs)' : ''}`,
+      )
+      .join('; ');
     throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${detail}`);
   }
   io.out(`✔ ${tables.length} tables, ${total} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`);
@@ -130,22 +216,47 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
 /** What `restore --list` shows: the databases with their tables and counts, and the artifacts. */
 function describeBackup(backup: Backup): string[] {
   const m = backup.manifest;
-  const out = [`backup    ${backup.url}`, `pipeline  ${m.pipeline.name}, run ${m.run.id}, ${shortTime(m.run.started_at)} → ${shortTime(m.run.finished_at)}, ${m.status}`];
+  const out = [
+    `backup    ${backup.url}`,
+    `pipeline  ${m.pipeline.name}, run ${m.run.id}, ${shortTime(m.run.started_at)} → ${shortTime(m.run.finished_at)}, ${m.status}`,
+  ];
   for (const [name, db] of Object.entries(m.databases)) {
     const rows = Object.entries(db.tables).sort(([a], [b]) => (a < b ? -1 : 1));
     const total = rows.reduce((s, [, t]) => s + t.rows, 0);
-    out.push('', `database  ${name}  (${db.driver} ${db.server_version}, taken ${shortTime(db.taken_at)}; ${rows.length} tables, ${total} rows)`);
+    out.push(
+      '',
+      `database  ${name}  (${db.driver} ${db.server_version}, taken ${shortTime(db.taken_at)}; ${rows.length} tables, ${total} rows)`,
+    );
     out.push(...table([['TABLE', 'ROWS', 'CHECKSUM'], ...rows.map(([t, c]) => [t, String(c.rows), c.checksum ?? '-'])], '  '));
   }
   out.push('', 'artifacts');
   out.push(
     ...table(
-      m.artifacts.map((a) => [a.database, a.path, formatBytes(a.bytes), a.format, a.layers.map((l) => l.codec).join('+') || '-', a.raw ? `${formatBytes(a.raw.bytes)} dump` : '']),
+      m.artifacts.map((a) => [
+        a.database,
+        a.path,
+        formatBytes(a.bytes),
+        a.format,
+        a.layers.map((l) => l.codec).join('+') || '-',
+        a.raw ? `${formatBytes(a.raw.bytes)} dump` : '',
+      ]),
       '  ',
     ),
   );
   out.push('', `restore one with: dbflow restore ${backup.url} --database <name> --to <database url>`);
   return out;
+}
+
+/** What to do about a missing or wrong key, in command-line terms. */
+function keyAdvice(key: KeyError): string {
+  if (key.key === 'private_key') {
+    return key.problem === 'missing'
+      ? 'it is encrypted to public keys; pass the private key of a recipient with --private-key-file F'
+      : 'the private key given with --private-key-file does not decrypt it; pass the key of one of its recipients';
+  }
+  return key.problem === 'missing'
+    ? `it is encrypted with a passphrase and none was given; pass it with --passphrase-file F or the ${PASSPHRASE_ENV} environment variable`
+    : `the passphrase given (--passphrase-file or ${PASSPHRASE_ENV}) does not decrypt it; check it (was it rotated?)`;
 }
 
 function secretsOf(keys: { passphrase?: string; privateKey?: string }): string[] {

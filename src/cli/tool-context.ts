@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import { DbflowError } from '../errors.js';
 import { runProgram } from '../engine/program.js';
 import { newRunId } from '../engine/run-record.js';
+import { commandTmpPrefix } from '../ops/reap.js';
 import { Redactor } from '../engine/secrets.js';
 import type { Registry } from '../plugins/registry.js';
 import type { DriverContext, ManifestReporter } from '../plugins/types.js';
@@ -37,7 +38,8 @@ export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverC
   for (const s of o.secrets) redactor.add(s);
   const id = newRunId();
   let tmp: string | undefined;
-  const tmpdir = (): string => (tmp ??= mkdtempSync(path.join(os.tmpdir(), `dbflow-${o.name}-`)));
+  // Named with this process's id: if it is killed, the next run or prune removes the folder (credential files included).
+  const tmpdir = (): string => (tmp ??= mkdtempSync(path.join(os.tmpdir(), commandTmpPrefix(o.name))));
   const log = (level: 'debug' | 'info' | 'warn') => (message: string) => o.log(level, redactor.redact(message));
   const ctx: DriverContext = {
     id: o.name,
@@ -53,6 +55,7 @@ export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverC
     get input(): Readable {
       throw new DbflowError(`internal: "${o.name}" has no input stream.`);
     },
+    inputPipe: () => undefined,
     inputStats: () => Promise.reject(new DbflowError(`internal: "${o.name}" has no input stream.`)),
     chain: [],
     exec(file, args, options = {}) {

@@ -2,7 +2,8 @@
 import { pipeline, type Readable } from 'node:stream';
 import { ChainFailure, DbflowError } from '../errors.js';
 import type { PlannedStep } from '../plan/plan.js';
-import type { ChainStage, EdgeStats, StepContext, StepResult } from '../plugins/types.js';
+import { programOutputOf, type ProgramOutput } from '../plugins/process-stream.js';
+import type { ChainStage, EdgeStats, InputPipe, StepContext, StepResult } from '../plugins/types.js';
 import type { StreamWiring } from './context.js';
 import { Meter } from './meter.js';
 
@@ -12,7 +13,14 @@ export interface MemberRunner {
   context(step: PlannedStep, wiring: StreamWiring): StepContext;
   started(step: PlannedStep, ctx: StepContext): void;
   progress(step: PlannedStep, bytes: number): void;
+  /** Whether a template reads the sha256 of this step's stream. */
+  hashed(step: PlannedStep): boolean;
+  /** A member's run() that the chain stopped waiting for (cancelled or timed out) while it still runs. */
+  abandoned?(step: PlannedStep, running: Promise<unknown>): void;
 }
+
+/** How long a stream closed by its reader waits for that reader's own error before it is reported itself. */
+const BLAME_WAIT_MS = 30_000;
 
 /** Outputs per member key, with bytes/sha256 of each produced stream. */
 export type MemberOutputs = Map<string, Record<string, unknown>>;
@@ -30,7 +38,12 @@ export async function runMembers(
     const ctx = runner.context(m, { chain: [] });
     runner.started(m, ctx);
     try {
-      const res = await untilAborted(m.def.run(ctx), ctx.signal);
+      const running = m.def.run(ctx);
+      running.catch(() => undefined);
+      const res = await untilAborted(running, ctx.signal).catch((err: unknown) => {
+        runner.abandoned?.(m, running);
+        throw err;
+      });
       if (res?.output) res.output.destroy();
       outputs.set(m.key, { ...(res?.outputs ?? {}) });
       return outputs;
@@ -52,6 +65,16 @@ export async function runMembers(
     rejectFailed(failure);
   };
 
+  // When each member's part of the chain has settled (its stream ended or failed; the sink's run returned or threw).
+  const settled = new Map(members.map((m) => [m.key, deferred()]));
+  // (A member that closed its input and then neither ends nor fails is given up on after BLAME_WAIT_MS: no chain hangs on it.)
+  const settledOf = (key: string | undefined): Promise<void> => {
+    if (!key) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, BLAME_WAIT_MS)));
+    return Promise.race([settled.get(key)!.promise, failed.catch(() => undefined), waited]).finally(() => clearTimeout(timer));
+  };
+
   // A cancel or timeout fails the chain: every stream is destroyed, none may end as if complete.
   const onAbort = (): void => fail(members[0]!.key, signal.reason);
   signal.addEventListener('abort', onAbort, { once: true });
@@ -64,19 +87,96 @@ export async function runMembers(
 
   async function runChain(): Promise<MemberOutputs> {
     const done: Promise<void>[] = [];
-    const stats = new Map<string, Promise<EdgeStats>>();
     const finals = new Map<string, Promise<Record<string, unknown>>>();
     const chain: ChainStage[] = [];
-    let input: Readable | undefined;
-    let inputStats: Promise<EdgeStats> | undefined;
+    const edges: Edge[] = [];
+    let edge: Edge | undefined;
     let sinkDone: Promise<StepResult> | undefined;
+
+    // The stream of `m` to the next member: read through a Meter once that member reads `input`, or,
+    // when it is a program's unread stdout, handed to that member's program as its stdin.
+    const openEdge = (m: PlannedStep, output: Readable, hashed: boolean, program: ProgramOutput | undefined, consumer: string | undefined): Edge => {
+      const meter = new Meter((bytes) => runner.progress(m, bytes), hashed);
+      streams.push(output, meter);
+      let resolveCounted!: (s: EdgeStats) => void;
+      const counted = new Promise<EdgeStats>((resolve) => (resolveCounted = resolve));
+      const e: Edge = {
+        key: m.key,
+        state: 'open',
+        stats: Promise.race([meter.stats, counted]),
+        connect() {
+          if (e.state !== 'open') return meter;
+          e.state = 'connected';
+          // A stream that fails only because the member reading it closed it early (a write that failed, a step that
+          // gave up) is not where the chain failed: that member's own error, once it has settled, names the cause.
+          let failedItself = false;
+          output.once('error', () => (failedItself ||= !meter.destroyed));
+          done.push(
+            new Promise<void>((resolve) => {
+              pipeline(output, meter, (err) => {
+                const blame = err && !failedItself ? settledOf(consumer) : Promise.resolve();
+                void blame.then(() => {
+                  if (err) fail(m.key, err);
+                  settled.get(m.key)!.resolve();
+                  resolve();
+                });
+              });
+            }),
+          );
+          return meter;
+        },
+        pipe() {
+          if (e.state !== 'open' || !program) return undefined;
+          const taken = program.take();
+          if (!taken) return undefined;
+          e.state = 'handed';
+          output.on('error', () => undefined); // its program's exit status is what counts, through `exited`
+          done.push(
+            program.exited.then(
+              () => settled.get(m.key)!.resolve(),
+              (err: unknown) => {
+                // Its reader's own failure (it died, so the writer got EPIPE) names the cause first.
+                void settledOf(consumer).then(() => {
+                  fail(m.key, err);
+                  settled.get(m.key)!.resolve();
+                });
+              },
+            ),
+          );
+          return {
+            fd: taken.fd,
+            given: taken.release,
+            counted: (bytes: number) => {
+              e.counted = bytes;
+              resolveCounted({ bytes });
+            },
+          };
+        },
+      };
+      edges.push(e);
+      return e;
+    };
+    // (`input` stays a getter: reading it is what connects the edge.)
+    const wiring = (from: Edge | undefined): StreamWiring =>
+      from
+        ? {
+            get input() {
+              return from.connect();
+            },
+            takePipe: () => from.pipe(),
+            inputStats: from.stats,
+            chain: [...chain],
+          }
+        : { chain: [...chain] };
+
     for (const m of members) {
       if (failure) break;
-      const ctx = runner.context(m, { ...(input && { input }), ...(inputStats && { inputStats }), chain: [...chain] });
+      const from = edge;
+      const ctx = runner.context(m, wiring(from));
       runner.started(m, ctx);
       if (m.def.kind === 'sink') {
         sinkDone = m.def.run(ctx);
-        sinkDone.catch((err: unknown) => fail(m.key, err));
+        sinkDone.catch((err: unknown) => fail(m.key, err)).finally(settled.get(m.key)!.resolve);
         break;
       }
       let res: StepResult;
@@ -95,6 +195,7 @@ export async function runMembers(
         fail(m.key, err);
         break;
       }
+      from?.connect(); // a member that neither read its input nor took its pipe: the bytes still flow (and are checked)
       if (failure) {
         res.output?.destroy(); // the chain failed while this step started: its stream must not run
         break;
@@ -103,22 +204,14 @@ export async function runMembers(
         fail(m.key, new DbflowError(`step "${m.key}" (${m.def.uses}) is a ${m.def.kind} step but returned no output stream.`));
         break;
       }
-      const meter = new Meter((bytes) => runner.progress(m, bytes));
-      streams.push(res.output, meter);
-      done.push(
-        new Promise<void>((resolve) => {
-          pipeline(res.output!, meter, (err) => {
-            if (err) fail(m.key, err);
-            resolve();
-          });
-        }),
-      );
-      stats.set(m.key, meter.stats);
+      // The hash costs CPU on every byte: what the sink stores and what a template reads are always hashed;
+      // the source's output is hashed when it passes through here (its program may hand it to the next one instead).
+      const index = members.indexOf(m);
+      const needsHash = members[index + 1]?.def.kind === 'sink' || runner.hashed(m);
+      edge = openEdge(m, res.output, index === 0 || needsHash, needsHash ? undefined : programOutputOf(res.output), members[index + 1]?.key);
       if (res.final) finals.set(m.key, res.final);
       outputs.set(m.key, { ...(res.outputs ?? {}) });
-      chain.push({ id: m.key, uses: m.def.uses, outputs: { ...(res.outputs ?? {}) }, stats: meter.stats });
-      input = meter;
-      inputStats = meter.stats;
+      chain.push({ id: m.key, uses: m.def.uses, outputs: { ...(res.outputs ?? {}) }, stats: edge.stats });
     }
     if (failure) {
       await Promise.allSettled(done);
@@ -127,27 +220,54 @@ export async function runMembers(
     const sink = members.at(-1)!;
     try {
       const res = await Promise.race([sinkDone!, failed]);
+      const input = edge;
+      if (input?.state === 'open') input.connect(); // a sink that never touched its input: reported just below
       await Promise.race([Promise.all(done), failed]);
-      if (input && !input.readableEnded)
+      if (input?.state === 'connected' && !input.connect().readableEnded)
         throw new ChainFailure(sink.key, new DbflowError(`step "${sink.key}" finished without reading all of its input.`));
+      const uncounted = edges.find((e) => e.state === 'handed' && e.counted === undefined);
+      if (uncounted) {
+        const reader = members[members.findIndex((x) => x.key === uncounted.key) + 1]!.key;
+        throw new ChainFailure(reader, new DbflowError(`step "${reader}" took its input's pipe but did not report how many bytes it read.`));
+      }
       outputs.set(sink.key, { ...(res?.outputs ?? {}) });
     } catch (err) {
       fail(sink.key, err);
       await Promise.allSettled(done);
       throw failure ?? err;
     }
-    for (const [key, p] of stats) {
-      const s = await p;
+    for (const e of edges) {
+      const key = e.key;
+      const s = await e.stats;
       let late: Record<string, unknown>;
       try {
         late = (await finals.get(key)) ?? {};
       } catch (err) {
         throw new ChainFailure(key, err);
       }
-      outputs.set(key, { ...outputs.get(key), ...late, bytes: s.bytes, sha256: s.sha256 });
+      outputs.set(key, { ...outputs.get(key), ...late, bytes: s.bytes, ...(s.sha256 !== undefined && { sha256: s.sha256 }) });
     }
     return outputs;
   }
+}
+
+/** A stream edge between two members of a chain. */
+interface Edge {
+  key: string;
+  /** open: nobody has read it yet; connected: read through the Meter; handed: a program of the next member reads it. */
+  state: 'open' | 'connected' | 'handed';
+  stats: Promise<EdgeStats>;
+  /** Bytes the program that took the pipe reported. */
+  counted?: number;
+  connect(): Meter;
+  pipe(): InputPipe | undefined;
+}
+
+// A promise with its resolve function at hand.
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
 }
 
 /** `p`, or a rejection with the signal's reason once it aborts: a step that ignores its signal cannot hold up a timeout or a cancel. */

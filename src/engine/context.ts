@@ -4,10 +4,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import type { execa as Execa, Options as ExecaOptions } from 'execa';
-import { DbflowError } from '../errors.js';
+import { CancelledError, DbflowError } from '../errors.js';
 import type { PlannedStep } from '../plan/plan.js';
 import type { Registry } from '../plugins/registry.js';
-import type { ChainStage, DatabaseConfig, EdgeStats, ManifestReporter, RunInfo, StepContext } from '../plugins/types.js';
+import type { ChainStage, DatabaseConfig, EdgeStats, InputPipe, ManifestReporter, RunInfo, StepContext, Storage } from '../plugins/types.js';
 import { didYouMean } from '../spec/suggest.js';
 import { runProgram } from './program.js';
 import type { Redactor } from './secrets.js';
@@ -32,11 +32,16 @@ export interface RunScope {
   outputsOf(key: string): Record<string, unknown> | undefined;
   resourceOf(key: string): { resource: unknown } | undefined;
   lease(key: string, resource: unknown, release: (r: unknown) => Promise<void> | void): void;
+  /** The storage of a URL as the run's steps see it (a run lease before the first write in a folder); default: the registry's. */
+  storage?(url: string): Storage;
 }
 
 /** Per-member stream wiring of a chain. */
 export interface StreamWiring {
+  /** Reading it starts the upstream stream (a getter). */
   input?: Readable;
+  /** The upstream program's stdout, when it can be handed to a program of this step. */
+  takePipe?: () => InputPipe | undefined;
   inputStats?: Promise<EdgeStats>;
   chain: ChainStage[];
 }
@@ -68,6 +73,9 @@ export function createContext(
     log: { debug: log('debug'), info: log('info'), warn: log('warn') },
     get tmpdir(): string {
       if (tmp.dir === undefined) {
+        // Once cancelled, the engine does not wait for the step before it removes the run's folders: a folder made
+        // now would outlive the run.
+        if (signal.aborted) throw new CancelledError(`step "${key}" was cancelled; it gets no temporary folder.`);
         tmp.dir = mkdtempSync(path.join(os.tmpdir(), `dbflow-${scope.run.id}-`));
         tmp.created(tmp.dir);
       }
@@ -77,6 +85,7 @@ export function createContext(
       if (!wiring.input) throw new DbflowError(`step "${key}" (${step.spec.uses}) has no input stream.`);
       return wiring.input;
     },
+    inputPipe: () => wiring.takePipe?.(),
     inputStats: () => wiring.inputStats ?? Promise.reject(new DbflowError(`step "${key}" has no input stream.`)),
     chain: wiring.chain,
     exec(file: string, args: readonly string[], options: ExecaOptions = {}) {
@@ -103,7 +112,7 @@ export function createContext(
       return { config, driver };
     },
     storage(url: string) {
-      return scope.registry.storageFor(url);
+      return scope.storage ? scope.storage(url) : scope.registry.storageFor(url);
     },
     codec(name: string) {
       const codec = scope.registry.codecs.get(name);

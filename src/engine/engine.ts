@@ -1,12 +1,18 @@
 // Executes a plan: scheduling, conditions, retries, timeouts, leases, cancel, run record, manifest.
 import { setMaxListeners } from 'node:events';
+import { hostname } from 'node:os';
 import path from 'node:path';
-import { CancelledError, ChainFailure, DbflowError, TimeoutError } from '../errors.js';
-import type { PlannedStep, Unit } from '../plan/plan.js';
+import { CancelledError, ChainFailure, DbflowError, IntegrityError, TimeoutError } from '../errors.js';
+import { hashedOutputs, type PlannedStep, type Unit } from '../plan/plan.js';
 import type { DatabaseConfig, StepContext } from '../plugins/types.js';
 import { ManifestBuilder, publishManifest } from '../repo/manifest.js';
+import { RunLeases } from '../repo/run-lease.js';
+import { RunStorage } from '../repo/run-storage.js';
 import { compile } from '../schema/validator.js';
 import { renderValue } from '../spec/templates.js';
+import { setLongTimeout } from './long-timer.js';
+import { defaultStateDir } from './state-dir.js';
+import { anchorUrls } from '../spec/paths.js';
 import { runMembers } from './chain.js';
 import { backoff, decideUnit } from './conditions.js';
 import { LeaseTable } from './leases.js';
@@ -15,18 +21,23 @@ import type { EngineEvent, EventListener, RunStatus, RunSummary, StepStatus } fr
 import type { LoadedPipeline } from './load.js';
 import { newRunId, RunRecord } from './run-record.js';
 import { passwordsOf, readSecrets, Redactor } from './secrets.js';
+import { withoutCredentials } from './url-credentials.js';
 import { toolVersions } from './versions.js';
 
 export interface RunOptions {
   /** Most units (tasks or whole stream chains) running at once; default 4. */
   concurrency?: number;
   env?: Record<string, string | undefined>;
-  /** Where run records go; default `.dbflow` in the working directory. */
+  /** Where run records go; default defaultStateDir(). */
   stateDir?: string;
   /** Aborting it cancels the run (what SIGINT/SIGTERM do). */
   signal?: AbortSignal;
   onEvent?: EventListener;
   runId?: string;
+  /** The repository whose run lock this run holds: recorded with the process in the run record, so a later holder knows this run died. */
+  repository?: string;
+  /** Called once the databases are resolved, before the first step (reaping what dead runs left); what it throws is not the run's failure. */
+  beforeSteps?: (run: { databases: Record<string, DatabaseConfig>; signal: AbortSignal }) => Promise<void>;
 }
 
 export interface StepState {
@@ -61,10 +72,11 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   const env = options.env ?? process.env;
   const started = new Date();
   const runId = options.runId ?? newRunId(started);
-  const record = new RunRecord(path.resolve(options.stateDir ?? '.dbflow'), runId);
-  const baseDir = path.dirname(path.resolve(pipeline.file));
+  const record = new RunRecord(path.resolve(options.stateDir ?? defaultStateDir()), runId);
+  const baseDir = pipeline.dir;
   const redactor = new Redactor();
   const report = new ManifestBuilder();
+  const hashedIds = hashedOutputs(pipeline);
   const states = new Map<string, StepState>([...plan.steps.keys()].map((k) => [k, { status: 'pending' }]));
   const runController = new AbortController();
   setMaxListeners(0, runController.signal); // one listener per running unit
@@ -76,13 +88,30 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     options.onEvent?.(e);
   };
   const now = (): string => new Date().toISOString();
+  // Into the step's log file only: for what an event already tells every listener (a retry, a failure).
+  const logFile = (step: string, level: 'debug' | 'info' | 'warn', message: string): void => record.log(step, `${now()} ${level.toUpperCase()} ${message}`);
   const log = (step: string, level: 'debug' | 'info' | 'warn', message: string): void => {
-    record.log(step, `${now()} ${level.toUpperCase()} ${message}`);
+    logFile(step, level, message);
     emit({ type: 'step:log', time: now(), id: step, level, message });
   };
   const holds = new LeaseTable(log);
+  // A lease object beside the run's objects in the repository: prune leaves a live run's objects alone.
+  const runLeases = new RunLeases({ runId, pipeline: pipeline.name, startedAt: started }, (m) => record.log('run', `${now()} WARN ${m}`));
+  const runStorage = new RunStorage((url) => registry.storageFor(url), runLeases);
 
-  record.writeJson('pipeline.json', { name: pipeline.name, file: pipeline.file, sha256: pipeline.sha256, started_at: started.toISOString(), pipeline });
+  // The record of what runs and who runs it, written first (a run killed at any point is found by it); without a
+  // password written into the file. Written again once the secrets are known, with their values masked.
+  const owner = { pid: process.pid, host: hostname(), ...(options.repository !== undefined && { repository: options.repository }) };
+  const writeMeta = (): void =>
+    record.writeJson('pipeline.json', {
+      name: pipeline.name,
+      file: pipeline.file,
+      sha256: pipeline.sha256,
+      started_at: started.toISOString(),
+      owner,
+      pipeline: redactor.redactValue(withoutPasswords(pipeline)),
+    });
+  writeMeta();
   const runInfo = { id: runId, startedAt: started, pipeline: pipeline.name, dir: record.dir, pipelineDir: baseDir };
   emit({
     type: 'run:start',
@@ -110,7 +139,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       databases[name] = {
         name,
         driver: db.driver,
-        url: renderValue(db.url, context) as string,
+        url: anchorUrls(renderValue(db.url, context), baseDir) as string,
         ...(db.password !== undefined && { password: String(renderValue(db.password, context)) }),
         options: renderValue(db.options, context) as Record<string, unknown>,
       };
@@ -119,6 +148,8 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   } catch (err) {
     runError = redactor.redact((err as Error).message);
   }
+
+  writeMeta();
 
   const progressAt = new Map<string, { t: number; start: number }>();
   const scope: RunScope = {
@@ -142,6 +173,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     lease(key, resource, release) {
       holds.lease(key, resource, release);
     },
+    storage: (url) => runStorage.storage(url),
   };
 
   const settled = (key: string): boolean => {
@@ -174,7 +206,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     }
     let withValue: Record<string, unknown>;
     try {
-      withValue = renderValue(step.spec.with, { ...context, run: runSoFar(), matrix: step.cell, steps }) as Record<string, unknown>;
+      withValue = anchorUrls(renderValue(step.spec.with, { ...context, run: runSoFar(), matrix: step.cell, steps }), baseDir) as Record<string, unknown>;
     } catch (err) {
       throw new DbflowError(`step "${step.key}": ${(err as Error).message}`);
     }
@@ -235,7 +267,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         runController.signal.addEventListener('abort', onRunAbort);
         if (runController.signal.aborted) onRunAbort();
       }
-      const timer = timeoutMs !== undefined ? setTimeout(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs) : undefined;
+      const timer = timeoutMs !== undefined ? setLongTimeout(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs) : undefined;
       const startedCtx: Started[] = [];
       const wired = new Map<string, { wiring: StreamWiring; tmp: ReturnType<typeof tmpOf> }>();
       try {
@@ -254,6 +286,8 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
               emit({ type: 'step:start', time: now(), id: step.key, attempt });
             },
             progress: (step, bytes) => scope.progress(step.key, bytes),
+            hashed: (step) => hashedIds.has(step.spec.id),
+            abandoned: (step, p) => holds.straggler(step.key, p),
           },
           controller.signal,
           (reason) => controller.abort(reason),
@@ -271,21 +305,22 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         if (!wasCancelled && attempt < maxAttempts && !(cause instanceof CancelledError)) {
           const delayMs = backoff(policy.backoff, policy.delayMs, attempt);
           emit({ type: 'step:retry', time: now(), id: unit.key, attempt, delayMs, error: message });
-          log(failure.at, 'warn', `attempt ${attempt} of ${maxAttempts} failed: ${message}; retrying in ${delayMs}ms`);
+          logFile(failure.at, 'warn', `attempt ${attempt} of ${maxAttempts} failed: ${message}; retrying in ${delayMs}ms`);
           await sleep(delayMs, runController.signal);
           if (!cancelled) continue;
           wasCancelled = !startedAfterCancel;
         }
-        for (const m of unit.members) {
+        // The member where the chain failed ends first, so listeners hear of the failure before its echoes.
+        for (const m of [...unit.members].sort((a, b) => Number(b.key === failure.at) - Number(a.key === failure.at))) {
           if (wasCancelled) finish(m, 'cancelled', { error: 'cancelled' });
           else if (m.key === failure.at || unit.members.length === 1) finish(m, 'failed', { error: message });
           else finish(m, 'failed', { error: `stream chain failed at "${failure.at}": ${message}` });
         }
-        if (!wasCancelled) log(failure.at, 'warn', `failed: ${message}`);
+        if (!wasCancelled) logFile(failure.at, 'warn', `failed: ${message}`);
         if (!(cause instanceof DbflowError) && cause instanceof Error && cause.stack) record.log(failure.at, redactor.redact(cause.stack));
         return;
       } finally {
-        clearTimeout(timer);
+        timer?.clear();
         runController.signal.removeEventListener('abort', onRunAbort);
       }
     }
@@ -320,13 +355,17 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   options.signal?.addEventListener('abort', onCancel);
   if (options.signal?.aborted) onCancel();
   const pipelineTimer = pipeline.timeoutMs
-    ? setTimeout(() => {
+    ? setLongTimeout(() => {
         runError = new TimeoutError('pipeline', pipeline.timeoutMs!).message.replace(/^dbflow: /, '');
         cancelled = true;
         runController.abort(new TimeoutError('pipeline', pipeline.timeoutMs!));
       }, pipeline.timeoutMs)
     : undefined;
 
+  // What runs before the first step (reaping what dead runs left) never fails the run; a failure of it is a warning in the run's log.
+  if (!runError && options.beforeSteps) {
+    await options.beforeSteps({ databases, signal: runController.signal }).catch((err: unknown) => logFile('run', 'warn', `before the first step: ${redactor.redact((err as Error).message)}`));
+  }
   if (runError) {
     for (const u of plan.units) for (const m of u.members) finish(m, 'skipped', { reason: runError });
     pending.clear();
@@ -348,9 +387,11 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     await releaseDue();
     if (!running.size && pending.size && ![...pending].some((u) => u.deps.every(settled))) break;
   }
-  clearTimeout(pipelineTimer);
+  pipelineTimer?.clear();
   options.signal?.removeEventListener('abort', onCancel);
   await holds.releaseWhere();
+  // A step abandoned by a cancel or a timeout may still be ending (a restore closing its files): what it makes meanwhile goes too.
+  await holds.settleStragglers(2000);
 
   const { failed, error: failedError } = failureSoFar();
   let status: RunStatus = runError && !cancelled ? 'failed' : cancelled && !runError ? 'cancelled' : failed.length || runError ? 'failed' : 'success';
@@ -370,12 +411,22 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         run: { id: runId, started_at: started.toISOString(), finished_at: finished.toISOString() },
         tools: await toolVersions(registry),
       });
-      summary.manifest = await publishManifest(redactor.redactValue(manifest), report.location(), registry.storages);
+      await runStorage.checkStored(report.artifacts);
+      summary.manifest = await publishManifest(manifest, report.location(), registry.storages);
     } catch (err) {
       status = 'failed';
-      runError = `writing the manifest failed: ${redactor.redact((err as Error).message)}`;
+      const message = redactor.redact((err as Error).message);
+      runError = err instanceof IntegrityError ? message.replace(/^dbflow: /, '') : `writing the manifest failed: ${message}`;
     }
   }
+  // What people see of the summary: the text in it (URLs, details) masked; names, counts and sizes as they are.
+  const shown: RunSummary = {
+    ...summary,
+    artifacts: summary.artifacts.map((a) => ({ ...a, url: redactor.redact(a.url) })),
+    verifications: summary.verifications.map((v) => ({ ...v, ...(v.detail && { detail: redactor.redact(v.detail) }) })),
+    ...(summary.manifest && { manifest: redactor.redact(summary.manifest) }),
+  };
+  await runLeases.close();
   if (!runError && failedError) runError = failedError;
   if (!runError && status === 'cancelled') runError = 'interrupted';
   const durationMs = finished.getTime() - started.getTime();
@@ -388,11 +439,22 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     duration_ms: durationMs,
     ...(runError && { error: runError }),
     steps: Object.fromEntries([...states].map(([k, s]) => [k, { status: s.status, duration_ms: s.durationMs ?? 0, ...(s.error && { error: s.error }) }])),
-    summary,
+    summary: shown,
   });
-  emit({ type: 'run:end', time: now(), runId, status, durationMs, ...(runError && { error: runError }), summary });
+  emit({ type: 'run:end', time: now(), runId, status, durationMs, ...(runError && { error: runError }), summary: shown });
   for (const s of states.values()) if (s.outputs) s.outputs = redactor.redactValue(s.outputs);
-  return { runId, status, dir: record.dir, durationMs, steps: states, summary, ...(runError && { error: runError }) };
+  return { runId, status, dir: record.dir, durationMs, steps: states, summary: shown, ...(runError && { error: runError }) };
+}
+
+/** The pipeline with every database password written into it (in its URL or as `password:`) replaced. */
+function withoutPasswords(pipeline: LoadedPipeline['pipeline']): LoadedPipeline['pipeline'] {
+  const databases = Object.fromEntries(
+    Object.entries(pipeline.databases).map(([name, db]) => [
+      name,
+      { ...db, url: withoutCredentials(db.url), ...(db.password !== undefined && !/^\{\{[^}]*\}\}$/.test(db.password.trim()) && { password: '***' }) },
+    ]),
+  );
+  return { ...pipeline, databases };
 }
 
 function mergeCells(outs: Record<string, unknown>[]): Record<string, unknown> {
@@ -403,7 +465,7 @@ function mergeCells(outs: Record<string, unknown>[]): Record<string, unknown> {
 /** Waits `ms`, or less when `signal` aborts (it resolves either way). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), resolve()), { once: true });
+    const t = setLongTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => (t.clear(), resolve()), { once: true });
   });
 }

@@ -11,6 +11,8 @@ interface Lease {
 export class LeaseTable {
   private readonly leases = new Map<string, Lease>();
   private readonly tmpdirs = new Map<string, string[]>();
+  /** Steps still running after the engine stopped waiting for them (cancelled, timed out): they may still write. */
+  private readonly stragglers = new Map<string, Promise<void>>();
 
   constructor(private readonly log: (key: string, level: 'debug' | 'warn', message: string) => void) {}
 
@@ -28,6 +30,32 @@ export class LeaseTable {
     this.tmpdirs.set(key, [...(this.tmpdirs.get(key) ?? []), dir]);
   }
 
+  /** A step's run that goes on after the engine stopped waiting: its tmpdirs are removed again once it ends. */
+  straggler(key: string, running: Promise<unknown>): void {
+    this.stragglers.set(
+      key,
+      running.then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
+  }
+
+  /**
+   * Waits, at most `ms`, for the steps still running after they were abandoned, and removes what they made
+   * meanwhile in their tmpdirs (a folder made again by a late `mkdir -p`, say).
+   */
+  async settleStragglers(ms: number): Promise<void> {
+    if (!this.stragglers.size) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.stragglers.values()), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+    clearTimeout(timer);
+    for (const dir of this.removed) rmSync(dir, { recursive: true, force: true });
+  }
+
+  // Every tmpdir removed so far, for a last sweep after stragglers.
+  private readonly removed: string[] = [];
+
   /** Releases a step's lease (a failing release is logged) and removes its tmpdirs. */
   async release(key: string): Promise<void> {
     const lease = this.leases.get(key);
@@ -40,7 +68,10 @@ export class LeaseTable {
         this.log(key, 'warn', `releasing its lease failed: ${(err as Error).message}`);
       }
     }
-    for (const dir of this.tmpdirs.get(key) ?? []) rmSync(dir, { recursive: true, force: true });
+    for (const dir of this.tmpdirs.get(key) ?? []) {
+      rmSync(dir, { recursive: true, force: true });
+      if (this.stragglers.has(key)) this.removed.push(dir);
+    }
     this.tmpdirs.delete(key);
   }
 

@@ -1,8 +1,9 @@
-// The record of a run on disk: .dbflow/runs/<run-id>/{pipeline.json,events.jsonl,logs/,result.json}.
+// The record of a run on disk: <state-dir>/runs/<run-id>/{pipeline.json,events.jsonl,logs/,result.json}, 0600 files in 0700 folders.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EngineEvent, RunStatus } from './events.js';
+import { processAlive } from './process-alive.js';
 
 /** A new sortable run id: UTC time plus 4 random hex digits. */
 export function newRunId(now = new Date()): string {
@@ -21,20 +22,23 @@ export class RunRecord {
 
   constructor(stateDir: string, readonly runId: string) {
     this.dir = path.join(stateDir, 'runs', runId);
-    mkdirSync(path.join(this.dir, 'logs'), { recursive: true });
+    mkdirSync(path.join(this.dir, 'logs'), { recursive: true, mode: 0o700 });
   }
 
+  /** Whole or as it was: written beside and renamed into place, so a kill while writing leaves no truncated record (which would hide who ran it). */
   writeJson(name: string, value: unknown): void {
-    writeFileSync(path.join(this.dir, name), `${JSON.stringify(value, null, 2)}\n`);
+    const file = path.join(this.dir, name);
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
   }
 
   event(e: EngineEvent): void {
     if (e.type === 'step:progress') return; // progress is for the live view; end events carry the totals
-    appendFileSync(path.join(this.dir, 'events.jsonl'), `${JSON.stringify(e)}\n`);
+    appendFileSync(path.join(this.dir, 'events.jsonl'), `${JSON.stringify(e)}\n`, { mode: 0o600 });
   }
 
   log(stepKey: string, line: string): void {
-    appendFileSync(path.join(this.dir, 'logs', `${fileSafe(stepKey)}.log`), `${line}\n`);
+    appendFileSync(path.join(this.dir, 'logs', `${fileSafe(stepKey)}.log`), `${line}\n`, { mode: 0o600 });
   }
 }
 
@@ -42,7 +46,8 @@ export class RunRecord {
 export interface RunListing {
   id: string;
   pipeline: string;
-  status: RunStatus | 'running';
+  /** `killed`: its process ended without finishing it (SIGKILL, OOM, power cut); see the run's result.json once reaped. */
+  status: RunStatus | 'running' | 'killed';
   startedAt: string;
   durationMs?: number;
   dir: string;
@@ -75,12 +80,32 @@ export function listRuns(stateDir: string, limit = 20): RunListing[] {
       return {
         id,
         pipeline: str(result?.pipeline) ?? str(meta?.name) ?? '?',
-        status: (result?.status as RunStatus | undefined) ?? 'running',
+        status: (result?.status as RunStatus | 'killed' | undefined) ?? (ownerGone(meta) ? 'killed' : 'running'),
         startedAt: str(result?.started_at) ?? str(meta?.started_at) ?? '',
         ...(typeof result?.duration_ms === 'number' && { durationMs: result.duration_ms }),
         dir: path.join(stateDir, 'runs', id),
       };
     });
+}
+
+/** What pipeline.json says about the process that ran a run: pid, host and the repository whose lock it held. */
+export interface RunOwner {
+  pid: number;
+  host: string;
+  repository?: string;
+}
+
+/** The process of a run, from its pipeline.json (records written before it was kept have none). */
+export function runOwner(meta: Record<string, unknown> | undefined): RunOwner | undefined {
+  const o = meta?.owner as Partial<RunOwner> | undefined;
+  if (typeof o?.pid !== 'number' || typeof o.host !== 'string') return undefined;
+  return { pid: o.pid, host: o.host, ...(typeof o.repository === 'string' && { repository: o.repository }) };
+}
+
+// True when the run's process is known to be gone: on this machine, and no process has its pid.
+function ownerGone(meta: Record<string, unknown> | undefined): boolean {
+  const owner = runOwner(meta);
+  return owner !== undefined && !processAlive(owner.pid, owner.host);
 }
 
 function str(v: unknown): string | undefined {

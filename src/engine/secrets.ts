@@ -16,19 +16,38 @@ export function readSecrets(
     if ('env' in src) {
       const v = env[src.env];
       if (v === undefined) throw new DbflowError(`secret "${name}": environment variable "${src.env}" is not set.`);
+      if (v === '') throw new DbflowError(`secret "${name}": environment variable "${src.env}" is empty.`);
       out[name] = v;
     } else {
       try {
-        out[name] = readFileSync(path.resolve(baseDir, src.file), 'utf8').replace(/\r?\n$/, '');
+        out[name] = readSecretFile(path.resolve(baseDir, src.file));
       } catch (err) {
         throw new DbflowError(`secret "${name}": cannot read file "${src.file}" (${(err as NodeJS.ErrnoException).code}).`);
       }
+      if (out[name] === '') throw new DbflowError(`secret "${name}": file "${src.file}" is empty.`);
     }
   }
   return out;
 }
 
-/** Replaces every known secret value (and its URL-encoded form) by `***`. */
+// A secret file's value: its text without one final line break.
+function readSecretFile(file: string): string {
+  return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+}
+
+/** Whether a secret file can be read and holds a value (validation reads it as a run would). */
+export function secretFileState(file: string): 'readable' | 'empty' | 'unreadable' {
+  try {
+    return readSecretFile(file) === '' ? 'empty' : 'readable';
+  } catch {
+    return 'unreadable';
+  }
+}
+
+/**
+ * Replaces every known secret value (and its URL-encoded form) by `***` in text shown to people: logs,
+ * errors, events, summaries. Never applied to data: a manifest, an object key or a count.
+ */
 export class Redactor {
   private values: string[] = [];
 
@@ -44,9 +63,16 @@ export class Redactor {
     return out;
   }
 
-  /** Redact every string inside a JSON-like value. */
+  /** A copy of a JSON-like value for display: every string value redacted; keys, numbers and booleans as they are. */
   redactValue<T>(value: T): T {
-    return JSON.parse(this.redact(JSON.stringify(value ?? null))) as T;
+    return this.walk(value) as T;
+  }
+
+  private walk(value: unknown): unknown {
+    if (typeof value === 'string') return this.redact(value);
+    if (Array.isArray(value)) return value.map((v) => this.walk(v));
+    if (value instanceof Date || value === null || typeof value !== 'object') return value;
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, this.walk(v)]));
   }
 }
 

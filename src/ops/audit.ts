@@ -2,9 +2,12 @@
 import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { withoutCredentials } from '../engine/url-credentials.js';
 import { dbflowVersion } from '../engine/versions.js';
 import { DbflowError } from '../errors.js';
 import { AUDIT_FOLDER } from '../repo/repository.js';
+
+export { withoutCredentials };
 
 export type AuditCommand = 'run' | 'restore' | 'verify' | 'prune';
 
@@ -76,20 +79,6 @@ export function readAudit(stateDir: string): AuditRecord[] {
     }
   }
   return out;
-}
-
-// A password in a URL's user info, up to the last "@" of the authority (where a valid URL ends it) …
-const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*):[^\s/?#]*@/gi;
-// … or, for a password pasted unencoded with "/", "?" or "#" in it, up to the last "@" of the token (unless "host:port/…").
-const USERINFO_UNENCODED = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"'<>]*):([^\s"'<>]*)@/gi;
-const SECRET_PARAM = /([?&;](?:password|passwd|pwd|secret|token|access_token|key|api_key|apikey|sig|signature|x-amz-[a-z0-9-]+)=)[^&#\s"'<>]*/gi;
-
-/** Text with credentials removed from every URL in it: `user:password@` → `user@`, secret query parameters → `***`. */
-export function withoutCredentials(text: string): string {
-  return text
-    .replace(USERINFO, '$1@')
-    .replace(USERINFO_UNENCODED, (match, prefix: string, secret: string) => (/^\d+[/?#]/.test(secret) ? match : `${prefix}@`))
-    .replace(SECRET_PARAM, '$1***');
 }
 
 /** Who this process runs as: the OS user name, or the uid alone when it has no passwd entry. */

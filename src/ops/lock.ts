@@ -12,7 +12,9 @@ import path from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { sleep } from '../engine/engine.js';
 import { staticContext, type LoadedPipeline } from '../engine/load.js';
+import { processAlive } from '../engine/process-alive.js';
 import { CancelledError, LockedError } from '../errors.js';
+import { anchorUrl } from '../spec/paths.js';
 import { renderValue } from '../spec/templates.js';
 import { formatDuration } from '../ui/format.js';
 import { currentUser } from './audit.js';
@@ -184,13 +186,7 @@ const OWNER_WAIT_MS = 1000;
 
 /** False only when the owner is on this machine and its process is gone. */
 function isAlive(owner: LockOwner): boolean {
-  if (owner.host !== hostname()) return true;
-  try {
-    process.kill(owner.pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return processAlive(owner.pid, owner.host);
 }
 
 function readOwner(file: string): LockOwner | undefined {
@@ -233,8 +229,7 @@ export function uploadRepositories(loaded: LoadedPipeline, env: Record<string, s
     const cut = Math.min(...[marker, 'RUN_ID', '{{'].map((m) => (text.includes(m) ? text.indexOf(m) : text.length)));
     let prefix = text.slice(0, cut);
     prefix = prefix.slice(0, prefix.lastIndexOf('/') + 1) || prefix;
-    const file = /^file:(?:\/\/)?(?!\/)(.*)$/.exec(prefix);
-    prefixes.add(file ? `file://${path.resolve(file[1]!)}` : prefix);
+    prefixes.add(anchorUrl(prefix, loaded.pipeline.dir));
   }
   return [...prefixes].sort();
 }

@@ -3,8 +3,10 @@ import path from 'node:path';
 import { loadExec } from '../engine/context.js';
 import { runPipeline, type RunOptions, type RunResult } from '../engine/engine.js';
 import type { LoadedPipeline } from '../engine/load.js';
+import { defaultStateDir } from '../engine/state-dir.js';
 import { acquireLock, describeOwner, pipelineRepository, uploadRepositories, type LockOwner } from './lock.js';
 import { writeMetricsTextfile } from './metrics.js';
+import { reapDeadRuns } from './reap.js';
 
 export interface LockedRunOptions extends RunOptions {
   /** Overrides the pipeline's `lock_wait`. */
@@ -29,9 +31,14 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
     onWait: (owner?: LockOwner) => o.notice(`waiting for the running ${loaded.pipeline.name} to finish (${owner ? describeOwner(owner) : 'another run'})…`),
     onRecovered: (previous) => o.notice(`took over the lock of ${describeOwner(previous)}, which ended without releasing it`),
   });
-  const stateDir = path.resolve(o.stateDir ?? '.dbflow');
+  const stateDir = path.resolve(o.stateDir ?? defaultStateDir());
+  const held = { pipeline: loaded.pipeline.name, repository };
+  // Before the first step, with the databases resolved: what runs that died holding this lock (or any dead run) left.
+  const beforeSteps: LockedRunOptions['beforeSteps'] = async ({ databases, signal }) => {
+    await reapDeadRuns({ stateDir, held, registry: loaded.registry, databases, signal, by: `a run of ${held.pipeline}`, log: o.notice });
+  };
   try {
-    return await runPipeline(loaded, o);
+    return await runPipeline(loaded, { ...o, repository, beforeSteps });
   } finally {
     lock.release();
     await writeMetricsTextfile(stateDir, o.metricsFile ?? path.join(stateDir, 'metrics.prom')).catch((err: unknown) =>

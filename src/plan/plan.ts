@@ -124,6 +124,26 @@ export function planPipeline(pipeline: Pipeline, raw: RawPipeline, catalog: Cata
   return { ok: true, plan: { pipeline, steps, units: topoOrder(units), dependents } };
 }
 
+/**
+ * Step ids whose stream's sha256 some template reads (`steps.<id>.outputs.sha256`, or all of
+ * `steps.<id>.outputs`): only those middle edges of a chain are hashed (the first and last always are).
+ */
+export function hashedOutputs(pipeline: Pipeline): Set<string> {
+  const out = new Set<string>();
+  const walk = (v: unknown): void => {
+    if (typeof v === 'string' && hasTemplate(v)) {
+      for (const { parts } of scanTemplate(v).refs) {
+        if (parts[0] !== 'steps') continue;
+        if (parts.length < 2) pipeline.steps.forEach((s) => out.add(s.id));
+        else if (parts.length < 4 || parts[3] === 'sha256') out.add(parts[1]!);
+      }
+    } else if (Array.isArray(v)) v.forEach(walk);
+    else if (v && typeof v === 'object') Object.values(v).forEach(walk);
+  };
+  for (const s of pipeline.steps) walk(s.with);
+  return out;
+}
+
 /** Step ids a step refers to in `with`: step-id keys and `steps.<id>` templates. */
 export function referencedSteps(s: StepSpec, def: StepDefinition | undefined): string[] {
   const out = new Set<string>();

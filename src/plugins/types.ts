@@ -27,7 +27,7 @@ export interface RunInfo {
   id: string;
   startedAt: Date;
   pipeline: string;
-  /** Folder of the run record (`.dbflow/runs/<id>`). */
+  /** Folder of the run record (`<state-dir>/runs/<id>`). */
   dir: string;
   /** Folder of the pipeline file: what relative paths in a step's `with` are resolved against. */
   pipelineDir: string;
@@ -36,7 +36,22 @@ export interface RunInfo {
 /** Bytes and sha256 of a finished stream edge. */
 export interface EdgeStats {
   bytes: number;
-  sha256: string;
+  /**
+   * Hex sha256 of the bytes. Computed for the first edge of a chain (what the source produced), for
+   * the edge into the sink (what is stored), and for any edge whose `outputs.sha256` a template
+   * reads; absent on other edges, whose hash nothing uses.
+   */
+  sha256?: string;
+}
+
+/** A program's stdout handed to this step's program as its stdin (see `StepContext.inputPipe`). */
+export interface InputPipe {
+  /** The file descriptor to give as the program's stdin. */
+  readonly fd: number;
+  /** The program has started (it holds its own copy of the pipe): dbflow closes its copy. */
+  given(): void;
+  /** The program read this many bytes: they are the edge's `bytes`. */
+  counted(bytes: number): void;
 }
 
 /** A database entry of the pipeline (`databases.<name>`), with templates resolved. */
@@ -53,6 +68,12 @@ export interface DatabaseConfig {
 /** Row count (and optional content checksum) of one table. */
 export interface TableCount {
   rows: number;
+  checksum?: string;
+}
+
+/** What `DatabaseDriver.rowCounts` is to match. */
+export interface RowCountOptions {
+  /** The checksum scheme a snapshot recorded (its `position.checksum`); without it, the driver's own choice for the server. */
   checksum?: string;
 }
 
@@ -115,6 +136,12 @@ export interface DumpStream {
   format: string;
   /** File name extension of the raw dump, e.g. `.sqlite3`, `.dump`. */
   extension: string;
+  /**
+   * Settles after the stream has ended: a rejection (the dump turned out inconsistent, say) fails the dump
+   * step before anything is published. The stream may be read by the next program directly, so a check
+   * at its end belongs here rather than in the stream.
+   */
+  final?: Promise<void>;
 }
 
 /** A scratch database that a restore goes into; `drop()` removes it. */
@@ -154,13 +181,34 @@ export interface DatabaseDriver {
   dump(ctx: DriverContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream>;
   /** Creates an empty scratch database next to `db`, named after `name`. */
   scratch(ctx: DriverContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase>;
+  /** Optional: creates the empty database `db.url` names unless it exists; true when it created it (`restore --create`). */
+  create?(ctx: DriverContext, db: DatabaseConfig): Promise<boolean>;
+  /** Optional: whether the database `db.url` names exists (so that `restore` can say so). */
+  exists?(ctx: DriverContext, db: DatabaseConfig): Promise<boolean>;
   /**
    * Restores a dump stream (as produced by `dump`) into the database at `url`, connecting with the
    * credentials and options of `db` (the entry the dump came from). A stream that fails fails the restore.
    */
   restore(ctx: DriverContext, url: string, input: Readable, format: string, db: DatabaseConfig): Promise<void>;
-  /** Counts rows (and checksums) of every table of the database at `url`, with the options of `db`. */
-  rowCounts(ctx: DriverContext, url: string, db: DatabaseConfig): Promise<TableCounts>;
+  /**
+   * Counts rows (and checksums) of every table of the database at `url`, with the options of `db`.
+   * A checksum scheme in `o` (as a snapshot recorded it) is the one to compute, so that the counts
+   * of an older backup compare; a driver that cannot compute it throws, saying why.
+   */
+  rowCounts(ctx: DriverContext, url: string, db: DatabaseConfig, o?: RowCountOptions): Promise<TableCounts>;
+  /**
+   * Optional, for drivers whose scratch databases outlive the process (a server's databases): drops
+   * every scratch database next to `db` whose name starts with one of `o.prefixes` (names as `scratch`
+   * received them); resolves to the names dropped. dbflow calls it for runs that provably died.
+   */
+  reap?(db: DatabaseConfig, o: ReapOptions): Promise<string[]>;
+}
+
+/** What `DatabaseDriver.reap` gets. */
+export interface ReapOptions {
+  prefixes: readonly string[];
+  signal: AbortSignal;
+  log(message: string): void;
 }
 
 /** Options of a storage write. */
@@ -168,12 +216,26 @@ export interface PutOptions {
   signal: AbortSignal;
   /** Storage-specific settings of this write (the upload step's `with.storage`, e.g. server-side encryption). */
   settings?: Record<string, unknown>;
+  /** The URL of an object this one goes with (a manifest names its backup's first artifact): a storage may give it the same permissions. */
+  like?: string;
 }
 
 /** An object in a storage. */
 export interface StoredObject {
   url: string;
   bytes: number;
+  /** When it was last written (ISO 8601), when the storage knows. */
+  modified?: string;
+  /** A write that never finished (a temporary file, an unfinished multipart upload): listed only when asked for. */
+  unfinished?: { upload?: string };
+}
+
+/** Options of `Storage.list`. */
+export interface ListOptions {
+  /** Also list writes that never finished, marked `unfinished`. */
+  unfinished?: boolean;
+  /** Give each object's `modified` time, where the storage knows it. */
+  modified?: boolean;
 }
 
 /**
@@ -186,8 +248,9 @@ export interface Storage {
   put(url: string, body: Readable, options: PutOptions): Promise<StoredObject>;
   get(url: string): Promise<Readable>;
   /** Every object whose URL starts with `prefix`. */
-  list(prefix: string): Promise<StoredObject[]>;
-  delete(url: string): Promise<void>;
+  list(prefix: string, options?: ListOptions): Promise<StoredObject[]>;
+  /** Removes an object; with `upload`, aborts that unfinished upload of the object instead. */
+  delete(url: string, options?: { upload?: string }): Promise<void>;
   /** Optional: a stock shell command that writes the object to stdout (shown in "restore without dbflow"). */
   stockRead?(url: string): string | undefined;
 }
@@ -289,13 +352,24 @@ export interface StepContext<W = Record<string, unknown>> {
   readonly tmpdir: string;
   /** The stream of the step named in `input:` (transform and sink steps). */
   readonly input: Readable;
-  /** Resolves with bytes and sha256 of `input` once it has ended. */
+  /**
+   * When the step named in `input:` streams a program's stdout (made with `checkedStdout`) that
+   * nothing has read yet, and nothing needs its sha256: that stdout, to give as stdin to a program
+   * of this step (`exec(…, { stdin: pipe.fd })`). Its bytes then go from program to program without
+   * passing through dbflow. Call `pipe.given()` right after the program started, and `pipe.counted(bytes)`
+   * once the program has read it all (how many bytes it read, as the program reports it). Undefined
+   * otherwise, and after `input` was read: then use `input`. After a pipe was handed out, `input` throws.
+   */
+  inputPipe(): InputPipe | undefined;
+  /** Resolves with the bytes (and, where it is computed, the sha256) of `input` once it has ended. */
   inputStats(): Promise<EdgeStats>;
   /** The upstream stages of this stream chain, nearest last. */
   readonly chain: readonly ChainStage[];
   /**
    * Runs a program (execa), never through a shell. It is killed when the step is cancelled; its
-   * stderr goes to the step's log. Pass secrets in `env`, never in `args`.
+   * stderr goes to the step's log. Its environment is PATH, HOME, USER, LOGNAME, LANG, LANGUAGE,
+   * LC_*, TZ and TMPDIR (none holding a secret) plus `options.env`. Give credentials in a
+   * `credentialFile`, never in `args`.
    */
   exec(file: string, args: readonly string[], options?: ExecaOptions): ResultPromise;
   /**

@@ -22,12 +22,19 @@ const MAX_MANIFEST_BYTES = 64 * 1024 * 1024;
 
 let validate: ReturnType<typeof compile> | undefined;
 
-/** A storage URL without trailing slashes; a path without a scheme is a usage error. */
+/**
+ * A storage URL without trailing slashes. A plain path means the file storage: `./backups/nightly`
+ * and `backups/nightly` are `file://./backups/nightly`, `/var/backups/x` is `file:///var/backups/x`.
+ */
 export function normalizeUrl(url: string, what: string): string {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) {
-    throw new UsageError(`${what} "${url}" is not a storage URL; write it with its scheme, e.g. file://./backups/nightly or s3://bucket/nightly.`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(url)) return url.replace(/\/+$/, '');
+  if (!url || /^[a-z][a-z0-9+.-]*:/i.test(url)) {
+    throw new UsageError(
+      `${what} "${url}" is neither a storage URL nor a path; write e.g. ./backups/nightly, file://./backups/nightly or s3://bucket/nightly.`,
+    );
   }
-  return url.replace(/\/+$/, '');
+  const file = url.startsWith('/') || url.startsWith('./') || url.startsWith('../') ? url : `./${url}`;
+  return `file://${file}`.replace(/\/+$/, '');
 }
 
 /** The folder of a backup, given its folder URL or its manifest's URL. */
@@ -64,12 +71,16 @@ export function parseManifest(text: string, url: string): Manifest {
   validate ??= compile(manifestSchema);
   if (!validate(data)) {
     const first = validate.errors?.[0];
-    throw new RepositoryError(`"${url}" is not a dbflow manifest: ${first ? `${first.instancePath || '/'} ${first.message ?? ''}` : 'schema mismatch'}.`);
+    throw new RepositoryError(
+      `"${url}" is not a dbflow manifest: ${first ? `${first.instancePath || '/'} ${first.message ?? ''}` : 'schema mismatch'}.`,
+    );
   }
   const manifest = data as Manifest;
   for (const a of manifest.artifacts) {
     if (a.path.startsWith('/') || a.path.split('/').some((s) => s === '..' || s === '')) {
-      throw new RepositoryError(`"${url}" lists artifact path "${a.path}", which is not inside the backup folder; the manifest is damaged.`);
+      throw new RepositoryError(
+        `"${url}" lists artifact path "${a.path}", which is not inside the backup folder; the manifest is damaged.`,
+      );
     }
   }
   return manifest;

@@ -64,9 +64,10 @@ export const manifestSchema: JsonSchema = {
           format: { type: 'string' },
           raw: {
             type: 'object',
-            description: 'The dump before any layer (compression, encryption).',
+            description:
+              'The dump before any layer (compression, encryption). Its sha256 is absent when the dump went straight from the dump program into the compressor, whose own content checksum (the zstd frame checksum) covers it.',
             additionalProperties: false,
-            required: ['bytes', 'sha256'],
+            required: ['bytes'],
             properties: { bytes: { type: 'integer', minimum: 0 }, sha256: { type: 'string', pattern: '^[0-9a-f]{64}$' } },
           },
           layers: {

@@ -82,6 +82,10 @@ export async function publishManifest(manifest: Manifest, base: string, storages
   const storage = storages.get(base.slice(0, base.indexOf(':')));
   if (!storage) throw new DbflowError(`no storage for "${base}"`);
   const url = `${base}/${MANIFEST_NAME}`;
-  await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), { signal: new AbortController().signal });
+  const like = manifest.artifacts[0]?.url;
+  await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), {
+    signal: new AbortController().signal,
+    ...(like && { like }),
+  });
   return url;
 }

@@ -1,8 +1,10 @@
 // `prune`: what a retention policy removes from a repository (planned purely), and the removal, manifest first.
+import { DbflowError, RepositoryError } from '../errors.js';
 import type { StoredObject } from '../plugins/types.js';
 import type { StorageScope } from './backup.js';
 import { MANIFEST_NAME } from './manifest.js';
-import type { ListedBackup, OrphanFolder, RepositoryListing } from './repository.js';
+import { isDamaged, readLease, type ListedBackup, type OrphanFolder, type RepositoryListing } from './repository.js';
+import { RUN_LEASE_NAME } from './run-lease.js';
 import { retain, type RetentionPolicy } from './retention.js';
 
 /** How prune decides. */
@@ -28,7 +30,13 @@ export interface PrunePlan {
 export function planPrune(listing: RepositoryListing, options: PruneOptions): PrunePlan {
   const readable = listing.backups.filter((b) => b.manifest);
   const verdicts = retain(
-    readable.map((b) => ({ id: b.manifest!.run.id, time: new Date(b.manifest!.run.started_at), verified: b.manifest!.status === 'verified', group: b.manifest!.pipeline.name, b })),
+    readable.map((b) => ({
+      id: b.manifest!.run.id,
+      time: new Date(b.manifest!.run.started_at),
+      verified: b.manifest!.status === 'verified' && !isDamaged(b),
+      group: b.manifest!.pipeline.name,
+      b,
+    })),
     options.policy,
   );
   return {
@@ -37,11 +45,20 @@ export function planPrune(listing: RepositoryListing, options: PruneOptions): Pr
     skipped: listing.backups.filter((b) => !b.manifest).map((b) => ({ backup: b, why: b.problem ?? 'unreadable manifest' })),
     orphans: listing.orphans.map((orphan) => {
       const grace = options.orphanGraceLabel ?? formatAge(options.orphanGraceMs);
-      if (!orphan.time) return { orphan, remove: false, why: 'no run id in its path, so its age is unknown: remove it by hand if nothing is writing it' };
+      if (orphan.run?.alive)
+        return { orphan, remove: false, why: `in progress: ${orphan.run.why}; a live run's objects are never removed` };
+      if (!orphan.time)
+        return { orphan, remove: false, why: 'no run id in its path, so its age is unknown: remove it by hand if nothing is writing it' };
       const age = options.now.getTime() - orphan.time.getTime();
+      const what = orphan.inBackup ? 'unfinished writes in a backup folder' : 'no manifest';
+      const dead = orphan.run ? `; ${orphan.run.why}` : '';
       return age > options.orphanGraceMs
-        ? { orphan, remove: true, why: `no manifest; its run started ${formatAge(age)} ago (older than --orphan-grace ${grace})` }
-        : { orphan, remove: false, why: `no manifest yet; its run started ${formatAge(Math.max(0, age))} ago, within --orphan-grace ${grace}: it may still be writing` };
+        ? { orphan, remove: true, why: `${what}; its run started ${formatAge(age)} ago (older than --orphan-grace ${grace})${dead}` }
+        : {
+            orphan,
+            remove: false,
+            why: `no manifest yet; its run started ${formatAge(Math.max(0, age))} ago, within --orphan-grace ${grace}: it may still be writing`,
+          };
     }),
   };
 }
@@ -54,11 +71,24 @@ export type OnDelete = (url: string) => void;
  * backup at all — then its other objects; then the orphaned objects the plan removes, unless a
  * manifest appeared in their folder since the listing. Stops at the first failure.
  */
-export async function executePrune(scope: StorageScope, plan: PrunePlan, onDelete: OnDelete): Promise<{ deleted: StoredObject[]; spared: string[] }> {
+export async function executePrune(
+  scope: StorageScope,
+  plan: PrunePlan,
+  onDelete: OnDelete,
+): Promise<{ deleted: StoredObject[]; spared: string[] }> {
   const deleted: StoredObject[] = [];
   const spared: string[] = [];
   const remove = async (o: StoredObject): Promise<void> => {
-    await scope.storage(o.url).delete(o.url);
+    const storage = scope.storage(o.url);
+    try {
+      await storage.delete(o.url, o.unfinished?.upload !== undefined ? { upload: o.unfinished.upload } : undefined);
+    } catch (err) {
+      if (err instanceof DbflowError) throw err;
+      throw new RepositoryError(
+        `the ${storage.scheme} storage could not delete "${o.url}": ${(err as Error).message}; prune stopped there.`,
+        { cause: err },
+      );
+    }
     deleted.push(o);
     onDelete(o.url);
   };
@@ -69,8 +99,13 @@ export async function executePrune(scope: StorageScope, plan: PrunePlan, onDelet
   }
   for (const { orphan, remove: gone } of plan.orphans) {
     if (!gone) continue;
-    const now = await scope.storage(orphan.folder).list(`${orphan.folder}/`);
-    if (now.some((o) => o.url === `${orphan.folder}/${MANIFEST_NAME}`)) {
+    // A run may have started writing here, or published, since the listing.
+    const storage = scope.storage(orphan.folder);
+    const now = await storage.list(`${orphan.folder}/`);
+    const published = !orphan.inBackup && now.some((o) => o.url === `${orphan.folder}/${MANIFEST_NAME}`);
+    const leased =
+      now.some((o) => o.url === `${orphan.folder}/${RUN_LEASE_NAME}`) && (await readLease(storage, orphan.folder, new Date())).alive;
+    if (published || leased) {
       spared.push(orphan.folder);
       continue;
     }

@@ -1,8 +1,10 @@
 // A backup repository (a storage URL prefix): its backups, newest first, and the objects that belong to none.
-import type { StoredObject } from '../plugins/types.js';
+import { RepositoryError } from '../errors.js';
+import type { Storage, StoredObject } from '../plugins/types.js';
 import { normalizeUrl, parseManifest, readText, type StorageScope } from './backup.js';
 import { MANIFEST_NAME, type Manifest } from './manifest.js';
 import { runTimeInPath } from './run-id.js';
+import { isLeaseUrl, judgeLease, parseLease, RUN_LEASE_NAME, type LeaseVerdict, type RunLease } from './run-lease.js';
 import { readVerifyRecord, VERIFY_RECORD_NAME, type VerifyRecord } from './verify-record.js';
 
 /** The folder of a repository holding audit records, one object per command (`--audit-repository`). */
@@ -23,12 +25,16 @@ export interface ListedBackup {
   missing: string[];
 }
 
-/** Objects of one folder that belongs to no backup: a run that failed, or one still writing. */
+/** Objects of one folder that belongs to no backup: a run that failed, or one still writing; or unfinished writes anywhere. */
 export interface OrphanFolder {
   folder: string;
   objects: StoredObject[];
-  /** The run's start, from a run-id folder in the path; undefined when the path has none. */
+  /** The run's start (from a run-id folder in the path, else its lease), else the newest object's time; undefined when unknown. */
   time?: Date;
+  /** The lease of the run that writes this folder, when it left one, with the verdict on it. */
+  run?: LeaseVerdict & { lease?: RunLease };
+  /** The folder holds a backup: these are unfinished writes in it, not the backup's objects. */
+  inBackup?: boolean;
 }
 
 /** Everything under a repository prefix. */
@@ -46,17 +52,24 @@ export async function listRepository(scope: StorageScope, repoUrl: string): Prom
   const repo = normalizeUrl(repoUrl, 'repository');
   const storage = scope.storage(repo);
   // Audit records (dbflow-audit/ folders) are neither backups nor orphans: not listed, never pruned.
-  const objects = (await storage.list(`${repo}/`)).filter((o) => !o.url.slice(repo.length).includes(`/${AUDIT_FOLDER}/`));
+  const all = await storage.list(`${repo}/`, { unfinished: true, modified: true });
+  if (!all.length) {
+    throw new RepositoryError(
+      `there is no repository at "${repo}": nothing is stored there. Check the path or URL (a pipeline's first run creates its repository).`,
+    );
+  }
+  const objects = all.filter((o) => !o.url.slice(repo.length).includes(`/${AUDIT_FOLDER}/`));
   const folders = objects.filter((o) => o.url.endsWith(`/${MANIFEST_NAME}`)).map((o) => o.url.slice(0, -MANIFEST_NAME.length - 1));
   // The innermost backup folder that holds an object owns it.
   const owned = new Map<string, StoredObject[]>(folders.map((f) => [f, []]));
   const ownerOf = (url: string): string | undefined => {
-    for (let f = url.slice(0, url.lastIndexOf('/')); f.length >= repo.length; f = f.slice(0, f.lastIndexOf('/'))) if (owned.has(f)) return f;
+    for (let f = url.slice(0, url.lastIndexOf('/')); f.length >= repo.length; f = f.slice(0, f.lastIndexOf('/')))
+      if (owned.has(f)) return f;
     return undefined;
   };
   const orphans = new Map<string, StoredObject[]>();
   for (const o of objects) {
-    const owner = ownerOf(o.url);
+    const owner = o.unfinished || isLeaseUrl(o.url) ? undefined : ownerOf(o.url);
     if (owner) owned.get(owner)!.push(o);
     else {
       const folder = o.url.slice(0, o.url.lastIndexOf('/'));
@@ -83,14 +96,32 @@ export async function listRepository(scope: StorageScope, repoUrl: string): Prom
     const tb = b.manifest?.run.started_at ?? '';
     return ta !== tb ? (ta < tb ? 1 : -1) : a.url < b.url ? 1 : -1;
   });
+  const now = new Date();
   return {
     repo,
     backups,
-    orphans: [...orphans].map(([folder, objs]) => {
-      const time = runTimeInPath(`${folder}/x`);
-      return { folder, objects: objs, ...(time && { time }) };
+    orphans: await mapLimit([...orphans], READ_AT_ONCE, async ([folder, objs]): Promise<OrphanFolder> => {
+      const run = objs.some((o) => isLeaseUrl(o.url)) ? await readLease(storage, folder, now) : undefined;
+      const newest = objs
+        .map((o) => o.modified)
+        .filter((m): m is string => m !== undefined)
+        .sort()
+        .at(-1);
+      const time = runTimeInPath(`${folder}/x`) ?? (run?.lease ? new Date(run.lease.started_at) : newest ? new Date(newest) : undefined);
+      return { folder, objects: objs, ...(time && { time }), ...(run && { run }), ...(owned.has(folder) && { inBackup: true }) };
     }),
   };
+}
+
+/** The lease in `folder` and whether its run is alive (a lease that cannot be read counts as alive). */
+export async function readLease(storage: Storage, folder: string, now: Date): Promise<LeaseVerdict & { lease?: RunLease }> {
+  const lease = await readText(storage, `${folder}/${RUN_LEASE_NAME}`, 1 << 20).then(parseLease, () => undefined);
+  return { ...judgeLease(lease, now), ...(lease && { lease }) };
+}
+
+/** A backup whose artifacts are missing or of the wrong size, or whose last verify failed: never counted as verified. */
+export function isDamaged(b: ListedBackup): boolean {
+  return b.missing.length > 0 || b.verify?.ok === false;
 }
 
 /** The total size of a backup's artifacts, as its manifest records them. */

@@ -14,6 +14,8 @@ export interface RestoreTarget {
   password?: string;
   /** Restore even when the target has tables (or cannot be inspected). */
   force: boolean;
+  /** Create the target database first when it does not exist. */
+  create?: boolean;
 }
 
 /** What a restore did. */
@@ -86,6 +88,10 @@ export async function restoreBackup(
   const { config, checksums } = targetConfig(backup, database, driver, target);
   const bad = driver.checkUrl?.(target.url);
   if (bad) throw new UsageError(`--to "${target.display ?? target.url}": ${bad.replace(/^dbflow: /, '')}`);
+  if (target.create) {
+    if (!driver.create) throw new UsageError(`--create: the ${driver.name} driver cannot create databases; create ${target.display ?? target.url} yourself.`);
+    await driver.create(ctx, config);
+  }
   const before = await inspect(ctx, driver, config, target);
   let started = 0;
   hooks.restoring?.();
@@ -107,7 +113,9 @@ export async function restoreBackup(
         : ` Nothing was restored into ${target.display ?? target.url}.`,
     );
   }
-  const after = await driver.rowCounts(ctx, target.url, config);
+  // Counted the way the backup was: its checksum scheme, when it has checksums.
+  const scheme = entry.position.checksum;
+  const after = await driver.rowCounts(ctx, target.url, config, checksums && typeof scheme === 'string' ? { checksum: scheme } : {});
   return { artifact, raw, before, after, diffs: compareCounts(entry.tables, after, checksums), checksums };
 }
 
@@ -119,9 +127,16 @@ async function inspect(ctx: DriverContext, driver: DatabaseDriver, config: Datab
   } catch (err) {
     if (ctx.signal.aborted) throw new CancelledError('restore interrupted');
     if (target.force) return {};
+    const missing = driver.exists ? !(await driver.exists(ctx, config).catch(() => true)) : false;
+    if (missing) {
+      throw new DbflowError(
+        `the target ${target.display ?? target.url} does not exist. Create it first (createdb, CREATE DATABASE; for sqlite an empty file), or pass --create to have restore create it.`,
+        { cause: err },
+      );
+    }
     const why = err instanceof Error ? err.message.replace(/^dbflow: /, '') : String(err);
     throw new DbflowError(
-      `cannot check that the target ${target.display ?? target.url} is empty: ${why}${/[.!?)]$/.test(why) ? '' : '.'} Create the target first (createdb, CREATE DATABASE; for sqlite an empty file), or pass --force to restore without this check.`,
+      `cannot check that the target ${target.display ?? target.url} is empty: ${why}${/[.!?)]$/.test(why) ? '' : '.'} If it does not exist, create it (createdb, CREATE DATABASE; for sqlite an empty file) or pass --create; if it exists but cannot be inspected, --force restores without this check.`,
       { cause: err },
     );
   }

@@ -1,7 +1,7 @@
 // `verify`: every artifact of a backup is read back and decoded to nowhere, and checked against its manifest.
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CancelledError, IntegrityError, RepositoryError } from '../errors.js';
+import { CancelledError, IntegrityError, keyErrorIn, RepositoryError, type KeyError } from '../errors.js';
 import type { DecodeKeys, EdgeStats } from '../plugins/types.js';
 import { storedArtifact, type Backup } from './backup.js';
 import { readArtifact } from './read-artifact.js';
@@ -24,6 +24,8 @@ export interface ArtifactVerdict {
    * program): the object could not be checked. True for a pass, damaged data or a missing object.
    */
   conclusive: boolean;
+  /** The key that was missing or wrong, when that is why it could not be checked. */
+  key?: KeyError;
 }
 
 /**
@@ -47,9 +49,17 @@ export async function verifyBackup(
       const raw = await readArtifact(scope, artifact, keys, (s) => pipeline(s, nowhere()), { signal, settleDigest: true });
       verdict = { ...base, ok: true, raw, conclusive: true };
     } catch (err) {
-      if (err instanceof CancelledError || signal.aborted) throw err instanceof CancelledError ? err : new CancelledError('verify interrupted');
+      if (err instanceof CancelledError || signal.aborted)
+        throw err instanceof CancelledError ? err : new CancelledError('verify interrupted');
       const conclusive = err instanceof IntegrityError || err instanceof RepositoryError;
-      verdict = { ...base, ok: false, error: err instanceof Error ? err.message : String(err), conclusive };
+      const key = keyErrorIn(err);
+      verdict = {
+        ...base,
+        ok: false,
+        error: err instanceof Error ? err.message : String(err),
+        conclusive: conclusive && !key,
+        ...(key && { key }),
+      };
     }
     verdicts.push(verdict);
     onVerdict?.(verdict);

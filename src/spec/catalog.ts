@@ -11,7 +11,10 @@ export interface Catalog {
 /** The environment validation reads: variables, and whether a secret file can be read. */
 export interface SpecEnv {
   vars: Readonly<Record<string, string | undefined>>;
-  readable(path: string): boolean;
+  /** What a secret file holds: something, nothing (empty, or one line break), or it cannot be read. */
+  secretFile(path: string): 'readable' | 'empty' | 'unreadable';
+  /** True when `vars` are stand-ins (validation without the runtime environment): their values say nothing. */
+  offline?: boolean;
 }
 
 /** Keys of a `with` schema that name other steps (`format: "step-id"`), and whether they hold a list. */

@@ -144,10 +144,12 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
     if (!isObj(src)) continue;
     if (typeof src.env === 'string' && env.vars[src.env] === undefined) {
       add(['secrets', name, 'env'], `secret "${name}" reads environment variable "${src.env}", which is not set.`);
+    } else if (typeof src.env === 'string' && env.vars[src.env] === '' && !env.offline) {
+      add(['secrets', name, 'env'], `secret "${name}" reads environment variable "${src.env}", which is empty; set it to the secret's value.`);
     }
-    if (typeof src.file === 'string' && !env.readable(src.file)) {
-      add(['secrets', name, 'file'], `secret "${name}" reads file "${src.file}", which cannot be read.`);
-    }
+    const file = typeof src.file === 'string' ? env.secretFile(src.file) : undefined;
+    if (file === 'unreadable') add(['secrets', name, 'file'], `secret "${name}" reads file "${String(src.file)}", which cannot be read.`);
+    if (file === 'empty') add(['secrets', name, 'file'], `secret "${name}" reads file "${String(src.file)}", which is empty; write the secret's value into it.`);
   }
   for (const [name, db] of Object.entries(databases)) {
     if (!isObj(db)) continue;

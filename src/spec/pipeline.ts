@@ -41,6 +41,8 @@ export interface DatabaseSpec {
 /** A validated, normalized pipeline. */
 export interface Pipeline {
   file: string;
+  /** The folder of the pipeline file: relative paths inside the pipeline are relative to it. */
+  dir: string;
   sha256: string;
   name: string;
   description?: string;
@@ -75,7 +77,7 @@ export const STEP_LISTS = ['steps', 'finally', 'on_failure'] as const;
 const DEFAULT_CONDITION: Record<(typeof STEP_LISTS)[number], Condition> = { steps: 'success()', finally: 'always()', on_failure: 'failure()' };
 
 /** Turn schema-valid data into a Pipeline. */
-export function normalize(data: Record<string, unknown>, file: string, sha256: string): Pipeline {
+export function normalize(data: Record<string, unknown>, file: string, sha256: string, dir: string): Pipeline {
   const step = (s: RawStep, path: DocPath, list: 'steps' | 'finally' | 'on_failure'): StepSpec => {
     const isFinally = list !== 'steps';
     const retry = (s.retry ?? {}) as Record<string, unknown>;
@@ -110,6 +112,7 @@ export function normalize(data: Record<string, unknown>, file: string, sha256: s
   }
   return {
     file,
+    dir,
     sha256,
     name: data.name as string,
     ...(data.description !== undefined && { description: data.description as string }),

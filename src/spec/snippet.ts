@@ -10,8 +10,9 @@ export function renderProblems(problems: readonly SpecProblem[], text: string): 
       const source = lines[pos.line - 1];
       if (source === undefined) return head;
       const gutter = String(pos.line).length;
-      const caret = `${' '.repeat(gutter)} | ${' '.repeat(Math.max(0, pos.col - 1))}^`;
-      return `${head}\n${pos.line} | ${source}\n${caret}`;
+      const { shown, col } = around(source, pos.col);
+      const caret = `${' '.repeat(gutter)} | ${' '.repeat(Math.max(0, col - 1))}^`;
+      return `${head}\n${pos.line} | ${shown}\n${caret}`;
     })
     .join('\n\n');
 }
@@ -27,4 +28,15 @@ export function sortProblems(problems: readonly SpecProblem[]): SpecProblem[] {
       seen.add(key);
       return true;
     });
+}
+
+const WIDTH = 120;
+
+// A long line is shown as the part around the column, with … where it was cut.
+function around(line: string, col: number): { shown: string; col: number } {
+  if (line.length <= WIDTH) return { shown: line, col };
+  const start = Math.max(0, Math.min(col - 1 - WIDTH / 2, line.length - WIDTH));
+  const head = start > 0 ? '…' : '';
+  const tail = start + WIDTH < line.length ? '…' : '';
+  return { shown: `${head}${line.slice(start, start + WIDTH)}${tail}`, col: col - start + head.length };
 }

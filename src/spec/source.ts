@@ -50,6 +50,10 @@ export function parseSource(file: string, text: string): RawPipeline {
   } catch {
     return { file, text, sha256, ...parseDetailed(file, text) };
   }
+  const oversized = shapeProblem(data);
+  if (oversized) {
+    return { file, text, sha256, ...parseDetailed(file, text) };
+  }
   let detailed: Detailed | undefined;
   const positions = (): Detailed => (detailed ??= parseDetailed(file, text));
   return { file, text, sha256, data, syntax: [], pos: (path) => positions().pos(path), keyPos: (path) => positions().keyPos(path) };
@@ -59,7 +63,8 @@ export function parseSource(file: string, text: string): RawPipeline {
 function parseDetailed(file: string, text: string): Detailed {
   const { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } = require('yaml') as typeof YamlModule;
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // Duplicate keys are found below with a set per mapping: the library's own check is quadratic.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: false });
   const at = (offset: number): SourcePos => {
     const { line, col } = lines.linePos(offset);
     return { file, line, col };
@@ -73,16 +78,34 @@ function parseDetailed(file: string, text: string): Detailed {
       },
     });
   }
+  const duplicates: { offset: number; key: string }[] = [];
+  visit(doc, {
+    Map(_key, map) {
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const name = String(pair.key.value);
+        if (seen.has(name)) duplicates.push({ offset: pair.key.range?.[0] ?? 0, key: name });
+        seen.add(name);
+      }
+    },
+  });
   // The first error of a line is the one to fix; the parser's follow-on errors there are noise.
   const syntax: SpecProblem[] = [];
-  for (const e of doc.errors) {
-    const open = e.code === 'MISSING_CHAR' ? quoted.get(e.pos[0]) : undefined;
-    const pos = at(open ?? e.pos[0]);
+  const errors = [
+    ...doc.errors.map((e) => ({ code: e.code, message: e.message, offset: e.pos[0] })),
+    ...duplicates.map((d) => ({ code: 'DUPLICATE_KEY', message: `key "${d.key}" is used twice in the same mapping`, offset: d.offset })),
+  ].sort((a, b) => a.offset - b.offset);
+  for (const e of errors) {
+    const open = e.code === 'MISSING_CHAR' ? quoted.get(e.offset) : undefined;
+    const pos = at(open ?? e.offset);
     if (syntax.some((p) => p.pos.line === pos.line)) continue;
     const message =
-      open !== undefined
-        ? `YAML syntax error: the string that starts here has no closing ${text[open] === "'" ? "'" : '"'} (${e.code})`
-        : yamlMessage(e.code, e.message, text.slice(e.pos[0]));
+      e.code === 'RESOURCE_EXHAUSTION'
+        ? tooDeep
+        : open !== undefined
+          ? `YAML syntax error: the string that starts here has no closing ${text[open] === "'" ? "'" : '"'} (${e.code})`
+          : yamlMessage(e.code, e.message, text.slice(e.offset, e.offset + 1000));
     syntax.push({ pos, message });
   }
   const nodeAt = (path: DocPath): { node: Node | null; keyNode: Node | null } => {
@@ -104,8 +127,19 @@ function parseDetailed(file: string, text: string): Detailed {
     return { node: node as Node, keyNode };
   };
   const posOfNode = (n: Node | null): SourcePos => (n?.range ? at(n.range[0]) : { file, line: 1, col: 1 });
+  let data: unknown = null;
+  if (!syntax.length) {
+    // Aliases are counted below (expanded size); the library's own limit would throw without a place.
+    try {
+      data = (doc as Document).toJS({ maxAliasCount: -1 });
+    } catch {
+      syntax.push({ pos: { file, line: 1, col: 1 }, message: tooDeep });
+    }
+  }
+  const shape = syntax.length ? undefined : shapeProblem(data);
+  if (shape) syntax.push({ pos: posOfNode(nodeAt(shape.path).node), message: shape.message });
   return {
-    data: syntax.length ? null : (doc as Document).toJS({ maxAliasCount: 100 }),
+    data: syntax.length ? null : data,
     syntax,
     pos: (path) => posOfNode(nodeAt(path).node),
     keyPos: (path) => {
@@ -113,6 +147,49 @@ function parseDetailed(file: string, text: string): Detailed {
       return posOfNode(found.keyNode ?? found.node);
     },
   };
+}
+
+/** The largest pipeline file dbflow reads (bytes): real pipelines are a few kilobytes. */
+export const MAX_PIPELINE_BYTES = 1024 * 1024;
+/** How deep lists and mappings may nest. */
+export const MAX_DEPTH = 64;
+/** How many values a pipeline may hold once its aliases (`*name`) are expanded. */
+export const MAX_VALUES = 100_000;
+
+const tooDeep = `YAML: lists and mappings nest too deeply (at most ${MAX_DEPTH} levels).`;
+
+/**
+ * Why parsed data is too big to work with, and where: nested deeper than MAX_DEPTH, or more than
+ * MAX_VALUES values counting each alias as the copy it stands for ("billion laughs"). Linear in the
+ * document as written: the size of a node reached again through an alias is remembered.
+ */
+function shapeProblem(data: unknown): { path: DocPath; message: string } | undefined {
+  const sizes = new Map<object, number>();
+  let problem: { path: DocPath; message: string } | undefined;
+  const size = (node: unknown, path: (string | number)[]): number => {
+    if (problem || node === null || typeof node !== 'object') return 1;
+    const known = sizes.get(node);
+    if (known !== undefined) return known;
+    if (path.length > MAX_DEPTH) {
+      problem = { path, message: tooDeep };
+      return 1;
+    }
+    let total = 1;
+    for (const [k, v] of Object.entries(node)) {
+      total += size(v, [...path, Array.isArray(node) ? Number(k) : k]);
+      if (total > MAX_VALUES) {
+        problem ??= {
+          path: [...path, Array.isArray(node) ? Number(k) : k],
+          message: `YAML: the pipeline holds more than ${MAX_VALUES} values once its aliases (*name) are expanded; an alias that repeats another alias multiplies the size ("billion laughs"). Write the values out, or use fewer aliases.`,
+        };
+        return total;
+      }
+    }
+    sizes.set(node, total);
+    return total;
+  };
+  size(data, []);
+  return problem;
 }
 
 function yamlMessage(code: string, message: string, rest: string): string {

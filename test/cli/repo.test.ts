@@ -66,7 +66,7 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     if (skipped) return t.skip(skipped);
     const r = await withKey(['verify', q.url]);
     assert.equal(r.exitCode, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^ok +demo +${ARTIFACT.replace(/\./g, '\\.')} +[\\d.]+ MiB stored, sha256 ok → openpgp → zstd → [\\d.]+ MiB dump, sha256 equal to the dump taken$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^ok +demo +${ARTIFACT.replace(/\./g, '\\.')} +[\\d.]+ MiB stored, sha256 ok → openpgp → zstd → [\\d.]+ MiB dump, size and sha256 equal to the dump taken$`, 'm'));
     assert.match(r.stdout, /✔ 1 of 1 artifact verified/);
     const record = JSON.parse(readFileSync(path.join(q.dir, 'verify.json'), 'utf8')) as { format: string; ok: boolean; artifacts: { path: string; ok: boolean }[] };
     assert.deepEqual([record.format, record.ok, record.artifacts.map((a) => [a.path, a.ok])], ['dbflow-verify', true, [[ARTIFACT, true]]]);
@@ -76,16 +76,34 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     assert.equal(fromEnv.exitCode, 0, fromEnv.stderr);
   });
 
-  it('without a passphrase, verify fails, says where the passphrase comes from, and records nothing', async (t) => {
+  it('without a passphrase or with a wrong one, verify and restore exit 3 (not checked), say where the passphrase comes from, and record nothing', async (t) => {
     if (skipped) return t.skip(skipped);
     const dir = copyBackup(q.dir, path.join(cwd, 'backups', 'nokey', q.runId));
     rmSync(path.join(dir, 'verify.json'), { force: true });
-    const r = await run(['verify', `file://./backups/nokey/${q.runId}`]);
-    assert.equal(r.exitCode, 1);
-    assert.match(r.stderr, /encrypted with a passphrase/);
-    assert.match(r.stderr, /--passphrase-file F or the DBFLOW_PASSPHRASE environment variable/);
+    const url = `file://./backups/nokey/${q.runId}`;
+    const wrongFile = path.join(cwd, 'wrong.passphrase');
+    writeFileSync(wrongFile, 'not the passphrase\n');
+    const target = path.join(cwd, 'nokey.sqlite3');
+    writeFileSync(target, '');
+    const [r, wrong, restore] = await mapLimit(
+      [['verify', url], ['verify', url, '--passphrase-file', wrongFile], ['restore', url, '--to', `sqlite:${target}`]],
+      2,
+      (a) => run(a),
+    );
+    // Exit 3: the check could not run (a rotated or missing secret), which monitoring tells from 1 (damaged).
+    assert.equal(r!.exitCode, 3, r!.stderr);
+    assert.match(r!.stderr, /^dbflow: verify could not check 1 of 1 artifact of .*, which says nothing about the backup \(exit 3: not checked; exit 1 would mean damaged\)/);
+    assert.match(r!.stderr, /encrypted with a passphrase and none was given; pass it with --passphrase-file F or the DBFLOW_PASSPHRASE environment variable/);
+    assert.match(r!.stdout, /^NOT CHECKED {2}demo /m);
+    assert.equal(wrong!.exitCode, 3, wrong!.stderr);
+    assert.match(wrong!.stderr, /the passphrase given \(--passphrase-file or DBFLOW_PASSPHRASE\) does not decrypt it; check it \(was it rotated\?\)/);
+    assert.equal(restore!.exitCode, 3, restore!.stderr);
+    assert.match(restore!.stderr, /^dbflow: restore could not decrypt .*: it is encrypted with a passphrase and none was given; pass it with --passphrase-file F/);
+    for (const x of [r!, wrong!, restore!]) {
+      assert.doesNotMatch(x.stderr + x.stdout, /secrets\.passphrase|pass it as "passphrase"/, 'command-line wording, not pipeline wording');
+      assert.equal(hasStackTrace(x.stderr), false);
+    }
     assert.equal(existsSync(path.join(dir, 'verify.json')), false, 'an unchecked backup gets no verify record');
-    assert.equal(hasStackTrace(r.stderr), false);
   });
 
   // A copy of the backup in its own repository, damaged by `damage`; verify and restore must fail naming the object.
@@ -158,7 +176,12 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     const target = path.join(cwd, 'restored.sqlite3');
     const missing = await withKey(['restore', q.url, '--database', 'demo', '--to', `sqlite:${target}`]);
     assert.equal(missing.exitCode, 1);
-    assert.match(missing.stderr, /^dbflow: cannot check that the target sqlite:.*restored\.sqlite3 is empty: .*does not exist.*pass --force/);
+    assert.match(missing.stderr, /^dbflow: the target sqlite:.*restored\.sqlite3 does not exist\. Create it first \(createdb, CREATE DATABASE; for sqlite an empty file\), or pass --create to have restore create it\.\n$/);
+    // --create makes the file (and its folder); --database may be left out: the backup holds one database.
+    const created = path.join(cwd, 'made', 'by-create.sqlite3');
+    const c = await withKey(['restore', q.url, '--to', `sqlite:${created}`, '--create']);
+    assert.equal(c.exitCode, 0, c.stderr);
+    assert.match(c.stdout, /✔ 3 tables, \d+ rows equal to the backup's counts\n$/);
     writeFileSync(target, '');
     const r = await withKey(['restore', q.url, '--database', 'demo', '--to', `sqlite:${target}`]);
     assert.equal(r.exitCode, 0, r.stderr);
@@ -170,15 +193,15 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     assert.match(again.stderr, /^dbflow: refusing to restore into sqlite:.* it is not empty \(3 tables: customers, order_items, orders\)\. .*--force/);
   });
 
-  it('restore: usage errors exit 2 (no --database, an unknown one, no --to)', async (t) => {
+  it('restore: usage errors exit 2 (an unknown --database, no --to); without --database the one database is taken', async (t) => {
     if (skipped) return t.skip(skipped);
     const [none, unknown, noTarget] = await mapLimit(
       [['restore', q.url, '--to', 'sqlite:./x.db'], ['restore', q.url, '--database', 'dmeo', '--to', 'sqlite:./x.db'], ['restore', q.url, '--database', 'demo']],
       2,
       (a) => run(a),
     );
-    assert.equal(none!.exitCode, 2);
-    assert.match(none!.stderr, /restore needs --database <name> \(this backup holds "demo"\)/);
+    assert.equal(none!.exitCode, 1, none!.stderr);
+    assert.match(none!.stderr, /the target sqlite:\.\/x\.db does not exist/);
     assert.equal(unknown!.exitCode, 2);
     assert.match(unknown!.stderr, /holds no database "dmeo"\. Did you mean "demo"\?/);
     assert.equal(noTarget!.exitCode, 2);
@@ -194,7 +217,8 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     assert.deepEqual(listed.backups, []);
     assert.equal(listed.orphans.objects, files);
     const text = ok(await run(['backups', 'list', 'file://./backups/nomanifest']), 'backups list');
-    assert.equal(text, `no backups in file://./backups/nomanifest\n0 backups; ${files} orphaned objects (${text.match(/\(([^)]+)\)/)?.[1]}) in 1 folder without a manifest: failed or unfinished runs, not backups (\`dbflow prune\` removes them after --orphan-grace)\n`);
+    assert.match(text, new RegExp(`^no backups in file://\\./backups/nomanifest\norphaned: file://\\./backups/nomanifest/${q.runId}/ \\(${files} objects, \\S+ old\\)\n`));
+    assert.match(text, new RegExp(`\n0 backups; ${files} orphaned objects \\([^)]+\\) in 1 folder: failed or unfinished runs and writes, not backups \\(\`dbflow prune\` removes them after --orphan-grace\\)\n$`));
     const url = `file://./backups/nomanifest/${q.runId}`;
     for (const args of [['restore', url, '--database', 'demo', '--to', 'sqlite:./x.db'], ['verify', url]]) {
       const r = await withKey(args);
@@ -283,11 +307,28 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     assert.ok(existsSync(q.dir), 'nothing was pruned');
   });
 
-  it('a repository path without a scheme is a usage error', async (t) => {
+  it('a repository or backup may be given as a plain path; a repository that does not exist is an error (exit 1)', async (t) => {
     if (skipped) return t.skip(skipped);
-    const r = await run(['backups', 'list', './backups/quickstart']);
-    assert.equal(r.exitCode, 2);
-    assert.equal(r.stderr, 'dbflow: repository "./backups/quickstart" is not a storage URL; write it with its scheme, e.g. file://./backups/nightly or s3://bucket/nightly.\n');
+    const [relative, absolute, backup, missing, missingUrl] = await mapLimit(
+      [
+        ['backups', 'list', './backups/quickstart', '--json'],
+        ['backups', 'list', path.join(cwd, 'backups', 'quickstart'), '--json'],
+        ['restore', `backups/quickstart/${q.runId}`, '--list'],
+        ['backups', 'list', './backups/quickstrat'],
+        ['prune', 'file://./backups/quickstrat', '--keep-last', '1'],
+      ],
+      2,
+      (args) => run(args),
+    );
+    const runIds = (r: typeof relative) => (JSON.parse(ok(r!, 'backups list')) as Listed).backups.map((b) => b.run_id);
+    assert.deepEqual(runIds(relative), [q.runId]);
+    assert.deepEqual(runIds(absolute), [q.runId]);
+    assert.match(ok(backup!, 'restore --list'), /^database {2}demo /m);
+    for (const r of [missing!, missingUrl!]) {
+      assert.equal(r.exitCode, 1, r.stderr);
+      assert.match(r.stderr, /^dbflow: there is no repository at "file:\/\/\.\/backups\/quickstrat": nothing is stored there\. Check the path or URL/);
+      assert.equal(r.stdout, '');
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 // Retries with backoff, per-step timeouts and the pipeline timeout.
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { ofType, runYaml, statuses, stepState, yaml } from './helpers.js';
 
@@ -86,6 +87,16 @@ describe('timeouts', () => {
     assert.equal(stepState(result, 'deaf').status, 'failed');
     assert.equal(stepState(result, 'deaf').error, 'step "deaf" timed out after 50ms');
     assert.ok(Date.now() - started < 4000, `the engine did not wait for the step (${Date.now() - started}ms)`);
+  });
+
+  it('removes what a step that ignores its signal writes to its tmpdir after its timeout, once it has ended', async (t) => {
+    const steps = '  - { id: deaf, uses: stubborn, timeout: 50ms, with: { ms: 400, remake_tmpdir: true } }\n';
+    const { result, state } = await runYaml(t, yaml(steps));
+    assert.equal(stepState(result, 'deaf').status, 'failed');
+    const dir = state.tmpdirs.get('deaf');
+    assert.ok(dir, 'the step made its tmpdir');
+    await new Promise((resolve) => setTimeout(resolve, 600)); // past the step's own end
+    assert.equal(existsSync(dir), false, 'its tmpdir, made again after the timeout, is gone');
   });
 
   it('retries a step that timed out', async (t) => {

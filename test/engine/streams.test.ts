@@ -104,6 +104,19 @@ describe('a failure inside a chain', () => {
     assert.deepEqual([...state.cleanups].sort(), ['sink', 'src']);
   });
 
+  it('names the sink when it stops reading and fails after a while (a failed write), not the members whose streams it closed', async (t) => {
+    const closed = `  - { id: src, uses: bytes, with: { size: 4000000, chunk: 65536 } }
+  - { id: mid, uses: passthrough, input: src }
+  - { id: sink, uses: collect, input: mid, with: { fail_after: 200000, cleanup_ms: 200 } }
+`;
+    const { result } = await runYaml(t, yaml(closed));
+    assert.deepEqual(statuses(result), { src: 'failed', mid: 'failed', sink: 'failed' });
+    assert.match(stepState(result, 'sink').error ?? '', /^collect: the write failed after \d+ bytes$/);
+    assert.match(stepState(result, 'mid').error ?? '', /^stream chain failed at "sink": collect: the write failed after \d+ bytes$/);
+    assert.match(stepState(result, 'src').error ?? '', /^stream chain failed at "sink": /);
+    assert.match(result.error ?? '', /— "sink": collect: the write failed/);
+  });
+
   it('ignores a member that finishes starting after the chain failed: its stream never runs, its failed late outputs are moot', async (t) => {
     const late = `  - { id: src, uses: bytes, with: { size: 4000000, chunk: 65536, fail_after: 0 } }
   - { id: mid, uses: passthrough, input: src, with: { start_ms: 300, final_error: 'late outputs failed' } }
@@ -119,5 +132,71 @@ describe('a failure inside a chain', () => {
     assert.match(stepState(result, 'src').error ?? '', /^bytes: source broke after 0 bytes$/);
     assert.equal(state.collected.get('sink'), undefined, 'the sink never started');
     assert.deepEqual(unhandled, []);
+  });
+});
+
+describe('what is hashed, and programs that read each other directly', () => {
+  it('hashes the source and what the sink stores, not a middle edge nobody reads the hash of', async (t) => {
+    const chain = `  - { id: src, uses: bytes, with: { size: 70000 } }
+  - { id: up, uses: upper, input: src }
+  - { id: mid, uses: passthrough, input: up }
+  - { id: sink, uses: collect, input: mid }
+`;
+    const { result } = await runYaml(t, yaml(chain));
+    assert.equal(result.status, 'success');
+    const upper = upperBytes(fakeBytes(70000));
+    assert.deepEqual(stepState(result, 'up').outputs, { case: 'upper', bytes: 70000 }, 'the middle edge: counted, not hashed');
+    assert.equal(stepState(result, 'src').outputs?.sha256, sha256(fakeBytes(70000)));
+    assert.equal(stepState(result, 'mid').outputs?.sha256, sha256(upper), 'the edge into the sink is hashed');
+
+    const read = `${chain}  - { id: report, uses: noop, with: { log: "{{ steps.up.outputs.sha256 }}" } }\n`;
+    const { result: r2, state } = await runYaml(t, yaml(read));
+    assert.equal(r2.status, 'success');
+    assert.equal(state.withs.get('report')?.log, sha256(upper), 'a template that reads the hash gets it');
+  });
+
+  it("hands a program's stdout to the next program, which reports the bytes; nothing passes through dbflow", async (t) => {
+    const size = 3 * MiB + 17;
+    const chain = `  - { id: src, uses: program-bytes, with: { size: ${size} } }
+  - { id: copy, uses: program-copy, input: src }
+  - { id: sink, uses: collect, input: copy }
+`;
+    const { result, state, events } = await runYaml(t, yaml(chain));
+    assert.equal(result.status, 'success', stepState(result, 'copy').error);
+    assert.deepEqual(state.piped, ['copy'], 'dd read the source program directly');
+    assert.deepEqual(stepState(result, 'src').outputs, { bytes: size }, 'counted by the program that read it; no sha256');
+    assert.ok(state.collected.get('sink')?.equals(Buffer.alloc(size)), 'every byte arrived');
+    assert.equal(ofType(events, 'step:end').find((e) => e.id === 'src')?.bytes, size);
+
+    // A template that reads the source's hash keeps the bytes passing through dbflow, hashed.
+    const { result: r2, state: s2 } = await runYaml(t, yaml(`${chain}  - { id: report, uses: noop, with: { log: "{{ steps.src.outputs.sha256 }}" } }\n`));
+    assert.equal(r2.status, 'success');
+    assert.deepEqual(s2.piped, []);
+    assert.equal(s2.withs.get('report')?.log, sha256(Buffer.alloc(size)));
+  });
+
+  it('hands on every byte when the next program starts after the source has written (nothing was read into dbflow meanwhile)', async (t) => {
+    const size = 2 * MiB + 5;
+    const chain = `  - { id: src, uses: program-bytes, with: { size: ${size} } }
+  - { id: copy, uses: program-copy, input: src, with: { delay_ms: 400 } }
+  - { id: sink, uses: collect, input: copy }
+`;
+    const { result, state } = await runYaml(t, yaml(chain));
+    assert.equal(result.status, 'success', stepState(result, 'copy').error);
+    assert.deepEqual(state.piped, ['copy'], 'dd read the source program directly');
+    assert.deepEqual(stepState(result, 'src').outputs, { bytes: size });
+    assert.equal(state.collected.get('sink')?.length, size, 'every byte arrived, the first ones too');
+  });
+
+  it("fails the chain at the source when the program whose stdout was handed on exits non-zero", async (t) => {
+    const chain = `  - { id: src, uses: program-bytes, with: { size: 100000, exit: 3 } }
+  - { id: copy, uses: program-copy, input: src }
+  - { id: sink, uses: collect, input: copy }
+`;
+    const { result, state } = await runYaml(t, yaml(chain));
+    assert.equal(result.status, 'failed');
+    assert.deepEqual(state.piped, ['copy']);
+    assert.equal(stepState(result, 'src').status, 'failed');
+    assert.match(stepState(result, 'src').error ?? '', /program-bytes: .*(exit code 3|code 3)/i);
   });
 });

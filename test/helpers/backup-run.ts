@@ -1,7 +1,7 @@
 // Backups through the CLI, for any driver: the pipeline file, the run, its manifest and run record.
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { Manifest } from '../../src/index.js';
+import { scratchDatabaseName, scratchPrefix, type Manifest } from '../../src/index.js';
 import { repoRoot, spawnDbflow, type CliResult } from './cli.js';
 
 /** The test plugin with the `pg-sql` and `throttle` steps. */
@@ -66,10 +66,10 @@ export function runRecordText(cwd: string, runId: string): Record<string, string
 
 /** The scratch database restore-test makes for `db` in a run (`dbflow_verify_<run>_<db>`). */
 export function verifyDatabaseName(runId: string, db = 'app'): string {
-  return `dbflow_verify_${runId}_${db}`.toLowerCase().replace(/[^a-z0-9_]/g, '_');
+  return scratchDatabaseName(runId, db);
 }
 
 /** The scratch-database prefix of a run: every `dbflow_verify_` database it could have made. */
 export function verifyPrefix(runId: string): string {
-  return `dbflow_verify_${runId.toLowerCase().replace(/[^a-z0-9_]/g, '_')}`;
+  return scratchPrefix(runId);
 }

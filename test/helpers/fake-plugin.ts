@@ -1,8 +1,10 @@
 // Tiny fake steps for engine and plan tests: each records what happened into a shared state.
 import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
-import { definePlugin, defineStep, type Plugin, type StepContext } from '../../src/index.js';
+import { checkedStdout, DbflowError, definePlugin, defineStep, type Plugin, type StepContext } from '../../src/index.js';
 
 /** What the fake steps saw and did during a run. */
 export interface FakeState {
@@ -25,6 +27,10 @@ export interface FakeState {
   pids: number[];
   /** Step instances whose cleanup ran. */
   cleanups: string[];
+  /** `program-copy` steps that took their input's pipe (their program read it directly). */
+  piped: string[];
+  /** The tmpdir of each `stubborn` step with `remake_tmpdir`. */
+  tmpdirs: Map<string, string>;
 }
 
 export interface Fake {
@@ -81,6 +87,8 @@ export function createFake(name = 'fake'): Fake {
     maxLead: 0,
     pids: [],
     cleanups: [],
+    piped: [],
+    tmpdirs: new Map(),
   };
   const recordCleanup = (ctx: StepContext<unknown>): Promise<void> => {
     state.cleanups.push(ctx.id);
@@ -130,14 +138,17 @@ export function createFake(name = 'fake'): Fake {
     cleanup: recordCleanup,
   });
 
-  const stubborn = defineStep<{ ms: number }>({
+  const stubborn = defineStep<{ ms: number; remake_tmpdir?: boolean }>({
     uses: 'stubborn',
     kind: 'task',
-    description: 'Waits `ms` milliseconds and ignores its signal (a badly behaved plugin).',
-    with: obj({ ms: int }, ['ms']),
+    description: 'Waits `ms` milliseconds and ignores its signal (a badly behaved plugin); `remake_tmpdir` makes its tmpdir at start and again (mkdir -p) at its end.',
+    with: obj({ ms: int, remake_tmpdir: { type: 'boolean' } }, ['ms']),
     async run(ctx) {
       begin(ctx.id);
+      const dir = ctx.with.remake_tmpdir ? ctx.tmpdir : undefined;
+      if (dir) state.tmpdirs.set(ctx.id, dir);
       await delay(ctx.with.ms, undefined, { ref: false }); // does not keep the test process alive
+      if (dir) mkdirSync(path.join(dir, 'late'), { recursive: true });
       end(ctx.id);
       return { outputs: {} };
     },
@@ -251,16 +262,25 @@ export function createFake(name = 'fake'): Fake {
     cleanup: recordCleanup,
   });
 
-  const collect = defineStep({
+  const collect = defineStep<{ fail_after?: number; cleanup_ms?: number }>({
     uses: 'collect',
     kind: 'sink',
-    description: 'Reads its whole input and records it.',
-    with: obj({}),
+    description: 'Reads its input and records it; `fail_after` stops reading there and fails `cleanup_ms` later (a failed write).',
+    with: obj({ fail_after: int, cleanup_ms: int }),
     outputs: obj({ received: int, input_bytes: int, input_sha256: { type: 'string' } }),
     async run(ctx) {
       state.order.push(`start:${ctx.id}`);
       const chunks: Buffer[] = [];
-      for await (const c of ctx.input) chunks.push(c as Buffer);
+      let read = 0;
+      for await (const c of ctx.input) {
+        chunks.push(c as Buffer);
+        read += (c as Buffer).length;
+        if (ctx.with.fail_after !== undefined && read > ctx.with.fail_after) break; // closes the input
+      }
+      if (ctx.with.fail_after !== undefined && read > ctx.with.fail_after) {
+        await delay(ctx.with.cleanup_ms ?? 0);
+        throw new DbflowError(`collect: the write failed after ${read} bytes`);
+      }
       const buf = Buffer.concat(chunks);
       state.collected.set(ctx.id, buf);
       const stats = await ctx.inputStats();
@@ -333,10 +353,46 @@ export function createFake(name = 'fake'): Fake {
     cleanup: recordCleanup,
   });
 
+  const programBytes = defineStep<{ size: number; exit?: number }>({
+    uses: 'program-bytes',
+    kind: 'source',
+    description: 'A program (`head -c <size> /dev/zero`) writes `size` zero bytes to its stdout; `exit` makes it exit so after.',
+    with: obj({ size: int, exit: int }, ['size']),
+    run(ctx) {
+      state.order.push(`start:${ctx.id}`);
+      const script = `head -c ${ctx.with.size} /dev/zero; exit ${ctx.with.exit ?? 0}`;
+      const sub = ctx.exec('sh', ['-c', script], { buffer: { stdout: false, stderr: true }, stdin: 'ignore' });
+      return Promise.resolve({ output: checkedStdout(sub, (e) => new DbflowError(`program-bytes: ${(e as Error).message}`)) });
+    },
+  });
+
+  const programCopy = defineStep({
+    uses: 'program-copy',
+    kind: 'transform',
+    description: 'Copies its input with `dd`: given its input program\'s stdout when it can, through dbflow otherwise; `delay_ms` waits first.',
+    with: obj({ delay_ms: int }),
+    async run(ctx) {
+      state.order.push(`start:${ctx.id}`);
+      if (ctx.with.delay_ms) await new Promise((resolve) => setTimeout(resolve, Number(ctx.with.delay_ms)));
+      const pipe = ctx.inputPipe();
+      const fail = (e: unknown): Error => new DbflowError(`program-copy: ${(e as Error).message}`);
+      if (!pipe) {
+        const sub = ctx.exec('dd', ['bs=64k', 'status=none'], { buffer: { stdout: false, stderr: true } });
+        ctx.input.pipe(sub.stdin!);
+        return { output: checkedStdout(sub, fail) };
+      }
+      state.piped.push(ctx.id);
+      const sub = ctx.exec('dd', ['bs=64k'], { buffer: { stdout: false, stderr: true }, stderr: 'pipe', stdin: pipe.fd as 3 });
+      pipe.given();
+      void sub.then(({ stderr }) => pipe.counted(Number(/^(\d+) bytes/m.exec(String(stderr))?.[1])), () => undefined);
+      return { output: checkedStdout(sub, fail) };
+    },
+  });
+
   const plugin = definePlugin({
     name,
     version: '0.0.0-test',
-    steps: [noop, sleep, stubborn, fail, emit, bytes, upper, passthrough, collect, slowSink, lease, useLease, spawnSleep],
+    steps: [noop, sleep, stubborn, fail, emit, bytes, upper, passthrough, collect, slowSink, lease, useLease, spawnSleep, programBytes, programCopy],
   });
   return { plugin, state };
 }

@@ -16,26 +16,39 @@ export interface ProcessInfo {
   environ: string;
 }
 
-function readProcess(pid: number): ProcessInfo | undefined {
+// The parent and name of a process, from /proc/<pid>/stat (undefined once it is gone).
+function readStat(pid: number): { pid: number; ppid: number; comm: string } | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const close = stat.lastIndexOf(')');
-    const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-    let exe = '';
+    return { pid, comm: stat.slice(stat.indexOf('(') + 1, close), ppid: Number(stat.slice(close + 2).split(' ')[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+// Argv, executable and environment of a process seen in `stat`; undefined when it is gone, or when it ran
+// another program (exec) while being read, so that name, argv and environment all belong to one program.
+function readProcess(stat: { pid: number; ppid: number; comm: string }): ProcessInfo | undefined {
+  const { pid } = stat;
+  const exeOf = (): string => {
     try {
-      exe = readlinkSync(`/proc/${pid}/exe`);
+      return readlinkSync(`/proc/${pid}/exe`);
     } catch {
-      // another user's process, or gone
+      return ''; // another user's process, or gone
     }
+  };
+  try {
+    const exe = exeOf();
+    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
     let environ = '';
     try {
       environ = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').join('\n');
     } catch {
       // gone
     }
-    return { pid, ppid, comm, cmdline, exe, environ };
+    if (exeOf() !== exe || readStat(pid)?.comm !== stat.comm) return undefined;
+    return { ...stat, cmdline, exe, environ };
   } catch {
     return undefined;
   }
@@ -45,21 +58,21 @@ function readProcess(pid: number): ProcessInfo | undefined {
 export function descendants(root: number): ProcessInfo[] {
   const all = readdirSync('/proc')
     .filter((d) => /^\d+$/.test(d))
-    .map((d) => readProcess(Number(d)))
-    .filter((p): p is ProcessInfo => p !== undefined);
-  const out: ProcessInfo[] = [];
+    .map((d) => readStat(Number(d)))
+    .filter((p) => p !== undefined);
+  const below: { pid: number; ppid: number; comm: string }[] = [];
   const parents = new Set([root]);
   for (let grew = true; grew;) {
     grew = false;
     for (const p of all) {
       if (parents.has(p.ppid) && !parents.has(p.pid)) {
         parents.add(p.pid);
-        out.push(p);
+        below.push(p);
         grew = true;
       }
     }
   }
-  return out;
+  return below.map(readProcess).filter((p): p is ProcessInfo => p !== undefined);
 }
 
 /** Bytes a process has written so far (`wchar` of /proc/<pid>/io), or 0. */

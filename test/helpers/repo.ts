@@ -1,5 +1,5 @@
 // Backup repositories for the repo-command tests: a quickstart backup, copies of it as fake history, damage.
-import { copyFileSync, cpSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Manifest } from '../../src/index.js';
 import { runIdOf } from './backup-run.js';
@@ -78,6 +78,7 @@ export function truncateBy(file: string, n: number): void {
 
 /** Every file below `dir`, relative to it, sorted. */
 export function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
     .filter((f) => statSync(path.join(dir, f)).isFile())
     .sort();

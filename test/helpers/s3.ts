@@ -87,8 +87,6 @@ export async function startS3(): Promise<S3Server> {
     AWS_REGION: 'us-east-1',
     AWS_ENDPOINT_URL_S3: endpoint,
     DBFLOW_S3_FORCE_PATH_STYLE: '1',
-    // The SDK's notice that its releases after January 2027 need Node 22, once per process.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
   };
   const client = (at = endpoint): S3Client =>
     new S3Client({ region: 'us-east-1', endpoint: at, forcePathStyle: true, credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } });

@@ -57,6 +57,7 @@ export function makeContext<W = Record<string, unknown>>(o: ContextOptions<W>): 
     get input(): Readable {
       return missing('input')();
     },
+    inputPipe: () => undefined,
     inputStats: missing('inputStats'),
     chain: [],
     exec: missing('exec'),

@@ -45,6 +45,7 @@ export async function stepContext<W>(options: StepContextOptions<W>): Promise<Te
     log: { debug: log('debug'), info: log('info'), warn: log('warn') },
     tmpdir,
     input: options.input ?? Readable.from([]),
+    inputPipe: () => undefined,
     inputStats: () => Promise.reject<EdgeStats>(new Error('test step context: inputStats is not available')),
     chain: [],
     exec(file: string, args: readonly string[], execOptions: ExecaOptions = {}) {

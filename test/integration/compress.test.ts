@@ -12,6 +12,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import { execa } from 'execa';
 import compress from '../../plugins/compress/index.js';
 import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
+import { descendants, waitFor } from '../helpers/processes.js';
 import { measuredRoundTrip, randomInput, requireTool, runTransform, stepContext } from '../helpers/step-context.js';
 
 const step = compress.steps!.find((s) => s.uses === 'compress')! as StepDefinition;
@@ -208,4 +209,20 @@ void test('an input error errors the output of zstd and gzip', async (t) => {
     await assert.rejects(pipeline(res.output!, sink()), /upstream broke/, algorithm);
     await dispose();
   }
+});
+
+void test('zstd: a decoder started outside a run (no exec) gets only the minimal environment', async (t) => {
+  if (!(await requireTool(t, 'zstd', 'zstd'))) return;
+  const value = `outside-${randomBytes(8).toString('hex')}`;
+  process.env.DBFLOW_TEST_DECODE_SECRET = value;
+  t.after(() => delete process.env.DBFLOW_TEST_DECODE_SECRET);
+  const decoder = await codec('zstd').decode({}, { codec: 'zstd' });
+  decoder.on('error', () => undefined);
+  t.after(() => decoder.destroy());
+  // zstd waits for its input: it can be read at leisure.
+  const zstd = await waitFor('zstd -d below this process', () =>
+    descendants(process.pid).find((p) => p.comm === 'zstd' && p.cmdline.includes('-d') && p.environ !== ''),
+  );
+  assert.match(zstd.environ, /^PATH=/m);
+  assert.ok(!zstd.environ.includes(value), 'zstd does not inherit a variable it does not need');
 });

@@ -1,17 +1,17 @@
 // The encrypt plugin against stock gpg and its own openpgp codec: formats, keys, tampering, memory.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { execa } from 'execa';
 import { generateKey } from 'openpgp';
 import encrypt from '../../plugins/encrypt/index.js';
 import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
+import { gpgHome, passphraseFile } from '../helpers/gpg.js';
 import { measuredRoundTrip, randomInput, requireTool, runTransform, stepContext } from '../helpers/step-context.js';
 
 const step = encrypt.steps!.find((s) => s.uses === 'encrypt')! as StepDefinition;
@@ -29,31 +29,6 @@ async function decodeAll(data: Buffer, keys: { passphrase?: string; privateKey?:
   const parts: Buffer[] = [];
   await pipeline(Readable.from([data]), decoder, new Writable({ write: (c: Buffer, _e, done) => (parts.push(c), done()) }));
   return Buffer.concat(parts);
-}
-
-// A throwaway GNUPGHOME (agent stopped and folder removed after the test) and a way to run gpg in it.
-async function gpgHome(t: TestContext): Promise<{ home: string; gpg: (args: string[], input: Buffer) => Promise<Buffer> }> {
-  const home = await mkdtemp(path.join(os.tmpdir(), 'dbflow-gpg-'));
-  await chmod(home, 0o700);
-  const env = { GNUPGHOME: home };
-  t.after(async () => {
-    await execa('gpgconf', ['--kill', 'gpg-agent'], { env, reject: false });
-    await rm(home, { recursive: true, force: true });
-  });
-  return {
-    home,
-    gpg: async (args, input) => {
-      const res = await execa('gpg', ['--batch', '--no-tty', '--quiet', ...args], { env, input, encoding: 'buffer' });
-      return Buffer.from(res.stdout);
-    },
-  };
-}
-
-// The passphrase in a 0600 file inside `home`, for --passphrase-file (never in argv).
-async function passphraseFile(home: string, passphrase: string): Promise<string> {
-  const file = path.join(home, 'passphrase');
-  await writeFile(file, passphrase, { mode: 0o600 });
-  return file;
 }
 
 const plain = randomBytes(3_000_000);

@@ -5,7 +5,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hasStackTrace, spawnDbflow } from '../helpers/cli.js';
+import { escapeRegExp, hasStackTrace, spawnDbflow } from '../helpers/cli.js';
 import type { RowDataPacket } from 'mysql2';
 import mysql from 'mysql2/promise';
 import { connectionOptions, databasesStartingWith, MY_URL, requireMyBackupTools, scratchDatabase, throwawayMariadb, throwawayUser, withConnection, withDatabase } from '../helpers/mysql.js';
@@ -29,7 +29,6 @@ async function assertFailedCleanly(r: BackupRun, cwd: string, patterns: RegExp[]
   return output;
 }
 
-const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 void test('an unreachable server: "cannot connect", naming host and port', { timeout: MINUTE }, async (t) => {
   if (!(await requireMyBackupTools(t, 'zstd'))) return;
@@ -55,7 +54,7 @@ void test('no mariadb-dump in bin_dir: says which program is missing and how to 
   const cwd = tmpDir(t);
   const empty = tmpDir(t);
   const r = await runBackup(cwd, writePipeline(cwd, myBackupPipeline({ url: db.url, options: { bin_dir: empty } })), myBackupEnv());
-  await assertFailedCleanly(r, cwd, [/"mariadb-dump" program was not found/, /apt-get install mariadb-client/, new RegExp(escape(empty))]);
+  await assertFailedCleanly(r, cwd, [/"mariadb-dump" program was not found/, /apt-get install mariadb-client/, new RegExp(escapeRegExp(empty))]);
 });
 
 void test('a wrong password: "access denied", naming the user, and the password is shown nowhere', { timeout: MINUTE }, async (t) => {
@@ -174,3 +173,36 @@ void test('commits cannot be blocked within lock_wait_timeout (another backup ho
   await holder.query('BACKUP STAGE END');
   assert.deepEqual(await databasesStartingWith(verifyPrefix(r.runId), server.url), []);
 });
+
+void test('a table held by LOCK TABLES … WRITE (a restore of a dump with table locks) keeps the barrier waiting: the error names the table', { timeout: MINUTE }, async (t) => {
+  if (!(await requireMyBackupTools(t, 'zstd'))) return;
+  const server = await throwawayMariadb(t);
+  if (!server) return;
+  const db = await scratchDatabase(t, server.url);
+  await seedShop(db.pool, { rows: 100 });
+  const other = await scratchDatabase(t, server.url);
+  await other.pool.query('CREATE TABLE loading (id INT PRIMARY KEY) ENGINE=InnoDB');
+  const holder = await mysql.createConnection(connectionOptions(other.url));
+  t.after(() => holder.end());
+  await holder.query('LOCK TABLES loading WRITE');
+  await holder.query('INSERT INTO loading VALUES (1)');
+  const cwd = tmpDir(t);
+  const r = await runBackup(cwd, writePipeline(cwd, myBackupPipeline({ url: db.url, options: { lock_wait_timeout: 1 } })), myBackupEnv());
+  const output = await assertFailedCleanly(r, cwd, [/could not block commits within 1 s/]);
+  assert.match(output, new RegExp(`tables in use \\(a LOCK TABLES holds them between statements\\): \`${escapeRegExp(other.name)}\`\\.\`loading\``));
+  await holder.query('UNLOCK TABLES');
+});
+
+for (const how of ['flip', 'truncate'] as const) {
+  void test(`the stored dump damaged before its restore-test (${how === 'flip' ? 'a byte flipped' : 'its end cut'}): the restore-test fails, its scratch database is dropped, nothing is published`, { timeout: MINUTE }, async (t) => {
+    if (!(await requireMyBackupTools(t, 'zstd'))) return;
+    const db = await scratchDatabase(t);
+    await seedShop(db.pool, { rows: 3000 });
+    const cwd = tmpDir(t);
+    const damage = { id: 'damage', uses: 'damage-file', with: { path: 'backups/{{ run.id }}/app.sql.zst.pgp', how } };
+    const r = await runBackup(cwd, writePipeline(cwd, myBackupPipeline({ url: db.url, afterUpload: [damage] })), myBackupEnv());
+    const output = await assertFailedCleanly(r, cwd, [/restore_test: FAILED/]);
+    assert.match(output, /corrupt|integrity|truncated|sha256|MDC|decodes to/i, output);
+    t.diagnostic(/restore_test: FAILED.*$/m.exec(output)?.[0] ?? '');
+  });
+}

@@ -81,7 +81,10 @@ void test('three backups under a concurrent writer restore to exactly the snapsh
     // What was stored, read with stock tools: its header has the barrier's position, and it restores to exactly the snapshot's rows.
     const artifact = artifactOf(cwd, m);
     const work = tmpDir(t);
-    assert.equal(dumpHeaderPosition(await decryptArtifact(artifact, work)), pos.dump_position, `run ${run}: the stored dump's CHANGE MASTER position`);
+    const sql = await decryptArtifact(artifact, work);
+    assert.equal(dumpHeaderPosition(sql), pos.dump_position, `run ${run}: the stored dump's CHANGE MASTER position`);
+    // A restore of it takes no LOCK TABLES … WRITE, which would hold up every backup of the server it is restored on.
+    assert.doesNotMatch(sql, /^LOCK TABLES/m, `run ${run}: the dump takes no table locks`);
     const target = await scratchDatabase(t, server.url);
     await stockRestore(artifact, target.url, work);
     assert.deepEqual(await countRows(target.pool, shop.tables), snapshot, `run ${run}: the stock-tools restore has the snapshot's rows`);
@@ -128,6 +131,26 @@ void test('awkward tables and values, a trigger, a function, an event and a view
   assert.deepEqual({ ...routines[0] }, { fns: '1', triggers: '1', events: '1', views: '1' });
   const [[odd]] = await target.pool.query<RowDataPacket[]>('SELECT HEX(b) AS b, u, HEX(bits) AS bits FROM odd_values WHERE id = 2');
   assert.deepEqual({ ...odd }, { b: '0000000000', u: '18446744073709551615', bits: '3FF' });
+});
+
+void test('a dump step that starts 3 s after the snapshot (a step in between): the dump waits for it, spooled, and the stored dump is whole', { timeout: 2 * MINUTE }, async (t) => {
+  if (!(await requireMyBackupTools(t, 'zstd', 'gpg'))) return;
+  const db = await scratchDatabase(t);
+  const shop = await seedShop(db.pool, { rows: 20000 });
+  const cwd = tmpDir(t);
+  const pause = { id: 'pause', uses: 'my-sql', with: { url: db.url, sql: 'SELECT SLEEP(3)', report: path.join(cwd, 'pause.json') } };
+  const r = await runBackup(cwd, writePipeline(cwd, myBackupPipeline({ url: db.url, between: [pause] })), myBackupEnv());
+  assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+  const m = readManifest(cwd, r.runId);
+  const app = verifiedApp(m, shop.tables);
+  const work = tmpDir(t);
+  const artifact = path.join(cwd, 'backups', r.runId, 'app.sql.zst.pgp');
+  const sql = await decryptArtifact(artifact, work);
+  assert.equal(Buffer.byteLength(sql), m.artifacts[0]!.raw?.bytes, 'the stored dump has every byte counted');
+  assert.match(sql.slice(0, 400), /^\/\*M!999999\\- enable the sandbox mode \*\/|^-- MariaDB dump/m, 'it starts at the beginning');
+  const target = await scratchDatabase(t);
+  await stockRestore(artifact, target.url, work);
+  assert.deepEqual(await countRows(target.pool, shop.tables), rowsOf(app), 'the stock-tools restore has the snapshot\'s rows');
 });
 
 void test('pipelines/mysql-nightly.yaml validates', { timeout: MINUTE }, async (t) => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadPipeline, runPipeline, SpecError, type EngineEvent } from '../../src/index.js';
+import { escapeRegExp } from '../helpers/cli.js';
 
 const exampleDir = fileURLToPath(new URL('../../examples/plugin-hello/', import.meta.url));
 const pluginFile = path.join(exampleDir, 'index.ts');
@@ -63,7 +64,7 @@ describe('examples/plugin-hello', () => {
     const file = writePipeline('bad-with', '  - id: greet\n    uses: hello\n    with:\n      nam: world\n');
     await assert.rejects(loadPipeline(file), (err: unknown) => {
       assert.ok(err instanceof SpecError, String(err));
-      assert.match(err.rendered, new RegExp(`${literal(file)}:9:7: unknown key "nam" in "with" of step "greet"\\. Did you mean "name"\\?`));
+      assert.match(err.rendered, new RegExp(`${escapeRegExp(file)}:9:7: unknown key "nam" in "with" of step "greet"\\. Did you mean "name"\\?`));
       assert.match(err.rendered, /is missing required key "name"/);
       assert.match(err.rendered, /\n9 \|\s+nam: world\n/);
       return true;
@@ -95,7 +96,3 @@ describe('examples/plugin-hello', () => {
     assert.ok(events.some((e) => e.type === 'step:log' && e.id === 'count' && e.message === 'cleaned up'));
   });
 });
-
-function literal(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { hasStackTrace, spawnDbflow } from '../helpers/cli.js';
+import { escapeRegExp, hasStackTrace, spawnDbflow } from '../helpers/cli.js';
 import { databasesStartingWith, PG_URL, requireBackupTools, scratchDatabase, throwawayPostgres, withClient, withDatabase } from '../helpers/postgres.js';
 import { seedShop } from '../helpers/postgres-data.js';
 import { backupEnv, backupPipeline, pgDumpBelow } from '../helpers/postgres-run.js';
@@ -56,7 +56,7 @@ void test('no pg_dump in bin_dir: says which program is missing and how to insta
   const cwd = tmpDir(t);
   const empty = tmpDir(t);
   const r = await runBackup(cwd, writePipeline(cwd, backupPipeline({ url: db.url, options: { bin_dir: empty } })), backupEnv());
-  await assertFailedCleanly(r, cwd, [/pg_dump/, /not found/, /install/, new RegExp(empty.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))]);
+  await assertFailedCleanly(r, cwd, [/pg_dump/, /not found/, /install/, new RegExp(escapeRegExp(empty))]);
 });
 
 void test(

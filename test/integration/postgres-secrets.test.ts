@@ -2,15 +2,13 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
-import { spawnDbflow } from '../helpers/cli.js';
 import { databasesStartingWith, requireBackupTools, throwawayPostgres, withClient, withDatabase } from '../helpers/postgres.js';
 import { seedShop } from '../helpers/postgres-data.js';
 import { backupEnv, backupPipeline } from '../helpers/postgres-run.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { readManifest, runBackup, runIdOf, runRecordText, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
-import { descendants, type ProcessInfo } from '../helpers/processes.js';
+import { assertNoSecrets, runWatched } from '../helpers/program-watch.js';
 
 const MINUTE = 60_000;
 
@@ -46,41 +44,14 @@ void test(
     const { server, password, app } = setup;
     const cwd = tmpDir(t);
     const file = writePipeline(cwd, backupPipeline({ url: app, password: true, throttleMs: 5 }));
-    const sub = spawnDbflow(['run', file], { cwd, env: backupEnv(password) });
-    t.after(() => void sub.kill('SIGKILL'));
-
-    // Every process below the CLI while it runs, as often as we can look.
-    const seen = new Map<string, ProcessInfo>();
-    let running = true;
-    const sampling = (async () => {
-      const deadline = Date.now() + 90_000;
-      while (running && Date.now() < deadline) {
-        for (const p of descendants(sub.pid!)) seen.set(`${p.pid} ${p.cmdline}`, p);
-        await sleep(5);
-      }
-    })();
-    const done = await sub.finally(() => (running = false));
-    await sampling;
-    const output = `${String(done.stdout)}\n${String(done.stderr)}`;
+    const done = await runWatched(['run', file], { cwd, env: backupEnv(password) });
+    const output = `${done.stdout}\n${done.stderr}`;
     assert.equal(done.exitCode, 0, output);
-
-    const tools = [...seen.values()].filter((p) => ['pg_dump', 'pg_restore'].includes(p.comm));
-    assert.ok(
-      tools.some((p) => p.comm === 'pg_dump' && path.basename(p.exe) === 'pg_dump'),
-      `pg_dump was seen running: ${JSON.stringify([...seen.values()].map((p) => p.comm))}`,
-    );
-    for (const p of seen.values())
-      assert.ok(!p.cmdline.includes(password), `argv of ${p.comm} (${p.pid}) holds the password: ${p.cmdline}`);
+    // No program the run starts holds the password (or a part of it) in its argv or environment.
     const core = password.slice(password.indexOf("'") + 1, password.lastIndexOf("'"));
-    for (const p of seen.values()) assert.ok(!p.cmdline.includes(core), `argv of ${p.comm} holds a part of the password`);
-    // The CLI got the password in its environment; the programs its steps start do not inherit it
-    // (esbuild is tsx's compiler, which runs the CLI from source here). A child sampled between fork and
-    // exec is still a copy of the CLI's own node process, with the CLI's environment: not a program it ran.
-    const started = [...seen.values()].filter((p) => p.comm !== 'esbuild' && p.exe !== process.execPath);
-    assert.ok(started.some((p) => p.comm === 'zstd'), 'zstd was seen running');
-    for (const p of started) assert.ok(!p.environ.includes(core), `the environment of ${p.comm} (${p.pid}) holds the password`);
+    assertNoSecrets(done, { password, 'a part of the password': core }, ['pg_dump', 'zstd']);
 
-    const runId = runIdOf(String(done.stdout));
+    const runId = runIdOf(done.stdout);
     assert.equal(readManifest(cwd, runId).status, 'verified');
     assert.ok(!output.includes(core), 'the CLI output does not hold the password');
     for (const [name, text] of Object.entries(runRecordText(cwd, runId)))

@@ -474,3 +474,21 @@ void test('through the CLI: a bad storage setting and a missing bucket fail the 
   assert.equal(hasStackTrace(goneOutput), false, goneOutput);
   assert.doesNotMatch(goneOutput, new RegExp(S3RVER_KEY));
 });
+
+void test("through the CLI: the AWS SDK's notice about Node versions never reaches stderr, a real S3 error does", async (t) => {
+  const s3 = await s3For(t);
+  if (!s3) return;
+  const bucket = await s3.bucket();
+  const env = { ...s3.env, AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: undefined };
+  // An empty bucket is no repository yet: dbflow's one line, and nothing else, on stderr.
+  const listed = await dbflow(['backups', 'list', `s3://${bucket}/backups`], { env });
+  assert.equal(listed.exitCode, 1, listed.stdout + listed.stderr);
+  assert.doesNotMatch(listed.stderr, /NodeVersionSupportWarning|AWS SDK for JavaScript|upgrade to node/i);
+  assert.match(listed.stderr, /^dbflow: there is no repository at "s3:\/\/[^"]+\/backups": [^\n]*\n$/);
+
+  const missing = `dbflow-missing-${randomBytes(3).toString('hex')}`;
+  const gone = await dbflow(['backups', 'list', `s3://${missing}/backups`], { env });
+  assert.equal(gone.exitCode, 1, gone.stdout + gone.stderr);
+  assert.match(gone.stderr, new RegExp(`bucket "${missing}" does not exist`));
+  assert.doesNotMatch(gone.stderr, /NodeVersionSupportWarning|AWS SDK for JavaScript/);
+});

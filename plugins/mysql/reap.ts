@@ -1,0 +1,29 @@
+// Reaping: drops the scratch databases that runs which died left on a server.
+import type { RowDataPacket } from 'mysql2/promise';
+import type { DatabaseConfig, ReapOptions } from '../../src/index.js';
+import { ident, withConnection } from './connect.js';
+import { parseMyUrl } from './url.js';
+
+/** Drops every database on `db`'s server whose name starts with one of `o.prefixes`. */
+export async function reapScratch(db: DatabaseConfig, o: ReapOptions): Promise<string[]> {
+  if (!o.prefixes.length) return [];
+  const conn = parseMyUrl(db.url, db.password);
+  return withConnection(
+    conn,
+    `database "${db.name}" (reaping scratch databases of dead runs)`,
+    async (c) => {
+      // LIKE would read `_` as a wildcard: compare the start of each name instead.
+      const [rows] = await c.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA ORDER BY 1');
+      const names = rows.map((r) => String(r.name)).filter((n) => o.prefixes.some((p) => n.startsWith(p)));
+      const dropped: string[] = [];
+      for (const name of names) {
+        if (o.signal.aborted) break;
+        await c.query(`DROP DATABASE IF EXISTS ${ident(name)}`);
+        o.log(`dropped scratch database ${name} of a run that died`);
+        dropped.push(name);
+      }
+      return dropped;
+    },
+    { database: false },
+  );
+}

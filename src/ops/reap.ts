@@ -1,0 +1,173 @@
+// Reaping: what a run that died (SIGKILL, OOM, power cut) left behind — scratch databases, temporary
+// folders, a record that reads "running" — removed by the next run and by `dbflow prune`.
+//
+// Only what provably belongs to a dead run is touched. A run is dead when its record has no result and
+// either its process (pid on this host, from the record) is gone, or it held the run lock that the
+// caller now holds (same pipeline and repository, another process). Runs of other hosts are never dead
+// here. Scratch database names and temporary folder names carry the run id, so nothing of a live run matches.
+import { readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import path from 'node:path';
+import { processAlive } from '../engine/process-alive.js';
+import { readRunJson, runIds, runOwner } from '../engine/run-record.js';
+import type { Registry } from '../plugins/registry.js';
+import { scratchPrefix } from '../plugins/scratch-name.js';
+import type { DatabaseConfig } from '../plugins/types.js';
+
+/** The lock the caller holds: runs recorded as holding it, by another process, are dead. */
+export interface HeldRunLock {
+  pipeline: string;
+  repository: string;
+}
+
+/** Ids of the runs under `stateDir` that died without finishing (no result.json), oldest first. */
+export function deadRuns(stateDir: string, held?: HeldRunLock): string[] {
+  return runIds(stateDir).filter((id) => {
+    if (readRunJson(stateDir, id, 'result.json')) return false;
+    const meta = readRunJson(stateDir, id, 'pipeline.json');
+    const owner = runOwner(meta);
+    if (!owner || owner.host !== hostname() || owner.pid === process.pid) return false;
+    if (!processAlive(owner.pid, owner.host)) return true;
+    return held !== undefined && meta?.name === held.pipeline && owner.repository === held.repository;
+  });
+}
+
+/** Ids of the runs under `stateDir` whose record says `killed` (their scratch databases may still be on a server this caller did not reach). */
+export function killedRuns(stateDir: string): string[] {
+  return runIds(stateDir).filter((id) => readRunJson(stateDir, id, 'result.json')?.status === 'killed');
+}
+
+/** Removes the temporary folders of `ids` (`<tmp>/dbflow-<run id>-*`); returns them. */
+export function reapTmpdirs(ids: readonly string[], root = tmpdir()): string[] {
+  return ids.length ? removeFoldersWhere(root, (name) => ids.some((id) => name.startsWith(`dbflow-${id}-`))) : [];
+}
+
+/** The start of the name of a command's temporary folder (`dbflow restore`, `verify`): it carries the command's pid. */
+export function commandTmpPrefix(command: string): string {
+  return `dbflow-${command}-pid${process.pid}-`;
+}
+
+/** Removes the temporary folders of commands (restore, verify) whose process on this machine is gone; returns them. */
+export function reapCommandTmpdirs(root = tmpdir()): string[] {
+  return removeFoldersWhere(root, (name) => {
+    const pid = /^dbflow-[a-z]+-pid(\d+)-/.exec(name)?.[1];
+    return pid !== undefined && !processAlive(Number(pid), hostname());
+  });
+}
+
+// Removes the entries of `root` whose name matches; an unreadable root removes nothing.
+function removeFoldersWhere(root: string, match: (name: string) => boolean): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    if (!match(name)) continue;
+    const dir = path.join(root, name);
+    rmSync(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  return removed;
+}
+
+/** Drops the scratch databases of `ids` on the servers of `databases` whose driver can reap; a server that fails is reported, not thrown. */
+export async function reapScratchDatabases(
+  registry: Registry,
+  databases: Record<string, DatabaseConfig>,
+  ids: readonly string[],
+  o: { signal: AbortSignal; log: (message: string) => void },
+): Promise<string[]> {
+  if (!ids.length) return [];
+  const prefixes = ids.map(scratchPrefix);
+  const dropped: string[] = [];
+  for (const db of Object.values(databases)) {
+    const driver = registry.drivers.get(db.driver);
+    if (!driver?.reap) continue;
+    try {
+      dropped.push(...(await driver.reap(db, { prefixes, signal: o.signal, log: o.log })));
+    } catch (err) {
+      o.log(
+        `warning: scratch databases of dead runs on database "${db.name}" could not be reaped: ${(err as Error).message.replace(/^dbflow: /, '')}`,
+      );
+    }
+  }
+  return dropped;
+}
+
+/** Writes the result.json of a dead run: status `killed`, ended at its last recorded event. */
+export function markKilled(stateDir: string, id: string, by: string): void {
+  const dir = path.join(stateDir, 'runs', id);
+  const meta = readRunJson(stateDir, id, 'pipeline.json');
+  const owner = runOwner(meta);
+  const started = typeof meta?.started_at === 'string' ? meta.started_at : new Date(0).toISOString();
+  let last = Date.parse(started);
+  for (const f of ['events.jsonl', 'pipeline.json']) {
+    try {
+      last = Math.max(last, statSync(path.join(dir, f)).mtimeMs);
+    } catch {
+      // not written
+    }
+  }
+  const who = owner ? `its process (pid ${owner.pid} on ${owner.host})` : 'its process';
+  const result = {
+    run_id: id,
+    pipeline: typeof meta?.name === 'string' ? meta.name : '?',
+    status: 'killed',
+    started_at: started,
+    finished_at: new Date(last).toISOString(),
+    duration_ms: Math.max(0, Math.round(last - Date.parse(started))),
+    error: `killed: ${who} ended without finishing the run; what it left was reaped by ${by}`,
+    steps: {},
+    summary: { steps: {}, artifacts: [], verifications: [] },
+  };
+  // Whole or absent, for the readers of records.
+  const tmp = path.join(dir, 'result.json.tmp');
+  writeFileSync(tmp, `${JSON.stringify(result, null, 2)}\n`);
+  renameSync(tmp, path.join(dir, 'result.json'));
+}
+
+/** What a reaping did. */
+export interface Reaped {
+  runs: string[];
+  databases: string[];
+  tmpdirs: string[];
+}
+
+/**
+ * Reaps the dead runs under `stateDir`: drops their scratch databases (and those of runs marked killed
+ * earlier) on the servers of `databases`, removes their temporary folders, marks them killed.
+ */
+export async function reapDeadRuns(o: {
+  stateDir: string;
+  held?: HeldRunLock;
+  registry: Registry;
+  databases: Record<string, DatabaseConfig>;
+  signal: AbortSignal;
+  by: string;
+  log: (message: string) => void;
+}): Promise<Reaped> {
+  const dead = deadRuns(o.stateDir, o.held);
+  const databases = await reapScratchDatabases(o.registry, o.databases, [...dead, ...killedRuns(o.stateDir)], o);
+  const tmpdirs = [...reapTmpdirs(dead), ...reapCommandTmpdirs()];
+  for (const id of dead) {
+    markKilled(o.stateDir, id, o.by);
+    o.log(`run ${id} died without finishing (no result): marked killed`);
+  }
+  for (const dir of tmpdirs) o.log(`removed ${dir}, a temporary folder of a run or command that died`);
+  return { runs: dead, databases, tmpdirs };
+}
+
+/** Reaps what needs no database connection — temporary folders, records — of the dead runs under `stateDir` (`dbflow prune`). */
+export function reapDeadRunsHere(o: { stateDir: string; by: string; log: (message: string) => void }): Reaped {
+  const dead = deadRuns(o.stateDir);
+  const tmpdirs = [...reapTmpdirs(dead), ...reapCommandTmpdirs()];
+  for (const id of dead) {
+    markKilled(o.stateDir, id, o.by);
+    o.log(`run ${id} died without finishing (no result): marked killed`);
+  }
+  for (const dir of tmpdirs) o.log(`removed ${dir}, a temporary folder of a run or command that died`);
+  return { runs: dead, databases: [], tmpdirs };
+}
