@@ -11,18 +11,26 @@ import { ident } from './connect.js';
 export const MD5_SCHEME = "sum(conv(left(md5(concat_ws('|', hex-or-text of each column)), 16), 16, 10))";
 
 /**
- * MariaDB 10.8 and later, at about half the server CPU: the exact (DECIMAL) sum over rows of a
- * 64-bit hash, CRC32 in the high half and CRC32C in the low half, each chained over the row's
- * columns without building a string: the running CRC plus the column's position (plus 2654435769
- * when the value is NULL) is the start value of the CRC of the next column's value, as its bytes
- * (strings, blobs, JSON) or its text (numbers, dates; time_zone pinned to UTC), NULL as ''. The
- * position and the NULL mark keep ('ab','c') from ('a','bc') and NULL from ''. Types of plugins
- * (uuid, inet6 …) are read as their bytes.
+ * MariaDB 10.8 and later, from dbflow's first content checksums with CRCs: the exact (DECIMAL) sum
+ * over rows of a 64-bit hash, CRC32 in the high half and CRC32C in the low half, each chained over
+ * the row's columns as in {@link CRC32C_SCHEME}. Still computed for the backups that recorded it.
  */
 export const CRC_SCHEME = 'sum(crc32 << 32 | crc32c, each chained over the columns)';
 
+/**
+ * MariaDB 10.8 and later, the current scheme: the exact (DECIMAL) sum over rows of CRC32C chained
+ * over the row's columns without building a string: the running CRC plus the column's position
+ * (plus 2654435769 when the value is NULL) is the start value of the CRC of the next column's value,
+ * as its bytes (strings, blobs, JSON) or its text (numbers, dates; time_zone pinned to UTC), NULL as
+ * ''. The position and the NULL mark keep ('ab','c') from ('a','bc') and NULL from ''. Types of
+ * plugins (uuid, inet6 …) are read as their bytes. One chain instead of two: on a 1 GiB database,
+ * 3.1 server CPU-s for counts and checksums instead of 4.4 (the table scans alone take about 1.5);
+ * a changed row goes unnoticed with a chance of 1 in 2^32.
+ */
+export const CRC32C_SCHEME = 'sum(crc32c, chained over the columns)';
+
 /** A checksum scheme this driver computes. */
-export type MyChecksumScheme = typeof MD5_SCHEME | typeof CRC_SCHEME;
+export type MyChecksumScheme = typeof MD5_SCHEME | typeof CRC_SCHEME | typeof CRC32C_SCHEME;
 
 // Added to the running CRC before a NULL value: a NULL and an empty string start the next column apart.
 const NULL_MARK = 2654435769;
@@ -55,17 +63,17 @@ function hasCrc32c(kind: ServerKind): boolean {
 
 /** The scheme of a new snapshot on `kind` of server. */
 export function schemeFor(kind: ServerKind): MyChecksumScheme {
-  return hasCrc32c(kind) ? CRC_SCHEME : MD5_SCHEME;
+  return hasCrc32c(kind) ? CRC32C_SCHEME : MD5_SCHEME;
 }
 
 /** The scheme `recorded` names (as a snapshot recorded it), checked to be computable on `kind` of server. */
 export function recordedScheme(recorded: string, kind: ServerKind, database: string): MyChecksumScheme {
-  if (recorded !== MD5_SCHEME && recorded !== CRC_SCHEME) {
+  if (recorded !== MD5_SCHEME && recorded !== CRC_SCHEME && recorded !== CRC32C_SCHEME) {
     throw new DbflowError(
       `database "${database}": the backup's checksums were computed as "${recorded}", a scheme this version of dbflow does not know. Restore with a dbflow that does, or compare row counts only.`,
     );
   }
-  if (recorded === CRC_SCHEME && !hasCrc32c(kind)) {
+  if (recorded !== MD5_SCHEME && !hasCrc32c(kind)) {
     throw new DbflowError(
       `database "${database}": the backup's checksums ("${recorded}") need MariaDB 10.8 or later (CRC32C) to recompute; this server is ${kind.version}. Restore into a newer MariaDB, or compare row counts only.`,
     );
@@ -73,7 +81,7 @@ export function recordedScheme(recorded: string, kind: ServerKind, database: str
   return recorded;
 }
 
-/** The per-row hash of a table with `columns` under `scheme`: an unsigned 64-bit integer expression. */
+/** The per-row hash of a table with `columns` under `scheme`: an unsigned integer expression (32 bits for CRC32C_SCHEME, else 64). */
 export function rowHash(columns: readonly MyColumn[], scheme: MyChecksumScheme): string {
   if (scheme === MD5_SCHEME) {
     const values = columns.map((c) => `IFNULL(${AS_BYTES.test(c.type) ? `HEX(${ident(c.name)})` : `CAST(${ident(c.name)} AS CHAR)`}, 'N')`);
@@ -86,5 +94,5 @@ export function rowHash(columns: readonly MyColumn[], scheme: MyChecksumScheme):
       const start = c.nullable ? `${crc} + ${i + 1} + (${col} IS NULL) * ${NULL_MARK}` : `${crc} + ${i + 1}`;
       return `${fn}(${start}, ${c.nullable ? `IFNULL(${value}, '')` : value})`;
     }, '0');
-  return `(${chain('CRC32')} << 32) | ${chain('CRC32C')}`;
+  return scheme === CRC32C_SCHEME ? chain('CRC32C') : `(${chain('CRC32')} << 32) | ${chain('CRC32C')}`;
 }

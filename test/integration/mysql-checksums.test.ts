@@ -5,7 +5,7 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { RowDataPacket } from 'mysql2/promise';
 import { builtinRegistry, type DatabaseConfig, type Manifest, type RowCountOptions, type TableCounts } from '../../src/index.js';
-import { CRC_SCHEME, MD5_SCHEME } from '../../plugins/mysql/checksum.js';
+import { CRC32C_SCHEME, CRC_SCHEME, MD5_SCHEME } from '../../plugins/mysql/checksum.js';
 import { PASSPHRASE, readManifest, runBackup, writePipeline, type BackupRun } from '../helpers/backup-run.js';
 import { dbflow, repoRoot } from '../helpers/cli.js';
 import { requireMyBackupTools, scratchDatabase, type ScratchDatabase } from '../helpers/mysql.js';
@@ -93,10 +93,12 @@ void test(
     assert.deepEqual(changed, [], 'values whose change left the checksum as it was');
     assert.deepEqual(await countsAt(db.url), before, 'the same values give the same checksums');
 
-    // The older scheme still computes (for older backups), and gives other numbers.
-    const old = await countsAt(db.url, { checksum: MD5_SCHEME });
-    assert.equal(old.kinds?.rows, 2);
-    assert.notEqual(old.kinds?.checksum, before.kinds?.checksum);
+    // The older schemes still compute (for older backups), and give other numbers.
+    for (const scheme of [CRC_SCHEME, MD5_SCHEME]) {
+      const old = await countsAt(db.url, { checksum: scheme });
+      assert.equal(old.kinds?.rows, 2);
+      assert.notEqual(old.kinds?.checksum, before.kinds?.checksum, scheme);
+    }
     await assert.rejects(
       countsAt(db.url, { checksum: 'sum(crc64(row))' }),
       /database "app": the backup's checksums were computed as "sum\(crc64\(row\)\)", a scheme this version of dbflow does not know/,
@@ -128,10 +130,10 @@ void test(
     for (const row of rows) {
       const [a, b] = row.split(', ');
       await db.pool.query(`UPDATE notes SET a = ${a}, b = ${b}`);
-      for (const scheme of [CRC_SCHEME, MD5_SCHEME])
+      for (const scheme of [CRC32C_SCHEME, CRC_SCHEME, MD5_SCHEME])
         sums.add(`${scheme}: ${(await countsAt(db.url, { checksum: scheme })).notes!.checksum}`);
     }
-    assert.equal(sums.size, rows.length * 2, [...sums].join('\n'));
+    assert.equal(sums.size, rows.length * 3, [...sums].join('\n'));
   },
 );
 
@@ -160,7 +162,7 @@ void test(
     assert.equal(ok.exitCode, 0, `${ok.stdout}\n${ok.stderr}`);
     const m = readManifest(cwd, ok.runId);
     assert.equal(m.status, 'verified');
-    assert.equal(m.databases.app!.position.checksum, CRC_SCHEME, 'MariaDB 10.8 and later: the CRC scheme');
+    assert.equal(m.databases.app!.position.checksum, CRC32C_SCHEME, 'MariaDB 10.8 and later: the CRC32C scheme');
     assert.match(m.verification.find((v) => v.check === 'rowcount')?.detail ?? '', /^2 tables, 504 rows equal$/);
 
     const tampers: [string, string][] = [
