@@ -1,8 +1,9 @@
 // A relay between the dump tool and the server that holds the dump's START TRANSACTION until the barrier is held.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError, startReading, stopReading } from '../../src/index.js';
 import type { MyConnection } from './url.js';
 
 // The statements a dump tool sends to begin its consistent read (mariadb-dump: FLUSH … only with
@@ -27,7 +28,9 @@ export function gateable(conn: MyConnection): boolean {
  * Listens on a unix socket in `dir` for one client (the dump tool) and relays it to the server. The
  * client's handshake and session setup pass through; its first `START TRANSACTION` (or `FLUSH`) is
  * held: `waiting` resolves then. `pass()` lets it through and resolves once the server has answered
- * the START TRANSACTION, so the dump's snapshot has started; from then on bytes flow unread.
+ * the START TRANSACTION, so the dump's snapshot has started. From then on dbflow reads none of the
+ * dump's bytes: two `cat` processes carry them, one each way, holding the two connections (a third
+ * of the CPU of relaying them through Node; if they cannot start, Node relays).
  */
 export class DumpGate {
   readonly socketPath: string;
@@ -43,6 +46,7 @@ export class DumpGate {
   private started: (() => void) | undefined;
   private fail: (error: Error) => void = () => undefined;
   private reached: () => void = () => undefined;
+  private relays: ChildProcess[] = [];
 
   private constructor(
     dir: string,
@@ -90,6 +94,7 @@ export class DumpGate {
 
   /** Ends the relay and both connections. */
   close(error?: Error): void {
+    for (const relay of this.relays) relay.kill('SIGTERM');
     this.server.close();
     this.client?.destroy();
     this.upstream?.destroy();
@@ -114,8 +119,14 @@ export class DumpGate {
     upstream.on('close', () => lost('server')());
     upstream.on('data', (chunk: Buffer) => {
       if (this.state === 'answer') {
+        // The answer to START TRANSACTION: the client sends nothing more until it has it, and the server
+        // nothing more until the client asks. Reading stops on both sides in this tick, for the hand-over.
         this.state = 'open';
+        stopReading(upstream);
+        stopReading(client);
         this.started?.();
+        client.write(chunk, () => void this.handOver());
+        return;
       }
       if (!client.write(chunk)) {
         upstream.pause();
@@ -127,6 +138,32 @@ export class DumpGate {
       this.pending = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
       this.readPackets();
     });
+  }
+
+  // Gives both connections to two `cat` processes (client → server, server → client) and closes them here;
+  // when one of the two ends, so does the other, which closes both connections. Node relays if they cannot start.
+  private async handOver(): Promise<void> {
+    const { client, upstream } = this;
+    if (!client || !upstream || client.destroyed || upstream.destroyed) return;
+    // No environment at all (it might hold a secret): `cat` is then found on the system's default path.
+    const relay = (from: Socket, to: Socket): ChildProcess => spawn('cat', [], { stdio: [from, to, 'ignore'], env: {} });
+    const relays = [relay(client, upstream), relay(upstream, client)];
+    this.relays = relays;
+    const started = await Promise.all(relays.map((r) => once(r, 'spawn').then(() => true, () => false)));
+    const buffered = client.readableLength + upstream.readableLength;
+    if (started.every(Boolean) && buffered === 0 && !client.destroyed && !upstream.destroyed) {
+      for (const r of relays) r.once('exit', () => relays.forEach((other) => other.kill('SIGTERM')));
+      client.removeAllListeners('close');
+      upstream.removeAllListeners('close');
+      client.destroy();
+      upstream.destroy();
+      return;
+    }
+    // Node relays: nothing was read while the processes started, so no byte is out of order.
+    for (const r of relays) r.kill('SIGKILL');
+    this.relays = [];
+    startReading(client);
+    startReading(upstream);
   }
 
   // Client packets, one by one, until START TRANSACTION has gone through.

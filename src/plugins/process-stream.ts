@@ -25,6 +25,29 @@ export interface ProgramOutput {
   reported?: Promise<number | undefined>;
 }
 
+/**
+ * Stops Node's reading of a socket or pipe at once (in this tick), below the stream: what arrives
+ * from now on stays in the kernel, for a program that is given the descriptor. Returns the handle
+ * (undefined when the stream has none). Bytes Node read before are in the stream's buffer.
+ */
+export function stopReading(stream: unknown): PipeHandle | undefined {
+  const handle = (stream as { _handle?: PipeHandle | null } | null | undefined)?._handle ?? undefined;
+  if (handle?.reading && typeof handle.readStop === 'function') {
+    handle.readStop();
+    handle.reading = false;
+  }
+  return handle;
+}
+
+/** Starts Node's reading of a stream stopped by `stopReading` again (its stream still counts a read as pending). */
+export function startReading(stream: unknown): void {
+  const handle = (stream as { _handle?: PipeHandle | null; destroyed?: boolean } | null | undefined)?._handle ?? undefined;
+  if (handle && !handle.reading && !(stream as { destroyed?: boolean }).destroyed && typeof handle.readStart === 'function') {
+    handle.reading = true;
+    handle.readStart();
+  }
+}
+
 const PROGRAM_OUTPUT = Symbol('dbflow.programOutput');
 
 /** The program behind a stream made by `checkedStdout`, if it is one. */
@@ -69,11 +92,7 @@ export function checkedStdout(sub: ResultPromise, mapError: (error: unknown) => 
   });
   // Node starts reading a child's stdout the moment it spawns it: stopped here (in the same tick), so that
   // no byte sits in dbflow's buffer (and is missing for a program that takes the pipe later) before `out` is read.
-  const handle = (sub.stdout as unknown as { _handle?: PipeHandle | null } | null)?._handle ?? undefined;
-  if (handle?.reading && typeof handle.readStop === 'function') {
-    handle.readStop();
-    handle.reading = false;
-  }
+  const handle = stopReading(sub.stdout);
   // Reading starts with the first read of `out`; a program that took the stdout is never read from here.
   let state: 'idle' | 'reading' | 'taken' = 'idle';
   sub.catch((error: unknown) => {
@@ -86,10 +105,7 @@ export function checkedStdout(sub: ResultPromise, mapError: (error: unknown) => 
       state = 'reading';
       sub.stdout!.pipe(out);
       // The stream still counts the read begun at spawn as pending, so it does not start the handle again itself.
-      if (handle && !handle.reading && !sub.stdout!.destroyed && typeof handle.readStart === 'function') {
-        handle.reading = true;
-        handle.readStart();
-      }
+      startReading(sub.stdout);
     }
     read(size);
   };

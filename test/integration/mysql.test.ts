@@ -1,17 +1,18 @@
 // The mysql driver through the CLI, against real MariaDB servers: consistency under a writer, binlog positions, stock-tools restores.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { test } from 'node:test';
 import type { RowDataPacket } from 'mysql2';
 import type { Manifest } from '../../src/index.js';
-import { dbflow, repoRoot } from '../helpers/cli.js';
+import { dbflow, repoRoot, spawnDbflow } from '../helpers/cli.js';
 import { databasesStartingWith, MY_URL, requireMyBackupTools, scratchDatabase, throwawayMariadb, withConnection } from '../helpers/mysql.js';
 import { countRows, seedShop, shopInvariants, startWriter } from '../helpers/mysql-data.js';
 import { decryptArtifact, dumpHeaderPosition, myBackupEnv, myBackupPipeline, stockRestore } from '../helpers/mysql-run.js';
 
 import { tmpDir } from '../helpers/tmp.js';
-import { readManifest, runBackup, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
+import { readManifest, runBackup, runIdOf, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
 
 const MINUTE = 60_000;
 
@@ -151,6 +152,44 @@ void test('a dump step that starts 3 s after the snapshot (a step in between): t
   const target = await scratchDatabase(t);
   await stockRestore(artifact, target.url, work);
   assert.deepEqual(await countRows(target.pool, shop.tables), rowsOf(app), 'the stock-tools restore has the snapshot\'s rows');
+});
+
+// Bytes the process's own threads have read so far (sockets, pipes, files), from /proc/<pid>/task/*/io: the
+// process's /proc/<pid>/io also counts what its children read once they have ended.
+function bytesRead(pid: number): number | undefined {
+  try {
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    return tasks.reduce((sum, tid) => sum + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8'))?.[1] ?? 0), 0);
+  } catch {
+    return undefined; // gone, or a thread ended between the two reads
+  }
+}
+
+void test('the bytes of the dump do not pass through dbflow: it reads less than the dump (zstd reads mariadb-dump, relays carry its connection)', { timeout: 2 * MINUTE }, async (t) => {
+  if (!(await requireMyBackupTools(t, 'zstd'))) return;
+  if (!existsSync('/proc/self/io')) return void t.skip('needs /proc/<pid>/io (Linux)');
+  const db = await scratchDatabase(t);
+  await db.pool.query('CREATE TABLE wide (id INT PRIMARY KEY, body VARCHAR(300) NOT NULL) ENGINE=InnoDB');
+  await db.pool.query('INSERT INTO wide SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_250000');
+  const cwd = tmpDir(t);
+  const sub = spawnDbflow(['run', writePipeline(cwd, myBackupPipeline({ url: db.url }))], { cwd, env: myBackupEnv() });
+  let read = 0;
+  const watching = (async () => {
+    while (sub.exitCode === null) {
+      read = bytesRead(sub.pid!) ?? read;
+      await sleep(20);
+    }
+  })();
+  const r = await sub;
+  await watching;
+  assert.equal(r.exitCode, 0, `${String(r.stdout)}\n${String(r.stderr)}`);
+  const m = readManifest(cwd, runIdOf(String(r.stdout)));
+  const dump = m.artifacts[0]!.raw!.bytes;
+  assert.ok(dump > 60e6, `a dump big enough to tell (${dump} bytes)`);
+  // Through Node, the server's answers alone would be more than the dump; what dbflow reads is its modules,
+  // the compressed stream it encrypts and stores, and the stored object its restore-test reads back.
+  assert.ok(read < dump / 2, `dbflow read ${read} bytes for a ${dump}-byte dump`);
+  t.diagnostic(`dbflow read ${(read / 1e6).toFixed(1)} MB for a ${(dump / 1e6).toFixed(1)} MB dump`);
 });
 
 void test('pipelines/mysql-nightly.yaml validates', { timeout: MINUTE }, async (t) => {
