@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
-import { DbflowError, startReading, stopReading } from '../../src/index.js';
+import { DbflowError, stopReading } from '../../src/index.js';
 import type { MyConnection } from './url.js';
 
 // The statements a dump tool sends to begin its consistent read (mariadb-dump: FLUSH … only with
@@ -11,8 +11,23 @@ import type { MyConnection } from './url.js';
 const GATED = /^\s*(?:\/\*.*?\*\/\s*)*(START\s+TRANSACTION|FLUSH\s)/is;
 const START = /^\s*(?:\/\*.*?\*\/\s*)*START\s+TRANSACTION/is;
 const COM_QUERY = 0x03;
+// After START TRANSACTION the connection is carried by a `cat` each way (stdin: the dump tool's socket, stdout:
+// the server's; given as 0 and 1 because a child's stdio is made blocking, and cat needs that; copied to 3 and 4
+// because an asynchronous list starts with /dev/null as its stdin). When either ends, `kill 0` ends the whole
+// group, which closes both connections: the server's session ends as soon as the dump does, also when dbflow
+// itself was killed (the dump then dies on its closed output). PWD, which sh exports, is unset: cat needs nothing.
+const RELAY = 'unset PWD; exec 3<&0 4>&1; ( cat <&3 >&4; kill 0 ) & cat <&4 >&3; kill 0';
 // Unix socket paths longer than this do not fit in sockaddr_un.
 const MAX_SOCKET_PATH = 100;
+
+// Ends a relay's process group (it may be gone already).
+function stopGroup(relay: ChildProcess): void {
+  try {
+    if (relay.pid !== undefined) process.kill(-relay.pid, 'SIGTERM');
+  } catch {
+    // ended
+  }
+}
 
 /**
  * True when a gate can serve this connection: a server on this machine (socket or loopback), without
@@ -29,8 +44,8 @@ export function gateable(conn: MyConnection): boolean {
  * client's handshake and session setup pass through; its first `START TRANSACTION` (or `FLUSH`) is
  * held: `waiting` resolves then. `pass()` lets it through and resolves once the server has answered
  * the START TRANSACTION, so the dump's snapshot has started. From then on dbflow reads none of the
- * dump's bytes: two `cat` processes carry them, one each way, holding the two connections (a third
- * of the CPU of relaying them through Node; if they cannot start, Node relays).
+ * dump's bytes: a relay process group (a `cat` each way) holds the two connections, at a fraction of
+ * the CPU of relaying them through Node.
  */
 export class DumpGate {
   readonly socketPath: string;
@@ -46,7 +61,7 @@ export class DumpGate {
   private started: (() => void) | undefined;
   private fail: (error: Error) => void = () => undefined;
   private reached: () => void = () => undefined;
-  private relays: ChildProcess[] = [];
+  private relay: ChildProcess | undefined;
 
   private constructor(
     dir: string,
@@ -94,7 +109,7 @@ export class DumpGate {
 
   /** Ends the relay and both connections. */
   close(error?: Error): void {
-    for (const relay of this.relays) relay.kill('SIGTERM');
+    if (this.relay) stopGroup(this.relay);
     this.server.close();
     this.client?.destroy();
     this.upstream?.destroy();
@@ -140,30 +155,24 @@ export class DumpGate {
     });
   }
 
-  // Gives both connections to two `cat` processes (client → server, server → client) and closes them here;
-  // when one of the two ends, so does the other, which closes both connections. Node relays if they cannot start.
+  // Gives both connections to the relay (a process group of its own) and closes them here. (No fallback to
+  // relaying in Node: a child's start makes the sockets blocking, which Node's event loop cannot read.)
   private async handOver(): Promise<void> {
     const { client, upstream } = this;
     if (!client || !upstream || client.destroyed || upstream.destroyed) return;
-    // No environment at all (it might hold a secret): `cat` is then found on the system's default path.
-    const relay = (from: Socket, to: Socket): ChildProcess => spawn('cat', [], { stdio: [from, to, 'ignore'], env: {} });
-    const relays = [relay(client, upstream), relay(upstream, client)];
-    this.relays = relays;
-    const started = await Promise.all(relays.map((r) => once(r, 'spawn').then(() => true, () => false)));
-    const buffered = client.readableLength + upstream.readableLength;
-    if (started.every(Boolean) && buffered === 0 && !client.destroyed && !upstream.destroyed) {
-      for (const r of relays) r.once('exit', () => relays.forEach((other) => other.kill('SIGTERM')));
-      client.removeAllListeners('close');
-      upstream.removeAllListeners('close');
-      client.destroy();
-      upstream.destroy();
-      return;
-    }
-    // Node relays: nothing was read while the processes started, so no byte is out of order.
-    for (const r of relays) r.kill('SIGKILL');
-    this.relays = [];
-    startReading(client);
-    startReading(upstream);
+    // No environment at all (it might hold a secret): sh and cat are found on the system's default path.
+    const relay = spawn('sh', ['-c', RELAY], { stdio: [client, upstream, 'ignore'], env: {}, detached: true });
+    this.relay = relay;
+    const started = await once(relay, 'spawn').then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    client.removeAllListeners('close');
+    upstream.removeAllListeners('close');
+    client.destroy();
+    upstream.destroy();
+    // Nothing can have been read while it started (reading stopped before), so no byte is out of order.
+    if (started) this.close(new DbflowError(`could not start the relay that carries mariadb-dump's connection (sh): ${started.message}`));
   }
 
   // Client packets, one by one, until START TRANSACTION has gone through.
