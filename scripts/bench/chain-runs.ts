@@ -103,8 +103,8 @@ export interface DbflowRun extends Timed {
   firstDumpByteBy?: 'event' | 'sample';
 }
 
-// The programs whose output is the dump.
-const DUMP_PROGRAMS = new Set(['pg_dump', 'mariadb-dump', 'mysqldump']);
+/** The programs whose output is the dump. */
+export const DUMP_PROGRAMS = new Set(['pg_dump', 'mariadb-dump', 'mysqldump']);
 
 interface Ev {
   type: string;
