@@ -7,6 +7,7 @@ import { countTables } from './counts.js';
 import { describeBlockers, LOCK_NOT_AVAILABLE, lockTables, lockTimeoutError, UNDEFINED_TABLE } from './locks.js';
 import { pgOptions, type PgOptions } from './options.js';
 import { tablesInScope, type PgTable } from './scope.js';
+import { toolMajor } from './tools.js';
 import { parsePgUrl, type PgConnection } from './url.js';
 
 /** A snapshot of the postgres driver: dumps import `snapshotId` while `release()` has not run. */
@@ -62,6 +63,8 @@ export async function snapshotSession(db: DatabaseConfig): Promise<SnapshotSessi
  * checksums inside it. The transaction stays open until `release()`.
  */
 export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<PgSnapshot> {
+  // The dump will ask pg_dump's version: asked now, beside the snapshot (a failure is reported by the dump).
+  toolMajor(ctx, 'pg_dump', pgOptions(db).binDir).catch(() => undefined);
   const s = await snapshotSession(db);
   const stopOnAbort = (): void => void cancelQueries(s.conn, s.what, [s.client]);
   ctx.signal.addEventListener('abort', stopOnAbort, { once: true });

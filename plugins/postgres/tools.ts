@@ -37,16 +37,28 @@ function userLibpqEnv(): Record<string, string> {
   return out;
 }
 
+// Answers of `--version` probes, by program path, kept for a minute: a snapshot starts the probe of the
+// dump tool its dump will need, so the dump does not wait for it. A failed probe is not kept.
+const PROBE_TTL_MS = 60_000;
+const probes = new Map<string, { at: number; major: Promise<number> }>();
+
 /** Major version of a client tool (`pg_dump --version` → 15), or a clear error when it is missing. */
-export async function toolMajor(ctx: DriverContext, tool: string, binDir: string | undefined): Promise<number> {
+export function toolMajor(ctx: DriverContext, tool: string, binDir: string | undefined): Promise<number> {
   const file = toolPath(tool, binDir);
-  try {
-    const r = await ctx.exec(file, ['--version'], { stderr: 'pipe' });
-    const m = /\(PostgreSQL\)\s+(\d+)/.exec(String(r.stdout));
-    return Number(m?.[1] ?? 0);
-  } catch (err) {
-    throw toolError(err, tool, { binDir });
-  }
+  const known = probes.get(file);
+  if (known && Date.now() - known.at < PROBE_TTL_MS) return known.major;
+  const major = (async () => {
+    try {
+      const r = await ctx.exec(file, ['--version'], { stderr: 'pipe' });
+      const m = /\(PostgreSQL\)\s+(\d+)/.exec(String(r.stdout));
+      return Number(m?.[1] ?? 0);
+    } catch (err) {
+      throw toolError(err, tool, { binDir });
+    }
+  })();
+  probes.set(file, { at: Date.now(), major });
+  major.catch(() => probes.delete(file));
+  return major;
 }
 
 /** Refuses a client tool older than the server (pg_dump cannot dump a newer server). */

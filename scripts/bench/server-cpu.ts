@@ -40,13 +40,13 @@ function localServer(pid: number, programs: readonly string[], serverAgeS: numbe
  */
 export async function pgServerCpu(database: string): Promise<ServerCpuProbe> {
   if (!HAVE_PROC) return { na: 'no /proc on this machine' };
-  const { pid, age } = await withClient(async (c) => {
+  // The backend is read while its session is open: it ends with the session.
+  const { pid, age, backend } = await withClient(async (c) => {
     const { rows } = await c.query<{ pid: number; age: number }>(
       'SELECT pg_backend_pid() AS pid, extract(epoch FROM now() - pg_postmaster_start_time())::float8 AS age',
     );
-    return rows[0]!;
+    return { ...rows[0]!, backend: readStat(rows[0]!.pid) };
   });
-  const backend = readStat(pid);
   if (!backend || backend.comm !== 'postgres')
     return { na: `the server's backend ${pid} is not on this machine: the server runs elsewhere` };
   const pm = backend.ppid;

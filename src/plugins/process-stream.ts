@@ -219,19 +219,25 @@ export function programInput(input: Readable): ProgramInput {
     async feed(sub, mapError) {
       taken.release(); // the program holds its own copy now
       // The first to fail is the cause: a writer that dies first (corrupt input) leaves its reader a truncated
-      // stream; a reader that dies first leaves its writer a broken pipe.
+      // stream; a reader that dies first leaves its writer a broken pipe. (Both ending at once, the broken
+      // pipe may be seen first: the reader's own failure is then the cause.)
       let first: { error: unknown } | undefined;
+      let reader: { error: unknown } | undefined;
       await Promise.all([
         sub.then(
           () => undefined,
-          (error: unknown) => void (first ??= { error: mapError(error) }),
+          (error: unknown) => {
+            reader = { error: mapError(error) };
+            first ??= reader;
+          },
         ),
         program.exited.catch((error: unknown) => void (first ??= { error })),
       ]);
       if (first) {
         input.destroy();
-        const cause = (first.error as { cause?: { signal?: string } }).cause;
-        if (cause?.signal === 'SIGPIPE') throw new DbflowError('the program reading the stream stopped before its end; the rest was not checked.', { cause: first.error });
+        const brokenPipe = (first.error as { cause?: { signal?: string } }).cause?.signal === 'SIGPIPE';
+        if (brokenPipe && reader) throw reader.error;
+        if (brokenPipe) throw new DbflowError('the program reading the stream stopped before its end; the rest was not checked.', { cause: first.error });
         throw first.error;
       }
     },
