@@ -167,12 +167,15 @@ export class DumpGate {
       () => undefined,
       (error: Error) => error,
     );
+    // Nothing can have been read since reading stopped (each side waits for the other's answer); were
+    // anything read, it would be lost with Node's copies of the connections, so the dump fails instead.
+    const buffered = client.readableLength + upstream.readableLength;
     client.removeAllListeners('close');
     upstream.removeAllListeners('close');
     client.destroy();
     upstream.destroy();
-    // Nothing can have been read while it started (reading stopped before), so no byte is out of order.
     if (started) this.close(new DbflowError(`could not start the relay that carries mariadb-dump's connection (sh): ${started.message}`));
+    else if (buffered) this.close(new DbflowError(`the gate read ${buffered} bytes of mariadb-dump's connection after its START TRANSACTION; the dump was stopped rather than lose them`));
   }
 
   // Client packets, one by one, until START TRANSACTION has gone through.
