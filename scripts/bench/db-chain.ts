@@ -2,7 +2,8 @@
 // and the restore test against the stock restore, every run sampled (CPU per process, the server's).
 import { readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { DbflowRun } from './chain-runs.js';
+import { dbflowRun, type DbflowRun } from './chain-runs.js';
+import { checkArtifact, type Decoded } from './db-checks.js';
 import { watchRun, type Watcher } from './cpu-watch.js';
 import type { ServerCpu } from './server-cpu.js';
 import { BenchError, CLI, MiB, run, runOk, type Timed } from './util.js';
@@ -203,4 +204,44 @@ export async function restoreRounds<R extends Timed>(o: {
     if (d && i < o.rounds - 1) rmSync(d.runDir, { recursive: true, force: true });
   }
   return { dbflows, shells };
+}
+
+/**
+ * A chain run of `file` through `attempt` (from `dbflowRunner`): its manifest's row counts checked
+ * against the source's, round 1's artifact decoded with stock tools; problems go to `o.broken`.
+ */
+export function checkedChainRun(o: {
+  attempt: (what: string, fn: () => Promise<ChainRun>) => Promise<ChainRun | undefined>;
+  state: string;
+  outDir: string;
+  sourceRows: Record<string, number>;
+  passFile: string;
+  gnupgHome: string;
+  looksRight: (d: Decoded) => string | undefined;
+  broken: string[];
+  log: (s: string) => void;
+}): (file: string, what: string, i: number, watch: WatchFactory) => Promise<ChainRun | undefined> {
+  return (file, what, i, watch) =>
+    o.attempt(`${what}, round ${i + 1}`, async () => {
+      const d = withManifest(await dbflowRun(file, o.state, o.outDir, { keep: true, watch }), 'bench', true);
+      try {
+        const wrong = rowsDiffer(d.rows, o.sourceRows);
+        if (wrong) o.broken.push(`dbflow ${what}: its snapshot's row counts are not the source's: ${wrong}`);
+        if (i === 0 && d.artifact) {
+          const p = await checkArtifact({
+            side: `dbflow (${what})`,
+            artifact: d.artifact,
+            passFile: o.passFile,
+            gnupgHome: o.gnupgHome,
+            looksRight: o.looksRight,
+            dumpEdgeBytes: d.stepBytes.dump ?? -1,
+            log: o.log,
+          });
+          if (p) o.broken.push(p);
+        }
+        return { ...d, artifact: undefined };
+      } finally {
+        rmSync(d.runDir, { recursive: true, force: true });
+      }
+    });
 }

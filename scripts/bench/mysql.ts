@@ -12,6 +12,7 @@ import { cpuBreakdown } from './cpu-breakdown.js';
 import { checkArtifact, verifyBackup, type Decoded } from './db-checks.js';
 import {
   chainRounds,
+  checkedChainRun,
   dbflowRunner,
   message,
   restoreRounds,
@@ -21,7 +22,6 @@ import {
   warmGpg,
   withManifest,
   type ChainRun,
-  type WatchFactory,
 } from './db-chain.js';
 import { restoreFigures } from './db-figures.js';
 import { measureBarrier, type BarrierResult } from './mysql-barrier.js';
@@ -116,30 +116,7 @@ export async function mysqlSection(o: MysqlOptions): Promise<SectionResult> {
           : undefined;
 
     const { attempt: dbflow } = await dbflowRunner<ChainRun>(chain, 'mysql', broken, log);
-    // A chain run, its manifest's row counts checked against the source; round 1's artifact decoded with stock tools.
-    const chainRun = (file: string, what: string, i: number, watch: WatchFactory): Promise<ChainRun | undefined> =>
-      dbflow(`${what}, round ${i + 1}`, async () => {
-        const d = withManifest(await dbflowRun(file, state, outDir, { keep: true, watch }), 'bench', true);
-        try {
-          const wrong = rowsDiffer(d.rows, src.rows);
-          if (wrong) broken.push(`dbflow ${what}: its snapshot's row counts are not the source's: ${wrong}`);
-          if (i === 0 && d.artifact) {
-            const p = await checkArtifact({
-              side: `dbflow (${what})`,
-              artifact: d.artifact,
-              passFile: o.passFile,
-              gnupgHome: o.gnupgHome,
-              looksRight,
-              dumpEdgeBytes: d.stepBytes.dump ?? -1,
-              log,
-            });
-            if (p) broken.push(p);
-          }
-          return { ...d, artifact: undefined };
-        } finally {
-          rmSync(d.runDir, { recursive: true, force: true });
-        }
-      });
+    const chainRun = checkedChainRun({ attempt: dbflow, state, outDir, sourceRows: src.rows, passFile: o.passFile, gnupgHome: o.gnupgHome, looksRight, broken, log });
     const shellEnv = { DB: src.name, MYCNF: clientCnf(), OUT: shellOut, PASS: o.passFile, GNUPGHOME: o.gnupgHome };
     const rounds = await chainRounds({
       rounds: o.rounds,

@@ -10,6 +10,7 @@ import { cpuBreakdown } from './cpu-breakdown.js';
 import { checkArtifact, verifyBackup, type Decoded } from './db-checks.js';
 import {
   chainRounds,
+  checkedChainRun,
   dbflowRunner,
   describeDbflow,
   restoreRounds,
@@ -19,7 +20,6 @@ import {
   warmGpg,
   withManifest,
   type ChainRun,
-  type WatchFactory,
 } from './db-chain.js';
 import { chainFigures, flatFigures, restoreFigures } from './db-figures.js';
 import { watchRun } from './cpu-watch.js';
@@ -88,30 +88,7 @@ export async function postgres(o: PostgresOptions): Promise<SectionResult> {
           : undefined;
 
     const { attempt: dbflow } = await dbflowRunner<ChainRun>(chain, 'postgres', broken, log);
-    // A chain run, its manifest's row counts checked against the source; round 1's artifact decoded with stock tools.
-    const chainRun = (file: string, what: string, i: number, watch: WatchFactory): Promise<ChainRun | undefined> =>
-      dbflow(`${what}, round ${i + 1}`, async () => {
-        const d = withManifest(await dbflowRun(file, state, outDir, { keep: true, watch }), 'bench', true);
-        try {
-          const wrong = rowsDiffer(d.rows, src.rows);
-          if (wrong) broken.push(`dbflow ${what}: its snapshot's row counts are not the source's: ${wrong}`);
-          if (i === 0 && d.artifact) {
-            const p = await checkArtifact({
-              side: `dbflow (${what})`,
-              artifact: d.artifact,
-              passFile: o.passFile,
-              gnupgHome: o.gnupgHome,
-              looksRight,
-              dumpEdgeBytes: d.stepBytes.dump ?? -1,
-              log,
-            });
-            if (p) broken.push(p);
-          }
-          return { ...d, artifact: undefined };
-        } finally {
-          rmSync(d.runDir, { recursive: true, force: true });
-        }
-      });
+    const chainRun = checkedChainRun({ attempt: dbflow, state, outDir, sourceRows: src.rows, passFile: o.passFile, gnupgHome: o.gnupgHome, looksRight, broken, log });
     const shellEnv = { PGURL: src.url, OUT: shellOut, PASS: o.passFile, GNUPGHOME: o.gnupgHome };
     const rounds = await chainRounds({
       rounds: o.rounds,

@@ -40,7 +40,7 @@ export function stopReading(stream: unknown): PipeHandle | undefined {
 }
 
 /** Starts Node's reading of a stream stopped by `stopReading` again (its stream still counts a read as pending). */
-export function startReading(stream: unknown): void {
+function startReading(stream: unknown): void {
   const handle = (stream as { _handle?: PipeHandle | null; destroyed?: boolean } | null | undefined)?._handle ?? undefined;
   if (handle && !handle.reading && !(stream as { destroyed?: boolean }).destroyed && typeof handle.readStart === 'function') {
     handle.reading = true;

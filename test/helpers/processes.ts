@@ -84,6 +84,19 @@ export function bytesWritten(pid: number): number {
   }
 }
 
+/**
+ * Bytes a process's own threads have read so far (`rchar` of each /proc/<pid>/task/<tid>/io), or undefined once
+ * it is gone: its /proc/<pid>/io also counts what its children read once they have ended.
+ */
+export function bytesReadByThreads(pid: number): number | undefined {
+  try {
+    const tasks = readdirSync(`/proc/${pid}/task`);
+    return tasks.reduce((sum, tid) => sum + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8'))?.[1] ?? 0), 0);
+  } catch {
+    return undefined; // gone, or a thread ended between the two reads
+  }
+}
+
 /** Polls `probe` every 20 ms until it returns a value; fails after `timeoutMs` with `what`. */
 export async function waitFor<T>(
   what: string,

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { PassThrough, Readable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { execa, type Options as ExecaOptions } from 'execa';
-import type { EdgeStats, StepContext, StepDefinition } from '../../src/index.js';
+import { builtinRegistry, type DatabaseConfig, type EdgeStats, type RowCountOptions, type StepContext, type StepDefinition, type TableCounts } from '../../src/index.js';
 
 /** What a test sets; everything else gets a neutral value. */
 export interface StepContextOptions<W> {
@@ -148,6 +148,18 @@ export async function runTransform(
     const parts: Buffer[] = [];
     for await (const chunk of res.output!) parts.push(chunk as Buffer);
     return { data: Buffer.concat(parts), outputs: res.outputs! };
+  } finally {
+    await dispose();
+  }
+}
+
+/** Counts (with checksums) of the database at `url` by a built-in driver, as restore-test and restore count. */
+export async function checksummedCounts(driver: string, url: string, o: RowCountOptions = {}): Promise<TableCounts> {
+  const d = (await builtinRegistry()).drivers.get(driver)!;
+  const { ctx, dispose } = await stepContext({ with: {} });
+  try {
+    const config: DatabaseConfig = { name: 'app', driver, url, options: { checksums: true } };
+    return await d.rowCounts(ctx, url, config, o);
   } finally {
     await dispose();
   }

@@ -4,30 +4,20 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import type { RowDataPacket } from 'mysql2/promise';
-import { builtinRegistry, type DatabaseConfig, type Manifest, type RowCountOptions, type TableCounts } from '../../src/index.js';
+import type { Manifest, RowCountOptions, TableCounts } from '../../src/index.js';
 import { CRC32C_SCHEME, CRC_SCHEME, MD5_SCHEME } from '../../plugins/mysql/checksum.js';
 import { PASSPHRASE, readManifest, runBackup, writePipeline, type BackupRun } from '../helpers/backup-run.js';
 import { dbflow, repoRoot } from '../helpers/cli.js';
 import { requireMyBackupTools, scratchDatabase, type ScratchDatabase } from '../helpers/mysql.js';
 import { myBackupEnv, myBackupPipeline } from '../helpers/mysql-run.js';
 import { copyBackup } from '../helpers/repo.js';
-import { stepContext } from '../helpers/step-context.js';
+import { checksummedCounts } from '../helpers/step-context.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const MINUTE = 60_000;
 const TAMPERING = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'tampering-drivers.ts');
 
-// Counts (with checksums) of the database at `url` by the mysql driver, as restore-test and restore count.
-async function countsAt(url: string, o: RowCountOptions = {}): Promise<TableCounts> {
-  const d = (await builtinRegistry()).drivers.get('mysql')!;
-  const { ctx, dispose } = await stepContext({ with: {} });
-  try {
-    const config: DatabaseConfig = { name: 'app', driver: 'mysql', url, options: { checksums: true } };
-    return await d.rowCounts(ctx, url, config, o);
-  } finally {
-    await dispose();
-  }
-}
+const countsAt = (url: string, o: RowCountOptions = {}): Promise<TableCounts> => checksummedCounts('mysql', url, o);
 
 // Column, type, value, and another value.
 const KINDS: [string, string, string, string][] = [

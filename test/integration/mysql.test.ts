@@ -1,6 +1,6 @@
 // The mysql driver through the CLI, against real MariaDB servers: consistency under a writer, binlog positions, stock-tools restores.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -11,6 +11,7 @@ import { databasesStartingWith, MY_URL, requireMyBackupTools, scratchDatabase, t
 import { countRows, seedShop, shopInvariants, startWriter } from '../helpers/mysql-data.js';
 import { decryptArtifact, dumpHeaderPosition, myBackupEnv, myBackupPipeline, stockRestore } from '../helpers/mysql-run.js';
 
+import { bytesReadByThreads } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { readManifest, runBackup, runIdOf, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
 
@@ -154,17 +155,6 @@ void test('a dump step that starts 3 s after the snapshot (a step in between): t
   assert.deepEqual(await countRows(target.pool, shop.tables), rowsOf(app), 'the stock-tools restore has the snapshot\'s rows');
 });
 
-// Bytes the process's own threads have read so far (sockets, pipes, files), from /proc/<pid>/task/*/io: the
-// process's /proc/<pid>/io also counts what its children read once they have ended.
-function bytesRead(pid: number): number | undefined {
-  try {
-    const tasks = readdirSync(`/proc/${pid}/task`);
-    return tasks.reduce((sum, tid) => sum + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8'))?.[1] ?? 0), 0);
-  } catch {
-    return undefined; // gone, or a thread ended between the two reads
-  }
-}
-
 void test('the bytes of the dump do not pass through dbflow: it reads less than the dump (zstd reads mariadb-dump, relays carry its connection)', { timeout: 2 * MINUTE }, async (t) => {
   if (!(await requireMyBackupTools(t, 'zstd'))) return;
   if (!existsSync('/proc/self/io')) return void t.skip('needs /proc/<pid>/io (Linux)');
@@ -176,7 +166,7 @@ void test('the bytes of the dump do not pass through dbflow: it reads less than 
   let read = 0;
   const watching = (async () => {
     while (sub.exitCode === null) {
-      read = bytesRead(sub.pid!) ?? read;
+      read = bytesReadByThreads(sub.pid!) ?? read;
       await sleep(20);
     }
   })();

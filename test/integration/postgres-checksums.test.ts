@@ -3,30 +3,20 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { builtinRegistry, type DatabaseConfig, type Manifest, type RowCountOptions, type TableCounts } from '../../src/index.js';
+import type { Manifest, RowCountOptions, TableCounts } from '../../src/index.js';
 import { COLUMN_HASH_SCHEME, ROW_TEXT_SCHEME } from '../../plugins/postgres/checksum.js';
 import { PASSPHRASE, readManifest, runBackup, writePipeline, type BackupRun } from '../helpers/backup-run.js';
 import { dbflow, repoRoot } from '../helpers/cli.js';
 import { requireBackupTools, scratchDatabase, type ScratchDatabase } from '../helpers/postgres.js';
 import { backupEnv, backupPipeline } from '../helpers/postgres-run.js';
 import { copyBackup } from '../helpers/repo.js';
-import { stepContext } from '../helpers/step-context.js';
+import { checksummedCounts } from '../helpers/step-context.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const MINUTE = 60_000;
 const TAMPERING = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'tampering-drivers.ts');
 
-// Counts (with checksums) of the database at `url` by the postgres driver, as restore-test and restore count.
-async function countsAt(url: string, o: RowCountOptions = {}): Promise<TableCounts> {
-  const d = (await builtinRegistry()).drivers.get('postgres')!;
-  const { ctx, dispose } = await stepContext({ with: {} });
-  try {
-    const config: DatabaseConfig = { name: 'app', driver: 'postgres', url, options: { checksums: true } };
-    return await d.rowCounts(ctx, url, config, o);
-  } finally {
-    await dispose();
-  }
-}
+const countsAt = (url: string, o: RowCountOptions = {}): Promise<TableCounts> => checksummedCounts('postgres', url, o);
 
 // Column, type, value, and another value: built-in types hashed from their value, and types hashed as text.
 const KINDS: [string, string, string, string][] = [
