@@ -7,6 +7,7 @@ import { ExitCode, isUserError, userErrorText } from '../errors.js';
 import { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } from './audited.js';
 import { pipeWriter } from './closed-pipe.js';
 import * as cmd from './commands.js';
+import { registerCompletion } from './completion.js';
 import { daemonCommand, type DaemonCommandOptions } from './daemon-command.js';
 import { backupsListCommand, pruneCommand, type PruneCommandOptions } from './repo-commands.js';
 import { restoreCommand, verifyCommand, type RestoreCommandOptions, type VerifyCommandOptions } from './restore-commands.js';
@@ -162,6 +163,7 @@ function program(setCode: (code: number) => void): Command {
     .description('re-validate the pipelines in a folder on every save and print errors')
     .argument('<dir>', 'folder with pipeline files')
     .action(async (dir: string) => setCode(await cmd.watchCommand(dir, io)));
+  registerCompletion(p, io, setCode);
   return p;
 }
 

@@ -202,6 +202,32 @@ export interface DatabaseDriver {
    * received them); resolves to the names dropped. dbflow calls it for runs that provably died.
    */
   reap?(db: DatabaseConfig, o: ReapOptions): Promise<string[]>;
+  /**
+   * Optional: connects as the pipeline would and checks, without changing anything, that this
+   * database can be backed up and restore-tested: `dbflow init` and `dbflow run --dry-run` call it. A
+   * connection that fails throws (a DbflowError saying why); missing privileges are reported, not thrown.
+   */
+  preflight?(ctx: DriverContext, db: DatabaseConfig): Promise<PreflightReport>;
+}
+
+/** What `DatabaseDriver.preflight` found. */
+export interface PreflightReport {
+  /** What the server is, e.g. `PostgreSQL 15.8`, `MariaDB 10.11.6`, `SQLite 3.45.1`. */
+  server?: string;
+  /** The user the checks ran as, e.g. `backup@%`. */
+  user?: string;
+  /** Each privilege the backup lacks: what needs it, and the statement that grants it. */
+  missing: PreflightMissing[];
+  /** Things worth saying that do not stop a backup (a restore point needs superuser, say). */
+  notes: string[];
+}
+
+/** One missing privilege. */
+export interface PreflightMissing {
+  /** What needs it, in the user's terms: `the restore-test's scratch database`. */
+  need: string;
+  /** The statement an administrator runs, e.g. `GRANT RELOAD ON *.* TO 'backup'@'%';`. */
+  grant: string;
 }
 
 /** What `DatabaseDriver.reap` gets. */
