@@ -15,6 +15,7 @@ import { jsonRenderer } from '../ui/json-lines.js';
 import { plainRenderer } from '../ui/plain.js';
 import { renderSummary, type StockRead, type StockRestore } from '../ui/summary.js';
 import { parseDurationFlag } from './command-support.js';
+import { preflight, preflightLines } from './preflight.js';
 import { renderGraph, renderPlan } from './graph.js';
 import { watchPipelines } from './pipeline-watch.js';
 
@@ -31,6 +32,8 @@ export interface RunCommandOptions {
   verbose?: boolean;
   lockWait?: string;
   metricsFile?: string;
+  /** Only failures (cron): no view, no step lines, no summary after a success. */
+  quiet?: boolean;
 }
 
 
@@ -52,8 +55,8 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  const live = !opts.json && io.isTTY && !process.env.CI ? (await import('../ui/live.js')).liveRenderer() : undefined;
-  const plain = plainRenderer(io.err, opts.verbose);
+  const live = !opts.json && !opts.quiet && io.isTTY && !process.env.CI ? (await import('../ui/live.js')).liveRenderer() : undefined;
+  const plain = plainRenderer(io.err, opts.quiet ? 'quiet' : opts.verbose ? 'verbose' : 'normal');
   const json = opts.json ? jsonRenderer(io.out) : undefined;
   try {
     const result = await lockedRun(loaded, {
@@ -77,11 +80,33 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
       return driver?.stockRestore?.(a.format, decoded, a.database);
     };
     const read: StockRead = (url) => loaded.registry.storages.get(urlScheme(url) ?? '')?.stockRead?.(url);
-    if (!opts.json) io.out(renderSummary(loaded.pipeline.name, result, restore, read));
+    if (!opts.json && !(opts.quiet && result.status === 'success')) (opts.quiet ? io.err : io.out)(renderSummary(loaded.pipeline.name, result, restore, read));
     return runExitCode(result.status);
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+  }
+}
+
+/**
+ * `dbflow run --dry-run`: validates, then connects to each database and checks the privileges a backup needs, and
+ * writes and deletes a probe in each repository; runs no step. Exit 0 when a run could start, 1 when not.
+ */
+export async function dryRunCommand(file: string, opts: { quiet?: boolean }, io: Io): Promise<number> {
+  const loaded = await loadPipeline(file);
+  const controller = new AbortController();
+  const stop = (): void => controller.abort();
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  try {
+    const result = await preflight(loaded, { env: process.env, signal: controller.signal });
+    const lines = [`✔ ${file}: valid, ${loaded.plan.steps.size} steps`, ...preflightLines(result)];
+    if (!opts.quiet || !result.ok) (result.ok ? io.out : io.err)(lines.join('\n'));
+    if (!opts.quiet) io.out(result.ok ? `dry run: nothing was run; \`dbflow run ${file}\` can start.` : 'dry run: nothing was run; fix the problems above first.');
+    return result.ok ? ExitCode.ok : ExitCode.stepFailed;
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
   }
 }
 

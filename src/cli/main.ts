@@ -8,14 +8,16 @@ import { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } 
 import { pipeWriter } from './closed-pipe.js';
 import * as cmd from './commands.js';
 import { registerCompletion } from './completion.js';
+import { initCommand, quickstartFiles, type InitOptions } from './init-command.js';
 import { daemonCommand, type DaemonCommandOptions } from './daemon-command.js';
 import { backupsListCommand, pruneCommand, type PruneCommandOptions } from './repo-commands.js';
 import { restoreCommand, verifyCommand, type RestoreCommandOptions, type VerifyCommandOptions } from './restore-commands.js';
 import { statusCommand } from './status-command.js';
 
 const [stdout, stderr] = [pipeWriter(process.stdout), pipeWriter(process.stderr)];
+let quiet = false; // --quiet: only errors reach the terminal (stderr); what a command prints on stdout is dropped
 const io: cmd.Io = {
-  out: (t) => stdout(`${t}\n`),
+  out: (t) => void (quiet || stdout(`${t}\n`)),
   err: (t) => stderr(`${t}\n`),
   isTTY: Boolean(process.stdout.isTTY && process.stderr.isTTY),
 };
@@ -25,7 +27,11 @@ function program(setCode: (code: number) => void): Command {
     .description('Database backups as declarative YAML pipelines: consistent snapshots, streamed, verified by a real restore.')
     .version(dbflowVersion())
     .showHelpAfterError('(run with --help for usage)')
+    .option('-q, --quiet', 'print only errors, on stderr (for cron); `run` also drops its progress lines and, after a success, its summary')
     .exitOverride();
+  p.hook('preAction', (_p, action) => {
+    quiet = p.opts<{ quiet?: boolean }>().quiet === true || action.opts<{ quiet?: boolean }>().quiet === true;
+  });
   const state = ['--state-dir <dir>', 'where run records, metrics, the audit trail and run locks are kept (default: $DBFLOW_STATE_DIR, else $XDG_STATE_HOME/dbflow, else ~/.local/state/dbflow)'] as const;
   const auditRepository = ['--audit-repository', 'also store the audit record in the repository, under dbflow-audit/ (or set DBFLOW_AUDIT_REPOSITORY=1)'] as const;
   const toRepository = (o: { auditRepository?: boolean }): boolean => o.auditRepository === true || auditRepositoryFromEnv();
@@ -37,15 +43,47 @@ function program(setCode: (code: number) => void): Command {
     .option('-v, --verbose', 'also print debug lines')
     .option('--lock-wait <duration>', "wait this long (e.g. 10m) for a running run of the same pipeline to finish; default: the pipeline's lock_wait, else exit at once with code 75")
     .option('--metrics-file <file>', 'Prometheus textfile written after the run (default: <state-dir>/metrics.prom), e.g. for node_exporter')
+    .option('-q, --quiet', 'print only failures (for cron): no progress lines, no summary after a success')
+    .option('--dry-run', "validate, connect to each database and check the privileges a backup needs, check that each repository is writable; run nothing")
     .option(...state)
     .option(...auditRepository)
-    .action(async (file: string, o: cmd.RunCommandOptions & { auditRepository?: boolean }) =>
+    .action(async (file: string, o: cmd.RunCommandOptions & { auditRepository?: boolean; dryRun?: boolean }) =>
       setCode(
-        await audited(io, { command: 'run', target: path.resolve(file), stateDir: o.stateDir, toRepository: toRepository(o) }, (note) =>
-          cmd.runCommand(file, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io, note),
-        ),
+        o.dryRun
+          ? await cmd.dryRunCommand(file, { quiet }, io)
+          : await audited(io, { command: 'run', target: path.resolve(file), stateDir: o.stateDir, toRepository: toRepository(o) }, (note) =>
+              cmd.runCommand(file, { ...o, quiet, stateDir: o.stateDir ?? defaultStateDir() }, io, note),
+            ),
       ),
     );
+  p.command('quickstart')
+    .description('back up a demo SQLite database end to end, from any folder: writes quickstart.yaml and its demo passphrase into <dir> (when not there), then runs it')
+    .argument('[dir]', 'where the quickstart pipeline, its demo database and its backups go', '.')
+    .option('--json', "print the run's events as JSON lines on stdout")
+    .option(...state)
+    .action(async (dir: string, o: cmd.RunCommandOptions) => {
+      const file = quickstartFiles(dir, io);
+      setCode(
+        await audited(io, { command: 'run', target: path.resolve(file), stateDir: o.stateDir, toRepository: false }, (note) =>
+          cmd.runCommand(file, { ...o, quiet, stateDir: o.stateDir ?? defaultStateDir() }, io, note),
+        ),
+      );
+    });
+  const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+  p.command('init')
+    .description('write a pipeline for the databases you name, then check the connections, the privileges a backup needs and the repository; asks at a terminal when no database is named')
+    .option('--postgres <url>', 'a PostgreSQL database, e.g. postgres://backup@db:5432/app (repeat for more; a password in the URL is moved to an environment variable)', collect)
+    .option('--mysql <url>', 'a MariaDB/MySQL database, e.g. mysql://backup@db:3306/app (repeat for more)', collect)
+    .option('--sqlite <path>', 'an SQLite database file (repeat for more)', collect)
+    .option('--to <repository>', 'where backups go: file:///backups/x, file://./backups/x (beside the pipeline), s3://bucket/prefix, sftp://user@host/path (default: file://./backups/<name>)')
+    .option('-n, --name <name>', 'the pipeline name (default: from the databases, e.g. app-nightly)')
+    .option('--schedule <cron>', 'when `dbflow daemon` runs it, a cron expression in UTC (default: "0 2 * * *")')
+    .option('--rpo <duration>', 'the oldest a verified backup may be before `dbflow status` fails (default: 26h)')
+    .option('--passphrase-file <file>', 'encrypt with the passphrase in this file; created with a random passphrase and mode 0600 when it does not exist (default: $DBFLOW_PASSPHRASE)')
+    .option('-o, --output <file>', 'the pipeline file to write (default: <name>.yaml)')
+    .option('--force', 'replace the output file if it exists')
+    .option('--no-check', 'write the pipeline without connecting to the databases or the repository')
+    .action(async (o: InitOptions) => setCode(await initCommand(o, io)));
   p.command('validate')
     .description('check pipelines without running them; errors point at file:line:col')
     .argument('<pipelines...>', 'pipeline files')

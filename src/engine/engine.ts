@@ -20,7 +20,8 @@ import { createContext, loadExec, type RunScope, type StreamWiring } from './con
 import type { EngineEvent, EventListener, RunStatus, RunSummary, StepStatus } from './events.js';
 import type { LoadedPipeline } from './load.js';
 import { newRunId, RunRecord } from './run-record.js';
-import { passwordsOf, readSecrets, Redactor } from './secrets.js';
+import { resolveRunValues } from './run-values.js';
+import { Redactor } from './secrets.js';
 import { withoutCredentials } from './url-credentials.js';
 import { toolVersions } from './versions.js';
 
@@ -124,27 +125,10 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
 
   // Secrets and the template context; a failure here fails the run before any step.
   let context: Record<string, unknown> = {};
-  const databases: Record<string, DatabaseConfig> = {};
+  let databases: Record<string, DatabaseConfig> = {};
   try {
-    const secrets = readSecrets(pipeline.secrets, env, baseDir);
-    Object.values(secrets).forEach((s) => redactor.add(s));
-    const base = {
-      env,
-      pipeline: { name: pipeline.name, file: pipeline.file, sha256: pipeline.sha256 },
-      run: { id: runId, started_at: started.toISOString(), dir: record.dir },
-    };
-    const vars = renderValue(pipeline.vars, base) as Record<string, unknown>;
-    context = { ...base, vars, secrets };
-    for (const [name, db] of Object.entries(pipeline.databases)) {
-      databases[name] = {
-        name,
-        driver: db.driver,
-        url: anchorUrls(renderValue(db.url, context), baseDir) as string,
-        ...(db.password !== undefined && { password: String(renderValue(db.password, context)) }),
-        options: renderValue(db.options, context) as Record<string, unknown>,
-      };
-      for (const p of passwordsOf(databases[name])) redactor.add(p);
-    }
+    const run = { id: runId, started_at: started.toISOString(), dir: record.dir };
+    ({ context, databases } = resolveRunValues(pipeline, env, baseDir, run, (s) => redactor.add(s)));
   } catch (err) {
     runError = redactor.redact((err as Error).message);
   }

@@ -4,15 +4,28 @@ import type { Registry } from '../plugins/registry.js';
 
 /** dbflow's own version, from its package.json. */
 export function dbflowVersion(): string {
-  for (const rel of ['../../package.json', '../../../package.json']) {
+  return dbflowPackage()?.version ?? 'unknown';
+}
+
+/** The folder dbflow is installed in (a clone, or the package under node_modules), where its package.json is. */
+export function dbflowRoot(): URL {
+  return dbflowPackage()?.root ?? new URL('../../', import.meta.url);
+}
+
+let found: { root: URL; version: string } | undefined;
+function dbflowPackage(): { root: URL; version: string } | undefined {
+  // Run from source (src/engine) or built (dist/src/engine): the package is two or three folders up.
+  for (const rel of ['../../', '../../../']) {
+    if (found) break;
+    const root = new URL(rel, import.meta.url);
     try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'dbflow' && pkg.version) return pkg.version;
+      const pkg = JSON.parse(readFileSync(new URL('package.json', root), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'dbflow' && pkg.version) found = { root, version: pkg.version };
     } catch {
-      // try the next layout (source or built)
+      // try the next layout
     }
   }
-  return 'unknown';
+  return found;
 }
 
 /** Tool versions for the manifest. */

@@ -209,7 +209,7 @@ export function pipelineRepository(loaded: LoadedPipeline, env: Record<string, s
 }
 
 /**
- * Where a pipeline's `upload` steps write: each `to`, up to the last `/` before the first part that changes
+ * Where a pipeline's `upload` steps write: each `to` (of each matrix cell), up to the last `/` before the first part that changes
  * from run to run, relative file URLs made absolute; sorted, without duplicates.
  */
 export function uploadRepositories(loaded: LoadedPipeline, env: Record<string, string | undefined> = process.env): string[] {
@@ -217,12 +217,12 @@ export function uploadRepositories(loaded: LoadedPipeline, env: Record<string, s
   const base = staticContext(loaded.pipeline, env);
   const context = { ...base, run: { id: marker, started_at: marker, dir: marker, status: marker, failed_steps: [], error: marker } };
   const prefixes = new Set<string>();
-  for (const step of loaded.pipeline.steps) {
-    const to = step.uses === 'upload' ? step.with.to : undefined;
+  for (const step of loaded.plan.steps.values()) {
+    const to = step.spec.uses === 'upload' ? step.spec.with.to : undefined;
     if (typeof to !== 'string') continue;
     let text: string;
     try {
-      text = String(renderValue(to, context));
+      text = String(renderValue(to, { ...context, matrix: step.cell }));
     } catch {
       text = to;
     }

@@ -4,8 +4,17 @@ import { FailureLines } from './failures.js';
 import { formatBytes, formatDuration } from './format.js';
 import { RateWindow } from './rate.js';
 
+/** How much a plain renderer says: `verbose` adds debug lines, `quiet` (cron) keeps only failures. */
+export type PlainLevel = 'quiet' | 'normal' | 'verbose';
+
 /** A listener that writes one line per meaningful event, each failure once, and nothing after the run's end. */
-export function plainRenderer(write: (line: string) => void, verbose = false): (e: EngineEvent) => void {
+export function plainRenderer(out: (line: string) => void, level: PlainLevel | boolean = 'normal'): (e: EngineEvent) => void {
+  const verbose = level === true || level === 'verbose';
+  const quiet = level === 'quiet';
+  // Quiet: only the lines that say a step failed.
+  const write = (line: string, failure = false): void => {
+    if (!quiet || failure) out(line);
+  };
   const lastProgress = new Map<string, number>();
   const failures = new FailureLines();
   const started = new Set<string>();
@@ -42,8 +51,9 @@ export function plainRenderer(write: (line: string) => void, verbose = false): (
         if (!started.has(e.id))
           return write(
             `${at} ${e.id}: not started (${e.status === 'failed' ? failures.error(e) : `${e.status}${e.reason ? `: ${e.reason}` : ''}`})`,
+            e.status === 'failed',
           );
-        if (e.status === 'failed') return write(`${at} ${e.id}: FAILED after ${formatDuration(e.durationMs)}: ${failures.error(e)}`);
+        if (e.status === 'failed') return write(`${at} ${e.id}: FAILED after ${formatDuration(e.durationMs)}: ${failures.error(e)}`, true);
         return write(`${at} ${e.id}: ${e.status} after ${formatDuration(e.durationMs)}`);
       }
       case 'run:end':

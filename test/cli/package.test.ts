@@ -1,0 +1,110 @@
+// The npm package as a user installs it: packed, installed into a throwaway prefix with its runtime dependencies
+// only, then run from an empty folder: --version, the quickstart, and `init` + `run` against the servers.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import { execa } from 'execa';
+import { repoRoot } from '../helpers/cli.js';
+import { requireMyBackupTools, requireMysql, scratchDatabase as myScratch } from '../helpers/mysql.js';
+import { requireBackupTools, requirePostgres, scratchDatabase as pgScratch } from '../helpers/postgres.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
+
+describe('the npm package', { concurrency: 3 }, () => {
+  let prefix = '';
+  let bin = '';
+  const run = (cwd: string, args: string[], env: Record<string, string> = {}) =>
+    execa(bin, args, { cwd, reject: false, env: { NO_COLOR: '1', CI: 'true', DBFLOW_STATE_DIR: path.join(cwd, '.state'), ...env } });
+
+  before(async () => {
+    assert.ok(existsSync(path.join(repoRoot, 'dist', 'src', 'cli', 'main.js')), 'dist/ is built (npm run build; `npm test` builds first)');
+    const dir = tmpDir(undefined, 'dbflow-package-');
+    // --ignore-scripts: `prepare` would build again; the test suite runs after a build.
+    const packed = await execa('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: repoRoot });
+    const filename = (JSON.parse(packed.stdout) as { filename: string }[])[0]?.filename;
+    assert.ok(filename, packed.stdout);
+    prefix = path.join(dir, 'prefix');
+    // Runtime dependencies only; better-sqlite3 compiles from source where no prebuilt binary can be fetched.
+    await execa('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, filename)], {
+      env: { npm_config_update_notifier: 'false' },
+    });
+    bin = path.join(prefix, 'bin', 'dbflow');
+  });
+
+  test('holds what a user needs and nothing of the development tree', () => {
+    const installed = path.join(prefix, 'lib', 'node_modules', 'dbflow');
+    const top = readdirSync(installed).sort();
+    for (const name of ['CHANGELOG.md', 'README.md', 'dist', 'package.json', 'pipelines', 'schemas']) assert.ok(top.includes(name), `${name} is in the package (${top.join(', ')})`);
+    for (const name of ['test', 'scripts', 'src', '.ci', 'tsconfig.json']) assert.ok(!top.includes(name), `${name} is not in the package`);
+    assert.deepEqual(readdirSync(path.join(installed, 'pipelines')).filter((f) => !/\.(ya?ml|passphrase)$/.test(f)), [], 'no local backups or demo databases are packed');
+    const modules = readdirSync(path.join(installed, 'node_modules'));
+    for (const dev of ['typescript', 'eslint', 's3rver', 'prettier']) assert.ok(!modules.includes(dev), `development dependency ${dev} is not installed`);
+    assert.ok(modules.includes('better-sqlite3') && modules.includes('openpgp'));
+  });
+
+  test('--version says the package version', async () => {
+    const r = await run(tmpDir(), ['--version']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(r.stdout.trim(), version);
+  });
+
+  test('the quickstart runs from an empty folder, verified, and its manifest names the same version', async () => {
+    const cwd = tmpDir();
+    const r = await run(cwd, ['quickstart']);
+    assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+    assert.match(r.stdout, /✔ quickstart: success/);
+    assert.match(r.stdout, /verified {2}demo {2}rowcount: 3 tables, \d+ rows equal/);
+    assert.equal(statSync(path.join(cwd, 'quickstart.passphrase')).mode & 0o777, 0o600);
+    const manifest = /manifest {2}file:\/\/(\S+)/.exec(r.stdout)?.[1];
+    assert.ok(manifest, r.stdout);
+    const m = JSON.parse(readFileSync(manifest, 'utf8')) as { status: string; tools: Record<string, string> };
+    assert.equal(m.status, 'verified');
+    assert.equal(m.tools.dbflow, version);
+  });
+
+  // `init` then `run`, unchanged, for each kind of database and for two together (one coordinated cut).
+  const cases = [
+    { name: 'postgres', pg: 1, my: 0 },
+    { name: 'mysql', pg: 0, my: 1 },
+    { name: 'postgres and mysql together', pg: 1, my: 1 },
+  ];
+  for (const c of cases) {
+    test(`init --${c.name.replace(/ and /, ' --').replace(' together', '')} --to file://… then run: verified`, async (t) => {
+      if (c.pg && !((await requirePostgres(t)) && (await requireBackupTools(t)))) return;
+      if (c.my && !((await requireMysql(t)) && (await requireMyBackupTools(t)))) return;
+      const flags: string[] = [];
+      const tables: string[] = [];
+      if (c.pg) {
+        const db = await pgScratch(t);
+        await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY, total numeric); INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 500) g');
+        flags.push('--postgres', db.url);
+        tables.push(`${db.name}: 500`);
+      }
+      if (c.my) {
+        const db = await myScratch(t);
+        await db.pool.query('CREATE TABLE payments (id int PRIMARY KEY, amount decimal(10,2))');
+        await db.pool.query('INSERT INTO payments SELECT seq, seq / 4 FROM seq_1_to_300');
+        flags.push('--mysql', db.url);
+        tables.push(`${db.name}: 300`);
+      }
+      const cwd = tmpDir();
+      const repo = path.join(tmpDir(), 'repo');
+      const init = await run(cwd, ['init', ...flags, '--to', `file://${repo}`, '--name', 'nightly', '--passphrase-file', 'nightly.passphrase']);
+      assert.equal(init.exitCode, 0, `${init.stdout}\n${init.stderr}`);
+      assert.match(init.stdout, /^wrote nightly\.yaml/m);
+      assert.match(init.stdout, /✔ repository file:\/\/.*: writable/);
+      assert.equal(statSync(path.join(cwd, 'nightly.passphrase')).mode & 0o777, 0o600);
+      const r = await run(cwd, ['run', 'nightly.yaml']);
+      assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+      for (const table of tables) {
+        const [name, rows] = table.split(': ');
+        assert.match(r.stdout, new RegExp(`verified {2}${name} {2}rowcount: 1 tables, ${rows} rows equal`));
+      }
+      const manifest = JSON.parse(readFileSync(/manifest {2}file:\/\/(\S+)/.exec(r.stdout)![1]!, 'utf8')) as { status: string; coordination?: unknown };
+      assert.equal(manifest.status, 'verified');
+      if (c.pg && c.my) assert.ok(manifest.coordination, 'two databases are taken at one coordinated cut');
+    });
+  }
+});
