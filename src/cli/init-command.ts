@@ -52,6 +52,9 @@ export async function initCommand(o: InitOptions, io: Io): Promise<number> {
   const answers = !named && io.isTTY && process.stdin.isTTY ? await ask(o, io) : o;
   if (![...(answers.postgres ?? []), ...(answers.mysql ?? []), ...(answers.sqlite ?? [])].length)
     throw new UsageError('name the databases to back up: --postgres <url>, --mysql <url>, --sqlite <path> (each may be given several times), or run `dbflow init` at a terminal to be asked.');
+  for (const [flag, values] of Object.entries({ '--postgres': answers.postgres, '--mysql': answers.mysql, '--sqlite': answers.sqlite, '--to': [answers.to], '--schedule': [answers.schedule] }))
+    for (const v of values ?? [])
+      if (v?.includes('{{')) throw new UsageError(`${flag} "${displayUrl(v)}" contains "{{", which a pipeline reads as a template; init writes values as they are given (edit the file to use templates).`);
   const output = path.resolve(answers.output ?? `${answers.name ?? defaultName(answers)}.yaml`);
   const name = answers.name ?? path.basename(output).replace(/\.ya?ml$/, '');
   if (!new RegExp(NAME_PATTERN).test(name)) throw new UsageError(`--name "${name}" is not a pipeline name: letters, digits, ".", "_" and "-", starting with a letter or digit.`);
