@@ -191,7 +191,7 @@ function scaffold(s: Scaffold): string {
   const env = s.sources.filter((x) => x.password).map((x) => `#   ${x.password!.env.padEnd(24)} ${x.key}'s password (dbflow hands it to the tools in a 0600 file, never in argv)`);
   if (!s.passphraseFile) env.push(`#   ${INIT_PASSPHRASE_ENV.padEnd(24)} the OpenPGP passphrase (dbflow restore and verify read it too)`);
   if (/^s3:/i.test(s.repo)) env.push(`#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (or a profile or role); AWS_ENDPOINT_URL for another S3 service`);
-  if (/^sftp:/i.test(s.repo)) env.push(`#   DBFLOW_SFTP_KEY            the SSH private key (else ssh-agent, else ~/.ssh/id_*); the host must be in ~/.ssh/known_hosts`);
+  if (/^sftp:/i.test(s.repo)) env.push(`#   DBFLOW_SFTP_KEY            the SSH private key (else ssh-agent, else ~/.ssh/id_*); the server's host key must be in ~/.ssh/known_hosts (or the file DBFLOW_SFTP_KNOWN_HOSTS names)`);
   const lines = [
     `# Written by \`dbflow init\`: ${s.sources.length === 1 ? 'a backup' : 'one consistent backup'} of ${s.sources.map((x) => x.key).join(', ')}, verified by a restore.`,
     `# Check it with \`dbflow run ${s.name}.yaml --dry-run\`, run it with \`dbflow run\`, schedule it with \`dbflow daemon\`.`,

@@ -3,11 +3,14 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
+import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { dbflow, hasStackTrace } from '../helpers/cli.js';
 import { requireBackupTools, requirePostgres, scratchDatabase, withPassword } from '../helpers/postgres.js';
 import { dbflowAtTerminal } from '../helpers/pty.js';
 import { quickstartCopy } from '../helpers/quickstart-copy.js';
+import { requireS3, stopS3 } from '../helpers/s3.js';
+import { startSshd } from '../helpers/sshd.js';
 import { createLiveDatabase } from '../helpers/sqlite-fixtures.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -150,6 +153,38 @@ describe('dbflow run --dry-run', { concurrency: 4 }, () => {
     assert.equal(hasStackTrace(both(r)), false, both(r));
     assert.ok(!both(r).includes('pw-dead-77'), 'the password is not shown');
     assert.ok(!existsSync(path.join(cwd, '.dbflow', 'runs')));
+  });
+
+  test('an S3 repository: the probe is written and removed; a missing bucket is named', async (t) => {
+    after(stopS3);
+    const s3 = await requireS3(t);
+    if (!s3) return;
+    const bucket = await s3.bucket();
+    const cwd = tmpDir();
+    createLiveDatabase(path.join(cwd, 'x.sqlite3'), 10);
+    const init = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', `s3://${bucket}/nightly`, '--name', 'ons3'], { cwd, env: { ...s3.env, DBFLOW_PASSPHRASE: 'p-s3' } });
+    assert.equal(init.exitCode, 0, both(init));
+    assert.match(init.stdout, new RegExp(`✔ repository s3://${bucket}/nightly/: writable`));
+    assert.match(readFileSync(path.join(cwd, 'ons3.yaml'), 'utf8'), /# {3}AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION/);
+    const listed = await s3.client().send(new ListObjectsV2Command({ Bucket: bucket }));
+    assert.equal(listed.KeyCount ?? 0, 0, 'nothing is left in the bucket');
+    const missing = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', 's3://no-such-bucket-dbflow/nightly', '--name', 'nobucket'], { cwd, env: { ...s3.env, DBFLOW_PASSPHRASE: 'p-s3' } });
+    assert.equal(missing.exitCode, 1, both(missing));
+    assert.match(missing.stderr, /✖ repository s3:\/\/no-such-bucket-dbflow\/nightly\/: not writable: .*no-such-bucket-dbflow/);
+  });
+
+  test('an SFTP repository is checked with the key and known hosts a run uses', async (t) => {
+    const sshd = await startSshd(t);
+    if (!sshd) return;
+    const cwd = tmpDir();
+    createLiveDatabase(path.join(cwd, 'x.sqlite3'), 10);
+    const to = sshd.url(`${path.join(tmpDir(), 'repo')}`);
+    const r = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', to, '--name', 'onsftp'], { cwd, env: { ...sshd.env, DBFLOW_PASSPHRASE: 'p-sftp' } });
+    assert.equal(r.exitCode, 0, both(r));
+    assert.match(r.stdout, /✔ repository sftp:\/\/.*\/repo\/: writable/);
+    const unknownHost = await dbflow(['run', 'onsftp.yaml', '--dry-run'], { cwd, env: { ...sshd.env, DBFLOW_SFTP_KNOWN_HOSTS: path.join(cwd, 'empty_known_hosts'), DBFLOW_PASSPHRASE: 'p-sftp' } });
+    assert.equal(unknownHost.exitCode, 1, both(unknownHost));
+    assert.match(unknownHost.stderr, /✖ repository sftp:\/\/.*: not writable: /);
   });
 
   test('a secret that cannot be read is the one problem reported', async () => {
