@@ -4,19 +4,26 @@ import path from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { dbflowVersion } from '../engine/versions.js';
 import { ExitCode, isUserError, userErrorText } from '../errors.js';
-import { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } from './audited.js';
 import { pipeWriter } from './closed-pipe.js';
-import * as cmd from './commands.js';
-import { registerCompletion } from './completion.js';
-import { initCommand, quickstartFiles, type InitOptions } from './init-command.js';
-import { daemonCommand, type DaemonCommandOptions } from './daemon-command.js';
-import { backupsListCommand, pruneCommand, type PruneCommandOptions } from './repo-commands.js';
-import { restoreCommand, verifyCommand, type RestoreCommandOptions, type VerifyCommandOptions } from './restore-commands.js';
-import { statusCommand } from './status-command.js';
+import type { Io, RunCommandOptions } from './commands.js';
+import { commandModule, registerCompletion } from './completion.js';
+import type { InitOptions } from './init-command.js';
+import type { DaemonCommandOptions } from './daemon-command.js';
+import type { PruneCommandOptions } from './repo-commands.js';
+import type { RestoreCommandOptions, VerifyCommandOptions } from './restore-commands.js';
+
+// The commands' modules, and the engine and plugins behind them, load here; not for a Tab in the shell (see commandModule).
+const { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } = await commandModule(() => import('./audited.js'));
+const cmd = await commandModule(() => import('./commands.js'));
+const { initCommand, quickstartFiles } = await commandModule(() => import('./init-command.js'));
+const { daemonCommand } = await commandModule(() => import('./daemon-command.js'));
+const { backupsListCommand, pruneCommand } = await commandModule(() => import('./repo-commands.js'));
+const { restoreCommand, verifyCommand } = await commandModule(() => import('./restore-commands.js'));
+const { statusCommand } = await commandModule(() => import('./status-command.js'));
 
 const [stdout, stderr] = [pipeWriter(process.stdout), pipeWriter(process.stderr)];
 let quiet = false; // --quiet: only errors reach the terminal (stderr); what a command prints on stdout is dropped
-const io: cmd.Io = {
+const io: Io = {
   out: (t) => void (quiet || stdout(`${t}\n`)),
   err: (t) => stderr(`${t}\n`),
   isTTY: Boolean(process.stdout.isTTY && process.stderr.isTTY),
@@ -47,7 +54,7 @@ function program(setCode: (code: number) => void): Command {
     .option('--dry-run', "validate, connect to each database and check the privileges a backup needs, check that each repository is writable; run nothing")
     .option(...state)
     .option(...auditRepository)
-    .action(async (file: string, o: cmd.RunCommandOptions & { auditRepository?: boolean; dryRun?: boolean }) =>
+    .action(async (file: string, o: RunCommandOptions & { auditRepository?: boolean; dryRun?: boolean }) =>
       setCode(
         o.dryRun
           ? await cmd.dryRunCommand(file, { quiet }, io)
@@ -61,7 +68,7 @@ function program(setCode: (code: number) => void): Command {
     .argument('[dir]', 'where the quickstart pipeline, its demo database and its backups go', '.')
     .option('--json', "print the run's events as JSON lines on stdout")
     .option(...state)
-    .action(async (dir: string, o: cmd.RunCommandOptions) => {
+    .action(async (dir: string, o: RunCommandOptions) => {
       const file = quickstartFiles(dir, io);
       setCode(
         await audited(io, { command: 'run', target: path.resolve(file), stateDir: o.stateDir, toRepository: false }, (note) =>
