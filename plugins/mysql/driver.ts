@@ -8,6 +8,7 @@ import { createScratch } from './scratch.js';
 import { reapScratch } from './reap.js';
 import { createTarget, targetExists } from './create.js';
 import { participate, takeSnapshot } from './snapshot.js';
+import { preflight } from './preflight.js';
 
 /** The driver for `driver: mysql` databases (MariaDB, MySQL) with `url: mysql://user@host:3306/db`. */
 export const mysqlDriver = defineDriver({
@@ -23,4 +24,5 @@ export const mysqlDriver = defineDriver({
   exists: targetExists,
   rowCounts: rowCountsAt,
   reap: reapScratch,
+  preflight,
 });

@@ -8,6 +8,7 @@ import { createScratch } from './scratch.js';
 import { reapScratch } from './reap.js';
 import { createTarget, targetExists } from './create.js';
 import { participate } from './participant.js';
+import { preflight } from './preflight.js';
 import { takeSnapshot } from './snapshot.js';
 import { parsePgUrl } from './url.js';
 
@@ -39,4 +40,5 @@ export const postgresDriver = defineDriver({
   exists: targetExists,
   rowCounts: rowCountsAt,
   reap: reapScratch,
+  preflight,
 });

@@ -6,6 +6,7 @@ import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
 import { createScratch } from './scratch.js';
 import { createTarget, targetExists } from './create.js';
+import { preflight } from './preflight.js';
 import { takeSnapshot } from './snapshot.js';
 
 /** The driver for `driver: sqlite` databases with `url: sqlite:<path>`. */
@@ -20,4 +21,5 @@ export const sqliteDriver = defineDriver({
   create: (_ctx, db) => createTarget(db),
   exists: (_ctx, db) => Promise.resolve(targetExists(db)),
   rowCounts: rowCountsAt,
+  preflight,
 });
