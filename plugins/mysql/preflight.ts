@@ -7,6 +7,7 @@ import {
   type DriverContext,
   type PreflightMissing,
   type PreflightReport,
+  type PreflightUse,
 } from '../../src/index.js';
 import { barrierName, serverKind, type ServerKind } from './barrier.js';
 import { connect, literal, queryError } from './connect.js';
@@ -59,7 +60,7 @@ interface DumpedObject {
  * scratch databases of restore-tests, and what restoring the database's views, triggers, routines and
  * events takes (their definers; SUPER for triggers and functions while the binary log is on).
  */
-export async function preflight(ctx: DriverContext, db: DatabaseConfig): Promise<PreflightReport> {
+export async function preflight(ctx: DriverContext, db: DatabaseConfig, use: PreflightUse): Promise<PreflightReport> {
   const conn = parseMyUrl(db.url, db.password);
   ctx.signal.throwIfAborted();
   const c = await connect(conn, `database "${db.name}" (${conn.display})`, { database: false });
@@ -67,7 +68,7 @@ export async function preflight(ctx: DriverContext, db: DatabaseConfig): Promise
   ctx.signal.addEventListener('abort', stop, { once: true });
   try {
     ctx.signal.throwIfAborted();
-    return await check(c, conn, db, scratchDatabaseName(ctx.run.id, db.name));
+    return await check(c, conn, db, use.restoreTest ? scratchDatabaseName(ctx.run.id, db.name) : undefined);
   } catch (err) {
     ctx.signal.throwIfAborted();
     throw queryError(err, `database "${db.name}": the preflight check`);
@@ -77,7 +78,8 @@ export async function preflight(ctx: DriverContext, db: DatabaseConfig): Promise
   }
 }
 
-async function check(c: Connection, conn: MyConnection, db: DatabaseConfig, scratch: string): Promise<PreflightReport> {
+// `scratch`: a sample scratch database name, when the pipeline restore-tests.
+async function check(c: Connection, conn: MyConnection, db: DatabaseConfig, scratch: string | undefined): Promise<PreflightReport> {
   const database = conn.database;
   const kind = await serverKind(c);
   const [[me]] = await c.query<RowDataPacket[]>(
@@ -106,7 +108,7 @@ async function check(c: Connection, conn: MyConnection, db: DatabaseConfig, scra
   }
   const routines = routinePrivilege(kind, database, has);
   if (routines) add(`the dump of the stored procedures and functions of ${database} (mariadb-dump --routines)`, `${routines}${to}`);
-  if (!SCRATCH_PRIVILEGES.every((p) => has(p, scratch))) {
+  if (scratch !== undefined && !SCRATCH_PRIVILEGES.every((p) => has(p, scratch))) {
     const need = "the restore-test's scratch databases (dbflow_verify_…): created, restored into, counted and dropped";
     add(need, `GRANT ALL PRIVILEGES ON ${SCRATCH_DATABASES}${to}`);
   }
@@ -120,7 +122,7 @@ async function check(c: Connection, conn: MyConnection, db: DatabaseConfig, scra
       throw new DbflowError(`database "${db.name}": database "${database}" does not exist on ${where(conn)}; create it, or fix the URL.`);
     }
     const logBin = Number(me!.log_bin) === 1 && Number(me!.trusted) === 0;
-    missing.push(...(await restoreGrants(c, db, kind, { user, logBin }, has, to)));
+    if (scratch !== undefined) missing.push(...(await restoreGrants(c, db, kind, { user, logBin }, has, to)));
   }
   if (!mariadb) {
     notes.push(

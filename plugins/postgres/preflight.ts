@@ -1,6 +1,6 @@
 // Preflight: the privileges a backup of a PostgreSQL database needs, asked of the server without changing anything.
 import type { Client } from 'pg';
-import { DbflowError, type DatabaseConfig, type DriverContext, type PreflightMissing, type PreflightReport } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type PreflightMissing, type PreflightReport, type PreflightUse } from '../../src/index.js';
 import { connect } from './connect.js';
 import { pgOptions, type PgOptions } from './options.js';
 import { ident } from './scope.js';
@@ -86,9 +86,10 @@ interface Relation {
  * CONNECT; USAGE on the schemas and SELECT on the tables and sequences that pg_dump and the row counts
  * read (and the large objects of a whole-database dump); BYPASSRLS where row-level security would fail
  * them (both read with row_security off); CREATEDB for the restore-test's scratch database; superuser
- * for what only a superuser may restore. What only a coordinated snapshot needs goes to notes.
+ * for what only a superuser may restore (those two only when the pipeline restore-tests); UPDATE (the SHARE lock of
+ * the barrier) when the database is in a coordinated snapshot, whose restore point is a note.
  */
-export async function preflight(ctx: DriverContext, db: DatabaseConfig): Promise<PreflightReport> {
+export async function preflight(ctx: DriverContext, db: DatabaseConfig, use: PreflightUse): Promise<PreflightReport> {
   const conn = parsePgUrl(db.url, db.password);
   ctx.signal.throwIfAborted();
   let client: Client;
@@ -102,7 +103,7 @@ export async function preflight(ctx: DriverContext, db: DatabaseConfig): Promise
   ctx.signal.addEventListener('abort', stop, { once: true });
   try {
     ctx.signal.throwIfAborted();
-    return await check(client, pgOptions(db));
+    return await check(client, pgOptions(db), use);
   } catch (err) {
     ctx.signal.throwIfAborted();
     if (err instanceof DbflowError) throw err;
@@ -127,7 +128,7 @@ function withoutConnect(conn: PgConnection): PreflightReport {
   };
 }
 
-async function check(c: Client, o: PgOptions): Promise<PreflightReport> {
+async function check(c: Client, o: PgOptions, use: PreflightUse): Promise<PreflightReport> {
   const me = (await c.query<Role>(ROLE_SQL)).rows[0]!;
   const to = ` TO ${me.role};`;
   const scope = [o.schemas, o.excludeSchemas, o.tables, o.excludeTables];
@@ -169,26 +170,28 @@ async function check(c: Client, o: PgOptions): Promise<PreflightReport> {
       `ALTER ROLE ${me.role} BYPASSRLS;`,
     );
   }
-  if (!me.createdb && !me.superuser) {
+  if (use.restoreTest && !me.createdb && !me.superuser) {
     add(`the restore-test's scratch database (CREATE DATABASE dbflow_verify_…)`, `ALTER ROLE ${me.role} CREATEDB;`);
   }
-  if (!me.superuser) {
+  if (use.restoreTest && !me.superuser) {
     const params = [o.schemas, o.excludeSchemas, !o.tables.length, wholeDatabase];
     const only = (await c.query<{ what: string }>(superuserOnlySql(me.num), params)).rows.map((r) => r.what);
     if (only.length) add(`the restore-test re-creates what only a superuser may create: ${list(only)}`, `ALTER ROLE ${me.role} SUPERUSER;`);
   }
 
   const unlockable = relations.filter((r) => !r.share_lock);
-  if (unlockable.length) {
+  if (unlockable.length && use.coordinated) {
+    // The coordinated snapshot's write barrier: LOCK TABLE … IN SHARE MODE on every table in scope.
     const grant = me.num >= 170000 ? 'MAINTAIN' : 'UPDATE';
-    notes.push(
-      `A coordinated snapshot (one snapshot step over several databases) holds its write barrier with LOCK TABLE … IN SHARE MODE, which PostgreSQL allows only with UPDATE, DELETE or TRUNCATE${me.num >= 170000 ? ' (or MAINTAIN)' : ''} on each table; the user has none of them on ${list(unlockable.map((r) => r.name))}. For coordinated snapshots: ` +
-        schemasOf(unlockable)
-          .map((s) => `GRANT ${grant} ON ALL TABLES IN SCHEMA ${s}${to}`)
-          .join(' '),
-    );
+    for (const schema of schemasOf(unlockable)) {
+      const names = unlockable.filter((r) => r.schema === schema).map((r) => r.name);
+      add(
+        `the coordinated snapshot's write barrier, LOCK TABLE … IN SHARE MODE (PostgreSQL allows it only with UPDATE, DELETE or TRUNCATE${me.num >= 170000 ? ', or MAINTAIN' : ''}) on ${list(names)}`,
+        `GRANT ${grant} ON ALL TABLES IN SCHEMA ${schema}${to}`,
+      );
+    }
   }
-  if (!me.restore_point) {
+  if (use.coordinated && !me.restore_point) {
     notes.push(
       `A coordinated snapshot marks its cut with a restore point for point-in-time recovery, which needs superuser or GRANT EXECUTE ON FUNCTION pg_create_restore_point(text)${to} Without it the backup is taken all the same, and the cut has no restore point.`,
     );

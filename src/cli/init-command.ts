@@ -91,7 +91,7 @@ export async function initCommand(o: InitOptions, io: Io): Promise<number> {
     const loaded = await loadPipeline(output, { env });
     io.out(`checking ${sources.length === 1 ? 'the database' : `the ${sources.length} databases`} and the repository (nothing is changed)…`);
     const result = await preflight(loaded, { env, signal: AbortSignal.timeout(120_000) });
-    for (const line of preflightLines(result)) (line.startsWith('✖') ? io.err : io.out)(line);
+    (result.ok ? io.out : io.err)(preflightLines(result).join('\n'));
     if (!result.ok) {
       io.err(`${shown} is written; a run will fail until the problems above are fixed (check again with \`dbflow run ${shown} --dry-run\`).`);
       code = ExitCode.stepFailed;

@@ -8,7 +8,7 @@ import { newRunId } from '../engine/run-record.js';
 import { resolveRunValues } from '../engine/run-values.js';
 import { Redactor } from '../engine/secrets.js';
 import { displayUrl } from './command-support.js';
-import type { PreflightReport } from '../plugins/types.js';
+import type { PreflightReport, PreflightUse } from '../plugins/types.js';
 import { renderValue } from '../spec/templates.js';
 import { uploadRepositories } from '../ops/lock.js';
 
@@ -75,7 +75,7 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
         if (!driver) return { ...check, error: `no driver "${db.driver}"` };
         if (!driver.preflight) return { ...check, unchecked: true };
         try {
-          return { ...check, report: await driver.preflight(ctx, db) };
+          return { ...check, report: await driver.preflight(ctx, db, useOf(loaded, db.name)) };
         } catch (err) {
           if (!(err instanceof DbflowError) && !(err instanceof Error && 'code' in err)) throw err;
           return { ...check, error: failure(err) };
@@ -101,6 +101,16 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
   } finally {
     close();
   }
+}
+
+/** What the pipeline does with database `name`: in a coordinated snapshot (a snapshot step listing it with others, not `coordinated: false`), restore-tested. */
+export function useOf(loaded: LoadedPipeline, name: string): PreflightUse {
+  const steps = loaded.pipeline.steps;
+  const coordinated = steps.some((s) => {
+    const listed = s.uses === 'snapshot' && Array.isArray(s.with.databases) ? (s.with.databases as unknown[]) : [];
+    return listed.length > 1 && listed.includes(name) && s.with.coordinated !== false;
+  });
+  return { coordinated, restoreTest: steps.some((s) => s.uses === 'restore-test') };
 }
 
 // The storage settings of the first upload step, filled in as a run would (matrix and step outputs are not known yet).

@@ -207,7 +207,15 @@ export interface DatabaseDriver {
    * database can be backed up and restore-tested: `dbflow init` and `dbflow run --dry-run` call it. A
    * connection that fails throws (a DbflowError saying why); missing privileges are reported, not thrown.
    */
-  preflight?(ctx: DriverContext, db: DatabaseConfig): Promise<PreflightReport>;
+  preflight?(ctx: DriverContext, db: DatabaseConfig, use: PreflightUse): Promise<PreflightReport>;
+}
+
+/** What the pipeline does with a database, so that a preflight asks only for what it needs. */
+export interface PreflightUse {
+  /** It takes part in a coordinated snapshot (one cut with other databases): the barrier's privileges are needed. */
+  coordinated: boolean;
+  /** The pipeline restore-tests its backups: the scratch database's privileges are needed. */
+  restoreTest: boolean;
 }
 
 /** What `DatabaseDriver.preflight` found. */

@@ -6,7 +6,9 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { after, describe, test } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { dbflow, hasStackTrace } from '../helpers/cli.js';
-import { requireBackupTools, requirePostgres, scratchDatabase, withPassword } from '../helpers/postgres.js';
+import { randomBytes } from 'node:crypto';
+import { MY_URL, requireMysql, scratchDatabase as myScratch, withConnection } from '../helpers/mysql.js';
+import { requireBackupTools, requirePostgres, scratchDatabase, withClient, withPassword, PG_URL } from '../helpers/postgres.js';
 import { dbflowAtTerminal } from '../helpers/pty.js';
 import { quickstartCopy } from '../helpers/quickstart-copy.js';
 import { requireS3, stopS3 } from '../helpers/s3.js';
@@ -82,6 +84,44 @@ describe('dbflow init', { concurrency: 4 }, () => {
     assert.match(yaml, /it_s____1_: \{ driver: sqlite, url: "sqlite:\.\/it's: #\[1\]\.sqlite3" \}/);
     const v = await dbflow(['validate', 'hostile.yaml'], { cwd, env: { DBFLOW_PASSPHRASE: 'z' } });
     assert.equal(v.exitCode, 0, both(v));
+  });
+
+  test('a backup user without grants: each missing grant is named, for both servers of a coordinated pipeline', async (t) => {
+    if (!((await requirePostgres(t)) && (await requireMysql(t)))) return;
+    const suffix = randomBytes(4).toString('hex');
+    const role = `dbflow_test_init_${suffix}`;
+    const pgDb = await scratchDatabase(t);
+    await pgDb.pool.query('CREATE TABLE orders (id serial PRIMARY KEY, total numeric)');
+    await withClient(PG_URL, (c) => c.query(`CREATE ROLE ${role} LOGIN`));
+    t.after(() => withClient(PG_URL, (c) => c.query(`DROP ROLE IF EXISTS ${role}`)));
+    const myDb = await myScratch(t);
+    await myDb.pool.query('CREATE TABLE payments (id int PRIMARY KEY)');
+    const password = `pw-${suffix}-init`;
+    await withConnection(MY_URL, (c) => c.query('CREATE USER ?@? IDENTIFIED BY ?', [role, '%', password]));
+    t.after(() => withConnection(MY_URL, (c) => c.query('DROP USER IF EXISTS ?@?', [role, '%'])));
+    const pgUrl = new URL(pgDb.url);
+    pgUrl.username = role;
+    const myUrl = new URL(myDb.url);
+    myUrl.username = role;
+    myUrl.password = password;
+    const cwd = tmpDir();
+    const r = await dbflow(['init', '--postgres', pgUrl.href, '--mysql', myUrl.href, '--name', 'ungranted'], { cwd, env: { DBFLOW_PASSPHRASE: 'p' } });
+    assert.equal(r.exitCode, 1, both(r));
+    for (const grant of [
+      `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role};`,
+      `GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role};`,
+      `ALTER ROLE ${role} CREATEDB;`,
+      `GRANT UPDATE ON ALL TABLES IN SCHEMA public TO ${role};`, // the coordinated cut's SHARE lock
+      `GRANT RELOAD ON *.* TO '${role}'@'%';`,
+      `GRANT BINLOG MONITOR ON *.* TO '${role}'@'%';`,
+    ])
+      assert.ok(r.stderr.includes(grant), `names ${grant}:\n${r.stderr}`);
+    const escaped = myDb.name.replaceAll('_', '\\_'); // "_" is a wildcard in a GRANT's database name
+    assert.ok(r.stderr.includes(`GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`${escaped}\`.* TO '${role}'@'%';`), r.stderr);
+    assert.match(r.stderr, /✖ dbflow_test_\w+ \(PostgreSQL [\d.]+ as dbflow_test_init_\w+\): \d+ privileges missing; an administrator runs:/);
+    assert.match(r.stderr, /ungranted\.yaml is written; a run will fail until the problems above are fixed/);
+    assert.ok(existsSync(path.join(cwd, 'ungranted.yaml')));
+    assert.ok(!both(r).includes(password), 'the password is not shown');
   });
 
   test('asks at a terminal, then writes a pipeline that runs unchanged', async () => {

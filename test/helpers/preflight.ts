@@ -1,5 +1,5 @@
 // Preflight checks of a built-in driver, called the way `dbflow init` calls them.
-import { builtinRegistry, type PreflightReport } from '../../src/index.js';
+import { builtinRegistry, type PreflightReport, type PreflightUse } from '../../src/index.js';
 import { stepContext } from './step-context.js';
 
 /** What varies between the checks: the entry's password and options, a signal. */
@@ -7,6 +7,8 @@ export interface PreflightCall {
   password?: string;
   options?: Record<string, unknown>;
   signal?: AbortSignal;
+  /** What the pipeline does with the database (default: restore-tested, not in a coordinated snapshot). */
+  use?: Partial<PreflightUse>;
 }
 
 /** The report of `driver`'s preflight of the database `app` at `url`. */
@@ -20,7 +22,7 @@ export async function preflightOf(driver: string, url: string, o: PreflightCall 
       url,
       ...(o.password !== undefined && { password: o.password }),
       options: o.options ?? {},
-    });
+    }, { coordinated: false, restoreTest: true, ...o.use });
   } finally {
     await dispose();
   }

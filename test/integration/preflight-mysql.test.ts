@@ -123,6 +123,9 @@ void test('a user without grants is told each missing grant, exactly', { timeout
   assert.match(needs, /--routines/);
   assert.match(needs, /scratch databases/);
   assert.match(report.notes.join('\n'), /Run the check again/);
+  // Without a restore-test, the scratch databases need nothing.
+  const [scratchGrant] = firstGrants(db.name, u.account).slice(-1);
+  assert.ok(!grantsOf(await preflightOf('mysql', url, { password: u.password, use: { restoreTest: false } })).includes(scratchGrant!));
 
   // Granted through a role (enabled by default) or to PUBLIC, they count as well.
   const role = `dbflow_test_pf_role_${randomBytes(4).toString('hex')}`;

@@ -99,9 +99,17 @@ void test('a login role without grants is told each missing grant, exactly', { t
   );
   assert.match(needs, /every row of public\.notes \(row-level security/);
   assert.match(needs, /scratch database/);
-  // What only a coordinated snapshot needs is said, not demanded.
-  assert.match(report.notes.join('\n'), /IN SHARE MODE.*GRANT UPDATE ON ALL TABLES IN SCHEMA public/);
-  assert.match(report.notes.join('\n'), /pg_create_restore_point\(text\) TO /);
+  // What only a coordinated snapshot needs is asked for only when the database takes part in one.
+  assert.doesNotMatch(report.notes.join('\n'), /SHARE MODE|pg_create_restore_point/);
+  const coordinated = await preflightOf('postgres', url, { use: { coordinated: true } });
+  assert.deepEqual(
+    grantsOf(coordinated).filter((g) => g.startsWith('GRANT UPDATE')),
+    ['"Reports"', 'audit', 'public'].map((s) => `GRANT UPDATE ON ALL TABLES IN SCHEMA ${s} TO ${role};`),
+  );
+  assert.match(coordinated.missing.map((m) => m.need).join('\n'), /coordinated snapshot's write barrier, LOCK TABLE … IN SHARE MODE/);
+  assert.match(coordinated.notes.join('\n'), /pg_create_restore_point\(text\) TO /);
+  // Without a restore-test, no scratch database is needed.
+  assert.ok(!grantsOf(await preflightOf('postgres', url, { use: { restoreTest: false } })).includes(`ALTER ROLE ${role} CREATEDB;`));
 
   // Selected tables get grants of their own, their sequences included; the schema filter keeps the others out.
   const some = await preflightOf('postgres', url, { options: { tables: ['public.orders', 'public.customers'] } });
