@@ -76,7 +76,7 @@ function schemaTable(schema: JsonSchema): string[] {
     '| --- | --- | --- | --- | --- |',
     ...names.map((n) => {
       const p = props[n]!;
-      return `| \`${n}\` | ${cell(typeOf(p))} | ${required.has(n) ? 'yes' : ''} | ${p.default !== undefined ? `\`${cell(JSON.stringify(p.default))}\`` : ''} | ${cell(String(p.description ?? ''))} |`;
+      return `| \`${n}\` | ${cell(typeOf(p))} | ${required.has(n) ? 'yes' : ''} | ${p.default !== undefined ? `\`${cell(JSON.stringify(p.default))}\`` : ''} | ${cell(typeof p.description === 'string' ? p.description : '')} |`;
     }),
   ];
 }
@@ -87,9 +87,10 @@ function typeOf(s: JsonSchema): string {
   if (s.const !== undefined) return JSON.stringify(s.const);
   const alternatives = (s.anyOf ?? s.oneOf) as JsonSchema[] | undefined;
   if (alternatives) return alternatives.map(typeOf).join(' or ');
-  const type = Array.isArray(s.type) ? s.type.join(' or ') : String(s.type ?? 'any');
+  const type = Array.isArray(s.type) ? s.type.join(' or ') : typeof s.type === 'string' ? s.type : 'any';
   if (type === 'array') return `${s.items ? typeOf(s.items as JsonSchema) : 'any'}[]`;
-  const range = s.minimum !== undefined || s.maximum !== undefined ? ` ${String(s.minimum ?? '…')}–${String(s.maximum ?? '…')}` : '';
+  const bound = (v: unknown): string => (typeof v === 'number' ? String(v) : '…');
+  const range = s.minimum !== undefined || s.maximum !== undefined ? ` ${bound(s.minimum)}–${bound(s.maximum)}` : '';
   const format = typeof s.format === 'string' ? ` (${s.format})` : typeof s.pattern === 'string' ? ` (pattern \`${s.pattern}\`)` : '';
   return `${type}${range}${format}`;
 }
