@@ -6,7 +6,7 @@ import { appendAudit, auditObjectUrl, withoutCredentials, type AuditCommand, typ
 import { builtinRegistry } from '../plugins/loader.js';
 import { defaultStateDir } from '../engine/state-dir.js';
 import { MANIFEST_NAME } from '../repo/manifest.js';
-import type { Io } from './commands.js';
+import type { Io } from './io.js';
 
 export { defaultStateDir } from '../engine/state-dir.js';
 

@@ -15,15 +15,12 @@ import { jsonRenderer } from '../ui/json-lines.js';
 import { plainRenderer } from '../ui/plain.js';
 import { renderSummary, type StockRead, type StockRestore } from '../ui/summary.js';
 import { parseDurationFlag } from './command-support.js';
+import type { Io } from './io.js';
 import { preflight, preflightLines } from './preflight.js';
 import { renderGraph, renderPlan } from './graph.js';
 import { watchPipelines } from './pipeline-watch.js';
 
-export interface Io {
-  out: (text: string) => void;
-  err: (text: string) => void;
-  isTTY: boolean;
-}
+export type { Io } from './io.js';
 
 export interface RunCommandOptions {
   concurrency?: string;

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Argument, Command, Option } from 'commander';
 import { ExitCode, UsageError } from '../errors.js';
 import { STEP_LISTS } from '../spec/pipeline.js';
-import type { Io } from './commands.js';
+import type { Io } from './io.js';
 
 const COMPLETE = '__complete';
 

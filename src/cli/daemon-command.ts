@@ -8,7 +8,7 @@ import { Daemon } from '../ops/daemon.js';
 import { metricsText } from '../ops/metrics.js';
 import { audited, auditRepositoryFromEnv } from './audited.js';
 import { interruptible } from './command-support.js';
-import type { Io } from './commands.js';
+import type { Io } from './io.js';
 import { watchPipelines } from './pipeline-watch.js';
 
 export interface DaemonCommandOptions {

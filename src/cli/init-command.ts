@@ -9,7 +9,7 @@ import { ExitCode, UsageError } from '../errors.js';
 import { NAME_PATTERN } from '../schema/pipeline-schema.js';
 import { CronPattern } from 'croner';
 import { displayUrl, parseDurationFlag } from './command-support.js';
-import type { Io } from './commands.js';
+import type { Io } from './io.js';
 import { preflight, preflightLines } from './preflight.js';
 
 /** `dbflow init` flags. */

@@ -7,7 +7,7 @@ import { isVerifiedBackup, newestWhere, readFinishedRuns } from '../ops/run-resu
 import { formatDuration } from '../ui/format.js';
 import { defaultStateDir } from './audited.js';
 import { table } from './command-support.js';
-import type { Io } from './commands.js';
+import type { Io } from './io.js';
 
 /** How a pipeline stands against its RPO. */
 export type FreshnessState = 'ok' | 'stale' | 'never' | 'no_rpo' | 'invalid';
