@@ -35,7 +35,7 @@ export { decodeArtifact, compareCounts, type CountDiff } from './repo/restore.js
 export { readArtifact, type ReadOptions } from './repo/read-artifact.js';
 export { retain, isoWeekKey, type RetentionCandidate, type RetentionDecision, type RetentionPolicy } from './repo/retention.js';
 export { parseDuration } from './spec/pipeline.js';
-export { setLongTimeout, timeoutSignal, type LongTimer } from './engine/long-timer.js';
+export { setLongTimeout, systemClock, timeoutSignal, type Clock, type LongTimer } from './engine/long-timer.js';
 export { DURATION_PATTERN } from './schema/pipeline-schema.js';
 export { shellQuote } from './plugins/shell-quote.js';
 export { scratchDatabaseName, scratchPrefix } from './plugins/scratch-name.js';

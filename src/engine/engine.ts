@@ -10,7 +10,7 @@ import { RunLeases } from '../repo/run-lease.js';
 import { RunStorage } from '../repo/run-storage.js';
 import { compile } from '../schema/validator.js';
 import { renderValue } from '../spec/templates.js';
-import { setLongTimeout } from './long-timer.js';
+import { sleepOn, systemClock, type Clock } from './long-timer.js';
 import { defaultStateDir } from './state-dir.js';
 import { anchorUrls } from '../spec/paths.js';
 import { runMembers } from './chain.js';
@@ -39,6 +39,8 @@ export interface RunOptions {
   repository?: string;
   /** Called once the databases are resolved, before the first step (reaping what dead runs left); what it throws is not the run's failure. */
   beforeSteps?: (run: { databases: Record<string, DatabaseConfig>; signal: AbortSignal }) => Promise<void>;
+  /** What retries, timeouts and cleanup deadlines wait on; default the system clock (tests pass one they control). */
+  clock?: Clock;
 }
 
 export interface StepState {
@@ -71,6 +73,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   const { pipeline, plan, registry } = loaded;
   await loadExec();
   const env = options.env ?? process.env;
+  const clock = options.clock ?? systemClock;
   const started = new Date();
   const runId = options.runId ?? newRunId(started);
   const record = new RunRecord(path.resolve(options.stateDir ?? defaultStateDir()), runId);
@@ -251,7 +254,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         runController.signal.addEventListener('abort', onRunAbort);
         if (runController.signal.aborted) onRunAbort();
       }
-      const timer = timeoutMs !== undefined ? setLongTimeout(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs) : undefined;
+      const timer = timeoutMs !== undefined ? clock.timer(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs) : undefined;
       const startedCtx: Started[] = [];
       const wired = new Map<string, { wiring: StreamWiring; tmp: ReturnType<typeof tmpOf> }>();
       try {
@@ -290,7 +293,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
           const delayMs = backoff(policy.backoff, policy.delayMs, attempt);
           emit({ type: 'step:retry', time: now(), id: unit.key, attempt, delayMs, error: message });
           logFile(failure.at, 'warn', `attempt ${attempt} of ${maxAttempts} failed: ${message}; retrying in ${delayMs}ms`);
-          await sleep(delayMs, runController.signal);
+          await sleepOn(clock, delayMs, runController.signal);
           if (!cancelled) continue;
           wasCancelled = !startedAfterCancel;
         }
@@ -314,7 +317,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     for (const { step, ctx, wiring, tmp } of started.reverse()) {
       if (!step.def.cleanup) continue;
       const cleanupController = new AbortController();
-      const t = setTimeout(() => cleanupController.abort(new TimeoutError(`cleanup of "${step.key}"`, 60_000)), 60_000);
+      const t = clock.timer(() => cleanupController.abort(new TimeoutError(`cleanup of "${step.key}"`, 60_000)), 60_000);
       try {
         // A fresh context: the step's own signal is aborted, and programs it runs to clean up must not be.
         await step.def.cleanup(createContext(scope, step, ctx.with, cleanupController.signal, wiring, tmp));
@@ -322,7 +325,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
       } catch (err) {
         log(step.key, 'warn', `cleanup failed: ${redactor.redact((err as Error).message)}`);
       } finally {
-        clearTimeout(t);
+        t.clear();
       }
     }
   };
@@ -339,7 +342,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   options.signal?.addEventListener('abort', onCancel);
   if (options.signal?.aborted) onCancel();
   const pipelineTimer = pipeline.timeoutMs
-    ? setLongTimeout(() => {
+    ? clock.timer(() => {
         runError = new TimeoutError('pipeline', pipeline.timeoutMs!).message.replace(/^dbflow: /, '');
         cancelled = true;
         runController.abort(new TimeoutError('pipeline', pipeline.timeoutMs!));
@@ -448,8 +451,5 @@ function mergeCells(outs: Record<string, unknown>[]): Record<string, unknown> {
 
 /** Waits `ms`, or less when `signal` aborts (it resolves either way). */
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setLongTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (t.clear(), resolve()), { once: true });
-  });
+  return sleepOn(systemClock, ms, signal);
 }

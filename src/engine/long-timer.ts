@@ -44,3 +44,20 @@ export function timeoutSignal(ms: number): AbortSignal {
   setLongTimeout(() => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')), ms).unref();
   return controller.signal;
 }
+
+/** What the engine waits on: retries' backoff, step and pipeline timeouts, cleanup deadlines. Tests give one they control. */
+export interface Clock {
+  /** Calls `fn` once `ms` have passed (any length); `clear()` cancels it. */
+  timer(fn: () => void, ms: number): LongTimer;
+}
+
+/** The real clock. */
+export const systemClock: Clock = { timer: setLongTimeout };
+
+/** Waits `ms` on `clock`, or less when `signal` aborts (it resolves either way). */
+export function sleepOn(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = clock.timer(resolve, ms);
+    signal?.addEventListener('abort', () => (t.clear(), resolve()), { once: true });
+  });
+}

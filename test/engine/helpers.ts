@@ -4,7 +4,7 @@ import type { TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createFake, type FakeState } from '../helpers/fake-plugin.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { loadPipelineText, runPipeline, type EngineEvent, type LoadedPipeline, type RunOptions, type RunResult } from '../../src/index.js';
+import { loadPipelineText, runPipeline, type Clock, type EngineEvent, type LoadedPipeline, type RunOptions, type RunResult } from '../../src/index.js';
 
 export interface Prepared {
   loaded: LoadedPipeline;
@@ -82,4 +82,26 @@ export function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** A clock a test controls: it records every wait the engine asks for; waits that `due` picks end at once, others never. */
+export interface TestClock {
+  clock: Clock;
+  /** Every wait asked for, in milliseconds, in order. */
+  waits: number[];
+}
+
+/** A clock on which the waits `due(ms)` picks end on the next turn of the event loop, and the others never do. */
+export function testClock(due: (ms: number) => boolean): TestClock {
+  const waits: number[] = [];
+  const clock: Clock = {
+    timer(fn, ms) {
+      waits.push(ms);
+      let cleared = false;
+      if (due(ms)) setImmediate(() => cleared || fn());
+      const handle = { clear: () => void (cleared = true), unref: () => handle };
+      return handle;
+    },
+  };
+  return { clock, waits };
 }
