@@ -13,6 +13,8 @@ export interface RecordedRequest {
   raw: string;
   /** The body parsed as JSON (undefined when it is not JSON). */
   body: unknown;
+  /** How long after the request arrived its connection closed, once it has (answered, or given up by the client). */
+  closedAfterMs?: number;
 }
 
 /** How the sink answers from now on. */
@@ -48,10 +50,15 @@ export async function startHttpSink(): Promise<HttpSink> {
       } catch {
         body = undefined;
       }
-      requests.push({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw, body });
+      const request: RecordedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, raw, body };
+      requests.push(request);
+      const arrived = Date.now();
       const { status, body: text = '', delayMs = 0 } = current;
       const timer = setTimeout(() => res.writeHead(status, { 'content-type': 'text/plain' }).end(text), delayMs);
-      res.on('close', () => clearTimeout(timer));
+      res.on('close', () => {
+        clearTimeout(timer);
+        request.closedAfterMs = Date.now() - arrived;
+      });
     });
   });
   await new Promise<void>((resolve, reject) => {
