@@ -71,7 +71,7 @@ interface Section {
 }
 const sections: Section[] = [
   { name: '1 engine overhead (1,000-step no-op DAG)', fn: () => engineOverhead(log) },
-  { name: '2 validate wall time (200-step pipeline)', fn: () => validateTime(passFile, log) },
+  { name: '2 validate wall time (200-step pipeline, plugin packages)', aliases: ['plugin'], fn: () => validateTime(passFile, log) },
   {
     name: `3 quickstart chain throughput (${sizeMiB} MiB SQLite)`,
     fn: () => throughput({ sizeMiB, passFile, gnupgHome, rssFlat, log }),

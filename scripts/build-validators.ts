@@ -3,7 +3,7 @@
 import { writeFileSync } from 'node:fs';
 import standaloneCode from 'ajv/dist/standalone/index.js';
 import { builtinRegistry, manifestSchema, pipelineSchema, type JsonSchema } from '../src/index.js';
-import { createAjv, PRECOMPILED_FILE } from '../src/schema/validator.js';
+import { createAjv, META_SCHEMA, PRECOMPILED_FILE } from '../src/schema/validator.js';
 
 const registry = await builtinRegistry();
 const schemas: JsonSchema[] = [pipelineSchema, manifestSchema];
@@ -20,7 +20,8 @@ const refs: Record<string, string> = {};
   refs[`s${i}`] = `s${i}`;
 });
 const names = Object.keys(refs);
-const code = `${standaloneCode.default(ajv, refs)}
+// And the meta-schema's validator: a third-party schema is checked against it before it is compiled at run time.
+const code = `${standaloneCode.default(ajv, { ...refs, meta: META_SCHEMA })}
 exports.schemas = ${JSON.stringify([...byJson.keys()])};
 exports.validators = [${names.map((n) => `exports.${n}`).join(', ')}];
 `;

@@ -26,13 +26,30 @@ export function userErrorText(err: DbflowError): string {
   return 'rendered' in err && typeof err.rendered === 'string' ? `${err.rendered}\n\n${err.message}` : err.message;
 }
 
+// The brand every DbflowError carries: its class and the classes above it, by name. A plugin that bundles
+// or installs its own copy of dbflow throws errors of other classes; the brand says what they are.
+const KINDS = Symbol.for('dbflow.error');
+
 /** Base of every error that a user can act on: it is printed without a stack. */
 export class DbflowError extends Error {
   readonly exitCode: number = ExitCode.stepFailed;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message.startsWith('dbflow:') ? message : `dbflow: ${message}`, options);
     this.name = new.target.name;
+    const kinds: string[] = [];
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) kinds.push((c as { name: string }).name);
+    Object.defineProperty(this, KINDS, { value: Object.freeze(kinds) });
   }
+}
+
+/**
+ * True when `err` is a dbflow error of `kind` (or a subclass of it): an instance, or an error branded so
+ * by another copy of dbflow (a plugin's bundled or installed one), recognised by the brand, not instanceof.
+ */
+export function isErrorKind<T extends DbflowError>(err: unknown, kind: abstract new (...args: never[]) => T): err is T {
+  if (err instanceof kind) return true;
+  const kinds = (err as { [KINDS]?: unknown } | null | undefined)?.[KINDS];
+  return Array.isArray(kinds) && kinds.includes(kind.name);
 }
 
 /** A pipeline that cannot run: every problem found in one pass, each with its file:line:col. */
@@ -138,7 +155,7 @@ function formatMs(ms: number): string {
   return ms >= 1000 ? `${ms / 1000}s` : `${ms}ms`;
 }
 
-/** True when the error is one a user can act on (printed without a stack). */
+/** True when the error is one a user can act on (printed without a stack), whichever copy of dbflow made it. */
 export function isUserError(err: unknown): err is DbflowError {
-  return err instanceof DbflowError;
+  return isErrorKind(err, DbflowError) && typeof err.exitCode === 'number';
 }

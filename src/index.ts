@@ -1,5 +1,6 @@
 // The public API of dbflow: what plugin authors and tests import.
 export { defineDriver, definePlugin, defineStep } from './plugins/define.js';
+export { PLUGIN_CONTRACT } from './plugins/contract.js';
 export { checkedStdout, feedStdin, programInput, programOutputOf, programStage, stopReading, type ProgramInput, type ProgramOutput } from './plugins/process-stream.js';
 export { credentialFile, type CredentialFile } from './plugins/credential-file.js';
 export { programEnv } from './engine/program.js';
@@ -10,6 +11,7 @@ export {
   DbflowError,
   ExitCode,
   IntegrityError,
+  isErrorKind,
   KeyError,
   LockedError,
   PluginError,

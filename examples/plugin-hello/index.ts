@@ -1,10 +1,9 @@
 // dbflow-plugin-hello: the smallest complete dbflow plugin, one step of each kind.
 import { Readable, Transform } from 'node:stream';
 import { finished } from 'node:stream/promises';
-// Types only: erased when dbflow loads this file, so the plugin has no runtime dependency on dbflow.
-// A published plugin writes `from 'dbflow'`; this copy sits inside the dbflow repository, where the
-// package name does not resolve from a nested package, so it reads the same types from the source.
-import type { Plugin, StepDefinition } from '../../src/index.js';
+// `dbflow` is the dbflow that loads the plugin, wherever the plugin is: dbflow resolves it to itself, so
+// this package needs no copy of dbflow next to it to run (install it as a peer dependency for the types).
+import { definePlugin, type StepDefinition } from 'dbflow';
 
 const none = { type: 'object', additionalProperties: false } as const;
 
@@ -92,5 +91,6 @@ const discard: StepDefinition<Record<string, never>, { bytes: number }> = {
   },
 };
 
-// The plugin: what a pipeline's `plugins:` entry default-imports.
-export default { name: 'hello', version: '0.1.0', steps: [hello, lines, lineCount, discard] } satisfies Plugin;
+// The plugin: what a pipeline's `plugins:` entry default-imports. `contract` is the version of the plugin
+// contract it was written for (docs/plugins.md); dbflow refuses a plugin whose contract it does not implement.
+export default definePlugin({ name: 'hello', contract: '1.0', version: '0.1.0', steps: [hello, lines, lineCount, discard] });

@@ -4,5 +4,6 @@ import { postgresDriver } from './driver.js';
 
 export default definePlugin({
   name: 'postgres',
+  contract: '1.0',
   drivers: [postgresDriver],
 });

@@ -5,6 +5,7 @@ import { seedStep } from './seed.js';
 
 export default definePlugin({
   name: 'sqlite',
+  contract: '1.0',
   drivers: [sqliteDriver],
   steps: [seedStep],
 });

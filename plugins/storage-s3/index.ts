@@ -8,6 +8,7 @@ import { parseObjectUrl } from './url.js';
 
 export default definePlugin({
   name: 'storage-s3',
+  contract: '1.0',
   storages: [
     {
       scheme: 's3',

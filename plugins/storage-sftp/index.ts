@@ -8,6 +8,7 @@ import { parseObjectUrl } from './url.js';
 
 export default definePlugin({
   name: 'storage-sftp',
+  contract: '1.0',
   storages: [
     {
       scheme: 'sftp',

@@ -1,8 +1,9 @@
-// 2. `dbflow validate` wall time on a generated 200-step pipeline of real built-in steps.
+// 2. `dbflow validate` wall time on a generated 200-step pipeline of real built-in steps, and with a plugin package.
 import { rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bounded, figure, type Figure } from './report.js';
 import { BenchError, CLI, median, ROOT, round, run, runOk, scratchDir } from './util.js';
+import { validatePlugins } from './validate-plugin.js';
 
 const DATABASES = 40;
 const RUNS = 5;
@@ -59,6 +60,7 @@ export async function validateTime(passphraseFile: string, log: (s: string) => v
     log(`  validate 200 steps: ${big.all.join(', ')} ms`);
     const quick = await medianWall(process.execPath, [CLI, 'validate', path.join(ROOT, 'pipelines', 'quickstart.yaml')]);
     log(`  validate quickstart (8 steps): ${quick.all.join(', ')} ms`);
+    const plugins = await validatePlugins(dir, log);
     const bare = await medianWall(process.execPath, ['-e', '0']);
     log(`  node -e 0: ${bare.all.join(', ')} ms`);
     const S = '2 validate';
@@ -73,9 +75,10 @@ export async function validateTime(passphraseFile: string, log: (s: string) => v
         `${round(big.median / bare.median, 1)}× bare node startup`,
       ),
       figure(S, 'validate quickstart.yaml (median of 5)', quick.median, 'ms', { note: 'fixed cost: node + CLI + plugins + schemas' }),
+      ...plugins.figures,
       figure(S, 'bare `node -e 0` (median of 5)', bare.median, 'ms', { note: 'context: the floor of any CLI run' }),
     ];
-    return { figures, details: { validate200: big, validateQuickstart: quick, nodeBare: bare } };
+    return { figures, details: { validate200: big, validateQuickstart: quick, ...(plugins.details as object), nodeBare: bare } };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

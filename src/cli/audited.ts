@@ -3,9 +3,9 @@ import path from 'node:path';
 import { ExitCode, isUserError } from '../errors.js';
 import { Readable } from 'node:stream';
 import { appendAudit, auditObjectUrl, withoutCredentials, type AuditCommand, type AuditEntry, type AuditNote, type AuditRecord } from '../ops/audit.js';
-import { builtinRegistry } from '../plugins/loader.js';
 import { defaultStateDir } from '../engine/state-dir.js';
 import { MANIFEST_NAME } from '../repo/manifest.js';
+import { commandRegistry } from './command-registry.js';
 import type { Io } from './io.js';
 
 export { defaultStateDir } from '../engine/state-dir.js';
@@ -27,6 +27,8 @@ export interface Audited {
   repository?: string;
   /** Also store the record in the repository (`--audit-repository`, or DBFLOW_AUDIT_REPOSITORY=1). */
   toRepository?: boolean;
+  /** The command's --plugin values: a plugin's storage may hold the repository. */
+  plugins?: string[];
 }
 
 /** True when DBFLOW_AUDIT_REPOSITORY asks for audit records in the repository too. */
@@ -62,7 +64,7 @@ export async function audited(io: Io, what: Audited, body: (note: AuditNote) => 
       io.err(`dbflow: warning: the audit trail could not be written: ${(err as Error).message}`);
       return;
     }
-    if (what.toRepository) await storeInRepository(record, io);
+    if (what.toRepository) await storeInRepository(record, io, what.plugins);
   };
   try {
     const code = await body((fields) => Object.assign(noted, fields));
@@ -75,12 +77,12 @@ export async function audited(io: Io, what: Audited, body: (note: AuditNote) => 
   }
 }
 
-async function storeInRepository(record: AuditRecord, io: Io): Promise<void> {
+async function storeInRepository(record: AuditRecord, io: Io, plugins?: string[]): Promise<void> {
   const warn = (why: string): void => io.err(`dbflow: warning: the audit record was not stored in the repository: ${why}`);
   if (!record.repository) return warn('this command names no repository (a pipeline without an upload step).');
   const url = auditObjectUrl(record.repository, record);
   try {
-    const registry = await builtinRegistry();
+    const registry = await commandRegistry(plugins);
     const storage = registry.storageFor(url);
     await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(record, null, 2)}\n`)]), { signal: AbortSignal.timeout(STORE_TIMEOUT_MS) });
   } catch (err) {

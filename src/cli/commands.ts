@@ -14,6 +14,7 @@ import { formatDuration } from '../ui/format.js';
 import { jsonRenderer } from '../ui/json-lines.js';
 import { plainRenderer } from '../ui/plain.js';
 import { renderSummary, type StockRead, type StockRestore } from '../ui/summary.js';
+import { commandRegistry } from './command-registry.js';
 import { parseDurationFlag } from './command-support.js';
 import type { Io } from './io.js';
 import { preflight, preflightLines } from './preflight.js';
@@ -154,8 +155,8 @@ export async function schemaCommand(opts: { manifest?: boolean }, io: Io): Promi
   return ExitCode.ok;
 }
 
-export async function pluginsCommand(opts: { json?: boolean; pipeline?: string }, io: Io): Promise<number> {
-  const registry = opts.pipeline ? (await loadPipeline(opts.pipeline)).registry : await builtinRegistry();
+export async function pluginsCommand(opts: { json?: boolean; pipeline?: string; plugin?: string[] }, io: Io): Promise<number> {
+  const registry = opts.pipeline ? (await loadPipeline(opts.pipeline)).registry : await commandRegistry(opts.plugin);
   if (opts.json) {
     io.out(
       JSON.stringify(

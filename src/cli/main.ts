@@ -77,6 +77,11 @@ function program(setCode: (code: number) => void): Command {
       );
     });
   const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+  const plugin = [
+    '--plugin <path or package>',
+    "load a plugin (its storage, codecs, drivers): a path, or a package name resolved from the current folder; repeat for more (also: DBFLOW_PLUGINS, comma-separated, and plugins: in ~/.config/dbflow/config.yaml)",
+    collect,
+  ] as const;
   p.command('init')
     .description('write a pipeline for the databases you name, then check the connections, the privileges a backup needs and the repository; asks at a terminal when no database is named')
     .option('--postgres <url>', 'a PostgreSQL database, e.g. postgres://backup@db:5432/app (repeat for more; a password in the URL is moved to an environment variable)', collect)
@@ -115,7 +120,8 @@ function program(setCode: (code: number) => void): Command {
     .description('list plugins with their steps, drivers, storages and codecs')
     .option('-p, --pipeline <file>', "also load the plugins a pipeline lists")
     .option('--json', 'print as JSON, with each step\'s schemas')
-    .action(async (o: { json?: boolean; pipeline?: string }) => setCode(await cmd.pluginsCommand(o, io)));
+    .option(...plugin)
+    .action(async (o: { json?: boolean; pipeline?: string; plugin?: string[] }) => setCode(await cmd.pluginsCommand(o, io)));
   p.command('runs')
     .description('list recent runs with status and duration')
     .option('-n, --limit <n>', 'how many', '20')
@@ -142,7 +148,8 @@ function program(setCode: (code: number) => void): Command {
     .description('list the backups under a repository, newest first, with size, databases and status (verified, unverified, DAMAGED); then runs in progress and orphaned objects')
     .argument('<repo>', 'repository: a URL (file://./backups/nightly, s3://bucket/nightly) or a path (./backups/nightly)')
     .option('--json', 'print as JSON')
-    .action(async (repo: string, o: { json?: boolean }) => setCode(await backupsListCommand(repo, o, io)));
+    .option(...plugin)
+    .action(async (repo: string, o: { json?: boolean; plugin?: string[] }) => setCode(await backupsListCommand(repo, o, io)));
   const passphraseFile = ['--passphrase-file <file>', 'file holding the passphrase (else $DBFLOW_PASSPHRASE; never on the command line)'] as const;
   const privateKeyFile = ['--private-key-file <file>', 'armored OpenPGP private key, for backups encrypted to public keys'] as const;
   p.command('verify')
@@ -152,11 +159,12 @@ function program(setCode: (code: number) => void): Command {
     .option(...privateKeyFile)
     .option('--no-record', 'do not write the result to verify.json next to the manifest')
     .option('-v, --verbose', 'also print what the decoders say')
+    .option(...plugin)
     .option(...state)
     .option(...auditRepository)
     .action(async (url: string, o: VerifyCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
       setCode(
-        await audited(io, { command: 'verify', target: url, stateDir: o.stateDir, repository: repositoryOfBackup(url), toRepository: toRepository(o) }, () =>
+        await audited(io, { command: 'verify', target: url, stateDir: o.stateDir, repository: repositoryOfBackup(url), toRepository: toRepository(o), plugins: o.plugin }, () =>
           verifyCommand(url, o, io),
         ),
       ),
@@ -172,6 +180,7 @@ function program(setCode: (code: number) => void): Command {
     .option(...passphraseFile)
     .option(...privateKeyFile)
     .option('-v, --verbose', 'also print what the restore programs say')
+    .option(...plugin)
     .option(...state)
     .option(...auditRepository)
     .action(async (url: string, o: RestoreCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
@@ -180,7 +189,7 @@ function program(setCode: (code: number) => void): Command {
         : setCode(
             await audited(
               io,
-              { command: 'restore', target: o.to ? `${url} -> ${o.to}` : url, stateDir: o.stateDir, repository: repositoryOfBackup(url), toRepository: toRepository(o) },
+              { command: 'restore', target: o.to ? `${url} -> ${o.to}` : url, stateDir: o.stateDir, repository: repositoryOfBackup(url), toRepository: toRepository(o), plugins: o.plugin },
               () => restoreCommand(url, o, io),
             ),
           ),
@@ -195,11 +204,12 @@ function program(setCode: (code: number) => void): Command {
     .option('--orphan-grace <duration>', 'remove orphaned objects (no manifest, unfinished writes) only when their run started longer ago; never those of a live run', '24h')
     .option('--dry-run', 'print what would be deleted, delete nothing')
     .option('--json', 'print the decisions as JSON')
+    .option(...plugin)
     .option(...state)
     .option(...auditRepository)
     .action(async (repo: string, o: PruneCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
       setCode(
-        await audited(io, { command: 'prune', target: repo, stateDir: o.stateDir, dryRun: o.dryRun === true, repository: repo, toRepository: toRepository(o) }, () =>
+        await audited(io, { command: 'prune', target: repo, stateDir: o.stateDir, dryRun: o.dryRun === true, repository: repo, toRepository: toRepository(o), plugins: o.plugin }, () =>
           pruneCommand(repo, o, io),
         ),
       ),

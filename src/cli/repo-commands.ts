@@ -2,7 +2,6 @@
 import path from 'node:path';
 import { ExitCode, UsageError } from '../errors.js';
 import { reapDeadRunsHere } from '../ops/reap.js';
-import { builtinRegistry } from '../plugins/loader.js';
 import type { Registry } from '../plugins/registry.js';
 import type { StorageScope } from '../repo/backup.js';
 import { executePrune, formatAge, planPrune, type PrunePlan } from '../repo/prune.js';
@@ -17,15 +16,25 @@ import {
 import { formatBytes } from '../ui/format.js';
 import { parseCount, parseDurationFlag, shortTime, table } from './command-support.js';
 import { defaultStateDir } from './audited.js';
+import { commandRegistry, configFile, PLUGINS_ENV } from './command-registry.js';
 import type { Io } from './commands.js';
 
-/** Storages by URL scheme, from the registry; an unknown scheme is a usage error. */
+/** Storages by URL scheme, from the registry; an unknown scheme is a usage error that says how to load a plugin's storage. */
 export function storageScope(registry: Registry): StorageScope {
-  return { storage: (url) => registry.storageFor(url, (message) => new UsageError(message)) };
+  return {
+    storage: (url) =>
+      registry.storageFor(
+        url,
+        (message) =>
+          new UsageError(
+            `${message} A plugin's storage is loaded with --plugin <path or package>, ${PLUGINS_ENV}=<path or package>, or under plugins: in ${configFile()}.`,
+          ),
+      ),
+  };
 }
 
-export async function backupsListCommand(repo: string, opts: { json?: boolean }, io: Io): Promise<number> {
-  const listing = await listRepository(storageScope(await builtinRegistry()), repo);
+export async function backupsListCommand(repo: string, opts: { json?: boolean; plugin?: string[] }, io: Io): Promise<number> {
+  const listing = await listRepository(storageScope(await commandRegistry(opts.plugin)), repo);
   if (opts.json) {
     io.out(
       JSON.stringify(
@@ -166,6 +175,8 @@ export interface PruneCommandOptions {
   json?: boolean;
   /** Where the run records are: the dead runs among them are reaped. */
   stateDir?: string;
+  /** --plugin: plugins to load (a storage of the repository). */
+  plugin?: string[];
 }
 
 export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: Io): Promise<number> {
@@ -180,7 +191,7 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
   }
   const orphanGraceMs = parseDurationFlag(opts.orphanGrace, '--orphan-grace');
   if (!opts.dryRun) reapDeadRunsHere({ stateDir: path.resolve(opts.stateDir ?? defaultStateDir()), by: 'dbflow prune', log: (m) => io.err(`dbflow: ${m}`) });
-  const scope = storageScope(await builtinRegistry());
+  const scope = storageScope(await commandRegistry(opts.plugin));
   const listing = await listRepository(scope, repo);
   const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });
   const verb = opts.dryRun ? 'would remove' : 'removed';

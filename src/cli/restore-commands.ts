@@ -2,7 +2,6 @@
 import { dbflowVersion } from '../engine/versions.js';
 import { passwordsOf } from '../engine/secrets.js';
 import { ExitCode, IntegrityError, keyErrorIn, UncheckedError, UsageError, type KeyError } from '../errors.js';
-import { builtinRegistry } from '../plugins/loader.js';
 import type { EdgeStats } from '../plugins/types.js';
 import { openBackup, type Backup } from '../repo/backup.js';
 import { restoreBackup } from '../repo/restore-backup.js';
@@ -21,7 +20,8 @@ import {
   TARGET_PASSWORD_ENV,
   type KeyOptions,
 } from './command-support.js';
-import type { Io } from './commands.js';
+import { backupCodecs, commandRegistry, loadManifestPlugins } from './command-registry.js';
+import type { Io } from './io.js';
 import { storageScope } from './repo-commands.js';
 import { toolContext } from './tool-context.js';
 
@@ -29,13 +29,16 @@ import { toolContext } from './tool-context.js';
 export interface VerifyCommandOptions extends KeyOptions {
   record?: boolean;
   verbose?: boolean;
+  /** --plugin: plugins to load besides those the manifest records (a storage of the repository). */
+  plugin?: string[];
 }
 
 export async function verifyCommand(url: string, opts: VerifyCommandOptions, io: Io): Promise<number> {
   const keys = readKeys(opts);
-  const registry = await builtinRegistry();
+  const registry = await commandRegistry(opts.plugin);
   const backup = await openBackup(storageScope(registry), url);
   const { manifest } = backup;
+  await loadManifestPlugins(registry, manifest, { codecs: backupCodecs(manifest) }, (m) => new UncheckedError(`${m} Nothing was checked (exit ${ExitCode.unchecked}).`));
   const n = manifest.artifacts.length;
   io.out(
     `verifying ${backup.url} (pipeline ${manifest.pipeline.name}, run ${manifest.run.id}, ${n} ${n === 1 ? 'artifact' : 'artifacts'}, ${formatBytes(artifactBytes(manifest))})`,
@@ -128,10 +131,12 @@ export interface RestoreCommandOptions extends KeyOptions {
   create?: boolean;
   list?: boolean;
   verbose?: boolean;
+  /** --plugin: plugins to load besides those the manifest records (a storage of the repository). */
+  plugin?: string[];
 }
 
 export async function restoreCommand(url: string, opts: RestoreCommandOptions, io: Io): Promise<number> {
-  const registry = await builtinRegistry();
+  const registry = await commandRegistry(opts.plugin);
   const backup = await openBackup(storageScope(registry), url);
   if (opts.list) {
     for (const line of describeBackup(backup)) io.out(line);
@@ -150,6 +155,13 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
     io.err(`dbflow: warning: --to holds a password, which other users can see in the process list; set ${TARGET_PASSWORD_ENV} instead.`);
   const target = displayUrl(opts.to);
   const database = opts.database ?? names[0]!;
+  const driver = backup.manifest.databases[database]?.driver;
+  await loadManifestPlugins(
+    registry,
+    backup.manifest,
+    { codecs: backupCodecs(backup.manifest, database), drivers: driver === undefined ? [] : [driver] },
+    (m) => new UsageError(m),
+  );
   const result = await interruptible(io, 'restore', async (signal) => {
     const secrets = [...secretsOf(keys), ...(password ? [password] : []), ...passwordsOf({ url: opts.to! })];
     const { ctx, close } = await toolContext({

@@ -2,7 +2,7 @@
 import { setMaxListeners } from 'node:events';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { CancelledError, ChainFailure, DbflowError, IntegrityError, TimeoutError } from '../errors.js';
+import { CancelledError, ChainFailure, DbflowError, IntegrityError, isUserError, TimeoutError } from '../errors.js';
 import { hashedOutputs, type PlannedStep, type Unit } from '../plan/plan.js';
 import type { DatabaseConfig, StepContext } from '../plugins/types.js';
 import { ManifestBuilder, publishManifest } from '../repo/manifest.js';
@@ -23,7 +23,7 @@ import { newRunId, RunRecord } from './run-record.js';
 import { resolveRunValues } from './run-values.js';
 import { Redactor } from './secrets.js';
 import { withoutCredentials } from './url-credentials.js';
-import { toolVersions } from './versions.js';
+import { pluginRecords, toolVersions } from './versions.js';
 
 export interface RunOptions {
   /** Most units (tasks or whole stream chains) running at once; default 4. */
@@ -304,7 +304,8 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
           else finish(m, 'failed', { error: `stream chain failed at "${failure.at}": ${message}` });
         }
         if (!wasCancelled) logFile(failure.at, 'warn', `failed: ${message}`);
-        if (!(cause instanceof DbflowError) && cause instanceof Error && cause.stack) record.log(failure.at, redactor.redact(cause.stack));
+        // A plugin's DbflowError may come from another copy of dbflow: known by its brand, not instanceof.
+        if (!isUserError(cause) && cause instanceof Error && cause.stack) record.log(failure.at, redactor.redact(cause.stack));
         return;
       } finally {
         timer?.clear();
@@ -397,6 +398,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         pipeline: { name: pipeline.name, sha256: pipeline.sha256, file: path.basename(pipeline.file) },
         run: { id: runId, started_at: started.toISOString(), finished_at: finished.toISOString() },
         tools: await toolVersions(registry),
+        plugins: pluginRecords(registry),
       });
       await runStorage.checkStored(report.artifacts);
       summary.manifest = await publishManifest(manifest, report.location(), registry.storages);

@@ -1,6 +1,7 @@
 // Versions of dbflow, Node and the loaded plugins, recorded in every manifest.
 import { readFileSync } from 'node:fs';
 import type { Registry } from '../plugins/registry.js';
+import type { PluginRecord } from '../repo/manifest.js';
 
 /** dbflow's own version, from its package.json. */
 export function dbflowVersion(): string {
@@ -33,4 +34,27 @@ export async function toolVersions(registry: Registry): Promise<Record<string, s
   const out: Record<string, string> = { dbflow: dbflowVersion(), node: process.version };
   for (const { plugin } of registry.plugins) if (plugin.version) out[`plugin:${plugin.name}`] = plugin.version;
   return Promise.resolve(out);
+}
+
+/** The plugins a run imported (not the first-party ones, nor those given in code): what a restore must load again. */
+export function pluginRecords(registry: Registry): PluginRecord[] {
+  return registry.plugins
+    .filter((p): p is typeof p & { resolved: string } => p.resolved !== undefined)
+    .map(({ plugin, from, resolved }) => {
+      const names = (list: string[]): string[] | undefined => (list.length ? list : undefined);
+      const provides = {
+        steps: names((plugin.steps ?? []).map((s) => s.uses)),
+        drivers: names((plugin.drivers ?? []).map((d) => d.name)),
+        storages: names((plugin.storages ?? []).map((s) => s.scheme)),
+        codecs: names((plugin.codecs ?? []).map((c) => c.name)),
+      };
+      return {
+        name: plugin.name,
+        ...(plugin.version !== undefined && { version: plugin.version }),
+        contract: plugin.contract,
+        specifier: from,
+        resolved,
+        ...Object.fromEntries(Object.entries(provides).filter(([, v]) => v !== undefined)),
+      };
+    });
 }

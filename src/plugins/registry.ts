@@ -2,6 +2,7 @@
 import { DbflowError, PluginError } from '../errors.js';
 import { compile } from '../schema/validator.js';
 import { didYouMean } from '../spec/suggest.js';
+import { checkContract } from './contract.js';
 import type { Codec, DatabaseDriver, JsonSchema, Plugin, StepDefinition, Storage } from './types.js';
 
 const KINDS = ['task', 'source', 'transform', 'sink'];
@@ -15,7 +16,8 @@ const STORAGE_FNS = ['put', 'get', 'list', 'delete'] as const;
 
 /** Every step type, driver, storage and codec that a run can use. */
 export class Registry {
-  readonly plugins: { plugin: Plugin; from: string }[] = [];
+  /** Each plugin, where it came from (`dbflow`, or the specifier as written) and the file it was imported from. */
+  readonly plugins: { plugin: Plugin; from: string; resolved?: string }[] = [];
   readonly steps = new Map<string, StepDefinition>();
   readonly drivers = new Map<string, DatabaseDriver>();
   readonly storages = new Map<string, Storage>();
@@ -34,13 +36,14 @@ export class Registry {
    * Add a plugin after checking that it keeps the contract; `from` names where it came from.
    * All or nothing: a plugin with one bad part registers nothing. Schemas are compiled in Ajv
    * strict mode unless `trusted` (first-party plugins, whose schemas a test compiles strictly; a
-   * pipeline compiles the schemas of the steps it uses anyway).
+   * pipeline compiles the schemas of the steps it uses anyway). `resolved` is the file it was imported from.
    */
-  add(plugin: Plugin, from: string, trusted = false): void {
+  add(plugin: Plugin, from: string, trusted = false, resolved?: string): void {
     const where = `plugin "${plugin?.name ?? '?'}" (${from})`;
     if (!plugin || typeof plugin.name !== 'string' || !plugin.name) {
-      throw new PluginError(`${from} does not export a plugin: default-export definePlugin({ name, steps }).`);
+      throw new PluginError(`${from} does not export a plugin: default-export definePlugin({ name, contract, steps }).`);
     }
+    checkContract(plugin.contract, where);
     if (this.plugins.some((p) => p.plugin.name === plugin.name)) {
       throw new PluginError(`${where} is loaded twice; a plugin name must be unique.`);
     }
@@ -91,6 +94,6 @@ export class Registry {
       c.set();
       this.owner.set(c.key, where);
     }
-    this.plugins.push({ plugin, from });
+    this.plugins.push({ plugin, from, ...(resolved !== undefined && { resolved }) });
   }
 }

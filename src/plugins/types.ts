@@ -459,6 +459,13 @@ export interface StepDefinition<W = Record<string, unknown>, O = Record<string, 
 /** A plugin: a named bundle of steps, database drivers, storages and codecs. */
 export interface Plugin {
   name: string;
+  /**
+   * The version of the plugin contract the plugin was written for, "MAJOR.MINOR" (e.g. "1.0"): dbflow
+   * refuses a plugin of another major version, or of a newer minor one than its own `PLUGIN_CONTRACT`.
+   * Write the literal version of the docs you followed, not `PLUGIN_CONTRACT`, which is the running dbflow's.
+   */
+  contract: string;
+  /** The plugin's version (keep it equal to its package's): recorded in every manifest of a run that loaded it. */
   version?: string;
   steps?: StepDefinition<any, any>[]; // eslint-disable-line @typescript-eslint/no-explicit-any
   drivers?: DatabaseDriver[];

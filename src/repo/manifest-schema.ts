@@ -11,6 +11,8 @@ const tableCounts: JsonSchema = {
   },
 };
 
+const names: JsonSchema = { type: 'array', items: { type: 'string' } };
+
 export const manifestSchema: JsonSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
   $id: 'https://dbflow.dev/schemas/manifest.schema.json',
@@ -122,6 +124,26 @@ export const manifestSchema: JsonSchema = {
             },
           },
           not_covered: { type: 'array', items: { type: 'string' } },
+        },
+      },
+    },
+    plugins: {
+      type: 'array',
+      description: 'The plugins the run imported (first-party ones are not listed): verify and restore load them again from `resolved` when the backup needs one of their codecs, drivers or storages.',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'contract', 'specifier', 'resolved'],
+        properties: {
+          name: { type: 'string' },
+          version: { type: 'string' },
+          contract: { type: 'string', description: 'The plugin contract version it was written for, "MAJOR.MINOR".' },
+          specifier: { type: 'string', description: 'As the pipeline wrote it under `plugins:`: a path or a package name.' },
+          resolved: { type: 'string', description: 'The absolute file (or URL) it was imported from.' },
+          steps: names,
+          drivers: names,
+          storages: names,
+          codecs: names,
         },
       },
     },

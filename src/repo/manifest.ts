@@ -20,6 +20,23 @@ export interface Manifest {
   verification: VerificationRecord[];
   tools: Record<string, string>;
   coordination?: CoordinationRecord[];
+  /** The plugins the run imported, so that verify and restore can load them again. */
+  plugins?: PluginRecord[];
+}
+
+/** A plugin a run imported: who it is, where it came from, and what it provides. */
+export interface PluginRecord {
+  name: string;
+  version?: string;
+  contract: string;
+  /** As the pipeline wrote it under `plugins:`: a path or a package name. */
+  specifier: string;
+  /** The absolute file (or URL) it was imported from. */
+  resolved: string;
+  steps?: string[];
+  drivers?: string[];
+  storages?: string[];
+  codecs?: string[];
 }
 
 /** Collects what steps report; `build` turns it into a manifest. */
@@ -53,7 +70,7 @@ export class ManifestBuilder implements ManifestReporter {
     return common;
   }
 
-  build(meta: { pipeline: Manifest['pipeline']; run: Manifest['run']; tools: Record<string, string> }): Manifest {
+  build(meta: { pipeline: Manifest['pipeline']; run: Manifest['run']; tools: Record<string, string>; plugins?: PluginRecord[] }): Manifest {
     const base = this.location();
     const verified = this.verifications.length > 0 && this.verifications.every((v) => v.ok) &&
       this.artifacts.every((a) => this.verifications.some((v) => v.database === a.database && v.ok));
@@ -70,6 +87,7 @@ export class ManifestBuilder implements ManifestReporter {
       verification: this.verifications,
       tools: meta.tools,
       ...(this.coordinations.length && { coordination: this.coordinations }),
+      ...(meta.plugins?.length && { plugins: meta.plugins }),
     };
     const valid = compile(manifestSchema);
     if (!valid(manifest)) throw new DbflowError(`internal: manifest does not match its schema: ${JSON.stringify(valid.errors)}`);

@@ -13,10 +13,19 @@ const require = createRequire(import.meta.url);
 /** The `format` that marks a `with` property naming another step (a dependency). */
 export const STEP_REF_FORMAT = 'step-id';
 
-/** A strict Ajv that knows dbflow's formats (`source` keeps the code, for standalone validators). */
-export function createAjv(options: { source?: boolean } = {}): Ajv2020 {
+/**
+ * A strict Ajv that knows dbflow's formats (`source` keeps the code, for standalone validators; `metaChecked`:
+ * the caller checks schemas against the meta-schema itself, with the validator precompiled at build time).
+ */
+export function createAjv(options: { source?: boolean; metaChecked?: boolean } = {}): Ajv2020 {
   const { Ajv2020 } = require('ajv/dist/2020.js') as typeof Ajv2020Module; // loaded on first use: most runs need no compiler
-  const ajv = new Ajv2020({ strict: true, allErrors: true, allowUnionTypes: true, ...(options.source && { code: { source: true } }) });
+  const ajv = new Ajv2020({
+    strict: true,
+    allErrors: true,
+    allowUnionTypes: true,
+    ...(options.source && { code: { source: true } }),
+    ...(options.metaChecked && { validateSchema: false }),
+  });
   ajv.addFormat(STEP_REF_FORMAT, /^[A-Za-z_][A-Za-z0-9_]*$/);
   ajv.addFormat('uri-reference', true);
   ajv.addFormat('url', /^[a-z][a-z0-9+.-]*:/i);
@@ -27,14 +36,20 @@ export function createAjv(options: { source?: boolean } = {}): Ajv2020 {
 /** File name, next to this module, of the validators generated at build time. */
 export const PRECOMPILED_FILE = 'validators.gen.cjs';
 
-/** What the generated module exports: each schema as JSON, and its validator at the same index. */
+/** What the generated module exports: each schema as JSON, and its validator at the same index; the draft 2020-12 meta-schema's. */
 export interface PrecompiledValidators {
   schemas: string[];
   validators: ValidateFunction[];
+  meta?: ValidateFunction;
 }
+
+/** The meta-schema every schema is checked against (unless it names another in `$schema`). */
+export const META_SCHEMA = 'https://json-schema.org/draft/2020-12/schema';
 
 let shared: Ajv2020 | undefined;
 let precompiled: Map<string, ValidateFunction> | undefined;
+// Checking a schema against the meta-schema compiles the meta-schema first (tens of ms): built, it comes precompiled.
+let precompiledMeta: ValidateFunction | undefined;
 const cache = new WeakMap<JsonSchema, ValidateFunction>();
 
 // The build compiles the first-party schemas ahead of time; running from source, there are none.
@@ -47,6 +62,7 @@ function loadPrecompiled(): Map<string, ValidateFunction> {
     if (e.code === 'MODULE_NOT_FOUND' && e.message.includes(PRECOMPILED_FILE)) return new Map();
     throw err;
   }
+  precompiledMeta = mod.meta;
   return new Map(mod.schemas.map((json, i) => [json, mod.validators[i]!]));
 }
 
@@ -55,10 +71,19 @@ export function compile(schema: JsonSchema): ValidateFunction {
   let fn = cache.get(schema);
   if (!fn) {
     precompiled ??= loadPrecompiled();
-    fn = precompiled.get(JSON.stringify(schema)) ?? (shared ??= createAjv()).compile(schema);
+    fn = precompiled.get(JSON.stringify(schema)) ?? compileNow(schema);
     cache.set(schema, fn);
   }
   return fn;
+}
+
+// A schema not compiled at build time (a third-party plugin's): checked against the meta-schema, then compiled.
+function compileNow(schema: JsonSchema): ValidateFunction {
+  const meta = schema.$schema === undefined || schema.$schema === META_SCHEMA ? precompiledMeta : undefined;
+  shared ??= createAjv({ metaChecked: precompiledMeta !== undefined });
+  if (meta && !meta(schema)) throw new Error(`schema is invalid: ${shared.errorsText(meta.errors)}`);
+  if (!meta && precompiledMeta) void shared.validateSchema(schema, true); // another meta-schema: Ajv checks it (throws when invalid)
+  return shared.compile(schema);
 }
 
 /** Validate `value` found at `base` in the pipeline; problems point at the offending node. */

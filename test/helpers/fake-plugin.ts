@@ -391,6 +391,7 @@ export function createFake(name = 'fake'): Fake {
 
   const plugin = definePlugin({
     name,
+    contract: '1.0',
     version: '0.0.0-test',
     steps: [noop, sleep, stubborn, fail, emit, bytes, upper, passthrough, collect, slowSink, lease, useLease, spawnSleep, programBytes, programCopy],
   });

@@ -44,4 +44,18 @@ test('build-validators output agrees with Ajv on every fixture pipeline', async 
     }
   }
   assert.ok(compared >= 50, `compared ${compared} pipelines`);
+
+  // The meta-schema's validator (a third-party plugin's schemas are checked with it before they are compiled) agrees too.
+  assert.ok(gen.meta, 'the meta-schema validator is precompiled');
+  const schemas: unknown[] = [
+    { type: 'object', additionalProperties: false, properties: { label: { type: 'string' } } },
+    { type: 'strng' },
+    { type: 'object', properties: { a: { type: 'integer', minimum: 'x' } }, required: 'a' },
+    { anyOf: [] },
+    ...[...registry.steps.values()].map((s) => s.with),
+  ];
+  for (const schema of schemas) {
+    assert.equal(gen.meta(schema), ajv.validateSchema(schema as object), JSON.stringify(schema));
+    assert.equal(ajv.errorsText(gen.meta.errors), ajv.errorsText(ajv.errors), JSON.stringify(schema));
+  }
 });
