@@ -47,6 +47,8 @@ export interface StepState {
   status: StepStatus | 'pending' | 'running';
   outputs?: Record<string, unknown>;
   error?: string;
+  /** A member of a stream chain that failed because another member did: that member's key. */
+  failedWith?: string;
   startedAt?: number;
   durationMs?: number;
 }
@@ -173,7 +175,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   const failureSoFar = (): { failed: string[]; error?: string } => {
     const failed = [...states].filter(([k, s]) => s.status === 'failed' && !plan.steps.get(k)!.spec.continueOnError).map(([k]) => k);
     if (!failed.length) return { failed };
-    const origin = failed.find((k) => !states.get(k)!.error?.startsWith('stream chain failed at')) ?? failed[0]!;
+    const origin = failed.find((k) => !states.get(k)!.failedWith) ?? failed[0]!;
     const reason = states.get(origin)!.error;
     return { failed, error: `${failed.map((f) => `"${f}"`).join(', ')} failed${reason ? ` — "${origin}": ${reason.replace(/^dbflow: /, '')}` : ''}` };
   };
@@ -217,7 +219,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
 
   // Steps that failed, or were skipped because something before them failed: what failure() sees.
   const failedUpstream = new Set<string>();
-  const finish = (step: PlannedStep, status: StepStatus, extra: { error?: string; reason?: string; outputs?: Record<string, unknown> } = {}): void => {
+  const finish = (step: PlannedStep, status: StepStatus, extra: { error?: string; reason?: string; outputs?: Record<string, unknown>; failedWith?: string } = {}): void => {
     const st = states.get(step.key)!;
     if ((status === 'failed' && !step.spec.continueOnError) || (status === 'skipped' && step.deps.some((d) => failedUpstream.has(d)))) {
       failedUpstream.add(step.key);
@@ -225,6 +227,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     st.status = status;
     if (extra.outputs) st.outputs = extra.outputs;
     if (extra.error) st.error = extra.error;
+    if (extra.failedWith) st.failedWith = extra.failedWith;
     st.durationMs = st.startedAt ? Date.now() - st.startedAt : 0;
     emit({
       type: 'step:end',
@@ -301,7 +304,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         for (const m of [...unit.members].sort((a, b) => Number(b.key === failure.at) - Number(a.key === failure.at))) {
           if (wasCancelled) finish(m, 'cancelled', { error: 'cancelled' });
           else if (m.key === failure.at || unit.members.length === 1) finish(m, 'failed', { error: message });
-          else finish(m, 'failed', { error: `stream chain failed at "${failure.at}": ${message}` });
+          else finish(m, 'failed', { error: `stream chain failed at "${failure.at}": ${message}`, failedWith: failure.at });
         }
         if (!wasCancelled) logFile(failure.at, 'warn', `failed: ${message}`);
         // A plugin's DbflowError may come from another copy of dbflow: known by its brand, not instanceof.

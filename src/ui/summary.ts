@@ -37,8 +37,8 @@ export function renderSummary(pipeline: string, result: RunResult, restore?: Sto
   // A failed step's error was shown as it happened (once); the summary names the steps and where their logs are.
   // Where each failure started comes first; the members of its stream chain that failed with it follow.
   const failed = [...result.steps].filter(([, s]) => s.status === 'failed');
-  const origins = failed.filter(([, s]) => !s.error?.startsWith('stream chain failed at')).map(([id]) => id);
-  const carried = failed.filter(([, s]) => s.error?.startsWith('stream chain failed at')).map(([id]) => id);
+  const origins = failed.filter(([, s]) => !s.failedWith).map(([id]) => id);
+  const carried = failed.filter(([, s]) => s.failedWith).map(([id]) => id);
   if (failed.length) {
     const names = origins.length ? `${origins.join(', ')}${carried.length ? ` (and in its stream chain: ${carried.join(', ')})` : ''}` : carried.join(', ');
     lines.push(`  failed    ${names}; errors above, each step's log in ${path.join(result.dir, 'logs')}`);
