@@ -99,7 +99,7 @@ export interface DriverSnapshot {
    * complete once this resolves. A rejection fails the dump of this snapshot (nothing is published).
    */
   counted?: Promise<void>;
-  /** Ends the snapshot (close the transaction, delete the staged copy). Called exactly once. */
+  /** Ends the snapshot (close the transaction, delete the staged copy). dbflow calls it once; a second call must do nothing. */
   release(): Promise<void>;
 }
 
@@ -280,10 +280,14 @@ export interface Storage {
   /** URL scheme without `:`, e.g. `file`, `s3`. */
   scheme: string;
   put(url: string, body: Readable, options: PutOptions): Promise<StoredObject>;
+  /** A stream of the object; one that does not exist rejects with a RepositoryError that quotes the URL. */
   get(url: string): Promise<Readable>;
-  /** Every object whose URL starts with `prefix`. */
+  /**
+   * Every object whose URL starts with the string `prefix` (sub-folders included), its URL exactly as put;
+   * a prefix that matches nothing lists nothing, without an error. Unfinished writes only with `unfinished`.
+   */
   list(prefix: string, options?: ListOptions): Promise<StoredObject[]>;
-  /** Removes an object; with `upload`, aborts that unfinished upload of the object instead. */
+  /** Removes an object (one that does not exist is not an error); with `upload`, aborts that unfinished upload of the object instead. */
   delete(url: string, options?: { upload?: string }): Promise<void>;
   /** Optional: a stock shell command that writes the object to stdout (shown in "restore without dbflow"). */
   stockRead?(url: string): string | undefined;

@@ -3,8 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough, Readable, type Duplex } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Readable } from 'node:stream';
 import { execa, type Options as ExecaOptions } from 'execa';
 import { builtinRegistry, type DatabaseConfig, type EdgeStats, type RowCountOptions, type StepContext, type StepDefinition, type TableCounts } from '../../src/index.js';
 
@@ -121,19 +120,6 @@ export async function requireTool(t: { skip(message: string): void }, program: s
     t.skip(message);
     return false;
   }
-}
-
-// Streams `output` through `decoder`, sampling RSS: bytes, sha256, MB/s and RSS growth of the round trip.
-export async function measuredRoundTrip(output: Readable, decoder: Duplex): Promise<{ bytes: number; sha256: string; mbPerSecond: number; rssGrowth: number }> {
-  const base = process.memoryUsage.rss();
-  let peak = base;
-  const started = performance.now();
-  const sampled = new PassThrough();
-  sampled.on('data', () => (peak = Math.max(peak, process.memoryUsage.rss())));
-  const result = digest(sampled);
-  await pipeline(output, decoder, sampled);
-  const out = await result;
-  return { ...out, mbPerSecond: out.bytes / 1e6 / ((performance.now() - started) / 1000), rssGrowth: peak - base };
 }
 
 // Runs a transform step on `input` to the end; returns the bytes it produced and its outputs.

@@ -1,4 +1,4 @@
-// The compress plugin against the real zstd binary and node:zlib: round trips, errors, cancel, memory.
+// The compress plugin against the real zstd binary and node:zlib: the step's outputs and settings, errors, cancel.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,9 +11,9 @@ import { test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { execa } from 'execa';
 import compress from '../../plugins/compress/index.js';
-import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
+import { DbflowError, IntegrityError, Registry, type Codec, type StepDefinition } from '../../src/index.js';
 import { descendants, waitFor } from '../helpers/processes.js';
-import { measuredRoundTrip, randomInput, requireTool, runTransform, stepContext } from '../helpers/step-context.js';
+import { requireTool, runTransform, stepContext } from '../helpers/step-context.js';
 
 const step = compress.steps!.find((s) => s.uses === 'compress')! as StepDefinition;
 const codec = (name: string): Codec => compress.codecs!.find((c) => c.name === name)!;
@@ -80,20 +80,6 @@ void test('gzip: compress then decode gives back the input, and stock gzip reads
   assert.ok(Buffer.from(stock.stdout).equals(input));
 });
 
-void test('zstd: 256 MB stream through compress and decode with flat memory', async (t) => {
-  if (!(await requireTool(t, 'zstd', 'zstd'))) return;
-  const size = 256 * 1024 * 1024;
-  const source = randomInput(size);
-  const { ctx, dispose } = await stepContext({ with: { level: 3 }, input: source.stream });
-  t.after(dispose);
-  const res = await step.run(ctx);
-  const out = await measuredRoundTrip(res.output!, await codec('zstd').decode({}, res.outputs!.layer as ArtifactLayer));
-  t.diagnostic(`compress+decode ${out.mbPerSecond.toFixed(0)} MB/s, RSS growth ${(out.rssGrowth / 1e6).toFixed(0)} MB`);
-  assert.equal(out.bytes, size);
-  assert.equal(out.sha256, await source.sha256);
-  assert.ok(out.rssGrowth < 150e6, `RSS grew by ${(out.rssGrowth / 1e6).toFixed(0)} MB`);
-});
-
 void test('zstd: a missing binary errors the output with how to install it', async (t) => {
   const empty = await mkdtemp(path.join(os.tmpdir(), 'dbflow-nopath-'));
   t.after(() => rm(empty, { recursive: true, force: true }));
@@ -108,30 +94,21 @@ void test('zstd: a missing binary errors the output with how to install it', asy
   });
 });
 
-void test('zstd: corrupt or truncated input errors the decoder', async (t) => {
+// (Round trips, a flipped byte, a cut tail and streaming memory of both codecs: the conformance suite in
+// test/conformance/codecs.test.ts. Here: what the errors say.)
+void test('zstd and gzip: input that is not theirs errors the decoder, saying the data is corrupt, truncated or not theirs', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
-  const { data } = await compressAll({}, mixedData(2_000_000));
-  const flipped = Buffer.from(data);
-  flipped[flipped.length >> 1]! ^= 0xff;
-  for (const bad of [flipped, data.subarray(0, data.length - 100), Buffer.from('not zstd at all')]) {
-    await assert.rejects(decodeAll('zstd', bad), (err: Error) => {
-      assert.ok(err instanceof IntegrityError, String(err));
-      assert.match(err.message, /^dbflow: zstd -d exited with code 1: .+ The data is corrupt, truncated or not zstd\.$/);
-      return true;
-    });
-  }
-});
-
-void test('gzip: corrupt or truncated input errors the decoder', async () => {
-  const { data } = await compressAll({ algorithm: 'gzip', level: 1 }, mixedData(1_000_000));
-  const flipped = Buffer.from(data);
-  flipped[flipped.length >> 1]! ^= 0xff;
-  for (const bad of [flipped, data.subarray(0, data.length - 100), Buffer.from('not gzip at all')]) {
-    await assert.rejects(
-      decodeAll('gzip', bad),
-      (err: Error) => err instanceof IntegrityError && /gzip cannot decompress/.test(err.message),
-    );
-  }
+  const garbage = Buffer.from('not compressed at all');
+  await assert.rejects(decodeAll('zstd', garbage), (err: Error) => {
+    assert.ok(err instanceof IntegrityError, String(err));
+    assert.match(err.message, /^dbflow: zstd -d exited with code 1: .+ The data is corrupt, truncated or not zstd\.$/);
+    return true;
+  });
+  await assert.rejects(decodeAll('gzip', garbage), (err: Error) => {
+    assert.ok(err instanceof IntegrityError, String(err));
+    assert.match(err.message, /^dbflow: gzip cannot decompress: .+\. The data is corrupt, truncated or not gzip\.$/);
+    return true;
+  });
 });
 
 void test('zstd: destroying the decoder kills the process', async (t) => {

@@ -1,4 +1,5 @@
-// The encrypt plugin against stock gpg and its own openpgp codec: formats, keys, tampering, memory.
+// The encrypt plugin against stock gpg and its own openpgp codec: formats, keys, what errors say. (Round trips, damage,
+// wrong keys and streaming memory of the codec: the conformance suite in test/conformance/codecs.test.ts.)
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -12,7 +13,7 @@ import { generateKey } from 'openpgp';
 import encrypt from '../../plugins/encrypt/index.js';
 import { DbflowError, IntegrityError, Registry, type ArtifactLayer, type Codec, type StepDefinition } from '../../src/index.js';
 import { gpgHome, passphraseFile } from '../helpers/gpg.js';
-import { measuredRoundTrip, randomInput, requireTool, runTransform, stepContext } from '../helpers/step-context.js';
+import { requireTool, runTransform, stepContext } from '../helpers/step-context.js';
 
 const step = encrypt.steps!.find((s) => s.uses === 'encrypt')! as StepDefinition;
 const codec: Codec = encrypt.codecs!.find((c) => c.name === 'openpgp')!;
@@ -48,12 +49,6 @@ void test('passphrase: stock gpg decrypts the output (SEIPDv1, AES-256, no compr
   assert.doesNotMatch(packets, /compressed packet|aead encrypted/);
 });
 
-void test('passphrase: the codec decodes the output', async () => {
-  const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
-  const decoded = await decodeAll(data, { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer);
-  assert.ok(decoded.equals(plain));
-});
-
 void test('armor: the output is ASCII-armored; gpg and the codec read it', async (t) => {
   if (!(await requireTool(t, 'gpg', 'gnupg'))) return;
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE, armor: true }, plain);
@@ -65,7 +60,7 @@ void test('armor: the output is ASCII-armored; gpg and the codec read it', async
   assert.ok((await gpg(['--pinentry-mode', 'loopback', '--passphrase-file', file, '--decrypt'], data)).equals(plain));
 });
 
-void test('a tampered ciphertext errors the decoder (integrity check)', async () => {
+void test('a tampered ciphertext errors the decoder, naming the integrity check', async () => {
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
   const tampered = Buffer.from(data);
   tampered[tampered.length >> 1]! ^= 0x01;
@@ -74,10 +69,6 @@ void test('a tampered ciphertext errors the decoder (integrity check)', async ()
     assert.match(err.message, /integrity check \(MDC\) failed/);
     return true;
   });
-  await assert.rejects(
-    decodeAll(data.subarray(0, data.length - 500), { passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer),
-    IntegrityError,
-  );
 });
 
 void test('a wrong passphrase errors clearly, without an openpgp stack', async () => {
@@ -174,19 +165,6 @@ void test('exactly one of passphrase and recipients', async () => {
     await assert.rejects(step.run(ctx), message);
     await dispose();
   }
-});
-
-void test('256 MB of random data encrypts and decrypts with flat memory', async (t) => {
-  const size = 256 * 1024 * 1024;
-  const source = randomInput(size);
-  const { ctx, dispose } = await stepContext({ with: { passphrase: PASSPHRASE }, input: source.stream });
-  t.after(dispose);
-  const res = await step.run(ctx);
-  const out = await measuredRoundTrip(res.output!, await codec.decode({ passphrase: PASSPHRASE }, res.outputs!.layer as ArtifactLayer));
-  t.diagnostic(`encrypt+decrypt ${out.mbPerSecond.toFixed(0)} MB/s, RSS growth ${(out.rssGrowth / 1e6).toFixed(0)} MB`);
-  assert.equal(out.bytes, size);
-  assert.equal(out.sha256, await source.sha256);
-  assert.ok(out.rssGrowth < 150e6, `RSS grew by ${(out.rssGrowth / 1e6).toFixed(0)} MB`);
 });
 
 void test('an input error errors the output; destroying the output stops the input', async () => {

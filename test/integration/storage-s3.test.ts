@@ -1,10 +1,10 @@
-// The S3 storage against a real S3 server (s3rver) through the real AWS SDK: round trips, multipart with flat
-// memory, dropped connections, cancel, a whole pipeline through the CLI, and its errors.
+// The S3 storage against a real S3 server (s3rver) through the real AWS SDK, beyond the contract: paging, settings,
+// multipart with flat memory, dropped connections, cancel with parts in flight, a whole pipeline through the CLI, and its errors.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { PassThrough, Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { after, test } from 'node:test';
 import { HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { execa } from 'execa';
@@ -50,46 +50,8 @@ async function assertNothingLeft(s3: S3Server, storage: Storage, bucket: string)
   assert.deepEqual(s3.uploadsOnDisk(bucket), {}, "no parts in s3rver's folder");
 }
 
-void test('put, get, list and delete round-trip byte-exact, single-request and multipart', async (t) => {
-  const s3 = await s3For(t);
-  if (!s3) return;
-  const storage = await s3Storage();
-  const bucket = await s3.bucket();
-
-  const small = randomBytes(3 * MiB + 17);
-  const smallUrl = `s3://${bucket}/run-1/app.sqlite3.zst`;
-  assert.deepEqual(await storage.put(smallUrl, Readable.from(chunks(small, 50)), { signal: signal() }), { url: smallUrl, bytes: small.length });
-  assert.ok((await readAll(await storage.get(smallUrl))).equals(small));
-
-  // 40 MiB + 5: three parts of 16 MiB, the last one short.
-  const large = randomBytes(40 * MiB + 5);
-  const largeUrl = `s3://${bucket}/run-1/big.bin`;
-  assert.deepEqual(await storage.put(largeUrl, Readable.from(chunks(large, 97)), { signal: signal() }), { url: largeUrl, bytes: large.length });
-  assert.equal(sha256(await readAll(await storage.get(largeUrl))), sha256(large));
-
-  // An empty body is an empty object.
-  await storage.put(`s3://${bucket}/run-1/empty`, Readable.from([]), { signal: signal() });
-  assert.equal((await readAll(await storage.get(`s3://${bucket}/run-1/empty`))).length, 0);
-
-  // A second put replaces the object whole.
-  await storage.put(smallUrl, Readable.from([Buffer.from('v2')]), { signal: signal() });
-  assert.equal((await readAll(await storage.get(smallUrl))).toString(), 'v2');
-
-  assert.deepEqual(await storage.list(`s3://${bucket}/run-1/`), [
-    { url: `s3://${bucket}/run-1/app.sqlite3.zst`, bytes: 2 },
-    { url: `s3://${bucket}/run-1/big.bin`, bytes: large.length },
-    { url: `s3://${bucket}/run-1/empty`, bytes: 0 },
-  ]);
-  await storage.delete(largeUrl);
-  await storage.delete(largeUrl);
-  assert.deepEqual((await storage.list(`s3://${bucket}/run-1/`)).map((o) => o.url), [smallUrl, `s3://${bucket}/run-1/empty`]);
-  await assert.rejects(storage.get(largeUrl), (err: Error) => {
-    assert.ok(err instanceof RepositoryError, String(err));
-    assert.equal(err.message, `dbflow: object "${largeUrl}" does not exist; check the URL, or list the repository.`);
-    return true;
-  });
-  assert.deepEqual(await s3.multipartUploads(bucket), []);
-});
+// (The Storage contract itself — round trips, multipart puts, atomicity, failed and aborted puts, list, delete,
+// missing objects, names — is checked by the conformance suite in test/conformance/storage-s3.test.ts.)
 
 void test('list finds every object under a prefix across pages, and only those', async (t) => {
   const s3 = await s3For(t);
@@ -187,6 +149,11 @@ void test('URLs, a missing bucket, denied access and an unreachable endpoint are
       return true;
     });
   }
+  await assert.rejects(storage.get(`s3://${bucket}/missing.dump`), (err: Error) => {
+    assert.ok(err instanceof RepositoryError, String(err));
+    assert.equal(err.message, `dbflow: object "s3://${bucket}/missing.dump" does not exist; check the URL, or list the repository.`);
+    return true;
+  });
   await assert.rejects(storage.put(`s3://${bucket}/folder/`, Readable.from([]), { signal: signal() }), /names a folder, not an object/);
   await assert.rejects(storage.get(`s3://${bucket}`), /names a folder, not an object/);
 
@@ -370,28 +337,6 @@ void test('cancel: an abort mid-upload cuts off the parts in flight, rejects pro
   t.diagnostic(`rejected ${ms.toFixed(0)} ms after the abort, ${sent / MiB} MiB read from the body`);
   assert.ok(ms < 3000, `rejected after ${ms} ms`);
   assert.ok(body.destroyed, 'the body is destroyed');
-  await assertNothingLeft(s3, storage, bucket);
-});
-
-void test('cancel before the put, and a body that fails mid-stream: rejected, nothing left', async (t) => {
-  const s3 = await s3For(t);
-  if (!s3) return;
-  const storage = await s3Storage();
-  const bucket = await s3.bucket();
-  const aborted = new AbortController();
-  aborted.abort();
-  const early = Readable.from([Buffer.from('x')]);
-  await assert.rejects(storage.put(`s3://${bucket}/a.dump`, early, { signal: aborted.signal }), /was aborted|AbortError|aborted/i);
-  assert.ok(early.destroyed);
-
-  function* failing(): Generator<Buffer> {
-    for (let i = 0; i < 40; i++) yield randomBytes(MiB); // two parts get stored first
-    throw new Error('encoder broke');
-  }
-  await assert.rejects(storage.put(`s3://${bucket}/b.dump`, Readable.from(failing()), { signal: signal() }), /^Error: encoder broke$/);
-  const broken = new PassThrough();
-  broken.destroy(new Error('failed at once'));
-  await assert.rejects(storage.put(`s3://${bucket}/c.dump`, broken, { signal: signal() }), /^Error: failed at once$/);
   await assertNothingLeft(s3, storage, bucket);
 });
 
