@@ -54,15 +54,28 @@ export async function pluginReference(): Promise<string> {
   out.push('## Database drivers', '');
   for (const d of [...registry.drivers.values()].sort((a, b) => a.name.localeCompare(b.name))) {
     const optional = ['checkUrl', 'stockRestore', 'participate', 'create', 'exists', 'reap', 'preflight'].filter((m) => m in d);
-    out.push(`### \`driver: ${d.name}\``, '', `Optional methods it implements: ${optional.map((m) => `\`${m}\``).join(', ') || 'none'}.`, '', '`options`:', '', ...schemaTable(d.options), '');
+    out.push(
+      `### \`driver: ${d.name}\``,
+      '',
+      `Optional methods it implements: ${optional.map((m) => `\`${m}\``).join(', ') || 'none'}.`,
+      '',
+      '`options`:',
+      '',
+      ...schemaTable(d.options),
+      '',
+    );
   }
   out.push('## Storages', '', '| scheme | stock read command |', '| --- | --- |');
-  for (const s of [...registry.storages.values()].sort((a, b) => a.scheme.localeCompare(b.scheme))) out.push(`| \`${s.scheme}://\` | ${s.stockRead ? 'yes' : 'no'} |`);
+  for (const s of [...registry.storages.values()].sort((a, b) => a.scheme.localeCompare(b.scheme)))
+    out.push(`| \`${s.scheme}://\` | ${s.stockRead ? 'yes' : 'no'} |`);
   out.push('', '## Codecs', '', '| name |', '| --- |');
   for (const c of [...registry.codecs.values()].sort((a, b) => a.name.localeCompare(b.name))) out.push(`| \`${c.name}\` |`);
   out.push('', '## The contract', '', 'From `src/plugins/types.ts` (exported by `dbflow` as types).', '');
   out.push(...contractSections(readFileSync(TYPES_FILE, 'utf8')));
-  return `${out.join('\n').replace(/\n{3,}/g, '\n\n').trimEnd()}\n`;
+  return `${out
+    .join('\n')
+    .replace(/\n{3,}/g, '\n\n')
+    .trimEnd()}\n`;
 }
 
 // A JSON Schema object's properties as a table: name, type, required, default, description.
@@ -70,7 +83,8 @@ function schemaTable(schema: JsonSchema): string[] {
   const props = (schema.properties ?? {}) as Record<string, JsonSchema>;
   const required = new Set((schema.required ?? []) as string[]);
   const names = Object.keys(props);
-  if (!names.length) return [schema.additionalProperties === false || Object.keys(schema).length <= 1 ? 'none.' : `any (${cell(JSON.stringify(schema))})`];
+  if (!names.length)
+    return [schema.additionalProperties === false || Object.keys(schema).length <= 1 ? 'none.' : `any (${cell(JSON.stringify(schema))})`];
   return [
     '| name | type | required | default | description |',
     '| --- | --- | --- | --- | --- |',
@@ -113,7 +127,11 @@ function contractSections(source: string): string[] {
     if (!decl) throw new Error(`src/plugins/types.ts has no interface ${name}: update CONTRACT in scripts/plugin-reference.ts`);
     out.push(`### \`${name}\``, '', docOf(decl) || '(no description)', '', '| member | description |', '| --- | --- |');
     for (const m of decl.members) {
-      const text = m.getText(file).replace(/^\s*\/\*\*[\s\S]*?\*\/\s*/, '').replace(/;$/, '').replace(/\s+/g, ' ');
+      const text = m
+        .getText(file)
+        .replace(/^\s*\/\*\*[\s\S]*?\*\/\s*/, '')
+        .replace(/;$/, '')
+        .replace(/\s+/g, ' ');
       out.push(`| \`${cell(text)}\` | ${cell(docOf(m))} |`);
     }
     out.push('');

@@ -37,7 +37,8 @@ export class DbflowError extends Error {
     super(message.startsWith('dbflow:') ? message : `dbflow: ${message}`, options);
     this.name = new.target.name;
     const kinds: string[] = [];
-    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) kinds.push((c as { name: string }).name);
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c))
+      kinds.push((c as { name: string }).name);
     Object.defineProperty(this, KINDS, { value: Object.freeze(kinds) });
   }
 }

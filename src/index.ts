@@ -1,7 +1,16 @@
 // The public API of dbflow: what plugin authors and tests import.
 export { defineDriver, definePlugin, defineStep } from './plugins/define.js';
 export { PLUGIN_CONTRACT } from './plugins/contract.js';
-export { checkedStdout, feedStdin, programInput, programOutputOf, programStage, stopReading, type ProgramInput, type ProgramOutput } from './plugins/process-stream.js';
+export {
+  checkedStdout,
+  feedStdin,
+  programInput,
+  programOutputOf,
+  programStage,
+  stopReading,
+  type ProgramInput,
+  type ProgramOutput,
+} from './plugins/process-stream.js';
 export { credentialFile, type CredentialFile } from './plugins/credential-file.js';
 export { programEnv } from './engine/program.js';
 export { toolFailure, toolFailureError, type ToolFailure, type ToolSetting } from './plugins/tool-failure.js';

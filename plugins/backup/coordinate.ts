@@ -1,6 +1,12 @@
 // One consistent cut across several databases: every barrier held at once while every snapshot is taken.
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DbflowError, type CoordinationRecord, type DriverContext, type DriverSnapshot, type SnapshotParticipant } from '../../src/index.js';
+import {
+  DbflowError,
+  type CoordinationRecord,
+  type DriverContext,
+  type DriverSnapshot,
+  type SnapshotParticipant,
+} from '../../src/index.js';
 
 /** The guarantee of a coordinated snapshot, as the manifest states it. */
 export const GUARANTEE =
@@ -21,7 +27,11 @@ type Part = readonly [name: string, participant: SnapshotParticipant];
  * (in parallel, each waiting at most `attemptMs`); with all barriers held it takes every snapshot,
  * then releases every barrier and opens the snapshots. On any failure every barrier is released at once.
  */
-export async function coordinatedSnapshot(ctx: DriverContext, names: readonly string[], o: CoordinateOptions): Promise<{ held: Map<string, DriverSnapshot>; record: CoordinationRecord }> {
+export async function coordinatedSnapshot(
+  ctx: DriverContext,
+  names: readonly string[],
+  o: CoordinateOptions,
+): Promise<{ held: Map<string, DriverSnapshot>; record: CoordinationRecord }> {
   const parts = await prepare(ctx, names);
   const abortAll = (): Promise<unknown> => Promise.allSettled(parts.map(([, p]) => p.abort()));
   try {
@@ -42,7 +52,9 @@ export async function coordinatedSnapshot(ctx: DriverContext, names: readonly st
       );
       const failed = tries.find((t) => t.status === 'rejected');
       if (failed) throw failed.reason;
-      const blocked = tries.flatMap((t, i) => (t.status === 'fulfilled' && t.value !== undefined ? [`database "${parts[i]![0]}": ${t.value}`] : []));
+      const blocked = tries.flatMap((t, i) =>
+        t.status === 'fulfilled' && t.value !== undefined ? [`database "${parts[i]![0]}": ${t.value}`] : [],
+      );
       if (!blocked.length) break;
       await Promise.all(parts.map(([, p]) => p.release())); // nothing taken: commits go on at once
       if (performance.now() >= deadline) {
@@ -71,7 +83,10 @@ export async function coordinatedSnapshot(ctx: DriverContext, names: readonly st
     );
     ctx.log.debug(
       `one cut, per participant: ${parts
-        .map(([n]) => `${n} held ${ms(allHeld - acquired.get(n)!)} ms before all were, took the snapshot in ${ms(took.get(n)! - allHeld)} ms, released after ${ms(released.get(n)! - took.get(n)!)} ms`)
+        .map(
+          ([n]) =>
+            `${n} held ${ms(allHeld - acquired.get(n)!)} ms before all were, took the snapshot in ${ms(took.get(n)! - allHeld)} ms, released after ${ms(released.get(n)! - took.get(n)!)} ms`,
+        )
         .join('; ')}`,
     );
     const held = new Map<string, DriverSnapshot>();
@@ -108,7 +123,13 @@ async function prepare(ctx: DriverContext, names: readonly string[]): Promise<Pa
 const at = (t: number): string => new Date(performance.timeOrigin + t).toISOString();
 const ms = (t: number): number => Math.round(t * 100) / 100;
 
-function record(ctx: DriverContext, parts: readonly Part[], attempts: number, acquired: Map<string, number>, released: Map<string, number>): CoordinationRecord {
+function record(
+  ctx: DriverContext,
+  parts: readonly Part[],
+  attempts: number,
+  acquired: Map<string, number>,
+  released: Map<string, number>,
+): CoordinationRecord {
   const barriers: NonNullable<CoordinationRecord['barriers']> = {};
   for (const [name, p] of parts) {
     const a = acquired.get(name)!;

@@ -42,7 +42,13 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
         direct: true,
       });
       const tables = await driver.rowCounts(ctx, scratch.url, config);
-      ctx.report.verification({ database: artifact.database, step: ctx.id, check: 'restore', ok: true, detail: `${Object.keys(tables).length} tables restored from ${artifact.url}${artifact.raw?.sha256 ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}` });
+      ctx.report.verification({
+        database: artifact.database,
+        step: ctx.id,
+        check: 'restore',
+        ok: true,
+        detail: `${Object.keys(tables).length} tables restored from ${artifact.url}${artifact.raw?.sha256 ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}`,
+      });
       ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a scratch database`);
       return { outputs: { database: artifact.database, tables, bytes } };
     } finally {

@@ -35,7 +35,12 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
     const ok = diffs.length === 0;
     const detail = ok
       ? `${Object.keys(expected).length} tables, ${rows} rows equal`
-      : diffs.map((d) => `${d.table}: snapshot ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}${d.checksum ? ' (checksum differs)' : ''}`).join('; ');
+      : diffs
+          .map(
+            (d) =>
+              `${d.table}: snapshot ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}${d.checksum ? ' (checksum differs)' : ''}`,
+          )
+          .join('; ');
     ctx.report.verification({ database: restored.database, step: ctx.id, check: 'rowcount', ok, detail });
     if (!ok) throw new IntegrityError(`restored "${restored.database}" differs from its snapshot: ${detail}`);
     ctx.log.info(`${restored.database}: ${detail}`);

@@ -1,5 +1,13 @@
 // The `snapshot` step: a consistent snapshot per database — one cut across all of them when coordinated — held as a lease for the dumps.
-import { defineStep, DURATION_PATTERN, parseDuration, type CoordinationRecord, type DriverSnapshot, type StepContext, type TableCounts } from '../../src/index.js';
+import {
+  defineStep,
+  DURATION_PATTERN,
+  parseDuration,
+  type CoordinationRecord,
+  type DriverSnapshot,
+  type StepContext,
+  type TableCounts,
+} from '../../src/index.js';
 import { coordinatedSnapshot } from './coordinate.js';
 
 interface SnapshotWith {
@@ -20,7 +28,8 @@ interface SnapshotOutputs {
 export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
   uses: 'snapshot',
   kind: 'task',
-  description: 'Open a consistent snapshot of each database (one cut across all of them) and count rows inside it; held until the dumps finish.',
+  description:
+    'Open a consistent snapshot of each database (one cut across all of them) and count rows inside it; held until the dumps finish.',
   with: {
     type: 'object',
     additionalProperties: false,
@@ -33,7 +42,12 @@ export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
         description:
           'With several databases: take every snapshot while commits are blocked on all of them at once (one consistent cut). false: independent snapshots, one after the other.',
       },
-      barrier_timeout: { type: 'string', pattern: DURATION_PATTERN, default: '30s', description: 'How long to keep trying to block commits on every database at once.' },
+      barrier_timeout: {
+        type: 'string',
+        pattern: DURATION_PATTERN,
+        default: '30s',
+        description: 'How long to keep trying to block commits on every database at once.',
+      },
       lock_timeout: {
         type: 'string',
         pattern: DURATION_PATTERN,
@@ -45,8 +59,14 @@ export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
   outputs: {
     type: 'object',
     properties: {
-      databases: { type: 'object', description: 'Per database: position, and tables (row counts) where they were taken before the step ended.' },
-      coordination: { type: 'object', description: 'With several databases: whether they are one cut, and how long commits were blocked (blocked_ms).' },
+      databases: {
+        type: 'object',
+        description: 'Per database: position, and tables (row counts) where they were taken before the step ended.',
+      },
+      coordination: {
+        type: 'object',
+        description: 'With several databases: whether they are one cut, and how long commits were blocked (blocked_ms).',
+      },
     },
   },
   async run(ctx) {
@@ -68,7 +88,9 @@ export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
     if (coordination) ctx.report.coordination(coordination);
     ctx.lease(held, releaseAll);
     // Counts still being taken are not outputs: rowcount-check reads them from the held snapshot.
-    const databases = Object.fromEntries([...held].map(([n, s]) => [n, { position: s.info.position, ...(!s.counted && { tables: s.info.tables }) }]));
+    const databases = Object.fromEntries(
+      [...held].map(([n, s]) => [n, { position: s.info.position, ...(!s.counted && { tables: s.info.tables }) }]),
+    );
     return { outputs: { databases, ...(coordination && { coordination }) } };
   },
 });

@@ -1,7 +1,16 @@
 // zstd through the stock `zstd` binary: the compress stage of the step and the decode codec.
 import { pipeline, type Duplex, type Readable } from 'node:stream';
 import type { ResultPromise } from 'execa';
-import { CancelledError, checkedStdout, DbflowError, IntegrityError, programEnv, programStage, type Codec, type StepContext } from '../../src/index.js';
+import {
+  CancelledError,
+  checkedStdout,
+  DbflowError,
+  IntegrityError,
+  programEnv,
+  programStage,
+  type Codec,
+  type StepContext,
+} from '../../src/index.js';
 import { mappedDuplex } from './mapped-duplex.js';
 
 // stdout is streamed, never collected; stderr is kept (it is small) for the error message.
@@ -24,7 +33,10 @@ export function zstdCompress(ctx: StepContext<unknown>, level: number, threads: 
       ({ stderr }) => {
         const read = bytesRead(String(stderr));
         if (read !== undefined) pipe.counted(read);
-        else output.destroy(new DbflowError('zstd did not say how many bytes it compressed (its "-vv" summary line is missing); the dump is not recorded.'));
+        else
+          output.destroy(
+            new DbflowError('zstd did not say how many bytes it compressed (its "-vv" summary line is missing); the dump is not recorded.'),
+          );
       },
       () => undefined, // the stream reports it
     );

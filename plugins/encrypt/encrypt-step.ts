@@ -53,7 +53,8 @@ export const encryptStep = defineStep<EncryptWith, EncryptOutputs>({
   async run(ctx) {
     const mode = resolveMode(ctx.with, ctx.id);
     const armor = ctx.with.armor ?? false;
-    const recipients = mode === 'public-key' ? await loadRecipients(ctx.with.recipients ?? [], ctx.id, ctx.run.pipelineDir, (m) => ctx.log.warn(m)) : [];
+    const recipients =
+      mode === 'public-key' ? await loadRecipients(ctx.with.recipients ?? [], ctx.id, ctx.run.pipelineDir, (m) => ctx.log.warn(m)) : [];
     const output = await encryptStream(ctx, mode, recipients, armor);
     const layer: OpenpgpLayer = {
       codec: 'openpgp',
@@ -68,7 +69,8 @@ export const encryptStep = defineStep<EncryptWith, EncryptOutputs>({
 
 // Armored output goes through openpgp.js; binary output is written natively (see EncryptStream).
 async function encryptStream(ctx: StepContext<EncryptWith>, mode: EncryptMode, recipients: Recipient[], armor: boolean): Promise<Readable> {
-  const keys: EncryptKeys = mode === 'passphrase' ? { passwords: [ctx.with.passphrase!] } : { encryptionKeys: recipients.map((r) => r.key) };
+  const keys: EncryptKeys =
+    mode === 'passphrase' ? { passwords: [ctx.with.passphrase!] } : { encryptionKeys: recipients.map((r) => r.key) };
   const cannotStart = (err: unknown): DbflowError =>
     new DbflowError(`step "${ctx.id}": cannot start OpenPGP encryption: ${(err as Error).message}`, { cause: err });
   if (armor) return openpgpEncrypt(ctx.input, keys, true).catch((err: unknown) => Promise.reject(cannotStart(err)));

@@ -15,7 +15,12 @@ export interface Recipient {
 const ARMOR = '-----BEGIN PGP';
 
 // Read every entry (armored text or a path) into public keys that can encrypt.
-export async function loadRecipients(entries: readonly string[], step: string, baseDir: string, warn: (message: string) => void): Promise<Recipient[]> {
+export async function loadRecipients(
+  entries: readonly string[],
+  step: string,
+  baseDir: string,
+  warn: (message: string) => void,
+): Promise<Recipient[]> {
   const out: Recipient[] = [];
   for (const [index, entry] of entries.entries()) {
     const where = `step "${step}": recipients[${index}] ${preview(entry)}`;

@@ -37,7 +37,12 @@ export function barrierName(kind: ServerKind): string {
  * MariaDB, `FLUSH TABLES WITH READ LOCK` on MySQL, waiting at most `lockWaitTimeoutS` for them. A lock
  * wait timeout is an answer, not an error: `{ blocked }` names the sessions in the way, and nothing is held.
  */
-export async function tryBarrier(control: Connection, kind: ServerKind, database: string, lockWaitTimeoutS: number): Promise<Barrier | { blocked: string }> {
+export async function tryBarrier(
+  control: Connection,
+  kind: ServerKind,
+  database: string,
+  lockWaitTimeoutS: number,
+): Promise<Barrier | { blocked: string }> {
   const name = barrierName(kind);
   await control.query(`SET SESSION lock_wait_timeout = ${Math.min(31_536_000, Math.max(1, Math.round(lockWaitTimeoutS)))}`); // the server's maximum: a year
   let started = 0;
@@ -59,7 +64,10 @@ export async function tryBarrier(control: Connection, kind: ServerKind, database
     const e = err as { code?: string; sqlMessage?: string };
     if (e.code === 'ER_LOCK_WAIT_TIMEOUT') return { blocked: await longRunning(control) };
     if (e.code && ACCESS_DENIED.has(e.code)) {
-      throw new DbflowError(`database "${database}": ${name} was refused (${e.sqlMessage}); the backup user needs the RELOAD privilege (GRANT RELOAD ON *.* TO …).`, { cause: err });
+      throw new DbflowError(
+        `database "${database}": ${name} was refused (${e.sqlMessage}); the backup user needs the RELOAD privilege (GRANT RELOAD ON *.* TO …).`,
+        { cause: err },
+      );
     }
     throw err;
   }
@@ -89,7 +97,9 @@ async function longRunning(control: Connection): Promise<string> {
         WHERE ID <> CONNECTION_ID() AND COMMAND NOT IN ('Sleep', 'Daemon', 'Binlog Dump')
           AND COALESCE(STATE, '') NOT LIKE 'Waiting for backup lock%' ORDER BY TIME DESC LIMIT 3`,
     );
-    const list = (rows as { id: number; user: string; s: number; query: string }[]).map((r) => `session ${r.id} of ${r.user} running for ${r.s} s: ${JSON.stringify(r.query)}`);
+    const list = (rows as { id: number; user: string; s: number; query: string }[]).map(
+      (r) => `session ${r.id} of ${r.user} running for ${r.s} s: ${JSON.stringify(r.query)}`,
+    );
     const [open] = await control.query<RowDataPacket[]>('SHOW OPEN TABLES WHERE In_use > 0');
     const tables = (open as { Database: string; Table: string }[]).slice(0, 5).map((t) => `\`${t.Database}\`.\`${t.Table}\``);
     const parts = [
@@ -121,7 +131,10 @@ export async function readPosition(c: Connection, kind: ServerKind): Promise<Bin
     const e = err as { code?: string; sqlMessage?: string };
     if (e.code && ACCESS_DENIED.has(e.code)) {
       const grant = kind.flavor === 'mariadb' ? 'BINLOG MONITOR' : 'REPLICATION CLIENT';
-      throw new DbflowError(`${statement} was refused (${e.sqlMessage}); the backup user needs ${grant} to record the binlog position (GRANT ${grant} ON *.* TO …).`, { cause: err });
+      throw new DbflowError(
+        `${statement} was refused (${e.sqlMessage}); the backup user needs ${grant} to record the binlog position (GRANT ${grant} ON *.* TO …).`,
+        { cause: err },
+      );
     }
     throw err;
   }

@@ -7,7 +7,7 @@ import { where, type MyConnection } from './url.js';
 /** Session settings of every counting session, so that value text (and checksums) never depends on them. */
 export const PINNED_SETTINGS = [
   "SET SESSION time_zone = '+00:00'",
-  "SET NAMES utf8mb4 COLLATE utf8mb4_bin",
+  'SET NAMES utf8mb4 COLLATE utf8mb4_bin',
   "SET SESSION sql_mode = 'NO_ENGINE_SUBSTITUTION'",
   'SET SESSION group_concat_max_len = 1048576',
 ] as const;
@@ -36,7 +36,12 @@ export async function connect(conn: MyConnection, what: string, options: { datab
 }
 
 /** Runs `fn` on a fresh connection (to the server, not the database, with `database: false`), always closing it. */
-export async function withConnection<T>(conn: MyConnection, what: string, fn: (c: Connection) => Promise<T>, options: { database?: boolean } = {}): Promise<T> {
+export async function withConnection<T>(
+  conn: MyConnection,
+  what: string,
+  fn: (c: Connection) => Promise<T>,
+  options: { database?: boolean } = {},
+): Promise<T> {
   const c = await connect(conn, what, options);
   try {
     return await fn(c);

@@ -49,7 +49,13 @@ export async function tablesInScope(c: Connection, database: string, exclude: re
  * into another row format, engine or server version changes, and for MyISAM with CHECKSUM=1 it
  * returns the live checksum, outside any snapshot.
  */
-export async function countTables(c: Connection, database: string, tables: readonly MyTable[], scheme: MyChecksumScheme | undefined, signal: AbortSignal): Promise<TableCounts> {
+export async function countTables(
+  c: Connection,
+  database: string,
+  tables: readonly MyTable[],
+  scheme: MyChecksumScheme | undefined,
+  signal: AbortSignal,
+): Promise<TableCounts> {
   const out: TableCounts = {};
   for (const t of tables) {
     signal.throwIfAborted();

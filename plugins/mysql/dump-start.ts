@@ -47,7 +47,13 @@ const PREPARE_SLACK_S = 60;
  * sets up its session, and its START TRANSACTION waits at the gate until `begin` (so commits are
  * blocked only for one round trip, not for a program's start). Without a gate, `begin` starts it.
  */
-export async function launchDump(ctx: DriverContext, conn: MyConnection, o: MyOptions, kind: ServerKind, binlogOn: boolean): Promise<PendingDump> {
+export async function launchDump(
+  ctx: DriverContext,
+  conn: MyConnection,
+  o: MyOptions,
+  kind: ServerKind,
+  binlogOn: boolean,
+): Promise<PendingDump> {
   const gate = gateable(conn) ? await DumpGate.open(ctx.tmpdir, conn) : undefined;
   if (!gate) {
     let dump: StartedDump | undefined;
@@ -73,18 +79,29 @@ export async function launchDump(ctx: DriverContext, conn: MyConnection, o: MyOp
       (error: unknown) => Promise.reject(fail(error)),
     );
     ended.catch(() => undefined); // once past the gate, the stream reports how the dump ended
-    await withTimeout(Promise.race([gate.waiting, ended]), readyMs, `${DUMP_TOOL} did not reach its START TRANSACTION within ${readyMs / 1000} s of starting (nothing was blocked yet)`);
+    await withTimeout(
+      Promise.race([gate.waiting, ended]),
+      readyMs,
+      `${DUMP_TOOL} did not reach its START TRANSACTION within ${readyMs / 1000} s of starting (nothing was blocked yet)`,
+    );
   } catch (error) {
     stop();
     throw error;
   }
   return {
     async begin(position) {
-      await withTimeout(gate.pass(), o.dumpStartTimeoutMs, `${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again`);
+      await withTimeout(
+        gate.pass(),
+        o.dumpStartTimeoutMs,
+        `${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again`,
+      );
       output.hold();
       // The server answered its START TRANSACTION while commits were blocked at `position`: that is its cut
       // (and what its header says, with the binlog on; the tests read it back from stored dumps).
-      const at = binlogOn && kind.flavor === 'mariadb' && position.file !== undefined && position.position !== undefined ? { file: position.file, position: position.position } : undefined;
+      const at =
+        binlogOn && kind.flavor === 'mariadb' && position.file !== undefined && position.position !== undefined
+          ? { file: position.file, position: position.position }
+          : undefined;
       return { spool: output, ...(at && { position: at }), stop, proved: Promise.resolve(at) };
     },
     stop,
@@ -98,10 +115,21 @@ export async function launchDump(ctx: DriverContext, conn: MyConnection, o: MyOp
  * its fixed header (it does only after START TRANSACTION WITH CONSISTENT SNAPSHOT). The caller
  * holds the commit barrier until then, so the dump reads the same cut as the snapshot.
  */
-export async function startDump(ctx: DriverContext, conn: MyConnection, o: MyOptions, kind: ServerKind, expected: BinlogPosition): Promise<StartedDump> {
+export async function startDump(
+  ctx: DriverContext,
+  conn: MyConnection,
+  o: MyOptions,
+  kind: ServerKind,
+  expected: BinlogPosition,
+): Promise<StartedDump> {
   const run = spawnDump(ctx, conn, o, kind, expected.binlog === 'on', { position: expected });
   const timer = setTimeout(
-    () => run.fail(new DbflowError(`${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again.`)),
+    () =>
+      run.fail(
+        new DbflowError(
+          `${DUMP_TOOL} did not start its transaction within ${o.dumpStartTimeoutMs / 1000} s (options.dump_start_timeout); commits were blocked meanwhile, and are free again.`,
+        ),
+      ),
     o.dumpStartTimeoutMs,
   );
   try {
@@ -158,7 +186,14 @@ function spawnTool(ctx: DriverContext, conn: MyConnection, tool: MyConnection, o
 }
 
 // mariadb-dump connecting to the server itself: its output is watched for the start of its transaction, and spooled.
-function spawnDump(ctx: DriverContext, conn: MyConnection, o: MyOptions, kind: ServerKind, binlogOn: boolean, expected: { position?: BinlogPosition }): DumpRun {
+function spawnDump(
+  ctx: DriverContext,
+  conn: MyConnection,
+  o: MyOptions,
+  kind: ServerKind,
+  binlogOn: boolean,
+  expected: { position?: BinlogPosition },
+): DumpRun {
   const { out, binlog } = spawnTool(ctx, conn, conn, o, kind, binlogOn);
 
   let seen = '';
@@ -195,7 +230,8 @@ function spawnDump(ctx: DriverContext, conn: MyConnection, o: MyOptions, kind: S
         seen = '';
         const position = { file: m[1]!, position: Number(m[2]) };
         const want = expected.position;
-        if (!want || position.file !== want.file || position.position !== want.position) return mismatch(`${position.file}:${position.position}`);
+        if (!want || position.file !== want.file || position.position !== want.position)
+          return mismatch(`${position.file}:${position.position}`);
         started(position);
       }
     } else {

@@ -1,6 +1,13 @@
 // The dump of a snapshot: the mariadb-dump started under the snapshot's barrier, streamed from its first byte.
 import { finished } from 'node:stream/promises';
-import { DbflowError, programOutputOf, type DatabaseConfig, type DriverContext, type DriverSnapshot, type DumpStream } from '../../src/index.js';
+import {
+  DbflowError,
+  programOutputOf,
+  type DatabaseConfig,
+  type DriverContext,
+  type DriverSnapshot,
+  type DumpStream,
+} from '../../src/index.js';
 import { isMySnapshot } from './snapshot.js';
 
 /** Format name recorded in the manifest. */

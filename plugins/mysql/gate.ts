@@ -124,7 +124,12 @@ export class DumpGate {
     this.upstream = upstream;
     upstream.setNoDelay(true);
     const lost = (side: string) => (error?: Error) => {
-      if (this.state !== 'open') this.fail(new DbflowError(`mariadb-dump's connection ended before its transaction began (${side}${error ? `: ${error.message}` : ' closed'})`));
+      if (this.state !== 'open')
+        this.fail(
+          new DbflowError(
+            `mariadb-dump's connection ended before its transaction began (${side}${error ? `: ${error.message}` : ' closed'})`,
+          ),
+        );
       client.destroy();
       upstream.destroy();
     };
@@ -175,7 +180,12 @@ export class DumpGate {
     client.destroy();
     upstream.destroy();
     if (started) this.close(new DbflowError(`could not start the relay that carries mariadb-dump's connection (sh): ${started.message}`));
-    else if (buffered) this.close(new DbflowError(`the gate read ${buffered} bytes of mariadb-dump's connection after its START TRANSACTION; the dump was stopped rather than lose them`));
+    else if (buffered)
+      this.close(
+        new DbflowError(
+          `the gate read ${buffered} bytes of mariadb-dump's connection after its START TRANSACTION; the dump was stopped rather than lose them`,
+        ),
+      );
   }
 
   // Client packets, one by one, until START TRANSACTION has gone through.
@@ -207,7 +217,8 @@ export class DumpGate {
   private send(bytes: Buffer): void {
     const { client, upstream } = this;
     if (!upstream || !client) return;
-    if (this.state === 'passing' && START.test(bytes.subarray(5).toString('utf8')) && bytes[3] === 0 && bytes[4] === COM_QUERY) this.state = 'answer';
+    if (this.state === 'passing' && START.test(bytes.subarray(5).toString('utf8')) && bytes[3] === 0 && bytes[4] === COM_QUERY)
+      this.state = 'answer';
     if (!upstream.write(bytes)) {
       client.pause();
       upstream.once('drain', () => client.resume());

@@ -32,7 +32,8 @@ export const optionsSchema: JsonSchema = {
       minimum: 1,
       maximum: 3600,
       default: 10,
-      description: 'Seconds the commit barrier (BACKUP STAGE BLOCK_COMMIT, or FLUSH TABLES WITH READ LOCK) may wait for running commits and DDL.',
+      description:
+        'Seconds the commit barrier (BACKUP STAGE BLOCK_COMMIT, or FLUSH TABLES WITH READ LOCK) may wait for running commits and DDL.',
     },
     dump_start_timeout: {
       type: 'integer',

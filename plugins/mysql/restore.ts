@@ -13,7 +13,9 @@ export const CLIENT_TOOL = 'mariadb';
 export async function restoreDump(ctx: DriverContext, url: string, input: Readable, format: string, db: DatabaseConfig): Promise<void> {
   if (format !== SQL_FORMAT) {
     input.destroy();
-    throw new DbflowError(`the mysql driver restores "${SQL_FORMAT}" dumps, not "${format}"; restore this artifact with the driver that made it.`);
+    throw new DbflowError(
+      `the mysql driver restores "${SQL_FORMAT}" dumps, not "${format}"; restore this artifact with the driver that made it.`,
+    );
   }
   const conn = connectionAt(url, db);
   const o = myOptions(db);
@@ -21,7 +23,11 @@ export async function restoreDump(ctx: DriverContext, url: string, input: Readab
   const args = [tool.arg, `--database=${conn.database}`, '--default-character-set=utf8mb4', '--binary-mode', '--batch'];
   // The client reads its input to the end: it may read its decoder's output directly.
   const source = programInput(input);
-  const sub = ctx.exec(toolPath(CLIENT_TOOL, o.binDir), args, { stdin: source.stdin as 'pipe', stdout: 'ignore', buffer: { stderr: true } });
+  const sub = ctx.exec(toolPath(CLIENT_TOOL, o.binDir), args, {
+    stdin: source.stdin as 'pipe',
+    stdout: 'ignore',
+    buffer: { stderr: true },
+  });
   tool.removeAfter(sub);
   await source.feed(sub, (error) => toolError(error, CLIENT_TOOL, { binDir: o.binDir, conn, doing: 'restoring' }));
 }

@@ -26,8 +26,13 @@ export async function createScratch(ctx: DriverContext, db: DatabaseConfig, name
         await c.query(`CREATE DATABASE ${ident(scratchName)} CHARACTER SET ${source.cs} COLLATE ${source.co}`);
       } catch (err) {
         const e = err as { code?: string; sqlMessage?: string };
-        const hint = e.code === 'ER_DBACCESS_DENIED_ERROR' ? `; user "${conn.user}" needs CREATE and DROP on \`dbflow\\_verify\\_%\`.* to run restore-tests` : '';
-        throw new DbflowError(`cannot create scratch database "${scratchName}" on ${where(conn)}: ${e.sqlMessage ?? String(err)}${hint}.`, { cause: err });
+        const hint =
+          e.code === 'ER_DBACCESS_DENIED_ERROR'
+            ? `; user "${conn.user}" needs CREATE and DROP on \`dbflow\\_verify\\_%\`.* to run restore-tests`
+            : '';
+        throw new DbflowError(`cannot create scratch database "${scratchName}" on ${where(conn)}: ${e.sqlMessage ?? String(err)}${hint}.`, {
+          cause: err,
+        });
       }
     },
     { database: false },
@@ -38,9 +43,14 @@ export async function createScratch(ctx: DriverContext, db: DatabaseConfig, name
     url: withDatabase(conn, scratchName).display,
     drop: async () => {
       if (dropped) return;
-      await withConnection(conn, `database "${db.name}" (dropping scratch database "${scratchName}")`, (c) => c.query(`DROP DATABASE IF EXISTS ${ident(scratchName)}`), {
-        database: false,
-      });
+      await withConnection(
+        conn,
+        `database "${db.name}" (dropping scratch database "${scratchName}")`,
+        (c) => c.query(`DROP DATABASE IF EXISTS ${ident(scratchName)}`),
+        {
+          database: false,
+        },
+      );
       dropped = true;
       ctx.log.info(`dropped scratch database ${scratchName}`);
     },

@@ -1,7 +1,23 @@
 // A consistent snapshot of one MySQL/MariaDB database: a consistent-snapshot transaction and a dump, both started under a commit barrier.
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type SnapshotParticipant, type TableCounts } from '../../src/index.js';
-import { barrierName, readPosition, serverKind, snapshotPosition, tryBarrier, type Barrier, type BinlogPosition, type ServerKind } from './barrier.js';
+import {
+  DbflowError,
+  type DatabaseConfig,
+  type DriverContext,
+  type DriverSnapshot,
+  type SnapshotParticipant,
+  type TableCounts,
+} from '../../src/index.js';
+import {
+  barrierName,
+  readPosition,
+  serverKind,
+  snapshotPosition,
+  tryBarrier,
+  type Barrier,
+  type BinlogPosition,
+  type ServerKind,
+} from './barrier.js';
 import { schemeFor } from './checksum.js';
 import { connect, PINNED_SETTINGS, queryError } from './connect.js';
 import { changedTables, countTables, isNonTransactional, schemaFingerprint, tablesInScope, type MyTable } from './counts.js';
@@ -37,7 +53,9 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
     const o = myOptions(db);
     const blocked = await p.block(o.lockWaitTimeoutS * 1000);
     if (blocked !== undefined) {
-      throw new DbflowError(`database "${db.name}": could not block commits within ${o.lockWaitTimeoutS} s (${p.method}; options.lock_wait_timeout): ${blocked}. Wait for it, or raise lock_wait_timeout.`);
+      throw new DbflowError(
+        `database "${db.name}": could not block commits within ${o.lockWaitTimeoutS} s (${p.method}; options.lock_wait_timeout): ${blocked}. Wait for it, or raise lock_wait_timeout.`,
+      );
     }
     await p.take(ctx.run.id);
     await p.release();
@@ -49,7 +67,10 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
 }
 
 /** The mysql driver's part in a snapshot, coordinated with other databases or alone. */
-export async function participate(ctx: DriverContext, db: DatabaseConfig): Promise<Omit<SnapshotParticipant, 'open'> & { open(): Promise<MySnapshot> }> {
+export async function participate(
+  ctx: DriverContext,
+  db: DatabaseConfig,
+): Promise<Omit<SnapshotParticipant, 'open'> & { open(): Promise<MySnapshot> }> {
   const conn = parseMyUrl(db.url, db.password);
   const o = myOptions(db);
   const what = `database "${db.name}"`;
@@ -145,7 +166,9 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
       ctx.log.info(
         `${db.name}: snapshot ${position.binlog === 'on' ? `at binlog ${position.file}:${position.position}${position.gtid ? ` (GTID ${position.gtid})` : ''}` : '(binary log off)'}; commits blocked for ${barrierMs} ms (${barrierName(kind)})`,
       );
-      return Promise.resolve(heldSnapshot(ctx, db, { conn, o, snap, kind, position, barrierMs, dumpTool, loose, definitions, started: dump }));
+      return Promise.resolve(
+        heldSnapshot(ctx, db, { conn, o, snap, kind, position, barrierMs, dumpTool, loose, definitions, started: dump }),
+      );
     },
     async abort() {
       ctx.signal.removeEventListener('abort', destroyAll);

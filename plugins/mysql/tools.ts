@@ -52,7 +52,9 @@ export function toolConnection(ctx: DriverContext, conn: MyConnection): ToolConn
 export async function toolVersion(ctx: DriverContext, tool: string, binDir: string | undefined): Promise<string> {
   try {
     const r = await ctx.exec(toolPath(tool, binDir), ['--version'], { stderr: 'pipe' });
-    return String(r.stdout).trim().replace(/^\S+\s+/, '');
+    return String(r.stdout)
+      .trim()
+      .replace(/^\S+\s+/, '');
   } catch (err) {
     throw toolError(err, tool, { binDir });
   }

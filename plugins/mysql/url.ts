@@ -55,7 +55,8 @@ export function parseMyUrl(url: string, password?: string): MyConnection {
     throw badUrl(url, `ssl-mode "${q.get('ssl-mode')}" is not one of ${SSL_MODES.join(', ')}`);
   }
   const timeout = Number(q.get('connect-timeout') ?? 15);
-  if (!Number.isFinite(timeout) || timeout <= 0) throw badUrl(url, `connect-timeout "${q.get('connect-timeout')}" is not a number of seconds`);
+  if (!Number.isFinite(timeout) || timeout <= 0)
+    throw badUrl(url, `connect-timeout "${q.get('connect-timeout')}" is not a number of seconds`);
   const pass = password ?? (u.password ? decode(u.password) : undefined);
   const shown = new URL(url);
   shown.password = '';

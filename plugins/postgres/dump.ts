@@ -1,6 +1,13 @@
 // pg_dump of an exported snapshot, streamed: custom format, or directory format shipped as a tar.
 import path from 'node:path';
-import { checkedStdout, DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type DumpStream } from '../../src/index.js';
+import {
+  checkedStdout,
+  DbflowError,
+  type DatabaseConfig,
+  type DriverContext,
+  type DriverSnapshot,
+  type DumpStream,
+} from '../../src/index.js';
 import { pgOptions } from './options.js';
 import { dumpFilters } from './scope.js';
 import { isPgSnapshot } from './snapshot.js';
@@ -34,10 +41,14 @@ export async function dumpSnapshot(ctx: DriverContext, db: DatabaseConfig, snaps
   // Directory format: parallel jobs write a folder (each job imports the same snapshot), shipped as one tar.
   const dir = path.join(ctx.tmpdir, 'pg_dump');
   try {
-    const sub = ctx.exec(toolPath('pg_dump', o.binDir), ['--format=directory', '--compress=0', `--jobs=${o.jobs}`, `--file=${dir}`, ...args], {
-      env,
-      stdin: 'ignore',
-    });
+    const sub = ctx.exec(
+      toolPath('pg_dump', o.binDir),
+      ['--format=directory', '--compress=0', `--jobs=${o.jobs}`, `--file=${dir}`, ...args],
+      {
+        env,
+        stdin: 'ignore',
+      },
+    );
     removeAfter(sub);
     await sub;
   } catch (error) {

@@ -21,7 +21,12 @@ const CONFLICTS: Record<LockMode, string[]> = {
 const MAX_LOCK_TIMEOUT_MS = 2 ** 31 - 1;
 
 /** Locks `tables` in `mode` (default ACCESS SHARE) in the open transaction, waiting at most `timeoutMs` for each. */
-export async function lockTables(client: Client, tables: readonly PgTable[], timeoutMs: number, mode: LockMode = 'ACCESS SHARE'): Promise<void> {
+export async function lockTables(
+  client: Client,
+  tables: readonly PgTable[],
+  timeoutMs: number,
+  mode: LockMode = 'ACCESS SHARE',
+): Promise<void> {
   if (!tables.length) return;
   await client.query(`SET LOCAL lock_timeout = ${Math.min(MAX_LOCK_TIMEOUT_MS, Math.max(1, Math.round(timeoutMs)))}`);
   for (let i = 0; i < tables.length; i += 500) {
@@ -34,8 +39,20 @@ export async function lockTables(client: Client, tables: readonly PgTable[], tim
 }
 
 /** The sessions that hold or queue for a lock conflicting with `mode` (default ACCESS SHARE) on any of `tables`. */
-export async function describeBlockers(client: Client, tables: readonly PgTable[], mode: LockMode = 'ACCESS SHARE', except: readonly number[] = []): Promise<string> {
-  const r = await client.query<{ pid: number; state: string | null; query: string | null; age_s: number | null; rel: string; granted: boolean }>(
+export async function describeBlockers(
+  client: Client,
+  tables: readonly PgTable[],
+  mode: LockMode = 'ACCESS SHARE',
+  except: readonly number[] = [],
+): Promise<string> {
+  const r = await client.query<{
+    pid: number;
+    state: string | null;
+    query: string | null;
+    age_s: number | null;
+    rel: string;
+    granted: boolean;
+  }>(
     `SELECT a.pid, a.state, left(a.query, 160) AS query,
             extract(epoch FROM now() - coalesce(a.xact_start, a.query_start))::int AS age_s,
             l.relation::regclass::text AS rel, l.granted

@@ -4,7 +4,16 @@ import type { DatabaseConfig, DriverContext, SnapshotParticipant } from '../../s
 import { connect } from './connect.js';
 import { DEADLOCK_DETECTED, describeBlockers, LOCK_NOT_AVAILABLE, lockTables, UNDEFINED_TABLE } from './locks.js';
 import { tablesInScope, type PgTable } from './scope.js';
-import { asSnapshotError, beginLocked, exportSnapshot, heldSnapshot, snapshotSession, snapshotTables, type Position, type SnapshotSession } from './snapshot.js';
+import {
+  asSnapshotError,
+  beginLocked,
+  exportSnapshot,
+  heldSnapshot,
+  snapshotSession,
+  snapshotTables,
+  type Position,
+  type SnapshotSession,
+} from './snapshot.js';
 
 const METHOD = 'LOCK TABLE … IN SHARE MODE';
 
@@ -56,7 +65,9 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
           return 'a table was dropped while it was being locked';
         }
         if (code !== LOCK_NOT_AVAILABLE && code !== DEADLOCK_DETECTED) throw asSnapshotError(err, db.name);
-        const blockers = await describeBlockers(s.client, listed, 'SHARE').catch((e: unknown) => `(the blocking sessions could not be listed: ${String(e)})`);
+        const blockers = await describeBlockers(s.client, listed, 'SHARE').catch(
+          (e: unknown) => `(the blocking sessions could not be listed: ${String(e)})`,
+        );
         return `${code === DEADLOCK_DETECTED ? 'a deadlock with' : 'blocked by'} ${blockers}`;
       }
     },
@@ -75,12 +86,16 @@ export async function participate(ctx: DriverContext, db: DatabaseConfig): Promi
       if (!position) throw asSnapshotError(new Error('open() before take()'), db.name);
       ctx.signal.removeEventListener('abort', onAbort);
       await bar.end().catch(() => undefined);
-      if (restorePoint instanceof Error) ctx.log.warn(`${db.name}: no restore point at the cut (${restorePoint.message}); point-in-time recovery cannot target it by name.`);
+      if (restorePoint instanceof Error)
+        ctx.log.warn(`${db.name}: no restore point at the cut (${restorePoint.message}); point-in-time recovery cannot target it by name.`);
       // Listed again inside the snapshot (after the barrier: the snapshot sees the catalog as it was at the cut).
       const tables = await snapshotTables(s, listed, s.o.lockTimeoutMs).catch((err: unknown) => {
         throw asSnapshotError(err, db.name);
       });
-      return heldSnapshot(ctx, s, position, tables, { barrier: METHOD, ...(typeof restorePoint === 'string' && { restore_point: restorePoint }) });
+      return heldSnapshot(ctx, s, position, tables, {
+        barrier: METHOD,
+        ...(typeof restorePoint === 'string' && { restore_point: restorePoint }),
+      });
     },
     async abort() {
       ctx.signal.removeEventListener('abort', onAbort);
@@ -111,7 +126,11 @@ async function uncovered(s: SnapshotSession): Promise<string[]> {
   );
   const { sequences, large_objects: largeObjects } = r.rows[0]!;
   return [
-    ...(sequences ? [`${s.db.name}: ${sequences} sequence${sequences === 1 ? '' : 's'} (nextval is not transactional: a sequence may be ahead of the rows in the cut)`] : []),
+    ...(sequences
+      ? [
+          `${s.db.name}: ${sequences} sequence${sequences === 1 ? '' : 's'} (nextval is not transactional: a sequence may be ahead of the rows in the cut)`,
+        ]
+      : []),
     ...(largeObjects ? [`${s.db.name}: large objects (not locked by the table barrier)`] : []),
   ];
 }

@@ -1,6 +1,13 @@
 // Preflight: the privileges a backup of a PostgreSQL database needs, asked of the server without changing anything.
 import type { Client } from 'pg';
-import { DbflowError, type DatabaseConfig, type DriverContext, type PreflightMissing, type PreflightReport, type PreflightUse } from '../../src/index.js';
+import {
+  DbflowError,
+  type DatabaseConfig,
+  type DriverContext,
+  type PreflightMissing,
+  type PreflightReport,
+  type PreflightUse,
+} from '../../src/index.js';
 import { connect } from './connect.js';
 import { pgOptions, type PgOptions } from './options.js';
 import { ident } from './scope.js';

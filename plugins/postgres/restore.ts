@@ -29,7 +29,12 @@ export async function restoreDump(ctx: DriverContext, url: string, input: Readab
     const { env, removeAfter } = toolConnection(ctx, conn, 'dbflow pg_restore');
     // pg_restore reads a custom-format stream to its end: it may read its decoder's output directly.
     const source = programInput(input);
-    const sub = ctx.exec(pgRestore, ['--format=custom', ...target], { env, stdin: source.stdin as 'pipe', stdout: 'ignore', buffer: { stderr: true } });
+    const sub = ctx.exec(pgRestore, ['--format=custom', ...target], {
+      env,
+      stdin: source.stdin as 'pipe',
+      stdout: 'ignore',
+      buffer: { stderr: true },
+    });
     removeAfter(sub);
     await source.feed(sub, fail);
     return;
@@ -40,7 +45,11 @@ export async function restoreDump(ctx: DriverContext, url: string, input: Readab
   await feedStdin(tar, input, (error) => toolError(error, 'tar', { doing: 'unpacking the pg_dump directory' }));
   const { env, removeAfter } = toolConnection(ctx, conn, 'dbflow pg_restore');
   try {
-    const sub = ctx.exec(pgRestore, ['--format=directory', `--jobs=${o.restoreJobs}`, ...target, dir], { env, stdin: 'ignore', stdout: 'ignore' });
+    const sub = ctx.exec(pgRestore, ['--format=directory', `--jobs=${o.restoreJobs}`, ...target, dir], {
+      env,
+      stdin: 'ignore',
+      stdout: 'ignore',
+    });
     removeAfter(sub);
     await sub;
   } catch (error) {

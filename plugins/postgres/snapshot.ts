@@ -49,7 +49,9 @@ export async function snapshotSession(db: DatabaseConfig): Promise<SnapshotSessi
   const client = await connect(conn, what, 'dbflow snapshot');
   try {
     for (const s of PINNED_SETTINGS) await client.query(s);
-    const r = await client.query<{ n: string; v: string }>(`SELECT current_setting('server_version_num') AS n, current_setting('server_version') AS v`);
+    const r = await client.query<{ n: string; v: string }>(
+      `SELECT current_setting('server_version_num') AS n, current_setting('server_version') AS v`,
+    );
     return { db, conn, o: pgOptions(db), what, client, versionNum: Number(r.rows[0]!.n), serverVersion: r.rows[0]!.v };
   } catch (err) {
     await client.end().catch(() => undefined);
@@ -91,7 +93,8 @@ async function openSnapshot(s: SnapshotSession): Promise<{ pos: Position; tables
     } catch (err) {
       const code = (err as { code?: string }).code;
       await s.client.query('ROLLBACK').catch(() => undefined);
-      if (code === LOCK_NOT_AVAILABLE) throw lockTimeoutError(s.db.name, s.o.lockTimeoutMs, await describeBlockers(s.client, await tablesInScope(s.client, s.o)));
+      if (code === LOCK_NOT_AVAILABLE)
+        throw lockTimeoutError(s.db.name, s.o.lockTimeoutMs, await describeBlockers(s.client, await tablesInScope(s.client, s.o)));
       if (code === UNDEFINED_TABLE && attempt < 3) continue; // dropped between listing and locking
       throw err;
     }
@@ -132,11 +135,19 @@ export async function snapshotTables(s: SnapshotSession, listed: readonly PgTabl
  * The snapshot open on `s.client` as a DriverSnapshot: rows are counted inside it (in parallel
  * sessions that import it) while the dumps run; `release()` ends it.
  */
-export function heldSnapshot(ctx: DriverContext, s: SnapshotSession, pos: Position, tables: PgTable[], extra: Record<string, unknown>): PgSnapshot {
+export function heldSnapshot(
+  ctx: DriverContext,
+  s: SnapshotSession,
+  pos: Position,
+  tables: PgTable[],
+  extra: Record<string, unknown>,
+): PgSnapshot {
   const { conn, o, what, client, db } = s;
   const helpers: Client[] = [];
   const scheme = o.checksums ? schemeFor(s.versionNum) : undefined;
-  ctx.log.info(`${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''} while the dump runs`);
+  ctx.log.info(
+    `${db.name}: snapshot ${pos.snapshot_id} at LSN ${pos.lsn}; counting ${tables.length} tables${o.checksums ? ' with checksums' : ''} while the dump runs`,
+  );
   const info: DriverSnapshot['info'] = {
     driver: 'postgres',
     serverVersion: s.serverVersion,
@@ -171,7 +182,9 @@ export function heldSnapshot(ctx: DriverContext, s: SnapshotSession, pos: Positi
   })()
     .catch(async (err: unknown) => {
       await Promise.all(helpers.splice(0).map((c) => c.end().catch(() => undefined)));
-      throw stop.signal.aborted ? new DbflowError(`database "${db.name}": counting inside the snapshot was stopped.`) : asSnapshotError(err, db.name);
+      throw stop.signal.aborted
+        ? new DbflowError(`database "${db.name}": counting inside the snapshot was stopped.`)
+        : asSnapshotError(err, db.name);
     })
     .finally(() => {
       settled = true;
@@ -218,5 +231,8 @@ async function importSnapshot(conn: PgConnection, what: string, snapshotId: stri
 export function asSnapshotError(err: unknown, database: string): Error {
   if (err instanceof DbflowError) return err;
   const e = err as { code?: string; message?: string };
-  return new DbflowError(`database "${database}": the snapshot failed: ${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}.`, { cause: err });
+  return new DbflowError(
+    `database "${database}": the snapshot failed: ${e.message ?? String(err)}${e.code ? ` (SQLSTATE ${e.code})` : ''}.`,
+    { cause: err },
+  );
 }

@@ -20,7 +20,12 @@ export interface ToolConnection {
  * 0600 passfile of its own (`PGPASSFILE`) — never in argv, never in the environment.
  */
 export function toolConnection(ctx: DriverContext, conn: PgConnection, application: string): ToolConnection {
-  const env: Record<string, string> = { ...userLibpqEnv(), ...libpqEnv(conn), PGAPPNAME: application, PGCONNECT_TIMEOUT: String(conn.connectTimeoutS ?? 15) };
+  const env: Record<string, string> = {
+    ...userLibpqEnv(),
+    ...libpqEnv(conn),
+    PGAPPNAME: application,
+    PGCONNECT_TIMEOUT: String(conn.connectTimeoutS ?? 15),
+  };
   // The password the node client would use too: the entry's, else libpq's own variable — moved into the passfile.
   const password = conn.password ?? process.env.PGPASSWORD;
   if (password === undefined || password === '') return { env, removeAfter: () => undefined };
@@ -33,7 +38,8 @@ export function toolConnection(ctx: DriverContext, conn: PgConnection, applicati
 // them too; the URL's settings win, and a password never travels in the environment.
 function userLibpqEnv(): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && /^PG[A-Z_]+$/.test(k) && k !== 'PGPASSWORD' && k !== 'PGPASSFILE') out[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (v !== undefined && /^PG[A-Z_]+$/.test(k) && k !== 'PGPASSWORD' && k !== 'PGPASSFILE') out[k] = v;
   return out;
 }
 

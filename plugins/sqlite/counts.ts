@@ -35,7 +35,16 @@ export async function countTables(db: Database.Database, checksums: boolean, sig
     // The first read pins the state that every later read of this transaction sees.
     db.prepare('SELECT count(*) FROM sqlite_master').get();
     for (const table of tables) {
-      counts[table] = checksums ? await countTable(db, table, signal) : { rows: Number(db.prepare(`SELECT count(*) FROM ${quoteIdent(table)}`).pluck().get()) };
+      counts[table] = checksums
+        ? await countTable(db, table, signal)
+        : {
+            rows: Number(
+              db
+                .prepare(`SELECT count(*) FROM ${quoteIdent(table)}`)
+                .pluck()
+                .get(),
+            ),
+          };
     }
   } finally {
     if (ownTransaction && db.inTransaction) db.exec('COMMIT');

@@ -24,7 +24,9 @@ export function s3Target(env: NodeJS.ProcessEnv = process.env): S3Target {
   if (['1', 'true', 'yes'].includes(flag)) forcePathStyle = true;
   else if (['0', 'false', 'no'].includes(flag)) forcePathStyle = false;
   else if (flag !== '') {
-    throw new DbflowError(`DBFLOW_S3_FORCE_PATH_STYLE is "${env.DBFLOW_S3_FORCE_PATH_STYLE}"; set it to 1 (path style) or 0 (virtual-hosted style).`);
+    throw new DbflowError(
+      `DBFLOW_S3_FORCE_PATH_STYLE is "${env.DBFLOW_S3_FORCE_PATH_STYLE}"; set it to 1 (path style) or 0 (virtual-hosted style).`,
+    );
   }
   return { region: env.AWS_REGION || undefined, endpoint, forcePathStyle };
 }

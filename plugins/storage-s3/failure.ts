@@ -13,8 +13,27 @@ interface SdkError {
   cause?: unknown;
 }
 
-const ACCESS = new Set(['AccessDenied', 'InvalidAccessKeyId', 'SignatureDoesNotMatch', 'ExpiredToken', 'InvalidToken', 'AllAccessDisabled', 'AccountProblem', 'Forbidden']);
-const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'TimeoutError']);
+const ACCESS = new Set([
+  'AccessDenied',
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'ExpiredToken',
+  'InvalidToken',
+  'AllAccessDisabled',
+  'AccountProblem',
+  'Forbidden',
+]);
+const NETWORK = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EPIPE',
+  'TimeoutError',
+]);
 
 /**
  * A DbflowError for an S3 error while doing `action` (e.g. "writing") on `url`. A missing object is a
@@ -29,7 +48,9 @@ export function s3Failure(err: unknown, action: string, url: string): DbflowErro
   const target = s3Target();
   const network = networkCode(err);
   if (code === 'NoSuchBucket') {
-    return new RepositoryError(`bucket "${bucket}" does not exist (${action} "${url}" at ${endpointName(target)}); create it, or fix the bucket in the URL.`);
+    return new RepositoryError(
+      `bucket "${bucket}" does not exist (${action} "${url}" at ${endpointName(target)}); create it, or fix the bucket in the URL.`,
+    );
   }
   if (code === 'NoSuchKey' || (code === 'NotFound' && status === 404)) {
     return new RepositoryError(`object "${url}" does not exist; check the URL, or list the repository.`);

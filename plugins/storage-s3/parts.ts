@@ -25,7 +25,8 @@ export interface PartPlan {
  */
 export function partPlan(env: NodeJS.ProcessEnv = process.env): PartPlan {
   return {
-    partSize: whole(env, 'DBFLOW_S3_PART_SIZE_MIB', DEFAULT_PART_MIB, 5, 5120, 'MiB per part; the largest object is 10,000 parts') * 2 ** 20,
+    partSize:
+      whole(env, 'DBFLOW_S3_PART_SIZE_MIB', DEFAULT_PART_MIB, 5, 5120, 'MiB per part; the largest object is 10,000 parts') * 2 ** 20,
     queueSize: whole(env, 'DBFLOW_S3_QUEUE_SIZE', DEFAULT_QUEUE_SIZE, 1, 16, 'parts uploaded at once'),
   };
 }

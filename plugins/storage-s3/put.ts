@@ -46,7 +46,11 @@ export async function putObject(url: string, body: Readable, { signal, settings 
       bytes += chunk.length;
       if (bytes <= limit) return done(null, chunk);
       const mib = partSize / 2 ** 20;
-      done(new DbflowError(`"${url}" is larger than ${MAX_PARTS} parts of ${mib} MiB, the most one S3 upload takes at this part size; set DBFLOW_S3_PART_SIZE_MIB above ${mib}.`));
+      done(
+        new DbflowError(
+          `"${url}" is larger than ${MAX_PARTS} parts of ${mib} MiB, the most one S3 upload takes at this part size; set DBFLOW_S3_PART_SIZE_MIB above ${mib}.`,
+        ),
+      );
     },
   });
   seen.between = counted;
@@ -65,7 +69,13 @@ export async function putObject(url: string, body: Readable, { signal, settings 
 
   // Upload is never abort()ed: that rejects done() at once while its abort of the multipart upload
   // still runs behind. A stop instead fails the upload from inside, and done() settles after the abort.
-  const upload = new Upload({ client, params: { Bucket: bucket, Key: key, Body: counted, ...params }, partSize, queueSize, leavePartsOnError: false });
+  const upload = new Upload({
+    client,
+    params: { Bucket: bucket, Key: key, Body: counted, ...params },
+    partSize,
+    queueSize,
+    leavePartsOnError: false,
+  });
   try {
     await upload.done();
     return { url, bytes };
@@ -92,7 +102,8 @@ async function writeFailure(client: S3.S3Client, sdk: Sdk, url: string, err: unk
     await client.send(new sdk.HeadBucketCommand({ Bucket: parseObjectUrl(url).bucket }));
   } catch (probe) {
     const e = probe as { name?: string; $metadata?: { httpStatusCode?: number } };
-    if (e.$metadata?.httpStatusCode === 404 || e.name === 'NotFound' || e.name === 'NoSuchBucket') return s3Failure({ Code: 'NoSuchBucket' }, 'writing', url);
+    if (e.$metadata?.httpStatusCode === 404 || e.name === 'NotFound' || e.name === 'NoSuchBucket')
+      return s3Failure({ Code: 'NoSuchBucket' }, 'writing', url);
   }
   return s3Failure(err, 'writing', url);
 }

@@ -57,7 +57,9 @@ export function writeParams(url: string, settings: Record<string, unknown> = {})
       throw new DbflowError(`kms_key_id ${where} is ${JSON.stringify(kmsKey)}; write a KMS key id, alias or ARN.`);
     }
     if (sse !== 'aws:kms') {
-      throw new DbflowError(`kms_key_id ${where} needs server_side_encryption: aws:kms (it is ${sse === undefined ? 'not set' : JSON.stringify(sse)}).`);
+      throw new DbflowError(
+        `kms_key_id ${where} needs server_side_encryption: aws:kms (it is ${sse === undefined ? 'not set' : JSON.stringify(sse)}).`,
+      );
     }
     params.SSEKMSKeyId = kmsKey;
   }

@@ -21,7 +21,9 @@ export function parseS3Url(url: string): S3Location {
   const bucket = m[1]!;
   if (bucket === '') throw new DbflowError(`"${url}" names no bucket; write s3://bucket/key/prefix/name.`);
   if (!BUCKET.test(bucket)) {
-    throw new DbflowError(`"${url}": "${bucket}" is not a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens); write s3://bucket/key/prefix/name.`);
+    throw new DbflowError(
+      `"${url}": "${bucket}" is not a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens); write s3://bucket/key/prefix/name.`,
+    );
   }
   return { bucket, key: m[2] ?? '' };
 }

@@ -64,7 +64,14 @@ export function watchRun(server?: ServerCpu): Watcher {
     const key = `${pid}@${st.startS}`; // a pid reused during the run is another process
     const prev = procs.get(key);
     const firstOutputAt = prev?.firstOutputAt ?? ((writtenBytes(pid) ?? 0) >= OUTPUT_BYTES ? Date.now() : undefined);
-    procs.set(key, { pid, comm: st.comm, depth, cpuS: st.cpuS, peakRssKiB: peakRssKiB(pid) ?? prev?.peakRssKiB ?? 0, ...(firstOutputAt !== undefined && { firstOutputAt }) });
+    procs.set(key, {
+      pid,
+      comm: st.comm,
+      depth,
+      cpuS: st.cpuS,
+      peakRssKiB: peakRssKiB(pid) ?? prev?.peakRssKiB ?? 0,
+      ...(firstOutputAt !== undefined && { firstOutputAt }),
+    });
     for (const c of childrenOf(pid)) walk(c, depth + 1);
   };
   const sample = (): void => {

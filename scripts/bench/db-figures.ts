@@ -172,7 +172,15 @@ function firstByte(S: string, dbflows: readonly ChainRun[], shells: readonly Tim
   const name = '(e) first dump byte after the run starts (median)';
   const runs = dbflows.filter((d) => d.firstDumpByteAt !== undefined && d.runStartAt !== undefined);
   if (!runs.length)
-    return [notAvailable(S, name, 's', `≤ ${TARGETS.firstByteS}`, "neither a step:progress of the dump step nor a sample of the dump program's output")];
+    return [
+      notAvailable(
+        S,
+        name,
+        's',
+        `≤ ${TARGETS.firstByteS}`,
+        "neither a step:progress of the dump step nor a sample of the dump program's output",
+      ),
+    ];
   const fromRun = runs.map((d) => (d.firstDumpByteAt! - d.runStartAt!) / 1000);
   const fromProcess = runs.map((d) => (d.firstDumpByteAt! - d.startedAt) / 1000);
   const shellFirst = shells.flatMap((s) => {

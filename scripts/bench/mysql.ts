@@ -61,7 +61,6 @@ export const MY_SHELL_TEXT = [
   ...MY_SHELL_RESTORE.split('\n').filter((l) => !/^t\d=|bench-phases|pipefail/.test(l)),
 ].join('\n');
 
-
 async function schemasStartingWith(prefix: string): Promise<string[]> {
   const [rows] = await withMy((c) =>
     c.query<RowDataPacket[]>('SELECT SCHEMA_NAME AS n FROM information_schema.SCHEMATA WHERE LEFT(SCHEMA_NAME, ?) = ? ORDER BY 1', [
@@ -116,7 +115,17 @@ export async function mysqlSection(o: MysqlOptions): Promise<SectionResult> {
           : undefined;
 
     const { attempt: dbflow } = await dbflowRunner<ChainRun>(chain, 'mysql', broken, log);
-    const chainRun = checkedChainRun({ attempt: dbflow, state, outDir, sourceRows: src.rows, passFile: o.passFile, gnupgHome: o.gnupgHome, looksRight, broken, log });
+    const chainRun = checkedChainRun({
+      attempt: dbflow,
+      state,
+      outDir,
+      sourceRows: src.rows,
+      passFile: o.passFile,
+      gnupgHome: o.gnupgHome,
+      looksRight,
+      broken,
+      log,
+    });
     const shellEnv = { DB: src.name, MYCNF: clientCnf(), OUT: shellOut, PASS: o.passFile, GNUPGHOME: o.gnupgHome };
     const rounds = await chainRounds({
       rounds: o.rounds,

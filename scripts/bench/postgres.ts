@@ -58,7 +58,6 @@ export const PG_SHELL_TEXT = [
   ...PG_SHELL_RESTORE.split('\n').filter((l) => !/^t\d=|bench-phases|pipefail/.test(l)),
 ].join('\n');
 
-
 export async function postgres(o: PostgresOptions): Promise<SectionResult> {
   const { log } = o;
   const server = await probeServer();
@@ -88,7 +87,17 @@ export async function postgres(o: PostgresOptions): Promise<SectionResult> {
           : undefined;
 
     const { attempt: dbflow } = await dbflowRunner<ChainRun>(chain, 'postgres', broken, log);
-    const chainRun = checkedChainRun({ attempt: dbflow, state, outDir, sourceRows: src.rows, passFile: o.passFile, gnupgHome: o.gnupgHome, looksRight, broken, log });
+    const chainRun = checkedChainRun({
+      attempt: dbflow,
+      state,
+      outDir,
+      sourceRows: src.rows,
+      passFile: o.passFile,
+      gnupgHome: o.gnupgHome,
+      looksRight,
+      broken,
+      log,
+    });
     const shellEnv = { PGURL: src.url, OUT: shellOut, PASS: o.passFile, GNUPGHOME: o.gnupgHome };
     const rounds = await chainRounds({
       rounds: o.rounds,

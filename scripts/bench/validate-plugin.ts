@@ -28,10 +28,22 @@ function plugin(dir: string, typed: boolean): string {
   const pkg = path.join(dir, 'node_modules', `dbflow-plugin-bench-${kind}`);
   mkdirSync(pkg, { recursive: true });
   const entry = `./index.${kind}`;
-  writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: `dbflow-plugin-bench-${kind}`, version: '1.0.0', type: 'module', exports: entry, peerDependencies: { dbflow: '*' } }));
+  writeFileSync(
+    path.join(pkg, 'package.json'),
+    JSON.stringify({
+      name: `dbflow-plugin-bench-${kind}`,
+      version: '1.0.0',
+      type: 'module',
+      exports: entry,
+      peerDependencies: { dbflow: '*' },
+    }),
+  );
   writeFileSync(path.join(pkg, `index.${kind}`), source(typed));
   const file = path.join(dir, `plugin-${kind}.yaml`);
-  writeFileSync(file, `version: 1\nname: bench_plugin_${kind}\nplugins: [dbflow-plugin-bench-${kind}]\nsteps:\n  - { id: stamp, uses: bench-stamp-${kind}, with: { label: nightly } }\n`);
+  writeFileSync(
+    file,
+    `version: 1\nname: bench_plugin_${kind}\nplugins: [dbflow-plugin-bench-${kind}]\nsteps:\n  - { id: stamp, uses: bench-stamp-${kind}, with: { label: nightly } }\n`,
+  );
   return file;
 }
 
@@ -43,7 +55,8 @@ export async function validatePlugins(dir: string, log: (s: string) => void): Pr
   for (const typed of [false, true]) {
     const file = plugin(dir, typed);
     const first = await run(process.execPath, [CLI, 'validate', file], { cwd: dir });
-    if (first.code !== 0) throw new BenchError(`the ${typed ? 'TypeScript' : 'JavaScript'} plugin's pipeline does not validate:\n${first.stderr.slice(-3000)}`);
+    if (first.code !== 0)
+      throw new BenchError(`the ${typed ? 'TypeScript' : 'JavaScript'} plugin's pipeline does not validate:\n${first.stderr.slice(-3000)}`);
     const all: number[] = [];
     for (let i = 0; i < RUNS; i++) all.push((await runOk(process.execPath, [CLI, 'validate', file], { cwd: dir })).wallMs);
     const value = median(all);
@@ -52,7 +65,15 @@ export async function validatePlugins(dir: string, log: (s: string) => void): Pr
     figures.push(
       typed
         ? figure(S, 'validate with a TypeScript plugin package (median of 5)', value, 'ms', { note: 'tsx (esbuild) starts for it' })
-        : bounded(S, 'validate with a JavaScript plugin package (median of 5)', value, 'ms', 500, false, 'plain import(); `dbflow` resolves to the running dbflow'),
+        : bounded(
+            S,
+            'validate with a JavaScript plugin package (median of 5)',
+            value,
+            'ms',
+            500,
+            false,
+            'plain import(); `dbflow` resolves to the running dbflow',
+          ),
     );
   }
   return { figures, details };

@@ -2,7 +2,15 @@
 import path from 'node:path';
 import { ExitCode, isUserError } from '../errors.js';
 import { Readable } from 'node:stream';
-import { appendAudit, auditObjectUrl, withoutCredentials, type AuditCommand, type AuditEntry, type AuditNote, type AuditRecord } from '../ops/audit.js';
+import {
+  appendAudit,
+  auditObjectUrl,
+  withoutCredentials,
+  type AuditCommand,
+  type AuditEntry,
+  type AuditNote,
+  type AuditRecord,
+} from '../ops/audit.js';
 import { defaultStateDir } from '../engine/state-dir.js';
 import { MANIFEST_NAME } from '../repo/manifest.js';
 import { commandRegistry } from './command-registry.js';
@@ -84,7 +92,9 @@ async function storeInRepository(record: AuditRecord, io: Io, plugins?: string[]
   try {
     const registry = await commandRegistry(plugins);
     const storage = registry.storageFor(url);
-    await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(record, null, 2)}\n`)]), { signal: AbortSignal.timeout(STORE_TIMEOUT_MS) });
+    await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(record, null, 2)}\n`)]), {
+      signal: AbortSignal.timeout(STORE_TIMEOUT_MS),
+    });
   } catch (err) {
     warn(withoutCredentials((err as Error).message.replace(/^dbflow: /, '')));
   }

@@ -38,7 +38,10 @@ interface PluginSource {
  * the command line or in the environment is resolved from the current folder, one in the config file from
  * the config file's folder. A plugin whose name is already loaded is skipped: the first source wins.
  */
-export async function commandRegistry(flags: readonly string[] = [], env: Record<string, string | undefined> = process.env): Promise<Registry> {
+export async function commandRegistry(
+  flags: readonly string[] = [],
+  env: Record<string, string | undefined> = process.env,
+): Promise<Registry> {
   const registry = await builtinRegistry();
   const cwd = process.cwd();
   const here = { baseDir: cwd, folder: 'the current folder' };
@@ -66,8 +69,12 @@ function configPlugins(file: string): PluginSource[] {
   }
   if (data === null || data === undefined) return [];
   const config = data as Record<string, unknown>;
-  const unknown = typeof data === 'object' && !Array.isArray(data) ? Object.keys(config).filter((k) => k !== 'plugins') : ['(not a mapping)'];
-  if (unknown.length) throw new UsageError(`the config file ${file} holds ${unknown.map((k) => `"${k}"`).join(', ')}; it may hold only plugins: [<path or package>, …].`);
+  const unknown =
+    typeof data === 'object' && !Array.isArray(data) ? Object.keys(config).filter((k) => k !== 'plugins') : ['(not a mapping)'];
+  if (unknown.length)
+    throw new UsageError(
+      `the config file ${file} holds ${unknown.map((k) => `"${k}"`).join(', ')}; it may hold only plugins: [<path or package>, …].`,
+    );
   const list = config.plugins ?? [];
   if (!Array.isArray(list) || !list.every((p): p is string => typeof p === 'string' && p !== '')) {
     throw new UsageError(`the config file ${file}: plugins must be a list of paths or package names.`);
@@ -104,7 +111,12 @@ export interface BackupNeeds {
  * registry lacks: from the file the run imported it from, else (a package) from the current folder. One that
  * cannot be loaded is an error made by `fail` that names it and says how to pass it.
  */
-export async function loadManifestPlugins(registry: Registry, manifest: Manifest, needs: BackupNeeds, fail: (message: string) => Error): Promise<void> {
+export async function loadManifestPlugins(
+  registry: Registry,
+  manifest: Manifest,
+  needs: BackupNeeds,
+  fail: (message: string) => Error,
+): Promise<void> {
   const wanted = [
     ...[...new Set(needs.codecs ?? [])].map((name) => ({ kind: 'codecs' as const, name, have: registry.codecs })),
     ...[...new Set(needs.drivers ?? [])].map((name) => ({ kind: 'drivers' as const, name, have: registry.drivers })),
@@ -138,5 +150,9 @@ async function loadRecorded(registry: Registry, record: PluginRecord, what: stri
 
 /** The codecs of every layer of the backup's artifacts (of `database` only, when given). */
 export function backupCodecs(manifest: Manifest, database?: string): string[] {
-  return [...new Set(manifest.artifacts.filter((a) => database === undefined || a.database === database).flatMap((a) => a.layers.map((l) => l.codec)))];
+  return [
+    ...new Set(
+      manifest.artifacts.filter((a) => database === undefined || a.database === database).flatMap((a) => a.layers.map((l) => l.codec)),
+    ),
+  ];
 }

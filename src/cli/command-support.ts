@@ -18,7 +18,8 @@ export interface KeyOptions {
 
 /** Decryption keys: the passphrase from --passphrase-file, else from DBFLOW_PASSPHRASE; a private key from --private-key-file. */
 export function readKeys(o: KeyOptions, env: NodeJS.ProcessEnv = process.env): DecodeKeys {
-  const passphrase = o.passphraseFile !== undefined ? readKeyFile(o.passphraseFile, '--passphrase-file').replace(/\r?\n$/, '') : env[PASSPHRASE_ENV];
+  const passphrase =
+    o.passphraseFile !== undefined ? readKeyFile(o.passphraseFile, '--passphrase-file').replace(/\r?\n$/, '') : env[PASSPHRASE_ENV];
   const privateKey = o.privateKeyFile !== undefined ? readKeyFile(o.privateKeyFile, '--private-key-file') : undefined;
   return { ...(passphrase !== undefined && passphrase !== '' && { passphrase }), ...(privateKey !== undefined && { privateKey }) };
 }
@@ -67,7 +68,14 @@ export async function interruptible<T>(io: Io, what: string, fn: (signal: AbortS
 export function table(rows: string[][], indent = ''): string[] {
   const widths: number[] = [];
   for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => indent + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd());
+  return rows.map(
+    (r) =>
+      indent +
+      r
+        .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+  );
 }
 
 /** A non-negative integer option. */

@@ -34,7 +34,6 @@ export interface RunCommandOptions {
   quiet?: boolean;
 }
 
-
 export async function runCommand(file: string, opts: RunCommandOptions, io: Io, note: AuditNote = () => undefined): Promise<number> {
   const loaded = await loadPipeline(file);
   note(runAuditFields(loaded));
@@ -78,7 +77,8 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
       return driver?.stockRestore?.(a.format, decoded, a.database);
     };
     const read: StockRead = (url) => loaded.registry.storages.get(urlScheme(url) ?? '')?.stockRead?.(url);
-    if (!opts.json && !(opts.quiet && result.status === 'success')) (opts.quiet ? io.err : io.out)(renderSummary(loaded.pipeline.name, result, restore, read));
+    if (!opts.json && !(opts.quiet && result.status === 'success'))
+      (opts.quiet ? io.err : io.out)(renderSummary(loaded.pipeline.name, result, restore, read));
     return runExitCode(result.status);
   } finally {
     process.off('SIGINT', onSignal);
@@ -100,7 +100,12 @@ export async function dryRunCommand(file: string, opts: { quiet?: boolean }, io:
     const result = await preflight(loaded, { env: process.env, signal: controller.signal });
     const lines = [`✔ ${file}: valid, ${loaded.plan.steps.size} steps`, ...preflightLines(result)];
     if (!opts.quiet || !result.ok) (result.ok ? io.out : io.err)(lines.join('\n'));
-    if (!opts.quiet) io.out(result.ok ? `dry run: nothing was run; \`dbflow run ${file}\` can start.` : 'dry run: nothing was run; fix the problems above first.');
+    if (!opts.quiet)
+      io.out(
+        result.ok
+          ? `dry run: nothing was run; \`dbflow run ${file}\` can start.`
+          : 'dry run: nothing was run; fix the problems above first.',
+      );
     return result.ok ? ExitCode.ok : ExitCode.stepFailed;
   } finally {
     process.off('SIGINT', stop);
@@ -133,7 +138,14 @@ export async function planCommand(file: string, opts: { json?: boolean }, io: Io
   if (opts.json) {
     io.out(
       JSON.stringify(
-        { pipeline: plan.pipeline.name, units: plan.units.map((u) => ({ key: u.key, steps: u.members.map((m) => ({ id: m.key, uses: m.def.uses, kind: m.def.kind, matrix: m.cell })), after: u.deps })) },
+        {
+          pipeline: plan.pipeline.name,
+          units: plan.units.map((u) => ({
+            key: u.key,
+            steps: u.members.map((m) => ({ id: m.key, uses: m.def.uses, kind: m.def.kind, matrix: m.cell })),
+            after: u.deps,
+          })),
+        },
         null,
         2,
       ),
@@ -143,7 +155,8 @@ export async function planCommand(file: string, opts: { json?: boolean }, io: Io
 }
 
 export async function graphCommand(file: string, opts: { format: string }, io: Io): Promise<number> {
-  if (opts.format !== 'mermaid' && opts.format !== 'dot') throw new UsageError(`--format must be "mermaid" or "dot", not "${opts.format}".`);
+  if (opts.format !== 'mermaid' && opts.format !== 'dot')
+    throw new UsageError(`--format must be "mermaid" or "dot", not "${opts.format}".`);
   const { plan } = await loadPipeline(file);
   io.out(renderGraph(plan, opts.format));
   return ExitCode.ok;
@@ -163,7 +176,13 @@ export async function pluginsCommand(opts: { json?: boolean; pipeline?: string; 
         registry.plugins.map(({ plugin, from }) => ({
           name: plugin.name,
           from,
-          steps: (plugin.steps ?? []).map((s) => ({ uses: s.uses, kind: s.kind, description: s.description, with: s.with, outputs: s.outputs })),
+          steps: (plugin.steps ?? []).map((s) => ({
+            uses: s.uses,
+            kind: s.kind,
+            description: s.description,
+            with: s.with,
+            outputs: s.outputs,
+          })),
           drivers: (plugin.drivers ?? []).map((d) => d.name),
           storages: (plugin.storages ?? []).map((s) => s.scheme),
           codecs: (plugin.codecs ?? []).map((c) => c.name),
@@ -186,11 +205,28 @@ export async function pluginsCommand(opts: { json?: boolean; pipeline?: string; 
 
 export function runsCommand(opts: { json?: boolean; stateDir?: string; limit?: string }, io: Io): number {
   const runs = listRuns(path.resolve(opts.stateDir ?? defaultStateDir()), opts.limit ? parsePositive(opts.limit, '--limit') : 20);
-  if (opts.json) io.out(JSON.stringify(runs.map((r) => ({ run_id: r.id, pipeline: r.pipeline, status: r.status, started_at: r.startedAt, duration_ms: r.durationMs ?? null, dir: r.dir })), null, 2));
+  if (opts.json)
+    io.out(
+      JSON.stringify(
+        runs.map((r) => ({
+          run_id: r.id,
+          pipeline: r.pipeline,
+          status: r.status,
+          started_at: r.startedAt,
+          duration_ms: r.durationMs ?? null,
+          dir: r.dir,
+        })),
+        null,
+        2,
+      ),
+    );
   else if (!runs.length) io.out('no runs yet: start one with `dbflow run <pipeline.yaml>`');
   else {
     io.out(`${'RUN'.padEnd(24)} ${'PIPELINE'.padEnd(20)} ${'STATUS'.padEnd(10)} DURATION`);
-    for (const r of runs) io.out(`${r.id.padEnd(24)} ${r.pipeline.padEnd(20)} ${r.status.padEnd(10)} ${r.durationMs !== undefined ? formatDuration(r.durationMs) : '-'}`);
+    for (const r of runs)
+      io.out(
+        `${r.id.padEnd(24)} ${r.pipeline.padEnd(20)} ${r.status.padEnd(10)} ${r.durationMs !== undefined ? formatDuration(r.durationMs) : '-'}`,
+      );
   }
   return ExitCode.ok;
 }

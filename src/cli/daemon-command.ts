@@ -20,7 +20,8 @@ export interface DaemonCommandOptions {
 }
 
 export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io): Promise<number> {
-  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw new UsageError(`${dir}: not a folder; dbflow daemon runs the pipelines in a folder.`);
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+    throw new UsageError(`${dir}: not a folder; dbflow daemon runs the pipelines in a folder.`);
   const stateDir = path.resolve(o.stateDir);
   const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}`);
   const daemon = new Daemon({
@@ -35,7 +36,9 @@ export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io
   // Loads run one at a time, in the order files were seen, so a quick second save never overtakes the first.
   let loading = Promise.resolve();
   const queue = (job: () => Promise<void> | void): void => {
-    loading = loading.then(job).catch((err: unknown) => log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`));
+    loading = loading
+      .then(job)
+      .catch((err: unknown) => log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`));
   };
   const watcher = await watchPipelines(
     dir,
@@ -74,11 +77,17 @@ async function serveMetrics(listen: string, stateDir: string, daemon: Daemon, lo
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
-      reject(new UsageError(`cannot serve metrics on ${listen}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}; pick another with --listen, or --no-metrics.`)),
+      reject(
+        new UsageError(
+          `cannot serve metrics on ${listen}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}; pick another with --listen, or --no-metrics.`,
+        ),
+      ),
     );
     server.listen(Number(m[2]), host, resolve);
   });
   const address = server.address();
-  log(`metrics on http://${typeof address === 'object' && address ? `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}` : listen}/metrics`);
+  log(
+    `metrics on http://${typeof address === 'object' && address ? `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}` : listen}/metrics`,
+  );
   return server;
 }

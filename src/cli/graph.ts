@@ -27,7 +27,11 @@ export function renderPlan(plan: Plan): string {
   for (const u of plan.units) {
     const chain = u.members.map((m) => `${m.key} (${m.def.uses})`).join(' → ');
     const head = u.members[0]!.spec;
-    const flags = [head.if !== 'success()' && `if ${head.if}`, head.finally && 'finally', head.retry.maxAttempts > 1 && `retry ${head.retry.maxAttempts}x`]
+    const flags = [
+      head.if !== 'success()' && `if ${head.if}`,
+      head.finally && 'finally',
+      head.retry.maxAttempts > 1 && `retry ${head.retry.maxAttempts}x`,
+    ]
       .filter(Boolean)
       .join(', ');
     lines.push(`  ${u.members.length > 1 ? 'stream ' : 'step   '}${chain}${flags ? `  [${flags}]` : ''}`);

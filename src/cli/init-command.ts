@@ -51,49 +51,88 @@ export async function initCommand(o: InitOptions, io: Io): Promise<number> {
   const named = [...(o.postgres ?? []), ...(o.mysql ?? []), ...(o.sqlite ?? [])].length > 0;
   const answers = !named && io.isTTY && process.stdin.isTTY ? await ask(o, io) : o;
   if (![...(answers.postgres ?? []), ...(answers.mysql ?? []), ...(answers.sqlite ?? [])].length)
-    throw new UsageError('name the databases to back up: --postgres <url>, --mysql <url>, --sqlite <path> (each may be given several times), or run `dbflow init` at a terminal to be asked.');
-  for (const [flag, values] of Object.entries({ '--postgres': answers.postgres, '--mysql': answers.mysql, '--sqlite': answers.sqlite, '--to': [answers.to], '--schedule': [answers.schedule] }))
+    throw new UsageError(
+      'name the databases to back up: --postgres <url>, --mysql <url>, --sqlite <path> (each may be given several times), or run `dbflow init` at a terminal to be asked.',
+    );
+  for (const [flag, values] of Object.entries({
+    '--postgres': answers.postgres,
+    '--mysql': answers.mysql,
+    '--sqlite': answers.sqlite,
+    '--to': [answers.to],
+    '--schedule': [answers.schedule],
+  }))
     for (const v of values ?? [])
-      if (v?.includes('{{')) throw new UsageError(`${flag} "${displayUrl(v)}" contains "{{", which a pipeline reads as a template; init writes values as they are given (edit the file to use templates).`);
+      if (v?.includes('{{'))
+        throw new UsageError(
+          `${flag} "${displayUrl(v)}" contains "{{", which a pipeline reads as a template; init writes values as they are given (edit the file to use templates).`,
+        );
   const output = path.resolve(answers.output ?? `${answers.name ?? defaultName(answers)}.yaml`);
   const name = answers.name ?? path.basename(output).replace(/\.ya?ml$/, '');
-  if (!new RegExp(NAME_PATTERN).test(name)) throw new UsageError(`--name "${name}" is not a pipeline name: letters, digits, ".", "_" and "-", starting with a letter or digit.`);
+  if (!new RegExp(NAME_PATTERN).test(name))
+    throw new UsageError(`--name "${name}" is not a pipeline name: letters, digits, ".", "_" and "-", starting with a letter or digit.`);
   const schedule = answers.schedule ?? '0 2 * * *';
   try {
     new CronPattern(schedule);
   } catch (err) {
-    throw new UsageError(`--schedule "${schedule}" is not a cron expression (${(err as Error).message}); e.g. "0 2 * * *" for 02:00 every day.`);
+    throw new UsageError(
+      `--schedule "${schedule}" is not a cron expression (${(err as Error).message}); e.g. "0 2 * * *" for 02:00 every day.`,
+    );
   }
   const rpo = answers.rpo ?? '26h';
   parseDurationFlag(rpo, '--rpo');
   const sources = collectSources(answers, path.dirname(output));
   const repo = answers.to ?? `file://./backups/${name}`;
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(repo)) throw new UsageError(`--to "${repo}" is not a repository URL: file:///backups/x, file://./backups/x (beside the pipeline), s3://bucket/prefix or sftp://user@host/path.`);
-  if (existsSync(output) && !answers.force) throw new UsageError(`"${path.relative(process.cwd(), output) || output}" exists; choose another --output or pass --force to replace it.`);
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(repo))
+    throw new UsageError(
+      `--to "${repo}" is not a repository URL: file:///backups/x, file://./backups/x (beside the pipeline), s3://bucket/prefix or sftp://user@host/path.`,
+    );
+  if (existsSync(output) && !answers.force)
+    throw new UsageError(
+      `"${path.relative(process.cwd(), output) || output}" exists; choose another --output or pass --force to replace it.`,
+    );
 
   const passphraseFile = answers.passphraseFile !== undefined ? path.resolve(answers.passphraseFile) : undefined;
   mkdirSync(path.dirname(output), { recursive: true });
-  const yaml = scaffold({ name, sources, repo, schedule, rpo, passphraseFile: passphraseFile && relativeTo(path.dirname(output), passphraseFile) });
+  const yaml = scaffold({
+    name,
+    sources,
+    repo,
+    schedule,
+    rpo,
+    passphraseFile: passphraseFile && relativeTo(path.dirname(output), passphraseFile),
+  });
   writeFileSync(output, yaml);
   const shown = path.relative(process.cwd(), output) || output;
-  io.out(`wrote ${shown}: pipeline "${name}", ${sources.map((s) => `${s.key} (${LABEL[s.driver]})`).join(', ')} → ${displayUrl(repo)}, "${schedule}" UTC, rpo ${rpo}`);
+  io.out(
+    `wrote ${shown}: pipeline "${name}", ${sources.map((s) => `${s.key} (${LABEL[s.driver]})`).join(', ')} → ${displayUrl(repo)}, "${schedule}" UTC, rpo ${rpo}`,
+  );
   if (passphraseFile) io.out(createPassphrase(passphraseFile));
 
   const env: Record<string, string | undefined> = { ...process.env };
   for (const s of sources) if (s.password) env[s.password.env] = s.password.value;
-  const setLater = sources.flatMap((s) => (s.password && process.env[s.password.env] === undefined ? [`${s.password.env}  (${s.key}'s password, which was in the URL; it is not written into the file)`] : []));
+  const setLater = sources.flatMap((s) =>
+    s.password && process.env[s.password.env] === undefined
+      ? [`${s.password.env}  (${s.key}'s password, which was in the URL; it is not written into the file)`]
+      : [],
+  );
   if (!passphraseFile && !process.env[INIT_PASSPHRASE_ENV]) {
-    setLater.push(`${INIT_PASSPHRASE_ENV}  (the OpenPGP passphrase the backups are encrypted with; keep a copy where you keep the backups' keys)`);
+    setLater.push(
+      `${INIT_PASSPHRASE_ENV}  (the OpenPGP passphrase the backups are encrypted with; keep a copy where you keep the backups' keys)`,
+    );
     env[INIT_PASSPHRASE_ENV] = 'a passphrase for the check only';
   }
   let code: number = ExitCode.ok;
   if (answers.check !== false) {
     const loaded = await loadPipeline(output, { env });
-    io.out(`checking ${sources.length === 1 ? 'the database' : `the ${sources.length} databases`} and the repository (nothing is changed)…`);
+    io.out(
+      `checking ${sources.length === 1 ? 'the database' : `the ${sources.length} databases`} and the repository (nothing is changed)…`,
+    );
     const result = await preflight(loaded, { env, signal: AbortSignal.timeout(120_000) });
     (result.ok ? io.out : io.err)(preflightLines(result).join('\n'));
     if (!result.ok) {
-      io.err(`${shown} is written; a run will fail until the problems above are fixed (check again with \`dbflow run ${shown} --dry-run\`).`);
+      io.err(
+        `${shown} is written; a run will fail until the problems above are fixed (check again with \`dbflow run ${shown} --dry-run\`).`,
+      );
       code = ExitCode.stepFailed;
     }
   }
@@ -114,19 +153,26 @@ function collectSources(o: InitOptions, dir: string): Source[] {
     keys.add(key);
     return key;
   };
-  for (const [driver, list] of [['postgres', o.postgres], ['mysql', o.mysql]] as const) {
+  for (const [driver, list] of [
+    ['postgres', o.postgres],
+    ['mysql', o.mysql],
+  ] as const) {
     for (const raw of list ?? []) {
       const flag = `--${driver}`;
       let url: URL;
       try {
         url = new URL(raw);
       } catch {
-        throw new UsageError(`${flag} "${displayUrl(raw)}" is not a URL; e.g. ${driver === 'postgres' ? 'postgres://backup@db.internal:5432/app' : 'mysql://backup@db.internal:3306/app'}.`);
+        throw new UsageError(
+          `${flag} "${displayUrl(raw)}" is not a URL; e.g. ${driver === 'postgres' ? 'postgres://backup@db.internal:5432/app' : 'mysql://backup@db.internal:3306/app'}.`,
+        );
       }
       const schemes = driver === 'postgres' ? ['postgres:', 'postgresql:'] : ['mysql:', 'mariadb:'];
-      if (!schemes.includes(url.protocol)) throw new UsageError(`${flag} "${displayUrl(raw)}" must start with ${schemes.map((s) => `${s}//`).join(' or ')}.`);
+      if (!schemes.includes(url.protocol))
+        throw new UsageError(`${flag} "${displayUrl(raw)}" must start with ${schemes.map((s) => `${s}//`).join(' or ')}.`);
       const database = decodeURIComponent(url.pathname.replace(/^\//, ''));
-      if (!database) throw new UsageError(`${flag} "${displayUrl(raw)}" names no database; add it to the path, e.g. ${url.protocol}//${url.host}/app.`);
+      if (!database)
+        throw new UsageError(`${flag} "${displayUrl(raw)}" names no database; add it to the path, e.g. ${url.protocol}//${url.host}/app.`);
       const key = unique(database);
       const password = url.password ? { env: `${key.toUpperCase()}_DB_PASSWORD`, value: decodeURIComponent(url.password) } : undefined;
       url.password = '';
@@ -135,7 +181,11 @@ function collectSources(o: InitOptions, dir: string): Source[] {
   }
   for (const file of o.sqlite ?? []) {
     const at = file.replace(/^sqlite:/, '');
-    out.push({ key: unique(path.basename(at).replace(/\.[^.]*$/, '')), driver: 'sqlite', url: `sqlite:${relativeTo(dir, path.resolve(at))}` });
+    out.push({
+      key: unique(path.basename(at).replace(/\.[^.]*$/, '')),
+      driver: 'sqlite',
+      url: `sqlite:${relativeTo(dir, path.resolve(at))}`,
+    });
   }
   return out;
 }
@@ -149,7 +199,11 @@ function relativeTo(dir: string, file: string): string {
 function defaultName(o: InitOptions): string {
   const bases = [...(o.postgres ?? []), ...(o.mysql ?? [])].map((u) => /\/([^/?#]+)(?:[?#].*)?$/.exec(u)?.[1] ?? 'db');
   bases.push(...(o.sqlite ?? []).map((f) => path.basename(f).replace(/\.[^.]*$/, '')));
-  const joined = bases.slice(0, 3).join('-').replace(/[^A-Za-z0-9_.-]/g, '-').replace(/^[^A-Za-z0-9]+/, '');
+  const joined = bases
+    .slice(0, 3)
+    .join('-')
+    .replace(/[^A-Za-z0-9_.-]/g, '-')
+    .replace(/^[^A-Za-z0-9]+/, '');
   return `${joined || 'db'}-nightly`;
 }
 
@@ -162,7 +216,9 @@ function createPassphrase(file: string): string {
     fd = openSync(file, 'wx', 0o600);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return `using the passphrase in ${shown} (it exists; not changed)`;
-    throw new UsageError(`cannot create the passphrase file "${shown}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+    throw new UsageError(
+      `cannot create the passphrase file "${shown}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`,
+    );
   }
   try {
     writeSync(fd, `${randomBytes(32).toString('base64url')}\n`);
@@ -188,10 +244,16 @@ const q = (s: string): string => JSON.stringify(s);
 // driver (the artifact's file name ends with its driver's format), each restore-tested and count-checked.
 function scaffold(s: Scaffold): string {
   const drivers = [...new Set(s.sources.map((x) => x.driver))];
-  const env = s.sources.filter((x) => x.password).map((x) => `#   ${x.password!.env.padEnd(24)} ${x.key}'s password (dbflow hands it to the tools in a 0600 file, never in argv)`);
+  const env = s.sources
+    .filter((x) => x.password)
+    .map((x) => `#   ${x.password!.env.padEnd(24)} ${x.key}'s password (dbflow hands it to the tools in a 0600 file, never in argv)`);
   if (!s.passphraseFile) env.push(`#   ${INIT_PASSPHRASE_ENV.padEnd(24)} the OpenPGP passphrase (dbflow restore and verify read it too)`);
-  if (/^s3:/i.test(s.repo)) env.push(`#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (or a profile or role); AWS_ENDPOINT_URL for another S3 service`);
-  if (/^sftp:/i.test(s.repo)) env.push(`#   DBFLOW_SFTP_KEY            the SSH private key (else ssh-agent, else ~/.ssh/id_*); the server's host key must be in ~/.ssh/known_hosts (or the file DBFLOW_SFTP_KNOWN_HOSTS names)`);
+  if (/^s3:/i.test(s.repo))
+    env.push(`#   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (or a profile or role); AWS_ENDPOINT_URL for another S3 service`);
+  if (/^sftp:/i.test(s.repo))
+    env.push(
+      `#   DBFLOW_SFTP_KEY            the SSH private key (else ssh-agent, else ~/.ssh/id_*); the server's host key must be in ~/.ssh/known_hosts (or the file DBFLOW_SFTP_KNOWN_HOSTS names)`,
+    );
   const lines = [
     `# Written by \`dbflow init\`: ${s.sources.length === 1 ? 'a backup' : 'one consistent backup'} of ${s.sources.map((x) => x.key).join(', ')}, verified by a restore.`,
     `# Check it with \`dbflow run ${s.name}.yaml --dry-run\`, run it with \`dbflow run\`, schedule it with \`dbflow daemon\`.`,
@@ -203,12 +265,16 @@ function scaffold(s: Scaffold): string {
     'overlap: skip',
     `rpo: ${s.rpo}                       # \`dbflow status\` fails when the newest verified backup is older`,
     'secrets:',
-    s.passphraseFile ? `  passphrase: { file: ${q(s.passphraseFile)} }   # mode 0600; keep a copy apart from the backups` : `  passphrase: { env: ${INIT_PASSPHRASE_ENV} }`,
+    s.passphraseFile
+      ? `  passphrase: { file: ${q(s.passphraseFile)} }   # mode 0600; keep a copy apart from the backups`
+      : `  passphrase: { env: ${INIT_PASSPHRASE_ENV} }`,
     ...s.sources.filter((x) => x.password).map((x) => `  ${x.key}_password: { env: ${x.password!.env} }`),
     'vars:',
     `  repo: ${q(s.repo)}`,
     'databases:',
-    ...s.sources.map((x) => `  ${x.key}: { driver: ${x.driver}, url: ${q(x.url)}${x.password ? `, password: "{{ secrets.${x.key}_password }}"` : ''} }`),
+    ...s.sources.map(
+      (x) => `  ${x.key}: { driver: ${x.driver}, url: ${q(x.url)}${x.password ? `, password: "{{ secrets.${x.key}_password }}"` : ''} }`,
+    ),
     'steps:',
     `  - id: snapshot              # ${s.sources.length > 1 ? 'one cut: commits wait a few milliseconds while every snapshot is taken' : 'a consistent snapshot; row counts and checksums are taken inside it'}`,
     '    uses: snapshot',
@@ -218,14 +284,32 @@ function scaffold(s: Scaffold): string {
     const keys = s.sources.filter((x) => x.driver === driver).map((x) => x.key);
     const id = (step: string): string => (drivers.length > 1 ? `${step}_${driver}` : step);
     const matrix = `    matrix: { db: [${keys.join(', ')}] }`;
-    const step = (name: string, uses: string, extra: string[], comment = ''): string[] => [`  - id: ${id(name)}${comment && `${' '.repeat(Math.max(1, 24 - id(name).length))}# ${comment}`}`, matrix, `    uses: ${uses}`, ...extra];
+    const step = (name: string, uses: string, extra: string[], comment = ''): string[] => [
+      `  - id: ${id(name)}${comment && `${' '.repeat(Math.max(1, 24 - id(name).length))}# ${comment}`}`,
+      matrix,
+      `    uses: ${uses}`,
+      ...extra,
+    ];
     lines.push(
       ...step('dump', 'dump', ['    with: { database: "{{ matrix.db }}", snapshot: snapshot }']),
       ...step('compress', 'compress', [`    input: ${id('dump')}`, '    with: { algorithm: zstd, level: 3 }']),
       ...step('encrypt', 'encrypt', [`    input: ${id('compress')}`, '    with: { passphrase: "{{ secrets.passphrase }}" }']),
-      ...step('upload', 'upload', [`    input: ${id('encrypt')}`, `    with: { to: "{{ vars.repo }}/{{ run.id }}/{{ matrix.db }}.${EXTENSION[driver]}.zst.pgp" }`]),
-      ...step('restore_test', 'restore-test', [`    with: { from: ${id('upload')}, passphrase: "{{ secrets.passphrase }}" }`], 'restores what was stored into a scratch database'),
-      ...step('rowcount_check', 'rowcount-check', [`    with: { restored: ${id('restore_test')}, snapshot: snapshot }`], "counts and checksums must equal the snapshot's"),
+      ...step('upload', 'upload', [
+        `    input: ${id('encrypt')}`,
+        `    with: { to: "{{ vars.repo }}/{{ run.id }}/{{ matrix.db }}.${EXTENSION[driver]}.zst.pgp" }`,
+      ]),
+      ...step(
+        'restore_test',
+        'restore-test',
+        [`    with: { from: ${id('upload')}, passphrase: "{{ secrets.passphrase }}" }`],
+        'restores what was stored into a scratch database',
+      ),
+      ...step(
+        'rowcount_check',
+        'rowcount-check',
+        [`    with: { restored: ${id('restore_test')}, snapshot: snapshot }`],
+        "counts and checksums must equal the snapshot's",
+      ),
     );
   }
   return `${lines.join('\n')}\n`;
@@ -235,11 +319,14 @@ function scaffold(s: Scaffold): string {
 async function ask(o: InitOptions, io: Io): Promise<InitOptions> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
-    const question = async (text: string, fallback?: string): Promise<string | undefined> => (await rl.question(`${text}${fallback ? ` [${fallback}]` : ''}: `)).trim() || fallback;
+    const question = async (text: string, fallback?: string): Promise<string | undefined> =>
+      (await rl.question(`${text}${fallback ? ` [${fallback}]` : ''}: `)).trim() || fallback;
     io.err('dbflow init: a pipeline that backs up your databases and proves each backup by restoring it.');
     const answers: InitOptions = { ...o, postgres: [], mysql: [], sqlite: [] };
     for (;;) {
-      const url = await question(`database ${answers.postgres!.length + answers.mysql!.length + answers.sqlite!.length + 1} (postgres://…, mysql://…, sqlite:path; empty when done)`);
+      const url = await question(
+        `database ${answers.postgres!.length + answers.mysql!.length + answers.sqlite!.length + 1} (postgres://…, mysql://…, sqlite:path; empty when done)`,
+      );
       if (!url) break;
       if (/^postgres(ql)?:/i.test(url)) answers.postgres!.push(url);
       else if (/^(mysql|mariadb):/i.test(url)) answers.mysql!.push(url);
@@ -252,7 +339,10 @@ async function ask(o: InitOptions, io: Io): Promise<InitOptions> {
     answers.schedule ??= await question('schedule (cron, UTC)', '0 2 * * *');
     answers.rpo ??= await question('recovery point objective (the oldest a verified backup may be)', '26h');
     if (answers.passphraseFile === undefined) {
-      const file = await question(`passphrase file to create, mode 0600 ("-": read $${INIT_PASSPHRASE_ENV} instead)`, `${answers.name}.passphrase`);
+      const file = await question(
+        `passphrase file to create, mode 0600 ("-": read $${INIT_PASSPHRASE_ENV} instead)`,
+        `${answers.name}.passphrase`,
+      );
       if (file && file !== '-') answers.passphraseFile = file;
     }
     answers.output ??= await question('pipeline file', `${answers.name}.yaml`);
@@ -269,7 +359,10 @@ async function ask(o: InitOptions, io: Io): Promise<InitOptions> {
 export function quickstartFiles(dir: string, io: Io): string {
   const from = new URL('pipelines/', dbflowRoot());
   mkdirSync(dir, { recursive: true });
-  for (const [name, mode] of [['quickstart.yaml', 0o644], ['quickstart.passphrase', 0o600]] as const) {
+  for (const [name, mode] of [
+    ['quickstart.yaml', 0o644],
+    ['quickstart.passphrase', 0o600],
+  ] as const) {
     const target = path.join(dir, name);
     if (existsSync(target)) continue;
     writeFileSync(target, readFileSync(new URL(name, from)), { mode, flag: 'wx' });

@@ -39,19 +39,34 @@ function program(setCode: (code: number) => void): Command {
   p.hook('preAction', (_p, action) => {
     quiet = p.opts<{ quiet?: boolean }>().quiet === true || action.opts<{ quiet?: boolean }>().quiet === true;
   });
-  const state = ['--state-dir <dir>', 'where run records, metrics, the audit trail and run locks are kept (default: $DBFLOW_STATE_DIR, else $XDG_STATE_HOME/dbflow, else ~/.local/state/dbflow)'] as const;
-  const auditRepository = ['--audit-repository', 'also store the audit record in the repository, under dbflow-audit/ (or set DBFLOW_AUDIT_REPOSITORY=1)'] as const;
+  const state = [
+    '--state-dir <dir>',
+    'where run records, metrics, the audit trail and run locks are kept (default: $DBFLOW_STATE_DIR, else $XDG_STATE_HOME/dbflow, else ~/.local/state/dbflow)',
+  ] as const;
+  const auditRepository = [
+    '--audit-repository',
+    'also store the audit record in the repository, under dbflow-audit/ (or set DBFLOW_AUDIT_REPOSITORY=1)',
+  ] as const;
   const toRepository = (o: { auditRepository?: boolean }): boolean => o.auditRepository === true || auditRepositoryFromEnv();
   p.command('run')
     .description('run a pipeline: snapshot, dump, compress, encrypt, upload, restore-test, …')
     .argument('<pipeline>', 'pipeline file, e.g. pipelines/nightly.yaml')
     .option('-c, --concurrency <n>', 'most steps (or stream chains) running at once')
-    .option('--json', 'print the run\'s events as JSON lines on stdout instead of the view and summary (docs/json-output.md)')
+    .option('--json', "print the run's events as JSON lines on stdout instead of the view and summary (docs/json-output.md)")
     .option('-v, --verbose', 'also print debug lines')
-    .option('--lock-wait <duration>', "wait this long (e.g. 10m) for a running run of the same pipeline to finish; default: the pipeline's lock_wait, else exit at once with code 75")
-    .option('--metrics-file <file>', 'Prometheus textfile written after the run (default: <state-dir>/metrics.prom), e.g. for node_exporter')
+    .option(
+      '--lock-wait <duration>',
+      "wait this long (e.g. 10m) for a running run of the same pipeline to finish; default: the pipeline's lock_wait, else exit at once with code 75",
+    )
+    .option(
+      '--metrics-file <file>',
+      'Prometheus textfile written after the run (default: <state-dir>/metrics.prom), e.g. for node_exporter',
+    )
     .option('-q, --quiet', 'print only failures (for cron): no progress lines, no summary after a success')
-    .option('--dry-run', "validate, connect to each database and check the privileges a backup needs, check that each repository is writable; run nothing")
+    .option(
+      '--dry-run',
+      'validate, connect to each database and check the privileges a backup needs, check that each repository is writable; run nothing',
+    )
     .option(...state)
     .option(...auditRepository)
     .action(async (file: string, o: RunCommandOptions & { auditRepository?: boolean; dryRun?: boolean }) =>
@@ -64,7 +79,9 @@ function program(setCode: (code: number) => void): Command {
       ),
     );
   p.command('quickstart')
-    .description('back up a demo SQLite database end to end, from any folder: writes quickstart.yaml and its demo passphrase into <dir> (when not there), then runs it')
+    .description(
+      'back up a demo SQLite database end to end, from any folder: writes quickstart.yaml and its demo passphrase into <dir> (when not there), then runs it',
+    )
     .argument('[dir]', 'where the quickstart pipeline, its demo database and its backups go', '.')
     .option('--json', "print the run's events as JSON lines on stdout")
     .option(...state)
@@ -79,19 +96,31 @@ function program(setCode: (code: number) => void): Command {
   const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
   const plugin = [
     '--plugin <path or package>',
-    "load a plugin (its storage, codecs, drivers): a path, or a package name resolved from the current folder; repeat for more (also: DBFLOW_PLUGINS, comma-separated, and plugins: in ~/.config/dbflow/config.yaml)",
+    'load a plugin (its storage, codecs, drivers): a path, or a package name resolved from the current folder; repeat for more (also: DBFLOW_PLUGINS, comma-separated, and plugins: in ~/.config/dbflow/config.yaml)',
     collect,
   ] as const;
   p.command('init')
-    .description('write a pipeline for the databases you name, then check the connections, the privileges a backup needs and the repository; asks at a terminal when no database is named')
-    .option('--postgres <url>', 'a PostgreSQL database, e.g. postgres://backup@db:5432/app (repeat for more; a password in the URL is moved to an environment variable)', collect)
+    .description(
+      'write a pipeline for the databases you name, then check the connections, the privileges a backup needs and the repository; asks at a terminal when no database is named',
+    )
+    .option(
+      '--postgres <url>',
+      'a PostgreSQL database, e.g. postgres://backup@db:5432/app (repeat for more; a password in the URL is moved to an environment variable)',
+      collect,
+    )
     .option('--mysql <url>', 'a MariaDB/MySQL database, e.g. mysql://backup@db:3306/app (repeat for more)', collect)
     .option('--sqlite <path>', 'an SQLite database file (repeat for more)', collect)
-    .option('--to <repository>', 'where backups go: file:///backups/x, file://./backups/x (beside the pipeline), s3://bucket/prefix, sftp://user@host/path (default: file://./backups/<name>)')
+    .option(
+      '--to <repository>',
+      'where backups go: file:///backups/x, file://./backups/x (beside the pipeline), s3://bucket/prefix, sftp://user@host/path (default: file://./backups/<name>)',
+    )
     .option('-n, --name <name>', 'the pipeline name (default: from the databases, e.g. app-nightly)')
     .option('--schedule <cron>', 'when `dbflow daemon` runs it, a cron expression in UTC (default: "0 2 * * *")')
     .option('--rpo <duration>', 'the oldest a verified backup may be before `dbflow status` fails (default: 26h)')
-    .option('--passphrase-file <file>', 'encrypt with the passphrase in this file; created with a random passphrase and mode 0600 when it does not exist (default: $DBFLOW_PASSPHRASE)')
+    .option(
+      '--passphrase-file <file>',
+      'encrypt with the passphrase in this file; created with a random passphrase and mode 0600 when it does not exist (default: $DBFLOW_PASSPHRASE)',
+    )
     .option('-o, --output <file>', 'the pipeline file to write (default: <name>.yaml)')
     .option('--force', 'replace the output file if it exists')
     .option('--no-check', 'write the pipeline without connecting to the databases or the repository')
@@ -118,8 +147,8 @@ function program(setCode: (code: number) => void): Command {
     .action(async (o: { manifest?: boolean }) => setCode(await cmd.schemaCommand(o, io)));
   p.command('plugins')
     .description('list plugins with their steps, drivers, storages and codecs')
-    .option('-p, --pipeline <file>', "also load the plugins a pipeline lists")
-    .option('--json', 'print as JSON, with each step\'s schemas')
+    .option('-p, --pipeline <file>', 'also load the plugins a pipeline lists')
+    .option('--json', "print as JSON, with each step's schemas")
     .option(...plugin)
     .action(async (o: { json?: boolean; pipeline?: string; plugin?: string[] }) => setCode(await cmd.pluginsCommand(o, io)));
   p.command('runs')
@@ -127,33 +156,46 @@ function program(setCode: (code: number) => void): Command {
     .option('-n, --limit <n>', 'how many', '20')
     .option('--json', 'print as JSON')
     .option(...state)
-    .action((o: { json?: boolean; stateDir?: string; limit?: string }) => setCode(cmd.runsCommand({ ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)));
+    .action((o: { json?: boolean; stateDir?: string; limit?: string }) =>
+      setCode(cmd.runsCommand({ ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
+    );
   p.command('status')
     .description("how fresh each pipeline's last verified backup is against its rpo; exits 1 when one is stale (a monitoring check)")
     .argument('[pipelines...]', 'pipeline files or folders of them', ['pipelines'])
     .option('--json', 'print as JSON')
     .option(...state)
-    .action(async (targets: string[], o: { json?: boolean; stateDir?: string }) => setCode(await statusCommand(targets, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)));
+    .action(async (targets: string[], o: { json?: boolean; stateDir?: string }) =>
+      setCode(await statusCommand(targets, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
+    );
   p.command('daemon')
-    .description("run every pipeline in a folder on its schedule; reloads edited files; SIGTERM stops it cleanly")
+    .description('run every pipeline in a folder on its schedule; reloads edited files; SIGTERM stops it cleanly')
     .argument('<dir>', 'folder with pipeline files')
     .option('--listen <host:port>', 'serve Prometheus metrics on http://<host:port>/metrics', '127.0.0.1:9464')
     .option('--no-metrics', 'do not serve metrics')
     .option('-v, --verbose', 'also print debug lines')
     .option(...state)
-    .action(async (dir: string, o: DaemonCommandOptions) => setCode(await daemonCommand(dir, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)));
+    .action(async (dir: string, o: DaemonCommandOptions) =>
+      setCode(await daemonCommand(dir, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
+    );
   const backups = p.command('backups').description('the backups in a repository (a storage URL prefix)');
   backups
     .command('list')
-    .description('list the backups under a repository, newest first, with size, databases and status (verified, unverified, DAMAGED); then runs in progress and orphaned objects')
+    .description(
+      'list the backups under a repository, newest first, with size, databases and status (verified, unverified, DAMAGED); then runs in progress and orphaned objects',
+    )
     .argument('<repo>', 'repository: a URL (file://./backups/nightly, s3://bucket/nightly) or a path (./backups/nightly)')
     .option('--json', 'print as JSON')
     .option(...plugin)
     .action(async (repo: string, o: { json?: boolean; plugin?: string[] }) => setCode(await backupsListCommand(repo, o, io)));
-  const passphraseFile = ['--passphrase-file <file>', 'file holding the passphrase (else $DBFLOW_PASSPHRASE; never on the command line)'] as const;
+  const passphraseFile = [
+    '--passphrase-file <file>',
+    'file holding the passphrase (else $DBFLOW_PASSPHRASE; never on the command line)',
+  ] as const;
   const privateKeyFile = ['--private-key-file <file>', 'armored OpenPGP private key, for backups encrypted to public keys'] as const;
   p.command('verify')
-    .description("check a stored backup without restoring it: every object's size and sha256, every layer's integrity check, the decoded dump's sha256")
+    .description(
+      "check a stored backup without restoring it: every object's size and sha256, every layer's integrity check, the decoded dump's sha256",
+    )
     .argument('<backup>', 'backup: its folder (or its manifest.json) as a URL or a path, e.g. ./backups/nightly/20261124T020000Z-3fa2')
     .option(...passphraseFile)
     .option(...privateKeyFile)
@@ -164,8 +206,17 @@ function program(setCode: (code: number) => void): Command {
     .option(...auditRepository)
     .action(async (url: string, o: VerifyCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
       setCode(
-        await audited(io, { command: 'verify', target: url, stateDir: o.stateDir, repository: repositoryOfBackup(url), toRepository: toRepository(o), plugins: o.plugin }, () =>
-          verifyCommand(url, o, io),
+        await audited(
+          io,
+          {
+            command: 'verify',
+            target: url,
+            stateDir: o.stateDir,
+            repository: repositoryOfBackup(url),
+            toRepository: toRepository(o),
+            plugins: o.plugin,
+          },
+          () => verifyCommand(url, o, io),
         ),
       ),
     );
@@ -173,7 +224,10 @@ function program(setCode: (code: number) => void): Command {
     .description("restore one database of a backup into a database, then compare its row counts with the backup's")
     .argument('<backup>', 'backup: its folder (or its manifest.json) as a URL or a path')
     .option('-d, --database <name>', 'which database of the backup (needed when it holds several)')
-    .option('--to <url>', 'target database URL (password from $DBFLOW_TARGET_PASSWORD); it must exist (or pass --create) and be empty unless --force')
+    .option(
+      '--to <url>',
+      'target database URL (password from $DBFLOW_TARGET_PASSWORD); it must exist (or pass --create) and be empty unless --force',
+    )
     .option('--force', 'restore into a target that has tables (or cannot be checked)')
     .option('--create', 'create the target database first when it does not exist (PostgreSQL, MariaDB/MySQL, SQLite)')
     .option('--list', 'show what the backup holds: databases, tables with row counts, artifacts')
@@ -189,7 +243,14 @@ function program(setCode: (code: number) => void): Command {
         : setCode(
             await audited(
               io,
-              { command: 'restore', target: o.to ? `${url} -> ${o.to}` : url, stateDir: o.stateDir, repository: repositoryOfBackup(url), toRepository: toRepository(o), plugins: o.plugin },
+              {
+                command: 'restore',
+                target: o.to ? `${url} -> ${o.to}` : url,
+                stateDir: o.stateDir,
+                repository: repositoryOfBackup(url),
+                toRepository: toRepository(o),
+                plugins: o.plugin,
+              },
               () => restoreCommand(url, o, io),
             ),
           ),
@@ -201,7 +262,11 @@ function program(setCode: (code: number) => void): Command {
     .option('--keep-daily <n>', 'keep the newest backup of each of the last n days with backups (UTC)')
     .option('--keep-weekly <n>', 'keep the newest backup of each of the last n ISO weeks with backups')
     .option('--keep-monthly <n>', 'keep the newest backup of each of the last n months with backups')
-    .option('--orphan-grace <duration>', 'remove orphaned objects (no manifest, unfinished writes) only when their run started longer ago; never those of a live run', '24h')
+    .option(
+      '--orphan-grace <duration>',
+      'remove orphaned objects (no manifest, unfinished writes) only when their run started longer ago; never those of a live run',
+      '24h',
+    )
     .option('--dry-run', 'print what would be deleted, delete nothing')
     .option('--json', 'print the decisions as JSON')
     .option(...plugin)
@@ -209,8 +274,18 @@ function program(setCode: (code: number) => void): Command {
     .option(...auditRepository)
     .action(async (repo: string, o: PruneCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
       setCode(
-        await audited(io, { command: 'prune', target: repo, stateDir: o.stateDir, dryRun: o.dryRun === true, repository: repo, toRepository: toRepository(o), plugins: o.plugin }, () =>
-          pruneCommand(repo, o, io),
+        await audited(
+          io,
+          {
+            command: 'prune',
+            target: repo,
+            stateDir: o.stateDir,
+            dryRun: o.dryRun === true,
+            repository: repo,
+            toRepository: toRepository(o),
+            plugins: o.plugin,
+          },
+          () => pruneCommand(repo, o, io),
         ),
       ),
     );
@@ -229,13 +304,17 @@ async function main(argv: string[]): Promise<number> {
     return code;
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? ExitCode.ok : ExitCode.usage;
+      return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help'
+        ? ExitCode.ok
+        : ExitCode.usage;
     }
     if (isUserError(err)) {
       io.err(userErrorText(err));
       return err.exitCode;
     }
-    io.err(`dbflow: internal error (a bug in dbflow; please report it with this output):\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    io.err(
+      `dbflow: internal error (a bug in dbflow; please report it with this output):\n${err instanceof Error ? (err.stack ?? err.message) : String(err)}`,
+    );
     return ExitCode.internal;
   }
 }

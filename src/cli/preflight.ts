@@ -88,7 +88,10 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
         const probe = `${url.endsWith('/') ? url : `${url}/`}.dbflow-dry-run-${id}`;
         try {
           const storage = registry.storageFor(probe);
-          await storage.put(probe, Readable.from([Buffer.from('dbflow dry-run probe: safe to delete\n')]), { signal: o.signal, ...(settings && { settings }) });
+          await storage.put(probe, Readable.from([Buffer.from('dbflow dry-run probe: safe to delete\n')]), {
+            signal: o.signal,
+            ...(settings && { settings }),
+          });
           await storage.delete(probe);
           return { url: redactor.redact(displayUrl(url)) };
         } catch (err) {
@@ -130,14 +133,18 @@ export function preflightLines(result: PreflightResult): string[] {
   const lines: string[] = [];
   for (const d of result.databases) {
     const who = d.report ? [d.report.server, d.report.user && `as ${d.report.user}`].filter(Boolean).join(' ') : '';
-    if (d.unchecked) lines.push(`? ${d.name} (${d.driver}, ${d.url}): the ${d.driver} driver has no preflight check; the first run will tell`);
+    if (d.unchecked)
+      lines.push(`? ${d.name} (${d.driver}, ${d.url}): the ${d.driver} driver has no preflight check; the first run will tell`);
     else if (d.error) lines.push(`✖ ${d.name} (${d.driver}, ${d.url}): cannot connect: ${d.error}`);
     else if (d.report?.missing.length) {
-      lines.push(`✖ ${d.name} (${who || d.url}): ${d.report.missing.length} privilege${d.report.missing.length === 1 ? '' : 's'} missing; an administrator runs:`);
+      lines.push(
+        `✖ ${d.name} (${who || d.url}): ${d.report.missing.length} privilege${d.report.missing.length === 1 ? '' : 's'} missing; an administrator runs:`,
+      );
       for (const m of d.report.missing) lines.push(`    ${m.grant}    -- ${m.need}`);
     } else lines.push(`✔ ${d.name} (${who || d.url}): can be backed up and restore-tested`);
     for (const n of d.report?.notes ?? []) lines.push(`    note: ${n}`);
   }
-  for (const r of result.repositories) lines.push(r.error ? `✖ repository ${r.url}: not writable: ${r.error}` : `✔ repository ${r.url}: writable`);
+  for (const r of result.repositories)
+    lines.push(r.error ? `✖ repository ${r.url}: not writable: ${r.error}` : `✔ repository ${r.url}: writable`);
   return lines;
 }

@@ -190,7 +190,12 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
     throw new UsageError('prune needs a policy: at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly above 0.');
   }
   const orphanGraceMs = parseDurationFlag(opts.orphanGrace, '--orphan-grace');
-  if (!opts.dryRun) reapDeadRunsHere({ stateDir: path.resolve(opts.stateDir ?? defaultStateDir()), by: 'dbflow prune', log: (m) => io.err(`dbflow: ${m}`) });
+  if (!opts.dryRun)
+    reapDeadRunsHere({
+      stateDir: path.resolve(opts.stateDir ?? defaultStateDir()),
+      by: 'dbflow prune',
+      log: (m) => io.err(`dbflow: ${m}`),
+    });
   const scope = storageScope(await commandRegistry(opts.plugin));
   const listing = await listRepository(scope, repo);
   const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });

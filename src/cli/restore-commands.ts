@@ -38,7 +38,12 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
   const registry = await commandRegistry(opts.plugin);
   const backup = await openBackup(storageScope(registry), url);
   const { manifest } = backup;
-  await loadManifestPlugins(registry, manifest, { codecs: backupCodecs(manifest) }, (m) => new UncheckedError(`${m} Nothing was checked (exit ${ExitCode.unchecked}).`));
+  await loadManifestPlugins(
+    registry,
+    manifest,
+    { codecs: backupCodecs(manifest) },
+    (m) => new UncheckedError(`${m} Nothing was checked (exit ${ExitCode.unchecked}).`),
+  );
   const n = manifest.artifacts.length;
   io.out(
     `verifying ${backup.url} (pipeline ${manifest.pipeline.name}, run ${manifest.run.id}, ${n} ${n === 1 ? 'artifact' : 'artifacts'}, ${formatBytes(artifactBytes(manifest))})`,

@@ -46,7 +46,14 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
     const age = last ? Math.max(0, now - last.finishedAt) : null;
     const rpo = pipeline.rpoMs ?? null;
     const state: FreshnessState = rpo === null ? 'no_rpo' : age === null ? 'never' : age > rpo ? 'stale' : 'ok';
-    statuses.push({ pipeline: pipeline.name, file, rpo_ms: rpo, last_verified_at: last ? new Date(last.finishedAt).toISOString() : null, age_ms: age, state });
+    statuses.push({
+      pipeline: pipeline.name,
+      file,
+      rpo_ms: rpo,
+      last_verified_at: last ? new Date(last.finishedAt).toISOString() : null,
+      age_ms: age,
+      state,
+    });
   }
 
   if (opts.json) io.out(JSON.stringify(statuses, null, 2));
@@ -62,9 +69,12 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
   }
   for (const s of statuses) {
     if (s.state === 'stale') {
-      io.err(`dbflow: pipeline "${s.pipeline}" is STALE: its last verified backup is ${formatAge(s.age_ms!)} old, ${formatAge(s.age_ms! - s.rpo_ms!)} over its RPO of ${formatAge(s.rpo_ms!)} (${s.file}).`);
+      io.err(
+        `dbflow: pipeline "${s.pipeline}" is STALE: its last verified backup is ${formatAge(s.age_ms!)} old, ${formatAge(s.age_ms! - s.rpo_ms!)} over its RPO of ${formatAge(s.rpo_ms!)} (${s.file}).`,
+      );
     }
-    if (s.state === 'never') io.err(`dbflow: pipeline "${s.pipeline}" has no verified backup in ${stateDir}; its RPO is ${formatAge(s.rpo_ms!)} (${s.file}).`);
+    if (s.state === 'never')
+      io.err(`dbflow: pipeline "${s.pipeline}" has no verified backup in ${stateDir}; its RPO is ${formatAge(s.rpo_ms!)} (${s.file}).`);
   }
   if (statuses.some((s) => s.state === 'stale' || s.state === 'never')) return ExitCode.stepFailed;
   return statuses.some((s) => s.state === 'invalid') ? ExitCode.usage : ExitCode.ok;
@@ -73,7 +83,12 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
 /** A duration for people, in its two largest units: "850ms", "1.5s", "12m 5s", "3h 12m", "1h", "2d 4h". */
 export function formatAge(ms: number): string {
   if (ms < 60_000) return ms < 1000 ? formatDuration(Math.round(ms)) : `${Math.floor(ms / 100) / 10}s`;
-  const units: [string, number][] = [['d', 86_400_000], ['h', 3_600_000], ['m', 60_000], ['s', 1000]];
+  const units: [string, number][] = [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ];
   const first = units.findIndex(([, size]) => ms >= size);
   const [[u1, s1], [u2, s2]] = [units[first]!, units[first + 1]!];
   const major = Math.floor(ms / s1);

@@ -29,7 +29,12 @@ const unsupported = (what: string) => (): never => {
   throw new DbflowError(`internal: ${what} is not available outside a pipeline run.`);
 };
 
-const noReport: ManifestReporter = { database: () => undefined, coordination: () => undefined, artifact: () => undefined, verification: () => undefined };
+const noReport: ManifestReporter = {
+  database: () => undefined,
+  coordination: () => undefined,
+  artifact: () => undefined,
+  verification: () => undefined,
+};
 
 /** A DriverContext for a command; `close()` removes its scratch folder. */
 export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverContext; close: () => void }> {
@@ -71,7 +76,8 @@ export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverC
     },
     codec(name: string) {
       const codec = o.registry.codecs.get(name);
-      if (!codec) throw new DbflowError(`no codec "${name}" (the backup needs it to decode a layer).${didYouMean(name, o.registry.codecs.keys())}`);
+      if (!codec)
+        throw new DbflowError(`no codec "${name}" (the backup needs it to decode a layer).${didYouMean(name, o.registry.codecs.keys())}`);
       return codec;
     },
     progress: () => undefined,

@@ -95,7 +95,13 @@ export async function runMembers(
 
     // The stream of `m` to the next member: read through a Meter once that member reads `input`, or,
     // when it is a program's unread stdout, handed to that member's program as its stdin.
-    const openEdge = (m: PlannedStep, output: Readable, hashed: boolean, program: ProgramOutput | undefined, consumer: string | undefined): Edge => {
+    const openEdge = (
+      m: PlannedStep,
+      output: Readable,
+      hashed: boolean,
+      program: ProgramOutput | undefined,
+      consumer: string | undefined,
+    ): Edge => {
       const meter = new Meter((bytes) => runner.progress(m, bytes), hashed);
       streams.push(output, meter);
       let resolveCounted!: (s: EdgeStats) => void;
@@ -208,7 +214,13 @@ export async function runMembers(
       // the source's output is hashed when it passes through here (its program may hand it to the next one instead).
       const index = members.indexOf(m);
       const needsHash = members[index + 1]?.def.kind === 'sink' || runner.hashed(m);
-      edge = openEdge(m, res.output, index === 0 || needsHash, needsHash ? undefined : programOutputOf(res.output), members[index + 1]?.key);
+      edge = openEdge(
+        m,
+        res.output,
+        index === 0 || needsHash,
+        needsHash ? undefined : programOutputOf(res.output),
+        members[index + 1]?.key,
+      );
       if (res.final) finals.set(m.key, res.final);
       outputs.set(m.key, { ...(res.outputs ?? {}) });
       chain.push({ id: m.key, uses: m.def.uses, outputs: { ...(res.outputs ?? {}) }, stats: edge.stats });
@@ -228,7 +240,10 @@ export async function runMembers(
       const uncounted = edges.find((e) => e.state === 'handed' && e.counted === undefined);
       if (uncounted) {
         const reader = members[members.findIndex((x) => x.key === uncounted.key) + 1]!.key;
-        throw new ChainFailure(reader, new DbflowError(`step "${reader}" took its input's pipe but did not report how many bytes it read.`));
+        throw new ChainFailure(
+          reader,
+          new DbflowError(`step "${reader}" took its input's pipe but did not report how many bytes it read.`),
+        );
       }
       outputs.set(sink.key, { ...(res?.outputs ?? {}) });
     } catch (err) {

@@ -7,7 +7,16 @@ import type { execa as Execa, Options as ExecaOptions } from 'execa';
 import { CancelledError, DbflowError } from '../errors.js';
 import type { PlannedStep } from '../plan/plan.js';
 import type { Registry } from '../plugins/registry.js';
-import type { ChainStage, DatabaseConfig, EdgeStats, InputPipe, ManifestReporter, RunInfo, StepContext, Storage } from '../plugins/types.js';
+import type {
+  ChainStage,
+  DatabaseConfig,
+  EdgeStats,
+  InputPipe,
+  ManifestReporter,
+  RunInfo,
+  StepContext,
+  Storage,
+} from '../plugins/types.js';
 import { didYouMean } from '../spec/suggest.js';
 import { runProgram } from './program.js';
 import type { Redactor } from './secrets.js';

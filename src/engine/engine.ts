@@ -95,7 +95,8 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   };
   const now = (): string => new Date().toISOString();
   // Into the step's log file only: for what an event already tells every listener (a retry, a failure).
-  const logFile = (step: string, level: 'debug' | 'info' | 'warn', message: string): void => record.log(step, `${now()} ${level.toUpperCase()} ${message}`);
+  const logFile = (step: string, level: 'debug' | 'info' | 'warn', message: string): void =>
+    record.log(step, `${now()} ${level.toUpperCase()} ${message}`);
   const log = (step: string, level: 'debug' | 'info' | 'warn', message: string): void => {
     logFile(step, level, message);
     emit({ type: 'step:log', time: now(), id: step, level, message });
@@ -177,7 +178,10 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     if (!failed.length) return { failed };
     const origin = failed.find((k) => !states.get(k)!.failedWith) ?? failed[0]!;
     const reason = states.get(origin)!.error;
-    return { failed, error: `${failed.map((f) => `"${f}"`).join(', ')} failed${reason ? ` — "${origin}": ${reason.replace(/^dbflow: /, '')}` : ''}` };
+    return {
+      failed,
+      error: `${failed.map((f) => `"${f}"`).join(', ')} failed${reason ? ` — "${origin}": ${reason.replace(/^dbflow: /, '')}` : ''}`,
+    };
   };
   // What `run.status`, `run.failed_steps` and `run.error` say to a step as it starts (finally, on_failure).
   const runSoFar = (): Record<string, unknown> => {
@@ -195,7 +199,10 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     }
     let withValue: Record<string, unknown>;
     try {
-      withValue = anchorUrls(renderValue(step.spec.with, { ...context, run: runSoFar(), matrix: step.cell, steps }), baseDir) as Record<string, unknown>;
+      withValue = anchorUrls(renderValue(step.spec.with, { ...context, run: runSoFar(), matrix: step.cell, steps }), baseDir) as Record<
+        string,
+        unknown
+      >;
     } catch (err) {
       throw new DbflowError(`step "${step.key}": ${(err as Error).message}`);
     }
@@ -219,7 +226,11 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
 
   // Steps that failed, or were skipped because something before them failed: what failure() sees.
   const failedUpstream = new Set<string>();
-  const finish = (step: PlannedStep, status: StepStatus, extra: { error?: string; reason?: string; outputs?: Record<string, unknown>; failedWith?: string } = {}): void => {
+  const finish = (
+    step: PlannedStep,
+    status: StepStatus,
+    extra: { error?: string; reason?: string; outputs?: Record<string, unknown>; failedWith?: string } = {},
+  ): void => {
     const st = states.get(step.key)!;
     if ((status === 'failed' && !step.spec.continueOnError) || (status === 'skipped' && step.deps.some((d) => failedUpstream.has(d)))) {
       failedUpstream.add(step.key);
@@ -257,7 +268,10 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         runController.signal.addEventListener('abort', onRunAbort);
         if (runController.signal.aborted) onRunAbort();
       }
-      const timer = timeoutMs !== undefined ? clock.timer(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs) : undefined;
+      const timer =
+        timeoutMs !== undefined
+          ? clock.timer(() => controller.abort(new TimeoutError(`step "${unit.key}"`, timeoutMs)), timeoutMs)
+          : undefined;
       const startedCtx: Started[] = [];
       const wired = new Map<string, { wiring: StreamWiring; tmp: ReturnType<typeof tmpOf> }>();
       try {
@@ -355,7 +369,9 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
 
   // What runs before the first step (reaping what dead runs left) never fails the run; a failure of it is a warning in the run's log.
   if (!runError && options.beforeSteps) {
-    await options.beforeSteps({ databases, signal: runController.signal }).catch((err: unknown) => logFile('run', 'warn', `before the first step: ${redactor.redact((err as Error).message)}`));
+    await options
+      .beforeSteps({ databases, signal: runController.signal })
+      .catch((err: unknown) => logFile('run', 'warn', `before the first step: ${redactor.redact((err as Error).message)}`));
   }
   if (runError) {
     for (const u of plan.units) for (const m of u.members) finish(m, 'skipped', { reason: runError });
@@ -385,13 +401,32 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   await holds.settleStragglers(2000);
 
   const { failed, error: failedError } = failureSoFar();
-  let status: RunStatus = runError && !cancelled ? 'failed' : cancelled && !runError ? 'cancelled' : failed.length || runError ? 'failed' : 'success';
+  let status: RunStatus =
+    runError && !cancelled ? 'failed' : cancelled && !runError ? 'cancelled' : failed.length || runError ? 'failed' : 'success';
   const summary: RunSummary = {
     steps: Object.fromEntries([...states].map(([k, s]) => [k, s.status as StepStatus])),
-    artifacts: report.artifacts.map((a) => ({ database: a.database, url: a.url, bytes: a.bytes, ...(a.raw && { raw_bytes: a.raw.bytes }), sha256: a.sha256, format: a.format, layers: a.layers })),
-    verifications: report.verifications.map((v) => ({ database: v.database, check: v.check, ok: v.ok, ...(v.detail && { detail: v.detail }) })),
+    artifacts: report.artifacts.map((a) => ({
+      database: a.database,
+      url: a.url,
+      bytes: a.bytes,
+      ...(a.raw && { raw_bytes: a.raw.bytes }),
+      sha256: a.sha256,
+      format: a.format,
+      layers: a.layers,
+    })),
+    verifications: report.verifications.map((v) => ({
+      database: v.database,
+      check: v.check,
+      ok: v.ok,
+      ...(v.detail && { detail: v.detail }),
+    })),
     ...(report.coordinations.length && {
-      coordination: report.coordinations.map((c) => ({ step: c.step, coordinated: c.coordinated, participants: c.participants, ...(c.blocked_ms !== undefined && { blocked_ms: c.blocked_ms }) })),
+      coordination: report.coordinations.map((c) => ({
+        step: c.step,
+        coordinated: c.coordinated,
+        participants: c.participants,
+        ...(c.blocked_ms !== undefined && { blocked_ms: c.blocked_ms }),
+      })),
     }),
   };
   const finished = new Date();
@@ -430,7 +465,9 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     finished_at: finished.toISOString(),
     duration_ms: durationMs,
     ...(runError && { error: runError }),
-    steps: Object.fromEntries([...states].map(([k, s]) => [k, { status: s.status, duration_ms: s.durationMs ?? 0, ...(s.error && { error: s.error }) }])),
+    steps: Object.fromEntries(
+      [...states].map(([k, s]) => [k, { status: s.status, duration_ms: s.durationMs ?? 0, ...(s.error && { error: s.error }) }]),
+    ),
     summary: shown,
   });
   emit({ type: 'run:end', time: now(), runId, status, durationMs, ...(runError && { error: runError }), summary: shown });
@@ -443,7 +480,11 @@ function withoutPasswords(pipeline: LoadedPipeline['pipeline']): LoadedPipeline[
   const databases = Object.fromEntries(
     Object.entries(pipeline.databases).map(([name, db]) => [
       name,
-      { ...db, url: withoutCredentials(db.url), ...(db.password !== undefined && !/^\{\{[^}]*\}\}$/.test(db.password.trim()) && { password: '***' }) },
+      {
+        ...db,
+        url: withoutCredentials(db.url),
+        ...(db.password !== undefined && !/^\{\{[^}]*\}\}$/.test(db.password.trim()) && { password: '***' }),
+      },
     ]),
   );
   return { ...pipeline, databases };

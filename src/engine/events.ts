@@ -5,7 +5,14 @@ export type StepStatus = 'success' | 'failed' | 'skipped' | 'cancelled';
 export type RunStatus = 'success' | 'failed' | 'cancelled';
 
 export type EngineEvent =
-  | { type: 'run:start'; time: string; runId: string; pipeline: string; dir: string; steps: { id: string; uses: string; kind: StepKind; unit: string }[] }
+  | {
+      type: 'run:start';
+      time: string;
+      runId: string;
+      pipeline: string;
+      dir: string;
+      steps: { id: string; uses: string; kind: StepKind; unit: string }[];
+    }
   | { type: 'step:start'; time: string; id: string; attempt: number }
   | { type: 'step:retry'; time: string; id: string; attempt: number; delayMs: number; error: string }
   | { type: 'step:progress'; time: string; id: string; bytes: number; bytesPerSecond: number }
@@ -27,7 +34,15 @@ export type EngineEvent =
 export interface RunSummary {
   steps: Record<string, StepStatus>;
   /** `bytes` as stored (after every layer); `raw_bytes`: the dump before the first layer, when measured. */
-  artifacts: { database: string; url: string; bytes: number; raw_bytes?: number; sha256: string; format: string; layers: { codec: string }[] }[];
+  artifacts: {
+    database: string;
+    url: string;
+    bytes: number;
+    raw_bytes?: number;
+    sha256: string;
+    format: string;
+    layers: { codec: string }[];
+  }[];
   verifications: { database: string; check: string; ok: boolean; detail?: string }[];
   /** Coordinated snapshots: the step, its participants and how long commits were blocked. */
   coordination?: { step: string; coordinated: boolean; participants: string[]; blocked_ms?: number }[];

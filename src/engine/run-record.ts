@@ -7,7 +7,10 @@ import { processAlive } from './process-alive.js';
 
 /** A new sortable run id: UTC time plus 4 random hex digits. */
 export function newRunId(now = new Date()): string {
-  const stamp = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = now
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(2).toString('hex')}`;
 }
 
@@ -20,7 +23,10 @@ export function fileSafe(key: string): string {
 export class RunRecord {
   readonly dir: string;
 
-  constructor(stateDir: string, readonly runId: string) {
+  constructor(
+    stateDir: string,
+    readonly runId: string,
+  ) {
     this.dir = path.join(stateDir, 'runs', runId);
     mkdirSync(path.join(this.dir, 'logs'), { recursive: true, mode: 0o700 });
   }

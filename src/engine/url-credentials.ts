@@ -4,7 +4,8 @@
 const USERINFO = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@]*):[^\s/?#]*@/gi;
 // … or, for a password pasted unencoded with "/", "?" or "#" in it, up to the last "@" of the token (unless "host:port/…").
 const USERINFO_UNENCODED = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/?#@"'<>]*):([^\s"'<>]*)@/gi;
-const SECRET_PARAM = /([?&;](?:password|passwd|pwd|secret|token|access_token|key|api_key|apikey|sig|signature|x-amz-[a-z0-9-]+)=)[^&#\s"'<>]*/gi;
+const SECRET_PARAM =
+  /([?&;](?:password|passwd|pwd|secret|token|access_token|key|api_key|apikey|sig|signature|x-amz-[a-z0-9-]+)=)[^&#\s"'<>]*/gi;
 
 /** Text with credentials removed from every URL in it: `user:password@` → `user@`, secret query parameters → `***`. */
 export function withoutCredentials(text: string): string {

@@ -45,15 +45,26 @@ export const AUDIT_FILE = 'audit.jsonl';
 
 /** Append one line to <stateDir>/audit.jsonl (created 0600) and return it; throws a DbflowError when it cannot be written. */
 export function appendAudit(stateDir: string, entry: AuditEntry): AuditRecord {
-  const clean = Object.fromEntries(Object.entries(entry).map(([k, v]) => [k, typeof v === 'string' ? withoutCredentials(v) : v])) as unknown as AuditEntry;
-  const record: AuditRecord = { time: new Date().toISOString(), ...currentUser(), host: os.hostname(), pid: process.pid, dbflow: dbflowVersion(), ...clean };
+  const clean = Object.fromEntries(
+    Object.entries(entry).map(([k, v]) => [k, typeof v === 'string' ? withoutCredentials(v) : v]),
+  ) as unknown as AuditEntry;
+  const record: AuditRecord = {
+    time: new Date().toISOString(),
+    ...currentUser(),
+    host: os.hostname(),
+    pid: process.pid,
+    dbflow: dbflowVersion(),
+    ...clean,
+  };
   const file = path.join(stateDir, AUDIT_FILE);
   try {
     mkdirSync(stateDir, { recursive: true });
     // One write of one whole line to a file opened for appending: lines of concurrent commands never interleave.
     appendFileSync(file, `${JSON.stringify(record)}\n`, { mode: 0o600 });
   } catch (err) {
-    throw new DbflowError(`cannot write the audit trail "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`, { cause: err });
+    throw new DbflowError(`cannot write the audit trail "${file}" (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`, {
+      cause: err,
+    });
   }
   return record;
 }

@@ -39,16 +39,36 @@ export class Daemon {
   readonly metrics = new Registry();
   private readonly entries = new Map<string, Entry>();
   private stopping = false;
-  private readonly scheduled = new Counter({ name: 'dbflow_daemon_runs_started_total', help: 'Scheduled runs the daemon started.', labelNames: ['pipeline'], registers: [this.metrics] });
+  private readonly scheduled = new Counter({
+    name: 'dbflow_daemon_runs_started_total',
+    help: 'Scheduled runs the daemon started.',
+    labelNames: ['pipeline'],
+    registers: [this.metrics],
+  });
   private readonly skipped = new Counter({
     name: 'dbflow_daemon_runs_skipped_total',
     help: 'Scheduled runs not started: reason="overlap" (the previous run still ran, overlap: skip, or a run was already queued) or "locked" (another process ran the pipeline).',
     labelNames: ['pipeline', 'reason'],
     registers: [this.metrics],
   });
-  private readonly reloadErrors = new Counter({ name: 'dbflow_daemon_reload_errors_total', help: 'Edits of a pipeline file that did not validate (the previous version stays scheduled).', labelNames: ['file'], registers: [this.metrics] });
-  private readonly valid = new Gauge({ name: 'dbflow_daemon_pipeline_valid', help: '1 when the current content of the pipeline file validates, 0 when the daemon keeps running an earlier version (or none).', labelNames: ['file'], registers: [this.metrics] });
-  private readonly nextRun = new Gauge({ name: 'dbflow_daemon_next_run_timestamp_seconds', help: 'When the pipeline is next due.', labelNames: ['pipeline'], registers: [this.metrics] });
+  private readonly reloadErrors = new Counter({
+    name: 'dbflow_daemon_reload_errors_total',
+    help: 'Edits of a pipeline file that did not validate (the previous version stays scheduled).',
+    labelNames: ['file'],
+    registers: [this.metrics],
+  });
+  private readonly valid = new Gauge({
+    name: 'dbflow_daemon_pipeline_valid',
+    help: '1 when the current content of the pipeline file validates, 0 when the daemon keeps running an earlier version (or none).',
+    labelNames: ['file'],
+    registers: [this.metrics],
+  });
+  private readonly nextRun = new Gauge({
+    name: 'dbflow_daemon_next_run_timestamp_seconds',
+    help: 'When the pipeline is next due.',
+    labelNames: ['pipeline'],
+    registers: [this.metrics],
+  });
 
   constructor(private readonly o: DaemonOptions) {}
 
@@ -112,11 +132,17 @@ export class Daemon {
       this.o.log(`${label}: ${replaced ? 'reloaded; ' : ''}no schedule, so the daemon does not run it`);
       return;
     }
-    entry.job = new Cron(pipeline.schedule, { ...(pipeline.timezone !== undefined && { timezone: pipeline.timezone }), protect: false }, () => this.due(entry));
+    entry.job = new Cron(
+      pipeline.schedule,
+      { ...(pipeline.timezone !== undefined && { timezone: pipeline.timezone }), protect: false },
+      () => this.due(entry),
+    );
     const next = entry.job.nextRun();
     if (next) this.nextRun.set({ pipeline: pipeline.name }, next.getTime() / 1000);
     const zone = pipeline.timezone ? ` ${pipeline.timezone}` : '';
-    this.o.log(`${label}: ${replaced ? 'reloaded' : 'scheduled'} "${pipeline.schedule}"${zone}, overlap: ${pipeline.overlap}; next run ${next?.toISOString() ?? 'never'}`);
+    this.o.log(
+      `${label}: ${replaced ? 'reloaded' : 'scheduled'} "${pipeline.schedule}"${zone}, overlap: ${pipeline.overlap}; next run ${next?.toISOString() ?? 'never'}`,
+    );
   }
 
   private due(entry: Entry): void {

@@ -28,7 +28,8 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
     waitMs: o.lockWaitMs ?? loaded.pipeline.lockWaitMs,
     by: o.by,
     ...(o.signal && { signal: o.signal }),
-    onWait: (owner?: LockOwner) => o.notice(`waiting for the running ${loaded.pipeline.name} to finish (${owner ? describeOwner(owner) : 'another run'})…`),
+    onWait: (owner?: LockOwner) =>
+      o.notice(`waiting for the running ${loaded.pipeline.name} to finish (${owner ? describeOwner(owner) : 'another run'})…`),
     onRecovered: (previous) => o.notice(`took over the lock of ${describeOwner(previous)}, which ended without releasing it`),
   });
   const stateDir = path.resolve(o.stateDir ?? defaultStateDir());

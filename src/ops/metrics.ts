@@ -6,17 +6,41 @@ import { newestWhere, readFinishedRuns, type FinishedRun } from './run-results.j
 
 /** Every metric dbflow exports: name, labels and meaning (the HELP text); docs/monitoring.md lists the same. */
 export const METRICS = {
-  lastRunTimestamp: { name: 'dbflow_last_run_timestamp_seconds', labels: ['pipeline'], help: 'When the newest finished run of the pipeline ended (Unix time, seconds).' },
-  lastRunSuccess: { name: 'dbflow_last_run_success', labels: ['pipeline'], help: 'Whether the newest finished run of the pipeline succeeded: 1 yes, 0 no (failed or cancelled).' },
-  lastRunDuration: { name: 'dbflow_last_run_duration_seconds', labels: ['pipeline'], help: 'How long the newest finished run of the pipeline took, in seconds.' },
-  lastSuccessTimestamp: { name: 'dbflow_last_success_timestamp_seconds', labels: ['pipeline'], help: 'When the newest successful run of the pipeline ended (Unix time, seconds).' },
+  lastRunTimestamp: {
+    name: 'dbflow_last_run_timestamp_seconds',
+    labels: ['pipeline'],
+    help: 'When the newest finished run of the pipeline ended (Unix time, seconds).',
+  },
+  lastRunSuccess: {
+    name: 'dbflow_last_run_success',
+    labels: ['pipeline'],
+    help: 'Whether the newest finished run of the pipeline succeeded: 1 yes, 0 no (failed or cancelled).',
+  },
+  lastRunDuration: {
+    name: 'dbflow_last_run_duration_seconds',
+    labels: ['pipeline'],
+    help: 'How long the newest finished run of the pipeline took, in seconds.',
+  },
+  lastSuccessTimestamp: {
+    name: 'dbflow_last_success_timestamp_seconds',
+    labels: ['pipeline'],
+    help: 'When the newest successful run of the pipeline ended (Unix time, seconds).',
+  },
   lastVerifiedRestore: {
     name: 'dbflow_last_verified_restore_timestamp_seconds',
     labels: ['pipeline', 'database'],
     help: 'When the newest successful run whose restore test of the database passed ended (Unix time, seconds): alert on its age.',
   },
-  rawBytes: { name: 'dbflow_backup_raw_bytes', labels: ['pipeline', 'database'], help: "Size of the database's dump before compression and encryption, in the newest successful run, in bytes." },
-  storedBytes: { name: 'dbflow_backup_stored_bytes', labels: ['pipeline', 'database'], help: "Size of the database's artifacts as stored (compressed, encrypted), in the newest successful run, in bytes." },
+  rawBytes: {
+    name: 'dbflow_backup_raw_bytes',
+    labels: ['pipeline', 'database'],
+    help: "Size of the database's dump before compression and encryption, in the newest successful run, in bytes.",
+  },
+  storedBytes: {
+    name: 'dbflow_backup_stored_bytes',
+    labels: ['pipeline', 'database'],
+    help: "Size of the database's artifacts as stored (compressed, encrypted), in the newest successful run, in bytes.",
+  },
   blocked: {
     name: 'dbflow_snapshot_commit_blocked_seconds',
     labels: ['pipeline', 'step'],
@@ -90,7 +114,8 @@ function buildRegistry(runs: FinishedRun[]): Registry {
   for (const r of runs) {
     if (r.status !== 'success') continue;
     // Oldest first, so the newest run with a passing restore check of a database is set last.
-    for (const v of r.verifications) if (v.check === 'restore' && v.ok) lastVerifiedRestore.set({ pipeline: r.pipeline, database: v.database }, seconds(r.finishedAt));
+    for (const v of r.verifications)
+      if (v.check === 'restore' && v.ok) lastVerifiedRestore.set({ pipeline: r.pipeline, database: v.database }, seconds(r.finishedAt));
   }
 
   const runsTotal = counter(METRICS.runs);

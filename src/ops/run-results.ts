@@ -50,7 +50,8 @@ function readResult(data: Record<string, unknown> | undefined, id: string): Fini
   const startedAt = Date.parse(String(data.started_at));
   const summary = isObject(data.summary) ? data.summary : {};
   const steps: FinishedRun['steps'] = {};
-  if (isObject(data.steps)) for (const [k, v] of Object.entries(data.steps)) if (isObject(v) && typeof v.status === 'string') steps[k] = { status: v.status };
+  if (isObject(data.steps))
+    for (const [k, v] of Object.entries(data.steps)) if (isObject(v) && typeof v.status === 'string') steps[k] = { status: v.status };
   return {
     runId: typeof data.run_id === 'string' ? data.run_id : id,
     pipeline: data.pipeline,
@@ -60,7 +61,9 @@ function readResult(data: Record<string, unknown> | undefined, id: string): Fini
     durationMs: typeof data.duration_ms === 'number' ? data.duration_ms : 0,
     steps,
     artifacts: listOf(summary.artifacts).filter((a) => typeof a.database === 'string') as FinishedRun['artifacts'],
-    verifications: listOf(summary.verifications).filter((v) => typeof v.database === 'string' && typeof v.check === 'string') as FinishedRun['verifications'],
+    verifications: listOf(summary.verifications).filter(
+      (v) => typeof v.database === 'string' && typeof v.check === 'string',
+    ) as FinishedRun['verifications'],
     coordination: listOf(summary.coordination).filter((c) => typeof c.step === 'string') as FinishedRun['coordination'],
     ...(typeof summary.manifest === 'string' && { manifest: summary.manifest }),
   };

@@ -61,11 +61,15 @@ export function planPipeline(pipeline: Pipeline, raw: RawPipeline, catalog: Cata
     for (const id of referencedSteps(s, catalog.steps.get(s.uses))) list.push({ id, kind: 'ref' });
     const main = list.filter((t) => specs.has(t.id));
     for (const t of main) {
-      if (!s.finally && specs.get(t.id)?.finally) add(s, [], `step "${s.id}" depends on "${t.id}", which is a finally step; finally steps run last.`);
+      if (!s.finally && specs.get(t.id)?.finally)
+        add(s, [], `step "${s.id}" depends on "${t.id}", which is a finally step; finally steps run last.`);
     }
     targets.set(s.id, main);
   }
-  const cycle = findCycle(pipeline.steps.map((s) => s.id), (id) => (targets.get(id) ?? []).map((t) => t.id));
+  const cycle = findCycle(
+    pipeline.steps.map((s) => s.id),
+    (id) => (targets.get(id) ?? []).map((t) => t.id),
+  );
   if (cycle) {
     const first = specs.get(cycle[0]!)!;
     add(first, [], `dependency cycle: ${cycle.map((c) => `"${c}"`).join(' → ')} (each step needs the next).`);
@@ -91,12 +95,19 @@ export function planPipeline(pipeline: Pipeline, raw: RawPipeline, catalog: Cata
       const deps = new Set<string>(s.finally ? mainKeys : []);
       let input: string | undefined;
       for (const t of targets.get(s.id)!) {
-        const matched = cells.get(t.id)!.filter((c) => agrees(cell, c.cell)).map((c) => c.key);
+        const matched = cells
+          .get(t.id)!
+          .filter((c) => agrees(cell, c.cell))
+          .map((c) => c.key);
         refs[t.id] = matched;
         matched.forEach((m) => deps.add(m));
         if (t.kind === 'input') {
           if (matched.length !== 1) {
-            add(s, ['input'], `step "${s.id}" reads input from "${t.id}", but their matrices do not pair cell to cell (${matched.length} matching cells for ${key}); give both the same matrix keys.`);
+            add(
+              s,
+              ['input'],
+              `step "${s.id}" reads input from "${t.id}", but their matrices do not pair cell to cell (${matched.length} matching cells for ${key}); give both the same matrix keys.`,
+            );
           } else input = matched[0];
         }
       }

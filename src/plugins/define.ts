@@ -2,9 +2,7 @@
 import type { DatabaseDriver, Plugin, StepDefinition } from './types.js';
 
 /** Declare a step type; `W` types `ctx.with`, `O` the outputs. */
-export function defineStep<W = Record<string, unknown>, O = Record<string, unknown>>(
-  step: StepDefinition<W, O>,
-): StepDefinition<W, O> {
+export function defineStep<W = Record<string, unknown>, O = Record<string, unknown>>(step: StepDefinition<W, O>): StepDefinition<W, O> {
   return step;
 }
 

@@ -124,7 +124,8 @@ export function checkedStdout(sub: ResultPromise, mapError: (error: unknown) => 
     take() {
       const fd = handle?.fd;
       // Bytes already read into the stream would be missing for the program: it is then read here instead.
-      if (state !== 'idle' || typeof fd !== 'number' || fd < 0 || handle?.reading || (sub.stdout?.readableLength ?? 1) > 0) return undefined;
+      if (state !== 'idle' || typeof fd !== 'number' || fd < 0 || handle?.reading || (sub.stdout?.readableLength ?? 1) > 0)
+        return undefined;
       state = 'taken';
       return { fd, release: () => sub.stdout!.destroy() };
     },
@@ -237,7 +238,8 @@ export function programInput(input: Readable): ProgramInput {
         input.destroy();
         const brokenPipe = (first.error as { cause?: { signal?: string } }).cause?.signal === 'SIGPIPE';
         if (brokenPipe && reader) throw reader.error;
-        if (brokenPipe) throw new DbflowError('the program reading the stream stopped before its end; the rest was not checked.', { cause: first.error });
+        if (brokenPipe)
+          throw new DbflowError('the program reading the stream stopped before its end; the rest was not checked.', { cause: first.error });
         throw first.error;
       }
     },

@@ -69,7 +69,9 @@ export class Registry {
       if (!KINDS.includes(step.kind)) throw new PluginError(`${what} has kind "${String(step.kind)}"; use one of ${KINDS.join(', ')}.`);
       if (typeof step.run !== 'function') throw new PluginError(`${what} has no run(ctx) function.`);
       if (!step.with || typeof step.with !== 'object') {
-        throw new PluginError(`${what} declares no "with" schema; every step type must (use { type: 'object', additionalProperties: false } for none).`);
+        throw new PluginError(
+          `${what} declares no "with" schema; every step type must (use { type: 'object', additionalProperties: false } for none).`,
+        );
       }
       schemaOk(step.with, what, 'with');
       if (step.outputs) schemaOk(step.outputs, what, 'outputs');

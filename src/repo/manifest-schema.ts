@@ -97,7 +97,8 @@ export const manifestSchema: JsonSchema = {
     tools: { type: 'object', additionalProperties: { type: 'string' } },
     coordination: {
       type: 'array',
-      description: 'Per snapshot step over several databases: whether their snapshots are one consistent cut, and the barriers that made it.',
+      description:
+        'Per snapshot step over several databases: whether their snapshots are one consistent cut, and the barriers that made it.',
       items: {
         type: 'object',
         additionalProperties: false,
@@ -129,7 +130,8 @@ export const manifestSchema: JsonSchema = {
     },
     plugins: {
       type: 'array',
-      description: 'The plugins the run imported (first-party ones are not listed): verify and restore load them again from `resolved` when the backup needs one of their codecs, drivers or storages.',
+      description:
+        'The plugins the run imported (first-party ones are not listed): verify and restore load them again from `resolved` when the backup needs one of their codecs, drivers or storages.',
       items: {
         type: 'object',
         additionalProperties: false,

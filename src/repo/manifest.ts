@@ -15,7 +15,10 @@ export interface Manifest {
   pipeline: { name: string; sha256: string; file?: string };
   run: { id: string; started_at: string; finished_at: string };
   status: 'verified' | 'unverified';
-  databases: Record<string, { driver: string; server_version: string; position: Record<string, unknown>; taken_at: string; tables: SnapshotInfo['tables'] }>;
+  databases: Record<
+    string,
+    { driver: string; server_version: string; position: Record<string, unknown>; taken_at: string; tables: SnapshotInfo['tables'] }
+  >;
   artifacts: (ArtifactRecord & { path: string })[];
   verification: VerificationRecord[];
   tools: Record<string, string>;
@@ -72,7 +75,9 @@ export class ManifestBuilder implements ManifestReporter {
 
   build(meta: { pipeline: Manifest['pipeline']; run: Manifest['run']; tools: Record<string, string>; plugins?: PluginRecord[] }): Manifest {
     const base = this.location();
-    const verified = this.verifications.length > 0 && this.verifications.every((v) => v.ok) &&
+    const verified =
+      this.verifications.length > 0 &&
+      this.verifications.every((v) => v.ok) &&
       this.artifacts.every((a) => this.verifications.some((v) => v.database === a.database && v.ok));
     const manifest: Manifest = {
       format: 'dbflow-manifest',
@@ -81,7 +86,10 @@ export class ManifestBuilder implements ManifestReporter {
       run: meta.run,
       status: verified ? 'verified' : 'unverified',
       databases: Object.fromEntries(
-        [...this.databases].map(([name, i]) => [name, { driver: i.driver, server_version: i.serverVersion, position: i.position, taken_at: i.takenAt, tables: i.tables }]),
+        [...this.databases].map(([name, i]) => [
+          name,
+          { driver: i.driver, server_version: i.serverVersion, position: i.position, taken_at: i.takenAt, tables: i.tables },
+        ]),
       ),
       artifacts: this.artifacts.map((a) => ({ ...a, path: path.posix.relative(base, a.url) })),
       verification: this.verifications,

@@ -82,8 +82,10 @@ export async function readArtifact(
       // Its program exited 0 only after the whole stored object had passed every check: what is left is the size.
       if (readError) throw readError.error;
       const bytes = await program.reported;
-      if (bytes === undefined) throw new DbflowError(`${artifact.url}: the decoder did not say how many bytes it wrote, so the dump's size is unchecked.`);
-      if (bytes !== expected!.bytes) throw new IntegrityError(`${artifact.url} decodes to ${bytes} bytes, but the dump taken was ${expected!.bytes} bytes.`);
+      if (bytes === undefined)
+        throw new DbflowError(`${artifact.url}: the decoder did not say how many bytes it wrote, so the dump's size is unchecked.`);
+      if (bytes !== expected!.bytes)
+        throw new IntegrityError(`${artifact.url} decodes to ${bytes} bytes, but the dump taken was ${expected!.bytes} bytes.`);
       return { bytes };
     }
     // A consumer may be done before the end (a program that stops at its own end marker): the rest is still checked.
@@ -102,7 +104,7 @@ export async function readArtifact(
       if (verdict.error !== undefined) throw named(verdict.error, artifact.url);
       if (verdict.intact) {
         const cause = readError?.error ?? err;
-        throw named(cause, artifact.url, ' (the stored object\'s size and sha256 equal the manifest\'s: it is stored as it was written)');
+        throw named(cause, artifact.url, " (the stored object's size and sha256 equal the manifest's: it is stored as it was written)");
       }
     }
     stop();
@@ -119,7 +121,9 @@ function drain(raw: Readable, url: string): Promise<void> {
     if (raw.destroyed) return reject(raw.errored ?? new DbflowError(`reading ${url} stopped before the end of its dump.`));
     raw.once('end', resolve);
     raw.once('error', reject);
-    raw.once('close', () => (raw.readableEnded ? resolve() : reject(new DbflowError(`reading ${url} stopped before the end of its dump.`))));
+    raw.once('close', () =>
+      raw.readableEnded ? resolve() : reject(new DbflowError(`reading ${url} stopped before the end of its dump.`)),
+    );
     raw.resume();
   });
 }

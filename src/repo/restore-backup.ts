@@ -1,6 +1,14 @@
 // `restore`: one database of a backup, read back, checked and restored into a target database, then counted.
 import { CancelledError, DbflowError, IntegrityError, RepositoryError, UsageError } from '../errors.js';
-import type { ArtifactRecord, DatabaseConfig, DatabaseDriver, DecodeKeys, DriverContext, EdgeStats, TableCounts } from '../plugins/types.js';
+import type {
+  ArtifactRecord,
+  DatabaseConfig,
+  DatabaseDriver,
+  DecodeKeys,
+  DriverContext,
+  EdgeStats,
+  TableCounts,
+} from '../plugins/types.js';
 import { didYouMean } from '../spec/suggest.js';
 import { storedArtifact, type Backup } from './backup.js';
 import { readArtifact } from './read-artifact.js';
@@ -48,12 +56,20 @@ export function restorable(
     );
   }
   const driver = drivers.get(entry.driver);
-  if (!driver) throw new DbflowError(`database "${database}" was backed up with driver "${entry.driver}", which is not installed.${didYouMean(entry.driver, drivers.keys())}`);
+  if (!driver)
+    throw new DbflowError(
+      `database "${database}" was backed up with driver "${entry.driver}", which is not installed.${didYouMean(entry.driver, drivers.keys())}`,
+    );
   return { entry, artifact: storedArtifact(backup, artifacts[0]!), driver };
 }
 
 /** The target as a database entry for the driver: counted with checksums exactly when the backup has them. */
-export function targetConfig(backup: Backup, database: string, driver: DatabaseDriver, target: RestoreTarget): { config: DatabaseConfig; checksums: boolean } {
+export function targetConfig(
+  backup: Backup,
+  database: string,
+  driver: DatabaseDriver,
+  target: RestoreTarget,
+): { config: DatabaseConfig; checksums: boolean } {
   const tables = Object.values(backup.manifest.databases[database]?.tables ?? {});
   const checksums = tables.length > 0 && tables.every((t) => t.checksum !== undefined);
   const takesChecksums = typeof (driver.options.properties as Record<string, unknown> | undefined)?.checksums === 'object';
@@ -89,7 +105,8 @@ export async function restoreBackup(
   const bad = driver.checkUrl?.(target.url);
   if (bad) throw new UsageError(`--to "${target.display ?? target.url}": ${bad.replace(/^dbflow: /, '')}`);
   if (target.create) {
-    if (!driver.create) throw new UsageError(`--create: the ${driver.name} driver cannot create databases; create ${target.display ?? target.url} yourself.`);
+    if (!driver.create)
+      throw new UsageError(`--create: the ${driver.name} driver cannot create databases; create ${target.display ?? target.url} yourself.`);
     await driver.create(ctx, config);
   }
   const before = await inspect(ctx, driver, config, target);
@@ -154,7 +171,14 @@ async function inspect(ctx: DriverContext, driver: DatabaseDriver, config: Datab
 function withNote(err: unknown, note: string): unknown {
   if (!(err instanceof DbflowError)) return err;
   const text = `${err.message}${/[.!?)]$/.test(err.message) ? '' : '.'}${note}`;
-  const Kind = err instanceof CancelledError ? CancelledError : err instanceof IntegrityError ? IntegrityError : err instanceof UsageError ? UsageError : DbflowError;
+  const Kind =
+    err instanceof CancelledError
+      ? CancelledError
+      : err instanceof IntegrityError
+        ? IntegrityError
+        : err instanceof UsageError
+          ? UsageError
+          : DbflowError;
   const out = new Kind(text);
   if (err.cause !== undefined) Object.defineProperty(out, 'cause', { value: err.cause });
   return out;

@@ -19,15 +19,21 @@ export interface DecodeScope {
  * `parts` are the stages in order (the stored object, its digest check, each decoder); `checked` is
  * the digest check: read on its own, it tells whether the stored object itself is intact.
  */
-export async function decodeArtifact(scope: DecodeScope, artifact: ArtifactRecord, keys: DecodeKeys): Promise<{ stream: Readable; parts: Readable[]; checked: Readable }> {
+export async function decodeArtifact(
+  scope: DecodeScope,
+  artifact: ArtifactRecord,
+  keys: DecodeKeys,
+): Promise<{ stream: Readable; parts: Readable[]; checked: Readable }> {
   const stored = await scope.storage(artifact.url).get(artifact.url);
   const checked = stored.pipe(
-    digestCheck(artifact, (got) =>
-      new IntegrityError(
-        got.bytes !== artifact.bytes
-          ? `${artifact.url}: stored object is ${got.bytes} bytes, the manifest says ${artifact.bytes}.`
-          : `${artifact.url}: sha256 is ${got.sha256}, the manifest says ${artifact.sha256}.`,
-      ),
+    digestCheck(
+      artifact,
+      (got) =>
+        new IntegrityError(
+          got.bytes !== artifact.bytes
+            ? `${artifact.url}: stored object is ${got.bytes} bytes, the manifest says ${artifact.bytes}.`
+            : `${artifact.url}: sha256 is ${got.sha256}, the manifest says ${artifact.sha256}.`,
+        ),
     ),
   );
   const parts: Readable[] = [stored, checked];
@@ -71,7 +77,8 @@ export function digestCheck(
     flush(done: TransformCallback) {
       const got = { bytes, ...(hash && { sha256: hash.digest('hex') }) };
       hooks.done?.(got);
-      if (expected && (got.bytes !== expected.bytes || (expected.sha256 !== undefined && got.sha256 !== expected.sha256))) return done(mismatch(got));
+      if (expected && (got.bytes !== expected.bytes || (expected.sha256 !== undefined && got.sha256 !== expected.sha256)))
+        return done(mismatch(got));
       done();
     },
   });

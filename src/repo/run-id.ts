@@ -13,7 +13,10 @@ export function runIdTime(id: string): Date | undefined {
 
 /** The time of the innermost folder of `url` that is named like a run id (`…/<run-id>/x.dump`). */
 export function runTimeInPath(url: string): Date | undefined {
-  const segments = url.replace(/^[a-z][a-z0-9+.-]*:\/*/i, '').split('/').slice(0, -1);
+  const segments = url
+    .replace(/^[a-z][a-z0-9+.-]*:\/*/i, '')
+    .split('/')
+    .slice(0, -1);
   for (const s of segments.reverse()) {
     const t = runIdTime(s);
     if (t) return t;

@@ -25,14 +25,17 @@ const step: JsonSchema = {
       description: 'Runs the step once per combination of values.',
       minProperties: 1,
       additionalProperties: {
-        anyOf: [{ type: 'array', minItems: 1 }, { type: 'string', pattern: '^\\s*\\{\\{.*\\}\\}\\s*$' }],
+        anyOf: [
+          { type: 'array', minItems: 1 },
+          { type: 'string', pattern: '^\\s*\\{\\{.*\\}\\}\\s*$' },
+        ],
       },
     },
     if: {
       enum: ['success()', 'failure()', 'always()', 'cancelled()'],
       description: 'When the step runs: success() (default), failure(), always(), cancelled().',
     },
-    continue_on_error: { type: 'boolean', description: "A failure of this step does not fail the run." },
+    continue_on_error: { type: 'boolean', description: 'A failure of this step does not fail the run.' },
     retry: {
       type: 'object',
       additionalProperties: false,
@@ -71,7 +74,8 @@ export const pipelineSchema: JsonSchema = {
     },
     lock_wait: {
       ...duration,
-      description: 'How long a run waits for another run of this pipeline and repository to finish (default 0s: it exits at once, code 75).',
+      description:
+        'How long a run waits for another run of this pipeline and repository to finish (default 0s: it exits at once, code 75).',
     },
     rpo: { ...duration, description: 'Recovery point objective: `dbflow status` fails when the last verified backup is older.' },
     timeout: duration,
@@ -115,8 +119,16 @@ export const pipelineSchema: JsonSchema = {
       },
     },
     steps: { type: 'array', minItems: 1, items: { $ref: '#/$defs/step' } },
-    finally: { type: 'array', items: { $ref: '#/$defs/step' }, description: 'Steps that run last, whatever happened (default if: always()).' },
-    on_failure: { type: 'array', items: { $ref: '#/$defs/step' }, description: 'Steps that run last when the run failed, e.g. notifications (default if: failure()).' },
+    finally: {
+      type: 'array',
+      items: { $ref: '#/$defs/step' },
+      description: 'Steps that run last, whatever happened (default if: always()).',
+    },
+    on_failure: {
+      type: 'array',
+      items: { $ref: '#/$defs/step' },
+      description: 'Steps that run last when the run failed, e.g. notifications (default if: failure()).',
+    },
   },
   $defs: { step },
 };

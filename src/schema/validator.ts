@@ -87,13 +87,7 @@ function compileNow(schema: JsonSchema): ValidateFunction {
 }
 
 /** Validate `value` found at `base` in the pipeline; problems point at the offending node. */
-export function validateAt(
-  schema: JsonSchema,
-  value: unknown,
-  raw: RawPipeline,
-  base: DocPath,
-  what: string,
-): SpecProblem[] {
+export function validateAt(schema: JsonSchema, value: unknown, raw: RawPipeline, base: DocPath, what: string): SpecProblem[] {
   const fn = compile(schema);
   if (fn(value)) return [];
   return collapse(fn.errors ?? []).map((e) => toProblem(e, raw, base, what, schema));
@@ -110,10 +104,7 @@ function collapse(errors: ErrorObject[]): ErrorObject[] {
   }
   // An error under a union branch that also failed as a whole is noise.
   return out.filter(
-    (e) =>
-      !out.some(
-        (u) => (u.keyword === 'anyOf' || u.keyword === 'oneOf') && e !== u && e.schemaPath.startsWith(u.schemaPath),
-      ),
+    (e) => !out.some((u) => (u.keyword === 'anyOf' || u.keyword === 'oneOf') && e !== u && e.schemaPath.startsWith(u.schemaPath)),
   );
 }
 
@@ -135,7 +126,13 @@ function toProblem(e: ErrorObject, raw: RawPipeline, base: DocPath, what: string
     case 'enum': {
       const allowed = (p.allowedValues as unknown[]).map((v) => JSON.stringify(v));
       const value = valueAt(raw.data, path);
-      const hint = typeof value === 'string' ? didYouMean(value, allowed.map((a) => JSON.parse(a) as string)) : '';
+      const hint =
+        typeof value === 'string'
+          ? didYouMean(
+              value,
+              allowed.map((a) => JSON.parse(a) as string),
+            )
+          : '';
       return {
         pos: raw.pos(path),
         message: `${where} must be one of ${allowed.join(', ')}, not ${JSON.stringify(value)}.${hint.startsWith(' Did') ? hint : ''}`,
@@ -157,10 +154,12 @@ function toProblem(e: ErrorObject, raw: RawPipeline, base: DocPath, what: string
         message: `${where} is ${JSON.stringify(valueAt(raw.data, path))}, which is not ${patternHint(String(p.pattern))}.`,
       };
     case 'propertyNames':
-      return { pos: raw.keyPos([...path, String(p.propertyName)]), message: `${where} has an invalid name "${String(p.propertyName)}": use letters, digits and _.` };
+      return {
+        pos: raw.keyPos([...path, String(p.propertyName)]),
+        message: `${where} has an invalid name "${String(p.propertyName)}": use letters, digits and _.`,
+      };
     case 'anyOf':
-    case 'oneOf':
-    {
+    case 'oneOf': {
       const hint = unionHint(schemaAt(root, e.schemaPath));
       return { pos: raw.pos(path), message: hint.startsWith('needs') ? `${where} ${hint}.` : `${where} has the wrong shape: ${hint}.` };
     }
@@ -188,7 +187,10 @@ export function describe(path: DocPath, what: string, data?: unknown): string {
   if (path.length === 0) return what;
   // Inside a step, name the step by its id: `"with.level" of step "compress"`.
   const [list, index, ...rest] = path;
-  const id = typeof list === 'string' && (STEP_LISTS as readonly string[]).includes(list) && typeof index === 'number' ? valueAt(data, [list, index, 'id']) : undefined;
+  const id =
+    typeof list === 'string' && (STEP_LISTS as readonly string[]).includes(list) && typeof index === 'number'
+      ? valueAt(data, [list, index, 'id'])
+      : undefined;
   if (typeof id === 'string') return rest.length ? `${dotted(rest)} of step "${id}"` : `step "${id}"`;
   return dotted(path);
 }
@@ -199,12 +201,16 @@ function dotted(path: DocPath): string {
   return `"${out}"`;
 }
 
-function schemaAt(root: JsonSchema, schemaPath: string): { properties?: Record<string, unknown>; anyOf?: unknown[]; oneOf?: unknown[] } | undefined {
+function schemaAt(
+  root: JsonSchema,
+  schemaPath: string,
+): { properties?: Record<string, unknown>; anyOf?: unknown[]; oneOf?: unknown[] } | undefined {
   const parts = schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean);
   parts.pop(); // the keyword itself
   let node: unknown = root;
   for (const part of parts) {
-    if (node && typeof node === 'object') node = (node as Record<string, unknown>)[decodeURIComponent(part.replace(/~1/g, '/').replace(/~0/g, '~'))];
+    if (node && typeof node === 'object')
+      node = (node as Record<string, unknown>)[decodeURIComponent(part.replace(/~1/g, '/').replace(/~0/g, '~'))];
     else return undefined;
   }
   return node as { properties?: Record<string, unknown> };
@@ -218,7 +224,15 @@ function kindOf(value: unknown): string {
 }
 
 function article(type: string): string {
-  const names: Record<string, string> = { object: 'a mapping', array: 'a list', string: 'a string', integer: 'an integer', number: 'a number', boolean: 'true or false', null: 'empty' };
+  const names: Record<string, string> = {
+    object: 'a mapping',
+    array: 'a list',
+    string: 'a string',
+    integer: 'an integer',
+    number: 'a number',
+    boolean: 'true or false',
+    null: 'empty',
+  };
   return type
     .split(',')
     .map((t) => names[t] ?? t)

@@ -31,7 +31,7 @@ export function stepRefKeys(schema: JsonSchema): { key: string; many: boolean }[
 /** Output names that `steps.<id>.outputs.<name>` may use for a step type. */
 export function outputNames(def: StepDefinition): string[] | 'any' {
   const schema = def.outputs;
-  const names = Object.keys((schema?.properties ?? {}));
+  const names = Object.keys(schema?.properties ?? {});
   if (def.kind === 'source' || def.kind === 'transform') names.push('bytes', 'sha256');
   if (schema && schema.additionalProperties !== false && !schema.properties) return 'any';
   return names;

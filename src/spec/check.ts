@@ -47,7 +47,8 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
     const p = timezoneProblem(data.timezone);
     if (p) add(['timezone'], p);
   }
-  if (data.timezone !== undefined && data.schedule === undefined) add(['timezone'], 'timezone is set but schedule is not; timezone is the time zone of the schedule.', true);
+  if (data.timezone !== undefined && data.schedule === undefined)
+    add(['timezone'], 'timezone is set but schedule is not; timezone is the time zone of the schedule.', true);
 
   const steps: StepInfo[] = [];
   for (const list of STEP_LISTS) {
@@ -145,11 +146,18 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
     if (typeof src.env === 'string' && env.vars[src.env] === undefined) {
       add(['secrets', name, 'env'], `secret "${name}" reads environment variable "${src.env}", which is not set.`);
     } else if (typeof src.env === 'string' && env.vars[src.env] === '' && !env.offline) {
-      add(['secrets', name, 'env'], `secret "${name}" reads environment variable "${src.env}", which is empty; set it to the secret's value.`);
+      add(
+        ['secrets', name, 'env'],
+        `secret "${name}" reads environment variable "${src.env}", which is empty; set it to the secret's value.`,
+      );
     }
     const file = typeof src.file === 'string' ? env.secretFile(src.file) : undefined;
     if (file === 'unreadable') add(['secrets', name, 'file'], `secret "${name}" reads file "${String(src.file)}", which cannot be read.`);
-    if (file === 'empty') add(['secrets', name, 'file'], `secret "${name}" reads file "${String(src.file)}", which is empty; write the secret's value into it.`);
+    if (file === 'empty')
+      add(
+        ['secrets', name, 'file'],
+        `secret "${name}" reads file "${String(src.file)}", which is empty; write the secret's value into it.`,
+      );
   }
   for (const [name, db] of Object.entries(databases)) {
     if (!isObj(db)) continue;
@@ -223,7 +231,13 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
     if (isObj(withValue)) {
       const checked = Object.fromEntries(Object.entries(withValue).filter(([, v]) => !(typeof v === 'string' && hasTemplate(v))));
       const templated = new Set(Object.keys(withValue).filter((k) => !(k in checked)));
-      const withProblems = validateAt(def.with, { ...checked, ...Object.fromEntries([...templated].map((k) => [k, placeholderFor(def.with, k)])) }, raw, [...s.path, 'with'], `"with" of step "${s.id}"`);
+      const withProblems = validateAt(
+        def.with,
+        { ...checked, ...Object.fromEntries([...templated].map((k) => [k, placeholderFor(def.with, k)])) },
+        raw,
+        [...s.path, 'with'],
+        `"with" of step "${s.id}"`,
+      );
       problems.push(...withProblems);
       for (const { key, many } of stepRefKeys(def.with)) {
         const v = withValue[key];
@@ -231,8 +245,16 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
         else if (!many) refStep(v, [...s.path, 'with', key], `refers in "with.${key}" to`);
       }
       const dbKey = (def.with.properties as Obj | undefined)?.database;
-      if (isObj(dbKey) && typeof withValue.database === 'string' && !hasTemplate(withValue.database) && !(withValue.database in databases)) {
-        add([...s.path, 'with', 'database'], `step "${s.id}": unknown database "${withValue.database}".${didYouMean(withValue.database, Object.keys(databases))}`);
+      if (
+        isObj(dbKey) &&
+        typeof withValue.database === 'string' &&
+        !hasTemplate(withValue.database) &&
+        !(withValue.database in databases)
+      ) {
+        add(
+          [...s.path, 'with', 'database'],
+          `step "${s.id}": unknown database "${withValue.database}".${didYouMean(withValue.database, Object.keys(databases))}`,
+        );
       }
       const dbList = withValue.databases;
       if (Array.isArray(dbList)) {

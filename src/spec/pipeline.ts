@@ -74,7 +74,11 @@ type RawStep = Record<string, unknown>;
 
 /** The lists of steps in a pipeline, in the order they run. */
 export const STEP_LISTS = ['steps', 'finally', 'on_failure'] as const;
-const DEFAULT_CONDITION: Record<(typeof STEP_LISTS)[number], Condition> = { steps: 'success()', finally: 'always()', on_failure: 'failure()' };
+const DEFAULT_CONDITION: Record<(typeof STEP_LISTS)[number], Condition> = {
+  steps: 'success()',
+  finally: 'always()',
+  on_failure: 'failure()',
+};
 
 /** Turn schema-valid data into a Pipeline. */
 export function normalize(data: Record<string, unknown>, file: string, sha256: string, dir: string): Pipeline {
@@ -127,8 +131,6 @@ export function normalize(data: Record<string, unknown>, file: string, sha256: s
     secrets: (data.secrets ?? {}) as Record<string, SecretSource>,
     vars: (data.vars ?? {}) as Record<string, unknown>,
     databases,
-    steps: [
-      ...STEP_LISTS.flatMap((list) => ((data[list] ?? []) as RawStep[]).map((s, i) => step(s, [list, i], list))),
-    ],
+    steps: [...STEP_LISTS.flatMap((list) => ((data[list] ?? []) as RawStep[]).map((s, i) => step(s, [list, i], list)))],
   };
 }

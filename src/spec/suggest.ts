@@ -22,6 +22,9 @@ export function didYouMean(wrong: string, candidates: Iterable<string>): string 
   const hit = closest(wrong, all);
   if (hit) return ` Did you mean "${hit}"?`;
   if (all.length === 0) return '';
-  const shown = all.slice(0, 8).map((c) => `"${c}"`).join(', ');
+  const shown = all
+    .slice(0, 8)
+    .map((c) => `"${c}"`)
+    .join(', ');
   return ` Known: ${shown}${all.length > 8 ? ', …' : ''}.`;
 }

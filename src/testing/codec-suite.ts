@@ -59,13 +59,21 @@ export function describeCodec(name: string, setup: Setup<CodecSetup>, options: C
     codecTest('a flipped byte in the middle of the encoded data is detected: decoding fails with an IntegrityError', flippedByte);
     codecTest('a truncated tail is detected: decoding fails with an IntegrityError', truncated);
     codecTest('decoding without the keys, or with wrong ones, is refused with a DbflowError', wrongKeys);
-    const streaming = o.memoryBytes > 0 ? `RSS grows by less than ${(o.memoryLimit / MiB).toFixed(0)} MiB while ${(o.memoryBytes / MiB).toFixed(0)} MiB pass` : 'not measured';
+    const streaming =
+      o.memoryBytes > 0
+        ? `RSS grows by less than ${(o.memoryLimit / MiB).toFixed(0)} MiB while ${(o.memoryBytes / MiB).toFixed(0)} MiB pass`
+        : 'not measured';
     codecTest(`decoding streams: ${streaming}`, memory, o.memoryBytes > 0 ? undefined : 'left out (memoryBytes: 0)');
   });
 }
 
 // The decoder of `layer`, with a run's exec (as a restore passes it); the context is disposed after the test.
-async function decoder(c: CodecSetup, layer: ArtifactLayer, keys: DecodeKeys | undefined, t: { after(fn: () => void): void }): Promise<Duplex> {
+async function decoder(
+  c: CodecSetup,
+  layer: ArtifactLayer,
+  keys: DecodeKeys | undefined,
+  t: { after(fn: () => void): void },
+): Promise<Duplex> {
   const { ctx, dispose } = testContext();
   t.after(dispose);
   return c.codec.decode(keys ?? {}, layer, (file, args, options) => ctx.exec(file, args, options));
@@ -97,7 +105,10 @@ async function assertDamageDetected(c: CodecSetup, data: Buffer, layer: Artifact
   await assert.rejects(
     async () => pipeline(Readable.from([data]), await decoder(c, layer, c.keys, t), sink),
     (err) => {
-      assert.ok(isKind(err, 'IntegrityError'), `${what}: decoding must fail with an IntegrityError (the data is damaged), not ${describeError(err)}`);
+      assert.ok(
+        isKind(err, 'IntegrityError'),
+        `${what}: decoding must fail with an IntegrityError (the data is damaged), not ${describeError(err)}`,
+      );
       return true;
     },
     `${what}: decoding must fail`,
@@ -134,7 +145,10 @@ async function wrongKeys(c: CodecSetup, _o: Settings, t: NodeTestContext): Promi
     await assert.rejects(
       async () => pipeline(Readable.from([data]), await decoder(c, layer, keys, t), out),
       (err) => {
-        assert.ok(isKind(err, 'DbflowError'), `keys ${shown}: decoding must be refused with a DbflowError (a KeyError says which key), not ${describeError(err)}`);
+        assert.ok(
+          isKind(err, 'DbflowError'),
+          `keys ${shown}: decoding must be refused with a DbflowError (a KeyError says which key), not ${describeError(err)}`,
+        );
         return true;
       },
       `keys ${shown}: decoding must be refused`,
@@ -154,5 +168,8 @@ async function memory(c: CodecSetup, o: Settings, t: NodeTestContext): Promise<v
   assert.equal((await got).sha256, await input.sha256, 'the big stream round-trips');
   const growth = peak - base;
   t.diagnostic(`RSS grew by ${(growth / MiB).toFixed(0)} MiB while ${(o.memoryBytes / MiB).toFixed(0)} MiB were encoded and decoded`);
-  assert.ok(growth < o.memoryLimit, `RSS grew by ${(growth / MiB).toFixed(0)} MiB (limit ${(o.memoryLimit / MiB).toFixed(0)} MiB): the decoder (or the encoder) holds the stream in memory`);
+  assert.ok(
+    growth < o.memoryLimit,
+    `RSS grew by ${(growth / MiB).toFixed(0)} MiB (limit ${(o.memoryLimit / MiB).toFixed(0)} MiB): the decoder (or the encoder) holds the stream in memory`,
+  );
 }

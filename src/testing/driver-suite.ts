@@ -46,18 +46,27 @@ export function describeDriver(name: string, setup: Setup<DriverSetup>, options:
     test(title, { timeout: options.timeout ?? 300_000 }, async (t) => {
       const s = await prepare(t, setup);
       if (!s) return;
-      const { ctx, dispose } = testContext({ id: 'conformance', databases: { [s.database.name]: { config: s.database, driver: s.driver } } });
+      const { ctx, dispose } = testContext({
+        id: 'conformance',
+        databases: { [s.database.name]: { config: s.database, driver: s.driver } },
+      });
       t.after(dispose);
       await s.seed();
       await body({ ...s, ctx });
     });
   };
   describe(name, () => {
-    driverTest("snapshot → dump → restore into a scratch database: the restored row counts (and checksums) equal the snapshot's", roundTrip);
+    driverTest(
+      "snapshot → dump → restore into a scratch database: the restored row counts (and checksums) equal the snapshot's",
+      roundTrip,
+    );
     driverTest('writes made after the snapshot, also while its dump runs, are neither in its counts nor in its dump', writesAfter);
     driverTest('a restore whose input fails at its end rejects, and its scratch database is dropped all the same', failedRestore);
     driverTest('scratch databases: created empty, gone after drop(); a second drop() is harmless', scratchDrop);
-    driverTest('a snapshot released after its dump was abandoned, or released twice, lets go of everything: writes and a new snapshot work', releases);
+    driverTest(
+      'a snapshot released after its dump was abandoned, or released twice, lets go of everything: writes and a new snapshot work',
+      releases,
+    );
     driverTest('a snapshot released before its counts are done settles them and lets go of everything', earlyRelease);
   });
 }
@@ -107,9 +116,16 @@ async function roundTrip(c: Case): Promise<void> {
     assert.ok(typeof info.serverVersion === 'string' && info.serverVersion !== '', 'info.serverVersion says what the server is');
     assert.ok(!Number.isNaN(Date.parse(info.takenAt)), `info.takenAt is an ISO 8601 time: ${info.takenAt}`);
     const rows = Object.values(info.tables).reduce((n, x) => n + x.rows, 0);
-    assert.ok(Object.keys(info.tables).length > 0 && rows > 0, `the snapshot counted the seeded tables and rows: ${JSON.stringify(info.tables)}`);
+    assert.ok(
+      Object.keys(info.tables).length > 0 && rows > 0,
+      `the snapshot counted the seeded tables and rows: ${JSON.stringify(info.tables)}`,
+    );
     const live = await c.driver.rowCounts(c.ctx, c.database.url, c.database);
-    assert.equal(differences(info.tables, live), '', 'rowCounts of the unchanged database equal the snapshot counts: tables named and checksummed the same way');
+    assert.equal(
+      differences(info.tables, live),
+      '',
+      'rowCounts of the unchanged database equal the snapshot counts: tables named and checksummed the same way',
+    );
     const restored = await dumpRestoreCount(c, snap);
     assert.equal(differences(info.tables, restored), '', "the restored counts equal the snapshot's");
   } finally {
@@ -123,10 +139,18 @@ async function writesAfter(c: Case): Promise<void> {
   try {
     await c.write();
     const restored = await dumpRestoreCount(c, snap, () => c.write());
-    assert.equal(differences(snap.info.tables, before), '', 'the snapshot counts what was there when it was taken, not the writes after it');
+    assert.equal(
+      differences(snap.info.tables, before),
+      '',
+      'the snapshot counts what was there when it was taken, not the writes after it',
+    );
     const live = await c.driver.rowCounts(c.ctx, c.database.url, c.database);
     assert.notEqual(differences(before, live, false), '', "the setup's write() must change row counts (else this case proves nothing)");
-    assert.equal(differences(snap.info.tables, restored), '', "the restored counts equal the snapshot's: no write after the snapshot is in the dump");
+    assert.equal(
+      differences(snap.info.tables, restored),
+      '',
+      "the restored counts equal the snapshot's: no write after the snapshot is in the dump",
+    );
   } finally {
     await snap.release();
   }
@@ -164,7 +188,8 @@ async function scratchDrop(c: Case): Promise<void> {
   const scratch = await c.driver.scratch(c.ctx, c.database, scratchDatabaseName(`t${randomBytes(4).toString('hex')}`, c.database.name));
   let dropped = false;
   try {
-    if (c.driver.exists) assert.equal(await c.driver.exists(c.ctx, { ...c.database, url: scratch.url }), true, 'exists() finds the scratch database');
+    if (c.driver.exists)
+      assert.equal(await c.driver.exists(c.ctx, { ...c.database, url: scratch.url }), true, 'exists() finds the scratch database');
     const counts = await c.driver.rowCounts(c.ctx, scratch.url, c.database);
     assert.deepEqual(counts, {}, 'a scratch database is created empty');
     await scratch.drop();
@@ -183,7 +208,11 @@ async function assertGone(c: Case, url: string): Promise<void> {
     assert.equal(await c.driver.exists(c.ctx, { ...c.database, url }), false, `the scratch database ${url} is gone after drop()`);
     return;
   }
-  await assert.rejects(c.driver.rowCounts(c.ctx, url, c.database), Error, `the scratch database ${url} is gone after drop(): counting its rows fails`);
+  await assert.rejects(
+    c.driver.rowCounts(c.ctx, url, c.database),
+    Error,
+    `the scratch database ${url} is gone after drop(): counting its rows fails`,
+  );
 }
 
 async function releases(c: Case): Promise<void> {

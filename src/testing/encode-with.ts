@@ -10,7 +10,8 @@ import { testContext } from './context.js';
  * context, and takes the layer from its `outputs.layer` (as `upload` records it). The context is
  * disposed once the encoded stream has ended or failed.
  */
-export function encodeWith<W>(step: StepDefinition<W, any>, withValue: W): (input: Readable) => Promise<Encoded> { // eslint-disable-line @typescript-eslint/no-explicit-any
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- a step's outputs may be any object
+export function encodeWith<W>(step: StepDefinition<W, any>, withValue: W): (input: Readable) => Promise<Encoded> {
   return async (input) => {
     const { ctx, dispose } = testContext<W>({ with: withValue, input, id: step.uses });
     let result;
@@ -23,7 +24,9 @@ export function encodeWith<W>(step: StepDefinition<W, any>, withValue: W): (inpu
     const layer = (result.outputs as { layer?: ArtifactLayer } | undefined)?.layer;
     if (!result.output || !layer) {
       dispose();
-      throw new Error(`dbflow/testing: step "${step.uses}" returned no output stream or no outputs.layer; a codec's step must output both.`);
+      throw new Error(
+        `dbflow/testing: step "${step.uses}" returned no output stream or no outputs.layer; a codec's step must output both.`,
+      );
     }
     finished(result.output).then(dispose, dispose);
     return { stream: result.output, layer };

@@ -2,7 +2,16 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
-import { assertMissing, assertNothingUnder, listed, neverAborted, unfinishedOf, writeRandom, type StorageSuiteSettings, type StorageUnderTest } from './storage-checks.js';
+import {
+  assertMissing,
+  assertNothingUnder,
+  listed,
+  neverAborted,
+  unfinishedOf,
+  writeRandom,
+  type StorageSuiteSettings,
+  type StorageUnderTest,
+} from './storage-checks.js';
 import { digest, readAll } from './streams.js';
 import { causedBy, describeError, waitFor } from './support.js';
 
@@ -34,7 +43,11 @@ export async function invisibleWhileStreaming(s: StorageUnderTest, o: StorageSui
   body.end(tail);
   const put = await putting;
   assert.equal(put.bytes, o.streamingBytes + tail.length, 'put resolves with the size of the whole body');
-  assert.deepEqual(await listed(s, s.prefix), [[url, o.streamingBytes + tail.length]], 'once the put has resolved, the object is listed whole');
+  assert.deepEqual(
+    await listed(s, s.prefix),
+    [[url, o.streamingBytes + tail.length]],
+    'once the put has resolved, the object is listed whole',
+  );
   assert.deepEqual(unfinishedOf(await s.storage.list(s.prefix, { unfinished: true })), [], 'and nothing unfinished is left');
   assert.equal((await digest(await s.storage.get(url))).sha256, hash.digest('hex'), 'get returns the whole body');
 }
@@ -56,7 +69,11 @@ export async function failedPut(s: StorageUnderTest, o: StorageSuiteSettings): P
 
   const early = new PassThrough();
   early.destroy(broke);
-  await assert.rejects(s.storage.put(url, early, { signal: neverAborted() }), (err) => causedBy(err, broke), 'a body that failed before the put read it');
+  await assert.rejects(
+    s.storage.put(url, early, { signal: neverAborted() }),
+    (err) => causedBy(err, broke),
+    'a body that failed before the put read it',
+  );
   await assertNothingUnder(s, 'after a body that had failed already');
 }
 
@@ -77,7 +94,10 @@ export async function abortedPut(s: StorageUnderTest, o: StorageSuiteSettings): 
   putting.catch(() => undefined); // awaited below
   await waitFor(`the put to read ${o.streamingBytes} bytes`, () => read >= o.streamingBytes);
   if (o.unfinished) {
-    await waitFor('the write in progress to be listed as unfinished', async () => unfinishedOf(await s.storage.list(s.prefix, { unfinished: true })).length > 0);
+    await waitFor(
+      'the write in progress to be listed as unfinished',
+      async () => unfinishedOf(await s.storage.list(s.prefix, { unfinished: true })).length > 0,
+    );
   }
   const reason = new Error('cancelled by dbflow/testing');
   const started = performance.now();
@@ -89,7 +109,10 @@ export async function abortedPut(s: StorageUnderTest, o: StorageSuiteSettings): 
   await assert.rejects(Promise.race([putting.finally(() => clearTimeout(timer)), deadline]), (err) => {
     if (err === late) endless.destroy();
     assert.notEqual(err, late, `an aborted put rejects within ${PROMPT_MS} ms`);
-    assert.ok(causedBy(err, reason) || /abort|cancel/i.test((err as Error).message), `an aborted put rejects with the signal's reason, not ${describeError(err)}`);
+    assert.ok(
+      causedBy(err, reason) || /abort|cancel/i.test((err as Error).message),
+      `an aborted put rejects with the signal's reason, not ${describeError(err)}`,
+    );
     return true;
   });
   const ms = performance.now() - started;
@@ -101,7 +124,11 @@ export async function abortedPut(s: StorageUnderTest, o: StorageSuiteSettings): 
   const before = new AbortController();
   before.abort(reason);
   const body = Readable.from([Buffer.from('never written')]);
-  await assert.rejects(s.storage.put(`${s.prefix}aborted-before/object.bin`, body, { signal: before.signal }), Error, 'a put whose signal is already aborted rejects');
+  await assert.rejects(
+    s.storage.put(`${s.prefix}aborted-before/object.bin`, body, { signal: before.signal }),
+    Error,
+    'a put whose signal is already aborted rejects',
+  );
   assert.ok(body.destroyed, 'a put aborted before it started destroys its body');
   await assertNothingUnder(s, 'after a put aborted before it started');
 }

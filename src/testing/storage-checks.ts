@@ -53,7 +53,10 @@ export async function assertMissing(s: StorageUnderTest, url: string, why: strin
   try {
     stream = await s.storage.get(url);
   } catch (err) {
-    assert.ok(isKind(err, 'RepositoryError'), `${why}: get("${url}") must reject with a RepositoryError (a DbflowError), not ${describeError(err)}`);
+    assert.ok(
+      isKind(err, 'RepositoryError'),
+      `${why}: get("${url}") must reject with a RepositoryError (a DbflowError), not ${describeError(err)}`,
+    );
     assert.ok((err as Error).message.includes(url), `${why}: the error must name the URL "${url}": ${(err as Error).message}`);
     return;
   }
@@ -65,7 +68,11 @@ export async function assertMissing(s: StorageUnderTest, url: string, why: strin
 export async function assertNothingUnder(s: StorageUnderTest, why: string): Promise<void> {
   assert.deepEqual(await listed(s, s.prefix), [], `${why}: list(prefix) must be empty`);
   const unfinished = (await s.storage.list(s.prefix, { unfinished: true })).map((o) => o.url);
-  assert.deepEqual(unfinished, [], `${why}: list(prefix, { unfinished: true }) must be empty (a failed or aborted put cleans up after itself)`);
+  assert.deepEqual(
+    unfinished,
+    [],
+    `${why}: list(prefix, { unfinished: true }) must be empty (a failed or aborted put cleans up after itself)`,
+  );
 }
 
 /** The entries marked unfinished. */
@@ -75,7 +82,7 @@ export function unfinishedOf(objects: StoredObject[]): StoredObject[] {
 
 /** Random bytes written into `body` by hand, honouring back-pressure: resolves once the reader has taken all of them. */
 export async function writeRandom(body: PassThrough, bytes: number, hash: Hash = createHash('sha256')): Promise<Hash> {
-  for (let sent = 0; sent < bytes; ) {
+  for (let sent = 0; sent < bytes;) {
     const piece = randomBytes(Math.min(64 * 1024, bytes - sent));
     sent += piece.length;
     hash.update(piece);

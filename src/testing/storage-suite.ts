@@ -5,7 +5,16 @@ import { Readable } from 'node:stream';
 import { describe, test, type TestContext } from 'node:test';
 import type { Storage } from '../plugins/types.js';
 import { abortedPut, failedPut, invisibleWhileStreaming, overwrite } from './storage-atomic.js';
-import { assertMissing, expected, ISO_TIME, listed, neverAborted, type StorageSuiteOptions, type StorageSuiteSettings, type StorageUnderTest } from './storage-checks.js';
+import {
+  assertMissing,
+  expected,
+  ISO_TIME,
+  listed,
+  neverAborted,
+  type StorageSuiteOptions,
+  type StorageSuiteSettings,
+  type StorageUnderTest,
+} from './storage-checks.js';
 import { chunksOf, digest, randomStream, readAll } from './streams.js';
 import { prepare, type Setup } from './support.js';
 
@@ -29,7 +38,14 @@ const MiB = 1024 * 1024;
  * runs at the start of every test and gives a storage and a fresh prefix.
  */
 export function describeStorage(name: string, setup: Setup<StorageSetup>, options: StorageSuiteOptions = {}): void {
-  const o: StorageSuiteSettings = { unfinished: true, modified: true, bigBytes: 6 * MiB, streamingBytes: 6 * MiB, timeout: 120_000, ...options };
+  const o: StorageSuiteSettings = {
+    unfinished: true,
+    modified: true,
+    bigBytes: 6 * MiB,
+    streamingBytes: 6 * MiB,
+    timeout: 120_000,
+    ...options,
+  };
   const storageTest = (title: string, body: (s: StorageUnderTest, o: StorageSuiteSettings, t: TestContext) => Promise<void>): void => {
     test(title, { timeout: o.timeout }, async (t) => {
       const s = await prepare(t, setup);
@@ -40,12 +56,30 @@ export function describeStorage(name: string, setup: Setup<StorageSetup>, option
     });
   };
   describe(name, () => {
-    storageTest('put then get round-trips the bytes exactly (empty, small, and a multi-MiB body in uneven chunks); put returns the URL and the size', roundTrips);
-    storageTest('an object is not visible while its put streams: get fails, list leaves it out (with { unfinished: true } it is listed, marked unfinished)', invisibleWhileStreaming);
-    storageTest("a body that fails mid-stream rejects the put with the body's error and leaves nothing (not listed, not even unfinished; get fails)", failedPut);
-    storageTest('an aborted put rejects promptly, destroys its body and leaves nothing; one aborted before it starts writes nothing', abortedPut);
-    storageTest('overwriting replaces an object atomically: while the new body streams get returns the old one whole; a failed overwrite keeps it', overwrite);
-    storageTest('list(prefix): every object whose URL starts with the prefix string, sub-folders included, with its URL exactly as put and its size', listRules);
+    storageTest(
+      'put then get round-trips the bytes exactly (empty, small, and a multi-MiB body in uneven chunks); put returns the URL and the size',
+      roundTrips,
+    );
+    storageTest(
+      'an object is not visible while its put streams: get fails, list leaves it out (with { unfinished: true } it is listed, marked unfinished)',
+      invisibleWhileStreaming,
+    );
+    storageTest(
+      "a body that fails mid-stream rejects the put with the body's error and leaves nothing (not listed, not even unfinished; get fails)",
+      failedPut,
+    );
+    storageTest(
+      'an aborted put rejects promptly, destroys its body and leaves nothing; one aborted before it starts writes nothing',
+      abortedPut,
+    );
+    storageTest(
+      'overwriting replaces an object atomically: while the new body streams get returns the old one whole; a failed overwrite keeps it',
+      overwrite,
+    );
+    storageTest(
+      'list(prefix): every object whose URL starts with the prefix string, sub-folders included, with its URL exactly as put and its size',
+      listRules,
+    );
     storageTest('list of a prefix with nothing under it is empty, not an error', emptyPrefix);
     storageTest('delete removes an object; deleting a missing object is not an error', deletes);
     storageTest('get of a missing object rejects with a RepositoryError that names the URL', missingObjects);
@@ -72,7 +106,14 @@ async function roundTrips(s: StorageUnderTest, o: StorageSuiteSettings): Promise
   const got = await digest(await s.storage.get(url));
   assert.equal(got.bytes, o.bigBytes, 'get returns as many bytes as were put (big)');
   assert.equal(got.sha256, await big.sha256, 'get returns exactly what was put (big)');
-  assert.deepEqual(await listed(s, `${s.prefix}round-trip/`), expected([[`${s.prefix}round-trip/empty.bin`, 0], [`${s.prefix}round-trip/small.bin`, 1000], [url, o.bigBytes]]));
+  assert.deepEqual(
+    await listed(s, `${s.prefix}round-trip/`),
+    expected([
+      [`${s.prefix}round-trip/empty.bin`, 0],
+      [`${s.prefix}round-trip/small.bin`, 1000],
+      [url, o.bigBytes],
+    ]),
+  );
 }
 
 async function listRules(s: StorageUnderTest, o: StorageSuiteSettings): Promise<void> {
@@ -80,18 +121,32 @@ async function listRules(s: StorageUnderTest, o: StorageSuiteSettings): Promise<
   const names = ['a/one', 'a/two.bin', 'a/sub/deep/three', 'ab/four', 'b'];
   for (const n of names) await s.storage.put(`${p}${n}`, Readable.from([Buffer.from(`object ${n}`)]), { signal: neverAborted() });
   const entry = (n: string): [string, number] => [`${p}${n}`, `object ${n}`.length];
-  assert.deepEqual(await listed(s, `${p}a/`), expected(['a/one', 'a/two.bin', 'a/sub/deep/three'].map(entry)), 'a folder prefix lists everything in it, sub-folders included');
-  assert.deepEqual(await listed(s, `${p}a`), expected(['a/one', 'a/two.bin', 'a/sub/deep/three', 'ab/four'].map(entry)), 'a prefix is a string prefix: "a" also matches "ab/…"');
+  assert.deepEqual(
+    await listed(s, `${p}a/`),
+    expected(['a/one', 'a/two.bin', 'a/sub/deep/three'].map(entry)),
+    'a folder prefix lists everything in it, sub-folders included',
+  );
+  assert.deepEqual(
+    await listed(s, `${p}a`),
+    expected(['a/one', 'a/two.bin', 'a/sub/deep/three', 'ab/four'].map(entry)),
+    'a prefix is a string prefix: "a" also matches "ab/…"',
+  );
   assert.deepEqual(await listed(s, `${p}a/t`), expected([entry('a/two.bin')]), 'a prefix may end inside a name');
   assert.deepEqual(await listed(s, `${p}a/one`), expected([entry('a/one')]), "an object's own URL lists that object");
   assert.deepEqual(await listed(s, p), expected(names.map(entry)), 'the whole prefix');
   const plain = await s.storage.list(p);
-  assert.ok(plain.every((x) => x.unfinished === undefined), 'finished objects are not marked unfinished');
+  assert.ok(
+    plain.every((x) => x.unfinished === undefined),
+    'finished objects are not marked unfinished',
+  );
   if (!o.modified) return;
   const before = Date.now() - 24 * 3600_000;
   const after = Date.now() + 24 * 3600_000;
   for (const x of await s.storage.list(p, { modified: true })) {
-    assert.ok(typeof x.modified === 'string' && ISO_TIME.test(x.modified), `list(prefix, { modified: true }) gives an ISO 8601 time for ${x.url}: ${String(x.modified)}`);
+    assert.ok(
+      typeof x.modified === 'string' && ISO_TIME.test(x.modified),
+      `list(prefix, { modified: true }) gives an ISO 8601 time for ${x.url}: ${String(x.modified)}`,
+    );
     const at = Date.parse(x.modified);
     assert.ok(at > before && at < after, `the modified time of ${x.url} is about now: ${x.modified}`);
   }
@@ -133,8 +188,16 @@ async function names(s: StorageUnderTest): Promise<void> {
     assert.equal(put.url, url);
     assert.equal((await readAll(await s.storage.get(url))).toString(), url, `get("${url}") returns what was put`);
   }
-  assert.deepEqual(await listed(s, `${s.prefix}names/`), expected(objects.map((u) => [u, Buffer.byteLength(u)])), 'list gives the names exactly as put');
-  assert.deepEqual(await listed(s, `${s.prefix}names/naïve`), expected([[objects[1]!, Buffer.byteLength(objects[1]!)]]), 'a non-ASCII prefix matches');
+  assert.deepEqual(
+    await listed(s, `${s.prefix}names/`),
+    expected(objects.map((u) => [u, Buffer.byteLength(u)])),
+    'list gives the names exactly as put',
+  );
+  assert.deepEqual(
+    await listed(s, `${s.prefix}names/naïve`),
+    expected([[objects[1]!, Buffer.byteLength(objects[1]!)]]),
+    'a non-ASCII prefix matches',
+  );
   for (const url of objects) await s.storage.delete(url);
   assert.deepEqual(await listed(s, `${s.prefix}names/`), [], 'delete removes them');
 }

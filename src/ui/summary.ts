@@ -40,10 +40,11 @@ export function renderSummary(pipeline: string, result: RunResult, restore?: Sto
   const origins = failed.filter(([, s]) => !s.failedWith).map(([id]) => id);
   const carried = failed.filter(([, s]) => s.failedWith).map(([id]) => id);
   if (failed.length) {
-    const names = origins.length ? `${origins.join(', ')}${carried.length ? ` (and in its stream chain: ${carried.join(', ')})` : ''}` : carried.join(', ');
+    const names = origins.length
+      ? `${origins.join(', ')}${carried.length ? ` (and in its stream chain: ${carried.join(', ')})` : ''}`
+      : carried.join(', ');
     lines.push(`  failed    ${names}; errors above, each step's log in ${path.join(result.dir, 'logs')}`);
-  }
-  else if (result.error) lines.push(`  error     ${result.error}`);
+  } else if (result.error) lines.push(`  error     ${result.error}`);
   for (const a of result.summary.artifacts) {
     lines.push(`  artifact  ${a.database}  ${a.url}  ${formatBytes(a.bytes)}  sha256 ${a.sha256.slice(0, 16)}…`);
   }

@@ -243,27 +243,24 @@ it('a pipeline file over 1 MiB is refused before it is parsed; deep nesting is a
 
 // Storage keys that leave the repository after templates are filled in are refused (upload `to:`),
 // also when the repository is a relative file:// URL made absolute against the pipeline's folder.
-it(
-  'storage keys: an upload key with ".." segments from a variable does not write outside the repository',
-  async (t) => {
-    const root = tmpDir(t);
-    const dir = path.join(root, 'work');
-    mkdirSync(path.join(dir, 'data'), { recursive: true });
-    const file = path.join(dir, 'escape.yaml');
-    writeFileSync(file, pipeline('vars', '../../../escaped'));
-    tried += 1;
-    const r = await dbflow(['run', file, '--state-dir', path.join(root, 'state')], {
-      cwd: dir,
-      env: { HOSTILE_PASSPHRASE: 'a passphrase' },
-    });
-    assert.equal(hasStackTrace(r.stderr), false, r.stderr);
-    const escaped = [
-      path.join(root, 'escaped.zst.pgp'),
-      path.join(dir, 'escaped.zst.pgp'),
-      path.join(dir, 'backups', 'escaped.zst.pgp'),
-    ].filter((f) => existsSync(f));
-    if (escaped.length) t.diagnostic(`storage keys: upload wrote outside the repository: ${escaped.join(', ')}`);
-    assert.deepEqual(escaped, [], `nothing outside backups/<run-id>/ (exit ${r.exitCode})`);
-    if (r.exitCode !== 0) assert.match(r.stderr, /"upload"/, 'a refusal names the upload step');
-  },
-);
+it('storage keys: an upload key with ".." segments from a variable does not write outside the repository', async (t) => {
+  const root = tmpDir(t);
+  const dir = path.join(root, 'work');
+  mkdirSync(path.join(dir, 'data'), { recursive: true });
+  const file = path.join(dir, 'escape.yaml');
+  writeFileSync(file, pipeline('vars', '../../../escaped'));
+  tried += 1;
+  const r = await dbflow(['run', file, '--state-dir', path.join(root, 'state')], {
+    cwd: dir,
+    env: { HOSTILE_PASSPHRASE: 'a passphrase' },
+  });
+  assert.equal(hasStackTrace(r.stderr), false, r.stderr);
+  const escaped = [
+    path.join(root, 'escaped.zst.pgp'),
+    path.join(dir, 'escaped.zst.pgp'),
+    path.join(dir, 'backups', 'escaped.zst.pgp'),
+  ].filter((f) => existsSync(f));
+  if (escaped.length) t.diagnostic(`storage keys: upload wrote outside the repository: ${escaped.join(', ')}`);
+  assert.deepEqual(escaped, [], `nothing outside backups/<run-id>/ (exit ${r.exitCode})`);
+  if (r.exitCode !== 0) assert.match(r.stderr, /"upload"/, 'a refusal names the upload step');
+});

@@ -62,22 +62,50 @@ describe('dbflow init', { concurrency: 4 }, () => {
   test('a password in a URL goes to an environment variable, never into the file or the output', async () => {
     const cwd = tmpDir();
     const password = 'pw-0f1e2d3c-in-url';
-    const r = await dbflow(['init', '--postgres', `postgres://backup:${password}@db.internal:5432/app`, '--mysql', `mysql://backup:${password}@db2.internal/shop`, '--no-check'], { cwd });
+    const r = await dbflow(
+      [
+        'init',
+        '--postgres',
+        `postgres://backup:${password}@db.internal:5432/app`,
+        '--mysql',
+        `mysql://backup:${password}@db2.internal/shop`,
+        '--no-check',
+      ],
+      { cwd },
+    );
     assert.equal(r.exitCode, 0, both(r));
     const yaml = readFileSync(path.join(cwd, 'app-shop-nightly.yaml'), 'utf8');
     for (const text of [yaml, r.stdout, r.stderr]) assert.ok(!text.includes(password), 'the password is not written or shown');
     assert.match(yaml, /app_password: \{ env: APP_DB_PASSWORD \}/);
-    assert.match(yaml, /app: \{ driver: postgres, url: "postgres:\/\/backup@db\.internal:5432\/app", password: "\{\{ secrets\.app_password \}\}" \}/);
+    assert.match(
+      yaml,
+      /app: \{ driver: postgres, url: "postgres:\/\/backup@db\.internal:5432\/app", password: "\{\{ secrets\.app_password \}\}" \}/,
+    );
     assert.match(r.stdout, /export APP_DB_PASSWORD/);
     assert.match(r.stdout, /export SHOP_DB_PASSWORD/);
     // Validates as written, given the variables it names.
-    const v = await dbflow(['validate', 'app-shop-nightly.yaml'], { cwd, env: { APP_DB_PASSWORD: 'x', SHOP_DB_PASSWORD: 'y', DBFLOW_PASSPHRASE: 'z' } });
+    const v = await dbflow(['validate', 'app-shop-nightly.yaml'], {
+      cwd,
+      env: { APP_DB_PASSWORD: 'x', SHOP_DB_PASSWORD: 'y', DBFLOW_PASSPHRASE: 'z' },
+    });
     assert.equal(v.exitCode, 0, both(v));
   });
 
   test('hostile database and file names are quoted: the pipeline validates and names them as given', async () => {
     const cwd = tmpDir();
-    const r = await dbflow(['init', '--postgres', 'postgres://h/we%22ird%3A%20%7Bx%7D%20%23', '--sqlite', "it's: #[1].sqlite3", '--name', 'hostile', '--no-check'], { cwd });
+    const r = await dbflow(
+      [
+        'init',
+        '--postgres',
+        'postgres://h/we%22ird%3A%20%7Bx%7D%20%23',
+        '--sqlite',
+        "it's: #[1].sqlite3",
+        '--name',
+        'hostile',
+        '--no-check',
+      ],
+      { cwd },
+    );
     assert.equal(r.exitCode, 0, both(r));
     const yaml = readFileSync(path.join(cwd, 'hostile.yaml'), 'utf8');
     assert.match(yaml, /we_ird___x___: \{ driver: postgres, url: "postgres:\/\/h\/we%22ird%3A%20%7Bx%7D%20%23" \}/);
@@ -105,7 +133,10 @@ describe('dbflow init', { concurrency: 4 }, () => {
     myUrl.username = role;
     myUrl.password = password;
     const cwd = tmpDir();
-    const r = await dbflow(['init', '--postgres', pgUrl.href, '--mysql', myUrl.href, '--name', 'ungranted'], { cwd, env: { DBFLOW_PASSPHRASE: 'p' } });
+    const r = await dbflow(['init', '--postgres', pgUrl.href, '--mysql', myUrl.href, '--name', 'ungranted'], {
+      cwd,
+      env: { DBFLOW_PASSPHRASE: 'p' },
+    });
     assert.equal(r.exitCode, 1, both(r));
     for (const grant of [
       `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role};`,
@@ -118,7 +149,10 @@ describe('dbflow init', { concurrency: 4 }, () => {
       assert.ok(r.stderr.includes(grant), `names ${grant}:\n${r.stderr}`);
     const escaped = myDb.name.replaceAll('_', '\\_'); // "_" is a wildcard in a GRANT's database name
     assert.ok(r.stderr.includes(`GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`${escaped}\`.* TO '${role}'@'%';`), r.stderr);
-    assert.match(r.stderr, /✖ dbflow_test_\w+ \(PostgreSQL [\d.]+ as dbflow_test_init_\w+\): \d+ privileges missing; an administrator runs:/);
+    assert.match(
+      r.stderr,
+      /✖ dbflow_test_\w+ \(PostgreSQL [\d.]+ as dbflow_test_init_\w+\): \d+ privileges missing; an administrator runs:/,
+    );
     assert.match(r.stderr, /ungranted\.yaml is written; a run will fail until the problems above are fixed/);
     assert.ok(existsSync(path.join(cwd, 'ungranted.yaml')));
     assert.ok(!both(r).includes(password), 'the password is not shown');
@@ -183,7 +217,19 @@ describe('dbflow run --dry-run', { concurrency: 4 }, () => {
   test('a dead server and an unwritable repository: exit 1, each named, no stack, nothing run', async () => {
     const cwd = tmpDir();
     const file = path.join(cwd, 'dead.yaml');
-    const init = await dbflow(['init', '--postgres', withPassword('postgres://backup@127.0.0.1:1/app', 'pw-dead-77'), '--to', 'file:///etc/hostname/backups', '--name', 'dead', '--no-check'], { cwd });
+    const init = await dbflow(
+      [
+        'init',
+        '--postgres',
+        withPassword('postgres://backup@127.0.0.1:1/app', 'pw-dead-77'),
+        '--to',
+        'file:///etc/hostname/backups',
+        '--name',
+        'dead',
+        '--no-check',
+      ],
+      { cwd },
+    );
     assert.equal(init.exitCode, 0, both(init));
     const r = await dbflow(['run', file, '--dry-run'], { cwd, env: { APP_DB_PASSWORD: 'pw-dead-77', DBFLOW_PASSPHRASE: 'x-passphrase' } });
     assert.equal(r.exitCode, 1, both(r));
@@ -202,13 +248,19 @@ describe('dbflow run --dry-run', { concurrency: 4 }, () => {
     const bucket = await s3.bucket();
     const cwd = tmpDir();
     createLiveDatabase(path.join(cwd, 'x.sqlite3'), 10);
-    const init = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', `s3://${bucket}/nightly`, '--name', 'ons3'], { cwd, env: { ...s3.env, DBFLOW_PASSPHRASE: 'p-s3' } });
+    const init = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', `s3://${bucket}/nightly`, '--name', 'ons3'], {
+      cwd,
+      env: { ...s3.env, DBFLOW_PASSPHRASE: 'p-s3' },
+    });
     assert.equal(init.exitCode, 0, both(init));
     assert.match(init.stdout, new RegExp(`✔ repository s3://${bucket}/nightly/: writable`));
     assert.match(readFileSync(path.join(cwd, 'ons3.yaml'), 'utf8'), /# {3}AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION/);
     const listed = await s3.client().send(new ListObjectsV2Command({ Bucket: bucket }));
     assert.equal(listed.KeyCount ?? 0, 0, 'nothing is left in the bucket');
-    const missing = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', 's3://no-such-bucket-dbflow/nightly', '--name', 'nobucket'], { cwd, env: { ...s3.env, DBFLOW_PASSPHRASE: 'p-s3' } });
+    const missing = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', 's3://no-such-bucket-dbflow/nightly', '--name', 'nobucket'], {
+      cwd,
+      env: { ...s3.env, DBFLOW_PASSPHRASE: 'p-s3' },
+    });
     assert.equal(missing.exitCode, 1, both(missing));
     assert.match(missing.stderr, /✖ repository s3:\/\/no-such-bucket-dbflow\/nightly\/: not writable: .*no-such-bucket-dbflow/);
   });
@@ -219,10 +271,16 @@ describe('dbflow run --dry-run', { concurrency: 4 }, () => {
     const cwd = tmpDir();
     createLiveDatabase(path.join(cwd, 'x.sqlite3'), 10);
     const to = sshd.url(`${path.join(tmpDir(), 'repo')}`);
-    const r = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', to, '--name', 'onsftp'], { cwd, env: { ...sshd.env, DBFLOW_PASSPHRASE: 'p-sftp' } });
+    const r = await dbflow(['init', '--sqlite', 'x.sqlite3', '--to', to, '--name', 'onsftp'], {
+      cwd,
+      env: { ...sshd.env, DBFLOW_PASSPHRASE: 'p-sftp' },
+    });
     assert.equal(r.exitCode, 0, both(r));
     assert.match(r.stdout, /✔ repository sftp:\/\/.*\/repo\/: writable/);
-    const unknownHost = await dbflow(['run', 'onsftp.yaml', '--dry-run'], { cwd, env: { ...sshd.env, DBFLOW_SFTP_KNOWN_HOSTS: path.join(cwd, 'empty_known_hosts'), DBFLOW_PASSPHRASE: 'p-sftp' } });
+    const unknownHost = await dbflow(['run', 'onsftp.yaml', '--dry-run'], {
+      cwd,
+      env: { ...sshd.env, DBFLOW_SFTP_KNOWN_HOSTS: path.join(cwd, 'empty_known_hosts'), DBFLOW_PASSPHRASE: 'p-sftp' },
+    });
     assert.equal(unknownHost.exitCode, 1, both(unknownHost));
     assert.match(unknownHost.stderr, /✖ repository sftp:\/\/.*: not writable: /);
   });

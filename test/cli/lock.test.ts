@@ -31,24 +31,31 @@ steps:
 
 const lines = (log: string): string[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : []);
 
-void test('two concurrent runs of one pipeline: exactly one runs, the other exits 75 naming the holder', { timeout: 180_000 }, async (t) => {
-  const dir = tmpDir(t);
-  const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
-  const { file, log, release } = napPipeline(dir, 90_000);
-  const procs = [spawnDbflow(['run', file], { cwd: dir, env }), spawnDbflow(['run', file], { cwd: dir, env })];
-  // The holder's step waits for the release file: the other run meets the lock whatever the machine's speed.
-  await Promise.race(procs);
-  writeFileSync(release, '');
-  const [a, b] = await Promise.all(procs);
-  const codes = [a!.exitCode, b!.exitCode].sort();
-  assert.deepEqual(codes, [ExitCode.ok, ExitCode.locked], `${String(a!.stderr)}\n${String(b!.stderr)}`);
-  const loser = a!.exitCode === ExitCode.locked ? a! : b!;
-  const winnerPid = (loser === a ? procs[1] : procs[0])!.pid;
-  assert.match(String(loser.stderr), new RegExp(`pipeline "nap" \\(repository file://.*nap\\.yaml\\) is already running: pid ${winnerPid} \\(dbflow run\\)`));
-  assert.match(String(loser.stderr), /lock_wait|--lock-wait/);
-  assert.ok(!hasStackTrace(String(loser.stderr)), String(loser.stderr));
-  assert.equal(lines(log).filter((l) => l.startsWith('start')).length, 1, 'one run started its step');
-});
+void test(
+  'two concurrent runs of one pipeline: exactly one runs, the other exits 75 naming the holder',
+  { timeout: 180_000 },
+  async (t) => {
+    const dir = tmpDir(t);
+    const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
+    const { file, log, release } = napPipeline(dir, 90_000);
+    const procs = [spawnDbflow(['run', file], { cwd: dir, env }), spawnDbflow(['run', file], { cwd: dir, env })];
+    // The holder's step waits for the release file: the other run meets the lock whatever the machine's speed.
+    await Promise.race(procs);
+    writeFileSync(release, '');
+    const [a, b] = await Promise.all(procs);
+    const codes = [a!.exitCode, b!.exitCode].sort();
+    assert.deepEqual(codes, [ExitCode.ok, ExitCode.locked], `${String(a!.stderr)}\n${String(b!.stderr)}`);
+    const loser = a!.exitCode === ExitCode.locked ? a! : b!;
+    const winnerPid = (loser === a ? procs[1] : procs[0])!.pid;
+    assert.match(
+      String(loser.stderr),
+      new RegExp(`pipeline "nap" \\(repository file://.*nap\\.yaml\\) is already running: pid ${winnerPid} \\(dbflow run\\)`),
+    );
+    assert.match(String(loser.stderr), /lock_wait|--lock-wait/);
+    assert.ok(!hasStackTrace(String(loser.stderr)), String(loser.stderr));
+    assert.equal(lines(log).filter((l) => l.startsWith('start')).length, 1, 'one run started its step');
+  },
+);
 
 void test('--lock-wait: the second run waits for the first to end, then runs', { timeout: 180_000 }, async (t) => {
   const dir = tmpDir(t);
@@ -93,19 +100,26 @@ void test('the pipeline lock_wait applies; an unknown --lock-wait value is a usa
   assert.match(String(bad.stderr), /--lock-wait must be a duration such as/);
 });
 
-void test('a holder killed with SIGKILL leaves a stale lock: the next run takes it over at once and says so', { timeout: 180_000 }, async (t) => {
-  const dir = tmpDir(t);
-  const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
-  const { file, log } = napPipeline(dir, 90_000);
-  const holder = spawnDbflow(['run', file], { cwd: dir, env });
-  await waitFor('the holder has started its step', () => lines(log).length >= 1, WAIT_MS);
-  holder.kill('SIGKILL');
-  await holder;
-  napPipeline(dir, 100);
-  const next = await spawnDbflow(['run', file], { cwd: dir, env });
-  assert.equal(next.exitCode, 0, String(next.stderr));
-  assert.match(String(next.stderr), new RegExp(`took over the lock of pid ${holder.pid} \\(dbflow run\\) of .*, which ended without releasing it`));
-  // With no lock_wait, a lock still taken would have made it exit 75 at once: there is no stale-lock timeout to wait out.
-  assert.doesNotMatch(String(next.stderr), /waiting for/);
-  assert.equal(lines(log).filter((l) => l.startsWith('end')).length, 1, 'the killed run never ended; the next one did');
-});
+void test(
+  'a holder killed with SIGKILL leaves a stale lock: the next run takes it over at once and says so',
+  { timeout: 180_000 },
+  async (t) => {
+    const dir = tmpDir(t);
+    const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
+    const { file, log } = napPipeline(dir, 90_000);
+    const holder = spawnDbflow(['run', file], { cwd: dir, env });
+    await waitFor('the holder has started its step', () => lines(log).length >= 1, WAIT_MS);
+    holder.kill('SIGKILL');
+    await holder;
+    napPipeline(dir, 100);
+    const next = await spawnDbflow(['run', file], { cwd: dir, env });
+    assert.equal(next.exitCode, 0, String(next.stderr));
+    assert.match(
+      String(next.stderr),
+      new RegExp(`took over the lock of pid ${holder.pid} \\(dbflow run\\) of .*, which ended without releasing it`),
+    );
+    // With no lock_wait, a lock still taken would have made it exit 75 at once: there is no stale-lock timeout to wait out.
+    assert.doesNotMatch(String(next.stderr), /waiting for/);
+    assert.equal(lines(log).filter((l) => l.startsWith('end')).length, 1, 'the killed run never ended; the next one did');
+  },
+);

@@ -27,20 +27,30 @@ describe('the npm package', { concurrency: 3 }, () => {
     assert.ok(filename, packed.stdout);
     prefix = path.join(dir, 'prefix');
     // Runtime dependencies only; better-sqlite3 compiles from source where no prebuilt binary can be fetched.
-    await execa('npm', ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, filename)], {
-      env: { npm_config_update_notifier: 'false' },
-    });
+    await execa(
+      'npm',
+      ['install', '--global', '--prefix', prefix, '--no-audit', '--no-fund', '--prefer-offline', path.join(dir, filename)],
+      {
+        env: { npm_config_update_notifier: 'false' },
+      },
+    );
     bin = path.join(prefix, 'bin', 'dbflow');
   });
 
   test('holds what a user needs and nothing of the development tree', () => {
     const installed = path.join(prefix, 'lib', 'node_modules', 'dbflow');
     const top = readdirSync(installed).sort();
-    for (const name of ['CHANGELOG.md', 'README.md', 'dist', 'package.json', 'pipelines', 'schemas']) assert.ok(top.includes(name), `${name} is in the package (${top.join(', ')})`);
+    for (const name of ['CHANGELOG.md', 'README.md', 'dist', 'package.json', 'pipelines', 'schemas'])
+      assert.ok(top.includes(name), `${name} is in the package (${top.join(', ')})`);
     for (const name of ['test', 'scripts', 'src', '.ci', 'tsconfig.json']) assert.ok(!top.includes(name), `${name} is not in the package`);
-    assert.deepEqual(readdirSync(path.join(installed, 'pipelines')).filter((f) => !/\.(ya?ml|passphrase)$/.test(f)), [], 'no local backups or demo databases are packed');
+    assert.deepEqual(
+      readdirSync(path.join(installed, 'pipelines')).filter((f) => !/\.(ya?ml|passphrase)$/.test(f)),
+      [],
+      'no local backups or demo databases are packed',
+    );
     const modules = readdirSync(path.join(installed, 'node_modules'));
-    for (const dev of ['typescript', 'eslint', 's3rver', 'prettier']) assert.ok(!modules.includes(dev), `development dependency ${dev} is not installed`);
+    for (const dev of ['typescript', 'eslint', 's3rver', 'prettier'])
+      assert.ok(!modules.includes(dev), `development dependency ${dev} is not installed`);
     assert.ok(modules.includes('better-sqlite3') && modules.includes('openpgp'));
   });
 
@@ -78,7 +88,9 @@ describe('the npm package', { concurrency: 3 }, () => {
       const tables: string[] = [];
       if (c.pg) {
         const db = await pgScratch(t);
-        await db.pool.query('CREATE TABLE orders (id int PRIMARY KEY, total numeric); INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 500) g');
+        await db.pool.query(
+          'CREATE TABLE orders (id int PRIMARY KEY, total numeric); INSERT INTO orders SELECT g, g * 1.5 FROM generate_series(1, 500) g',
+        );
         flags.push('--postgres', db.url);
         tables.push(`${db.name}: 500`);
       }
@@ -91,7 +103,16 @@ describe('the npm package', { concurrency: 3 }, () => {
       }
       const cwd = tmpDir();
       const repo = path.join(tmpDir(), 'repo');
-      const init = await run(cwd, ['init', ...flags, '--to', `file://${repo}`, '--name', 'nightly', '--passphrase-file', 'nightly.passphrase']);
+      const init = await run(cwd, [
+        'init',
+        ...flags,
+        '--to',
+        `file://${repo}`,
+        '--name',
+        'nightly',
+        '--passphrase-file',
+        'nightly.passphrase',
+      ]);
       assert.equal(init.exitCode, 0, `${init.stdout}\n${init.stderr}`);
       assert.match(init.stdout, /^wrote nightly\.yaml/m);
       assert.match(init.stdout, /✔ repository file:\/\/.*: writable/);
@@ -102,7 +123,10 @@ describe('the npm package', { concurrency: 3 }, () => {
         const [name, rows] = table.split(': ');
         assert.match(r.stdout, new RegExp(`verified {2}${name} {2}rowcount: 1 tables, ${rows} rows equal`));
       }
-      const manifest = JSON.parse(readFileSync(/manifest {2}file:\/\/(\S+)/.exec(r.stdout)![1]!, 'utf8')) as { status: string; coordination?: unknown };
+      const manifest = JSON.parse(readFileSync(/manifest {2}file:\/\/(\S+)/.exec(r.stdout)![1]!, 'utf8')) as {
+        status: string;
+        coordination?: unknown;
+      };
       assert.equal(manifest.status, 'verified');
       if (c.pg && c.my) assert.ok(manifest.coordination, 'two databases are taken at one coordinated cut');
     });

@@ -118,7 +118,8 @@ describe('a third-party plugin package (storage, codec, step) in every command',
   let pkg: string;
   let env: Record<string, string | undefined>;
   const run = (args: string[], extra: Record<string, string | undefined> = {}) => dbflow(args, { cwd, env: { ...env, ...extra } });
-  const stored = (): string[] => (existsSync(path.join(pkg, 'store')) ? readdirSync(path.join(pkg, 'store')).map(decodeURIComponent).sort() : []);
+  const stored = (): string[] =>
+    existsSync(path.join(pkg, 'store')) ? readdirSync(path.join(pkg, 'store')).map(decodeURIComponent).sort() : [];
   const manifestOf = (runId: string): Manifest =>
     JSON.parse(readFileSync(path.join(pkg, 'store', encodeURIComponent(`nightly/${runId}/manifest.json`)), 'utf8')) as Manifest;
   const runIds: string[] = [];
@@ -127,7 +128,13 @@ describe('a third-party plugin package (storage, codec, step) in every command',
     cwd = tmpDir(undefined, 'dbflow-plugin-package-');
     pkg = path.join(cwd, 'node_modules', 'dbflow-plugin-flat');
     mkdirSync(pkg, { recursive: true });
-    const manifest = { name: 'dbflow-plugin-flat', version: '1.0.0', type: 'module', exports: './index.js', peerDependencies: { dbflow: '*' } };
+    const manifest = {
+      name: 'dbflow-plugin-flat',
+      version: '1.0.0',
+      type: 'module',
+      exports: './index.js',
+      peerDependencies: { dbflow: '*' },
+    };
     writeFileSync(path.join(pkg, 'package.json'), JSON.stringify(manifest));
     writeFileSync(path.join(pkg, 'index.js'), PLUGIN_JS);
     // No config file or plugin list from the machine running the tests.
@@ -165,13 +172,21 @@ describe('a third-party plugin package (storage, codec, step) in every command',
   });
 
   it('backups list reads the plugin storage given with --plugin, and says how to load one when it is not', async () => {
-    const listed = JSON.parse(ok(await run(['backups', 'list', 'flat://nightly', '--plugin', 'dbflow-plugin-flat', '--json']), 'backups list')) as {
+    const listed = JSON.parse(
+      ok(await run(['backups', 'list', 'flat://nightly', '--plugin', 'dbflow-plugin-flat', '--json']), 'backups list'),
+    ) as {
       backups: { run_id: string; status: string }[];
     };
-    assert.deepEqual(listed.backups.map((b) => [b.run_id, b.status]).sort(), runIds.map((id) => [id, 'verified']));
+    assert.deepEqual(
+      listed.backups.map((b) => [b.run_id, b.status]).sort(),
+      runIds.map((id) => [id, 'verified']),
+    );
     const without = await run(['backups', 'list', 'flat://nightly']);
     assert.equal(without.exitCode, 2);
-    assert.match(without.stderr, /no storage for "flat:" URLs .*Known: "file", "s3", "sftp"\. A plugin's storage is loaded with --plugin <path or package>, DBFLOW_PLUGINS=/);
+    assert.match(
+      without.stderr,
+      /no storage for "flat:" URLs .*Known: "file", "s3", "sftp"\. A plugin's storage is loaded with --plugin <path or package>, DBFLOW_PLUGINS=/,
+    );
     assert.ok(!hasStackTrace(without.stderr), without.stderr);
   });
 
@@ -187,7 +202,9 @@ describe('a third-party plugin package (storage, codec, step) in every command',
     const config = path.join(cwd, 'config', 'dbflow');
     mkdirSync(config, { recursive: true });
     writeFileSync(path.join(config, 'config.yaml'), 'plugins:\n  - ../../node_modules/dbflow-plugin-flat/index.js\n');
-    const r = await run(['restore', `flat://nightly/${runIds[1]}`, '--to', 'sqlite:./restored.sqlite3', '--create'], { XDG_CONFIG_HOME: path.join(cwd, 'config') });
+    const r = await run(['restore', `flat://nightly/${runIds[1]}`, '--to', 'sqlite:./restored.sqlite3', '--create'], {
+      XDG_CONFIG_HOME: path.join(cwd, 'config'),
+    });
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stdout, /✔ \d+ tables, \d+ rows equal to the backup's counts/);
   });
@@ -225,7 +242,13 @@ describe('a third-party plugin package (storage, codec, step) in every command',
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stdout, /1 kept, 1 removed/);
     assert.deepEqual(
-      [...new Set(stored().filter((u) => u.startsWith('nightly/')).map((u) => u.split('/')[1]))],
+      [
+        ...new Set(
+          stored()
+            .filter((u) => u.startsWith('nightly/'))
+            .map((u) => u.split('/')[1]),
+        ),
+      ],
       [runIds[1]],
     );
   });
@@ -252,10 +275,13 @@ describe('the plugin contract version', () => {
       writeFileSync(path.join(dir, 'p.yaml'), 'version: 1\nname: future\nplugins:\n  - ./future.js\nsteps: []\n');
       const r = await dbflow(['validate', 'p.yaml'], { cwd: dir, env: { XDG_CONFIG_HOME: dir } });
       assert.equal(r.exitCode, 2);
-      const advice = contract === '0.9' ? 'use a version of the plugin written for contract 1\\.x' : 'upgrade dbflow to one that implements contract';
+      const advice =
+        contract === '0.9' ? 'use a version of the plugin written for contract 1\\.x' : 'upgrade dbflow to one that implements contract';
       assert.match(
         r.stderr,
-        new RegExp(`p\\.yaml:4:5: plugin "future" \\(\\./future\\.js\\) was written for plugin contract ${contract.replace('.', '\\.')}, but this dbflow implements contract 1\\.0: ${advice}`),
+        new RegExp(
+          `p\\.yaml:4:5: plugin "future" \\(\\./future\\.js\\) was written for plugin contract ${contract.replace('.', '\\.')}, but this dbflow implements contract 1\\.0: ${advice}`,
+        ),
       );
       const flag = await dbflow(['plugins', '--plugin', './future.js'], { cwd: dir, env: { XDG_CONFIG_HOME: dir } });
       assert.equal(flag.exitCode, 2);
@@ -270,7 +296,10 @@ describe('the plugin contract version', () => {
     writeFileSync(path.join(dir, 'p.yaml'), 'version: 1\nname: old\nplugins: [./old.js]\nsteps: []\n');
     const r = await dbflow(['validate', 'p.yaml'], { cwd: dir, env: { XDG_CONFIG_HOME: dir } });
     assert.equal(r.exitCode, 2);
-    assert.match(r.stderr, /plugin "future" \(\.\/old\.js\) declares no plugin contract; declare the contract version the plugin was written for, e\.g\. contract: "1\.0"/);
+    assert.match(
+      r.stderr,
+      /plugin "future" \(\.\/old\.js\) declares no plugin contract; declare the contract version the plugin was written for, e\.g\. contract: "1\.0"/,
+    );
   });
 });
 
@@ -278,7 +307,8 @@ describe('examples/plugin-hello copied out of the repository', () => {
   it('runs from its own folder and as an installed package, with no dbflow next to it', async (t) => {
     const dir = tmpDir(t);
     const copy = path.join(dir, 'node_modules', 'dbflow-plugin-hello');
-    for (const f of ['index.ts', 'package.json', 'pipeline.yaml']) cpSync(path.join(repoRoot, 'examples', 'plugin-hello', f), path.join(copy, f));
+    for (const f of ['index.ts', 'package.json', 'pipeline.yaml'])
+      cpSync(path.join(repoRoot, 'examples', 'plugin-hello', f), path.join(copy, f));
     const own = await dbflow(['run', path.join(copy, 'pipeline.yaml')], { cwd: dir, env: { XDG_CONFIG_HOME: dir } });
     assert.equal(own.exitCode, 0, own.stderr);
     const pipeline = readFileSync(path.join(copy, 'pipeline.yaml'), 'utf8').replace('./index.ts', 'dbflow-plugin-hello');

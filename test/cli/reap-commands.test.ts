@@ -26,7 +26,10 @@ it('prune removes the temporary folders of killed restore and verify commands, n
   mkdirSync(path.join(dir, 'repo'));
   writeFileSync(path.join(dir, 'repo', 'stray'), 'x');
 
-  const r = await dbflow(['prune', `file://${dir}/repo`, '--keep-last', '1', '--state-dir', path.join(dir, 'state')], { cwd: dir, env: { TMPDIR: tmp } });
+  const r = await dbflow(['prune', `file://${dir}/repo`, '--keep-last', '1', '--state-dir', path.join(dir, 'state')], {
+    cwd: dir,
+    env: { TMPDIR: tmp },
+  });
   assert.equal(r.exitCode, 0, r.stdout + r.stderr);
   assert.equal(existsSync(dead), false, `the folder of the killed command is removed:\n${r.stderr}`);
   assert.match(r.stderr, new RegExp(`removed ${dead.replace(/[.]/g, '\\.')}`));

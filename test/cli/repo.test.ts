@@ -6,7 +6,17 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { dbflow, hasStackTrace, mapLimit } from '../helpers/cli.js';
-import { copyBackup, fakeRun, filesUnder, flipByte, manifestIn, ok, quickstartBackup, truncateBy, type QuickstartBackup } from '../helpers/repo.js';
+import {
+  copyBackup,
+  fakeRun,
+  filesUnder,
+  flipByte,
+  manifestIn,
+  ok,
+  quickstartBackup,
+  truncateBy,
+  type QuickstartBackup,
+} from '../helpers/repo.js';
 import { requireTool } from '../helpers/step-context.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -14,7 +24,16 @@ const ARTIFACT = 'demo.sqlite3.zst.pgp';
 
 interface Listed {
   repo: string;
-  backups: { url: string; run_id: string; pipeline: string; bytes: number; databases: string[]; status: string; last_verify: { ok: boolean; verified_at: string; failed: string[] } | null; missing: string[] }[];
+  backups: {
+    url: string;
+    run_id: string;
+    pipeline: string;
+    bytes: number;
+    databases: string[];
+    status: string;
+    last_verify: { ok: boolean; verified_at: string; failed: string[] } | null;
+    missing: string[];
+  }[];
   orphans: { objects: number; folders: { folder: string; objects: string[] }[] };
 }
 
@@ -22,9 +41,11 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
   let q: QuickstartBackup;
   let cwd: string;
   let skipped: string | undefined;
-  const run = (args: string[], env: Record<string, string | undefined> = {}) => dbflow(args, { cwd, env: { DBFLOW_PASSPHRASE: undefined, DBFLOW_TARGET_PASSWORD: undefined, ...env } });
+  const run = (args: string[], env: Record<string, string | undefined> = {}) =>
+    dbflow(args, { cwd, env: { DBFLOW_PASSPHRASE: undefined, DBFLOW_TARGET_PASSWORD: undefined, ...env } });
   const withKey = (args: string[]) => run([...args, '--passphrase-file', q.passphraseFile]);
-  const list = async (repo: string): Promise<Listed> => JSON.parse(ok(await run(['backups', 'list', repo, '--json']), 'backups list')) as Listed;
+  const list = async (repo: string): Promise<Listed> =>
+    JSON.parse(ok(await run(['backups', 'list', repo, '--json']), 'backups list')) as Listed;
 
   before(async () => {
     if (!(await requireTool({ skip: (m) => (skipped = m) }, 'zstd', 'zstd'))) return;
@@ -53,12 +74,18 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     const m = manifestIn(q.dir);
     const [header, line, footer] = text.trimEnd().split('\n');
     assert.match(header!, /^TIME +PIPELINE +RUN +SIZE +DATABASES +STATUS +BACKUP$/);
-    assert.match(line!, new RegExp(`^${m.run.started_at.slice(0, 10)} \\S+Z +quickstart +${q.runId} +\\d+(\\.\\d)? MiB +demo +verified +${q.url.replace(/[.]/g, '\\.')}$`));
+    assert.match(
+      line!,
+      new RegExp(
+        `^${m.run.started_at.slice(0, 10)} \\S+Z +quickstart +${q.runId} +\\d+(\\.\\d)? MiB +demo +verified +${q.url.replace(/[.]/g, '\\.')}$`,
+      ),
+    );
     assert.equal(footer, '1 backup; no orphaned objects');
     const json = await list(q.repo);
-    assert.deepEqual(json.backups.map((b) => [b.url, b.run_id, b.pipeline, b.bytes, b.databases, b.status, b.last_verify, b.missing]), [
-      [q.url, q.runId, 'quickstart', m.artifacts[0]!.bytes, ['demo'], 'verified', null, []],
-    ]);
+    assert.deepEqual(
+      json.backups.map((b) => [b.url, b.run_id, b.pipeline, b.bytes, b.databases, b.status, b.last_verify, b.missing]),
+      [[q.url, q.runId, 'quickstart', m.artifacts[0]!.bytes, ['demo'], 'verified', null, []]],
+    );
     assert.equal(json.orphans.objects, 0);
   });
 
@@ -66,9 +93,19 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     if (skipped) return t.skip(skipped);
     const r = await withKey(['verify', q.url]);
     assert.equal(r.exitCode, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`^ok +demo +${ARTIFACT.replace(/\./g, '\\.')} +[\\d.]+ MiB stored, sha256 ok → openpgp → zstd → [\\d.]+ MiB dump, size and sha256 equal to the dump taken$`, 'm'));
+    assert.match(
+      r.stdout,
+      new RegExp(
+        `^ok +demo +${ARTIFACT.replace(/\./g, '\\.')} +[\\d.]+ MiB stored, sha256 ok → openpgp → zstd → [\\d.]+ MiB dump, size and sha256 equal to the dump taken$`,
+        'm',
+      ),
+    );
     assert.match(r.stdout, /✔ 1 of 1 artifact verified/);
-    const record = JSON.parse(readFileSync(path.join(q.dir, 'verify.json'), 'utf8')) as { format: string; ok: boolean; artifacts: { path: string; ok: boolean }[] };
+    const record = JSON.parse(readFileSync(path.join(q.dir, 'verify.json'), 'utf8')) as {
+      format: string;
+      ok: boolean;
+      artifacts: { path: string; ok: boolean }[];
+    };
     assert.deepEqual([record.format, record.ok, record.artifacts.map((a) => [a.path, a.ok])], ['dbflow-verify', true, [[ARTIFACT, true]]]);
     assert.equal((await list(q.repo)).backups[0]!.last_verify?.ok, true);
     // The passphrase also comes from the environment.
@@ -86,19 +123,35 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     const target = path.join(cwd, 'nokey.sqlite3');
     writeFileSync(target, '');
     const [r, wrong, restore] = await mapLimit(
-      [['verify', url], ['verify', url, '--passphrase-file', wrongFile], ['restore', url, '--to', `sqlite:${target}`]],
+      [
+        ['verify', url],
+        ['verify', url, '--passphrase-file', wrongFile],
+        ['restore', url, '--to', `sqlite:${target}`],
+      ],
       2,
       (a) => run(a),
     );
     // Exit 3: the check could not run (a rotated or missing secret), which monitoring tells from 1 (damaged).
     assert.equal(r!.exitCode, 3, r!.stderr);
-    assert.match(r!.stderr, /^dbflow: verify could not check 1 of 1 artifact of .*, which says nothing about the backup \(exit 3: not checked; exit 1 would mean damaged\)/);
-    assert.match(r!.stderr, /encrypted with a passphrase and none was given; pass it with --passphrase-file F or the DBFLOW_PASSPHRASE environment variable/);
+    assert.match(
+      r!.stderr,
+      /^dbflow: verify could not check 1 of 1 artifact of .*, which says nothing about the backup \(exit 3: not checked; exit 1 would mean damaged\)/,
+    );
+    assert.match(
+      r!.stderr,
+      /encrypted with a passphrase and none was given; pass it with --passphrase-file F or the DBFLOW_PASSPHRASE environment variable/,
+    );
     assert.match(r!.stdout, /^NOT CHECKED {2}demo /m);
     assert.equal(wrong!.exitCode, 3, wrong!.stderr);
-    assert.match(wrong!.stderr, /the passphrase given \(--passphrase-file or DBFLOW_PASSPHRASE\) does not decrypt it; check it \(was it rotated\?\)/);
+    assert.match(
+      wrong!.stderr,
+      /the passphrase given \(--passphrase-file or DBFLOW_PASSPHRASE\) does not decrypt it; check it \(was it rotated\?\)/,
+    );
     assert.equal(restore!.exitCode, 3, restore!.stderr);
-    assert.match(restore!.stderr, /^dbflow: restore could not decrypt .*: it is encrypted with a passphrase and none was given; pass it with --passphrase-file F/);
+    assert.match(
+      restore!.stderr,
+      /^dbflow: restore could not decrypt .*: it is encrypted with a passphrase and none was given; pass it with --passphrase-file F/,
+    );
     for (const x of [r!, wrong!, restore!]) {
       assert.doesNotMatch(x.stderr + x.stdout, /secrets\.passphrase|pass it as "passphrase"/, 'command-line wording, not pipeline wording');
       assert.equal(hasStackTrace(x.stderr), false);
@@ -118,11 +171,18 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     assert.ok(v.stderr.startsWith(`dbflow: verify failed: 1 of 1 artifact of ${url} did not pass:\n  ${object}: `), v.stderr);
     assert.match(v.stderr, reason);
     assert.equal(hasStackTrace(v.stderr), false, v.stderr);
-    const record = JSON.parse(readFileSync(path.join(dir, 'verify.json'), 'utf8')) as { ok: boolean; artifacts: { ok: boolean; detail: string }[] };
+    const record = JSON.parse(readFileSync(path.join(dir, 'verify.json'), 'utf8')) as {
+      ok: boolean;
+      artifacts: { ok: boolean; detail: string }[];
+    };
     assert.equal(record.ok, false);
     assert.match(record.artifacts[0]!.detail, reason);
     const listed = await list(`file://./backups/${name}`);
-    assert.deepEqual(listed.backups[0]!.last_verify, { ok: false, verified_at: listed.backups[0]!.last_verify!.verified_at, failed: [ARTIFACT] });
+    assert.deepEqual(listed.backups[0]!.last_verify, {
+      ok: false,
+      verified_at: listed.backups[0]!.last_verify!.verified_at,
+      failed: [ARTIFACT],
+    });
 
     const target = path.join(cwd, `restored-${name}.sqlite3`);
     const r = await withKey(['restore', url, '--database', 'demo', '--to', `sqlite:${target}`, '--force']);
@@ -167,8 +227,12 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     const out = ok(await run(['restore', q.url, '--list']), 'restore --list');
     const m = manifestIn(q.dir);
     assert.match(out, new RegExp(`^database +demo +\\(sqlite [\\d.]+, taken .+; 3 tables, \\d+ rows\\)$`, 'm'));
-    for (const [table, { rows }] of Object.entries(m.databases.demo!.tables)) assert.match(out, new RegExp(`^  ${table} +${rows} +-$`, 'm'));
-    assert.match(out, new RegExp(`^  demo +${ARTIFACT.replace(/\./g, '\\.')} +[\\d.]+ MiB +sqlite3 +zstd\\+openpgp +[\\d.]+ MiB dump$`, 'm'));
+    for (const [table, { rows }] of Object.entries(m.databases.demo!.tables))
+      assert.match(out, new RegExp(`^  ${table} +${rows} +-$`, 'm'));
+    assert.match(
+      out,
+      new RegExp(`^  demo +${ARTIFACT.replace(/\./g, '\\.')} +[\\d.]+ MiB +sqlite3 +zstd\\+openpgp +[\\d.]+ MiB dump$`, 'm'),
+    );
   });
 
   it('restores into an empty SQLite file, refuses a non-empty or uncheckable target without --force', async (t) => {
@@ -176,7 +240,10 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     const target = path.join(cwd, 'restored.sqlite3');
     const missing = await withKey(['restore', q.url, '--database', 'demo', '--to', `sqlite:${target}`]);
     assert.equal(missing.exitCode, 1);
-    assert.match(missing.stderr, /^dbflow: the target sqlite:.*restored\.sqlite3 does not exist\. Create it first \(createdb, CREATE DATABASE; for sqlite an empty file\), or pass --create to have restore create it\.\n$/);
+    assert.match(
+      missing.stderr,
+      /^dbflow: the target sqlite:.*restored\.sqlite3 does not exist\. Create it first \(createdb, CREATE DATABASE; for sqlite an empty file\), or pass --create to have restore create it\.\n$/,
+    );
     // --create makes the file (and its folder); --database may be left out: the backup holds one database.
     const created = path.join(cwd, 'made', 'by-create.sqlite3');
     const c = await withKey(['restore', q.url, '--to', `sqlite:${created}`, '--create']);
@@ -186,17 +253,25 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     const r = await withKey(['restore', q.url, '--database', 'demo', '--to', `sqlite:${target}`]);
     assert.equal(r.exitCode, 0, r.stderr);
     const m = manifestIn(q.dir);
-    for (const [table, { rows }] of Object.entries(m.databases.demo!.tables)) assert.match(r.stdout, new RegExp(`^${table} +${rows} +${rows} +ok$`, 'm'));
+    for (const [table, { rows }] of Object.entries(m.databases.demo!.tables))
+      assert.match(r.stdout, new RegExp(`^${table} +${rows} +${rows} +ok$`, 'm'));
     assert.match(r.stdout, /✔ 3 tables, \d+ rows equal to the backup's counts\n$/);
     const again = await withKey(['restore', q.url, '--database', 'demo', '--to', `sqlite:${target}`]);
     assert.equal(again.exitCode, 1);
-    assert.match(again.stderr, /^dbflow: refusing to restore into sqlite:.* it is not empty \(3 tables: customers, order_items, orders\)\. .*--force/);
+    assert.match(
+      again.stderr,
+      /^dbflow: refusing to restore into sqlite:.* it is not empty \(3 tables: customers, order_items, orders\)\. .*--force/,
+    );
   });
 
   it('restore: usage errors exit 2 (an unknown --database, no --to); without --database the one database is taken', async (t) => {
     if (skipped) return t.skip(skipped);
     const [none, unknown, noTarget] = await mapLimit(
-      [['restore', q.url, '--to', 'sqlite:./x.db'], ['restore', q.url, '--database', 'dmeo', '--to', 'sqlite:./x.db'], ['restore', q.url, '--database', 'demo']],
+      [
+        ['restore', q.url, '--to', 'sqlite:./x.db'],
+        ['restore', q.url, '--database', 'dmeo', '--to', 'sqlite:./x.db'],
+        ['restore', q.url, '--database', 'demo'],
+      ],
       2,
       (a) => run(a),
     );
@@ -217,10 +292,23 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     assert.deepEqual(listed.backups, []);
     assert.equal(listed.orphans.objects, files);
     const text = ok(await run(['backups', 'list', 'file://./backups/nomanifest']), 'backups list');
-    assert.match(text, new RegExp(`^no backups in file://\\./backups/nomanifest\norphaned: file://\\./backups/nomanifest/${q.runId}/ \\(${files} objects, \\S+ old\\)\n`));
-    assert.match(text, new RegExp(`\n0 backups; ${files} orphaned objects \\([^)]+\\) in 1 folder: failed or unfinished runs and writes, not backups \\(\`dbflow prune\` removes them after --orphan-grace\\)\n$`));
+    assert.match(
+      text,
+      new RegExp(
+        `^no backups in file://\\./backups/nomanifest\norphaned: file://\\./backups/nomanifest/${q.runId}/ \\(${files} objects, \\S+ old\\)\n`,
+      ),
+    );
+    assert.match(
+      text,
+      new RegExp(
+        `\n0 backups; ${files} orphaned objects \\([^)]+\\) in 1 folder: failed or unfinished runs and writes, not backups \\(\`dbflow prune\` removes them after --orphan-grace\\)\n$`,
+      ),
+    );
     const url = `file://./backups/nomanifest/${q.runId}`;
-    for (const args of [['restore', url, '--database', 'demo', '--to', 'sqlite:./x.db'], ['verify', url]]) {
+    for (const args of [
+      ['restore', url, '--database', 'demo', '--to', 'sqlite:./x.db'],
+      ['verify', url],
+    ]) {
       const r = await withKey(args);
       assert.equal(r.exitCode, 1, args[0]);
       assert.equal(
@@ -238,10 +326,18 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     const repoDir = path.join(cwd, 'backups', 'history');
     mkdirSync(repoDir, { recursive: true });
     // Six daily backups; only the second is verified, so no rule but "newest verified" keeps it.
-    const runs = ['01', '02', '03', '04', '05', '06'].map((d) => fakeRun(q.dir, repoDir, `2026-01-${d}T02:00:00Z`, d === '02' ? 'verified' : 'unverified'));
+    const runs = ['01', '02', '03', '04', '05', '06'].map((d) =>
+      fakeRun(q.dir, repoDir, `2026-01-${d}T02:00:00Z`, d === '02' ? 'verified' : 'unverified'),
+    );
     // Two runs that never got a manifest: one long ago, one that may still be writing.
     const stale = path.join(repoDir, '20200101T000000Z-dead');
-    const young = path.join(repoDir, `${new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-beef`);
+    const young = path.join(
+      repoDir,
+      `${new Date()
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z')}-beef`,
+    );
     for (const d of [stale, young]) {
       mkdirSync(d);
       writeFileSync(path.join(d, ARTIFACT), 'partial');
@@ -260,20 +356,47 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     assert.equal(dry.dry_run, true);
     assert.deepEqual(dry.deleted, []);
     assert.deepEqual(filesUnder(repoDir), before, 'a dry run deletes nothing');
-    assert.deepEqual(dry.kept.map((k) => [k.url, k.reasons]), [
-      [url(runs[5]!.dir), ['last 1/2']],
-      [url(runs[4]!.dir), ['last 2/2']],
-      [url(runs[1]!.dir), ['newest verified']],
-    ]);
-    assert.deepEqual(dry.removed.map((r) => r.url), [url(runs[3]!.dir), url(runs[2]!.dir), url(runs[0]!.dir)]);
-    assert.deepEqual(dry.orphans.map((o) => [o.folder, o.remove]).sort(), [[url(stale), true], [url(young), false]].sort());
+    assert.deepEqual(
+      dry.kept.map((k) => [k.url, k.reasons]),
+      [
+        [url(runs[5]!.dir), ['last 1/2']],
+        [url(runs[4]!.dir), ['last 2/2']],
+        [url(runs[1]!.dir), ['newest verified']],
+      ],
+    );
+    assert.deepEqual(
+      dry.removed.map((r) => r.url),
+      [url(runs[3]!.dir), url(runs[2]!.dir), url(runs[0]!.dir)],
+    );
+    assert.deepEqual(
+      dry.orphans.map((o) => [o.folder, o.remove]).sort(),
+      [
+        [url(stale), true],
+        [url(young), false],
+      ].sort(),
+    );
     const toDelete = [...dry.removed.flatMap((r) => r.objects), ...dry.orphans.filter((o) => o.remove).flatMap((o) => o.objects)].sort();
 
     const text = ok(await run(['prune', repo, '--keep-last', '2', '--dry-run']), 'prune --dry-run');
-    assert.match(text, new RegExp(`^keep +2026-01-02 02:00:00Z +quickstart +${url(runs[1]!.dir).replace(/\./g, '\\.')} +newest verified$`, 'm'));
-    assert.match(text, new RegExp(`^would remove +2026-01-01 02:00:00Z +quickstart +${url(runs[0]!.dir).replace(/\./g, '\\.')} +no rule keeps it \\(\\d objects\\)$`, 'm'));
-    assert.match(text, /^keep orphaned .*-beef\/ \(1 object\): no manifest yet; its run started \d+s ago, within --orphan-grace 24h: it may still be writing$/m);
-    assert.match(text, /^would remove orphaned .*20200101T000000Z-dead\/ \(1 object\): no manifest; its run started \d+d(\d+h)? ago \(older than --orphan-grace 24h\)$/m);
+    assert.match(
+      text,
+      new RegExp(`^keep +2026-01-02 02:00:00Z +quickstart +${url(runs[1]!.dir).replace(/\./g, '\\.')} +newest verified$`, 'm'),
+    );
+    assert.match(
+      text,
+      new RegExp(
+        `^would remove +2026-01-01 02:00:00Z +quickstart +${url(runs[0]!.dir).replace(/\./g, '\\.')} +no rule keeps it \\(\\d objects\\)$`,
+        'm',
+      ),
+    );
+    assert.match(
+      text,
+      /^keep orphaned .*-beef\/ \(1 object\): no manifest yet; its run started \d+s ago, within --orphan-grace 24h: it may still be writing$/m,
+    );
+    assert.match(
+      text,
+      /^would remove orphaned .*20200101T000000Z-dead\/ \(1 object\): no manifest; its run started \d+d(\d+h)? ago \(older than --orphan-grace 24h\)$/m,
+    );
     assert.match(text, /^3 kept, 3 to remove; would remove \d+ objects \(dry run: nothing was deleted\)$/m);
 
     const live = await run(['prune', repo, '--keep-last', '2']);
@@ -285,21 +408,37 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
       assert.equal(mine[0], `${r.url}/manifest.json`, `${r.url}: its manifest goes first`);
     }
     const gone = new Set(toDelete.map((u) => path.relative(repoDir, path.join(cwd, u.replace(/^file:\/\//, '')))));
-    assert.deepEqual(filesUnder(repoDir), before.filter((f) => !gone.has(f)));
+    assert.deepEqual(
+      filesUnder(repoDir),
+      before.filter((f) => !gone.has(f)),
+    );
     const after = await list(repo);
-    assert.deepEqual(after.backups.map((b) => b.url), dry.kept.map((k) => k.url));
-    assert.deepEqual(after.orphans.folders.map((f) => f.folder), [url(young)]);
+    assert.deepEqual(
+      after.backups.map((b) => b.url),
+      dry.kept.map((k) => k.url),
+    );
+    assert.deepEqual(
+      after.orphans.folders.map((f) => f.folder),
+      [url(young)],
+    );
   });
 
   it('prune needs a policy and a valid grace period (exit 2)', async (t) => {
     if (skipped) return t.skip(skipped);
     const [none, grace, bad] = await mapLimit(
-      [['prune', q.repo], ['prune', q.repo, '--keep-last', '1', '--orphan-grace', 'soon'], ['prune', q.repo, '--keep-daily', '-1']],
+      [
+        ['prune', q.repo],
+        ['prune', q.repo, '--keep-last', '1', '--orphan-grace', 'soon'],
+        ['prune', q.repo, '--keep-daily', '-1'],
+      ],
       2,
       (a) => run(a),
     );
     assert.equal(none!.exitCode, 2);
-    assert.match(none!.stderr, /^dbflow: prune needs a policy: at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly above 0\.\n$/);
+    assert.match(
+      none!.stderr,
+      /^dbflow: prune needs a policy: at least one of --keep-last, --keep-daily, --keep-weekly, --keep-monthly above 0\.\n$/,
+    );
     assert.equal(grace!.exitCode, 2);
     assert.match(grace!.stderr, /--orphan-grace must be a duration such as 24h/);
     assert.equal(bad!.exitCode, 2);
@@ -326,7 +465,10 @@ describe('repository commands over a quickstart backup', { timeout: 600_000 }, (
     assert.match(ok(backup!, 'restore --list'), /^database {2}demo /m);
     for (const r of [missing!, missingUrl!]) {
       assert.equal(r.exitCode, 1, r.stderr);
-      assert.match(r.stderr, /^dbflow: there is no repository at "file:\/\/\.\/backups\/quickstrat": nothing is stored there\. Check the path or URL/);
+      assert.match(
+        r.stderr,
+        /^dbflow: there is no repository at "file:\/\/\.\/backups\/quickstrat": nothing is stored there\. Check the path or URL/,
+      );
       assert.equal(r.stdout, '');
     }
   });

@@ -50,7 +50,10 @@ describe('dbflow run, plain output', () => {
       ['failed', 'run'],
       `the summary is the last thing printed:\n${r.output}`,
     );
-    assert.match(lines[summary + 1]!, /^ {2}failed {4}store, broken \(and in its stream chain: produce\); errors above, each step's log in .*\/logs$/);
+    assert.match(
+      lines[summary + 1]!,
+      /^ {2}failed {4}store, broken \(and in its stream chain: produce\); errors above, each step's log in .*\/logs$/,
+    );
     assert.match(
       readFileSync(path.join(stateDir, 'runs', run!, 'logs', 'chatty.log'), 'utf8'),
       /a line written after the step ended/,

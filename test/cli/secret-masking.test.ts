@@ -14,7 +14,6 @@ import { tmpDir } from '../helpers/tmp.js';
 const ROWS = 12345;
 const HIDDEN = 'hidden-folder-7f3q';
 
-
 /** A pipeline backing up the SQLite database `app` with secrets whose values are a name, a count and a path. */
 function pipeline(dir: string): string {
   const db = path.join(dir, 'app.sqlite3');
@@ -92,15 +91,26 @@ describe('secrets that collide with data', { timeout: 300_000 }, () => {
     assert.equal(verified.exitCode, 0, `verify: ${verified.stdout}\n${verified.stderr}`);
     const target = path.join(dir, 'restored.sqlite3');
     writeFileSync(target, '');
-    const restored = await dbflow(['restore', `file://${folder}`, '--database', 'app', '--to', `sqlite://${target}`, '--passphrase-file', passphraseFile], { env });
+    const restored = await dbflow(
+      ['restore', `file://${folder}`, '--database', 'app', '--to', `sqlite://${target}`, '--passphrase-file', passphraseFile],
+      { env },
+    );
     assert.equal(restored.exitCode, 0, `restore: ${restored.stdout}\n${restored.stderr}`);
     const back = new Database(target, { readonly: true });
     assert.equal(back.prepare('SELECT count(*) FROM t').pluck().get(), ROWS);
     back.close();
     // … and so do stock tools, with the same passphrase.
-    const decoded = execFileSync('bash', ['-c', `gpg --batch --quiet --pinentry-mode loopback --passphrase app --decrypt '${folder}/app.sqlite3.zst.pgp' | zstd -d > '${dir}/stock.sqlite3'`]);
+    const decoded = execFileSync('bash', [
+      '-c',
+      `gpg --batch --quiet --pinentry-mode loopback --passphrase app --decrypt '${folder}/app.sqlite3.zst.pgp' | zstd -d > '${dir}/stock.sqlite3'`,
+    ]);
     assert.equal(decoded.length, 0);
-    assert.equal(execFileSync('sqlite3', [path.join(dir, 'stock.sqlite3'), 'SELECT count(*) FROM t']).toString().trim(), String(ROWS));
+    assert.equal(
+      execFileSync('sqlite3', [path.join(dir, 'stock.sqlite3'), 'SELECT count(*) FROM t'])
+        .toString()
+        .trim(),
+      String(ROWS),
+    );
 
     // Every line people read shows the folder secret masked: the summary, result.json, events, logs.
     const record = path.join(state, 'runs', runId);
@@ -112,7 +122,10 @@ describe('secrets that collide with data', { timeout: 300_000 }, () => {
       assert.ok(!text.includes('Pw-in-url-9d2'), `${f} holds the password written in a URL`);
     }
     // result.json keeps its data: the database's name and the counts' numbers are not masked.
-    const result = JSON.parse(readFileSync(path.join(record, 'result.json'), 'utf8')) as { status: string; summary: { artifacts: { database: string; url: string }[] } };
+    const result = JSON.parse(readFileSync(path.join(record, 'result.json'), 'utf8')) as {
+      status: string;
+      summary: { artifacts: { database: string; url: string }[] };
+    };
     assert.equal(result.status, 'success');
     assert.equal(result.summary.artifacts[0]!.database, 'app');
     assert.match(result.summary.artifacts[0]!.url, /\/\*\*\*\/\*\*\*\.sqlite3\.zst\.pgp$/);

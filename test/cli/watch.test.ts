@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import { spawnDbflow } from '../helpers/cli.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const good = 'version: 1\nname: w\nsteps:\n  - { id: a, uses: rowcount-check, with: { restored: b, snapshot: b } }\n  - { id: b, uses: snapshot, with: { databases: [] } }\n';
+const good =
+  'version: 1\nname: w\nsteps:\n  - { id: a, uses: rowcount-check, with: { restored: b, snapshot: b } }\n  - { id: b, uses: snapshot, with: { databases: [] } }\n';
 
 test('watch reports a broken edit with file:line:col, then the fix', async (t) => {
   const dir = tmpDir(t);
@@ -37,7 +38,13 @@ test('watch reports a broken edit with file:line:col, then the fix', async (t) =
   writeFileSync(file, good.replace('databases: []', 'databases: [x]'));
   await seen(/unknown database "x"/);
   await new Promise((r) => setTimeout(r, 500));
-  writeFileSync(file, 'version: 1\nname: w\nsteps:\n  - { id: a, uses: noop_missing }\n'.replace('noop_missing', 'rowcount-check, with: { restored: a, snapshot: a }'));
+  writeFileSync(
+    file,
+    'version: 1\nname: w\nsteps:\n  - { id: a, uses: noop_missing }\n'.replace(
+      'noop_missing',
+      'rowcount-check, with: { restored: a, snapshot: a }',
+    ),
+  );
   await seen(/itself/);
   proc.kill('SIGINT');
   const result = await proc;

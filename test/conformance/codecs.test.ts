@@ -18,7 +18,11 @@ describeCodec('zstd (compress, algorithm: zstd)', async (t) => {
 });
 
 // (Deflate of random data is slow: 64 MiB prove the streaming as well.)
-describeCodec('gzip (compress, algorithm: gzip)', () => ({ codec: codec('gzip'), encode: encodeWith(compressStep, { algorithm: 'gzip', level: 1 }) }), { memoryBytes: 64 * 2 ** 20 });
+describeCodec(
+  'gzip (compress, algorithm: gzip)',
+  () => ({ codec: codec('gzip'), encode: encodeWith(compressStep, { algorithm: 'gzip', level: 1 }) }),
+  { memoryBytes: 64 * 2 ** 20 },
+);
 
 describeCodec('openpgp (encrypt, passphrase)', () => ({
   codec: codec('openpgp'),

@@ -22,8 +22,12 @@ describeDriver('mysql (MariaDB)', async (t) => {
     database: { name: 'app', driver: 'mysql', url: db.url, options: { checksums: true } },
     seed: async () => {
       await db.pool.query(SEED);
-      await db.pool.query('INSERT INTO customers (name, balance, profile) VALUES ?', [range(500).map((i) => [`customer ${i} ☃`, i * 1.5, JSON.stringify({ i })])]);
-      await db.pool.query('INSERT INTO `order items` (customer, note, data) VALUES ?', [range(2000).map((i) => [1 + (i % 500), `item ${i}`, Buffer.from([i % 256, 7])])]);
+      await db.pool.query('INSERT INTO customers (name, balance, profile) VALUES ?', [
+        range(500).map((i) => [`customer ${i} ☃`, i * 1.5, JSON.stringify({ i })]),
+      ]);
+      await db.pool.query('INSERT INTO `order items` (customer, note, data) VALUES ?', [
+        range(2000).map((i) => [1 + (i % 500), `item ${i}`, Buffer.from([i % 256, 7])]),
+      ]);
     },
     write: async () => {
       n++;

@@ -39,7 +39,13 @@ describeDriver('sqlite', () => {
              INSERT INTO "order items" (customer, note, data) SELECT 1 + n % 500, 'item ' || n, randomblob(64) FROM i;`,
         ),
       ),
-    write: () => Promise.resolve(exec(file, `INSERT INTO "order items" (customer, note) VALUES (1, 'written after the snapshot ${++n}'); DELETE FROM customers WHERE id = ${n};`)),
+    write: () =>
+      Promise.resolve(
+        exec(
+          file,
+          `INSERT INTO "order items" (customer, note) VALUES (1, 'written after the snapshot ${++n}'); DELETE FROM customers WHERE id = ${n};`,
+        ),
+      ),
     cleanup: () => rmSync(dir, { recursive: true, force: true }),
   };
 });

@@ -12,7 +12,13 @@ async function verdicts(fixture: string): Promise<Map<string, boolean>> {
   // A run of its own, not a subtest of this one: without the variable node:test marks its children with.
   const env = { ...process.env };
   delete env.NODE_TEST_CONTEXT;
-  const run = await execa(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', file], { cwd: repoRoot, env, extendEnv: false, reject: false, timeout: 120_000 });
+  const run = await execa(process.execPath, ['--import', 'tsx', '--test', '--test-reporter=tap', file], {
+    cwd: repoRoot,
+    env,
+    extendEnv: false,
+    reject: false,
+    timeout: 120_000,
+  });
   assert.equal(run.exitCode, 1, `the broken plugin fails its suite:\n${run.stdout}\n${run.stderr}`);
   const found = new Map<string, boolean>();
   // Cases are the subtests of the suite: indented once.
@@ -42,7 +48,11 @@ void test('a storage that writes in place, ignores aborts, lists one level and r
 
 void test('a codec whose decoder holds its input and checks nothing fails damage detection and memory', async () => {
   const found = await verdicts('broken-codec.ts');
-  assert.deepEqual(failed(found), ['a flipped byte in the middle of the encoded data is detected', 'a truncated tail is detected', 'decoding streams']);
+  assert.deepEqual(failed(found), [
+    'a flipped byte in the middle of the encoded data is detected',
+    'a truncated tail is detected',
+    'decoding streams',
+  ]);
 });
 
 void test('a driver whose dump reads the live database, whose drop() keeps the database and whose release() throws the second time fails those cases', async () => {

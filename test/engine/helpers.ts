@@ -4,7 +4,15 @@ import type { TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { createFake, type FakeState } from '../helpers/fake-plugin.js';
 import { tmpDir } from '../helpers/tmp.js';
-import { loadPipelineText, runPipeline, type Clock, type EngineEvent, type LoadedPipeline, type RunOptions, type RunResult } from '../../src/index.js';
+import {
+  loadPipelineText,
+  runPipeline,
+  type Clock,
+  type EngineEvent,
+  type LoadedPipeline,
+  type RunOptions,
+  type RunResult,
+} from '../../src/index.js';
 
 export interface Prepared {
   loaded: LoadedPipeline;

@@ -32,7 +32,11 @@ describe('retry', () => {
       ofType(events, 'step:start').map((e) => e.attempt),
       [1, 2, 3],
     );
-    assert.deepEqual(waits.filter((ms) => ms !== 60_000), [30, 60], 'the run waited 30ms, then 60ms, between attempts (and set a 60 s deadline for each cleanup)');
+    assert.deepEqual(
+      waits.filter((ms) => ms !== 60_000),
+      [30, 60],
+      'the run waited 30ms, then 60ms, between attempts (and set a 60 s deadline for each cleanup)',
+    );
   });
 
   it('waits the same delay each time with constant backoff, and a growing one with linear', async (t) => {
@@ -42,14 +46,20 @@ describe('retry', () => {
       ofType(constant.events, 'step:retry').map((e) => e.delayMs),
       [10, 10, 10],
     );
-    assert.deepEqual(c.waits.filter((ms) => ms !== 60_000), [10, 10, 10]);
+    assert.deepEqual(
+      c.waits.filter((ms) => ms !== 60_000),
+      [10, 10, 10],
+    );
     const l = retries();
     const linear = await runYaml(t, yaml(flaky('{ max_attempts: 4, backoff: linear, delay: 10ms }', 3)), { clock: l.clock });
     assert.deepEqual(
       ofType(linear.events, 'step:retry').map((e) => e.delayMs),
       [10, 20, 30],
     );
-    assert.deepEqual(l.waits.filter((ms) => ms !== 60_000), [10, 20, 30]);
+    assert.deepEqual(
+      l.waits.filter((ms) => ms !== 60_000),
+      [10, 20, 30],
+    );
     assert.equal(linear.result.status, 'success');
   });
 
@@ -57,7 +67,10 @@ describe('retry', () => {
     const { clock, waits } = retries();
     const { result } = await runYaml(t, yaml(flaky('{ max_attempts: 3, backoff: exponential, delay: 12h }', 2)), { clock });
     assert.equal(result.status, 'success');
-    assert.deepEqual(waits.filter((ms) => ms !== 60_000), [12 * 3600_000, 24 * 3600_000]);
+    assert.deepEqual(
+      waits.filter((ms) => ms !== 60_000),
+      [12 * 3600_000, 24 * 3600_000],
+    );
   });
 
   it('fails the step when every attempt failed', async (t) => {
@@ -89,7 +102,11 @@ describe('timeouts', () => {
 `;
     const { clock, waits } = testClock((ms) => ms === 100); // the step's deadline comes; nothing else does
     const { result } = await runYaml(t, yaml(steps), { clock });
-    assert.deepEqual(waits.filter((ms) => ms !== 60_000), [100], "the step's deadline (and its cleanup's)");
+    assert.deepEqual(
+      waits.filter((ms) => ms !== 60_000),
+      [100],
+      "the step's deadline (and its cleanup's)",
+    );
     assert.ok(Date.now() - started < 3000, 'the run did not wait for the step');
     assert.deepEqual(statuses(result), { slow: 'failed', after: 'skipped' });
     assert.equal(stepState(result, 'slow').error, 'step "slow" timed out after 100ms');
@@ -119,7 +136,11 @@ describe('timeouts', () => {
     const steps = '  - { id: slow, uses: sleep, timeout: 50ms, retry: { max_attempts: 2, delay: 1ms }, with: { ms: 10000 } }\n';
     const { clock, waits } = testClock((ms) => ms < 60_000);
     const { result, events } = await runYaml(t, yaml(steps), { clock });
-    assert.deepEqual(waits.filter((ms) => ms !== 60_000), [50, 1, 50], 'deadline, backoff, deadline');
+    assert.deepEqual(
+      waits.filter((ms) => ms !== 60_000),
+      [50, 1, 50],
+      'deadline, backoff, deadline',
+    );
     assert.equal(result.status, 'failed');
     assert.deepEqual(
       ofType(events, 'step:retry').map((e) => e.error),

@@ -169,7 +169,10 @@ describe('what is hashed, and programs that read each other directly', () => {
     assert.equal(ofType(events, 'step:end').find((e) => e.id === 'src')?.bytes, size);
 
     // A template that reads the source's hash keeps the bytes passing through dbflow, hashed.
-    const { result: r2, state: s2 } = await runYaml(t, yaml(`${chain}  - { id: report, uses: noop, with: { log: "{{ steps.src.outputs.sha256 }}" } }\n`));
+    const { result: r2, state: s2 } = await runYaml(
+      t,
+      yaml(`${chain}  - { id: report, uses: noop, with: { log: "{{ steps.src.outputs.sha256 }}" } }\n`),
+    );
     assert.equal(r2.status, 'success');
     assert.deepEqual(s2.piped, []);
     assert.equal(s2.withs.get('report')?.log, sha256(Buffer.alloc(size)));
@@ -188,7 +191,7 @@ describe('what is hashed, and programs that read each other directly', () => {
     assert.equal(state.collected.get('sink')?.length, size, 'every byte arrived, the first ones too');
   });
 
-  it("fails the chain at the source when the program whose stdout was handed on exits non-zero", async (t) => {
+  it('fails the chain at the source when the program whose stdout was handed on exits non-zero', async (t) => {
     const chain = `  - { id: src, uses: program-bytes, with: { size: 100000, exit: 3 } }
   - { id: copy, uses: program-copy, input: src }
   - { id: sink, uses: collect, input: copy }

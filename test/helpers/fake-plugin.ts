@@ -141,7 +141,8 @@ export function createFake(name = 'fake'): Fake {
   const stubborn = defineStep<{ ms: number; remake_tmpdir?: boolean }>({
     uses: 'stubborn',
     kind: 'task',
-    description: 'Waits `ms` milliseconds and ignores its signal (a badly behaved plugin); `remake_tmpdir` makes its tmpdir at start and again (mkdir -p) at its end.',
+    description:
+      'Waits `ms` milliseconds and ignores its signal (a badly behaved plugin); `remake_tmpdir` makes its tmpdir at start and again (mkdir -p) at its end.',
     with: obj({ ms: int, remake_tmpdir: { type: 'boolean' } }, ['ms']),
     async run(ctx) {
       begin(ctx.id);
@@ -240,7 +241,8 @@ export function createFake(name = 'fake'): Fake {
   const passthrough = defineStep<{ fail_after?: number; start_ms?: number; final_error?: string }>({
     uses: 'passthrough',
     kind: 'transform',
-    description: 'Passes bytes on; breaks after `fail_after` bytes when given; takes `start_ms` to start; `final_error` rejects its late outputs.',
+    description:
+      'Passes bytes on; breaks after `fail_after` bytes when given; takes `start_ms` to start; `final_error` rejects its late outputs.',
     with: obj({ fail_after: int, start_ms: int, final_error: { type: 'string' } }),
     async run(ctx) {
       state.order.push(`start:${ctx.id}`);
@@ -369,7 +371,8 @@ export function createFake(name = 'fake'): Fake {
   const programCopy = defineStep({
     uses: 'program-copy',
     kind: 'transform',
-    description: 'Copies its input with `dd`: given its input program\'s stdout when it can, through dbflow otherwise; `delay_ms` waits first.',
+    description:
+      "Copies its input with `dd`: given its input program's stdout when it can, through dbflow otherwise; `delay_ms` waits first.",
     with: obj({ delay_ms: int }),
     async run(ctx) {
       state.order.push(`start:${ctx.id}`);
@@ -384,7 +387,10 @@ export function createFake(name = 'fake'): Fake {
       state.piped.push(ctx.id);
       const sub = ctx.exec('dd', ['bs=64k'], { buffer: { stdout: false, stderr: true }, stderr: 'pipe', stdin: pipe.fd as 3 });
       pipe.given();
-      void sub.then(({ stderr }) => pipe.counted(Number(/^(\d+) bytes/m.exec(String(stderr))?.[1])), () => undefined);
+      void sub.then(
+        ({ stderr }) => pipe.counted(Number(/^(\d+) bytes/m.exec(String(stderr))?.[1])),
+        () => undefined,
+      );
       return { output: checkedStdout(sub, fail) };
     },
   });
@@ -393,7 +399,23 @@ export function createFake(name = 'fake'): Fake {
     name,
     contract: '1.0',
     version: '0.0.0-test',
-    steps: [noop, sleep, stubborn, fail, emit, bytes, upper, passthrough, collect, slowSink, lease, useLease, spawnSleep, programBytes, programCopy],
+    steps: [
+      noop,
+      sleep,
+      stubborn,
+      fail,
+      emit,
+      bytes,
+      upper,
+      passthrough,
+      collect,
+      slowSink,
+      lease,
+      useLease,
+      spawnSleep,
+      programBytes,
+      programCopy,
+    ],
   });
   return { plugin, state };
 }

@@ -96,7 +96,10 @@ export async function countRows(db: mysql.Pool | mysql.Connection, tables: reado
 }
 
 /** What the writer keeps true: the balance total, and each order's item count. */
-export async function shopInvariants(db: mysql.Pool | mysql.Connection, customers: number): Promise<{ balanceTotal: number; expectedTotal: number; badOrders: number }> {
+export async function shopInvariants(
+  db: mysql.Pool | mysql.Connection,
+  customers: number,
+): Promise<{ balanceTotal: number; expectedTotal: number; badOrders: number }> {
   const [[sum]] = await db.query<mysql.RowDataPacket[]>('SELECT SUM(balance) AS total FROM customers');
   const [[bad]] = await db.query<mysql.RowDataPacket[]>(
     'SELECT COUNT(*) AS n FROM orders o WHERE o.item_count <> (SELECT COUNT(*) FROM order_items i WHERE i.order_id = o.id)',
@@ -132,7 +135,11 @@ COMMIT;`;
 }
 
 /** Starts a writer on the shop at `url`; it stops by itself after `maxMs` (default 90 s), and after the test at the latest. */
-export async function startWriter(t: Pick<TestContext, 'after'>, url: string, options: { customers: number; pauseMs?: number; maxMs?: number }): Promise<Writer> {
+export async function startWriter(
+  t: Pick<TestContext, 'after'>,
+  url: string,
+  options: { customers: number; pauseMs?: number; maxMs?: number },
+): Promise<Writer> {
   const client = await mysql.createConnection(connectionOptions(url));
   client.on('error', () => undefined);
   let count = 0;

@@ -21,7 +21,12 @@ export interface MyPipelineOptions {
 
 /** The YAML of a backup of one database `app`: snapshot → dump → zstd → OpenPGP → file → restore-test → rowcount-check. */
 export function myBackupPipeline(o: MyPipelineOptions): string {
-  const db = { driver: 'mysql', url: o.url, ...(o.password && { password: '{{ secrets.db_password }}' }), ...(o.options && { options: o.options }) };
+  const db = {
+    driver: 'mysql',
+    url: o.url,
+    ...(o.password && { password: '{{ secrets.db_password }}' }),
+    ...(o.options && { options: o.options }),
+  };
   const throttle = o.throttleMs !== undefined;
   const between = (o.between ?? []).map((s) => `  - ${JSON.stringify({ needs: ['snapshot'], ...s })}\n`).join('');
   const after = (o.afterUpload ?? []).map((s) => `  - ${JSON.stringify({ needs: ['upload'], ...s })}\n`).join('');
@@ -82,7 +87,9 @@ function gpgSetup(work: string, artifact: string): { env: Record<string, string>
 export async function stockRestore(artifact: string, targetUrl: string, work: string): Promise<void> {
   const { env } = gpgSetup(work, artifact);
   const [defaults, database] = clientArgs(targetUrl, work);
-  await execa('bash', ['-o', 'pipefail', '-c', `${DECRYPT} | mariadb "$DEFAULTS" "$DB"`], { env: { ...env, DEFAULTS: defaults!, DB: database! } });
+  await execa('bash', ['-o', 'pipefail', '-c', `${DECRYPT} | mariadb "$DEFAULTS" "$DB"`], {
+    env: { ...env, DEFAULTS: defaults!, DB: database! },
+  });
 }
 
 /** The `-- CHANGE MASTER TO` position in a dump's header (file:position), if any. */

@@ -119,13 +119,20 @@ async function dropOn(serverUrl: string, sql: string): Promise<void> {
 /** Names of the databases on the server whose name starts with `prefix`. */
 export async function databasesStartingWith(prefix: string, serverUrl = MY_URL): Promise<string[]> {
   const [rows] = await withConnection(serverUrl, (c) =>
-    c.query<mysql.RowDataPacket[]>('SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE LEFT(SCHEMA_NAME, ?) = ? ORDER BY 1', [prefix.length, prefix]),
+    c.query<mysql.RowDataPacket[]>(
+      'SELECT SCHEMA_NAME AS name FROM information_schema.SCHEMATA WHERE LEFT(SCHEMA_NAME, ?) = ? ORDER BY 1',
+      [prefix.length, prefix],
+    ),
   );
   return rows.map((r) => String(r.name));
 }
 
 /** A user `dbflow_test_<hex>` with a password and every privilege, dropped after the test. */
-export async function throwawayUser(t: Pick<TestContext, 'after'>, serverUrl = MY_URL, options: { requireSsl?: boolean } = {}): Promise<{ user: string; password: string }> {
+export async function throwawayUser(
+  t: Pick<TestContext, 'after'>,
+  serverUrl = MY_URL,
+  options: { requireSsl?: boolean } = {},
+): Promise<{ user: string; password: string }> {
   const user = `dbflow_test_${randomBytes(4).toString('hex')}`;
   const password = `pw"#\\'${randomBytes(6).toString('hex')}`;
   await withConnection(serverUrl, async (c) => {
@@ -149,10 +156,40 @@ export interface ThrowawayMariadb {
 async function makeCertificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
   const f = (name: string): string => path.join(dir, name);
   const ssl = (...args: string[]): Promise<unknown> => execa('openssl', args);
-  await ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=dbflow test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  await ssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=dbflow test CA',
+    '-keyout',
+    f('ca.key'),
+    '-out',
+    f('ca.pem'),
+  );
   await ssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', f('server.key'), '-out', f('server.csr'));
   writeFileSync(f('ext.cnf'), 'subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n');
-  await ssl('x509', '-req', '-in', f('server.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '2', '-extfile', f('ext.cnf'), '-out', f('server.pem'));
+  await ssl(
+    'x509',
+    '-req',
+    '-in',
+    f('server.csr'),
+    '-CA',
+    f('ca.pem'),
+    '-CAkey',
+    f('ca.key'),
+    '-CAcreateserial',
+    '-days',
+    '2',
+    '-extfile',
+    f('ext.cnf'),
+    '-out',
+    f('server.pem'),
+  );
   return { ca: f('ca.pem'), cert: f('server.pem'), key: f('server.key') };
 }
 
@@ -169,16 +206,28 @@ process.once('exit', () => {
 });
 
 /** Starts a private MariaDB (binary log and GTIDs on, TLS with `tls`) on a free loopback port; stopped and removed after the test. */
-export async function throwawayMariadb(t: Pick<TestContext, 'skip' | 'after'>, options: { tls?: boolean } = {}): Promise<ThrowawayMariadb | undefined> {
+export async function throwawayMariadb(
+  t: Pick<TestContext, 'skip' | 'after'>,
+  options: { tls?: boolean } = {},
+): Promise<ThrowawayMariadb | undefined> {
   const mariadbd = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld'].find((f) => existsSync(f));
   if (!mariadbd) {
-    unavailable(t, 'mariadbd is not installed; install the Debian package "mariadb-server" (apt-get install mariadb-server mariadb-client)');
+    unavailable(
+      t,
+      'mariadbd is not installed; install the Debian package "mariadb-server" (apt-get install mariadb-server mariadb-client)',
+    );
     return undefined;
   }
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-mariadb-'));
   const data = path.join(dir, 'data');
   const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
-  await execa('mariadb-install-db', ['--no-defaults', `--datadir=${data}`, '--auth-root-authentication-method=normal', '--skip-test-db', ...asRoot]);
+  await execa('mariadb-install-db', [
+    '--no-defaults',
+    `--datadir=${data}`,
+    '--auth-root-authentication-method=normal',
+    '--skip-test-db',
+    ...asRoot,
+  ]);
   const certs = options.tls ? await makeCertificates(dir) : undefined;
   const port = await freePort();
   const pidFile = path.join(dir, 'mariadbd.pid');
@@ -186,25 +235,29 @@ export async function throwawayMariadb(t: Pick<TestContext, 'skip' | 'after'>, o
   // /tmp are the live temporary tables of the machine's other MariaDB server (its queries then fail).
   const tmp = path.join(dir, 'tmp');
   mkdirSync(tmp);
-  const server = execa(mariadbd, [
-    '--no-defaults',
-    `--datadir=${data}`,
-    `--tmpdir=${tmp}`,
-    `--port=${port}`,
-    '--bind-address=127.0.0.1',
-    `--socket=${path.join(dir, 'sock')}`,
-    `--pid-file=${pidFile}`,
-    `--log-bin=${path.join(data, 'binlog')}`,
-    '--server-id=7',
-    '--innodb-buffer-pool-size=32M',
-    '--innodb-log-file-size=32M',
-    '--innodb-flush-log-at-trx-commit=0',
-    '--sync-binlog=0',
-    '--skip-name-resolve',
-    `--log-error=${path.join(dir, 'error.log')}`,
-    ...(certs ? [`--ssl-ca=${certs.ca}`, `--ssl-cert=${certs.cert}`, `--ssl-key=${certs.key}`] : []),
-    ...asRoot,
-  ], { reject: false, stdio: 'ignore' });
+  const server = execa(
+    mariadbd,
+    [
+      '--no-defaults',
+      `--datadir=${data}`,
+      `--tmpdir=${tmp}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      `--socket=${path.join(dir, 'sock')}`,
+      `--pid-file=${pidFile}`,
+      `--log-bin=${path.join(data, 'binlog')}`,
+      '--server-id=7',
+      '--innodb-buffer-pool-size=32M',
+      '--innodb-log-file-size=32M',
+      '--innodb-flush-log-at-trx-commit=0',
+      '--sync-binlog=0',
+      '--skip-name-resolve',
+      `--log-error=${path.join(dir, 'error.log')}`,
+      ...(certs ? [`--ssl-ca=${certs.ca}`, `--ssl-cert=${certs.cert}`, `--ssl-key=${certs.key}`] : []),
+      ...asRoot,
+    ],
+    { reject: false, stdio: 'ignore' },
+  );
   servers.add(pidFile);
   t.after(async () => {
     server.kill('SIGTERM');

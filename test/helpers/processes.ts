@@ -91,7 +91,10 @@ export function bytesWritten(pid: number): number {
 export function bytesReadByThreads(pid: number): number | undefined {
   try {
     const tasks = readdirSync(`/proc/${pid}/task`);
-    return tasks.reduce((sum, tid) => sum + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8'))?.[1] ?? 0), 0);
+    return tasks.reduce(
+      (sum, tid) => sum + Number(/^rchar: (\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/io`, 'utf8'))?.[1] ?? 0),
+      0,
+    );
   } catch {
     return undefined; // gone, or a thread ended between the two reads
   }

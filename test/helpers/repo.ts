@@ -55,7 +55,10 @@ export function copyBackup(from: string, to: string, edit?: (m: Manifest) => voi
 
 /** A backup copy that looks like a run started at `iso` (its run id and times rewritten). */
 export function fakeRun(from: string, repoDir: string, iso: string, status: Manifest['status']): { runId: string; dir: string } {
-  const runId = `${new Date(iso).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-f00d`;
+  const runId = `${new Date(iso)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-f00d`;
   const dir = copyBackup(from, path.join(repoDir, runId), (m) => {
     m.run = { id: runId, started_at: new Date(iso).toISOString(), finished_at: new Date(Date.parse(iso) + 5000).toISOString() };
     m.status = status;

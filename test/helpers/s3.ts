@@ -89,7 +89,12 @@ export async function startS3(): Promise<S3Server> {
     DBFLOW_S3_FORCE_PATH_STYLE: '1',
   };
   const client = (at = endpoint): S3Client =>
-    new S3Client({ region: 'us-east-1', endpoint: at, forcePathStyle: true, credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY } });
+    new S3Client({
+      region: 'us-east-1',
+      endpoint: at,
+      forcePathStyle: true,
+      credentials: { accessKeyId: S3RVER_KEY, secretAccessKey: S3RVER_KEY },
+    });
   const restore = setEnv({ AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' });
   const admin = client();
   restore();

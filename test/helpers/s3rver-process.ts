@@ -47,7 +47,8 @@ function multipartCompletion(root: string) {
     const key = m[2] ? decodeURIComponent(m[2]) : undefined;
     const uploadId = typeof ctx.query.uploadId === 'string' ? ctx.query.uploadId : undefined;
     const uploadDir = uploadId ? path.join(uploadsDir(root, bucket), path.basename(uploadId)) : undefined;
-    const known = uploadDir !== undefined && existsSync(path.join(uploadDir, 'key')) && readFileSync(path.join(uploadDir, 'key'), 'utf8') === key;
+    const known =
+      uploadDir !== undefined && existsSync(path.join(uploadDir, 'key')) && readFileSync(path.join(uploadDir, 'key'), 'utf8') === key;
     if (key !== undefined && uploadDir && ctx.method === 'DELETE') {
       if (!known) throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
       rmSync(uploadDir, { recursive: true, force: true });

@@ -5,7 +5,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { execa, type Options as ExecaOptions } from 'execa';
-import { builtinRegistry, type DatabaseConfig, type EdgeStats, type RowCountOptions, type StepContext, type StepDefinition, type TableCounts } from '../../src/index.js';
+import {
+  builtinRegistry,
+  type DatabaseConfig,
+  type EdgeStats,
+  type RowCountOptions,
+  type StepContext,
+  type StepDefinition,
+  type TableCounts,
+} from '../../src/index.js';
 
 /** What a test sets; everything else gets a neutral value. */
 export interface StepContextOptions<W> {

@@ -9,7 +9,12 @@ import { dbflow } from '../helpers/cli.js';
 import { OPS_PASSPHRASE, sqlitePipeline } from '../helpers/ops.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-const env = { TEST_PASSPHRASE: OPS_PASSPHRASE, DBFLOW_STATE_DIR: undefined, DBFLOW_PASSPHRASE: undefined, DBFLOW_AUDIT_REPOSITORY: undefined };
+const env = {
+  TEST_PASSPHRASE: OPS_PASSPHRASE,
+  DBFLOW_STATE_DIR: undefined,
+  DBFLOW_PASSPHRASE: undefined,
+  DBFLOW_AUDIT_REPOSITORY: undefined,
+};
 
 test('audit records in the repository: the same record as audit.jsonl, not listed as a backup or an orphan, never pruned', async (t) => {
   const cwd = tmpDir(t);
@@ -17,7 +22,11 @@ test('audit records in the repository: the same record as audit.jsonl, not liste
   const repo = path.join(cwd, 'backups', 'shop');
   const auditDir = path.join(repo, 'dbflow-audit');
   const stored = (): AuditRecord[] =>
-    existsSync(auditDir) ? readdirSync(auditDir).sort().map((f) => JSON.parse(readFileSync(path.join(auditDir, f), 'utf8')) as AuditRecord) : [];
+    existsSync(auditDir)
+      ? readdirSync(auditDir)
+          .sort()
+          .map((f) => JSON.parse(readFileSync(path.join(auditDir, f), 'utf8')) as AuditRecord)
+      : [];
   const file = writePipeline(cwd, sqlitePipeline('shop'), 'shop.yaml');
   const run = async (args: string[], extra: Record<string, string> = {}): Promise<void> => {
     const r = await dbflow(args, { cwd, env: { ...env, ...extra } });
@@ -46,7 +55,10 @@ test('audit records in the repository: the same record as audit.jsonl, not liste
     ['run', 'verify', 'prune'],
   );
   assert.deepEqual(stored(), readAudit(stateDir).slice(-3), 'the same records as the last three lines of audit.jsonl');
-  const after = JSON.parse((await dbflow(['backups', 'list', 'file://./backups/shop', '--json'], { cwd, env })).stdout) as { backups: unknown[]; orphans: { folders: unknown[] } };
+  const after = JSON.parse((await dbflow(['backups', 'list', 'file://./backups/shop', '--json'], { cwd, env })).stdout) as {
+    backups: unknown[];
+    orphans: { folders: unknown[] };
+  };
   assert.equal(after.backups.length, 1, 'prune removed one backup');
   assert.deepEqual(after.orphans.folders, []);
   assert.equal(stored().length, 3, 'prune left the audit records alone');

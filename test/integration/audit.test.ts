@@ -69,7 +69,10 @@ test('audit: one line per run, verify, restore and prune, with who, where and ho
   assert.ok(restore.target.includes(backup) && restore.target.includes(restored), restore.target);
 
   // A password written into a URL is stripped from the target and from the error.
-  const refused = await audited(['restore', backup, '-d', 'demo', '--to', `postgres://app:${URL_PASSWORD}@127.0.0.1:9/app`, '--passphrase-file', passphraseFile], 1);
+  const refused = await audited(
+    ['restore', backup, '-d', 'demo', '--to', `postgres://app:${URL_PASSWORD}@127.0.0.1:9/app`, '--passphrase-file', passphraseFile],
+    1,
+  );
   assert.equal(refused.command, 'restore');
   assert.notEqual(refused.outcome, 'success');
   assert.ok(refused.target.includes('postgres://app@127.0.0.1:9/app'), refused.target);

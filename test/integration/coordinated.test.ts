@@ -119,7 +119,10 @@ void test(
       const before = writer.iterations();
       const r = await runBackup(cwd, file, backupEnv());
       assert.equal(r.exitCode, 0, `run ${run}:\n${r.stdout}\n${r.stderr}`);
-      assert.ok(writer.iterations() > before, `run ${run}: the writer went on during the run (${before} → ${writer.iterations()}${writer.stopped() ? `; it stopped: ${writer.stopped()}` : ''})`);
+      assert.ok(
+        writer.iterations() > before,
+        `run ${run}: the writer went on during the run (${before} → ${writer.iterations()}${writer.stopped() ? `; it stopped: ${writer.stopped()}` : ''})`,
+      );
       const m = readManifest(cwd, r.runId);
       await assertVerified(m, run);
 

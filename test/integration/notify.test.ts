@@ -273,7 +273,10 @@ steps:
   assert.deepEqual(http.requests[0]?.body, [1, 2]);
   // Measured at the server, from the request's arrival (not the CLI's start, which a loaded machine slows).
   const closed = http.requests[0]?.closedAfterMs;
-  assert.ok(closed !== undefined && closed < 10_000, `dbflow closed the request at its timeout, not at the answer 20 s later (closed after ${closed} ms)`);
+  assert.ok(
+    closed !== undefined && closed < 10_000,
+    `dbflow closed the request at its timeout, not at the answer 20 s later (closed after ${closed} ms)`,
+  );
   assert.equal(
     r.result.steps.notify?.error,
     `webhook: the webhook at ${http.origin} did not answer within 300ms; raise "timeout", or check the service.`,

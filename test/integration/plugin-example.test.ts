@@ -64,7 +64,10 @@ describe('examples/plugin-hello', () => {
     const file = writePipeline('bad-with', '  - id: greet\n    uses: hello\n    with:\n      nam: world\n');
     await assert.rejects(loadPipeline(file), (err: unknown) => {
       assert.ok(err instanceof SpecError, String(err));
-      assert.match(err.rendered, new RegExp(`${escapeRegExp(file)}:9:7: unknown key "nam" in "with" of step "greet"\\. Did you mean "name"\\?`));
+      assert.match(
+        err.rendered,
+        new RegExp(`${escapeRegExp(file)}:9:7: unknown key "nam" in "with" of step "greet"\\. Did you mean "name"\\?`),
+      );
       assert.match(err.rendered, /is missing required key "name"/);
       assert.match(err.rendered, /\n9 \|\s+nam: world\n/);
       return true;

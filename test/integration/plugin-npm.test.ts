@@ -6,11 +6,14 @@ import { test } from 'node:test';
 import { loadPipeline, runPipeline } from '../../src/index.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-test('loads a plugin package from the pipeline folder\'s node_modules and runs its step', async (t) => {
+test("loads a plugin package from the pipeline folder's node_modules and runs its step", async (t) => {
   const dir = tmpDir(t);
   const pkg = path.join(dir, 'node_modules', 'dbflow-plugin-stamp');
   mkdirSync(pkg, { recursive: true });
-  writeFileSync(path.join(pkg, 'package.json'), JSON.stringify({ name: 'dbflow-plugin-stamp', version: '1.2.3', type: 'module', exports: './index.js' }));
+  writeFileSync(
+    path.join(pkg, 'package.json'),
+    JSON.stringify({ name: 'dbflow-plugin-stamp', version: '1.2.3', type: 'module', exports: './index.js' }),
+  );
   writeFileSync(
     path.join(pkg, 'index.js'),
     `export default {
@@ -29,7 +32,10 @@ test('loads a plugin package from the pipeline folder\'s node_modules and runs i
 `,
   );
   const file = path.join(dir, 'p.yaml');
-  writeFileSync(file, 'version: 1\nname: npm-plugin\nplugins: [dbflow-plugin-stamp]\nsteps:\n  - { id: s, uses: stamp, with: { label: nightly } }\n');
+  writeFileSync(
+    file,
+    'version: 1\nname: npm-plugin\nplugins: [dbflow-plugin-stamp]\nsteps:\n  - { id: s, uses: stamp, with: { label: nightly } }\n',
+  );
   const loaded = await loadPipeline(file);
   assert.ok(loaded.registry.plugins.some((p) => p.plugin.name === 'stamp' && p.from === 'dbflow-plugin-stamp'));
   const result = await runPipeline(loaded, { stateDir: path.join(dir, 'state') });

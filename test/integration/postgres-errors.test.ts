@@ -6,7 +6,15 @@ import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { escapeRegExp, hasStackTrace, spawnDbflow } from '../helpers/cli.js';
-import { databasesStartingWith, PG_URL, requireBackupTools, scratchDatabase, throwawayPostgres, withClient, withDatabase } from '../helpers/postgres.js';
+import {
+  databasesStartingWith,
+  PG_URL,
+  requireBackupTools,
+  scratchDatabase,
+  throwawayPostgres,
+  withClient,
+  withDatabase,
+} from '../helpers/postgres.js';
 import { seedShop } from '../helpers/postgres-data.js';
 import { backupEnv, backupPipeline, pgDumpBelow } from '../helpers/postgres-run.js';
 import { tmpDir } from '../helpers/tmp.js';

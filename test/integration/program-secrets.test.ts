@@ -53,8 +53,13 @@ async function checkBackup(
   for (const [k, v] of Object.entries(more.env ?? {})) {
     if (!k.startsWith('PG')) continue;
     // A process sampled as it ended may have left its environment unread: those are not evidence either way.
-    const read = run.programs.filter((x) => (x.comm === 'pg_dump' || x.comm === 'pg_restore') && !x.cmdline.includes('--version') && x.environ.includes('PATH='));
-    assert.ok(read.some((p) => p.comm === 'pg_dump') && read.some((p) => p.comm === 'pg_restore'), `pg_dump and pg_restore were read: ${read.map((p) => p.comm).join(', ')}`);
+    const read = run.programs.filter(
+      (x) => (x.comm === 'pg_dump' || x.comm === 'pg_restore') && !x.cmdline.includes('--version') && x.environ.includes('PATH='),
+    );
+    assert.ok(
+      read.some((p) => p.comm === 'pg_dump') && read.some((p) => p.comm === 'pg_restore'),
+      `pg_dump and pg_restore were read: ${read.map((p) => p.comm).join(', ')}`,
+    );
     for (const p of read) assert.ok(p.environ.split('\n').includes(`${k}=${v}`), `${p.comm} got ${k}`);
   }
   t.diagnostic(`run: ${run.samples} samples; seen: ${run.programs.map((p) => p.comm).join(', ')}`);

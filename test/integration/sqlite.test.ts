@@ -93,7 +93,11 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
       if (previous) assert.notDeepEqual(snap.info.tables, previous, 'the writer changed the database between snapshots');
       previous = snap.info.tables;
       await writer.committed((run + 1) * 50);
-      assert.notDeepEqual(await driver.rowCounts(ctx, db.url, CHECKSUMMED), snap.info.tables, 'the live database moved on after the snapshot');
+      assert.notDeepEqual(
+        await driver.rowCounts(ctx, db.url, CHECKSUMMED),
+        snap.info.tables,
+        'the live database moved on after the snapshot',
+      );
     } finally {
       await snap.release();
     }
@@ -337,7 +341,10 @@ test('without the checksums option, counts are exact row counts only', async (t)
   const snap = await driver.snapshot(ctx, { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} });
   try {
     for (const count of Object.values(snap.info.tables)) assert.deepEqual(Object.keys(count), ['rows']);
-    assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${file}`, { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} }), snap.info.tables);
+    assert.deepEqual(
+      await driver.rowCounts(ctx, `sqlite:${file}`, { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} }),
+      snap.info.tables,
+    );
   } finally {
     await snap.release();
   }

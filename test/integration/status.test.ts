@@ -30,7 +30,13 @@ test('status: ok, STALE, never and "no rpo" from the run records; invalid files 
   const failing = writePipeline(dir, failingPipeline('failing', 'no disk', 'boom', 'rpo: 1h'), 'failing.yaml');
   writePipeline(dir, sqlitePipeline('never', 'rpo: 26h'), 'never.yaml');
   const norpo = writePipeline(dir, sqlitePipeline('norpo'), 'norpo.yml');
-  for (const [file, code] of [[fresh, 0], [tight, 0], [unverified, 0], [failing, 1], [norpo, 0]] as const) {
+  for (const [file, code] of [
+    [fresh, 0],
+    [tight, 0],
+    [unverified, 0],
+    [failing, 1],
+    [norpo, 0],
+  ] as const) {
     const r = await dbflow(['run', file], { cwd, env });
     assert.equal(r.exitCode, code, `${file}\n${r.stderr}`);
   }
@@ -60,7 +66,10 @@ test('status: ok, STALE, never and "no rpo" from the run records; invalid files 
   const stale = await dbflow(['status', 'pipelines/tight.yaml'], { cwd, env });
   assert.equal(stale.exitCode, 1);
   assert.match(stale.stdout, /^tight +1s +\S+ +\S+( \S+)? +STALE$/m);
-  assert.match(stale.stderr, /^dbflow: pipeline "tight" is STALE: its last verified backup is \S+( \S+)? old, \S+( \S+)? over its RPO of 1s \(pipelines\/tight\.yaml\)\.$/m);
+  assert.match(
+    stale.stderr,
+    /^dbflow: pipeline "tight" is STALE: its last verified backup is \S+( \S+)? old, \S+( \S+)? over its RPO of 1s \(pipelines\/tight\.yaml\)\.$/m,
+  );
 
   // A folder (the default "pipelines"): every pipeline judged; no verified backup is "never" (a failed run or one
   // without a restore test does not count); without an rpo it is listed, not judged.
@@ -68,7 +77,8 @@ test('status: ok, STALE, never and "no rpo" from the run records; invalid files 
   assert.equal(all.exitCode, 1);
   const states = Object.fromEntries((JSON.parse(all.stdout) as StatusLine[]).map((s) => [s.pipeline, s.state]));
   assert.deepEqual(states, { failing: 'never', fresh: 'ok', never: 'never', norpo: 'no_rpo', tight: 'stale', unverified: 'never' });
-  for (const name of ['never', 'failing', 'unverified']) assert.match(all.stderr, new RegExp(`^dbflow: pipeline "${name}" has no verified backup in .*; its RPO is \\S+`, 'm'));
+  for (const name of ['never', 'failing', 'unverified'])
+    assert.match(all.stderr, new RegExp(`^dbflow: pipeline "${name}" has no verified backup in .*; its RPO is \\S+`, 'm'));
   assert.match(all.stderr, /pipeline "never" has no verified backup .*; its RPO is 1d 2h/);
   assert.doesNotMatch(all.stderr, /"fresh"|"norpo"/);
   const table = await dbflow(['status', 'pipelines'], { cwd, env });

@@ -35,7 +35,6 @@ async function smallDisk(t: TestContext, size: string): Promise<string | undefin
   return dir;
 }
 
-
 // Exit 1; the upload failed with `cause` on an object under `prefix`; its neighbours name it; no stack.
 function assertUploadFailed(run: { exitCode: number; stdout: string; stderr: string }, prefix: string, cause: RegExp): void {
   const output = run.stdout + run.stderr;
@@ -44,7 +43,11 @@ function assertUploadFailed(run: { exitCode: number; stdout: string; stderr: str
   assert.ok(error, `the upload's failure is shown:\n${output}`);
   assert.ok(error.includes(`"${prefix}`), `the upload's failure names the object under ${prefix}:\n${error}`);
   assert.match(error, cause);
-  assert.match(run.stdout, /^ {2}failed {4}upload \(and in its stream chain: /m, `the summary names the upload as where it failed:\n${output}`);
+  assert.match(
+    run.stdout,
+    /^ {2}failed {4}upload \(and in its stream chain: /m,
+    `the summary names the upload as where it failed:\n${output}`,
+  );
   assert.match(output, /encrypt: FAILED after \S+: its stream chain failed at "upload"/);
   assert.doesNotMatch(output, /The operation was aborted|ENOENT/);
   assert.equal(hasStackTrace(output), false, output);

@@ -68,7 +68,10 @@ void test('list leaves out empty folders and the temporary files of puts that di
   assert.deepEqual(await storage.list(`${base}/`, { unfinished: true }), [{ url: `${base}/run-2/app.dump`, bytes: 4 }]);
   await assert.rejects(storage.get(`${base}/run-1/app.dump`), (err: Error) => {
     assert.ok(err instanceof RepositoryError);
-    assert.match(err.message, /object "file:\/\/.*\/run-1\/app\.dump" does not exist \(looked for .*\); check the URL, or list the repository\./);
+    assert.match(
+      err.message,
+      /object "file:\/\/.*\/run-1\/app\.dump" does not exist \(looked for .*\); check the URL, or list the repository\./,
+    );
     return true;
   });
 });

@@ -16,7 +16,6 @@ after(stopS3);
 
 const TO = '{{ vars.repo }}/{{ env.X }}';
 
-
 // The failed run's output: exit 1, the upload named as the failing step with the rendered key and the problem.
 function assertRefused(run: { exitCode: number; stdout: string; stderr: string }, key: string, problem: RegExp): void {
   const output = run.stdout + run.stderr;

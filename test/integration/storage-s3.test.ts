@@ -29,7 +29,10 @@ async function s3Storage(): Promise<Storage> {
 }
 
 // The shared s3rver with the SDK's environment pointing at it for this test (or undefined: skipped).
-async function s3For(t: Parameters<typeof requireS3>[0] & { after(fn: () => void): void }, extra: Record<string, string | undefined> = {}): Promise<S3Server | undefined> {
+async function s3For(
+  t: Parameters<typeof requireS3>[0] & { after(fn: () => void): void },
+  extra: Record<string, string | undefined> = {},
+): Promise<S3Server | undefined> {
   const s3 = await requireS3(t);
   if (s3) t.after(setEnv({ ...s3.env, ...extra }));
   return s3;
@@ -68,7 +71,10 @@ void test('list finds every object under a prefix across pages, and only those',
   );
   const listed = await storage.list(`s3://${bucket}/backups/nightly/`);
   assert.equal(listed.length, 1001);
-  assert.deepEqual(listed, keys.map((k) => ({ url: `s3://${bucket}/${k}`, bytes: k.length })));
+  assert.deepEqual(
+    listed,
+    keys.map((k) => ({ url: `s3://${bucket}/${k}`, bytes: k.length })),
+  );
   assert.equal((await storage.list(`s3://${bucket}/backups/nightly`)).length, 1002, 'a prefix without / also matches nightly_old');
   assert.equal((await storage.list(`s3://${bucket}`)).length, 1003, 'the whole bucket');
   assert.deepEqual(await storage.list(`s3://${bucket}/missing/`), []);
@@ -99,11 +105,16 @@ void test('storage settings: storage class and server-side encryption are sent w
   }
   // aws:kms with a key id.
   const kms = proxy.requests().length;
-  await storage.put(`s3://${bucket}/kms`, Readable.from([Buffer.from('k')]), {
-    signal: signal(),
-    settings: { server_side_encryption: 'aws:kms', kms_key_id: 'alias/backups' },
-  }).catch(() => undefined); // s3rver may or may not accept KMS; the request is what is checked here
-  const kmsHead = proxy.requests().slice(kms).find((h) => h.startsWith(`PUT /${bucket}/kms`));
+  await storage
+    .put(`s3://${bucket}/kms`, Readable.from([Buffer.from('k')]), {
+      signal: signal(),
+      settings: { server_side_encryption: 'aws:kms', kms_key_id: 'alias/backups' },
+    })
+    .catch(() => undefined); // s3rver may or may not accept KMS; the request is what is checked here
+  const kmsHead = proxy
+    .requests()
+    .slice(kms)
+    .find((h) => h.startsWith(`PUT /${bucket}/kms`));
   assert.ok(kmsHead);
   assert.match(kmsHead, /^x-amz-server-side-encryption: aws:kms$/im);
   assert.match(kmsHead, /^x-amz-server-side-encryption-aws-kms-key-id: alias\/backups$/im);
@@ -116,11 +127,26 @@ void test('bad storage settings are refused before anything is written, naming t
   const bucket = await s3.bucket();
   const url = `s3://${bucket}/x.dump`;
   const cases: [Record<string, unknown>, string][] = [
-    [{ sse: 'AES256' }, `dbflow: unknown S3 setting "sse" in the upload's storage settings for "${url}". Valid settings: server_side_encryption, kms_key_id, storage_class.`],
-    [{ storage_clas: 'STANDARD' }, `dbflow: unknown S3 setting "storage_clas" in the upload's storage settings for "${url}". Did you mean "storage_class"? Valid settings: server_side_encryption, kms_key_id, storage_class.`],
-    [{ server_side_encryption: 'aes256' }, `dbflow: server_side_encryption in the upload's storage settings for "${url}" is "aes256"; write one of AES256, aws:kms.`],
-    [{ kms_key_id: 'alias/x' }, `dbflow: kms_key_id in the upload's storage settings for "${url}" needs server_side_encryption: aws:kms (it is not set).`],
-    [{ storage_class: 'STANDARD_IAA' }, `dbflow: storage_class in the upload's storage settings for "${url}" is "STANDARD_IAA". Did you mean "STANDARD_IA"?`],
+    [
+      { sse: 'AES256' },
+      `dbflow: unknown S3 setting "sse" in the upload's storage settings for "${url}". Valid settings: server_side_encryption, kms_key_id, storage_class.`,
+    ],
+    [
+      { storage_clas: 'STANDARD' },
+      `dbflow: unknown S3 setting "storage_clas" in the upload's storage settings for "${url}". Did you mean "storage_class"? Valid settings: server_side_encryption, kms_key_id, storage_class.`,
+    ],
+    [
+      { server_side_encryption: 'aes256' },
+      `dbflow: server_side_encryption in the upload's storage settings for "${url}" is "aes256"; write one of AES256, aws:kms.`,
+    ],
+    [
+      { kms_key_id: 'alias/x' },
+      `dbflow: kms_key_id in the upload's storage settings for "${url}" needs server_side_encryption: aws:kms (it is not set).`,
+    ],
+    [
+      { storage_class: 'STANDARD_IAA' },
+      `dbflow: storage_class in the upload's storage settings for "${url}" is "STANDARD_IAA". Did you mean "STANDARD_IA"?`,
+    ],
   ];
   for (const [settings, message] of cases) {
     await assert.rejects(storage.put(url, Readable.from([Buffer.from('x')]), { signal: signal(), settings }), (err: Error) => {
@@ -140,7 +166,10 @@ void test('URLs, a missing bucket, denied access and an unreachable endpoint are
   const badUrls: [string, string][] = [
     ['file:///tmp/x', '"file:///tmp/x" is not an S3 storage URL; write s3://bucket/key/prefix/name.'],
     ['s3:///key', '"s3:///key" names no bucket; write s3://bucket/key/prefix/name.'],
-    ['s3://x/key', '"s3://x/key": "x" is not a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens); write s3://bucket/key/prefix/name.'],
+    [
+      's3://x/key',
+      '"s3://x/key": "x" is not a valid S3 bucket name (3 to 63 lowercase letters, digits, dots and hyphens); write s3://bucket/key/prefix/name.',
+    ],
   ];
   for (const [bad, message] of badUrls) {
     await assert.rejects(storage.get(bad), (err: Error) => {
@@ -168,7 +197,12 @@ void test('URLs, a missing bucket, denied access and an unreachable endpoint are
   for (const [action, op] of ops) {
     await assert.rejects(op(), (err: Error) => {
       assert.ok(err instanceof RepositoryError, String(err));
-      assert.match(err.message, new RegExp(`^dbflow: bucket "${missing}" does not exist \\(${action} "s3://${missing}/a/[^"]*" at ${s3.endpoint}\\); create it, or fix the bucket in the URL\\.$`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `^dbflow: bucket "${missing}" does not exist \\(${action} "s3://${missing}/a/[^"]*" at ${s3.endpoint}\\); create it, or fix the bucket in the URL\\.$`,
+        ),
+      );
       return true;
     });
   }
@@ -223,7 +257,10 @@ void test('the endpoint comes from the SDK’s AWS_ENDPOINT_URL_S3, else AWS_END
   }
   const restoreFlag = setEnv({ DBFLOW_S3_FORCE_PATH_STYLE: 'maybe' });
   try {
-    await assert.rejects(storage.list(`s3://${bucket}/`), /^DbflowError: dbflow: DBFLOW_S3_FORCE_PATH_STYLE is "maybe"; set it to 1 \(path style\) or 0 \(virtual-hosted style\)\.$/);
+    await assert.rejects(
+      storage.list(`s3://${bucket}/`),
+      /^DbflowError: dbflow: DBFLOW_S3_FORCE_PATH_STYLE is "maybe"; set it to 1 \(path style\) or 0 \(virtual-hosted style\)\.$/,
+    );
   } finally {
     restoreFlag();
   }
@@ -235,7 +272,9 @@ void test('multipart keeps memory flat: peak RSS of a 200 MB and a 400 MB put, e
   const storage = await s3Storage();
   const bucket = await s3.bucket();
   const script = path.join(repoRoot, 'test', 'helpers', 's3-put-rss.ts');
-  const run = async (mb: number): Promise<{ bytes: number; sha256: string; seconds: number; baselineRssMiB: number; peakBuffersMiB: number; peakRssMiB: number }> => {
+  const run = async (
+    mb: number,
+  ): Promise<{ bytes: number; sha256: string; seconds: number; baselineRssMiB: number; peakBuffersMiB: number; peakRssMiB: number }> => {
     const url = `s3://${bucket}/rss-${mb}.bin`;
     const r = await execa(process.execPath, ['--import', 'tsx', script, url, String(mb * 1e6)], {
       cwd: repoRoot,
@@ -243,26 +282,44 @@ void test('multipart keeps memory flat: peak RSS of a 200 MB and a 400 MB put, e
       reject: false,
     });
     assert.equal(r.exitCode, 0, r.stderr);
-    const out = JSON.parse(r.stdout) as { bytes: number; sha256: string; seconds: number; baselineRssMiB: number; peakBuffersMiB: number; peakRssMiB: number };
+    const out = JSON.parse(r.stdout) as {
+      bytes: number;
+      sha256: string;
+      seconds: number;
+      baselineRssMiB: number;
+      peakBuffersMiB: number;
+      peakRssMiB: number;
+    };
     assert.equal(out.bytes, mb * 1e6);
-    t.diagnostic(`${mb} MB: ${out.seconds.toFixed(1)} s, peak RSS ${out.peakRssMiB.toFixed(0)} MiB (baseline ${out.baselineRssMiB.toFixed(0)} MiB with the SDK loaded, Buffers at most ${out.peakBuffersMiB.toFixed(0)} MiB)`);
+    t.diagnostic(
+      `${mb} MB: ${out.seconds.toFixed(1)} s, peak RSS ${out.peakRssMiB.toFixed(0)} MiB (baseline ${out.baselineRssMiB.toFixed(0)} MiB with the SDK loaded, Buffers at most ${out.peakBuffersMiB.toFixed(0)} MiB)`,
+    );
     return out;
   };
   const small = await run(20);
   const medium = await run(200);
   const large = await run(400);
   // Byte-exact through get (a streamed hash, not a buffer).
-  for (const [mb, r] of [[20, small], [200, medium]] as const) {
+  for (const [mb, r] of [
+    [20, small],
+    [200, medium],
+  ] as const) {
     const hash = createHash('sha256');
     for await (const c of await storage.get(`s3://${bucket}/rss-${mb}.bin`)) hash.update(c as Buffer);
     assert.equal(hash.digest('hex'), r.sha256, `${mb} MB read back`);
   }
-  assert.deepEqual((await storage.list(`s3://${bucket}/rss-400`)).map((o) => o.bytes), [400e6]);
+  assert.deepEqual(
+    (await storage.list(`s3://${bucket}/rss-400`)).map((o) => o.bytes),
+    [400e6],
+  );
   // Default plan: 16 MiB parts, 4 at once. lib-storage holds the parts in flight, the one being filled and the
   // remainder of the last (about 6 parts, 96 MiB); V8 returns freed Buffers in steps (up to ~64 MiB late).
   const budget = 6 * 16 + 64 + 32;
   // (No fixed cap besides: peaks of 288 to 322 MiB were seen for 200 MB on one machine, Buffers up to 170 MiB.)
-  assert.ok(medium.peakRssMiB < small.peakRssMiB + budget, `200 MB: ${medium.peakRssMiB} MiB vs 20 MB: ${small.peakRssMiB} MiB + ${budget}`);
+  assert.ok(
+    medium.peakRssMiB < small.peakRssMiB + budget,
+    `200 MB: ${medium.peakRssMiB} MiB vs 20 MB: ${small.peakRssMiB} MiB + ${budget}`,
+  );
   // Flat: twice the bytes, not more memory (a put that buffered would add ~190 MiB here).
   assert.ok(large.peakRssMiB < medium.peakRssMiB + 64, `400 MB: ${large.peakRssMiB} MiB vs 200 MB: ${medium.peakRssMiB} MiB`);
   assert.deepEqual(await s3.multipartUploads(bucket), []);
@@ -299,7 +356,12 @@ void test('dropped connections that do not recover: the put fails cleanly, nothi
   const started = performance.now();
   await assert.rejects(storage.put(url, Readable.from(chunks(randomBytes(40 * MiB), 40)), { signal: signal() }), (err: Error) => {
     assert.ok(err instanceof DbflowError, String(err));
-    assert.match(err.message, new RegExp(`^dbflow: the S3 endpoint ${proxy.endpoint} could not be reached or dropped the connection while writing "${url}" \\((ECONNRESET|EPIPE)\\)`));
+    assert.match(
+      err.message,
+      new RegExp(
+        `^dbflow: the S3 endpoint ${proxy.endpoint} could not be reached or dropped the connection while writing "${url}" \\((ECONNRESET|EPIPE)\\)`,
+      ),
+    );
     assert.ok(!err.message.includes(S3RVER_KEY));
     return true;
   });
@@ -326,10 +388,16 @@ void test('cancel: an abort mid-upload cuts off the parts in flight, rejects pro
     },
   });
   const putting = storage.put(`s3://${bucket}/cancel/app.dump`, body, { signal: controller.signal });
-  await waitFor('a multipart upload with a stored part, and a part stuck in flight', () => {
-    const stored = Object.values(s3.uploadsOnDisk(bucket)).flat().filter((f) => /^\d+\.md5$/.test(f));
-    return stored.length > 0 && proxy.stalls() > 0;
-  }, 60_000);
+  await waitFor(
+    'a multipart upload with a stored part, and a part stuck in flight',
+    () => {
+      const stored = Object.values(s3.uploadsOnDisk(bucket))
+        .flat()
+        .filter((f) => /^\d+\.md5$/.test(f));
+      return stored.length > 0 && proxy.stalls() > 0;
+    },
+    60_000,
+  );
   const started = performance.now();
   controller.abort(new Error('cancelled by the test'));
   await assert.rejects(putting, /^Error: cancelled by the test$/);
@@ -373,11 +441,17 @@ void test('a whole pipeline through the CLI: the quickstart backs up to s3://, r
   assert.match(run.stdout, new RegExp(`artifact {2}demo {2}${folder.replace(/[/.]/g, '\\$&')}demo\\.sqlite3\\.zst\\.pgp`));
   assert.match(run.stdout, new RegExp(`manifest {2}${folder.replace(/[/.]/g, '\\$&')}manifest\\.json`));
   // "Restore without dbflow" downloads with the AWS CLI, which reads the same environment.
-  assert.match(run.stdout, new RegExp(`aws s3 cp '${folder.replace(/[/.]/g, '\\$&')}demo\\.sqlite3\\.zst\\.pgp' - \\| gpg --decrypt \\| zstd -d`));
+  assert.match(
+    run.stdout,
+    new RegExp(`aws s3 cp '${folder.replace(/[/.]/g, '\\$&')}demo\\.sqlite3\\.zst\\.pgp' - \\| gpg --decrypt \\| zstd -d`),
+  );
 
   // The artifact and, next to it, the manifest (written last); no unfinished upload.
   const stored = await storage.list(folder);
-  assert.deepEqual(stored.map((o) => o.url), [`${folder}demo.sqlite3.zst.pgp`, `${folder}manifest.json`]);
+  assert.deepEqual(
+    stored.map((o) => o.url),
+    [`${folder}demo.sqlite3.zst.pgp`, `${folder}manifest.json`],
+  );
   const manifest = JSON.parse((await readAll(await storage.get(`${folder}manifest.json`))).toString()) as {
     status: string;
     artifacts: { path: string; bytes: number; sha256: string }[];
@@ -387,7 +461,10 @@ void test('a whole pipeline through the CLI: the quickstart backs up to s3://, r
   assert.equal(manifest.artifacts[0]?.path, 'demo.sqlite3.zst.pgp');
   assert.equal(manifest.artifacts[0]?.bytes, stored[0]?.bytes);
   assert.equal(sha256(await readAll(await storage.get(`${folder}demo.sqlite3.zst.pgp`))), manifest.artifacts[0]?.sha256);
-  assert.ok(manifest.verification.some((v) => v.check === 'restore' && v.ok), JSON.stringify(manifest.verification));
+  assert.ok(
+    manifest.verification.some((v) => v.check === 'restore' && v.ok),
+    JSON.stringify(manifest.verification),
+  );
   assert.doesNotMatch(JSON.stringify(manifest), /S3RVER|dbflow-quickstart-demo-passphrase/);
   const admin = s3.client();
   t.after(() => admin.destroy());
@@ -406,7 +483,10 @@ void test('through the CLI: a bad storage setting and a missing bucket fail the 
   const bad = await dbflow(['run', quickstartOnS3(cwd, bucket, '{ sse: AES256 }')], { cwd, env: s3.env });
   assert.equal(bad.exitCode, 1, bad.stdout + bad.stderr);
   const output = bad.stdout + bad.stderr;
-  assert.match(output, /unknown S3 setting "sse" in the upload's storage settings for "s3:\/\/[^"]+\/demo\.sqlite3\.zst\.pgp"\. Valid settings: server_side_encryption, kms_key_id, storage_class\./);
+  assert.match(
+    output,
+    /unknown S3 setting "sse" in the upload's storage settings for "s3:\/\/[^"]+\/demo\.sqlite3\.zst\.pgp"\. Valid settings: server_side_encryption, kms_key_id, storage_class\./,
+  );
   assert.equal(hasStackTrace(output), false, output);
   assert.deepEqual(await storage.list(`s3://${bucket}/`), []);
 
@@ -415,7 +495,12 @@ void test('through the CLI: a bad storage setting and a missing bucket fail the 
   const gone = await dbflow(['run', quickstartOnS3(cwd2, missing)], { cwd: cwd2, env: s3.env });
   assert.equal(gone.exitCode, 1, gone.stdout + gone.stderr);
   const goneOutput = gone.stdout + gone.stderr;
-  assert.match(goneOutput, new RegExp(`bucket "${missing}" does not exist \\(writing "s3://${missing}/backups/quickstart/[^"]+/demo\\.sqlite3\\.zst\\.pgp" at ${s3.endpoint}\\); create it, or fix the bucket in the URL\\.`));
+  assert.match(
+    goneOutput,
+    new RegExp(
+      `bucket "${missing}" does not exist \\(writing "s3://${missing}/backups/quickstart/[^"]+/demo\\.sqlite3\\.zst\\.pgp" at ${s3.endpoint}\\); create it, or fix the bucket in the URL\\.`,
+    ),
+  );
   assert.equal(hasStackTrace(goneOutput), false, goneOutput);
   assert.doesNotMatch(goneOutput, new RegExp(S3RVER_KEY));
 });

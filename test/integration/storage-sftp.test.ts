@@ -445,7 +445,10 @@ void test('a whole pipeline through the CLI uploads to sftp://, publishes its ma
   // ssh finds ~/.ssh through the passwd entry, not $HOME: the test's key and known_hosts are named explicitly.
   const download = stock
     .split(' | ')[0]!
-    .replace('ssh -p', `ssh -o BatchMode=yes -i ${path.join(home, '.ssh', 'id_ed25519')} -o UserKnownHostsFile=${path.join(home, '.ssh', 'known_hosts')} -p`);
+    .replace(
+      'ssh -p',
+      `ssh -o BatchMode=yes -i ${path.join(home, '.ssh', 'id_ed25519')} -o UserKnownHostsFile=${path.join(home, '.ssh', 'known_hosts')} -p`,
+    );
   const fetched = await execa('bash', ['-o', 'pipefail', '-c', `${download} | sha256sum`], { env: { HOME: home } });
   assert.equal(fetched.stdout.split(' ')[0], manifest.artifacts[0]?.sha256, `${download} reads the artifact`);
   await allClosed(sshd);

@@ -16,7 +16,13 @@ test('a plugin whose schema strict mode refuses is rejected at load time', () =>
   assert.throws(
     () =>
       registry.add(
-        { name: 'bad', contract: '1.0', steps: [{ uses: 'bad', kind: 'task', description: 'x', with: { type: 'object', propertiez: {} }, run: () => Promise.resolve({}) }] },
+        {
+          name: 'bad',
+          contract: '1.0',
+          steps: [
+            { uses: 'bad', kind: 'task', description: 'x', with: { type: 'object', propertiez: {} }, run: () => Promise.resolve({}) },
+          ],
+        },
         './bad.ts',
       ),
     /step "bad" of plugin "bad" \(\.\/bad\.ts\): its "with" schema is invalid: strict mode: unknown keyword: "propertiez"/,

@@ -16,7 +16,15 @@ test('a lock taken an instant ago, whose owner record is not written yet: the re
   const holder = new Database(file, { timeout: 0 });
   holder.exec('BEGIN EXCLUSIVE');
   t.after(() => holder.close());
-  const owner: LockOwner = { pid: process.pid, host: hostname(), user: 'someone', pipeline: 'p', repository: 'file:///repo', since: new Date().toISOString(), by: 'dbflow run' };
+  const owner: LockOwner = {
+    pid: process.pid,
+    host: hostname(),
+    user: 'someone',
+    pipeline: 'p',
+    repository: 'file:///repo',
+    since: new Date().toISOString(),
+    by: 'dbflow run',
+  };
   setTimeout(() => writeFileSync(`${file}.json`, JSON.stringify(owner)), 300);
   await assert.rejects(acquireLock({ pipeline: 'p', repository: 'file:///repo', waitMs: 0, by: 'test' }), (err: unknown) => {
     assert.ok(err instanceof LockedError);

@@ -3,7 +3,16 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { DbflowError, IntegrityError, isErrorKind, loadPipelineText, PLUGIN_CONTRACT, PluginError, runPipeline, UsageError } from '../../src/index.js';
+import {
+  DbflowError,
+  IntegrityError,
+  isErrorKind,
+  loadPipelineText,
+  PLUGIN_CONTRACT,
+  PluginError,
+  runPipeline,
+  UsageError,
+} from '../../src/index.js';
 import { isUserError } from '../../src/errors.js';
 import type * as Errors from '../../src/errors.js';
 import { checkContract } from '../../src/plugins/contract.js';
@@ -22,14 +31,27 @@ describe('the plugin contract version', () => {
 
   it('refuses another major, a newer minor, a malformed or a missing version, naming both versions and what to do', () => {
     const refused: [unknown, RegExp][] = [
-      ['2.0', /plugin "p" \(x\) was written for plugin contract 2\.0, but this dbflow implements contract 1\.3: upgrade dbflow to one that implements contract 2\.0, or use a version of the plugin written for contract 1\.3 or older\./],
+      [
+        '2.0',
+        /plugin "p" \(x\) was written for plugin contract 2\.0, but this dbflow implements contract 1\.3: upgrade dbflow to one that implements contract 2\.0, or use a version of the plugin written for contract 1\.3 or older\./,
+      ],
       ['1.4', /written for plugin contract 1\.4, but this dbflow implements contract 1\.3: upgrade dbflow/],
-      ['0.9', /written for plugin contract 0\.9, but this dbflow implements contract 1\.3: use a version of the plugin written for contract 1\.x \(this dbflow accepts 1\.0 to 1\.3\)\./],
+      [
+        '0.9',
+        /written for plugin contract 0\.9, but this dbflow implements contract 1\.3: use a version of the plugin written for contract 1\.x \(this dbflow accepts 1\.0 to 1\.3\)\./,
+      ],
       ['1', /declares contract "1", which is not "MAJOR\.MINOR"; declare the contract version/],
       [1.0, /declares contract 1, which is not "MAJOR\.MINOR"/],
-      [undefined, /plugin "p" \(x\) declares no plugin contract; declare the contract version the plugin was written for, e\.g\. contract: "1\.3"/],
+      [
+        undefined,
+        /plugin "p" \(x\) declares no plugin contract; declare the contract version the plugin was written for, e\.g\. contract: "1\.3"/,
+      ],
     ];
-    for (const [c, message] of refused) assert.throws(() => checkContract(c, 'plugin "p" (x)', '1.3'), (err) => err instanceof PluginError && message.test(err.message));
+    for (const [c, message] of refused)
+      assert.throws(
+        () => checkContract(c, 'plugin "p" (x)', '1.3'),
+        (err) => err instanceof PluginError && message.test(err.message),
+      );
   });
 });
 
@@ -62,12 +84,16 @@ describe('error kinds across copies of dbflow', () => {
         },
       ],
     };
-    const loaded = await loadPipelineText('copy.yaml', 'version: 1\nname: copy\nsteps:\n  - { id: r, uses: refuse }\n', stateDir, { plugins: [plugin] });
+    const loaded = await loadPipelineText('copy.yaml', 'version: 1\nname: copy\nsteps:\n  - { id: r, uses: refuse }\n', stateDir, {
+      plugins: [plugin],
+    });
     const result = await runPipeline(loaded, { stateDir });
     assert.equal(result.status, 'failed');
     assert.equal(result.steps.get('r')?.error, 'refuse: nothing to do here');
     const logs = path.join(stateDir, 'runs', result.runId, 'logs');
-    const text = readdirSync(logs).map((f) => readFileSync(path.join(logs, f), 'utf8')).join('\n');
+    const text = readdirSync(logs)
+      .map((f) => readFileSync(path.join(logs, f), 'utf8'))
+      .join('\n');
     assert.match(text, /refuse: nothing to do here/);
     assert.ok(!hasStackTrace(text), text);
   });

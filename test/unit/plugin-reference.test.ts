@@ -8,6 +8,13 @@ test('docs/plugin-reference.md is up to date with the schemas and types (else ru
   const expected = await pluginReference();
   assert.ok(readFileSync(REFERENCE_FILE, 'utf8') === expected, 'docs/plugin-reference.md is out of date: run `npm run docs` and commit it');
   // It holds every first-party step and the contract's main interfaces.
-  for (const heading of ['### `dump` (source)', '### `restore-test` (task)', '### `driver: postgres`', '### `DatabaseDriver`', '### `Storage`', '### `Codec`'])
+  for (const heading of [
+    '### `dump` (source)',
+    '### `restore-test` (task)',
+    '### `driver: postgres`',
+    '### `DatabaseDriver`',
+    '### `Storage`',
+    '### `Codec`',
+  ])
     assert.ok(expected.includes(heading), heading);
 });

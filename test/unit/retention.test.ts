@@ -9,7 +9,10 @@ const NONE: RetentionPolicy = { last: 0, daily: 0, weekly: 0, monthly: 0 };
 /** A backup at an ISO time, its id the run id that time would get. */
 function backup(iso: string, verified = false, group?: string): RetentionCandidate {
   const time = new Date(iso);
-  const id = `${time.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${group ?? 'aaaa'}`;
+  const id = `${time
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z')}-${group ?? 'aaaa'}`;
   return { id, time, verified, ...(group !== undefined && { group }) };
 }
 
@@ -35,12 +38,28 @@ describe('retention over 400 daily backups', () => {
   it('--keep-daily 7 --keep-weekly 4 --keep-monthly 12 keeps exactly the expected 20', () => {
     const expected = [
       // monthly: the last backup of each of the 12 newest months (March 2026 is still running: its newest is the 18th)
-      '2025-04-30', '2025-05-31', '2025-06-30', '2025-07-31', '2025-08-31', '2025-09-30', '2025-10-31', '2025-11-30', '2025-12-31',
-      '2026-01-31', '2026-02-28',
+      '2025-04-30',
+      '2025-05-31',
+      '2025-06-30',
+      '2025-07-31',
+      '2025-08-31',
+      '2025-09-30',
+      '2025-10-31',
+      '2025-11-30',
+      '2025-12-31',
+      '2026-01-31',
+      '2026-02-28',
       // weekly: the Sundays closing ISO weeks 2026-W09, W10 (W11's Sunday, the 15th, is also a daily); W12's newest is the 18th
-      '2026-03-01', '2026-03-08',
+      '2026-03-01',
+      '2026-03-08',
       // daily: the 7 newest days
-      '2026-03-12', '2026-03-13', '2026-03-14', '2026-03-15', '2026-03-16', '2026-03-17', '2026-03-18',
+      '2026-03-12',
+      '2026-03-13',
+      '2026-03-14',
+      '2026-03-15',
+      '2026-03-16',
+      '2026-03-17',
+      '2026-03-18',
     ].map((d) => `${d}T02:00:00.000Z`);
     assert.deepEqual(keptTimes(history, { last: 0, daily: 7, weekly: 4, monthly: 12 }), expected);
   });
@@ -86,7 +105,11 @@ describe('retention edge cases', () => {
         ['2026-01-02', 'newest verified'],
       ],
     );
-    assert.equal(decisions.find((d) => d.backup.time.toISOString().startsWith('2026-01-01'))!.keep, false, 'only the newest verified one is protected');
+    assert.equal(
+      decisions.find((d) => d.backup.time.toISOString().startsWith('2026-01-01'))!.keep,
+      false,
+      'only the newest verified one is protected',
+    );
   });
 
   it('keeps the newest verified backup when the policy keeps nothing, and nothing when none is verified', () => {
@@ -101,7 +124,11 @@ describe('retention edge cases', () => {
     );
     const shuffled = [...backups.filter((_, i) => i % 2), ...backups.filter((_, i) => !(i % 2)).reverse()];
     assert.deepEqual(keptTimes(shuffled, { ...NONE, daily: 2 }), ['2026-05-02T23:59:59.000Z', '2026-05-03T23:59:59.000Z']);
-    assert.deepEqual(keptTimes(shuffled, { ...NONE, last: 2 }), ['2026-05-03T12:30:00.000Z', '2026-05-03T23:59:59.000Z'], '--keep-last counts backups, not days');
+    assert.deepEqual(
+      keptTimes(shuffled, { ...NONE, last: 2 }),
+      ['2026-05-03T12:30:00.000Z', '2026-05-03T23:59:59.000Z'],
+      '--keep-last counts backups, not days',
+    );
   });
 
   it('counts days in UTC: 23:30Z and 00:30Z the next day are two days', () => {
@@ -135,7 +162,9 @@ describe('retention edge cases', () => {
       backup('2026-01-03T03:00:00Z', true, 'billing'),
     ];
     assert.deepEqual(
-      retain(backups, { ...NONE, last: 1 }).filter((d) => d.keep).map((d) => [d.backup.group, d.backup.time.toISOString().slice(0, 10), d.reasons]),
+      retain(backups, { ...NONE, last: 1 })
+        .filter((d) => d.keep)
+        .map((d) => [d.backup.group, d.backup.time.toISOString().slice(0, 10), d.reasons]),
       [
         ['billing', '2026-01-03', ['last 1/1', 'newest verified']],
         ['app', '2026-01-02', ['last 1/1']],
