@@ -7,19 +7,29 @@ import { ExitCode, isUserError, userErrorText } from '../errors.js';
 import { pipeWriter } from './closed-pipe.js';
 import type { Io, RunCommandOptions } from './commands.js';
 import { commandModule, registerCompletion } from './completion.js';
+import type * as Init from './init-command.js';
 import type { InitOptions } from './init-command.js';
+import type * as Daemon from './daemon-command.js';
 import type { DaemonCommandOptions } from './daemon-command.js';
+import type * as Repo from './repo-commands.js';
 import type { PruneCommandOptions } from './repo-commands.js';
+import type * as Restore from './restore-commands.js';
 import type { RestoreCommandOptions, VerifyCommandOptions } from './restore-commands.js';
+import type * as Status from './status-command.js';
 
 // The commands' modules, and the engine and plugins behind them, load here; not for a Tab in the shell (see commandModule).
 const { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } = await commandModule(() => import('./audited.js'));
 const cmd = await commandModule(() => import('./commands.js'));
-const { initCommand, quickstartFiles } = await commandModule(() => import('./init-command.js'));
-const { daemonCommand } = await commandModule(() => import('./daemon-command.js'));
-const { backupsListCommand, pruneCommand } = await commandModule(() => import('./repo-commands.js'));
-const { restoreCommand, verifyCommand } = await commandModule(() => import('./restore-commands.js'));
-const { statusCommand } = await commandModule(() => import('./status-command.js'));
+// Commands with modules of their own load them when they run: `validate` does not pay for the daemon's metrics.
+const initCommand: typeof Init.initCommand = async (...a) => (await import('./init-command.js')).initCommand(...a);
+const quickstartFiles = async (...a: Parameters<typeof Init.quickstartFiles>): Promise<string> =>
+  (await import('./init-command.js')).quickstartFiles(...a);
+const daemonCommand: typeof Daemon.daemonCommand = async (...a) => (await import('./daemon-command.js')).daemonCommand(...a);
+const backupsListCommand: typeof Repo.backupsListCommand = async (...a) => (await import('./repo-commands.js')).backupsListCommand(...a);
+const pruneCommand: typeof Repo.pruneCommand = async (...a) => (await import('./repo-commands.js')).pruneCommand(...a);
+const restoreCommand: typeof Restore.restoreCommand = async (...a) => (await import('./restore-commands.js')).restoreCommand(...a);
+const verifyCommand: typeof Restore.verifyCommand = async (...a) => (await import('./restore-commands.js')).verifyCommand(...a);
+const statusCommand: typeof Status.statusCommand = async (...a) => (await import('./status-command.js')).statusCommand(...a);
 
 const [stdout, stderr] = [pipeWriter(process.stdout), pipeWriter(process.stderr)];
 let quiet = false; // --quiet: only errors reach the terminal (stderr); what a command prints on stdout is dropped
@@ -86,7 +96,7 @@ function program(setCode: (code: number) => void): Command {
     .option('--json', "print the run's events as JSON lines on stdout")
     .option(...state)
     .action(async (dir: string, o: RunCommandOptions) => {
-      const file = quickstartFiles(dir, io);
+      const file = await quickstartFiles(dir, io);
       setCode(
         await audited(io, { command: 'run', target: path.resolve(file), stateDir: o.stateDir, toRepository: false }, (note) =>
           cmd.runCommand(file, { ...o, quiet, stateDir: o.stateDir ?? defaultStateDir() }, io, note),
