@@ -68,6 +68,7 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
   t.after(() => writer.stop());
   await writer.committed(25);
   let previous: TableCounts | undefined;
+  let overlapped = 0; // snapshots during which the writer committed (one a loaded machine may miss; not all three)
   for (let run = 1; run <= 3; run++) {
     const tmpdir = path.join(dir, `run-${run}`);
     mkdirSync(tmpdir);
@@ -75,7 +76,7 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
     const before = writer.commits();
     const snap = await driver.snapshot(ctx, db);
     try {
-      assert.ok(writer.commits() > before, `the writer committed during the snapshot (${before} → ${writer.commits()})`);
+      if (writer.commits() > before) overlapped++;
       assert.equal(snap.info.driver, 'sqlite');
       assert.equal(snap.info.tables.accounts?.rows, ACCOUNTS);
       const dump = await driver.dump(ctx, db, snap);
@@ -103,6 +104,7 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
     }
     assert.deepEqual(readdirSync(tmpdir), [], 'release() removes the staged copy');
   }
+  assert.ok(overlapped > 0, 'the writer committed during at least one of the three snapshots');
   assert.ok((await writer.stop()) >= 200);
 });
 
