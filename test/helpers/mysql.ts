@@ -221,9 +221,14 @@ export async function throwawayMariadb(
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-mariadb-'));
   const data = path.join(dir, 'data');
   const asRoot = process.getuid?.() === 0 ? ['--user=root'] : [];
+  // Its own temporary folder, from the bootstrap on: at start, a server deletes every #sql* file in its tmpdir,
+  // which in the shared /tmp are the live temporary tables of the machine's other MariaDB server (its queries then fail).
+  const tmp = path.join(dir, 'tmp');
+  mkdirSync(tmp);
   await execa('mariadb-install-db', [
     '--no-defaults',
     `--datadir=${data}`,
+    `--tmpdir=${tmp}`, // handed to the bootstrap server, which would otherwise clean /tmp as well
     '--auth-root-authentication-method=normal',
     '--skip-test-db',
     ...asRoot,
@@ -231,10 +236,6 @@ export async function throwawayMariadb(
   const certs = options.tls ? await makeCertificates(dir) : undefined;
   const port = await freePort();
   const pidFile = path.join(dir, 'mariadbd.pid');
-  // Its own temporary folder: at start, a server deletes every #sql* file in its tmpdir, which in the shared
-  // /tmp are the live temporary tables of the machine's other MariaDB server (its queries then fail).
-  const tmp = path.join(dir, 'tmp');
-  mkdirSync(tmp);
   const server = execa(
     mariadbd,
     [
