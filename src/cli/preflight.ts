@@ -2,7 +2,7 @@
 // each repository writable. Reads secrets and connects; runs no step and changes no database.
 import { Readable } from 'node:stream';
 import { toolContext } from './tool-context.js';
-import { DbflowError } from '../errors.js';
+import { isUserError } from '../errors.js';
 import type { LoadedPipeline } from '../engine/load.js';
 import { newRunId } from '../engine/run-record.js';
 import { resolveRunValues } from '../engine/run-values.js';
@@ -77,7 +77,8 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
         try {
           return { ...check, report: await driver.preflight(ctx, db, useOf(loaded, db.name)) };
         } catch (err) {
-          if (!(err instanceof DbflowError) && !(err instanceof Error && 'code' in err)) throw err;
+          // A driver's own DbflowError (from any copy of dbflow) or a connection error with a code: reported; a bug: thrown.
+          if (!isUserError(err) && !(err instanceof Error && 'code' in err)) throw err;
           return { ...check, error: failure(err) };
         }
       }),
