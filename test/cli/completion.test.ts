@@ -200,17 +200,16 @@ describe('dbflow __complete', () => {
     const loaded = path.join(s.root, 'loaded');
     const hooks = `import { appendFileSync } from 'node:fs'; export async function load(url, context, next) { appendFileSync(${JSON.stringify(loaded)}, url + '\\n'); return next(url, context); }`;
     const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hooks)}`)});`;
-    const [, tsx, ...rest] = dbflowNodeArgs(['__complete', '--', 'ru']);
     const r = await execa(
       process.execPath,
-      ['--import', tsx!, '--import', `data:text/javascript,${encodeURIComponent(register)}`, ...rest],
+      ['--import', `data:text/javascript,${encodeURIComponent(register)}`, ...dbflowNodeArgs(['__complete', '--', 'ru'])],
       { cwd: s.cwd, reject: false },
     );
     assert.equal(r.stdout, 'run\nruns', r.stderr);
     const files = readFileSync(loaded, 'utf8')
       .split('\n')
       .filter((u) => u.startsWith('file:'))
-      .map((u) => path.relative(repoRoot, new URL(u).pathname));
+      .map((u) => path.relative(repoRoot, new URL(u).pathname).replace(/^dist\//, '').replace(/\.js$/, '.ts'));
     const heavy = files.filter(
       (f) => /^(src\/(engine|plugins|repo|ops|plan|schema|ui)\/|plugins\/)/.test(f) && f !== 'src/engine/versions.ts',
     );
@@ -344,7 +343,7 @@ describe('in bash', () => {
     const s = shelf(t);
     const out = path.join(s.root, 'bash-lines');
     const dump = `dump() { printf 'buffer:%s\\n' "$READLINE_LINE" >> ${sh(out)}; READLINE_LINE=; }`;
-    const setup = `${READY}; source ${sh(await s.script('bash'))}; ${dump}; bind -x '"\\C-x\\C-d": dump'`;
+    const setup = `${READY}; unset HISTFILE; source ${sh(await s.script('bash'))}; ${dump}; bind -x '"\\C-x\\C-d": dump'`;
     const lines = [
       'dbflow backups l',
       'dbflow run su',

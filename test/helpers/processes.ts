@@ -100,18 +100,29 @@ export function bytesReadByThreads(pid: number): number | undefined {
   }
 }
 
+/** For waitFor's `stop`: false while `sub` runs, then how it ended (its exit code and output). */
+export function endOf(sub: PromiseLike<{ exitCode?: number; stdout?: unknown; stderr?: unknown }>): () => string | false {
+  let ended: string | false = false;
+  sub.then(
+    (r) => (ended = `exit code ${r.exitCode}:\n${String(r.stdout)}\n${String(r.stderr)}`),
+    (e: unknown) => (ended = String(e)),
+  );
+  return () => ended;
+}
+
 /** Polls `probe` every 20 ms until it returns a value; fails after `timeoutMs` with `what`. */
 export async function waitFor<T>(
   what: string,
   probe: () => T | undefined | false | Promise<T | undefined | false>,
   timeoutMs = 30_000,
-  stop?: () => boolean,
+  stop?: () => boolean | string,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
     if (value !== undefined && value !== false) return value;
-    if (stop?.()) throw new Error(`gave up waiting for ${what}: the process ended`);
+    const ended = stop?.();
+    if (ended) throw new Error(`gave up waiting for ${what}: the process ended${typeof ended === 'string' ? `, ${ended}` : ''}`);
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(20);
   }

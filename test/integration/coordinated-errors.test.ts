@@ -10,7 +10,7 @@ import { causalDatabases, coordinatedPipeline, urlsOf, type CausalDatabases } fr
 import { databasesStartingWith as myDatabasesStartingWith, requireMyBackupTools } from '../helpers/mysql.js';
 import { databasesStartingWith, requireBackupTools } from '../helpers/postgres.js';
 import { backupEnv } from '../helpers/postgres-run.js';
-import { descendants, waitFor } from '../helpers/processes.js';
+import { descendants, endOf, waitFor } from '../helpers/processes.js';
 import {
   killSessions,
   myProbeCommit,
@@ -57,7 +57,7 @@ interface Started {
   dbs: CausalDatabases;
   blockerPid: number;
   ports: PortSampler;
-  exited: () => boolean;
+  exited: () => string | false;
 }
 
 // Three seeded databases, a blocker on db2, and `dbflow run` of the coordinated pipeline started with these timeouts.
@@ -76,11 +76,10 @@ async function startBlockedRun(t: TestContext, timeouts: { barrierTimeout: strin
   // Its temporary files in a folder of the test: a killed run cannot remove them itself.
   const sub = spawnDbflow(['run', file], { cwd, env: { ...backupEnv(), TMPDIR: tmpDir(t) } });
   t.after(() => void sub.kill('SIGKILL'));
-  let exited = false;
-  void sub.finally(() => (exited = true));
+  const exited = endOf(sub);
   const ports = samplePorts(sub.pid!);
   run.ports = ports;
-  return { sub, cwd, dbs, blockerPid, ports, exited: () => exited };
+  return { sub, cwd, dbs, blockerPid, ports, exited };
 }
 
 // Waits until the barrier on db1 is held: a granted SHARE lock of a dbflow session on a table of db1.

@@ -24,7 +24,7 @@ import { myBackupEnv, myBackupPipeline } from '../helpers/mysql-run.js';
 
 import { tmpDir } from '../helpers/tmp.js';
 import { type BackupRun, manifestsUnder, runBackup, runIdOf, runRecordText, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
-import { bytesWritten, descendants, freePort, waitFor } from '../helpers/processes.js';
+import { bytesWritten, descendants, endOf, freePort, waitFor } from '../helpers/processes.js';
 
 const MINUTE = 60_000;
 
@@ -111,8 +111,7 @@ void test(
     const file = writePipeline(cwd, myBackupPipeline({ url: url.toString(), password: true, throttleMs: 200 }));
     const sub = spawnDbflow(['run', file], { cwd, env: myBackupEnv(password) });
     t.after(() => void sub.kill('SIGKILL'));
-    let exited = false;
-    void sub.finally(() => (exited = true));
+    const exited = endOf(sub);
     const dump = await waitFor(
       'mariadb-dump to stream',
       () => {
@@ -120,7 +119,7 @@ void test(
         return p && bytesWritten(p.pid) > 256 * 1024 && p;
       },
       60_000,
-      () => exited,
+      exited,
     );
     const argv = readFileSync(`/proc/${dump.pid}/cmdline`, 'utf8').split('\0');
     const optionFile = /^--defaults-extra-file=(.+)$/.exec(argv[1] ?? '')?.[1];
@@ -164,13 +163,12 @@ void test(
     const cwd = tmpDir(t);
     const sub = spawnDbflow(['run', writePipeline(cwd, myBackupPipeline({ url: db.url, throttleMs: 200 }))], { cwd, env: myBackupEnv() });
     t.after(() => void sub.kill('SIGKILL'));
-    let exited = false;
-    void sub.finally(() => (exited = true));
+    const exited = endOf(sub);
     const dump = await waitFor(
       'mariadb-dump to stream',
       () => descendants(sub.pid!).find((d) => d.comm === 'mariadb-dump' && bytesWritten(d.pid) > 256 * 1024),
       60_000,
-      () => exited,
+      exited,
     );
     sub.kill('SIGINT');
     const done = await Promise.race([sub, sleep(30_000, undefined, { ref: false })]);

@@ -19,7 +19,7 @@ import { seedShop } from '../helpers/postgres-data.js';
 import { backupEnv, backupPipeline, pgDumpBelow } from '../helpers/postgres-run.js';
 import { tmpDir } from '../helpers/tmp.js';
 import { type BackupRun, manifestsUnder, readManifest, runBackup, runIdOf, verifyPrefix, writePipeline } from '../helpers/backup-run.js';
-import { bytesWritten, descendants, freePort, type ProcessInfo, waitFor } from '../helpers/processes.js';
+import { bytesWritten, descendants, endOf, freePort, type ProcessInfo, waitFor } from '../helpers/processes.js';
 
 const MINUTE = 60_000;
 
@@ -79,8 +79,7 @@ void test(
     const file = writePipeline(cwd, backupPipeline({ url: db.url, throttleMs: 100 }));
     const sub = spawnDbflow(['run', file], { cwd, env: backupEnv() });
     t.after(() => void sub.kill('SIGKILL'));
-    let exited = false;
-    void sub.finally(() => (exited = true));
+    const exited = endOf(sub);
     const dump = await waitFor(
       'pg_dump to stream',
       () => {
@@ -88,7 +87,7 @@ void test(
         return p && bytesWritten(p.pid) > 256 * 1024 && p;
       },
       60_000,
-      () => exited,
+      exited,
     );
     process.kill(dump.pid, 'SIGKILL');
     const r = await exitWithin(sub, 20_000, 'after its pg_dump was killed');
@@ -177,11 +176,10 @@ async function untilRestoring(t: TestContext): Promise<{ sub: ReturnType<typeof 
   const cwd = tmpDir(t);
   const sub = spawnDbflow(['run', writePipeline(cwd, backupPipeline({ url: db.url }))], { cwd, env: backupEnv() });
   t.after(() => void sub.kill('SIGKILL'));
-  let exited = false;
-  void sub.finally(() => (exited = true));
+  const exited = endOf(sub);
   const running = (): ProcessInfo | undefined =>
     descendants(sub.pid!).find((p) => p.comm === 'pg_restore' && path.basename(p.exe) === 'pg_restore');
-  const pgRestore = await waitFor('pg_restore to run', running, 60_000, () => exited);
+  const pgRestore = await waitFor('pg_restore to run', running, 60_000, exited);
   return { sub, cwd, pgRestore };
 }
 
