@@ -1,6 +1,7 @@
 // Starts mariadb-dump under the commit barrier and proves that its transaction reads the snapshot's cut.
 import path from 'node:path';
 import { pipeline, Transform, type Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { checkedStdout, DbflowError, type DriverContext } from '../../src/index.js';
 import type { BinlogPosition, ServerKind } from './barrier.js';
 import type { MyOptions } from './options.js';
@@ -74,16 +75,32 @@ export async function launchDump(
     // Nothing is blocked yet: the tool may take its time to start and connect (a busy machine), so this
     // wait has the connection's own timeout plus slack, not dump_start_timeout (the budget with commits blocked).
     const readyMs = (conn.connectTimeoutS + PREPARE_SLACK_S) * 1000;
-    const ended = sub.then(
-      () => Promise.reject(new DbflowError(`${DUMP_TOOL} ended before it began its transaction.`)),
-      (error: unknown) => Promise.reject(fail(error)),
-    );
-    ended.catch(() => undefined); // once past the gate, the stream reports how the dump ended
-    await withTimeout(
-      Promise.race([gate.waiting, ended]),
-      readyMs,
-      `${DUMP_TOOL} did not reach its START TRANSACTION within ${readyMs / 1000} s of starting (nothing was blocked yet)`,
-    );
+    // Its stdout is held unread, so the subprocess settles only once that ends: its exit is what says it ended.
+    const onExit = (): void => {
+      output.discard();
+      sub.stdout?.destroy();
+      sub.then(
+        () => failEnded(new DbflowError(`${DUMP_TOOL} ended before it began its transaction.`)),
+        (error: unknown) => failEnded(fail(error)),
+      );
+    };
+    let failEnded: (error: Error) => void = () => undefined;
+    const ended = new Promise<never>((_, reject) => (failEnded = reject));
+    ended.catch(() => undefined);
+    sub.once('exit', onExit);
+    try {
+      await withTimeout(
+        Promise.race([gate.waiting, ended]),
+        readyMs,
+        `${DUMP_TOOL} did not reach its START TRANSACTION within ${readyMs / 1000} s of starting (nothing was blocked yet)`,
+      );
+    } catch (error) {
+      // A relayed connection that breaks is mostly the dump ending: its exit, when it follows, names the cause.
+      throw await Promise.race([ended.catch((cause: unknown) => cause), sleep(1000).then(() => error)]);
+    } finally {
+      // Past the gate, the stream reports how the dump ended.
+      sub.off('exit', onExit);
+    }
   } catch (error) {
     stop();
     throw error;
