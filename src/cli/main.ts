@@ -329,4 +329,9 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv);
+const code = await main(process.argv);
+process.exitCode = code;
+// The command is done: once its output is written, exit, rather than wait for whatever a plugin left running
+// (a timer, a socket) to end by itself.
+await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((written) => s.write('', () => written()))));
+process.exit(code);
