@@ -307,6 +307,9 @@ function program(setCode: (code: number) => void): Command {
   return p;
 }
 
+/** How long the process may outlive its command, for what plugins left running. */
+const EXIT_GRACE_MS = 2000;
+
 async function main(argv: string[]): Promise<number> {
   let code: number = ExitCode.ok;
   try {
@@ -329,9 +332,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-const code = await main(process.argv);
-process.exitCode = code;
-// The command is done: once its output is written, exit, rather than wait for whatever a plugin left running
-// (a timer, a socket) to end by itself.
-await Promise.all([process.stdout, process.stderr].map((s) => new Promise<void>((written) => s.write('', () => written()))));
-process.exit(code);
+process.exitCode = await main(process.argv);
+// The command is done. What a plugin left running (a step's last log line, a timer, a socket) gets a moment to end,
+// and the process ends when it does; what is still running after that does not keep the process alive.
+setTimeout(() => process.exit(), EXIT_GRACE_MS).unref();
