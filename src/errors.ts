@@ -21,10 +21,21 @@ export function runExitCode(status: 'success' | 'failed' | 'cancelled'): number 
   return status === 'success' ? ExitCode.ok : status === 'cancelled' ? ExitCode.interrupted : ExitCode.stepFailed;
 }
 
-/** What the CLI prints for a user error: a pipeline's rendered problems (file:line:col, the line, a caret) above the message. */
+/**
+ * What the CLI prints for a user error: a pipeline's rendered problems (file:line:col, the line, a caret) above
+ * the message, which is prefixed `dbflow: ` here, where it is printed, and nowhere else.
+ */
 export function userErrorText(err: DbflowError): string {
-  return 'rendered' in err && typeof err.rendered === 'string' ? `${err.rendered}\n\n${err.message}` : err.message;
+  const line = errorLine(err);
+  return 'rendered' in err && typeof err.rendered === 'string' ? `${err.rendered}\n\n${line}` : line;
 }
+
+/** `dbflow: <message>`: an error's message as the CLI prints it (a plugin's older dbflow copy may have prefixed it already). */
+export function errorLine(err: { message: string }): string {
+  return `dbflow: ${err.message.replace(PREFIX, '')}`;
+}
+
+const PREFIX = /^dbflow: /;
 
 // The brand every DbflowError carries: its class and the classes above it, by name. A plugin that bundles
 // or installs its own copy of dbflow throws errors of other classes; the brand says what they are.
@@ -34,7 +45,7 @@ const KINDS = Symbol.for('dbflow.error');
 export class DbflowError extends Error {
   readonly exitCode: number = ExitCode.stepFailed;
   constructor(message: string, options?: { cause?: unknown }) {
-    super(message.startsWith('dbflow:') ? message : `dbflow: ${message}`, options);
+    super(message.replace(PREFIX, ''), options);
     this.name = new.target.name;
     const kinds: string[] = [];
     for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c))

@@ -119,9 +119,9 @@ async function abortAgain(client: S3.S3Client, sdk: Sdk, url: string, uploadId: 
   } catch (err) {
     const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
     if (e.name === 'NoSuchUpload' || e.$metadata?.httpStatusCode === 404) return cause;
-    const why = s3Failure(err, 'aborting the upload of', url).message.replace(/^dbflow: /, '');
+    const why = s3Failure(err, 'aborting the upload of', url).message;
     return new DbflowError(
-      `${cause.message.replace(/^dbflow: /, '')}; then ${why} Its unfinished multipart upload ${uploadId} may remain: abort it (aws s3api abort-multipart-upload), or let a lifecycle rule (AbortIncompleteMultipartUpload) remove it.`,
+      `${cause.message}; then ${why} Its unfinished multipart upload ${uploadId} may remain: abort it (aws s3api abort-multipart-upload), or let a lifecycle rule (AbortIncompleteMultipartUpload) remove it.`,
       { cause },
     );
   }

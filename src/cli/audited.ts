@@ -79,7 +79,7 @@ export async function audited(io: Io, what: Audited, body: (note: AuditNote) => 
     await write(code);
     return code;
   } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0]!.replace(/^dbflow: /, '') : String(err);
+    const message = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     await write(isUserError(err) ? err.exitCode : ExitCode.internal, message);
     throw err;
   }
@@ -96,7 +96,7 @@ async function storeInRepository(record: AuditRecord, io: Io, plugins?: string[]
       signal: AbortSignal.timeout(STORE_TIMEOUT_MS),
     });
   } catch (err) {
-    warn(withoutCredentials((err as Error).message.replace(/^dbflow: /, '')));
+    warn(withoutCredentials((err as Error).message));
   }
 }
 

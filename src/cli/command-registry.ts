@@ -140,7 +140,7 @@ async function loadRecorded(registry: Registry, record: PluginRecord, what: stri
       return;
     } catch (err) {
       if (!(err instanceof PluginImportError) && !(err instanceof PluginError)) throw err;
-      reasons.push(err.message.replace(/^dbflow: /, ''));
+      reasons.push(err.message);
     }
   }
   throw fail(

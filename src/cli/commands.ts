@@ -3,7 +3,7 @@ import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
 import { listRuns } from '../engine/run-record.js';
 import { defaultStateDir } from '../engine/state-dir.js';
-import { ExitCode, runExitCode, SpecError, UsageError } from '../errors.js';
+import { errorLine, ExitCode, runExitCode, SpecError, UsageError, userErrorText } from '../errors.js';
 import type { AuditNote } from '../ops/audit.js';
 import { lockedRun, runAuditFields } from '../ops/locked-run.js';
 import { builtinRegistry } from '../plugins/loader.js';
@@ -126,7 +126,7 @@ export async function validateCommand(files: string[], opts: { json?: boolean; e
       if (!(err instanceof SpecError)) throw err;
       code = ExitCode.usage;
       results.push({ file, ok: false, problems: err.problems.map((p) => ({ ...p.pos, message: p.message })) });
-      if (!opts.json) io.err(`${err.rendered}\n\n${err.message}`);
+      if (!opts.json) io.err(userErrorText(err));
     }
   }
   if (opts.json) io.out(JSON.stringify(files.length === 1 ? results[0] : results, null, 2));
@@ -238,7 +238,7 @@ export async function watchCommand(dir: string, io: Io): Promise<number> {
       io.out(`${new Date().toISOString().slice(11, 19)} ${file}: ok (${plan.steps.size} steps)`);
     } catch (err) {
       if (!(err instanceof SpecError) && !(err instanceof UsageError)) throw err;
-      io.out(`${new Date().toISOString().slice(11, 19)} ${err instanceof SpecError ? err.rendered : err.message}`);
+      io.out(`${new Date().toISOString().slice(11, 19)} ${err instanceof SpecError ? err.rendered : errorLine(err)}`);
     }
   };
   const watcher = await watchPipelines(dir, { changed: (file) => void check(file).catch((err: unknown) => io.err(String(err))) }, true);

@@ -66,7 +66,7 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
     secretEnv,
     log: (_level, message) => o.log?.(message),
   });
-  const failure = (err: unknown): string => redactor.redact(err instanceof Error ? err.message : String(err)).replace(/^dbflow: /, '');
+  const failure = (err: unknown): string => redactor.redact(err instanceof Error ? err.message : String(err));
   try {
     const databases = await Promise.all(
       Object.values(values.databases).map(async (db): Promise<DatabaseCheck> => {

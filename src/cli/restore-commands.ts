@@ -66,7 +66,7 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
   const failed = verdicts.filter((v) => !v.ok);
   const inconclusive = verdicts.some((v) => !v.conclusive);
   if (failed.length && failed.every((v) => !v.conclusive)) {
-    const reasons = failed.map((v) => `  ${v.path}: ${v.key ? keyAdvice(v.key) : (v.error ?? '').replace(/^dbflow: /, '')}`).join('\n');
+    const reasons = failed.map((v) => `  ${v.path}: ${v.key ? keyAdvice(v.key) : (v.error ?? '')}`).join('\n');
     throw new UncheckedError(
       `verify could not check ${failed.length} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} of ${backup.url}, which says nothing about the backup (exit ${ExitCode.unchecked}: not checked; exit 1 would mean damaged):\n${reasons}`,
     );
@@ -82,19 +82,19 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
       verified_at: new Date().toISOString(),
       ok: failed.length === 0,
       dbflow: dbflowVersion(),
-      artifacts: verdicts.map((v) => ({ path: v.path, ok: v.ok, detail: v.ok ? detailOf(v) : (v.error ?? '').replace(/^dbflow: /, '') })),
+      artifacts: verdicts.map((v) => ({ path: v.path, ok: v.ok, detail: v.ok ? detailOf(v) : (v.error ?? '') })),
     };
     try {
       await writeVerifyRecord(storageScope(registry).storage(backup.url), backup.url, record);
       io.out(`recorded in ${backup.url}/${VERIFY_RECORD_NAME}`);
     } catch (err) {
       io.err(
-        `dbflow: warning: could not record the result in ${backup.url}/${VERIFY_RECORD_NAME} (${(err as Error).message.replace(/^dbflow: /, '')}); use --no-record on a read-only repository.`,
+        `dbflow: warning: could not record the result in ${backup.url}/${VERIFY_RECORD_NAME} (${(err as Error).message}); use --no-record on a read-only repository.`,
       );
     }
   }
   if (failed.length) {
-    const reasons = failed.map((v) => `  ${(v.error ?? '').replace(/^dbflow: /, '')}`).join('\n');
+    const reasons = failed.map((v) => `  ${(v.error ?? '')}`).join('\n');
     throw new IntegrityError(
       `verify failed: ${failed.length} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} of ${backup.url} did not pass:\n${reasons}${keyHint(keys)}`,
     );
@@ -107,7 +107,7 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
 
 function verdictLine(v: ArtifactVerdict, backup: Backup): string {
   if (v.key) return `NOT CHECKED  ${v.database}  ${v.path}  ${keyAdvice(v.key)}`;
-  if (!v.ok) return `FAIL  ${v.database}  ${v.path}  ${(v.error ?? '').replace(/^dbflow: /, '')}`;
+  if (!v.ok) return `FAIL  ${v.database}  ${v.path}  ${(v.error ?? '')}`;
   return `ok    ${v.database}  ${v.path}  ${detailOf(v, backup)}`;
 }
 

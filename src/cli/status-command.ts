@@ -2,7 +2,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
-import { ExitCode, SpecError, UsageError } from '../errors.js';
+import { ExitCode, SpecError, UsageError, userErrorText } from '../errors.js';
 import { isVerifiedBackup, newestWhere, readFinishedRuns } from '../ops/run-results.js';
 import { formatDuration } from '../ui/format.js';
 import { defaultStateDir } from './audited.js';
@@ -39,7 +39,7 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
     } catch (err) {
       if (!(err instanceof SpecError) && !(err instanceof UsageError)) throw err;
       statuses.push({ pipeline: null, file, rpo_ms: null, last_verified_at: null, age_ms: null, state: 'invalid', error: err.message });
-      if (!opts.json) io.err(err instanceof SpecError ? `${err.rendered}\n\n${err.message}` : err.message);
+      if (!opts.json) io.err(userErrorText(err));
       continue;
     }
     const last = verified.get(pipeline.name);

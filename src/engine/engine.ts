@@ -180,7 +180,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     const reason = states.get(origin)!.error;
     return {
       failed,
-      error: `${failed.map((f) => `"${f}"`).join(', ')} failed${reason ? ` — "${origin}": ${reason.replace(/^dbflow: /, '')}` : ''}`,
+      error: `${failed.map((f) => `"${f}"`).join(', ')} failed${reason ? ` — "${origin}": ${reason}` : ''}`,
     };
   };
   // What `run.status`, `run.failed_steps` and `run.error` say to a step as it starts (finally, on_failure).
@@ -302,7 +302,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         const failure = err instanceof ChainFailure ? err : new ChainFailure(unit.key, err);
         const reason = controller.signal.aborted ? (controller.signal.reason as unknown) : undefined;
         const cause = reason instanceof TimeoutError ? reason : failure.error;
-        const message = redactor.redact(cause instanceof Error ? cause.message : String(cause)).replace(/^dbflow: /, '');
+        const message = redactor.redact(cause instanceof Error ? cause.message : String(cause));
         let wasCancelled = cancelled && !startedAfterCancel && !(reason instanceof TimeoutError);
         await cleanup(startedCtx);
         for (const m of unit.members) if (holds.resourceOf(m.key)) await holds.release(m.key);
@@ -361,7 +361,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   if (options.signal?.aborted) onCancel();
   const pipelineTimer = pipeline.timeoutMs
     ? clock.timer(() => {
-        runError = new TimeoutError('pipeline', pipeline.timeoutMs!).message.replace(/^dbflow: /, '');
+        runError = new TimeoutError('pipeline', pipeline.timeoutMs!).message;
         cancelled = true;
         runController.abort(new TimeoutError('pipeline', pipeline.timeoutMs!));
       }, pipeline.timeoutMs)
@@ -443,7 +443,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     } catch (err) {
       status = 'failed';
       const message = redactor.redact((err as Error).message);
-      runError = err instanceof IntegrityError ? message.replace(/^dbflow: /, '') : `writing the manifest failed: ${message}`;
+      runError = err instanceof IntegrityError ? message : `writing the manifest failed: ${message}`;
     }
   }
   // What people see of the summary: the text in it (URLs, details) masked; names, counts and sizes as they are.

@@ -193,8 +193,8 @@ export class Daemon {
       .catch((err: unknown) => {
         if (err instanceof LockedError) {
           this.skipped.inc({ pipeline: name, reason: 'locked' });
-          prefix(`skipped: ${err.message.replace(/^dbflow: /, '')}`);
-        } else prefix(`run failed to start: ${err instanceof Error ? err.message.replace(/^dbflow: /, '') : String(err)}`);
+          prefix(`skipped: ${err.message}`);
+        } else prefix(`run failed to start: ${err instanceof Error ? err.message : String(err)}`);
       })
       .finally(() => {
         entry.running = undefined;

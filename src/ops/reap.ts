@@ -90,7 +90,7 @@ export async function reapScratchDatabases(
       dropped.push(...(await driver.reap(db, { prefixes, signal: o.signal, log: o.log })));
     } catch (err) {
       o.log(
-        `warning: scratch databases of dead runs on database "${db.name}" could not be reaped: ${(err as Error).message.replace(/^dbflow: /, '')}`,
+        `warning: scratch databases of dead runs on database "${db.name}" could not be reaped: ${(err as Error).message}`,
       );
     }
   }

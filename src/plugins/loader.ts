@@ -38,7 +38,7 @@ export async function loadPlugins(registry: Registry, specifiers: readonly strin
       registry.add(value as Plugin, spec, false, resolved);
     } catch (err) {
       if (err instanceof PluginImportError) problems.push({ index, message: err.message });
-      else if (err instanceof PluginError) problems.push({ index, message: err.message.replace(/^dbflow: /, '') });
+      else if (err instanceof PluginError) problems.push({ index, message: err.message });
       else throw err;
     }
   }

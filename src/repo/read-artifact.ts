@@ -148,7 +148,7 @@ function named(err: unknown, url: string, note = ''): Error {
   if (err instanceof CancelledError) return err;
   const message = err instanceof Error ? err.message : String(err);
   if (message.includes(url) && !note && err instanceof DbflowError) return err;
-  const text = message.includes(url) ? `${message}${note}` : `${url}: ${message.replace(/^dbflow: /, '')}${note}`;
+  const text = message.includes(url) ? `${message}${note}` : `${url}: ${message}${note}`;
   if (err instanceof IntegrityError) return new IntegrityError(text, { cause: err });
   if (err instanceof DbflowError && !(err instanceof RepositoryError)) return new DbflowError(text, { cause: err });
   return new RepositoryError(text, { cause: err });

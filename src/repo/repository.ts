@@ -84,7 +84,7 @@ export async function listRepository(scope: StorageScope, repoUrl: string): Prom
     try {
       manifest = parseManifest(await readText(storage, manifestUrl), manifestUrl);
     } catch (err) {
-      return { url, objects: inFolder, missing: [], problem: (err as Error).message.replace(/^dbflow: /, '') };
+      return { url, objects: inFolder, missing: [], problem: (err as Error).message };
     }
     const sizes = new Map(inFolder.map((o) => [o.url, o.bytes]));
     const missing = manifest.artifacts.filter((a) => sizes.get(`${url}/${a.path}`) !== a.bytes).map((a) => a.path);

@@ -103,7 +103,7 @@ export async function restoreBackup(
   const { entry, artifact, driver } = restorable(backup, database, drivers);
   const { config, checksums } = targetConfig(backup, database, driver, target);
   const bad = driver.checkUrl?.(target.url);
-  if (bad) throw new UsageError(`--to "${target.display ?? target.url}": ${bad.replace(/^dbflow: /, '')}`);
+  if (bad) throw new UsageError(`--to "${target.display ?? target.url}": ${bad}`);
   if (target.create) {
     if (!driver.create)
       throw new UsageError(`--create: the ${driver.name} driver cannot create databases; create ${target.display ?? target.url} yourself.`);
@@ -151,7 +151,7 @@ async function inspect(ctx: DriverContext, driver: DatabaseDriver, config: Datab
         { cause: err },
       );
     }
-    const why = err instanceof Error ? err.message.replace(/^dbflow: /, '') : String(err);
+    const why = err instanceof Error ? err.message : String(err);
     throw new DbflowError(
       `cannot check that the target ${target.display ?? target.url} is empty: ${why}${/[.!?)]$/.test(why) ? '' : '.'} If it does not exist, create it (createdb, CREATE DATABASE; for sqlite an empty file) or pass --create; if it exists but cannot be inspected, --force restores without this check.`,
       { cause: err },

@@ -173,7 +173,7 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
         problems.push(...validateAt(driver.options, db.options, raw, ['databases', name, 'options'], `options of database "${name}"`));
       }
       const urlProblem = typeof db.url === 'string' && !hasTemplate(db.url) ? driver.checkUrl?.(db.url) : undefined;
-      if (urlProblem) add(['databases', name, 'url'], `database "${name}": ${urlProblem.replace(/^dbflow: /, '')}`);
+      if (urlProblem) add(['databases', name, 'url'], `database "${name}": ${urlProblem}`);
     }
   }
 
