@@ -80,6 +80,11 @@ export async function startS3(): Promise<S3Server> {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
+  // s3rver ending before close() fails every request after it with ECONNREFUSED: say why, where the test output is.
+  let closing = false;
+  void proc.then((r) => {
+    if (!closing) process.stderr.write(`s3rver on port ${port} ended unexpectedly (${r.exitCode ?? r.signal}):\n${String(r.stderr)}\n`);
+  });
   const endpoint = `http://127.0.0.1:${port}`;
   const env = {
     AWS_ACCESS_KEY_ID: S3RVER_KEY,
@@ -119,6 +124,7 @@ export async function startS3(): Promise<S3Server> {
       return Object.fromEntries(readdirSync(root).map((id) => [id, readdirSync(path.join(root, id))]));
     },
     async close() {
+      closing = true;
       admin.destroy();
       proc.stdin.end();
       const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);

@@ -74,6 +74,10 @@ function multipartCompletion(root: string) {
   };
 }
 
+// An error that escapes s3rver's request handling (under load, once, right after a test cut off a put) would end
+// the server for every test after it, which then fail with ECONNREFUSED: print it on stderr and keep serving.
+process.on('uncaughtException', (err) => process.stderr.write(`s3rver: uncaught ${err.stack ?? String(err)}\n`));
+
 const server = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true, vhostBuckets: false });
 // Before s3rver's router, its last middleware.
 server.middleware.splice(server.middleware.length - 1, 0, multipartCompletion(dir));
