@@ -34,6 +34,7 @@ export {
 } from './errors.js';
 export { loadPipeline, loadPipelineText, type LoadedPipeline, type LoadOptions } from './engine/load.js';
 export { runPipeline, type RunOptions, type RunResult, type StepState } from './engine/engine.js';
+export { publishBackup, type FinishedRun } from './repo/publish-backup.js';
 export type { EngineEvent, RunStatus, RunSummary, StepStatus } from './engine/events.js';
 export { listRuns, type RunListing } from './engine/run-record.js';
 export { builtinRegistry } from './plugins/loader.js';

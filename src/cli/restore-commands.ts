@@ -94,7 +94,7 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
     }
   }
   if (failed.length) {
-    const reasons = failed.map((v) => `  ${(v.error ?? '')}`).join('\n');
+    const reasons = failed.map((v) => `  ${v.error ?? ''}`).join('\n');
     throw new IntegrityError(
       `verify failed: ${failed.length} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} of ${backup.url} did not pass:\n${reasons}${keyHint(keys)}`,
     );
@@ -107,7 +107,7 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
 
 function verdictLine(v: ArtifactVerdict, backup: Backup): string {
   if (v.key) return `NOT CHECKED  ${v.database}  ${v.path}  ${keyAdvice(v.key)}`;
-  if (!v.ok) return `FAIL  ${v.database}  ${v.path}  ${(v.error ?? '')}`;
+  if (!v.ok) return `FAIL  ${v.database}  ${v.path}  ${v.error ?? ''}`;
   return `ok    ${v.database}  ${v.path}  ${detailOf(v, backup)}`;
 }
 

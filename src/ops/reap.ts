@@ -89,9 +89,7 @@ export async function reapScratchDatabases(
     try {
       dropped.push(...(await driver.reap(db, { prefixes, signal: o.signal, log: o.log })));
     } catch (err) {
-      o.log(
-        `warning: scratch databases of dead runs on database "${db.name}" could not be reaped: ${(err as Error).message}`,
-      );
+      o.log(`warning: scratch databases of dead runs on database "${db.name}" could not be reaped: ${(err as Error).message}`);
     }
   }
   return dropped;

@@ -209,7 +209,12 @@ describe('dbflow __complete', () => {
     const files = readFileSync(loaded, 'utf8')
       .split('\n')
       .filter((u) => u.startsWith('file:'))
-      .map((u) => path.relative(repoRoot, new URL(u).pathname).replace(/^dist\//, '').replace(/\.js$/, '.ts'));
+      .map((u) =>
+        path
+          .relative(repoRoot, new URL(u).pathname)
+          .replace(/^dist\//, '')
+          .replace(/\.js$/, '.ts'),
+      );
     const heavy = files.filter(
       (f) => /^(src\/(engine|plugins|repo|ops|plan|schema|ui)\/|plugins\/)/.test(f) && f !== 'src/engine/versions.ts',
     );
