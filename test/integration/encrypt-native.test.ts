@@ -225,7 +225,7 @@ void test('a truncated message errors the stream', async () => {
   ]) {
     await assert.rejects(decodeAll(data.subarray(0, length)), (err: Error) => {
       assert.ok(err instanceof IntegrityError, `${length} of ${data.length} bytes: ${String(err)}`);
-      assert.match(err.message, /^dbflow: openpgp: cannot decrypt \(.*\): the data is corrupt, truncated or not OpenPGP/);
+      assert.match(err.message, /^openpgp: cannot decrypt \(.*\): the data is corrupt, truncated or not OpenPGP/);
       return true;
     });
   }
@@ -238,7 +238,7 @@ void test("wrong passphrases and strangers' keys are KeyErrors without a stack",
     await assert.rejects(decodeAll(data, { passphrase: `not the passphrase ${i}` }), (err: Error) => {
       assert.ok(err instanceof DbflowError, String(err));
       // About 1 in 100 wrong passphrases gets past the session-key check into another cipher; the MDC then names it.
-      assert.match(err.message, /^dbflow: openpgp: .*wrong passphrase/);
+      assert.match(err.message, /^openpgp: .*wrong passphrase/);
       assert.doesNotMatch(err.message, /\n\s+at /);
       return true;
     });

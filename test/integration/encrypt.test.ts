@@ -76,7 +76,7 @@ void test('a wrong passphrase errors clearly, without an openpgp stack', async (
   await assert.rejects(decodeAll(data, { passphrase: 'not the passphrase' }, outputs.layer as ArtifactLayer), (err: Error) => {
     assert.ok(err instanceof DbflowError, String(err));
     // About 1 in 100 wrong passphrases gets past the session-key check; the integrity check then names it.
-    assert.match(err.message, /^dbflow: openpgp: .*wrong passphrase/);
+    assert.match(err.message, /^openpgp: .*wrong passphrase/);
     assert.doesNotMatch(err.message, /\n\s+at /);
     return true;
   });

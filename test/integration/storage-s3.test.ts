@@ -129,23 +129,23 @@ void test('bad storage settings are refused before anything is written, naming t
   const cases: [Record<string, unknown>, string][] = [
     [
       { sse: 'AES256' },
-      `dbflow: unknown S3 setting "sse" in the upload's storage settings for "${url}". Valid settings: server_side_encryption, kms_key_id, storage_class.`,
+      `unknown S3 setting "sse" in the upload's storage settings for "${url}". Valid settings: server_side_encryption, kms_key_id, storage_class.`,
     ],
     [
       { storage_clas: 'STANDARD' },
-      `dbflow: unknown S3 setting "storage_clas" in the upload's storage settings for "${url}". Did you mean "storage_class"? Valid settings: server_side_encryption, kms_key_id, storage_class.`,
+      `unknown S3 setting "storage_clas" in the upload's storage settings for "${url}". Did you mean "storage_class"? Valid settings: server_side_encryption, kms_key_id, storage_class.`,
     ],
     [
       { server_side_encryption: 'aes256' },
-      `dbflow: server_side_encryption in the upload's storage settings for "${url}" is "aes256"; write one of AES256, aws:kms.`,
+      `server_side_encryption in the upload's storage settings for "${url}" is "aes256"; write one of AES256, aws:kms.`,
     ],
     [
       { kms_key_id: 'alias/x' },
-      `dbflow: kms_key_id in the upload's storage settings for "${url}" needs server_side_encryption: aws:kms (it is not set).`,
+      `kms_key_id in the upload's storage settings for "${url}" needs server_side_encryption: aws:kms (it is not set).`,
     ],
     [
       { storage_class: 'STANDARD_IAA' },
-      `dbflow: storage_class in the upload's storage settings for "${url}" is "STANDARD_IAA". Did you mean "STANDARD_IA"?`,
+      `storage_class in the upload's storage settings for "${url}" is "STANDARD_IAA". Did you mean "STANDARD_IA"?`,
     ],
   ];
   for (const [settings, message] of cases) {
@@ -174,13 +174,13 @@ void test('URLs, a missing bucket, denied access and an unreachable endpoint are
   for (const [bad, message] of badUrls) {
     await assert.rejects(storage.get(bad), (err: Error) => {
       assert.ok(err instanceof DbflowError);
-      assert.equal(err.message, `dbflow: ${message}`);
+      assert.equal(err.message, message);
       return true;
     });
   }
   await assert.rejects(storage.get(`s3://${bucket}/missing.dump`), (err: Error) => {
     assert.ok(err instanceof RepositoryError, String(err));
-    assert.equal(err.message, `dbflow: object "s3://${bucket}/missing.dump" does not exist; check the URL, or list the repository.`);
+    assert.equal(err.message, `object "s3://${bucket}/missing.dump" does not exist; check the URL, or list the repository.`);
     return true;
   });
   await assert.rejects(storage.put(`s3://${bucket}/folder/`, Readable.from([]), { signal: signal() }), /names a folder, not an object/);
@@ -200,7 +200,7 @@ void test('URLs, a missing bucket, denied access and an unreachable endpoint are
       assert.match(
         err.message,
         new RegExp(
-          `^dbflow: bucket "${missing}" does not exist \\(${action} "s3://${missing}/a/[^"]*" at ${s3.endpoint}\\); create it, or fix the bucket in the URL\\.$`,
+          `^bucket "${missing}" does not exist \\(${action} "s3://${missing}/a/[^"]*" at ${s3.endpoint}\\); create it, or fix the bucket in the URL\\.$`,
         ),
       );
       return true;
@@ -216,7 +216,7 @@ void test('URLs, a missing bucket, denied access and an unreachable endpoint are
       assert.ok(err instanceof DbflowError);
       assert.equal(
         err.message,
-        `dbflow: access to "s3://${bucket}/x" was denied (InvalidAccessKeyId) while writing it; check the credentials the AWS SDK found (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the instance role) and the bucket's policy.`,
+        `access to "s3://${bucket}/x" was denied (InvalidAccessKeyId) while writing it; check the credentials the AWS SDK found (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or the instance role) and the bucket's policy.`,
       );
       assert.ok(!err.message.includes(secret) && !err.message.includes(keyId), err.message);
       return true;
@@ -233,7 +233,7 @@ void test('URLs, a missing bucket, denied access and an unreachable endpoint are
       assert.ok(err instanceof DbflowError);
       assert.equal(
         err.message,
-        `dbflow: the S3 endpoint ${closed} could not be reached or dropped the connection while listing "s3://${bucket}/" (ECONNREFUSED); check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the network.`,
+        `the S3 endpoint ${closed} could not be reached or dropped the connection while listing "s3://${bucket}/" (ECONNREFUSED); check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the network.`,
       );
       return true;
     });
@@ -259,7 +259,7 @@ void test('the endpoint comes from the SDK’s AWS_ENDPOINT_URL_S3, else AWS_END
   try {
     await assert.rejects(
       storage.list(`s3://${bucket}/`),
-      /^DbflowError: dbflow: DBFLOW_S3_FORCE_PATH_STYLE is "maybe"; set it to 1 \(path style\) or 0 \(virtual-hosted style\)\.$/,
+      /^DbflowError: DBFLOW_S3_FORCE_PATH_STYLE is "maybe"; set it to 1 \(path style\) or 0 \(virtual-hosted style\)\.$/,
     );
   } finally {
     restoreFlag();
@@ -359,7 +359,7 @@ void test('dropped connections that do not recover: the put fails cleanly, nothi
     assert.match(
       err.message,
       new RegExp(
-        `^dbflow: the S3 endpoint ${proxy.endpoint} could not be reached or dropped the connection while writing "${url}" \\((ECONNRESET|EPIPE)\\)`,
+        `^the S3 endpoint ${proxy.endpoint} could not be reached or dropped the connection while writing "${url}" \\((ECONNRESET|EPIPE)\\)`,
       ),
     );
     assert.ok(!err.message.includes(S3RVER_KEY));

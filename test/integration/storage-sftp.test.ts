@@ -103,7 +103,7 @@ void test('the file on the server is byte-exact and private; concurrent puts int
   assert.ok(missing instanceof RepositoryError, String(missing));
   assert.match(
     missing.message,
-    /^dbflow: object "sftp:\/\/.*\/run-1\/app\.dump" does not exist \(looked for .*\/run-1\/app\.dump on .*:\d+\); check the URL, or list the repository\.$/,
+    /^object "sftp:\/\/.*\/run-1\/app\.dump" does not exist \(looked for .*\/run-1\/app\.dump on .*:\d+\); check the URL, or list the repository\.$/,
   );
   await assert.rejects(storage.get(`${base}/run-2`), /"sftp:.*\/run-2" is a folder, not an object; name a file in it\./);
 
@@ -154,7 +154,7 @@ void test('an abort while the body is quiet does not hang, one before the put ma
   for (const session of descendants(sshd.pid)) process.kill(session.pid, 'SIGKILL');
   const lost = await rejection(dropped);
   assert.ok(lost instanceof DbflowError, String(lost));
-  assert.match(lost.message, /^dbflow: writing "sftp:.*\/dropped\.dump" failed: the connection to the SFTP server was lost/);
+  assert.match(lost.message, /^writing "sftp:.*\/dropped\.dump" failed: the connection to the SFTP server was lost/);
   dropping.destroy();
   assert.deepEqual(
     (await storage.list(sshd.url(`${folder}/`))).map((o) => o.url),
@@ -167,7 +167,7 @@ void test('an abort while the body is quiet does not hang, one before the put ma
   await new Promise((resolve) => reading.once('data', resolve));
   reading.pause();
   for (const session of descendants(sshd.pid)) process.kill(session.pid, 'SIGKILL');
-  await assert.rejects(readAll(reading), /^DbflowError: dbflow: reading "sftp:.*\/big\.bin" failed: /);
+  await assert.rejects(readAll(reading), /^DbflowError: reading "sftp:.*\/big\.bin" failed: /);
 });
 
 void test('host keys: unknown, changed and revoked keys are refused with how to fix it; hashed and [host]:port entries work', async (t) => {
@@ -190,7 +190,7 @@ void test('host keys: unknown, changed and revoked keys are refused with how to 
     assert.ok(err instanceof DbflowError, String(err));
     assert.ok(
       err.message.startsWith(
-        `dbflow: the SSH host key of ${name} (ssh-ed25519 key ${fingerprint}) is not in ${file}; dbflow does not connect to unknown servers.`,
+        `the SSH host key of ${name} (ssh-ed25519 key ${fingerprint}) is not in ${file}; dbflow does not connect to unknown servers.`,
       ),
       err.message,
     );
@@ -215,7 +215,7 @@ void test('host keys: unknown, changed and revoked keys are refused with how to 
   assert.ok(changed instanceof DbflowError);
   assert.ok(
     changed.message.startsWith(
-      `dbflow: the SSH host key of ${name} has changed: the server presented the ssh-ed25519 key ${fingerprint}, which does not match ${changedFile}:3.`,
+      `the SSH host key of ${name} has changed: the server presented the ssh-ed25519 key ${fingerprint}, which does not match ${changedFile}:3.`,
     ),
     changed.message,
   );
@@ -253,7 +253,7 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
   assert.ok(refused instanceof DbflowError);
   assert.equal(
     refused.message,
-    `dbflow: the SFTP server ${sshd.user}@127.0.0.1:${sshd.port} refused the login of "${sshd.user}" with the key ${stranger} (DBFLOW_SFTP_KEY); add the public key to ~${sshd.user}/.ssh/authorized_keys on the server, or set DBFLOW_SFTP_KEY to a key that it accepts.`,
+    `the SFTP server ${sshd.user}@127.0.0.1:${sshd.port} refused the login of "${sshd.user}" with the key ${stranger} (DBFLOW_SFTP_KEY); add the public key to ~${sshd.user}/.ssh/authorized_keys on the server, or set DBFLOW_SFTP_KEY to a key that it accepts.`,
   );
 
   // An encrypted key: without its passphrase, with a wrong one, with the right one. The passphrase never shows.
@@ -263,13 +263,13 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
   process.env.DBFLOW_SFTP_KEY = locked;
   assert.equal(
     (await rejection(storage.list(prefix))).message,
-    `dbflow: the SSH key "${locked}" named by DBFLOW_SFTP_KEY is encrypted; set DBFLOW_SFTP_KEY_PASSPHRASE to its passphrase.`,
+    `the SSH key "${locked}" named by DBFLOW_SFTP_KEY is encrypted; set DBFLOW_SFTP_KEY_PASSPHRASE to its passphrase.`,
   );
   process.env.DBFLOW_SFTP_KEY_PASSPHRASE = 'wrong passphrase';
   const wrong = await rejection(storage.list(prefix));
   assert.match(
     wrong.message,
-    /^dbflow: the SSH key ".*locked" named by DBFLOW_SFTP_KEY cannot be used \(.+\); check DBFLOW_SFTP_KEY_PASSPHRASE/,
+    /^the SSH key ".*locked" named by DBFLOW_SFTP_KEY cannot be used \(.+\); check DBFLOW_SFTP_KEY_PASSPHRASE/,
   );
   assert.ok(!wrong.message.includes('wrong passphrase'));
   process.env.DBFLOW_SFTP_KEY_PASSPHRASE = secret;
@@ -279,14 +279,14 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
   process.env.DBFLOW_SFTP_KEY = path.join(dir, 'no-such-key');
   assert.match(
     (await rejection(storage.list(prefix))).message,
-    /^dbflow: cannot read the SSH key ".*no-such-key" named by DBFLOW_SFTP_KEY \(ENOENT\)/,
+    /^cannot read the SSH key ".*no-such-key" named by DBFLOW_SFTP_KEY \(ENOENT\)/,
   );
 
   // No key at all: no DBFLOW_SFTP_KEY, no agent, nothing in ~/.ssh.
   delete process.env.DBFLOW_SFTP_KEY;
   assert.equal(
     (await rejection(storage.list(prefix))).message,
-    `dbflow: no SSH key to log in as "${sshd.user}" with: set DBFLOW_SFTP_KEY to a private key file, start ssh-agent with the key added (SSH_AUTH_SOCK), or create ${emptyHome}/.ssh/id_ed25519.`,
+    `no SSH key to log in as "${sshd.user}" with: set DBFLOW_SFTP_KEY to a private key file, start ssh-agent with the key added (SSH_AUTH_SOCK), or create ${emptyHome}/.ssh/id_ed25519.`,
   );
 
   // ssh-agent holding the key.
@@ -312,7 +312,7 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
   const deadPort = await freePort();
   assert.equal(
     (await rejection(storage.list(`sftp://${sshd.user}@127.0.0.1:${deadPort}/x/`))).message,
-    `dbflow: cannot connect to 127.0.0.1:${deadPort}: connection refused; check the host and port of "sftp://${sshd.user}@127.0.0.1:${deadPort}", and that an SSH server listens there.`,
+    `cannot connect to 127.0.0.1:${deadPort}: connection refused; check the host and port of "sftp://${sshd.user}@127.0.0.1:${deadPort}", and that an SSH server listens there.`,
   );
 
   // A server that accepts the connection and never speaks: the connect timeout ends it.
@@ -326,7 +326,7 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
   assert.ok(performance.now() - started < 5000, 'the timeout applies');
   assert.equal(
     timedOut.message,
-    `dbflow: no SSH handshake with 127.0.0.1:${silentPort} within 0.5 s; check that "sftp://${sshd.user}@127.0.0.1:${silentPort}" names an SSH server that answers from here (DBFLOW_SFTP_CONNECT_TIMEOUT sets the limit, in seconds).`,
+    `no SSH handshake with 127.0.0.1:${silentPort} within 0.5 s; check that "sftp://${sshd.user}@127.0.0.1:${silentPort}" names an SSH server that answers from here (DBFLOW_SFTP_CONNECT_TIMEOUT sets the limit, in seconds).`,
   );
   delete process.env.DBFLOW_SFTP_CONNECT_TIMEOUT;
 
@@ -335,7 +335,7 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
   assert.ok(!withPassword.message.includes('hunter2'), withPassword.message);
   assert.match(
     withPassword.message,
-    /^dbflow: "sftp:\/\/\w+:\*\*\*@127\.0\.0\.1:\d+\/x\/" holds a password; dbflow logs in to SFTP servers with keys only/,
+    /^"sftp:\/\/\w+:\*\*\*@127\.0\.0\.1:\d+\/x\/" holds a password; dbflow logs in to SFTP servers with keys only/,
   );
   for (const bad of ['sftp://host', 'sftp://host:99999/x', 'sftp:relative/x', 'sftp:///x', 's3://bucket/x']) {
     await assert.rejects(storage.get(bad), (err: Error) => {
