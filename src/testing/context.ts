@@ -19,6 +19,8 @@ export interface TestContextOptions<W> {
   databases?: Record<string, { config: DatabaseConfig; driver: DatabaseDriver }>;
   /** The instance id (default `test`). */
   id?: string;
+  /** Variables every program gets on top of the minimal environment a run gives them (a PATH without a tool, say). */
+  env?: Record<string, string>;
 }
 
 /** A context, the lines it logged, and `dispose()`, which removes its tmpdir. */
@@ -61,7 +63,7 @@ export function testContext<W = Record<string, unknown>>(options: TestContextOpt
         cancelSignal: signal,
         forceKillAfterDelay: 2000,
         ...execOptions,
-        env: programEnv({}, execOptions.env),
+        env: programEnv({}, { ...options.env, ...execOptions.env }),
         extendEnv: false,
       });
       if (execOptions.stderr === undefined) {

@@ -1,19 +1,16 @@
-// A hand-built StepContext for calling a plugin step's run(ctx) directly in tests, and inputs for it.
+// A StepContext (dbflow/testing's) for calling a plugin step's run(ctx) directly in tests, and inputs for it.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
 import { Readable } from 'node:stream';
-import { execa, type Options as ExecaOptions } from 'execa';
+import { execa } from 'execa';
 import {
   builtinRegistry,
   type DatabaseConfig,
-  type EdgeStats,
   type RowCountOptions,
   type StepContext,
   type StepDefinition,
   type TableCounts,
 } from '../../src/index.js';
+import { testContext } from '../../src/testing/index.js';
 
 /** What a test sets; everything else gets a neutral value. */
 export interface StepContextOptions<W> {
@@ -32,49 +29,16 @@ export interface TestStepContext<W> {
   dispose: () => Promise<void>;
 }
 
-// Build a context like the engine's: exec is execa with cancelSignal, stderr lines go to the log.
-export async function stepContext<W>(options: StepContextOptions<W>): Promise<TestStepContext<W>> {
-  const id = options.id ?? 'step';
-  const signal = options.signal ?? new AbortController().signal;
-  const tmpdir = await mkdtemp(path.join(os.tmpdir(), 'dbflow-test-'));
-  const logs: string[] = [];
-  const log = (level: string) => (message: string) => logs.push(`${level}: ${message}`);
-  const unavailable = (what: string) => (): never => {
-    throw new Error(`test step context: ${what} is not available`);
-  };
-  const ctx: StepContext<W> = {
-    id,
-    stepId: id,
+// dbflow/testing's context (programs run as in a run: the minimal environment, killed on the signal, stderr logged).
+export function stepContext<W>(options: StepContextOptions<W>): Promise<TestStepContext<W>> {
+  const { ctx, logs, dispose } = testContext<W>({
     with: options.with,
-    matrix: {},
-    run: { id: 'test-run', startedAt: new Date(), pipeline: 'test', dir: tmpdir, pipelineDir: process.cwd() },
-    signal,
-    log: { debug: log('debug'), info: log('info'), warn: log('warn') },
-    tmpdir,
-    input: options.input ?? Readable.from([]),
-    inputPipe: () => undefined,
-    inputStats: () => Promise.reject<EdgeStats>(new Error('test step context: inputStats is not available')),
-    chain: [],
-    exec(file: string, args: readonly string[], execOptions: ExecaOptions = {}) {
-      const sub = execa(file, args, {
-        cancelSignal: signal,
-        forceKillAfterDelay: 2000,
-        ...execOptions,
-        env: { ...options.env, ...execOptions.env },
-      });
-      sub.stderr?.on('data', (chunk: Buffer) => logs.push(`info: ${path.basename(file)}: ${chunk.toString().trim()}`));
-      return sub;
-    },
-    lease: unavailable('lease()'),
-    resource: unavailable('resource()'),
-    outputsOf: unavailable('outputsOf()'),
-    database: unavailable('database()'),
-    storage: unavailable('storage()'),
-    codec: unavailable('codec()'),
-    progress: () => undefined,
-    report: { database: () => undefined, coordination: () => undefined, artifact: () => undefined, verification: () => undefined },
-  };
-  return { ctx, logs, dispose: () => rm(tmpdir, { recursive: true, force: true }) };
+    id: options.id ?? 'step',
+    ...(options.input && { input: options.input }),
+    ...(options.signal && { signal: options.signal }),
+    ...(options.env && { env: options.env }),
+  });
+  return Promise.resolve({ ctx, logs, dispose: () => Promise.resolve(dispose()) });
 }
 
 /** A stream of `bytes` random bytes in `chunk`-sized pieces, and the sha256 of what it produced. */
