@@ -12,7 +12,6 @@ export interface ImportedPlugin {
 /** Why a plugin could not be imported, in the user's terms. */
 export class PluginImportError extends Error {}
 
-const TYPESCRIPT = /\.(c|m)?ts$/i;
 const JAVASCRIPT = /\.(c|m)?js$/i;
 
 /** True when `spec` names a file rather than a package. */
@@ -49,11 +48,6 @@ export async function importPlugin(spec: string, baseDir: string, where: string)
     throw new PluginImportError(`cannot load plugin "${spec}": ${reasonOf(err)}`);
   }
   return { value: unwrapDefault(mod), resolved: url.startsWith('file:') ? fileURLToPath(url) : url };
-}
-
-/** True when the file at `resolved` (a path or URL) needs the TypeScript loader. */
-export function isTypeScript(resolved: string): boolean {
-  return TYPESCRIPT.test(resolved);
 }
 
 let typescript: Promise<void> | undefined;

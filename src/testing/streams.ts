@@ -64,8 +64,3 @@ export async function readAll(stream: Readable): Promise<Buffer> {
   for await (const chunk of stream) parts.push(typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer));
   return Buffer.concat(parts);
 }
-
-/** sha256 (hex) of a buffer. */
-export function sha256Of(data: Buffer): string {
-  return createHash('sha256').update(data).digest('hex');
-}

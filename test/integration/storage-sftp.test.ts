@@ -267,10 +267,7 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
   );
   process.env.DBFLOW_SFTP_KEY_PASSPHRASE = 'wrong passphrase';
   const wrong = await rejection(storage.list(prefix));
-  assert.match(
-    wrong.message,
-    /^the SSH key ".*locked" named by DBFLOW_SFTP_KEY cannot be used \(.+\); check DBFLOW_SFTP_KEY_PASSPHRASE/,
-  );
+  assert.match(wrong.message, /^the SSH key ".*locked" named by DBFLOW_SFTP_KEY cannot be used \(.+\); check DBFLOW_SFTP_KEY_PASSPHRASE/);
   assert.ok(!wrong.message.includes('wrong passphrase'));
   process.env.DBFLOW_SFTP_KEY_PASSPHRASE = secret;
   assert.deepEqual(await storage.list(prefix), []);
