@@ -35,8 +35,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '^(\\.\\./)+src/(?!index\\.js$)',
-              message: 'a plugin uses the core only through its public API: import from src/index.js.',
+              regex: '^(\\.\\./)+src/(?!plugin-api\\.js$)',
+              message: 'a first-party plugin uses the core only through src/plugin-api.js.',
             },
           ],
         },

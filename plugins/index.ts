@@ -1,4 +1,4 @@
-// The first-party plugins, loaded by default. Each imports only the public API (src/index.ts).
+// The first-party plugins, loaded by default. Each uses the core only through src/plugin-api.ts.
 import backup from './backup/index.js';
 import compress from './compress/index.js';
 import encrypt from './encrypt/index.js';

@@ -6,7 +6,7 @@ import {
   type DriverContext,
   type DriverSnapshot,
   type SnapshotParticipant,
-} from '../../src/index.js';
+} from '../../src/plugin-api.js';
 
 /** The guarantee of a coordinated snapshot, as the manifest states it. */
 export const GUARANTEE =

@@ -1,5 +1,5 @@
 // The `dump` step: a stream of one database's dump, read from the snapshot step's lease.
-import { DbflowError, defineStep } from '../../src/index.js';
+import { DbflowError, defineStep } from '../../src/plugin-api.js';
 import type { SnapshotLease } from './snapshot.js';
 
 interface DumpWith {

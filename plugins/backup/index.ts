@@ -1,5 +1,5 @@
 // The generic backup steps; each dispatches on the database's driver or the URL's storage.
-import { definePlugin } from '../../src/index.js';
+import { definePlugin } from '../../src/plugin-api.js';
 import { dumpStep } from './dump.js';
 import { restoreTestStep } from './restore-test.js';
 import { rowcountCheckStep } from './rowcount-check.js';

@@ -1,5 +1,5 @@
 // The check of a storage key rendered from templates: it stays inside its repository, whatever a value put in it.
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /**
  * Refuses a rendered object URL that a value could have turned outside its repository: a `..`, `.` or empty

@@ -1,5 +1,5 @@
 // The `restore-test` step: restores what was stored into a scratch database and counts its rows.
-import { defineStep, readArtifact, scratchDatabaseName, type ArtifactRecord, type TableCounts } from '../../src/index.js';
+import { defineStep, readArtifact, scratchDatabaseName, type ArtifactRecord, type TableCounts } from '../../src/plugin-api.js';
 
 interface RestoreTestWith {
   from: string;

@@ -1,5 +1,5 @@
 // The `rowcount-check` step: restored row counts must equal those taken inside the snapshot.
-import { compareCounts, defineStep, IntegrityError, type TableCounts } from '../../src/index.js';
+import { compareCounts, defineStep, IntegrityError, type TableCounts } from '../../src/plugin-api.js';
 import type { SnapshotLease } from './snapshot.js';
 
 interface RowcountWith {

@@ -7,7 +7,7 @@ import {
   type DriverSnapshot,
   type StepContext,
   type TableCounts,
-} from '../../src/index.js';
+} from '../../src/plugin-api.js';
 import { coordinatedSnapshot } from './coordinate.js';
 
 interface SnapshotWith {

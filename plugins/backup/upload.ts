@@ -1,5 +1,5 @@
 // The `upload` step: stores a stream at a URL (atomically) and records the artifact.
-import { DbflowError, defineStep, type ArtifactLayer, type ArtifactRecord, type EdgeStats } from '../../src/index.js';
+import { DbflowError, defineStep, type ArtifactLayer, type ArtifactRecord, type EdgeStats } from '../../src/plugin-api.js';
 import { checkObjectKey } from './object-key.js';
 
 interface UploadWith {

@@ -1,5 +1,5 @@
 // The `compress` step: a transform that compresses its input stream with zstd or gzip.
-import { defineStep, type JsonSchema } from '../../src/index.js';
+import { defineStep, type JsonSchema } from '../../src/plugin-api.js';
 import { gzipCompress } from './gzip.js';
 import { compressWithSchema, resolveSettings, type Algorithm, type CompressWith } from './options.js';
 import { zstdCompress } from './zstd.js';

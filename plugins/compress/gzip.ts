@@ -1,7 +1,7 @@
 // gzip through node:zlib: the compress stage of the step and the decode codec.
 import { pipeline, type Duplex, type Readable } from 'node:stream';
 import { createGunzip, createGzip } from 'node:zlib';
-import { IntegrityError, type Codec } from '../../src/index.js';
+import { IntegrityError, type Codec } from '../../src/plugin-api.js';
 import { mappedDuplex } from './mapped-duplex.js';
 
 // zlib's default 16 KiB output chunks cost throughput; 64 KiB matches a pipe's buffer.

@@ -1,5 +1,5 @@
 // The compress plugin: the `compress` step and the zstd and gzip codecs that undo it.
-import { definePlugin } from '../../src/index.js';
+import { definePlugin } from '../../src/plugin-api.js';
 import { compressStep } from './compress-step.js';
 import { gzipCodec } from './gzip.js';
 import { zstdCodec } from './zstd.js';

@@ -1,5 +1,5 @@
 // The `with` of the compress step: its schema, and the resolved settings with defaults applied.
-import { DbflowError, type JsonSchema } from '../../src/index.js';
+import { DbflowError, type JsonSchema } from '../../src/plugin-api.js';
 
 /** The compression algorithms, each with its level range and default. */
 export const ALGORITHMS = {

@@ -10,7 +10,7 @@ import {
   programStage,
   type Codec,
   type StepContext,
-} from '../../src/index.js';
+} from '../../src/plugin-api.js';
 import { mappedDuplex } from './mapped-duplex.js';
 
 // stdout is streamed, never collected; stderr is kept (it is small) for the error message.

@@ -1,5 +1,5 @@
 // Decryption failures as errors a user can act on: a key that does not fit is a KeyError, damaged data an IntegrityError.
-import { DbflowError, IntegrityError, KeyError, type ArtifactLayer } from '../../src/index.js';
+import { DbflowError, IntegrityError, KeyError, type ArtifactLayer } from '../../src/plugin-api.js';
 import { firstLine } from './first-line.js';
 
 const WRONG_KEY = /session key|decryption key|no matching|key packet/i;

@@ -1,6 +1,6 @@
 // The `encrypt` step: a transform that encrypts its input stream as an OpenPGP message.
 import { pipeline, type Readable } from 'node:stream';
-import { DbflowError, defineStep, type JsonSchema, type StepContext } from '../../src/index.js';
+import { DbflowError, defineStep, type JsonSchema, type StepContext } from '../../src/plugin-api.js';
 import { encryptWithSchema, resolveMode, type EncryptMode, type EncryptWith } from './options.js';
 import { EncryptStream } from './encrypt-stream.js';
 import { openpgpEncrypt } from './legacy-encrypt.js';

@@ -1,5 +1,5 @@
 // The encrypt plugin: the `encrypt` step and the openpgp codec that undoes it.
-import { definePlugin } from '../../src/index.js';
+import { definePlugin } from '../../src/plugin-api.js';
 import { encryptStep } from './encrypt-step.js';
 import { openpgpCodec } from './openpgp-codec.js';
 

@@ -2,7 +2,7 @@
 import { TextDecoderStream, type ReadableStream as WebReadableStream } from 'node:stream/web';
 import type { Duplex } from 'node:stream';
 import type { PrivateKey, SessionKey } from 'openpgp';
-import type { ArtifactLayer } from '../../src/index.js';
+import type { ArtifactLayer } from '../../src/plugin-api.js';
 import { decryptError } from './decrypt-error.js';
 import { openpgp } from './openpgp-lib.js';
 import { decryptConfig } from './pgp-settings.js';

@@ -1,7 +1,7 @@
 // The openpgp codec's decoder: a SEIPD v1 message decrypted natively, anything else handed to openpgp.js.
 import { Duplex } from 'node:stream';
 import type { DecryptedSessionKey, SessionKey } from 'openpgp';
-import type { ArtifactLayer } from '../../src/index.js';
+import type { ArtifactLayer } from '../../src/plugin-api.js';
 import { isAes, quickCheck } from './cfb.js';
 import { decryptError, wrongKeyError } from './decrypt-error.js';
 import { legacyDecoder, type Unlock } from './legacy-decoder.js';

@@ -1,7 +1,7 @@
 // The `openpgp` codec: decrypts an encrypt-step layer with a passphrase or a private key, streaming.
 import type { PrivateKey } from 'openpgp';
 import { openpgp } from './openpgp-lib.js';
-import { DbflowError, KeyError, type ArtifactLayer, type Codec, type DecodeKeys } from '../../src/index.js';
+import { DbflowError, KeyError, type ArtifactLayer, type Codec, type DecodeKeys } from '../../src/plugin-api.js';
 import { firstLine } from './first-line.js';
 import { legacyDecoder, type Unlock } from './legacy-decoder.js';
 import { NativeDecoder } from './native-decoder.js';

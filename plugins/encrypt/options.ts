@@ -1,5 +1,5 @@
 // The `with` of the encrypt step: its schema, and the check that exactly one key source is given.
-import { DbflowError, type JsonSchema } from '../../src/index.js';
+import { DbflowError, type JsonSchema } from '../../src/plugin-api.js';
 
 /** `with` as the user wrote it. */
 export interface EncryptWith {

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Key, PublicKey } from 'openpgp';
 import { openpgp } from './openpgp-lib.js';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import { firstLine } from './first-line.js';
 
 /** A recipient's public key and the fingerprint recorded in the manifest. */

@@ -1,6 +1,6 @@
 // The commit barrier of a snapshot, the server flavour that picks it, and the binlog position read under it.
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /** Which server it is: MariaDB (BACKUP STAGE) or MySQL (FLUSH TABLES WITH READ LOCK). */
 export interface ServerKind {

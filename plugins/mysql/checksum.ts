@@ -1,5 +1,5 @@
 // Content checksums of MySQL/MariaDB tables: the schemes, which one a server uses, and each table's per-row hash.
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import type { ServerKind } from './barrier.js';
 import { ident } from './connect.js';
 

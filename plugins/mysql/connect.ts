@@ -1,7 +1,7 @@
 // Connections through mysql2, with the server's refusals turned into clear messages.
 import { readFileSync } from 'node:fs';
 import type { Connection, ConnectionOptions } from 'mysql2/promise';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import { where, type MyConnection } from './url.js';
 
 /** Session settings of every counting session, so that value text (and checksums) never depends on them. */

@@ -1,6 +1,6 @@
 // The tables a backup covers, and their row counts and content checksums, read inside a snapshot.
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import type { TableCounts } from '../../src/index.js';
+import type { TableCounts } from '../../src/plugin-api.js';
 import { rowHash, type MyChecksumScheme, type MyColumn } from './checksum.js';
 import { ident } from './connect.js';
 

@@ -1,6 +1,6 @@
 // A restore's target database on its server: does it exist, and creating it (`dbflow restore --create`).
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
 import { ident, withConnection } from './connect.js';
 import { parseMyUrl, where } from './url.js';
 

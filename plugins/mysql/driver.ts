@@ -1,5 +1,5 @@
 // The `mysql` database driver: snapshots under a commit barrier, mariadb-dump streams, mariadb restores into scratch databases.
-import { defineDriver } from '../../src/index.js';
+import { defineDriver } from '../../src/plugin-api.js';
 import { dumpSnapshot, SQL_FORMAT } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';

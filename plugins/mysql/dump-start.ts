@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { pipeline, Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { checkedStdout, DbflowError, type DriverContext } from '../../src/index.js';
+import { checkedStdout, DbflowError, type DriverContext } from '../../src/plugin-api.js';
 import type { BinlogPosition, ServerKind } from './barrier.js';
 import type { MyOptions } from './options.js';
 import { DumpGate, gateable } from './gate.js';

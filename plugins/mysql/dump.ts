@@ -7,7 +7,7 @@ import {
   type DriverContext,
   type DriverSnapshot,
   type DumpStream,
-} from '../../src/index.js';
+} from '../../src/plugin-api.js';
 import { isMySnapshot } from './snapshot.js';
 
 /** Format name recorded in the manifest. */

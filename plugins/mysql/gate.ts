@@ -3,7 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import path from 'node:path';
-import { DbflowError, stopReading } from '../../src/index.js';
+import { DbflowError, stopReading } from '../../src/plugin-api.js';
 import type { MyConnection } from './url.js';
 
 // The statements a dump tool sends to begin its consistent read (mariadb-dump: FLUSH … only with

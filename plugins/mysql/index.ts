@@ -1,5 +1,5 @@
 // The mysql plugin: the `mysql` database driver (MariaDB and MySQL).
-import { definePlugin } from '../../src/index.js';
+import { definePlugin } from '../../src/plugin-api.js';
 import { mysqlDriver } from './driver.js';
 
 export default definePlugin({

@@ -1,5 +1,5 @@
 // The mysql driver's `databases.<name>.options`.
-import type { DatabaseConfig, JsonSchema } from '../../src/index.js';
+import type { DatabaseConfig, JsonSchema } from '../../src/plugin-api.js';
 
 /** Options a mysql database entry accepts, with defaults applied. */
 export interface MyOptions {

@@ -8,7 +8,7 @@ import {
   type PreflightMissing,
   type PreflightReport,
   type PreflightUse,
-} from '../../src/index.js';
+} from '../../src/plugin-api.js';
 import { barrierName, serverKind, type ServerKind } from './barrier.js';
 import { connect, literal, queryError } from './connect.js';
 import { grantDatabase, hasPrivilege, parseGrants } from './grants.js';

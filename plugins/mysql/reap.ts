@@ -1,6 +1,6 @@
 // Reaping: drops the scratch databases that runs which died left on a server.
 import type { RowDataPacket } from 'mysql2/promise';
-import type { DatabaseConfig, ReapOptions } from '../../src/index.js';
+import type { DatabaseConfig, ReapOptions } from '../../src/plugin-api.js';
 import { ident, withConnection } from './connect.js';
 import { parseMyUrl } from './url.js';
 

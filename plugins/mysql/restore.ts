@@ -1,6 +1,6 @@
 // A dump stream fed to the `mariadb` client, into a (scratch) database.
 import type { Readable } from 'node:stream';
-import { DbflowError, programInput, type DatabaseConfig, type DriverContext } from '../../src/index.js';
+import { DbflowError, programInput, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
 import { SQL_FORMAT } from './dump.js';
 import { myOptions } from './options.js';
 import { toolConnection, toolError, toolPath } from './tools.js';

@@ -1,5 +1,5 @@
 // Row counts and checksums of a database (a restored scratch copy), read in one consistent snapshot.
-import type { DatabaseConfig, DriverContext, RowCountOptions, TableCounts } from '../../src/index.js';
+import type { DatabaseConfig, DriverContext, RowCountOptions, TableCounts } from '../../src/plugin-api.js';
 import { serverKind } from './barrier.js';
 import { recordedScheme, schemeFor } from './checksum.js';
 import { PINNED_SETTINGS, withConnection } from './connect.js';

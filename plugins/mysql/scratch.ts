@@ -1,7 +1,7 @@
 // Scratch databases on the server of a database entry: created empty, always dropped.
 import { createHash } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
-import { DbflowError, type DatabaseConfig, type DriverContext, type ScratchDatabase } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type ScratchDatabase } from '../../src/plugin-api.js';
 import { ident, withConnection } from './connect.js';
 import { parseMyUrl, where, withDatabase } from './url.js';
 

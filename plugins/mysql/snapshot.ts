@@ -7,7 +7,7 @@ import {
   type DriverSnapshot,
   type SnapshotParticipant,
   type TableCounts,
-} from '../../src/index.js';
+} from '../../src/plugin-api.js';
 import {
   barrierName,
   readPosition,

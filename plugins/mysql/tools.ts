@@ -1,6 +1,6 @@
 // The stock client tools (mariadb-dump, mariadb): where they are, how they connect, what their failures mean.
 import path from 'node:path';
-import { credentialFile, DbflowError, toolFailure, toolFailureError, type DriverContext } from '../../src/index.js';
+import { credentialFile, DbflowError, toolFailure, toolFailureError, type DriverContext } from '../../src/plugin-api.js';
 import { where, type MyConnection } from './url.js';
 
 /** The path of a client tool: in `bin_dir` when set, else found on PATH. */

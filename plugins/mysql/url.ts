@@ -1,5 +1,5 @@
 // mysql:// URLs: the connection they name, for mysql2 and for the stock client tools.
-import { DbflowError, type DatabaseConfig } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig } from '../../src/plugin-api.js';
 
 /** TLS modes of a connection (`?ssl-mode=`), as MySQL names them. */
 export const SSL_MODES = ['DISABLED', 'PREFERRED', 'REQUIRED', 'VERIFY_CA', 'VERIFY_IDENTITY'] as const;

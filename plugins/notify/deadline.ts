@@ -1,5 +1,5 @@
 // The `timeout` every notify step takes, and the signal that ends one delivery at it or at a cancel.
-import { DURATION_PATTERN, parseDuration, timeoutSignal, type JsonSchema } from '../../src/index.js';
+import { DURATION_PATTERN, parseDuration, timeoutSignal, type JsonSchema } from '../../src/plugin-api.js';
 
 // The `timeout` property of a step's `with`.
 export function timeoutProperty(fallback: string): JsonSchema {

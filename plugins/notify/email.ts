@@ -1,5 +1,5 @@
 // The `email` step: a plain-text e-mail over SMTP.
-import { defineStep, type JsonSchema } from '../../src/index.js';
+import { defineStep, type JsonSchema } from '../../src/plugin-api.js';
 import { timeoutProperty } from './deadline.js';
 import { sendMail } from './smtp.js';
 

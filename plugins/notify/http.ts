@@ -1,6 +1,6 @@
 // One JSON request to a webhook, shared by the `webhook` and `slack` steps. The URL is never shown
 // (webhook URLs carry their token in the path): messages name its scheme and host only.
-import { CancelledError, DbflowError, type StepContext } from '../../src/index.js';
+import { CancelledError, DbflowError, type StepContext } from '../../src/plugin-api.js';
 import { deadline } from './deadline.js';
 
 /** What to send, and how the step calls itself in messages (`webhook`, `slack`). */

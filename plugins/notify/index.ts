@@ -1,5 +1,5 @@
 // The notify plugin: `webhook`, `slack` and `email` steps, e.g. under `on_failure:` or `finally:`.
-import { definePlugin } from '../../src/index.js';
+import { definePlugin } from '../../src/plugin-api.js';
 import { emailStep } from './email.js';
 import { slackStep } from './slack.js';
 import { webhookStep } from './webhook.js';

@@ -1,5 +1,5 @@
 // The `slack` step: a message to a Slack incoming webhook (or a compatible one: Mattermost, Rocket.Chat …).
-import { defineStep, type JsonSchema } from '../../src/index.js';
+import { defineStep, type JsonSchema } from '../../src/plugin-api.js';
 import { timeoutProperty } from './deadline.js';
 import { sendJson } from './http.js';
 import { deliveryOutputs, type DeliveryOutputs } from './webhook.js';

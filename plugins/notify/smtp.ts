@@ -1,6 +1,6 @@
 // One e-mail over SMTP through nodemailer (loaded on first use), and its failures as clear errors that
 // never carry the password.
-import { CancelledError, DbflowError, type StepContext } from '../../src/index.js';
+import { CancelledError, DbflowError, type StepContext } from '../../src/plugin-api.js';
 import { deadline } from './deadline.js';
 
 /** Where and how to connect. */

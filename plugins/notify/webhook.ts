@@ -1,5 +1,5 @@
 // The `webhook` step: POST (or PUT) a JSON body to a URL.
-import { defineStep, type JsonSchema } from '../../src/index.js';
+import { defineStep, type JsonSchema } from '../../src/plugin-api.js';
 import { timeoutProperty } from './deadline.js';
 import { sendJson } from './http.js';
 

@@ -1,6 +1,6 @@
 // Content checksums of PostgreSQL tables: the schemes, which one a server uses, and each table's per-row hash.
 import type { Client } from 'pg';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import { ident, type PgTable } from './scope.js';
 
 /**

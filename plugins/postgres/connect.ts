@@ -1,7 +1,7 @@
 // Connections through the `pg` package, with the server's refusals turned into clear messages.
 import { readFileSync } from 'node:fs';
 import type { Client, ClientConfig } from 'pg';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import { where, type PgConnection } from './url.js';
 
 /** Session settings pinned on every counting session, so that row text (and checksums) never depend on them. */

@@ -1,6 +1,6 @@
 // Row counts and order-independent content checksums, read inside a snapshot.
 import type { Client } from 'pg';
-import type { TableCounts } from '../../src/index.js';
+import type { TableCounts } from '../../src/plugin-api.js';
 import { rowHashes, type PgChecksumScheme } from './checksum.js';
 import type { PgTable } from './scope.js';
 

@@ -1,6 +1,6 @@
 // A restore's target database on its server: does it exist, and creating it (`dbflow restore --create`).
 import type { Client } from 'pg';
-import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
 import { withClient } from './connect.js';
 import { ident } from './scope.js';
 import { parsePgUrl, where, withDatabase, type PgConnection } from './url.js';

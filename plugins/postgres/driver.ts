@@ -1,5 +1,5 @@
 // The `postgres` database driver: exported snapshots, pg_dump streams, pg_restore into scratch databases.
-import { defineDriver } from '../../src/index.js';
+import { defineDriver } from '../../src/plugin-api.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT, dumpSnapshot } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';

@@ -7,7 +7,7 @@ import {
   type DriverContext,
   type DriverSnapshot,
   type DumpStream,
-} from '../../src/index.js';
+} from '../../src/plugin-api.js';
 import { pgOptions } from './options.js';
 import { dumpFilters } from './scope.js';
 import { isPgSnapshot } from './snapshot.js';

@@ -1,5 +1,5 @@
 // The postgres plugin: the `postgres` database driver.
-import { definePlugin } from '../../src/index.js';
+import { definePlugin } from '../../src/plugin-api.js';
 import { postgresDriver } from './driver.js';
 
 export default definePlugin({

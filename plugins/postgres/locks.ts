@@ -1,6 +1,6 @@
 // Table locks of a snapshot, and who holds them when they cannot be had in time.
 import type { Client } from 'pg';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import type { PgTable } from './scope.js';
 
 /** SQLSTATEs the snapshot handles. */

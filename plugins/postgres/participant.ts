@@ -1,6 +1,6 @@
 // The postgres driver's part in a coordinated snapshot: a SHARE-lock write barrier on the tables in scope.
 import type { Client } from 'pg';
-import type { DatabaseConfig, DriverContext, SnapshotParticipant } from '../../src/index.js';
+import type { DatabaseConfig, DriverContext, SnapshotParticipant } from '../../src/plugin-api.js';
 import { connect } from './connect.js';
 import { DEADLOCK_DETECTED, describeBlockers, LOCK_NOT_AVAILABLE, lockTables, UNDEFINED_TABLE } from './locks.js';
 import { tablesInScope, type PgTable } from './scope.js';

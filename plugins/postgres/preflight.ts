@@ -7,7 +7,7 @@ import {
   type PreflightMissing,
   type PreflightReport,
   type PreflightUse,
-} from '../../src/index.js';
+} from '../../src/plugin-api.js';
 import { connect } from './connect.js';
 import { pgOptions, type PgOptions } from './options.js';
 import { ident } from './scope.js';

@@ -1,5 +1,5 @@
 // Reaping: drops the scratch databases that runs which died left on a server.
-import type { DatabaseConfig, ReapOptions } from '../../src/index.js';
+import type { DatabaseConfig, ReapOptions } from '../../src/plugin-api.js';
 import { withClient } from './connect.js';
 import { ident } from './scope.js';
 import { parsePgUrl } from './url.js';

@@ -2,7 +2,7 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DbflowError, feedStdin, programInput, type DatabaseConfig, type DriverContext } from '../../src/index.js';
+import { DbflowError, feedStdin, programInput, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT } from './dump.js';
 import { pgOptions } from './options.js';
 import { toolConnection, toolError, toolPath } from './tools.js';

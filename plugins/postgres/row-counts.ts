@@ -1,5 +1,5 @@
 // Row counts and checksums of a database (a restored scratch copy), read in one snapshot.
-import type { DatabaseConfig, DriverContext, RowCountOptions, TableCounts } from '../../src/index.js';
+import type { DatabaseConfig, DriverContext, RowCountOptions, TableCounts } from '../../src/plugin-api.js';
 import { recordedScheme, schemeFor } from './checksum.js';
 import { withClient, PINNED_SETTINGS } from './connect.js';
 import { countTables } from './counts.js';

@@ -1,6 +1,6 @@
 // Scratch databases on the server of a database entry: created empty, always dropped.
 import { createHash } from 'node:crypto';
-import { DbflowError, type DatabaseConfig, type DriverContext, type ScratchDatabase } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type ScratchDatabase } from '../../src/plugin-api.js';
 import { withClient } from './connect.js';
 import { ident } from './scope.js';
 import { parsePgUrl, where, withDatabase } from './url.js';

@@ -1,6 +1,6 @@
 // A consistent snapshot of one PostgreSQL database: an exported REPEATABLE READ snapshot, held open.
 import type { Client } from 'pg';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/plugin-api.js';
 import { cancelQueries, connect, PINNED_SETTINGS } from './connect.js';
 import { schemeFor } from './checksum.js';
 import { countTables } from './counts.js';

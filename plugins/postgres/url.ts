@@ -1,5 +1,5 @@
 // postgres:// URLs: the connection they name, for `pg` and for the stock client tools.
-import { DbflowError, type DatabaseConfig } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig } from '../../src/plugin-api.js';
 
 /** One PostgreSQL connection, as parsed from a URL (password kept apart). */
 export interface PgConnection {

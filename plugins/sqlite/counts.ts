@@ -1,7 +1,7 @@
 // Row counts (and, when asked, content checksums) of every user table, read in one transaction.
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type Database from 'better-sqlite3';
-import type { TableCounts } from '../../src/index.js';
+import type { TableCounts } from '../../src/plugin-api.js';
 import { Fnv64Sum } from './row-checksum.js';
 
 // Rows read between two turns of the event loop, so a large count never stalls other steps.

@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { DbflowError, type DatabaseConfig } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig } from '../../src/plugin-api.js';
 import { parseSqliteUrl } from './url.js';
 
 /** True when the database file `db.url` names exists. */

@@ -1,5 +1,5 @@
 // The `sqlite` database driver: online-backup snapshots, file dumps, file restores.
-import { defineDriver } from '../../src/index.js';
+import { defineDriver } from '../../src/plugin-api.js';
 import { dumpSnapshot, SQLITE_FORMAT } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';

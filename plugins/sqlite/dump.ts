@@ -1,7 +1,7 @@
 // The dump of a snapshot: the bytes of its staged database file.
 import { createReadStream } from 'node:fs';
 import { access } from 'node:fs/promises';
-import { DbflowError, type DatabaseConfig, type DriverSnapshot, type DumpStream } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverSnapshot, type DumpStream } from '../../src/plugin-api.js';
 import { isSqliteSnapshot } from './snapshot.js';
 
 /** The format name of a dump: a plain SQLite 3 database file. */

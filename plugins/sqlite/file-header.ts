@@ -1,6 +1,6 @@
 // Checks of a database file's 100-byte header: is it SQLite, and is it whole.
 import { open } from 'node:fs/promises';
-import { IntegrityError } from '../../src/index.js';
+import { IntegrityError } from '../../src/plugin-api.js';
 
 const MAGIC = Buffer.from('SQLite format 3\0', 'latin1');
 

@@ -1,5 +1,5 @@
 // The sqlite plugin: the `sqlite` database driver and the `sqlite-seed` demo-data step.
-import { definePlugin } from '../../src/index.js';
+import { definePlugin } from '../../src/plugin-api.js';
 import { sqliteDriver } from './driver.js';
 import { seedStep } from './seed.js';
 

@@ -1,7 +1,7 @@
 // Opening database files with clear errors for a missing file or one that is not a database.
 import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { DbflowError, IntegrityError } from '../../src/index.js';
+import { DbflowError, IntegrityError } from '../../src/plugin-api.js';
 import type { SqliteLocation } from './url.js';
 
 /** How long a connection waits for a lock held by another writer, unless the database's options say. */

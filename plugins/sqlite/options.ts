@@ -1,5 +1,5 @@
 // The sqlite driver's `databases.<name>.options`.
-import type { DatabaseConfig, JsonSchema } from '../../src/index.js';
+import type { DatabaseConfig, JsonSchema } from '../../src/plugin-api.js';
 import { DEFAULT_BUSY_TIMEOUT_MS } from './open.js';
 
 /** Options a sqlite database entry accepts. */

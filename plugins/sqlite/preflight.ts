@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { access, constants, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import Database from 'better-sqlite3';
-import { shellQuote, type DatabaseConfig, type DriverContext, type PreflightMissing, type PreflightReport } from '../../src/index.js';
+import { shellQuote, type DatabaseConfig, type DriverContext, type PreflightMissing, type PreflightReport } from '../../src/plugin-api.js';
 import { asDatabaseError, openExisting } from './open.js';
 import { sqliteOptions } from './options.js';
 import { parseSqliteUrl } from './url.js';

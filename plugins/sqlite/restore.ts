@@ -4,7 +4,7 @@ import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
-import { DbflowError, IntegrityError, type DriverContext } from '../../src/index.js';
+import { DbflowError, IntegrityError, type DriverContext } from '../../src/plugin-api.js';
 import { SQLITE_FORMAT } from './dump.js';
 import { checkFileHeader } from './file-header.js';
 import { asDatabaseError, isCorruption } from './open.js';

@@ -1,5 +1,5 @@
 // Row counts of a database by URL: the same counting as inside a snapshot.
-import type { DatabaseConfig, DriverContext, TableCounts } from '../../src/index.js';
+import type { DatabaseConfig, DriverContext, TableCounts } from '../../src/plugin-api.js';
 import { sqliteOptions } from './options.js';
 import { countTables } from './counts.js';
 import { openExisting } from './open.js';

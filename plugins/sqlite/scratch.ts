@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { DriverContext, ScratchDatabase } from '../../src/index.js';
+import type { DriverContext, ScratchDatabase } from '../../src/plugin-api.js';
 import { companionFiles, safeFileName, sqliteUrl } from './url.js';
 
 /** An empty database file in the step's tmpdir; `drop()` removes it and its journal, WAL and shm. */

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DbflowError, defineStep } from '../../src/index.js';
+import { DbflowError, defineStep } from '../../src/plugin-api.js';
 import { openExisting } from './open.js';
 import { fillDemo, type FillResult } from './seed-fill.js';
 import { companionFiles, parseSqliteUrl } from './url.js';

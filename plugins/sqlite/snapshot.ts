@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/index.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/plugin-api.js';
 import { countTables } from './counts.js';
 import { asDatabaseError, openExisting } from './open.js';
 import { sqliteOptions } from './options.js';

@@ -1,6 +1,6 @@
 // sqlite: URLs and the database files they name.
 import path from 'node:path';
-import { DbflowError, withoutCredentials } from '../../src/index.js';
+import { DbflowError, withoutCredentials } from '../../src/plugin-api.js';
 
 /** The database file a `sqlite:` URL names, as written and resolved against the working directory. */
 export interface SqliteLocation {

@@ -1,6 +1,6 @@
 // Deleting an object.
 import { rm } from 'node:fs/promises';
-import { RepositoryError } from '../../src/index.js';
+import { RepositoryError } from '../../src/plugin-api.js';
 import { parseObjectUrl } from './url.js';
 
 /** Removes the object at `url`; an object that is already gone is not an error; one that cannot be removed is an error that names it. */

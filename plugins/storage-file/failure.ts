@@ -1,5 +1,5 @@
 // File-system errors of the file storage, said in the user's terms: which object, what the disk said, what to do.
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /** What the common causes of a failed write mean, by errno code. */
 const CAUSES: Record<string, string> = {

@@ -1,7 +1,7 @@
 // Reading an object back as a stream.
 import { open } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { RepositoryError } from '../../src/index.js';
+import { RepositoryError } from '../../src/plugin-api.js';
 import { parseObjectUrl } from './url.js';
 
 /** A stream of the object at `url`; a missing object is a RepositoryError that names it. */

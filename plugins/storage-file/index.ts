@@ -1,5 +1,5 @@
 // The storage-file plugin: `file://` URLs as a backup repository on a local or mounted disk.
-import { definePlugin } from '../../src/index.js';
+import { definePlugin } from '../../src/plugin-api.js';
 import { deleteObject } from './delete.js';
 import { getObject } from './get.js';
 import { listObjects } from './list.js';

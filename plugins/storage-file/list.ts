@@ -2,7 +2,7 @@
 import { type Dirent } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import type { ListOptions, StoredObject } from '../../src/index.js';
+import type { ListOptions, StoredObject } from '../../src/plugin-api.js';
 import { isPartialName } from './partial-name.js';
 import { parseFileUrl, urlUnder } from './url.js';
 

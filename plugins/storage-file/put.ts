@@ -2,7 +2,7 @@
 import { chmod, type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { DbflowError, modesOf, objectModes, type ObjectModes, type PutOptions, type StoredObject } from '../../src/index.js';
+import { DbflowError, modesOf, objectModes, type ObjectModes, type PutOptions, type StoredObject } from '../../src/plugin-api.js';
 import { fileFailure } from './failure.js';
 import { partialPath } from './partial-name.js';
 import { parseObjectUrl } from './url.js';

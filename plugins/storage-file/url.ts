@@ -1,6 +1,6 @@
 // file: URLs of the file storage and the paths they name.
 import path from 'node:path';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /** A parsed `file://` URL. */
 export interface FileLocation {

@@ -1,6 +1,6 @@
 // The S3 client: the AWS SDK's own configuration chain, loaded only when an s3:// URL is used.
 import type { S3Client } from '@aws-sdk/client-s3';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /** The region when neither AWS_REGION nor the profile names one. */
 export const DEFAULT_REGION = 'us-east-1';

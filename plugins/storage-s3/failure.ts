@@ -1,5 +1,5 @@
 // SDK and network errors turned into dbflow errors that name the URL and say what to do, never a credential.
-import { DbflowError, RepositoryError } from '../../src/index.js';
+import { DbflowError, RepositoryError } from '../../src/plugin-api.js';
 import { endpointName, s3Target } from './client.js';
 import { parseS3Url } from './url.js';
 

@@ -1,5 +1,5 @@
 // The storage-s3 plugin: `s3://bucket/key` URLs on Amazon S3 or an S3-compatible service; the AWS SDK loads on first use.
-import { definePlugin, shellQuote } from '../../src/index.js';
+import { definePlugin, shellQuote } from '../../src/plugin-api.js';
 import { deleteObject } from './delete.js';
 import { getObject } from './get.js';
 import { listObjects } from './list.js';

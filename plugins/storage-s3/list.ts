@@ -1,6 +1,6 @@
 // Listing every object under a URL prefix, page after page; and, when asked, the unfinished multipart uploads.
 import type { S3Client } from '@aws-sdk/client-s3';
-import type { ListOptions, StoredObject } from '../../src/index.js';
+import type { ListOptions, StoredObject } from '../../src/plugin-api.js';
 import { s3Client } from './client.js';
 import { s3Failure } from './failure.js';
 import { objectUrl, parseS3Url } from './url.js';

@@ -1,5 +1,5 @@
 // How a put cuts its stream into multipart parts: their size, how many go at once, and the largest object that fits.
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /** S3's limit on the parts of one multipart upload. */
 export const MAX_PARTS = 10_000;

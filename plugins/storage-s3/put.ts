@@ -2,7 +2,7 @@
 import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as S3 from '@aws-sdk/client-s3';
-import { DbflowError, type PutOptions, type StoredObject } from '../../src/index.js';
+import { DbflowError, type PutOptions, type StoredObject } from '../../src/plugin-api.js';
 import { s3Client } from './client.js';
 import { networkCode, s3Failure } from './failure.js';
 import { gateClient } from './gate.js';

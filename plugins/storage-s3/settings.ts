@@ -1,7 +1,7 @@
 // The per-write settings of an S3 put (the upload step's `with.storage`), checked and turned into request parameters.
 import type { ServerSideEncryption, StorageClass } from '@aws-sdk/client-s3';
 import { distance } from 'fastest-levenshtein';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /** What an S3 write may set, in the SDK's parameter names. */
 export interface WriteParams {

@@ -1,5 +1,5 @@
 // s3: URLs of the S3 storage and the bucket and key they name.
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /** A parsed `s3://bucket/key` URL. */
 export interface S3Location {

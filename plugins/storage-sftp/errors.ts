@@ -1,5 +1,5 @@
 // Connection and SFTP failures, said in the user's terms: which server, what went wrong, what to do.
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import type { Login } from './credentials.js';
 import { describeServer, type SftpLocation } from './url.js';
 

@@ -1,7 +1,7 @@
 // Reading an object back as a stream; the session ends with the stream.
 import { PassThrough, type Readable } from 'node:stream';
 import type { ReadStream } from 'ssh2';
-import { RepositoryError } from '../../src/index.js';
+import { RepositoryError } from '../../src/plugin-api.js';
 import { describe, operationError } from './errors.js';
 import { openSession } from './session.js';
 import { describeServer, parseObjectUrl } from './url.js';

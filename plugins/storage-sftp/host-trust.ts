@@ -2,7 +2,7 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import { fingerprint, type HostKeyVerdict, keysFor, keyType, type KnownKey, knownHostsName } from './known-hosts.js';
 import type { SftpLocation } from './url.js';
 

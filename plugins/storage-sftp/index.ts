@@ -1,5 +1,5 @@
 // The storage-sftp plugin: `sftp://user@host[:port]/path` URLs as a backup repository on an SSH server.
-import { definePlugin, shellQuote } from '../../src/index.js';
+import { definePlugin, shellQuote } from '../../src/plugin-api.js';
 import { deleteObject } from './delete.js';
 import { getObject } from './get.js';
 import { listObjects } from './list.js';

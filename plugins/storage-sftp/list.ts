@@ -1,6 +1,6 @@
 // Listing every object under a URL prefix, folders recursively.
 import path from 'node:path';
-import type { ListOptions, StoredObject } from '../../src/index.js';
+import type { ListOptions, StoredObject } from '../../src/plugin-api.js';
 import { describe, NO_SUCH_FILE, operationError } from './errors.js';
 import { isPartialName } from './partial-name.js';
 import { withSession } from './session.js';

@@ -4,7 +4,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { WriteStream } from 'ssh2';
-import { DbflowError, modesOf, objectModes, type ObjectModes, type PutOptions, type StoredObject } from '../../src/index.js';
+import { DbflowError, modesOf, objectModes, type ObjectModes, type PutOptions, type StoredObject } from '../../src/plugin-api.js';
 import { describe, operationError } from './errors.js';
 import { ensureFolder } from './folders.js';
 import { partialPath } from './partial-name.js';

@@ -1,7 +1,7 @@
 // SFTP sessions: one connection per storage operation, the server's host key checked, always closed.
 import type { ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 import { loginFor } from './credentials.js';
 import { connectError } from './errors.js';
 import { hostKeyError, hostTrust } from './host-trust.js';

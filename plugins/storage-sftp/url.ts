@@ -1,7 +1,7 @@
 // sftp: URLs of the SFTP storage and the remote paths they name.
 import os from 'node:os';
 import path from 'node:path';
-import { DbflowError } from '../../src/index.js';
+import { DbflowError } from '../../src/plugin-api.js';
 
 /** A parsed `sftp://` URL. */
 export interface SftpLocation {

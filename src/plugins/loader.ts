@@ -1,5 +1,6 @@
 // Loads plugins: the first-party ones, then those a pipeline lists under `plugins:`.
 import path from 'node:path';
+import builtinPlugins from '../../plugins/index.js';
 import { PluginError } from '../errors.js';
 import { importPlugin, PluginImportError } from './import-plugin.js';
 import { Registry } from './registry.js';
@@ -11,17 +12,11 @@ export interface PluginLoadProblem {
   message: string;
 }
 
-/** The first-party plugins shipped with dbflow. */
-export async function builtinPlugins(): Promise<Plugin[]> {
-  const mod = (await import(new URL('../../plugins/index.js', import.meta.url).href)) as { default: Plugin[] };
-  return mod.default;
-}
-
 /** A registry with the first-party plugins. */
-export async function builtinRegistry(): Promise<Registry> {
+export function builtinRegistry(): Promise<Registry> {
   const registry = new Registry();
-  for (const p of await builtinPlugins()) registry.add(p, 'dbflow', true);
-  return registry;
+  for (const p of builtinPlugins) registry.add(p, 'dbflow', true);
+  return Promise.resolve(registry);
 }
 
 /**
