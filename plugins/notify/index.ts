@@ -7,6 +7,6 @@ import { webhookStep } from './webhook.js';
 // Notifications as task steps; retries and timeouts are the pipeline's (`retry:`, `timeout:`).
 export default definePlugin({
   name: 'notify',
-  contract: '1.0',
+  contract: '1.1',
   steps: [webhookStep, slackStep, emailStep],
 });

@@ -4,6 +4,6 @@ import { postgresDriver } from './driver.js';
 
 export default definePlugin({
   name: 'postgres',
-  contract: '1.0',
+  contract: '1.1',
   drivers: [postgresDriver],
 });

@@ -5,7 +5,7 @@ import { seedStep } from './seed.js';
 
 export default definePlugin({
   name: 'sqlite',
-  contract: '1.0',
+  contract: '1.1',
   drivers: [sqliteDriver],
   steps: [seedStep],
 });

@@ -1,10 +1,11 @@
 // Deleting an object.
 import { rm } from 'node:fs/promises';
-import { RepositoryError } from '../../src/plugin-api.js';
+import { RepositoryError, type DeleteOptions } from '../../src/plugin-api.js';
 import { parseObjectUrl } from './url.js';
 
 /** Removes the object at `url`; an object that is already gone is not an error; one that cannot be removed is an error that names it. */
-export async function deleteObject(url: string): Promise<void> {
+export async function deleteObject(url: string, options: DeleteOptions = {}): Promise<void> {
+  options.signal?.throwIfAborted();
   const { file } = parseObjectUrl(url);
   await rm(file, { force: true }).catch((err: NodeJS.ErrnoException) => {
     const why =

@@ -16,6 +16,7 @@ export async function listObjects(prefix: string, options: ListOptions = {}): Pr
   const writtenDir = written.slice(0, written.lastIndexOf('/') + 1);
   const found: StoredObject[] = [];
   const walk = async (dir: string, rel: string): Promise<void> => {
+    options.signal?.throwIfAborted();
     let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });

@@ -1,13 +1,15 @@
 // Deleting an object, or aborting an unfinished multipart upload of it.
-import { s3Client } from './client.js';
+import type { DeleteOptions } from '../../src/plugin-api.js';
+import { abortWith, s3Client } from './client.js';
 import { s3Failure } from './failure.js';
 import { parseObjectUrl } from './url.js';
 
 /** Removes the object at `url` (with `upload`: aborts that multipart upload); one already gone is not an error. */
-export async function deleteObject(url: string, options: { upload?: string } = {}): Promise<void> {
+export async function deleteObject(url: string, options: DeleteOptions = {}): Promise<void> {
   const { bucket, key } = parseObjectUrl(url);
   const { AbortMultipartUploadCommand, DeleteObjectCommand } = await import('@aws-sdk/client-s3');
   const client = await s3Client();
+  const aborting = abortWith(client, options.signal);
   try {
     if (options.upload !== undefined) {
       await client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: options.upload })).catch((err: unknown) => {
@@ -15,8 +17,10 @@ export async function deleteObject(url: string, options: { upload?: string } = {
       });
     } else await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   } catch (err) {
-    throw s3Failure(err, 'deleting', url);
+    const cause = aborting.failure(err);
+    throw cause === err ? s3Failure(err, 'deleting', url) : cause;
   } finally {
+    aborting.done();
     client.destroy();
   }
 }

@@ -1,7 +1,7 @@
 // Listing every object under a URL prefix, page after page; and, when asked, the unfinished multipart uploads.
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ListOptions, StoredObject } from '../../src/plugin-api.js';
-import { s3Client } from './client.js';
+import { abortWith, s3Client } from './client.js';
 import { s3Failure } from './failure.js';
 import { objectUrl, parseS3Url } from './url.js';
 
@@ -14,6 +14,7 @@ export async function listObjects(prefix: string, options: ListOptions = {}): Pr
   const { bucket, key } = parseS3Url(prefix);
   const { paginateListObjectsV2 } = await import('@aws-sdk/client-s3');
   const client = await s3Client();
+  const aborting = abortWith(client, options.signal);
   const found: StoredObject[] = [];
   try {
     for await (const page of paginateListObjectsV2({ client, pageSize: 1000 }, { Bucket: bucket, ...(key && { Prefix: key }) })) {
@@ -28,8 +29,10 @@ export async function listObjects(prefix: string, options: ListOptions = {}): Pr
     }
     if (options.unfinished) found.push(...(await unfinishedUploads(client, bucket, key, options.modified === true)));
   } catch (err) {
-    throw s3Failure(err, 'listing', prefix);
+    const cause = aborting.failure(err);
+    throw cause === err ? s3Failure(err, 'listing', prefix) : cause;
   } finally {
+    aborting.done();
     client.destroy();
   }
   return found.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));

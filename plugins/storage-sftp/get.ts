@@ -1,7 +1,7 @@
 // Reading an object back as a stream; the session ends with the stream.
 import { PassThrough, type Readable } from 'node:stream';
 import type { ReadStream } from 'ssh2';
-import { RepositoryError } from '../../src/plugin-api.js';
+import { RepositoryError, type GetOptions } from '../../src/plugin-api.js';
 import { describe, operationError } from './errors.js';
 import { openSession } from './session.js';
 import { describeServer, parseObjectUrl } from './url.js';
@@ -13,10 +13,19 @@ const READ_BYTES = 255 * 1024;
  * A stream of the object at `url`; a missing object is a RepositoryError that names it. The
  * connection closes when the stream has ended, failed or been destroyed.
  */
-export async function getObject(url: string): Promise<Readable> {
+export async function getObject(url: string, options: GetOptions = {}): Promise<Readable> {
+  const { signal } = options;
   const loc = parseObjectUrl(url);
-  const s = await openSession(loc);
+  const s = await openSession(loc, signal);
+  // Until the stream is handed over, an abort closes the session (failing what is in flight); after, it errors the stream.
+  let out: PassThrough | undefined;
+  const onAbort = (): void => {
+    if (out) out.destroy(signal!.reason as Error);
+    else void s.close();
+  };
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
+    signal?.throwIfAborted();
     const file = await s.path(loc.written);
     const stats = await s.client.stat(file).catch((err: unknown) => {
       if (describe(err).code !== 'ENOENT') throw operationError(`reading "${url}"`, err);
@@ -30,9 +39,12 @@ export async function getObject(url: string): Promise<Readable> {
     await opened(rs).catch((err: unknown) => {
       throw operationError(`reading "${url}"`, err);
     });
-    const out = new PassThrough({ highWaterMark: READ_BYTES });
-    const fail = (err: unknown): void => void out.destroy(operationError(`reading "${url}"`, err));
+    signal?.throwIfAborted();
+    out = new PassThrough({ highWaterMark: READ_BYTES });
+    const stream = out;
+    const fail = (err: unknown): void => void stream.destroy(operationError(`reading "${url}"`, err));
     const done = (): void => {
+      signal?.removeEventListener('abort', onAbort);
       rs.destroy();
       void s.close();
     };
@@ -43,8 +55,9 @@ export async function getObject(url: string): Promise<Readable> {
     rs.pipe(out);
     return out;
   } catch (err) {
+    signal?.removeEventListener('abort', onAbort);
     await s.close();
-    throw err;
+    throw signal?.aborted ? signal.reason : err;
   }
 }
 

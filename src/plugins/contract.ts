@@ -5,7 +5,7 @@ import { PluginError } from '../errors.js';
  * The version of the plugin contract this dbflow implements, "MAJOR.MINOR". A minor version adds
  * to the contract (a plugin written for 1.0 works with a dbflow of 1.3); a major one changes it.
  */
-export const PLUGIN_CONTRACT = '1.0';
+export const PLUGIN_CONTRACT = '1.1';
 
 const FORM = /^(0|[1-9]\d*)\.(0|[1-9]\d*)$/;
 

@@ -270,6 +270,22 @@ export interface ListOptions {
   unfinished?: boolean;
   /** Give each object's `modified` time, where the storage knows it. */
   modified?: boolean;
+  /** Aborting it makes the listing reject promptly (with the signal's reason). */
+  signal?: AbortSignal;
+}
+
+/** Options of a storage read. */
+export interface GetOptions {
+  /** Aborting it rejects the get (with the signal's reason), or errors the stream it returned, promptly. */
+  signal?: AbortSignal;
+}
+
+/** Options of a storage deletion. */
+export interface DeleteOptions {
+  /** Abort this unfinished upload of the object (as `list` with `unfinished` named it) instead of deleting the object. */
+  upload?: string;
+  /** Aborting it makes the deletion reject promptly (with the signal's reason), if it has not happened yet. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -281,14 +297,14 @@ export interface Storage {
   scheme: string;
   put(url: string, body: Readable, options: PutOptions): Promise<StoredObject>;
   /** A stream of the object; one that does not exist rejects with a RepositoryError that quotes the URL. */
-  get(url: string): Promise<Readable>;
+  get(url: string, options?: GetOptions): Promise<Readable>;
   /**
    * Every object whose URL starts with the string `prefix` (sub-folders included), its URL exactly as put;
    * a prefix that matches nothing lists nothing, without an error. Unfinished writes only with `unfinished`.
    */
   list(prefix: string, options?: ListOptions): Promise<StoredObject[]>;
   /** Removes an object (one that does not exist is not an error); with `upload`, aborts that unfinished upload of the object instead. */
-  delete(url: string, options?: { upload?: string }): Promise<void>;
+  delete(url: string, options?: DeleteOptions): Promise<void>;
   /** Optional: a stock shell command that writes the object to stdout (shown in "restore without dbflow"). */
   stockRead?(url: string): string | undefined;
 }

@@ -84,7 +84,43 @@ export function describeStorage(name: string, setup: Setup<StorageSetup>, option
     storageTest('delete removes an object; deleting a missing object is not an error', deletes);
     storageTest('get of a missing object rejects with a RepositoryError that names the URL', missingObjects);
     storageTest('names with spaces and non-ASCII characters round-trip through put, get, list and delete', names);
+    storageTest(
+      'a signal aborted before get, list or delete rejects it with its reason and changes nothing; an abort while a get streams errors the stream',
+      abortedReads,
+    );
   });
+}
+
+async function abortedReads(s: StorageUnderTest, o: StorageSuiteSettings): Promise<void> {
+  const url = `${s.prefix}aborted/object.bin`;
+  const data = randomBytes(Math.max(o.bigBytes, 4 * MiB));
+  await s.storage.put(url, Readable.from(chunksOf(data)), { signal: neverAborted() });
+  const reason = new Error('aborted by the test');
+  const aborted = AbortSignal.abort(reason);
+  for (const [what, call] of [
+    ['get', () => s.storage.get(url, { signal: aborted })],
+    ['list', () => s.storage.list(s.prefix, { signal: aborted })],
+    ['delete', () => s.storage.delete(url, { signal: aborted })],
+  ] as const) {
+    await assert.rejects(call(), (err) => err === reason, `${what} with an aborted signal rejects with the signal's reason`);
+  }
+  assert.deepEqual(await listed(s, `${s.prefix}aborted/`), [[url, data.length]], 'the aborted delete left the object');
+  // Aborted after the first bytes arrived: the stream errors (whatever the error), promptly, and does not end normally.
+  const controller = new AbortController();
+  const stream = await s.storage.get(url, { signal: controller.signal });
+  let read = 0;
+  const started = Date.now();
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of stream) {
+        read += (chunk as Buffer).length;
+        if (!controller.signal.aborted) controller.abort(reason);
+      }
+    })(),
+    'a get aborted while it streams errors its stream',
+  );
+  assert.ok(read < data.length, `the stream stopped before its end (${read} of ${data.length} bytes)`);
+  assert.ok(Date.now() - started < 10_000, 'promptly');
 }
 
 async function roundTrips(s: StorageUnderTest, o: StorageSuiteSettings): Promise<void> {

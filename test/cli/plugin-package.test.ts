@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { Manifest } from '../../src/index.js';
+import { PLUGIN_CONTRACT, type Manifest } from '../../src/index.js';
 import { runIdOf } from '../helpers/backup-run.js';
 import { dbflow, hasStackTrace, repoRoot } from '../helpers/cli.js';
 import { ok } from '../helpers/repo.js';
@@ -280,7 +280,7 @@ describe('the plugin contract version', () => {
       assert.match(
         r.stderr,
         new RegExp(
-          `p\\.yaml:4:5: plugin "future" \\(\\./future\\.js\\) was written for plugin contract ${contract.replace('.', '\\.')}, but this dbflow implements contract 1\\.0: ${advice}`,
+          `p\\.yaml:4:5: plugin "future" \\(\\./future\\.js\\) was written for plugin contract ${contract.replace('.', '\\.')}, but this dbflow implements contract ${PLUGIN_CONTRACT.replace('.', '\\.')}: ${advice}`,
         ),
       );
       const flag = await dbflow(['plugins', '--plugin', './future.js'], { cwd: dir, env: { XDG_CONFIG_HOME: dir } });
@@ -298,7 +298,9 @@ describe('the plugin contract version', () => {
     assert.equal(r.exitCode, 2);
     assert.match(
       r.stderr,
-      /plugin "future" \(\.\/old\.js\) declares no plugin contract; declare the contract version the plugin was written for, e\.g\. contract: "1\.0"/,
+      new RegExp(
+        `plugin "future" \\(\\./old\\.js\\) declares no plugin contract; declare the contract version the plugin was written for, e\\.g\\. contract: "${PLUGIN_CONTRACT.replace('.', '\\.')}"`,
+      ),
     );
   });
 });

@@ -23,7 +23,7 @@ import { tmpDir } from '../helpers/tmp.js';
 const other = (await import(`${new URL('../../src/errors.ts', import.meta.url).href}?second-copy`)) as typeof Errors;
 
 describe('the plugin contract version', () => {
-  it('dbflow implements 1.0', () => assert.equal(PLUGIN_CONTRACT, '1.0'));
+  it('dbflow implements 1.1', () => assert.equal(PLUGIN_CONTRACT, '1.1'));
 
   it('accepts the same version and older minor versions of the same major', () => {
     for (const c of ['1.0', '1.2', '1.3']) assert.doesNotThrow(() => checkContract(c, 'plugin "p" (x)', '1.3'));
