@@ -80,17 +80,6 @@ export class UsageError extends DbflowError {
   override readonly exitCode = ExitCode.usage;
 }
 
-/** A step failed while running. */
-export class StepError extends DbflowError {
-  constructor(
-    readonly stepId: string,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`step "${stepId}" failed: ${message}`, options);
-  }
-}
-
 /** A plugin that does not keep the plugin contract (no schema, duplicate name, bad module). */
 export class PluginError extends DbflowError {
   override readonly exitCode = ExitCode.usage;

@@ -27,7 +27,6 @@ export {
   PluginError,
   RepositoryError,
   SpecError,
-  StepError,
   TimeoutError,
   UsageError,
   type SourcePos,
