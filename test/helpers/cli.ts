@@ -13,13 +13,16 @@ const builtMain = path.join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 // The newest modification time of the files under `dir` (0 when it does not exist).
 function newestUnder(dir: string): number {
   let newest = 0;
-  let entries;
+  let names: string[];
   try {
-    entries = readdirSync(dir, { withFileTypes: true, recursive: true });
+    names = readdirSync(dir, { recursive: true, encoding: 'utf8' });
   } catch {
     return 0;
   }
-  for (const e of entries) if (e.isFile()) newest = Math.max(newest, statSync(path.join(e.parentPath, e.name)).mtimeMs);
+  for (const name of names) {
+    const stats = statSync(path.join(dir, name));
+    if (stats.isFile()) newest = Math.max(newest, stats.mtimeMs);
+  }
   return newest;
 }
 
