@@ -167,8 +167,14 @@ async function pruneCase(t: TestContext, name: string, driver: Driver, store: St
   const c = await setupCase(tmpDir(t), driver, store, sources!);
   figures.tried++;
   for (let i = 0; i < 2; i++) await nextRun(c);
-  const dead = await signalAt(['run', c.file, '--json'], c, { at: stepStart('restore_test'), delayMs: 5, signal: 'SIGKILL' }, true);
-  const deadRun = dead.runId!;
+  // A run killed in its restore-test. One that ended before the kill landed (a fast SQLite restore on a busy
+  // machine) is no dead run: take another, up to three times.
+  let deadRun: string | undefined;
+  for (let attempt = 1; attempt <= 3 && !deadRun; attempt++) {
+    const dead = await signalAt(['run', c.file, '--json'], c, { at: stepStart('restore_test'), delayMs: 5, signal: 'SIGKILL' }, true);
+    if (listRuns(path.join(c.cwd, '.dbflow')).find((r) => r.id === dead.runId)?.status === 'killed') deadRun = dead.runId;
+  }
+  assert.ok(deadRun, 'a run was killed in its restore-test (three tries)');
   const prune = await signalAt(['prune', c.repo, '--keep-last', '1', '--orphan-grace', '0s'], c, trigger, false);
   assert.ok(prune.signalled, `the trigger fired (${name}): ${prune.stdout}\n${prune.stderr}`);
   const tmpLeft = (await leftovers(c, deadRun)).tmpdirs;
