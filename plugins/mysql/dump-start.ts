@@ -76,16 +76,18 @@ export async function launchDump(
     // wait has the connection's own timeout plus slack, not dump_start_timeout (the budget with commits blocked).
     const readyMs = (conn.connectTimeoutS + PREPARE_SLACK_S) * 1000;
     // Its stdout is held unread, so the subprocess settles only once that ends: its exit is what says it ended.
-    const onExit = (): void => {
-      output.discard();
-      sub.stdout?.destroy();
-      sub.then(
-        () => failEnded(new DbflowError(`${DUMP_TOOL} ended before it began its transaction.`)),
-        (error: unknown) => failEnded(fail(error)),
-      );
-    };
-    let failEnded: (error: Error) => void = () => undefined;
-    const ended = new Promise<never>((_, reject) => (failEnded = reject));
+    // Discarding the held output then lets it settle, with how it ended.
+    let onExit: () => void = () => undefined;
+    const ended = new Promise<never>((_, reject) => {
+      onExit = () => {
+        output.discard();
+        sub.stdout?.destroy();
+        sub.then(
+          () => reject(new DbflowError(`${DUMP_TOOL} ended before it began its transaction.`)),
+          (error: unknown) => reject(fail(error)),
+        );
+      };
+    });
     ended.catch(() => undefined);
     sub.once('exit', onExit);
     try {

@@ -67,20 +67,3 @@ export async function s3Client(target: S3Target = s3Target()): Promise<S3Client>
 function quietSdkNotice(env: NodeJS.ProcessEnv = process.env): void {
   env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 }
-
-/**
- * Ties a request's `client` to `signal`: an abort destroys the client, which cuts its requests in flight. Call
- * the returned `failure(err)` in the request's catch: it is the signal's reason when that was the cause.
- */
-export function abortWith(client: S3Client, signal: AbortSignal | undefined): { failure: (err: unknown) => unknown; done: () => void } {
-  if (signal?.aborted) {
-    client.destroy();
-    signal.throwIfAborted();
-  }
-  const onAbort = (): void => client.destroy();
-  signal?.addEventListener('abort', onAbort, { once: true });
-  return {
-    failure: (err) => (signal?.aborted ? (signal.reason as unknown) : err),
-    done: () => signal?.removeEventListener('abort', onAbort),
-  };
-}

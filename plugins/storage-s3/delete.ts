@@ -1,7 +1,7 @@
 // Deleting an object, or aborting an unfinished multipart upload of it.
 import type { DeleteOptions } from '../../src/plugin-api.js';
-import { abortWith, s3Client } from './client.js';
-import { s3Failure } from './failure.js';
+import { s3Client } from './client.js';
+import { abortWith } from './failure.js';
 import { parseObjectUrl } from './url.js';
 
 /** Removes the object at `url` (with `upload`: aborts that multipart upload); one already gone is not an error. */
@@ -17,8 +17,7 @@ export async function deleteObject(url: string, options: DeleteOptions = {}): Pr
       });
     } else await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }));
   } catch (err) {
-    const cause = aborting.failure(err);
-    throw cause === err ? s3Failure(err, 'deleting', url) : cause;
+    throw aborting.failure(err, 'deleting', url);
   } finally {
     aborting.done();
     client.destroy();

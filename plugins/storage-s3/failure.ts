@@ -1,4 +1,5 @@
-// SDK and network errors turned into dbflow errors that name the URL and say what to do, never a credential.
+// SDK and network errors turned into dbflow errors that name the URL and say what to do, never a credential; and aborts.
+import type { S3Client } from '@aws-sdk/client-s3';
 import { DbflowError, RepositoryError } from '../../src/plugin-api.js';
 import { endpointName, s3Target } from './client.js';
 import { parseS3Url } from './url.js';
@@ -84,4 +85,25 @@ export function networkCode(err: unknown): string | undefined {
     for (const c of [e.code, e.name]) if (c && NETWORK.has(c)) return c;
   }
   return undefined;
+}
+
+/**
+ * Ties a request's `client` to `signal`: an abort destroys the client, which cuts its requests in flight. In the
+ * request's catch, throw `failure(err, action, url)`: the signal's reason when the abort was the cause, else the
+ * SDK's error in the user's terms (s3Failure).
+ */
+export function abortWith(
+  client: S3Client,
+  signal: AbortSignal | undefined,
+): { failure: (err: unknown, action: string, url: string) => unknown; done: () => void } {
+  if (signal?.aborted) {
+    client.destroy();
+    signal.throwIfAborted();
+  }
+  const onAbort = (): void => client.destroy();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    failure: (err, action, url) => (signal?.aborted ? (signal.reason as unknown) : s3Failure(err, action, url)),
+    done: () => signal?.removeEventListener('abort', onAbort),
+  };
 }

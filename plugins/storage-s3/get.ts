@@ -1,8 +1,8 @@
 // Reading an object back as a stream.
 import { Readable } from 'node:stream';
 import type { GetOptions } from '../../src/plugin-api.js';
-import { abortWith, s3Client } from './client.js';
-import { s3Failure } from './failure.js';
+import { s3Client } from './client.js';
+import { abortWith } from './failure.js';
 import { parseObjectUrl } from './url.js';
 
 /** A stream of the object at `url`; a missing object or bucket is an error that names it. */
@@ -26,7 +26,6 @@ export async function getObject(url: string, options: GetOptions = {}): Promise<
   } catch (err) {
     aborting.done();
     client.destroy();
-    const cause = aborting.failure(err);
-    throw cause === err ? s3Failure(err, 'reading', url) : cause;
+    throw aborting.failure(err, 'reading', url);
   }
 }

@@ -1,8 +1,8 @@
 // Listing every object under a URL prefix, page after page; and, when asked, the unfinished multipart uploads.
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ListOptions, StoredObject } from '../../src/plugin-api.js';
-import { abortWith, s3Client } from './client.js';
-import { s3Failure } from './failure.js';
+import { s3Client } from './client.js';
+import { abortWith } from './failure.js';
 import { objectUrl, parseS3Url } from './url.js';
 
 /**
@@ -29,8 +29,7 @@ export async function listObjects(prefix: string, options: ListOptions = {}): Pr
     }
     if (options.unfinished) found.push(...(await unfinishedUploads(client, bucket, key, options.modified === true)));
   } catch (err) {
-    const cause = aborting.failure(err);
-    throw cause === err ? s3Failure(err, 'listing', prefix) : cause;
+    throw aborting.failure(err, 'listing', prefix);
   } finally {
     aborting.done();
     client.destroy();
