@@ -2,13 +2,17 @@
 // Usage: node --openssl-legacy-provider --import tsx s3rver-process.ts <folder>
 // (s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 offers only through its legacy provider.)
 // Prints {"port": N} once listening; when its stdin closes (the test process ended) or on SIGTERM, stops and removes the folder.
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 
 // s3rver's own types (it ships none), as far as this file uses them.
 interface S3rverApp {
   middleware: unknown[];
+  store: { putPart(bucket: string, uploadId: string, partNumber: string, content: Readable): Promise<{ size: number; md5: string }> };
   run(): Promise<{ port: number }>;
   close(): Promise<void>;
 }
@@ -74,11 +78,46 @@ function multipartCompletion(root: string) {
   };
 }
 
+/**
+ * UploadPart into the upload's folder, which must still be there. s3rver's own creates the folder when it is
+ * missing: a part whose request was under way while its upload was aborted brought the upload back, without its
+ * key (a ghost in ListMultipartUploads). S3 answers such a part NoSuchUpload, and so does this one.
+ */
+function putPart(root: string): S3rverApp['store']['putPart'] {
+  return async (bucket, uploadId, partNumber, content) => {
+    const part = path.join(uploadsDir(root, bucket), path.basename(uploadId), path.basename(partNumber));
+    const hash = createHash('md5');
+    let size = 0;
+    try {
+      await pipeline(
+        content,
+        async function* (chunks: AsyncIterable<Buffer>) {
+          for await (const chunk of chunks) {
+            hash.update(chunk);
+            size += chunk.length;
+            yield chunk;
+          }
+        },
+        createWriteStream(part),
+      );
+      const md5 = hash.digest('hex');
+      writeFileSync(`${part}.md5`, md5);
+      return { size, md5 };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
+      }
+      throw err;
+    }
+  };
+}
+
 // An error that escapes s3rver's request handling (under load, once, right after a test cut off a put) would end
 // the server for every test after it, which then fail with ECONNREFUSED: print it on stderr and keep serving.
 process.on('uncaughtException', (err) => process.stderr.write(`s3rver: uncaught ${err.stack ?? String(err)}\n`));
 
 const server = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true, vhostBuckets: false });
+server.store.putPart = putPart(dir);
 // Before s3rver's router, its last middleware.
 server.middleware.splice(server.middleware.length - 1, 0, multipartCompletion(dir));
 const { port } = await server.run();
