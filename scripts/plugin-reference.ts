@@ -24,8 +24,11 @@ const CONTRACT = [
   'PreflightUse',
   'PreflightReport',
   'Storage',
+  'StorageCallOptions',
   'PutOptions',
+  'GetOptions',
   'ListOptions',
+  'DeleteOptions',
   'StoredObject',
   'Codec',
   'ArtifactLayer',
@@ -65,9 +68,19 @@ export async function pluginReference(): Promise<string> {
       '',
     );
   }
-  out.push('## Storages', '', '| scheme | stock read command |', '| --- | --- |');
-  for (const s of [...registry.storages.values()].sort((a, b) => a.scheme.localeCompare(b.scheme)))
-    out.push(`| \`${s.scheme}://\` | ${s.stockRead ? 'yes' : 'no'} |`);
+  out.push('## Storages', '');
+  for (const s of [...registry.storages.values()].sort((a, b) => a.scheme.localeCompare(b.scheme))) {
+    out.push(
+      `### \`${s.scheme}://\``,
+      '',
+      `Stock read command: ${s.stockRead ? 'yes' : 'no'}.`,
+      '',
+      `Settings (the pipeline's \`storage.${s.scheme}:\`, or the config file's):`,
+      '',
+      ...(s.configSchema ? schemaTable(s.configSchema) : ['none.']),
+      '',
+    );
+  }
   out.push('', '## Codecs', '', '| name |', '| --- |');
   for (const c of [...registry.codecs.values()].sort((a, b) => a.name.localeCompare(b.name))) out.push(`| \`${c.name}\` |`);
   out.push('', '## The contract', '', 'From `src/plugins/types.ts` (exported by `dbflow` as types).', '');

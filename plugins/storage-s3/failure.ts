@@ -1,7 +1,7 @@
 // SDK and network errors turned into dbflow errors that name the URL and say what to do, never a credential; and aborts.
 import type { S3Client } from '@aws-sdk/client-s3';
-import { DbflowError, RepositoryError } from '../../src/plugin-api.js';
-import { endpointName, s3Target } from './client.js';
+import { DbflowError, RepositoryError, type StorageCallOptions } from '../../src/plugin-api.js';
+import { endpointName, s3Client, type S3Target, s3Target } from './client.js';
 import { parseS3Url } from './url.js';
 
 /** What an SDK error carries that matters here. */
@@ -40,13 +40,12 @@ const NETWORK = new Set([
  * A DbflowError for an S3 error while doing `action` (e.g. "writing") on `url`. A missing object is a
  * RepositoryError. The SDK's own message is kept only where it cannot hold a credential.
  */
-export function s3Failure(err: unknown, action: string, url: string): DbflowError {
+export function s3Failure(err: unknown, action: string, url: string, target: S3Target): DbflowError {
   if (err instanceof DbflowError) return err;
   const e = (err ?? {}) as SdkError;
   const code = e.Code ?? e.name ?? 'Error';
   const status = e.$metadata?.httpStatusCode;
   const { bucket } = parseS3Url(url);
-  const target = s3Target();
   const network = networkCode(err);
   if (code === 'NoSuchBucket') {
     return new RepositoryError(
@@ -71,7 +70,7 @@ export function s3Failure(err: unknown, action: string, url: string): DbflowErro
   }
   if (network) {
     return new DbflowError(
-      `the S3 endpoint ${endpointName(target)} could not be reached or dropped the connection while ${action} "${url}" (${network}); check AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL, AWS_REGION and the network.`,
+      `the S3 endpoint ${endpointName(target)} could not be reached or dropped the connection while ${action} "${url}" (${network}); check ${target.setIn} and the network.`,
       { cause: err },
     );
   }
@@ -87,15 +86,25 @@ export function networkCode(err: unknown): string | undefined {
   return undefined;
 }
 
+/** A client for the requests of one storage call, tied to its signal. */
+export interface S3Request {
+  client: S3Client;
+  target: S3Target;
+  /** In the request's catch, throw this: the signal's reason when the abort was the cause, else the SDK's error in the user's terms (s3Failure). */
+  failure(err: unknown, action: string, url: string): unknown;
+  /** Unties the signal; the caller destroys the client. */
+  done(): void;
+}
+
 /**
- * Ties a request's `client` to `signal`: an abort destroys the client, which cuts its requests in flight. In the
- * request's catch, throw `failure(err, action, url)`: the signal's reason when the abort was the cause, else the
- * SDK's error in the user's terms (s3Failure).
+ * A client for the settings of `options` (StorageCallOptions' `config`), tied to its `signal`: an abort destroys
+ * the client, which cuts its requests in flight.
  */
-export function abortWith(
-  client: S3Client,
-  signal: AbortSignal | undefined,
-): { failure: (err: unknown, action: string, url: string) => unknown; done: () => void } {
+export async function s3Request(options: StorageCallOptions & { signal?: AbortSignal | undefined }): Promise<S3Request> {
+  const { signal } = options;
+  // Checked against S3_CONFIG_SCHEMA before any call.
+  const target = s3Target(options.config);
+  const client = await s3Client(target);
   if (signal?.aborted) {
     client.destroy();
     signal.throwIfAborted();
@@ -103,7 +112,9 @@ export function abortWith(
   const onAbort = (): void => client.destroy();
   signal?.addEventListener('abort', onAbort, { once: true });
   return {
-    failure: (err, action, url) => (signal?.aborted ? (signal.reason as unknown) : s3Failure(err, action, url)),
+    client,
+    target,
+    failure: (err, action, url) => (signal?.aborted ? (signal.reason as unknown) : s3Failure(err, action, url, target)),
     done: () => signal?.removeEventListener('abort', onAbort),
   };
 }

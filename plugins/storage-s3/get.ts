@@ -1,16 +1,15 @@
 // Reading an object back as a stream.
 import { Readable } from 'node:stream';
 import type { GetOptions } from '../../src/plugin-api.js';
-import { s3Client } from './client.js';
-import { abortWith } from './failure.js';
+import { s3Request } from './failure.js';
 import { parseObjectUrl } from './url.js';
 
 /** A stream of the object at `url`; a missing object or bucket is an error that names it. */
 export async function getObject(url: string, options: GetOptions = {}): Promise<Readable> {
   const { bucket, key } = parseObjectUrl(url);
   const { GetObjectCommand } = await import('@aws-sdk/client-s3');
-  const client = await s3Client();
-  const aborting = abortWith(client, options.signal);
+  const aborting = await s3Request(options);
+  const { client } = aborting;
   try {
     const { Body } = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
     if (!(Body instanceof Readable)) throw new Error(`GetObject returned no stream for "${url}"`);

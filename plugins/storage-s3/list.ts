@@ -1,8 +1,7 @@
 // Listing every object under a URL prefix, page after page; and, when asked, the unfinished multipart uploads.
 import type { S3Client } from '@aws-sdk/client-s3';
 import type { ListOptions, StoredObject } from '../../src/plugin-api.js';
-import { s3Client } from './client.js';
-import { abortWith } from './failure.js';
+import { s3Request } from './failure.js';
 import { objectUrl, parseS3Url } from './url.js';
 
 /**
@@ -13,8 +12,8 @@ import { objectUrl, parseS3Url } from './url.js';
 export async function listObjects(prefix: string, options: ListOptions = {}): Promise<StoredObject[]> {
   const { bucket, key } = parseS3Url(prefix);
   const { paginateListObjectsV2 } = await import('@aws-sdk/client-s3');
-  const client = await s3Client();
-  const aborting = abortWith(client, options.signal);
+  const aborting = await s3Request(options);
+  const { client } = aborting;
   const found: StoredObject[] = [];
   try {
     for await (const page of paginateListObjectsV2({ client, pageSize: 1000 }, { Bucket: bucket, ...(key && { Prefix: key }) })) {

@@ -3,7 +3,7 @@ import { type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type * as S3 from '@aws-sdk/client-s3';
 import { DbflowError, type PutOptions, type StoredObject } from '../../src/plugin-api.js';
-import { s3Client } from './client.js';
+import { type S3Config, s3Client, type S3Target, s3Target } from './client.js';
 import { networkCode, s3Failure } from './failure.js';
 import { gateClient } from './gate.js';
 import { MAX_PARTS, partPlan } from './parts.js';
@@ -19,7 +19,7 @@ type Sdk = typeof S3;
  * off the part uploads in flight, aborts the multipart upload and rejects once that is done: no
  * object, no unfinished upload.
  */
-export async function putObject(url: string, body: Readable, { signal, settings }: PutOptions): Promise<StoredObject> {
+export async function putObject(url: string, body: Readable, { signal, settings, config }: PutOptions): Promise<StoredObject> {
   // The body may fail while the client is made; the upload reports that error.
   // The body's own error, not one it got because the upload stopped reading (which destroys the stream in between).
   const seen: { bodyError?: Error; between?: Transform } = {};
@@ -28,14 +28,17 @@ export async function putObject(url: string, body: Readable, { signal, settings 
   });
   const { bucket, key } = parseObjectUrl(url);
   const params = writeParams(url, settings);
-  const { partSize, queueSize } = partPlan();
+  // Checked against S3_CONFIG_SCHEMA before any call.
+  const s3Config = config as S3Config | undefined;
+  const { partSize, queueSize } = partPlan(s3Config);
+  const target = s3Target(s3Config);
   const abortError = (): Error => (signal.reason instanceof Error ? signal.reason : new DbflowError(`writing "${url}" was aborted.`));
   if (signal.aborted) {
     body.destroy();
     throw abortError();
   }
   const [{ Upload }, sdk] = await Promise.all([import('@aws-sdk/lib-storage'), import('@aws-sdk/client-s3')]);
-  const client = await s3Client();
+  const client = await s3Client(target);
   const stop = new AbortController();
   gateClient(client, stop.signal, sdk);
 
@@ -48,7 +51,7 @@ export async function putObject(url: string, body: Readable, { signal, settings 
       const mib = partSize / 2 ** 20;
       done(
         new DbflowError(
-          `"${url}" is larger than ${MAX_PARTS} parts of ${mib} MiB, the most one S3 upload takes at this part size; set DBFLOW_S3_PART_SIZE_MIB above ${mib}.`,
+          `"${url}" is larger than ${MAX_PARTS} parts of ${mib} MiB, the most one S3 upload takes at this part size; set storage.s3.part_size_mib (or DBFLOW_S3_PART_SIZE_MIB) above ${mib}.`,
         ),
       );
     },
@@ -84,9 +87,9 @@ export async function putObject(url: string, body: Readable, { signal, settings 
     // dbflow's side failed first (the body, an abort, the size limit), or else S3 did: then the stream between them
     // only broke because the upload gave up on it, and the SDK's error (a dropped connection, a refusal) is the cause.
     const ours = [failure, counted.errored].find((e) => e && (e === seen.bodyError || e instanceof DbflowError || signal.aborted));
-    const cause = ours ?? (await writeFailure(client, sdk, url, err));
+    const cause = ours ?? (await writeFailure(client, sdk, url, err, target));
     fail(cause);
-    throw await abortAgain(client, sdk, url, upload.uploadId, cause);
+    throw await abortAgain(client, sdk, url, upload.uploadId, cause, target);
   } finally {
     signal.removeEventListener('abort', onAbort);
     if (failure) body.destroy();
@@ -96,21 +99,28 @@ export async function putObject(url: string, body: Readable, { signal, settings 
 
 // A server may answer a write to a missing bucket by closing the connection before reading the body
 // (the client then sees EPIPE or a reset): after a network failure, the bucket is asked for.
-async function writeFailure(client: S3.S3Client, sdk: Sdk, url: string, err: unknown): Promise<Error> {
-  if (!networkCode(err)) return s3Failure(err, 'writing', url);
+async function writeFailure(client: S3.S3Client, sdk: Sdk, url: string, err: unknown, target: S3Target): Promise<Error> {
+  if (!networkCode(err)) return s3Failure(err, 'writing', url, target);
   try {
     await client.send(new sdk.HeadBucketCommand({ Bucket: parseObjectUrl(url).bucket }));
   } catch (probe) {
     const e = probe as { name?: string; $metadata?: { httpStatusCode?: number } };
     if (e.$metadata?.httpStatusCode === 404 || e.name === 'NotFound' || e.name === 'NoSuchBucket')
-      return s3Failure({ Code: 'NoSuchBucket' }, 'writing', url);
+      return s3Failure({ Code: 'NoSuchBucket' }, 'writing', url, target);
   }
-  return s3Failure(err, 'writing', url);
+  return s3Failure(err, 'writing', url, target);
 }
 
 // Upload has aborted its multipart upload already; aborting once more catches a part that landed
 // meanwhile (S3 advises it) and an abort of Upload's that failed. Returns the error to throw.
-async function abortAgain(client: S3.S3Client, sdk: Sdk, url: string, uploadId: string | undefined, cause: Error): Promise<Error> {
+async function abortAgain(
+  client: S3.S3Client,
+  sdk: Sdk,
+  url: string,
+  uploadId: string | undefined,
+  cause: Error,
+  target: S3Target,
+): Promise<Error> {
   if (!uploadId) return cause;
   const { bucket, key } = parseObjectUrl(url);
   try {
@@ -119,7 +129,7 @@ async function abortAgain(client: S3.S3Client, sdk: Sdk, url: string, uploadId: 
   } catch (err) {
     const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
     if (e.name === 'NoSuchUpload' || e.$metadata?.httpStatusCode === 404) return cause;
-    const why = s3Failure(err, 'aborting the upload of', url).message;
+    const why = s3Failure(err, 'aborting the upload of', url, target).message;
     return new DbflowError(
       `${cause.message}; then ${why} Its unfinished multipart upload ${uploadId} may remain: abort it (aws s3api abort-multipart-upload), or let a lifecycle rule (AbortIncompleteMultipartUpload) remove it.`,
       { cause },

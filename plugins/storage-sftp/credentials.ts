@@ -1,4 +1,4 @@
-// How dbflow logs in to an SFTP server: DBFLOW_SFTP_KEY, else ssh-agent, else the default keys in ~/.ssh.
+// How dbflow logs in to an SFTP server: storage.sftp.key or DBFLOW_SFTP_KEY, else ssh-agent, else the default keys in ~/.ssh.
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -15,19 +15,20 @@ export interface Login {
 
 const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
-/** The login of `username`, from the environment; a named key that cannot be used is an error here, before connecting. */
-export async function loginFor(username: string, parseKey: SshLibrary['parseKey'], env = process.env): Promise<Login> {
+/** The login of `username`, from the settings and the environment; a named key that cannot be used is an error here, before connecting. */
+export async function loginFor(username: string, parseKey: SshLibrary['parseKey'], config: { key?: string }, env = process.env): Promise<Login> {
   const passphrase = env.DBFLOW_SFTP_KEY_PASSPHRASE || undefined;
-  const named = env.DBFLOW_SFTP_KEY;
+  const named = config.key ?? env.DBFLOW_SFTP_KEY;
+  const by = config.key !== undefined ? 'storage.sftp.key' : 'DBFLOW_SFTP_KEY';
   if (named) {
     const data = await readFile(named).catch((err: NodeJS.ErrnoException) => {
       throw new DbflowError(
-        `cannot read the SSH key "${named}" named by DBFLOW_SFTP_KEY (${err.code ?? err.message}); set it to the path of a private key file.`,
+        `cannot read the SSH key "${named}" named by ${by} (${err.code ?? err.message}); set it to the path of a private key file.`,
       );
     });
     const key = parsePrivateKey(data, passphrase, parseKey);
-    if (typeof key === 'string') throw new DbflowError(`the SSH key "${named}" named by DBFLOW_SFTP_KEY ${key}`);
-    return { methods: [{ type: 'publickey', username, key }], tried: `the key ${named} (DBFLOW_SFTP_KEY)` };
+    if (typeof key === 'string') throw new DbflowError(`the SSH key "${named}" named by ${by} ${key}`);
+    return { methods: [{ type: 'publickey', username, key }], tried: `the key ${named} (${by})` };
   }
 
   const methods: Login['methods'] = [];

@@ -16,6 +16,6 @@ export async function deleteObject(url: string, options: DeleteOptions = {}): Pr
         throw operationError(`deleting "${url}"`, err);
       });
     },
-    options.signal,
+    options,
   );
 }

@@ -27,7 +27,7 @@ export function connectError(err: unknown, loc: SftpLocation, login: Login, time
   }
   if (/timed out while waiting for handshake/i.test(message)) {
     return new DbflowError(
-      `no SSH handshake with ${at} within ${timeoutMs / 1000} s; check that "${loc.origin}" names an SSH server that answers from here (DBFLOW_SFTP_CONNECT_TIMEOUT sets the limit, in seconds).`,
+      `no SSH handshake with ${at} within ${timeoutMs / 1000} s; check that "${loc.origin}" names an SSH server that answers from here (storage.sftp.connect_timeout or DBFLOW_SFTP_CONNECT_TIMEOUT sets the limit, in seconds).`,
       cause,
     );
   }

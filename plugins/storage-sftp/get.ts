@@ -16,7 +16,7 @@ const READ_BYTES = 255 * 1024;
 export async function getObject(url: string, options: GetOptions = {}): Promise<Readable> {
   const { signal } = options;
   const loc = parseObjectUrl(url);
-  const s = await openSession(loc, signal);
+  const s = await openSession(loc, options);
   // Until the stream is handed over, an abort closes the session (failing what is in flight); after, it errors the stream.
   let out: PassThrough | undefined;
   const onAbort = (): void => {

@@ -18,9 +18,9 @@ export interface HostTrust {
   addTo: string;
 }
 
-/** Reads the known_hosts files: DBFLOW_SFTP_KNOWN_HOSTS alone, else ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts. */
-export async function hostTrust(loc: SftpLocation, env = process.env): Promise<HostTrust> {
-  const own = env.DBFLOW_SFTP_KNOWN_HOSTS;
+/** Reads the known_hosts files: storage.sftp.known_hosts or DBFLOW_SFTP_KNOWN_HOSTS alone, else ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts. */
+export async function hostTrust(loc: SftpLocation, config: { known_hosts?: string }, env = process.env): Promise<HostTrust> {
+  const own = config.known_hosts ?? env.DBFLOW_SFTP_KNOWN_HOSTS;
   const user = path.join(os.homedir(), '.ssh', 'known_hosts');
   const files = own ? [own] : [user, '/etc/ssh/ssh_known_hosts'];
   const name = knownHostsName(loc.host, loc.port);

@@ -4,6 +4,7 @@ import { deleteObject } from './delete.js';
 import { getObject } from './get.js';
 import { listObjects } from './list.js';
 import { putObject } from './put.js';
+import { SFTP_CONFIG_SCHEMA } from './session.js';
 import { parseObjectUrl } from './url.js';
 
 export default definePlugin({
@@ -12,6 +13,7 @@ export default definePlugin({
   storages: [
     {
       scheme: 'sftp',
+      configSchema: SFTP_CONFIG_SCHEMA,
       put: putObject,
       get: getObject,
       list: listObjects,

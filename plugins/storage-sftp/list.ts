@@ -46,6 +46,6 @@ export async function listObjects(prefix: string, options: ListOptions = {}): Pr
       await walk(await s.path(writtenDir), '');
       return found.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
     },
-    options.signal,
+    options,
   );
 }

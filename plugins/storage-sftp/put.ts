@@ -18,7 +18,7 @@ const BUFFER_BYTES = 1 << 20;
  * Writes `body` to the object at `url`. The object appears, whole, only after the body ended and
  * the server confirmed every byte; a body that fails or an abort removes the temporary file and rejects.
  */
-export async function putObject(url: string, body: Readable, { signal, settings, like }: PutOptions): Promise<StoredObject> {
+export async function putObject(url: string, body: Readable, { signal, settings, like, config }: PutOptions): Promise<StoredObject> {
   // The body may fail while the session opens; reading it below reports that error.
   body.on('error', () => undefined);
   const loc = parseObjectUrl(url);
@@ -47,7 +47,7 @@ export async function putObject(url: string, body: Readable, { signal, settings,
         const bytes = await writeAtomically(s, file, body, url, modes.file, () => (signal.aborted ? abortError() : undefined));
         return { url, bytes };
       },
-      signal,
+      { signal, config },
     );
   } catch (err) {
     body.destroy();

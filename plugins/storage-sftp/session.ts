@@ -1,7 +1,7 @@
 // SFTP sessions: one connection per storage operation, the server's host key checked, always closed.
 import type { ServerHostKeyAlgorithm, SFTPWrapper } from 'ssh2';
 import type SftpClient from 'ssh2-sftp-client';
-import { DbflowError } from '../../src/plugin-api.js';
+import { DbflowError, type StorageCallOptions } from '../../src/plugin-api.js';
 import { loginFor } from './credentials.js';
 import { connectError } from './errors.js';
 import { hostKeyError, hostTrust } from './host-trust.js';
@@ -25,11 +25,51 @@ const DEFAULT_TIMEOUT_S = 20;
 const KEEPALIVE_MS = 15_000;
 const CLOSE_WAIT_MS = 5_000;
 
-/** Connects and logs in; `signal` aborts the attempt. The session must be closed by the caller. */
-export async function openSession(loc: SftpLocation, signal?: AbortSignal): Promise<Session> {
+/** The settings of sftp:// storage (the pipeline's `storage.sftp:`); each wins over its environment variable. */
+export interface SftpConfig {
+  key?: string;
+  known_hosts?: string;
+  connect_timeout?: number;
+}
+
+/** The JSON Schema of `storage.sftp:`. */
+export const SFTP_CONFIG_SCHEMA = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    key: {
+      type: 'string',
+      format: 'path',
+      minLength: 1,
+      description: 'Private key file to log in with (else DBFLOW_SFTP_KEY, ssh-agent, ~/.ssh/id_*).',
+    },
+    known_hosts: {
+      type: 'string',
+      format: 'path',
+      minLength: 1,
+      description: 'known_hosts file with the server keys to trust (else DBFLOW_SFTP_KNOWN_HOSTS, ~/.ssh/known_hosts).',
+    },
+    connect_timeout: {
+      type: 'number',
+      exclusiveMinimum: 0,
+      description: 'Seconds for connect, handshake and login (else DBFLOW_SFTP_CONNECT_TIMEOUT, default 20).',
+    },
+  },
+} as const;
+
+/** What a session is opened with: the storage call's settings and its signal, which aborts the attempt. */
+export interface SessionOptions extends StorageCallOptions {
+  signal?: AbortSignal | undefined;
+}
+
+/** Connects and logs in. The session must be closed by the caller. */
+export async function openSession(loc: SftpLocation, options: SessionOptions = {}): Promise<Session> {
+  const { signal } = options;
+  // Checked against SFTP_CONFIG_SCHEMA before any call.
+  const config = (options.config ?? {}) as SftpConfig;
   const lib = await sshLibrary();
-  const [login, trust] = await Promise.all([loginFor(loc.username, lib.parseKey), hostTrust(loc)]);
-  const timeoutMs = connectTimeoutMs();
+  const [login, trust] = await Promise.all([loginFor(loc.username, lib.parseKey, config), hostTrust(loc, config)]);
+  const timeoutMs = connectTimeoutMs(config);
   let refused: { verdict: Exclude<HostKeyVerdict, { status: 'known' }>; key: Buffer } | undefined;
   let lost: ((err: Error) => void) | undefined;
   let closing = false;
@@ -86,8 +126,8 @@ export async function openSession(loc: SftpLocation, signal?: AbortSignal): Prom
 }
 
 /** Runs `fn` in a new session that is closed when it settles. */
-export async function withSession<T>(loc: SftpLocation, fn: (session: Session) => Promise<T>, signal?: AbortSignal): Promise<T> {
-  const session = await openSession(loc, signal);
+export async function withSession<T>(loc: SftpLocation, fn: (session: Session) => Promise<T>, options: SessionOptions): Promise<T> {
+  const session = await openSession(loc, options);
   try {
     return await fn(session);
   } finally {
@@ -95,8 +135,9 @@ export async function withSession<T>(loc: SftpLocation, fn: (session: Session) =
   }
 }
 
-// DBFLOW_SFTP_CONNECT_TIMEOUT (seconds) or the default: the limit for TCP connect, handshake and login.
-function connectTimeoutMs(): number {
+// storage.sftp.connect_timeout, DBFLOW_SFTP_CONNECT_TIMEOUT (seconds) or the default: the limit for TCP connect, handshake and login.
+function connectTimeoutMs(config: SftpConfig): number {
+  if (config.connect_timeout !== undefined) return Math.round(config.connect_timeout * 1000);
   const raw = process.env.DBFLOW_SFTP_CONNECT_TIMEOUT;
   if (raw === undefined || raw === '') return DEFAULT_TIMEOUT_S * 1000;
   const seconds = Number(raw);

@@ -34,7 +34,8 @@ interface PluginSource {
 
 /**
  * The registry of a command that runs no pipeline: the first-party plugins, then the plugins given with
- * `--plugin` (`flags`), then `DBFLOW_PLUGINS`, then the config file's `plugins:`. A path or package name on
+ * `--plugin` (`flags`), then `DBFLOW_PLUGINS`, then the config file's `plugins:`; its storages get the config
+ * file's `storage:` settings. A path or package name on
  * the command line or in the environment is resolved from the current folder, one in the config file from
  * the config file's folder. A plugin whose name is already loaded is skipped: the first source wins.
  */
@@ -43,6 +44,8 @@ export async function commandRegistry(
   env: Record<string, string | undefined> = process.env,
 ): Promise<Registry> {
   const registry = await builtinRegistry();
+  const file = configFile(env);
+  const config = userConfig(file);
   const cwd = process.cwd();
   const here = { baseDir: cwd, folder: 'the current folder' };
   const sources: PluginSource[] = [
@@ -52,34 +55,51 @@ export async function commandRegistry(
       .map((s) => s.trim())
       .filter(Boolean)
       .map((spec) => ({ spec, origin: PLUGINS_ENV, ...here })),
-    ...configPlugins(configFile(env)),
+    ...config.plugins,
   ];
   for (const s of sources) await addPlugin(registry, s);
+  registry.configureStorages(config.storage, `the config file ${file}`, path.dirname(file));
   return registry;
 }
 
-// The config file's `plugins:` list; none when there is no config file.
-function configPlugins(file: string): PluginSource[] {
-  if (!existsSync(file)) return [];
+/** What the config file holds: plugins for every command, and the storages' settings by scheme. */
+interface UserConfig {
+  plugins: PluginSource[];
+  storage: Record<string, unknown>;
+}
+
+// The config file's `plugins:` and `storage:`; nothing when there is no config file.
+function userConfig(file: string): UserConfig {
+  const none: UserConfig = { plugins: [], storage: {} };
+  if (!existsSync(file)) return none;
   let data: unknown;
   try {
     data = load(readFileSync(file, 'utf8'), { schema: CORE_SCHEMA, filename: file });
   } catch (err) {
     throw new UsageError(`the config file ${file} cannot be read: ${(err as Error).message.split('\n')[0]}`);
   }
-  if (data === null || data === undefined) return [];
+  if (data === null || data === undefined) return none;
   const config = data as Record<string, unknown>;
   const unknown =
-    typeof data === 'object' && !Array.isArray(data) ? Object.keys(config).filter((k) => k !== 'plugins') : ['(not a mapping)'];
+    typeof data === 'object' && !Array.isArray(data)
+      ? Object.keys(config).filter((k) => k !== 'plugins' && k !== 'storage')
+      : ['(not a mapping)'];
   if (unknown.length)
     throw new UsageError(
-      `the config file ${file} holds ${unknown.map((k) => `"${k}"`).join(', ')}; it may hold only plugins: [<path or package>, …].`,
+      `the config file ${file} holds ${unknown.map((k) => `"${k}"`).join(', ')}; it may hold only plugins: [<path or package>, …] and storage: { <scheme>: { <setting>: … } }.`,
     );
   const list = config.plugins ?? [];
   if (!Array.isArray(list) || !list.every((p): p is string => typeof p === 'string' && p !== '')) {
     throw new UsageError(`the config file ${file}: plugins must be a list of paths or package names.`);
   }
-  return list.map((spec) => ({ spec, baseDir: path.dirname(file), origin: file, folder: "the config file's folder" }));
+  const storage = config.storage ?? {};
+  if (typeof storage !== 'object' || storage === null || Array.isArray(storage)) {
+    throw new UsageError(`the config file ${file}: storage must map URL schemes to their settings, e.g. storage: { s3: { region: eu-west-1 } }.`);
+  }
+  return {
+    plugins: list.map((spec) => ({ spec, baseDir: path.dirname(file), origin: file, folder: "the config file's folder" })),
+    storage: storage as Record<string, unknown>,
+  };
 }
 
 async function addPlugin(registry: Registry, s: PluginSource): Promise<void> {

@@ -76,7 +76,8 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
       const driver = loaded.registry.drivers.get(loaded.pipeline.databases[a.database]?.driver ?? '');
       return driver?.stockRestore?.(a.format, decoded, a.database);
     };
-    const read: StockRead = (url) => loaded.registry.storages.get(urlScheme(url) ?? '')?.stockRead?.(url);
+    const read: StockRead = (url) =>
+      loaded.registry.storages.has(urlScheme(url) ?? '') ? loaded.registry.storageFor(url).stockRead?.(url) : undefined;
     if (!opts.json && !(opts.quiet && result.status === 'success'))
       (opts.quiet ? io.err : io.out)(renderSummary(loaded.pipeline.name, result, restore, read));
     return runExitCode(result.status);

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { ExitCode, UsageError } from '../errors.js';
 import { reapDeadRunsHere } from '../ops/reap.js';
-import type { Registry } from '../plugins/registry.js';
+import { type Registry, withCallOptions } from '../plugins/registry.js';
 import type { StorageScope } from '../repo/backup.js';
 import { executePrune, formatAge, planPrune, type PrunePlan } from '../repo/prune.js';
 import {
@@ -14,22 +14,27 @@ import {
   type RepositoryListing,
 } from '../repo/repository.js';
 import { formatBytes } from '../ui/format.js';
-import { parseCount, parseDurationFlag, shortTime, table } from './command-support.js';
+import { interruptible, parseCount, parseDurationFlag, shortTime, table } from './command-support.js';
 import { defaultStateDir } from './audited.js';
 import { commandRegistry, configFile, PLUGINS_ENV } from './command-registry.js';
 import type { Io } from './commands.js';
 
-/** Storages by URL scheme, from the registry; an unknown scheme is a usage error that says how to load a plugin's storage. */
-export function storageScope(registry: Registry): StorageScope {
+/**
+ * Storages by URL scheme, from the registry, their calls aborted by `signal`; an unknown scheme is a usage error that
+ * says how to load a plugin's storage.
+ */
+export function storageScope(registry: Registry, signal?: AbortSignal): StorageScope {
   return {
-    storage: (url) =>
-      registry.storageFor(
+    storage: (url) => {
+      const storage = registry.storageFor(
         url,
         (message) =>
           new UsageError(
             `${message} A plugin's storage is loaded with --plugin <path or package>, ${PLUGINS_ENV}=<path or package>, or under plugins: in ${configFile()}.`,
           ),
-      ),
+      );
+      return signal ? withCallOptions(storage, { signal }) : storage;
+    },
   };
 }
 
@@ -196,21 +201,21 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
       by: 'dbflow prune',
       log: (m) => io.err(`dbflow: ${m}`),
     });
-  const scope = storageScope(await commandRegistry(opts.plugin));
-  const listing = await listRepository(scope, repo);
-  const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });
-  const verb = opts.dryRun ? 'would remove' : 'removed';
-  if (!opts.json) printPlan(plan, io, opts.dryRun === true);
-  let deleted: string[] = [];
-  let spared: string[] = [];
-  if (!opts.dryRun) {
+  const registry = await commandRegistry(opts.plugin);
+  // A signal stops the storage calls in flight: what was deleted is deleted, and the next prune goes on from there.
+  const { plan, deleted, spared } = await interruptible(io, 'prune', async (signal) => {
+    const scope = storageScope(registry, signal);
+    const listing = await listRepository(scope, repo);
+    const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });
+    if (!opts.json) printPlan(plan, io, opts.dryRun === true);
+    if (opts.dryRun) return { plan, deleted: [], spared: [] };
     const done = await executePrune(scope, plan, (url) => {
       if (!opts.json) io.out(`  deleted ${url}`);
     });
-    deleted = done.deleted.map((o) => o.url);
-    spared = done.spared;
-    for (const f of spared) io.err(`dbflow: kept ${f}: a run started writing there, or published a manifest, while pruning.`);
-  }
+    for (const f of done.spared) io.err(`dbflow: kept ${f}: a run started writing there, or published a manifest, while pruning.`);
+    return { plan, deleted: done.deleted.map((o) => o.url), spared: done.spared };
+  });
+  const verb = opts.dryRun ? 'would remove' : 'removed';
   const removedObjects =
     plan.remove.reduce((n, b) => n + b.objects.length, 0) +
     plan.orphans.filter((o) => o.remove && !spared.includes(o.orphan.folder)).reduce((n, o) => n + o.orphan.objects.length, 0);

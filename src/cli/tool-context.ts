@@ -8,7 +8,7 @@ import { runProgram } from '../engine/program.js';
 import { newRunId } from '../engine/run-record.js';
 import { commandTmpPrefix } from '../ops/reap.js';
 import { Redactor } from '../engine/secrets.js';
-import type { Registry } from '../plugins/registry.js';
+import { type Registry, withCallOptions } from '../plugins/registry.js';
 import type { DriverContext, ManifestReporter } from '../plugins/types.js';
 import { didYouMean } from '../spec/suggest.js';
 
@@ -72,7 +72,7 @@ export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverC
     outputsOf: unsupported('outputsOf()'),
     database: unsupported('database()'),
     storage(url: string) {
-      return o.registry.storageFor(url);
+      return withCallOptions(o.registry.storageFor(url), { signal: o.signal });
     },
     codec(name: string) {
       const codec = o.registry.codecs.get(name);

@@ -1,9 +1,10 @@
 // The installed plugins, indexed by step name, driver, storage scheme and codec.
-import { DbflowError, PluginError } from '../errors.js';
-import { compile } from '../schema/validator.js';
+import { DbflowError, PluginError, UsageError } from '../errors.js';
+import path from 'node:path';
+import { compile, PATH_FORMAT } from '../schema/validator.js';
 import { didYouMean } from '../spec/suggest.js';
 import { checkContract } from './contract.js';
-import type { Codec, DatabaseDriver, JsonSchema, Plugin, StepDefinition, Storage } from './types.js';
+import type { Codec, DatabaseDriver, JsonSchema, Plugin, StepDefinition, Storage, StorageCallOptions } from './types.js';
 
 const KINDS = ['task', 'source', 'transform', 'sink'];
 
@@ -14,6 +15,41 @@ export function urlScheme(url: string): string | undefined {
 const DRIVER_FNS = ['snapshot', 'dump', 'scratch', 'restore', 'rowCounts'] as const;
 const STORAGE_FNS = ['put', 'get', 'list', 'delete'] as const;
 
+/** What is wrong with `config` as the settings of `storage` (" has …", ".key …"), or undefined. */
+export function storageConfigProblem(storage: Storage, config: unknown): string | undefined {
+  if (!storage.configSchema) return ' is not accepted: this storage has no settings.';
+  const validate = compile(storage.configSchema);
+  if (validate(config)) return undefined;
+  const e = validate.errors![0]!;
+  const at = e.instancePath.replaceAll('/', '.');
+  const extra = e.keyword === 'additionalProperties' ? (e.params as { additionalProperty: string }).additionalProperty : undefined;
+  const known = Object.keys(storage.configSchema.properties ?? {});
+  return extra !== undefined
+    ? ` has no setting "${extra}".${didYouMean(extra, known)} Settings: ${known.join(', ')}.`
+    : `${at} ${e.message ?? 'is invalid'}.`;
+}
+
+// `config` with each relative value of a "path" setting resolved from `baseDir`.
+function withAbsolutePaths(schema: JsonSchema, config: Record<string, unknown>, baseDir: string): Record<string, unknown> {
+  const props = (schema.properties ?? {}) as Record<string, JsonSchema>;
+  return Object.fromEntries(
+    Object.entries(config).map(([k, v]) => [k, props[k]?.format === PATH_FORMAT && typeof v === 'string' ? path.resolve(baseDir, v) : v]),
+  );
+}
+
+/** `storage` with `defaults` under the options of every call (a call's own options win). */
+export function withCallOptions(storage: Storage, defaults: StorageCallOptions & { signal?: AbortSignal }): Storage {
+  return {
+    scheme: storage.scheme,
+    ...(storage.configSchema && { configSchema: storage.configSchema }),
+    put: (url, body, options) => storage.put(url, body, { ...defaults, ...options }),
+    get: (url, options) => storage.get(url, { ...defaults, ...options }),
+    list: (prefix, options) => storage.list(prefix, { ...defaults, ...options }),
+    delete: (url, options) => storage.delete(url, { ...defaults, ...options }),
+    ...(storage.stockRead && { stockRead: (url, options) => storage.stockRead!(url, { ...defaults, ...options }) }),
+  };
+}
+
 /** Every step type, driver, storage and codec that a run can use. */
 export class Registry {
   /** Each plugin, where it came from (`dbflow`, or the specifier as written) and the file it was imported from. */
@@ -23,13 +59,37 @@ export class Registry {
   readonly storages = new Map<string, Storage>();
   readonly codecs = new Map<string, Codec>();
   private readonly owner = new Map<string, string>();
+  private readonly storageConfig = new Map<string, Record<string, unknown>>();
 
-  /** The storage that serves `url` by its scheme; otherwise an error (made by `fail`, a DbflowError by default) that names the nearest scheme. */
+  /**
+   * The storage that serves `url` by its scheme, passing the settings of its scheme (`configure`) to every call;
+   * otherwise an error (made by `fail`, a DbflowError by default) that names the nearest scheme.
+   */
   storageFor(url: string, fail: (message: string) => Error = (m) => new DbflowError(m)): Storage {
     const scheme = urlScheme(url);
     const storage = scheme ? this.storages.get(scheme) : undefined;
     if (!storage) throw fail(`no storage for "${scheme ?? ''}:" URLs ("${url}").${didYouMean(scheme ?? '', this.storages.keys())}`);
-    return storage;
+    const config = this.storageConfig.get(storage.scheme);
+    return config ? withCallOptions(storage, { config }) : storage;
+  }
+
+  /**
+   * Sets the storages' settings, by scheme (the pipeline's `storage:`, the config file's), after checking each
+   * against its storage's `configSchema`; `where` names where they are written, for the error. A relative file
+   * path (a setting of format "path") is taken relative to `baseDir`, the folder of the file they are written in.
+   */
+  configureStorages(settings: Record<string, unknown>, where: string, baseDir: string): void {
+    for (const [scheme, config] of Object.entries(settings)) {
+      const storage = this.storages.get(scheme);
+      if (!storage) {
+        throw new UsageError(
+          `${where}: storage.${scheme}: no storage serves "${scheme}:" URLs.${didYouMean(scheme, this.storages.keys())}`,
+        );
+      }
+      const problem = storageConfigProblem(storage, config);
+      if (problem) throw new UsageError(`${where}: storage.${scheme}${problem}`);
+      this.storageConfig.set(scheme, withAbsolutePaths(storage.configSchema!, config as Record<string, unknown>, baseDir));
+    }
   }
 
   /**
@@ -86,6 +146,7 @@ export class Registry {
     for (const s of plugin.storages ?? []) {
       const what = `storage "${String(s?.scheme)}:" of ${where}`;
       for (const fn of STORAGE_FNS) if (typeof s?.[fn] !== 'function') throw new PluginError(`${what} has no ${fn}() function.`);
+      if (s.configSchema) schemaOk(s.configSchema, what, 'configSchema');
       claim(this.storages, s.scheme, s, `storage "${s.scheme}:"`);
     }
     for (const c of plugin.codecs ?? []) {

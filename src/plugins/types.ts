@@ -245,8 +245,18 @@ export interface ReapOptions {
   log(message: string): void;
 }
 
+/** What every storage call gets besides its own options. */
+export interface StorageCallOptions {
+  /**
+   * The storage's settings: the pipeline's `storage.<scheme>:` (a command without a pipeline: the config file's),
+   * checked against the storage's `configSchema` before any call. Absent when none are written: then the
+   * storage's defaults and environment variables apply.
+   */
+  config?: Record<string, unknown>;
+}
+
 /** Options of a storage write. */
-export interface PutOptions {
+export interface PutOptions extends StorageCallOptions {
   signal: AbortSignal;
   /** Storage-specific settings of this write (the upload step's `with.storage`, e.g. server-side encryption). */
   settings?: Record<string, unknown>;
@@ -265,7 +275,7 @@ export interface StoredObject {
 }
 
 /** Options of `Storage.list`. */
-export interface ListOptions {
+export interface ListOptions extends StorageCallOptions {
   /** Also list writes that never finished, marked `unfinished`. */
   unfinished?: boolean;
   /** Give each object's `modified` time, where the storage knows it. */
@@ -275,13 +285,13 @@ export interface ListOptions {
 }
 
 /** Options of a storage read. */
-export interface GetOptions {
+export interface GetOptions extends StorageCallOptions {
   /** Aborting it rejects the get (with the signal's reason), or errors the stream it returned, promptly. */
   signal?: AbortSignal;
 }
 
 /** Options of a storage deletion. */
-export interface DeleteOptions {
+export interface DeleteOptions extends StorageCallOptions {
   /** Abort this unfinished upload of the object (as `list` with `unfinished` named it) instead of deleting the object. */
   upload?: string;
   /** Aborting it makes the deletion reject promptly (with the signal's reason), if it has not happened yet. */
@@ -295,6 +305,8 @@ export interface DeleteOptions {
 export interface Storage {
   /** URL scheme without `:`, e.g. `file`, `s3`. */
   scheme: string;
+  /** The JSON Schema of its settings (the pipeline's `storage.<scheme>:`), passed to every call as `config`. */
+  configSchema?: JsonSchema;
   put(url: string, body: Readable, options: PutOptions): Promise<StoredObject>;
   /** A stream of the object; one that does not exist rejects with a RepositoryError that quotes the URL. */
   get(url: string, options?: GetOptions): Promise<Readable>;
@@ -306,7 +318,7 @@ export interface Storage {
   /** Removes an object (one that does not exist is not an error); with `upload`, aborts that unfinished upload of the object instead. */
   delete(url: string, options?: DeleteOptions): Promise<void>;
   /** Optional: a stock shell command that writes the object to stdout (shown in "restore without dbflow"). */
-  stockRead?(url: string): string | undefined;
+  stockRead?(url: string, options?: StorageCallOptions): string | undefined;
 }
 
 /** Keys a decoder may need: the restore step's secrets. */

@@ -41,7 +41,8 @@ export async function readArtifact(
   options: ReadOptions,
 ): Promise<EdgeStats> {
   if (options.signal.aborted) throw new CancelledError(`reading ${artifact.url} was interrupted`);
-  const opened = await decodeArtifact(scope, artifact, keys).catch((err: unknown) => {
+  const opened = await decodeArtifact(scope, artifact, keys, options.signal).catch((err: unknown) => {
+    if (options.signal.aborted) throw new CancelledError(`reading ${artifact.url} was interrupted`);
     throw named(err, artifact.url);
   });
   const expected = artifact.raw;

@@ -17,14 +17,15 @@ export interface DecodeScope {
  * object's size or sha256 differ from the record, or when a decoder's integrity check fails: a
  * consumer must treat what it read as untrusted until the stream has ended without error.
  * `parts` are the stages in order (the stored object, its digest check, each decoder); `checked` is
- * the digest check: read on its own, it tells whether the stored object itself is intact.
+ * the digest check: read on its own, it tells whether the stored object itself is intact. `signal` aborts the read.
  */
 export async function decodeArtifact(
   scope: DecodeScope,
   artifact: ArtifactRecord,
   keys: DecodeKeys,
+  signal?: AbortSignal,
 ): Promise<{ stream: Readable; parts: Readable[]; checked: Readable }> {
-  const stored = await scope.storage(artifact.url).get(artifact.url);
+  const stored = await scope.storage(artifact.url).get(artifact.url, signal && { signal });
   const checked = stored.pipe(
     digestCheck(
       artifact,

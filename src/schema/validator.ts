@@ -13,6 +13,9 @@ const require = createRequire(import.meta.url);
 /** The `format` that marks a `with` property naming another step (a dependency). */
 export const STEP_REF_FORMAT = 'step-id';
 
+/** The `format` of a storage setting that names a file: relative to the pipeline's (or the config file's) folder. */
+export const PATH_FORMAT = 'path';
+
 /**
  * A strict Ajv that knows dbflow's formats (`source` keeps the code, for standalone validators; `metaChecked`:
  * the caller checks schemas against the meta-schema itself, with the validator precompiled at build time).
@@ -29,6 +32,8 @@ export function createAjv(options: { source?: boolean; metaChecked?: boolean } =
   ajv.addFormat(STEP_REF_FORMAT, /^[A-Za-z_][A-Za-z0-9_]*$/);
   ajv.addFormat('uri-reference', true);
   ajv.addFormat('url', /^[a-z][a-z0-9+.-]*:/i);
+  // A file path: a relative one is taken relative to the file it is written in (see PATH_FORMAT).
+  ajv.addFormat(PATH_FORMAT, true);
   ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });
   return ajv;
 }

@@ -2,10 +2,12 @@
 import type { JsonSchema, StepDefinition } from '../plugins/types.js';
 import { STEP_REF_FORMAT } from '../schema/validator.js';
 
-/** Step types and database drivers that a pipeline may use. */
+/** Step types, database drivers and storages that a pipeline may use. */
 export interface Catalog {
   steps: ReadonlyMap<string, StepDefinition>;
   drivers: ReadonlyMap<string, { options: JsonSchema; checkUrl?(url: string): string | undefined }>;
+  /** Storages by URL scheme, with the schema of their settings. */
+  storages: ReadonlyMap<string, { configSchema?: JsonSchema }>;
 }
 
 /** The environment validation reads: variables, and whether a secret file can be read. */

@@ -180,6 +180,15 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
   const plugins = data.plugins;
   if (Array.isArray(plugins)) checkTemplates(plugins, ['plugins'], []);
 
+  const storage = isObj(data.storage) ? data.storage : {};
+  checkTemplates(storage, ['storage'], []);
+  for (const [scheme, config] of Object.entries(storage)) {
+    const store = catalog.storages.get(scheme);
+    if (!store) add(['storage', scheme], `no storage serves "${scheme}:" URLs.${didYouMean(scheme, catalog.storages.keys())}`, true);
+    else if (!store.configSchema) add(['storage', scheme], `storage "${scheme}:" has no settings.`, true);
+    else problems.push(...validateAt(store.configSchema, config, raw, ['storage', scheme], `settings of storage "${scheme}:"`));
+  }
+
   const consumers = new Map<string, string[]>();
   for (const s of steps) {
     const raw0 = valueAt(data, s.path) as Obj;

@@ -323,7 +323,7 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
   assert.ok(performance.now() - started < 5000, 'the timeout applies');
   assert.equal(
     timedOut.message,
-    `no SSH handshake with 127.0.0.1:${silentPort} within 0.5 s; check that "sftp://${sshd.user}@127.0.0.1:${silentPort}" names an SSH server that answers from here (DBFLOW_SFTP_CONNECT_TIMEOUT sets the limit, in seconds).`,
+    `no SSH handshake with 127.0.0.1:${silentPort} within 0.5 s; check that "sftp://${sshd.user}@127.0.0.1:${silentPort}" names an SSH server that answers from here (storage.sftp.connect_timeout or DBFLOW_SFTP_CONNECT_TIMEOUT sets the limit, in seconds).`,
   );
   delete process.env.DBFLOW_SFTP_CONNECT_TIMEOUT;
 
