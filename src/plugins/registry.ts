@@ -3,6 +3,7 @@ import { DbflowError, PluginError } from '../errors.js';
 import { compile } from '../schema/validator.js';
 import { didYouMean } from '../spec/suggest.js';
 import { checkContract } from './contract.js';
+import { codecFrom1, driverFrom1 } from './contract-1.js';
 import type { Codec, DatabaseDriver, JsonSchema, Plugin, StepDefinition, Storage } from './types.js';
 
 const KINDS = ['task', 'source', 'transform', 'sink'];
@@ -33,7 +34,8 @@ export class Registry {
   }
 
   /**
-   * Add a plugin after checking that it keeps the contract; `from` names where it came from.
+   * Add a plugin after checking that it keeps the contract; `from` names where it came from. The drivers
+   * and codecs of a plugin written for contract 1.x are registered behind an adapter to 2.0.
    * All or nothing: a plugin with one bad part registers nothing. Schemas are compiled in Ajv
    * strict mode unless `trusted` (first-party plugins, whose schemas a test compiles strictly; a
    * pipeline compiles the schemas of the steps it uses anyway). `resolved` is the file it was imported from.
@@ -43,7 +45,7 @@ export class Registry {
     if (!plugin || typeof plugin.name !== 'string' || !plugin.name) {
       throw new PluginError(`${from} does not export a plugin: default-export definePlugin({ name, contract, steps }).`);
     }
-    checkContract(plugin.contract, where);
+    const contract1 = checkContract(plugin.contract, where) === 1;
     if (this.plugins.some((p) => p.plugin.name === plugin.name)) {
       throw new PluginError(`${where} is loaded twice; a plugin name must be unique.`);
     }
@@ -81,7 +83,7 @@ export class Registry {
       const what = `driver "${String(d?.name)}" of ${where}`;
       for (const fn of DRIVER_FNS) if (typeof d?.[fn] !== 'function') throw new PluginError(`${what} has no ${fn}() function.`);
       schemaOk(d.options ?? {}, what, 'options');
-      claim(this.drivers, d.name, d, `driver "${d.name}"`);
+      claim(this.drivers, d.name, contract1 ? driverFrom1(d) : d, `driver "${d.name}"`);
     }
     for (const s of plugin.storages ?? []) {
       const what = `storage "${String(s?.scheme)}:" of ${where}`;
@@ -90,7 +92,7 @@ export class Registry {
     }
     for (const c of plugin.codecs ?? []) {
       if (typeof c?.decode !== 'function') throw new PluginError(`codec "${String(c?.name)}" of ${where} has no decode() function.`);
-      claim(this.codecs, c.name, c, `codec "${c.name}"`);
+      claim(this.codecs, c.name, contract1 ? codecFrom1(c) : c, `codec "${c.name}"`);
     }
     for (const c of claims) {
       c.set();
