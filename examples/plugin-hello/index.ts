@@ -93,4 +93,4 @@ const discard: StepDefinition<Record<string, never>, { bytes: number }> = {
 
 // The plugin: what a pipeline's `plugins:` entry default-imports. `contract` is the version of the plugin
 // contract it was written for (docs/plugins.md); dbflow refuses a plugin whose contract it does not implement.
-export default definePlugin({ name: 'hello', contract: '1.0', version: '0.1.0', steps: [hello, lines, lineCount, discard] });
+export default definePlugin({ name: 'hello', contract: '2.0', version: '0.1.0', steps: [hello, lines, lineCount, discard] });

@@ -108,7 +108,7 @@ async function prepare(ctx: DriverContext, names: readonly string[]): Promise<Pa
           `database "${name}" (driver "${driver.name}") cannot take part in a coordinated snapshot; set "coordinated: false" or snapshot it in a step of its own.`,
         );
       }
-      return [name, await driver.participate(ctx, config)];
+      return [name, await driver.participate(ctx, { db: config })];
     }),
   );
   const parts = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));

@@ -29,7 +29,7 @@ export const dumpStep = defineStep<DumpWith>({
     const snap = ctx.resource<SnapshotLease>(snapshot).get(database);
     if (!snap) throw new DbflowError(`snapshot step "${snapshot}" did not snapshot database "${database}"; add it to its "databases".`);
     const { config, driver } = ctx.database(database);
-    const dump = await driver.dump(ctx, config, snap);
+    const dump = await driver.dump(ctx, { db: config, snapshot: snap });
     // Counts taken alongside the dump must be complete (and correct) for the dump to count.
     const checks = [snap.counted, dump.final].filter((p) => p !== undefined);
     const final = checks.length ? Promise.all(checks).then(() => ({})) : undefined;

@@ -8,6 +8,6 @@ import { uploadStep } from './upload.js';
 
 export default definePlugin({
   name: 'backup',
-  contract: '1.1',
+  contract: '2.0',
   steps: [snapshotStep, dumpStep, uploadStep, restoreTestStep, rowcountCheckStep],
 });

@@ -28,20 +28,26 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
   async run(ctx) {
     const artifact = ctx.outputsOf(ctx.with.from) as unknown as ArtifactRecord;
     const { config, driver } = ctx.database(artifact.database);
-    const scratch = await driver.scratch(ctx, config, scratchDatabaseName(ctx.run.id, artifact.database));
+    const scratch = await driver.scratch(ctx, { db: config, name: scratchDatabaseName(ctx.run.id, artifact.database) });
     try {
       const keys = {
         ...(ctx.with.passphrase !== undefined && { passphrase: ctx.with.passphrase }),
         ...(ctx.with.private_key !== undefined && { privateKey: ctx.with.private_key }),
       };
       // The restore reads untrusted bytes: a failed check errors its stream before the end.
-      const { bytes } = await readArtifact(ctx, artifact, keys, (raw) => driver.restore(ctx, scratch.url, raw, artifact.format, config), {
-        signal: ctx.signal,
-        progress: (n) => ctx.progress(n),
-        // The scratch database is dropped whatever happens: the restore program may read the decoder directly.
-        direct: true,
-      });
-      const tables = await driver.rowCounts(ctx, scratch.url, config);
+      const { bytes } = await readArtifact(
+        ctx,
+        artifact,
+        keys,
+        (input) => driver.restore(ctx, { url: scratch.url, input, format: artifact.format, db: config }),
+        {
+          signal: ctx.signal,
+          progress: (n) => ctx.progress(n),
+          // The scratch database is dropped whatever happens: the restore program may read the decoder directly.
+          direct: true,
+        },
+      );
+      const tables = await driver.rowCounts(ctx, { url: scratch.url, db: config });
       ctx.report.verification({
         database: artifact.database,
         step: ctx.id,

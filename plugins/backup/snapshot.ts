@@ -101,7 +101,7 @@ async function oneByOne(ctx: StepContext<SnapshotWith>, names: readonly string[]
   try {
     for (const name of names) {
       const { config, driver } = ctx.database(name);
-      held.set(name, await driver.snapshot(ctx, config));
+      held.set(name, await driver.snapshot(ctx, { db: config }));
     }
     return held;
   } catch (err) {

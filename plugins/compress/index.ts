@@ -7,7 +7,7 @@ import { zstdCodec } from './zstd.js';
 // Stream compression (zstd through the stock binary, gzip through node:zlib) and its decoders.
 export default definePlugin({
   name: 'compress',
-  contract: '1.1',
+  contract: '2.0',
   steps: [compressStep],
   codecs: [zstdCodec, gzipCodec],
 });

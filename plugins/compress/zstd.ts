@@ -51,7 +51,7 @@ export function zstdCompress(ctx: StepContext<unknown>, level: number, threads: 
 // The reverse of the zstd layer: `zstd -d`; corrupt or truncated input errors the stream.
 export const zstdCodec: Codec = {
   name: 'zstd',
-  async decode(_keys, _layer, exec) {
+  async decode({ exec }) {
     // Without a step's exec (a caller outside a run), the same minimal environment; execa is loaded only then.
     // Its output may be taken by the restore program; "-vv" makes zstd say how many bytes it wrote (read here, not logged).
     const args = ['-d', '-vv', '--no-progress', '-c'];

@@ -6,7 +6,7 @@ import { openpgpCodec } from './openpgp-codec.js';
 // OpenPGP encryption of a stream (passphrase or public keys) that stock gpg decrypts, and its decoder.
 export default definePlugin({
   name: 'encrypt',
-  contract: '1.1',
+  contract: '2.0',
   steps: [encryptStep],
   codecs: [openpgpCodec],
 });

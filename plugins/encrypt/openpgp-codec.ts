@@ -1,7 +1,7 @@
 // The `openpgp` codec: decrypts an encrypt-step layer with a passphrase or a private key, streaming.
 import type { PrivateKey } from 'openpgp';
 import { openpgp } from './openpgp-lib.js';
-import { DbflowError, KeyError, type ArtifactLayer, type Codec, type DecodeKeys } from '../../src/plugin-api.js';
+import { DbflowError, KeyError, type ArtifactLayer, type Codec, type DecodeKeys, type DecodeOptions } from '../../src/plugin-api.js';
 import { firstLine } from './first-line.js';
 import { legacyDecoder, type Unlock } from './legacy-decoder.js';
 import { NativeDecoder } from './native-decoder.js';
@@ -9,7 +9,7 @@ import { NativeDecoder } from './native-decoder.js';
 // The reverse of the encrypt step; wrong keys, tampering and truncation error the stream.
 export const openpgpCodec: Codec = {
   name: 'openpgp',
-  async decode(keys: DecodeKeys, layer: ArtifactLayer) {
+  async decode({ keys, layer }: DecodeOptions) {
     const unlock = await unlockWith(keys, layer);
     return layer.armor === true ? legacyDecoder(unlock, layer, true) : new NativeDecoder(unlock, layer);
   },

@@ -1,6 +1,6 @@
 // A restore's target database on its server: does it exist, and creating it (`dbflow restore --create`).
 import type { Connection, RowDataPacket } from 'mysql2/promise';
-import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
+import { DbflowError, type CreateOptions, type DriverContext, type ExistsOptions } from '../../src/plugin-api.js';
 import { ident, withConnection } from './connect.js';
 import { parseMyUrl, where } from './url.js';
 
@@ -10,13 +10,13 @@ async function exists(c: Connection, database: string): Promise<boolean> {
 }
 
 /** True when the database `db.url` names exists on its server. */
-export async function targetExists(_ctx: DriverContext, db: DatabaseConfig): Promise<boolean> {
+export async function targetExists(_ctx: DriverContext, { db }: ExistsOptions): Promise<boolean> {
   const conn = parseMyUrl(db.url, db.password);
   return withConnection(conn, `looking for database "${conn.database}"`, (c) => exists(c, conn.database), { database: false });
 }
 
 /** Creates the database `db.url` names, with the server's default character set, unless it exists; true when it did. */
-export async function createTarget(ctx: DriverContext, db: DatabaseConfig): Promise<boolean> {
+export async function createTarget(ctx: DriverContext, { db }: CreateOptions): Promise<boolean> {
   const conn = parseMyUrl(db.url, db.password);
   return withConnection(
     conn,

@@ -17,7 +17,7 @@ export const mysqlDriver = defineDriver({
   snapshot: takeSnapshot,
   participate,
   dump: dumpSnapshot,
-  stockRestore: (format, decoded) => (format === SQL_FORMAT ? `${decoded} | mariadb <new database>` : undefined),
+  stockRestore: ({ format, decoded }) => (format === SQL_FORMAT ? `${decoded} | mariadb <new database>` : undefined),
   scratch: createScratch,
   restore: restoreDump,
   create: createTarget,

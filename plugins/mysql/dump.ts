@@ -1,20 +1,13 @@
 // The dump of a snapshot: the mariadb-dump started under the snapshot's barrier, streamed from its first byte.
 import { finished } from 'node:stream/promises';
-import {
-  DbflowError,
-  programOutputOf,
-  type DatabaseConfig,
-  type DriverContext,
-  type DriverSnapshot,
-  type DumpStream,
-} from '../../src/plugin-api.js';
+import { DbflowError, programOutputOf, type DriverContext, type DumpOptions, type DumpStream } from '../../src/plugin-api.js';
 import { isMySnapshot } from './snapshot.js';
 
 /** Format name recorded in the manifest. */
 export const SQL_FORMAT = 'mysql-sql';
 
 /** Streams the snapshot's dump (plain SQL, uncompressed: compression is a later step). */
-export async function dumpSnapshot(ctx: DriverContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream> {
+export async function dumpSnapshot(ctx: DriverContext, { db, snapshot }: DumpOptions): Promise<DumpStream> {
   if (!isMySnapshot(snapshot)) {
     throw new DbflowError(
       `database "${db.name}" uses the mysql driver, but its snapshot was taken by the "${snapshot.info.driver}" driver; snapshot it with driver: mysql.`,

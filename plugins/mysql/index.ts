@@ -4,6 +4,6 @@ import { mysqlDriver } from './driver.js';
 
 export default definePlugin({
   name: 'mysql',
-  contract: '1.1',
+  contract: '2.0',
   drivers: [mysqlDriver],
 });

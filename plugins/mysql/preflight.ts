@@ -6,8 +6,8 @@ import {
   type DatabaseConfig,
   type DriverContext,
   type PreflightMissing,
+  type PreflightOptions,
   type PreflightReport,
-  type PreflightUse,
 } from '../../src/plugin-api.js';
 import { barrierName, serverKind, type ServerKind } from './barrier.js';
 import { connect, literal, queryError } from './connect.js';
@@ -60,7 +60,7 @@ interface DumpedObject {
  * scratch databases of restore-tests, and what restoring the database's views, triggers, routines and
  * events takes (their definers; SUPER for triggers and functions while the binary log is on).
  */
-export async function preflight(ctx: DriverContext, db: DatabaseConfig, use: PreflightUse): Promise<PreflightReport> {
+export async function preflight(ctx: DriverContext, { db, use }: PreflightOptions): Promise<PreflightReport> {
   const conn = parseMyUrl(db.url, db.password);
   ctx.signal.throwIfAborted();
   const c = await connect(conn, `database "${db.name}" (${conn.display})`, { database: false });

@@ -1,6 +1,5 @@
 // A dump stream fed to the `mariadb` client, into a (scratch) database.
-import type { Readable } from 'node:stream';
-import { DbflowError, programInput, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
+import { DbflowError, programInput, type DriverContext, type RestoreOptions } from '../../src/plugin-api.js';
 import { SQL_FORMAT } from './dump.js';
 import { myOptions } from './options.js';
 import { toolConnection, toolError, toolPath } from './tools.js';
@@ -10,7 +9,7 @@ import { connectionAt } from './url.js';
 export const CLIENT_TOOL = 'mariadb';
 
 /** Restores a `mysql-sql` stream with `mariadb --database=<target>`; it stops at the first error. */
-export async function restoreDump(ctx: DriverContext, url: string, input: Readable, format: string, db: DatabaseConfig): Promise<void> {
+export async function restoreDump(ctx: DriverContext, { url, input, format, db }: RestoreOptions): Promise<void> {
   if (format !== SQL_FORMAT) {
     input.destroy();
     throw new DbflowError(

@@ -1,14 +1,14 @@
 // Scratch databases on the server of a database entry: created empty, always dropped.
 import { createHash } from 'node:crypto';
 import type { RowDataPacket } from 'mysql2/promise';
-import { DbflowError, type DatabaseConfig, type DriverContext, type ScratchDatabase } from '../../src/plugin-api.js';
+import { DbflowError, type DriverContext, type ScratchDatabase, type ScratchOptions } from '../../src/plugin-api.js';
 import { ident, withConnection } from './connect.js';
 import { parseMyUrl, where, withDatabase } from './url.js';
 
 const MAX_IDENT = 64;
 
 /** Creates an empty database `name` next to `db`, with `db`'s default character set and collation; `drop()` removes it. */
-export async function createScratch(ctx: DriverContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase> {
+export async function createScratch(ctx: DriverContext, { db, name }: ScratchOptions): Promise<ScratchDatabase> {
   const conn = parseMyUrl(db.url, db.password);
   const scratchName = fitName(name);
   const what = `database "${db.name}" (creating scratch database "${scratchName}")`;

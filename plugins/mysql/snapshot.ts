@@ -5,6 +5,8 @@ import {
   type DatabaseConfig,
   type DriverContext,
   type DriverSnapshot,
+  type ParticipateOptions,
+  type SnapshotOptions,
   type SnapshotParticipant,
   type TableCounts,
 } from '../../src/plugin-api.js';
@@ -47,8 +49,8 @@ export function isMySnapshot(s: DriverSnapshot): s is MySnapshot {
  * Rows are then counted (and checksummed) inside the snapshot transaction, alongside the dump (`counted`);
  * the transaction is held until `release()`.
  */
-export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<MySnapshot> {
-  const p = await participate(ctx, db);
+export async function takeSnapshot(ctx: DriverContext, { db }: SnapshotOptions): Promise<MySnapshot> {
+  const p = await participate(ctx, { db });
   try {
     const o = myOptions(db);
     const blocked = await p.block(o.lockWaitTimeoutS * 1000);
@@ -69,7 +71,7 @@ export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Prom
 /** The mysql driver's part in a snapshot, coordinated with other databases or alone. */
 export async function participate(
   ctx: DriverContext,
-  db: DatabaseConfig,
+  { db }: ParticipateOptions,
 ): Promise<Omit<SnapshotParticipant, 'open'> & { open(): Promise<MySnapshot> }> {
   const conn = parseMyUrl(db.url, db.password);
   const o = myOptions(db);

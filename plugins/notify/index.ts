@@ -7,6 +7,6 @@ import { webhookStep } from './webhook.js';
 // Notifications as task steps; retries and timeouts are the pipeline's (`retry:`, `timeout:`).
 export default definePlugin({
   name: 'notify',
-  contract: '1.1',
+  contract: '2.0',
   steps: [webhookStep, slackStep, emailStep],
 });

@@ -1,6 +1,6 @@
 // A restore's target database on its server: does it exist, and creating it (`dbflow restore --create`).
 import type { Client } from 'pg';
-import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
+import { DbflowError, type CreateOptions, type DriverContext, type ExistsOptions } from '../../src/plugin-api.js';
 import { withClient } from './connect.js';
 import { ident } from './scope.js';
 import { parsePgUrl, where, withDatabase, type PgConnection } from './url.js';
@@ -15,13 +15,13 @@ async function exists(c: Client, database: string): Promise<boolean> {
 }
 
 /** True when the database `db.url` names exists on its server. */
-export async function targetExists(_ctx: DriverContext, db: DatabaseConfig): Promise<boolean> {
+export async function targetExists(_ctx: DriverContext, { db }: ExistsOptions): Promise<boolean> {
   const conn = parsePgUrl(db.url, db.password);
   return onServer(conn, `looking for database "${conn.database}"`, (c) => exists(c, conn.database));
 }
 
 /** Creates the database `db.url` names (from template0) unless it exists; true when it did. */
-export async function createTarget(ctx: DriverContext, db: DatabaseConfig): Promise<boolean> {
+export async function createTarget(ctx: DriverContext, { db }: CreateOptions): Promise<boolean> {
   const conn = parsePgUrl(db.url, db.password);
   return onServer(conn, `creating database "${conn.database}"`, async (c) => {
     if (await exists(c, conn.database)) return false;

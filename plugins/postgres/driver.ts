@@ -27,7 +27,7 @@ export const postgresDriver = defineDriver({
   snapshot: takeSnapshot,
   participate,
   dump: dumpSnapshot,
-  stockRestore(format, decoded, database) {
+  stockRestore({ format, decoded, database }) {
     if (format === CUSTOM_FORMAT) return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;
     if (format === DIRECTORY_FORMAT) {
       return `mkdir ${database}.d && ${decoded} | tar -x -C ${database}.d && pg_restore --no-owner --clean --if-exists -j 4 -d <new database> ${database}.d`;

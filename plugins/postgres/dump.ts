@@ -1,13 +1,6 @@
 // pg_dump of an exported snapshot, streamed: custom format, or directory format shipped as a tar.
 import path from 'node:path';
-import {
-  checkedStdout,
-  DbflowError,
-  type DatabaseConfig,
-  type DriverContext,
-  type DriverSnapshot,
-  type DumpStream,
-} from '../../src/plugin-api.js';
+import { checkedStdout, DbflowError, type DriverContext, type DumpOptions, type DumpStream } from '../../src/plugin-api.js';
 import { pgOptions } from './options.js';
 import { dumpFilters } from './scope.js';
 import { isPgSnapshot } from './snapshot.js';
@@ -21,7 +14,7 @@ export const DIRECTORY_FORMAT = 'pg_dump-directory-tar';
 const STREAMING = { buffer: { stdout: false, stderr: true }, stdin: 'ignore' } as const;
 
 /** Streams `pg_dump --snapshot=<id>` of the snapshot's database (uncompressed: compression is a later step). */
-export async function dumpSnapshot(ctx: DriverContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream> {
+export async function dumpSnapshot(ctx: DriverContext, { db, snapshot }: DumpOptions): Promise<DumpStream> {
   if (!isPgSnapshot(snapshot)) {
     throw new DbflowError(
       `database "${db.name}" uses the postgres driver, but its snapshot was taken by the "${snapshot.info.driver}" driver; snapshot it with driver: postgres.`,

@@ -4,6 +4,6 @@ import { postgresDriver } from './driver.js';
 
 export default definePlugin({
   name: 'postgres',
-  contract: '1.1',
+  contract: '2.0',
   drivers: [postgresDriver],
 });

@@ -1,6 +1,6 @@
 // The postgres driver's part in a coordinated snapshot: a SHARE-lock write barrier on the tables in scope.
 import type { Client } from 'pg';
-import type { DatabaseConfig, DriverContext, SnapshotParticipant } from '../../src/plugin-api.js';
+import type { DriverContext, ParticipateOptions, SnapshotParticipant } from '../../src/plugin-api.js';
 import { connect } from './connect.js';
 import { DEADLOCK_DETECTED, describeBlockers, LOCK_NOT_AVAILABLE, lockTables, UNDEFINED_TABLE } from './locks.js';
 import { tablesInScope, type PgTable } from './scope.js';
@@ -22,7 +22,7 @@ const METHOD = 'LOCK TABLE … IN SHARE MODE';
  * every table in scope make writers wait (readers and pg_dump do not) while the cut is taken. Under
  * the barrier a named restore point marks the cut for point-in-time recovery.
  */
-export async function participate(ctx: DriverContext, db: DatabaseConfig): Promise<SnapshotParticipant> {
+export async function participate(ctx: DriverContext, { db }: ParticipateOptions): Promise<SnapshotParticipant> {
   const s = await snapshotSession(db);
   let barrier: Client | undefined;
   let listed: PgTable[];

@@ -2,9 +2,9 @@
 import type { Client } from 'pg';
 import {
   DbflowError,
-  type DatabaseConfig,
   type DriverContext,
   type PreflightMissing,
+  type PreflightOptions,
   type PreflightReport,
   type PreflightUse,
 } from '../../src/plugin-api.js';
@@ -96,7 +96,7 @@ interface Relation {
  * for what only a superuser may restore (those two only when the pipeline restore-tests); UPDATE (the SHARE lock of
  * the barrier) when the database is in a coordinated snapshot, whose restore point is a note.
  */
-export async function preflight(ctx: DriverContext, db: DatabaseConfig, use: PreflightUse): Promise<PreflightReport> {
+export async function preflight(ctx: DriverContext, { db, use }: PreflightOptions): Promise<PreflightReport> {
   const conn = parsePgUrl(db.url, db.password);
   ctx.signal.throwIfAborted();
   let client: Client;

@@ -1,8 +1,7 @@
 // pg_restore of a dump stream into a (scratch) database.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
-import { DbflowError, feedStdin, programInput, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
+import { DbflowError, feedStdin, programInput, type DriverContext, type RestoreOptions } from '../../src/plugin-api.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT } from './dump.js';
 import { pgOptions } from './options.js';
 import { toolConnection, toolError, toolPath } from './tools.js';
@@ -13,7 +12,7 @@ import { connectionAt } from './url.js';
 const RESTORE_ARGS = ['--no-owner', '--no-privileges', '--clean', '--if-exists', '--exit-on-error', '--no-password'];
 
 /** Restores a `pg_dump-custom` stream (one job, from stdin) or a `pg_dump-directory-tar` stream (unpacked, then `--jobs`). */
-export async function restoreDump(ctx: DriverContext, url: string, input: Readable, format: string, db: DatabaseConfig): Promise<void> {
+export async function restoreDump(ctx: DriverContext, { url, input, format, db }: RestoreOptions): Promise<void> {
   if (format !== CUSTOM_FORMAT && format !== DIRECTORY_FORMAT) {
     input.destroy();
     throw new DbflowError(

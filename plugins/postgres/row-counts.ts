@@ -1,5 +1,5 @@
 // Row counts and checksums of a database (a restored scratch copy), read in one snapshot.
-import type { DatabaseConfig, DriverContext, RowCountOptions, TableCounts } from '../../src/plugin-api.js';
+import type { DriverContext, RowCountOptions, TableCounts } from '../../src/plugin-api.js';
 import { recordedScheme, schemeFor } from './checksum.js';
 import { withClient, PINNED_SETTINGS } from './connect.js';
 import { countTables } from './counts.js';
@@ -9,9 +9,9 @@ import { connectionAt } from './url.js';
 
 /**
  * Counts every table in scope of the database at `url` the way the snapshot did, with `db`'s options:
- * with the checksum scheme in `o` (an older backup's), else the one a snapshot on this server uses.
+ * with the `checksum` scheme (an older backup's), else the one a snapshot on this server uses.
  */
-export async function rowCountsAt(ctx: DriverContext, url: string, db: DatabaseConfig, o: RowCountOptions = {}): Promise<TableCounts> {
+export async function rowCountsAt(ctx: DriverContext, { url, db, checksum }: RowCountOptions): Promise<TableCounts> {
   const conn = connectionAt(url, db);
   const options = pgOptions(db);
   return withClient(conn, `database "${conn.database}"`, async (c) => {
@@ -19,8 +19,8 @@ export async function rowCountsAt(ctx: DriverContext, url: string, db: DatabaseC
     const version = Number((await c.query<{ n: string }>(`SELECT current_setting('server_version_num') AS n`)).rows[0]!.n);
     const scheme = !options.checksums
       ? undefined
-      : o.checksum !== undefined
-        ? recordedScheme(o.checksum, version, db.name)
+      : checksum !== undefined
+        ? recordedScheme(checksum, version, db.name)
         : schemeFor(version);
     await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     try {

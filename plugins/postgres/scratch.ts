@@ -1,6 +1,6 @@
 // Scratch databases on the server of a database entry: created empty, always dropped.
 import { createHash } from 'node:crypto';
-import { DbflowError, type DatabaseConfig, type DriverContext, type ScratchDatabase } from '../../src/plugin-api.js';
+import { DbflowError, type DriverContext, type ScratchDatabase, type ScratchOptions } from '../../src/plugin-api.js';
 import { withClient } from './connect.js';
 import { ident } from './scope.js';
 import { parsePgUrl, where, withDatabase } from './url.js';
@@ -8,7 +8,7 @@ import { parsePgUrl, where, withDatabase } from './url.js';
 const MAX_IDENT = 63;
 
 /** Creates an empty database `name` (from template0) next to `db`; `drop()` removes it, ending its sessions. */
-export async function createScratch(ctx: DriverContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase> {
+export async function createScratch(ctx: DriverContext, { db, name }: ScratchOptions): Promise<ScratchDatabase> {
   const conn = parsePgUrl(db.url, db.password);
   const scratchName = fitName(name);
   const what = `database "${db.name}" (creating scratch database "${scratchName}")`;

@@ -1,6 +1,6 @@
 // A consistent snapshot of one PostgreSQL database: an exported REPEATABLE READ snapshot, held open.
 import type { Client } from 'pg';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/plugin-api.js';
+import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type SnapshotOptions } from '../../src/plugin-api.js';
 import { cancelQueries, connect, PINNED_SETTINGS } from './connect.js';
 import { schemeFor } from './checksum.js';
 import { countTables } from './counts.js';
@@ -64,7 +64,7 @@ export async function snapshotSession(db: DatabaseConfig): Promise<SnapshotSessi
  * `lock_tables: false`) before its snapshot is taken, exports the snapshot, and counts rows and
  * checksums inside it. The transaction stays open until `release()`.
  */
-export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<PgSnapshot> {
+export async function takeSnapshot(ctx: DriverContext, { db }: SnapshotOptions): Promise<PgSnapshot> {
   // The dump will ask pg_dump's version: asked now, beside the snapshot (a failure is reported by the dump).
   toolMajor(ctx, 'pg_dump', pgOptions(db).binDir).catch(() => undefined);
   const s = await snapshotSession(db);

@@ -5,7 +5,7 @@ import { seedStep } from './seed.js';
 
 export default definePlugin({
   name: 'sqlite',
-  contract: '1.1',
+  contract: '2.0',
   drivers: [sqliteDriver],
   steps: [seedStep],
 });

@@ -3,7 +3,13 @@ import { existsSync } from 'node:fs';
 import { access, constants, stat, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import Database from 'better-sqlite3';
-import { shellQuote, type DatabaseConfig, type DriverContext, type PreflightMissing, type PreflightReport } from '../../src/plugin-api.js';
+import {
+  shellQuote,
+  type DriverContext,
+  type PreflightMissing,
+  type PreflightOptions,
+  type PreflightReport,
+} from '../../src/plugin-api.js';
 import { asDatabaseError, openExisting } from './open.js';
 import { sqliteOptions } from './options.js';
 import { parseSqliteUrl } from './url.js';
@@ -14,7 +20,7 @@ import { parseSqliteUrl } from './url.js';
  * each step): writable, with room for both copies. A file that does not exist yet is a note: a step
  * before the snapshot may create it (the quickstart's sqlite-seed does).
  */
-export async function preflight(ctx: DriverContext, db: DatabaseConfig): Promise<PreflightReport> {
+export async function preflight(ctx: DriverContext, { db }: PreflightOptions): Promise<PreflightReport> {
   const loc = parseSqliteUrl(db.url);
   const user = os.userInfo().username;
   const missing: PreflightMissing[] = [];

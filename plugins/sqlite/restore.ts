@@ -4,7 +4,7 @@ import { type FileHandle, mkdir, open, rename, rm, stat } from 'node:fs/promises
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
-import { DbflowError, IntegrityError, type DriverContext } from '../../src/plugin-api.js';
+import { DbflowError, IntegrityError, type DriverContext, type RestoreOptions } from '../../src/plugin-api.js';
 import { SQLITE_FORMAT } from './dump.js';
 import { checkFileHeader } from './file-header.js';
 import { asDatabaseError, isCorruption } from './open.js';
@@ -15,7 +15,7 @@ import { companionFiles, parseSqliteUrl } from './url.js';
  * temporary file in the same folder; only a file that passes `PRAGMA integrity_check` is renamed
  * into place, so a failed restore leaves the target as it was.
  */
-export async function restoreDump(ctx: DriverContext, url: string, input: Readable, format: string): Promise<void> {
+export async function restoreDump(ctx: DriverContext, { url, input, format }: RestoreOptions): Promise<void> {
   // The stream may fail while the target is checked; reading it below reports that error.
   input.on('error', () => undefined);
   const loc = parseSqliteUrl(url);

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot } from '../../src/plugin-api.js';
+import { DbflowError, type DriverContext, type DriverSnapshot, type SnapshotOptions } from '../../src/plugin-api.js';
 import { countTables } from './counts.js';
 import { asDatabaseError, openExisting } from './open.js';
 import { sqliteOptions } from './options.js';
@@ -25,7 +25,7 @@ export function isSqliteSnapshot(s: DriverSnapshot): s is SqliteSnapshot {
  * included), holding one read transaction on the source so every page comes from one state,
  * then counts rows inside the copy.
  */
-export async function takeSnapshot(ctx: DriverContext, db: DatabaseConfig): Promise<SqliteSnapshot> {
+export async function takeSnapshot(ctx: DriverContext, { db }: SnapshotOptions): Promise<SqliteSnapshot> {
   const loc = parseSqliteUrl(db.url);
   const { busyTimeoutMs, backupStepPages } = sqliteOptions(db);
   const file = path.join(ctx.tmpdir, `${safeFileName(db.name)}-${randomBytes(4).toString('hex')}.snapshot.sqlite3`);

@@ -7,6 +7,6 @@ import { putObject } from './put.js';
 
 export default definePlugin({
   name: 'storage-file',
-  contract: '1.1',
+  contract: '2.0',
   storages: [{ scheme: 'file', put: putObject, get: getObject, list: listObjects, delete: deleteObject }],
 });

@@ -9,7 +9,7 @@ import { parseObjectUrl } from './url.js';
 
 export default definePlugin({
   name: 'storage-s3',
-  contract: '1.1',
+  contract: '2.0',
   storages: [
     {
       scheme: 's3',

@@ -27,7 +27,8 @@ export interface PartPlan {
  */
 export function partPlan(config: S3Config = {}, env: NodeJS.ProcessEnv = process.env): PartPlan {
   const mib =
-    config.part_size_mib ?? whole(env, 'DBFLOW_S3_PART_SIZE_MIB', DEFAULT_PART_MIB, 5, 5120, 'MiB per part; the largest object is 10,000 parts');
+    config.part_size_mib ??
+    whole(env, 'DBFLOW_S3_PART_SIZE_MIB', DEFAULT_PART_MIB, 5, 5120, 'MiB per part; the largest object is 10,000 parts');
   return {
     partSize: mib * 2 ** 20,
     queueSize: config.queue_size ?? whole(env, 'DBFLOW_S3_QUEUE_SIZE', DEFAULT_QUEUE_SIZE, 1, 16, 'parts uploaded at once'),

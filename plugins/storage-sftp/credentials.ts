@@ -16,7 +16,12 @@ export interface Login {
 const DEFAULT_KEYS = ['id_ed25519', 'id_ecdsa', 'id_rsa'];
 
 /** The login of `username`, from the settings and the environment; a named key that cannot be used is an error here, before connecting. */
-export async function loginFor(username: string, parseKey: SshLibrary['parseKey'], config: { key?: string }, env = process.env): Promise<Login> {
+export async function loginFor(
+  username: string,
+  parseKey: SshLibrary['parseKey'],
+  config: { key?: string },
+  env = process.env,
+): Promise<Login> {
   const passphrase = env.DBFLOW_SFTP_KEY_PASSPHRASE || undefined;
   const named = config.key ?? env.DBFLOW_SFTP_KEY;
   const by = config.key !== undefined ? 'storage.sftp.key' : 'DBFLOW_SFTP_KEY';

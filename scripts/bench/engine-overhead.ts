@@ -11,7 +11,7 @@ const CONCURRENCY = 16;
 
 const noop = definePlugin({
   name: 'bench-noop',
-  contract: '1.0',
+  contract: '2.0',
   steps: [
     defineStep({
       uses: 'noop',

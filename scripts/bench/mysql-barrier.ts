@@ -188,7 +188,7 @@ export async function measureBarrier(o: BarrierOptions): Promise<BarrierResult> 
       const { ctx, dispose } = await driverContext(abort.signal, logs);
       try {
         const s0 = performance.now();
-        const snap = await driver.snapshot(ctx, db);
+        const snap = await driver.snapshot(ctx, { db });
         snapshotMs.push(performance.now() - s0);
         await snap.release();
         const pos = snap.info.position;

@@ -159,7 +159,7 @@ async function open(c: NodeCase, source: Readable): Promise<Readable> {
       return openpgpEncrypt(source, { passwords: [PASSPHRASE] }, false);
     case 'decrypt native': {
       const codec = encrypt.codecs!.find((x) => x.name === 'openpgp')!;
-      return through(source, await codec.decode({ passphrase: PASSPHRASE }, LAYER));
+      return through(source, await codec.decode({ keys: { passphrase: PASSPHRASE }, layer: LAYER }));
     }
     case 'decrypt openpgp.js':
       return through(source, legacyDecoder({ passwords: [PASSPHRASE] }, LAYER, false));

@@ -10,7 +10,7 @@ import { BenchError, MiB, ROOT, runOk, scratchDir } from './util.js';
 
 const probe = definePlugin({
   name: 'bench-probe',
-  contract: '1.0',
+  contract: '2.0',
   steps: [
     defineStep<{ path: string }>({
       uses: 'bench-file',

@@ -19,7 +19,7 @@ const stamp = defineStep({
     return { outputs: { stamp: ctx.with.label } };
   },
 });
-export default definePlugin({ name: 'bench-${typed ? 'ts' : 'js'}', contract: '1.0', version: '1.0.0', steps: [stamp] });
+export default definePlugin({ name: 'bench-${typed ? 'ts' : 'js'}', contract: '2.0', version: '1.0.0', steps: [stamp] });
 `;
 
 /** Writes the package `dbflow-plugin-bench-<js|ts>` under `dir/node_modules` and a pipeline that uses it; returns the pipeline file. */

@@ -94,7 +94,9 @@ function userConfig(file: string): UserConfig {
   }
   const storage = config.storage ?? {};
   if (typeof storage !== 'object' || storage === null || Array.isArray(storage)) {
-    throw new UsageError(`the config file ${file}: storage must map URL schemes to their settings, e.g. storage: { s3: { region: eu-west-1 } }.`);
+    throw new UsageError(
+      `the config file ${file}: storage must map URL schemes to their settings, e.g. storage: { s3: { region: eu-west-1 } }.`,
+    );
   }
   return {
     plugins: list.map((spec) => ({ spec, baseDir: path.dirname(file), origin: file, folder: "the config file's folder" })),

@@ -75,7 +75,7 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
         if (!driver) return { ...check, error: `no driver "${db.driver}"` };
         if (!driver.preflight) return { ...check, unchecked: true };
         try {
-          return { ...check, report: await driver.preflight(ctx, db, useOf(loaded, db.name)) };
+          return { ...check, report: await driver.preflight(ctx, { db, use: useOf(loaded, db.name) }) };
         } catch (err) {
           // A driver's own DbflowError (from any copy of dbflow) or a connection error with a code: reported; a bug: thrown.
           if (!isUserError(err) && !(err instanceof Error && 'code' in err)) throw err;

@@ -87,7 +87,7 @@ export async function reapScratchDatabases(
     const driver = registry.drivers.get(db.driver);
     if (!driver?.reap) continue;
     try {
-      dropped.push(...(await driver.reap(db, { prefixes, signal: o.signal, log: o.log })));
+      dropped.push(...(await driver.reap({ db, prefixes, signal: o.signal, log: o.log })));
     } catch (err) {
       o.log(`warning: scratch databases of dead runs on database "${db.name}" could not be reaped: ${(err as Error).message}`);
     }

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { compile, PATH_FORMAT } from '../schema/validator.js';
 import { didYouMean } from '../spec/suggest.js';
 import { checkContract } from './contract.js';
+import { codecFrom1, driverFrom1 } from './contract-1.js';
 import type { Codec, DatabaseDriver, JsonSchema, Plugin, StepDefinition, Storage, StorageCallOptions } from './types.js';
 
 const KINDS = ['task', 'source', 'transform', 'sink'];
@@ -93,7 +94,8 @@ export class Registry {
   }
 
   /**
-   * Add a plugin after checking that it keeps the contract; `from` names where it came from.
+   * Add a plugin after checking that it keeps the contract; `from` names where it came from. The drivers
+   * and codecs of a plugin written for contract 1.x are registered behind an adapter to 2.0.
    * All or nothing: a plugin with one bad part registers nothing. Schemas are compiled in Ajv
    * strict mode unless `trusted` (first-party plugins, whose schemas a test compiles strictly; a
    * pipeline compiles the schemas of the steps it uses anyway). `resolved` is the file it was imported from.
@@ -103,7 +105,7 @@ export class Registry {
     if (!plugin || typeof plugin.name !== 'string' || !plugin.name) {
       throw new PluginError(`${from} does not export a plugin: default-export definePlugin({ name, contract, steps }).`);
     }
-    checkContract(plugin.contract, where);
+    const contract1 = checkContract(plugin.contract, where) === 1;
     if (this.plugins.some((p) => p.plugin.name === plugin.name)) {
       throw new PluginError(`${where} is loaded twice; a plugin name must be unique.`);
     }
@@ -141,7 +143,7 @@ export class Registry {
       const what = `driver "${String(d?.name)}" of ${where}`;
       for (const fn of DRIVER_FNS) if (typeof d?.[fn] !== 'function') throw new PluginError(`${what} has no ${fn}() function.`);
       schemaOk(d.options ?? {}, what, 'options');
-      claim(this.drivers, d.name, d, `driver "${d.name}"`);
+      claim(this.drivers, d.name, contract1 ? driverFrom1(d) : d, `driver "${d.name}"`);
     }
     for (const s of plugin.storages ?? []) {
       const what = `storage "${String(s?.scheme)}:" of ${where}`;
@@ -151,7 +153,7 @@ export class Registry {
     }
     for (const c of plugin.codecs ?? []) {
       if (typeof c?.decode !== 'function') throw new PluginError(`codec "${String(c?.name)}" of ${where} has no decode() function.`);
-      claim(this.codecs, c.name, c, `codec "${c.name}"`);
+      claim(this.codecs, c.name, contract1 ? codecFrom1(c) : c, `codec "${c.name}"`);
     }
     for (const c of claims) {
       c.set();

@@ -71,12 +71,6 @@ export interface TableCount {
   checksum?: string;
 }
 
-/** What `DatabaseDriver.rowCounts` is to match. */
-export interface RowCountOptions {
-  /** The checksum scheme a snapshot recorded (its `position.checksum`); without it, the driver's own choice for the server. */
-  checksum?: string;
-}
-
 /** Row counts by table name (schema-qualified where the database has schemas). */
 export type TableCounts = Record<string, TableCount>;
 
@@ -154,9 +148,101 @@ export interface ScratchDatabase {
 /** The context a driver method gets: any step's context (its `with` is not the driver's concern). */
 export type DriverContext = StepContext<unknown>;
 
+/** What `DatabaseDriver.snapshot` gets. */
+export interface SnapshotOptions {
+  /** The database to snapshot. */
+  db: DatabaseConfig;
+}
+
+/** What `DatabaseDriver.participate` gets. */
+export interface ParticipateOptions {
+  /** The database that takes part in the coordinated snapshot. */
+  db: DatabaseConfig;
+}
+
+/** What `DatabaseDriver.dump` gets. */
+export interface DumpOptions {
+  /** The database to dump. */
+  db: DatabaseConfig;
+  /** The open snapshot of `db` that the dump reads, as this driver's `snapshot` or participant returned it. */
+  snapshot: DriverSnapshot;
+}
+
+/** What `DatabaseDriver.scratch` gets. */
+export interface ScratchOptions {
+  /** The database next to which the scratch database is made (same server, same credentials). */
+  db: DatabaseConfig;
+  /** What to name it after: a name the driver may shorten or make safe, starting with `scratchPrefix(runId)` for a run's. */
+  name: string;
+}
+
+/** What `DatabaseDriver.create` gets. */
+export interface CreateOptions {
+  /** The database to create: the one `db.url` names, with `db`'s credentials and options. */
+  db: DatabaseConfig;
+}
+
+/** What `DatabaseDriver.exists` gets. */
+export interface ExistsOptions {
+  /** The database to look for: the one `db.url` names, with `db`'s credentials and options. */
+  db: DatabaseConfig;
+}
+
+/** What `DatabaseDriver.restore` gets. */
+export interface RestoreOptions {
+  /** The database to restore into (a scratch database's URL, or the target of `dbflow restore`). */
+  url: string;
+  /** The dump, as `dump` produced it; it may fail at its end (an integrity check), and the restore must then fail. */
+  input: Readable;
+  /** The dump's format, as `dump` reported it. */
+  format: string;
+  /** The entry the dump came from: its credentials and options are the ones to connect with. */
+  db: DatabaseConfig;
+}
+
+/** What `DatabaseDriver.rowCounts` gets. */
+export interface RowCountOptions {
+  /** The database to count (a scratch database's URL, or the target of `dbflow restore`). */
+  url: string;
+  /** The entry whose credentials and options to connect and count with. */
+  db: DatabaseConfig;
+  /** The checksum scheme a snapshot recorded (its `position.checksum`); without it, the driver's own choice for the server. */
+  checksum?: string;
+}
+
+/** What `DatabaseDriver.reap` gets. */
+export interface ReapOptions {
+  /** The database whose server holds the scratch databases. */
+  db: DatabaseConfig;
+  /** Names (as `scratch` received them) whose scratch databases to drop: `scratchPrefix(runId)` of runs that died. */
+  prefixes: readonly string[];
+  signal: AbortSignal;
+  log: (message: string) => void;
+}
+
+/** What `DatabaseDriver.preflight` gets. */
+export interface PreflightOptions {
+  /** The database to check, connecting as the pipeline would. */
+  db: DatabaseConfig;
+  /** What the pipeline does with it, so that only the privileges it needs are asked for. */
+  use: PreflightUse;
+}
+
+/** What `DatabaseDriver.stockRestore` gets. */
+export interface StockRestoreOptions {
+  /** The dump's format, as `dump` reported it. */
+  format: string;
+  /** A shell command that writes the raw dump to stdout, e.g. `gpg --decrypt x | zstd -d`. */
+  decoded: string;
+  /** The name of the database entry the dump came from. */
+  database: string;
+}
+
 /**
  * A database driver: what the generic `snapshot`, `dump`, `restore-test` and `rowcount-check`
- * steps dispatch to, by the database's `driver:`.
+ * steps dispatch to, by the database's `driver:`. Each method takes one options object, so that the
+ * contract can add to it without breaking a driver; methods that may take long get the calling step's
+ * context, whose `signal` they honour.
  */
 export interface DatabaseDriver {
   /** The value of `driver:` in `databases:`, e.g. `sqlite`. */
@@ -165,49 +251,46 @@ export interface DatabaseDriver {
   options: JsonSchema;
   /** Optional: what is wrong with a URL, found without connecting (`dbflow validate` reports it at its line). */
   checkUrl?(url: string): string | undefined;
-  /**
-   * Optional: the stock shell command that restores a dump of `format`, given `decoded`, a command
-   * that writes the raw dump to stdout (e.g. `gpg --decrypt x | zstd -d`); shown after a run.
-   */
-  stockRestore?(format: string, decoded: string, database: string): string | undefined;
+  /** Optional: the stock shell command that restores a dump of `format` from `decoded`; shown after a run. */
+  stockRestore?(options: StockRestoreOptions): string | undefined;
   /** Opens a consistent snapshot and counts rows inside it. */
-  snapshot(ctx: DriverContext, db: DatabaseConfig): Promise<DriverSnapshot>;
+  snapshot(ctx: DriverContext, options: SnapshotOptions): Promise<DriverSnapshot>;
   /**
    * Optional: take part in a coordinated snapshot (one cut across several databases). Connects and
    * prepares without blocking anything; the snapshot step then drives the participant's barrier.
    */
-  participate?(ctx: DriverContext, db: DatabaseConfig): Promise<SnapshotParticipant>;
+  participate?(ctx: DriverContext, options: ParticipateOptions): Promise<SnapshotParticipant>;
   /** Streams a dump that reads exactly the given snapshot. */
-  dump(ctx: DriverContext, db: DatabaseConfig, snapshot: DriverSnapshot): Promise<DumpStream>;
+  dump(ctx: DriverContext, options: DumpOptions): Promise<DumpStream>;
   /** Creates an empty scratch database next to `db`, named after `name`. */
-  scratch(ctx: DriverContext, db: DatabaseConfig, name: string): Promise<ScratchDatabase>;
+  scratch(ctx: DriverContext, options: ScratchOptions): Promise<ScratchDatabase>;
   /** Optional: creates the empty database `db.url` names unless it exists; true when it created it (`restore --create`). */
-  create?(ctx: DriverContext, db: DatabaseConfig): Promise<boolean>;
+  create?(ctx: DriverContext, options: CreateOptions): Promise<boolean>;
   /** Optional: whether the database `db.url` names exists (so that `restore` can say so). */
-  exists?(ctx: DriverContext, db: DatabaseConfig): Promise<boolean>;
+  exists?(ctx: DriverContext, options: ExistsOptions): Promise<boolean>;
   /**
    * Restores a dump stream (as produced by `dump`) into the database at `url`, connecting with the
    * credentials and options of `db` (the entry the dump came from). A stream that fails fails the restore.
    */
-  restore(ctx: DriverContext, url: string, input: Readable, format: string, db: DatabaseConfig): Promise<void>;
+  restore(ctx: DriverContext, options: RestoreOptions): Promise<void>;
   /**
    * Counts rows (and checksums) of every table of the database at `url`, with the options of `db`.
-   * A checksum scheme in `o` (as a snapshot recorded it) is the one to compute, so that the counts
-   * of an older backup compare; a driver that cannot compute it throws, saying why.
+   * A `checksum` scheme (as a snapshot recorded it) is the one to compute, so that the counts of an
+   * older backup compare; a driver that cannot compute it throws, saying why.
    */
-  rowCounts(ctx: DriverContext, url: string, db: DatabaseConfig, o?: RowCountOptions): Promise<TableCounts>;
+  rowCounts(ctx: DriverContext, options: RowCountOptions): Promise<TableCounts>;
   /**
    * Optional, for drivers whose scratch databases outlive the process (a server's databases): drops
-   * every scratch database next to `db` whose name starts with one of `o.prefixes` (names as `scratch`
+   * every scratch database next to `db` whose name starts with one of `prefixes` (names as `scratch`
    * received them); resolves to the names dropped. dbflow calls it for runs that provably died.
    */
-  reap?(db: DatabaseConfig, o: ReapOptions): Promise<string[]>;
+  reap?(options: ReapOptions): Promise<string[]>;
   /**
    * Optional: connects as the pipeline would and checks, without changing anything, that this
    * database can be backed up and restore-tested: `dbflow init` and `dbflow run --dry-run` call it. A
    * connection that fails throws (a DbflowError saying why); missing privileges are reported, not thrown.
    */
-  preflight?(ctx: DriverContext, db: DatabaseConfig, use: PreflightUse): Promise<PreflightReport>;
+  preflight?(ctx: DriverContext, options: PreflightOptions): Promise<PreflightReport>;
 }
 
 /** What the pipeline does with a database, so that a preflight asks only for what it needs. */
@@ -236,13 +319,6 @@ export interface PreflightMissing {
   need: string;
   /** The statement an administrator runs, e.g. `GRANT RELOAD ON *.* TO 'backup'@'%';`. */
   grant: string;
-}
-
-/** What `DatabaseDriver.reap` gets. */
-export interface ReapOptions {
-  prefixes: readonly string[];
-  signal: AbortSignal;
-  log(message: string): void;
 }
 
 /** What every storage call gets besides its own options. */
@@ -334,14 +410,23 @@ export interface ArtifactLayer {
   [detail: string]: unknown;
 }
 
+/** What `Codec.decode` gets. */
+export interface DecodeOptions {
+  /** The restore's secrets. */
+  keys: DecodeKeys;
+  /** The layer to undo, as the encoding step output it. */
+  layer: ArtifactLayer;
+  /** When given, the calling step's `ctx.exec`: a decoder that runs a program should use it (cancel, environment). */
+  exec?: StepContext<unknown>['exec'];
+}
+
 /**
  * A reversible encoding (compression, encryption). `decode` returns the reverse transform;
  * a decoder that checks integrity must fail the stream at its end when the check fails.
  */
 export interface Codec {
   name: string;
-  /** `exec`, when given, is the step's `ctx.exec`: a decoder that runs a program should use it (cancel, environment). */
-  decode(keys: DecodeKeys, layer: ArtifactLayer, exec?: StepContext<unknown>['exec']): Duplex | Promise<Duplex>;
+  decode(options: DecodeOptions): Duplex | Promise<Duplex>;
 }
 
 /** An artifact as recorded in the manifest. */
@@ -492,8 +577,9 @@ export interface StepDefinition<W = Record<string, unknown>, O = Record<string, 
 export interface Plugin {
   name: string;
   /**
-   * The version of the plugin contract the plugin was written for, "MAJOR.MINOR" (e.g. "1.0"): dbflow
-   * refuses a plugin of another major version, or of a newer minor one than its own `PLUGIN_CONTRACT`.
+   * The version of the plugin contract the plugin was written for, "MAJOR.MINOR" (e.g. "2.0"): dbflow
+   * refuses a plugin of a newer version than its own `PLUGIN_CONTRACT`, and of an older major one it has
+   * no adapter for (it calls the drivers and codecs of a 1.x plugin as 1.x declared them).
    * Write the literal version of the docs you followed, not `PLUGIN_CONTRACT`, which is the running dbflow's.
    */
   contract: string;

@@ -107,21 +107,27 @@ export async function restoreBackup(
   if (target.create) {
     if (!driver.create)
       throw new UsageError(`--create: the ${driver.name} driver cannot create databases; create ${target.display ?? target.url} yourself.`);
-    await driver.create(ctx, config);
+    await driver.create(ctx, { db: config });
   }
   const before = await inspect(ctx, driver, config, target);
   let started = 0;
   hooks.restoring?.();
   let raw: EdgeStats;
   try {
-    raw = await readArtifact(scope, artifact, keys, (s) => driver.restore(ctx, target.url, s, artifact.format, config), {
-      signal: ctx.signal,
-      settleDigest: true,
-      progress: (n) => {
-        started = n;
-        hooks.progress?.(n);
+    raw = await readArtifact(
+      scope,
+      artifact,
+      keys,
+      (input) => driver.restore(ctx, { url: target.url, input, format: artifact.format, db: config }),
+      {
+        signal: ctx.signal,
+        settleDigest: true,
+        progress: (n) => {
+          started = n;
+          hooks.progress?.(n);
+        },
       },
-    });
+    );
   } catch (err) {
     throw withNote(
       err,
@@ -132,7 +138,11 @@ export async function restoreBackup(
   }
   // Counted the way the backup was: its checksum scheme, when it has checksums.
   const scheme = entry.position.checksum;
-  const after = await driver.rowCounts(ctx, target.url, config, checksums && typeof scheme === 'string' ? { checksum: scheme } : {});
+  const after = await driver.rowCounts(ctx, {
+    url: target.url,
+    db: config,
+    ...(checksums && typeof scheme === 'string' && { checksum: scheme }),
+  });
   return { artifact, raw, before, after, diffs: compareCounts(entry.tables, after, checksums), checksums };
 }
 
@@ -140,11 +150,11 @@ export async function restoreBackup(
 async function inspect(ctx: DriverContext, driver: DatabaseDriver, config: DatabaseConfig, target: RestoreTarget): Promise<TableCounts> {
   let tables: TableCounts;
   try {
-    tables = await driver.rowCounts(ctx, target.url, config);
+    tables = await driver.rowCounts(ctx, { url: target.url, db: config });
   } catch (err) {
     if (ctx.signal.aborted) throw new CancelledError('restore interrupted');
     if (target.force) return {};
-    const missing = driver.exists ? !(await driver.exists(ctx, config).catch(() => true)) : false;
+    const missing = driver.exists ? !(await driver.exists(ctx, { db: config }).catch(() => true)) : false;
     if (missing) {
       throw new DbflowError(
         `the target ${target.display ?? target.url} does not exist. Create it first (createdb, CREATE DATABASE; for sqlite an empty file), or pass --create to have restore create it.`,

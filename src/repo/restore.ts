@@ -42,7 +42,7 @@ export async function decodeArtifact(
   stored.on('error', (err) => stream.destroy(err));
   try {
     for (const layer of [...artifact.layers].reverse()) {
-      const decoder = await scope.codec(layer.codec).decode(keys, layer, scope.exec);
+      const decoder = await scope.codec(layer.codec).decode({ keys, layer, exec: scope.exec });
       const prev = stream;
       prev.on('error', (err) => decoder.destroy(err));
       stream = prev.pipe(decoder);

@@ -77,7 +77,7 @@ async function decoder(
 ): Promise<Duplex> {
   const { ctx, dispose } = testContext();
   t.after(dispose);
-  return c.codec.decode(keys ?? {}, layer, (file, args, options) => ctx.exec(file, args, options));
+  return c.codec.decode({ keys: keys ?? {}, layer, exec: (file, args, options) => ctx.exec(file, args, options) });
 }
 
 async function roundTrips(c: CodecSetup, o: Settings, t: NodeTestContext): Promise<void> {

@@ -73,12 +73,15 @@ export function describeDriver(name: string, setup: Setup<DriverSetup>, options:
 
 // A snapshot of the test's database.
 function snapshot(c: Case): Promise<DriverSnapshot> {
-  return c.driver.snapshot(c.ctx, c.database);
+  return c.driver.snapshot(c.ctx, { db: c.database });
 }
 
 // Runs `body` with a fresh scratch database, dropped afterwards whatever happens.
 async function withScratch<T>(c: Case, body: (url: string) => Promise<T>): Promise<T> {
-  const scratch = await c.driver.scratch(c.ctx, c.database, scratchDatabaseName(`t${randomBytes(4).toString('hex')}`, c.database.name));
+  const scratch = await c.driver.scratch(c.ctx, {
+    db: c.database,
+    name: scratchDatabaseName(`t${randomBytes(4).toString('hex')}`, c.database.name),
+  });
   try {
     return await body(scratch.url);
   } finally {
@@ -88,15 +91,15 @@ async function withScratch<T>(c: Case, body: (url: string) => Promise<T>): Promi
 
 // Dumps `snap`, restores the dump into a scratch database and counts its rows.
 async function dumpRestoreCount(c: Case, snap: DriverSnapshot, afterDumpStarted?: () => Promise<void>): Promise<TableCounts> {
-  const dump = await c.driver.dump(c.ctx, c.database, snap);
+  const dump = await c.driver.dump(c.ctx, { db: c.database, snapshot: snap });
   const final = dump.final ?? Promise.resolve();
   final.catch(() => undefined); // awaited below
   await afterDumpStarted?.();
   return withScratch(c, async (url) => {
-    await c.driver.restore(c.ctx, url, dump.stream, dump.format, c.database);
+    await c.driver.restore(c.ctx, { url, input: dump.stream, format: dump.format, db: c.database });
     await final;
     await snap.counted;
-    return c.driver.rowCounts(c.ctx, url, c.database);
+    return c.driver.rowCounts(c.ctx, { url, db: c.database });
   });
 }
 
@@ -120,7 +123,7 @@ async function roundTrip(c: Case): Promise<void> {
       Object.keys(info.tables).length > 0 && rows > 0,
       `the snapshot counted the seeded tables and rows: ${JSON.stringify(info.tables)}`,
     );
-    const live = await c.driver.rowCounts(c.ctx, c.database.url, c.database);
+    const live = await c.driver.rowCounts(c.ctx, { url: c.database.url, db: c.database });
     assert.equal(
       differences(info.tables, live),
       '',
@@ -134,7 +137,7 @@ async function roundTrip(c: Case): Promise<void> {
 }
 
 async function writesAfter(c: Case): Promise<void> {
-  const before = await c.driver.rowCounts(c.ctx, c.database.url, c.database);
+  const before = await c.driver.rowCounts(c.ctx, { url: c.database.url, db: c.database });
   const snap = await snapshot(c);
   try {
     await c.write();
@@ -144,7 +147,7 @@ async function writesAfter(c: Case): Promise<void> {
       '',
       'the snapshot counts what was there when it was taken, not the writes after it',
     );
-    const live = await c.driver.rowCounts(c.ctx, c.database.url, c.database);
+    const live = await c.driver.rowCounts(c.ctx, { url: c.database.url, db: c.database });
     assert.notEqual(differences(before, live, false), '', "the setup's write() must change row counts (else this case proves nothing)");
     assert.equal(
       differences(snap.info.tables, restored),
@@ -159,7 +162,7 @@ async function writesAfter(c: Case): Promise<void> {
 async function failedRestore(c: Case): Promise<void> {
   const snap = await snapshot(c);
   try {
-    const dump = await c.driver.dump(c.ctx, c.database, snap);
+    const dump = await c.driver.dump(c.ctx, { db: c.database, snapshot: snap });
     dump.final?.catch(() => undefined);
     const broke = new Error('the artifact broke at its end (dbflow/testing)');
     // Every byte passes, then the stream fails: as a decoder whose integrity check fails at the end.
@@ -170,7 +173,7 @@ async function failedRestore(c: Case): Promise<void> {
     await assert.rejects(
       withScratch(c, (url) => {
         scratchUrl = url;
-        return c.driver.restore(c.ctx, url, input, dump.format, c.database);
+        return c.driver.restore(c.ctx, { url, input, format: dump.format, db: c.database });
       }),
       (err) => {
         assert.ok(err instanceof Error, `the restore rejects with an Error: ${describeError(err)}`);
@@ -185,12 +188,15 @@ async function failedRestore(c: Case): Promise<void> {
 }
 
 async function scratchDrop(c: Case): Promise<void> {
-  const scratch = await c.driver.scratch(c.ctx, c.database, scratchDatabaseName(`t${randomBytes(4).toString('hex')}`, c.database.name));
+  const scratch = await c.driver.scratch(c.ctx, {
+    db: c.database,
+    name: scratchDatabaseName(`t${randomBytes(4).toString('hex')}`, c.database.name),
+  });
   let dropped = false;
   try {
     if (c.driver.exists)
-      assert.equal(await c.driver.exists(c.ctx, { ...c.database, url: scratch.url }), true, 'exists() finds the scratch database');
-    const counts = await c.driver.rowCounts(c.ctx, scratch.url, c.database);
+      assert.equal(await c.driver.exists(c.ctx, { db: { ...c.database, url: scratch.url } }), true, 'exists() finds the scratch database');
+    const counts = await c.driver.rowCounts(c.ctx, { url: scratch.url, db: c.database });
     assert.deepEqual(counts, {}, 'a scratch database is created empty');
     await scratch.drop();
     dropped = true;
@@ -205,11 +211,11 @@ async function scratchDrop(c: Case): Promise<void> {
 async function assertGone(c: Case, url: string): Promise<void> {
   assert.ok(url !== '', 'a scratch database was made');
   if (c.driver.exists) {
-    assert.equal(await c.driver.exists(c.ctx, { ...c.database, url }), false, `the scratch database ${url} is gone after drop()`);
+    assert.equal(await c.driver.exists(c.ctx, { db: { ...c.database, url } }), false, `the scratch database ${url} is gone after drop()`);
     return;
   }
   await assert.rejects(
-    c.driver.rowCounts(c.ctx, url, c.database),
+    c.driver.rowCounts(c.ctx, { url, db: c.database }),
     Error,
     `the scratch database ${url} is gone after drop(): counting its rows fails`,
   );
@@ -217,7 +223,7 @@ async function assertGone(c: Case, url: string): Promise<void> {
 
 async function releases(c: Case): Promise<void> {
   const snap = await snapshot(c);
-  const dump = await c.driver.dump(c.ctx, c.database, snap);
+  const dump = await c.driver.dump(c.ctx, { db: c.database, snapshot: snap });
   dump.final?.catch(() => undefined);
   dump.stream.on('error', () => undefined);
   await new Promise<void>((resolve) => {
@@ -233,7 +239,7 @@ async function releases(c: Case): Promise<void> {
   const again = await snapshot(c);
   try {
     await again.counted;
-    const live = await c.driver.rowCounts(c.ctx, c.database.url, c.database);
+    const live = await c.driver.rowCounts(c.ctx, { url: c.database.url, db: c.database });
     assert.equal(differences(again.info.tables, live), '', 'a new snapshot after the release counts the database as it is');
   } finally {
     await again.release();

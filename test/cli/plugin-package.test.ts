@@ -268,15 +268,16 @@ describe('the plugin contract version', () => {
   const plugin = (contract: string | undefined): string =>
     `export default { name: 'future', ${contract === undefined ? '' : `contract: ${JSON.stringify(contract)}, `}steps: [] };\n`;
 
-  for (const contract of ['2.0', '1.99', '0.9']) {
+  for (const contract of ['3.0', '2.1', '1.2', '0.9']) {
     it(`a plugin written for contract ${contract} is refused, with what to do`, async (t) => {
       const dir = tmpDir(t);
       writeFileSync(path.join(dir, 'future.js'), plugin(contract));
       writeFileSync(path.join(dir, 'p.yaml'), 'version: 1\nname: future\nplugins:\n  - ./future.js\nsteps: []\n');
       const r = await dbflow(['validate', 'p.yaml'], { cwd: dir, env: { XDG_CONFIG_HOME: dir } });
       assert.equal(r.exitCode, 2);
-      const advice =
-        contract === '0.9' ? 'use a version of the plugin written for contract 1\\.x' : 'upgrade dbflow to one that implements contract';
+      const advice = ['1.2', '0.9'].includes(contract)
+        ? 'use a version of the plugin written for contract 2\\.x \\(this dbflow accepts 2\\.0, and 1\\.0 to 1\\.1 through an adapter\\)\\.'
+        : `upgrade dbflow to one that implements contract ${contract.replace('.', '\\.')}, or use a version of the plugin written for contract 2\\.0 or older\\.`;
       assert.match(
         r.stderr,
         new RegExp(

@@ -397,7 +397,7 @@ export function createFake(name = 'fake'): Fake {
 
   const plugin = definePlugin({
     name,
-    contract: '1.0',
+    contract: '2.0',
     version: '0.0.0-test',
     steps: [
       noop,

@@ -16,17 +16,16 @@ export async function preflightOf(driver: string, url: string, o: PreflightCall 
   const d = (await builtinRegistry()).drivers.get(driver)!;
   const { ctx, dispose } = await stepContext({ with: {}, ...(o.signal && { signal: o.signal }) });
   try {
-    return await d.preflight!(
-      ctx,
-      {
+    return await d.preflight!(ctx, {
+      db: {
         name: 'app',
         driver,
         url,
         ...(o.password !== undefined && { password: o.password }),
         options: o.options ?? {},
       },
-      { coordinated: false, restoreTest: true, ...o.use },
-    );
+      use: { coordinated: false, restoreTest: true, ...o.use },
+    });
   } finally {
     await dispose();
   }

@@ -2,14 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { execa } from 'execa';
-import {
-  builtinRegistry,
-  type DatabaseConfig,
-  type RowCountOptions,
-  type StepContext,
-  type StepDefinition,
-  type TableCounts,
-} from '../../src/index.js';
+import { builtinRegistry, type DatabaseConfig, type StepContext, type StepDefinition, type TableCounts } from '../../src/index.js';
 import { testContext } from '../../src/testing/index.js';
 
 /** What a test sets; everything else gets a neutral value. */
@@ -111,13 +104,13 @@ export async function runTransform(
   }
 }
 
-/** Counts (with checksums) of the database at `url` by a built-in driver, as restore-test and restore count. */
-export async function checksummedCounts(driver: string, url: string, o: RowCountOptions = {}): Promise<TableCounts> {
+/** Counts (with checksums, of the `checksum` scheme when given) of the database at `url` by a built-in driver, as restore-test and restore count. */
+export async function checksummedCounts(driver: string, url: string, checksum?: string): Promise<TableCounts> {
   const d = (await builtinRegistry()).drivers.get(driver)!;
   const { ctx, dispose } = await stepContext({ with: {} });
   try {
     const config: DatabaseConfig = { name: 'app', driver, url, options: { checksums: true } };
-    return await d.rowCounts(ctx, url, config, o);
+    return await d.rowCounts(ctx, { url, db: config, ...(checksum !== undefined && { checksum }) });
   } finally {
     await dispose();
   }

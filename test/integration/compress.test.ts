@@ -33,7 +33,7 @@ function compressAll(withValue: Record<string, unknown>, input: Buffer): Promise
 
 // Decode `data` with a codec and return the plaintext.
 async function decodeAll(name: string, data: Buffer): Promise<Buffer> {
-  const decoder = await codec(name).decode({}, { codec: name });
+  const decoder = await codec(name).decode({ keys: {}, layer: { codec: name } });
   const parts: Buffer[] = [];
   await pipeline(Readable.from([data]), decoder, new Writable({ write: (c: Buffer, _e, done) => (parts.push(c), done()) }));
   return Buffer.concat(parts);
@@ -114,7 +114,7 @@ void test('zstd and gzip: input that is not theirs errors the decoder, saying th
 void test('zstd: destroying the decoder kills the process', async (t) => {
   if (!(await requireTool(t, 'zstd', 'zstd'))) return;
   const before = await zstdChildren();
-  const decoder = await codec('zstd').decode({}, { codec: 'zstd' });
+  const decoder = await codec('zstd').decode({ keys: {}, layer: { codec: 'zstd' } });
   decoder.on('error', () => undefined);
   decoder.write(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]));
   await sleep(100);
@@ -193,7 +193,7 @@ void test('zstd: a decoder started outside a run (no exec) gets only the minimal
   const value = `outside-${randomBytes(8).toString('hex')}`;
   process.env.DBFLOW_TEST_DECODE_SECRET = value;
   t.after(() => delete process.env.DBFLOW_TEST_DECODE_SECRET);
-  const decoder = await codec('zstd').decode({}, { codec: 'zstd' });
+  const decoder = await codec('zstd').decode({ keys: {}, layer: { codec: 'zstd' } });
   decoder.on('error', () => undefined);
   t.after(() => decoder.destroy());
   // zstd waits for its input: it can be read at leisure.

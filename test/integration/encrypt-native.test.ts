@@ -54,7 +54,7 @@ async function decodeAll(
   keys: { passphrase?: string; privateKey?: string } = { passphrase: PASSPHRASE },
   layer: ArtifactLayer = LAYER,
 ): Promise<{ plain: Buffer; decodedBy: string | undefined }> {
-  const decoder = await codec.decode(keys, layer);
+  const decoder = await codec.decode({ keys, layer });
   const parts: Buffer[] = [];
   await pipeline(Readable.from(pieces(data)), decoder, new Writable({ write: (c: Buffer, _e, done) => (parts.push(c), done()) }));
   return { plain: Buffer.concat(parts), decodedBy: (decoder as Duplex & { decodedBy?: string }).decodedBy };

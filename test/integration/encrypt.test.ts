@@ -26,7 +26,7 @@ function encryptAll(withValue: Record<string, unknown>, input: Buffer): Promise<
 
 // Decode with the openpgp codec; rejects when the stream errors, also at its end.
 async function decodeAll(data: Buffer, keys: { passphrase?: string; privateKey?: string }, layer: ArtifactLayer): Promise<Buffer> {
-  const decoder = await codec.decode(keys, layer);
+  const decoder = await codec.decode({ keys, layer });
   const parts: Buffer[] = [];
   await pipeline(Readable.from([data]), decoder, new Writable({ write: (c: Buffer, _e, done) => (parts.push(c), done()) }));
   return Buffer.concat(parts);
@@ -83,11 +83,11 @@ void test('a wrong passphrase errors clearly, without an openpgp stack', async (
 });
 
 void test('a missing key names what to pass', async () => {
-  await assert.rejects(async () => codec.decode({}, { codec: 'openpgp', mode: 'passphrase' }), /pass it as "passphrase"/);
+  await assert.rejects(async () => codec.decode({ keys: {}, layer: { codec: 'openpgp', mode: 'passphrase' } }), /pass it as "passphrase"/);
   const publicKeyLayer = { codec: 'openpgp', mode: 'public-key', recipients: ['ABCD'] };
-  await assert.rejects(async () => codec.decode({}, publicKeyLayer), /private key \(one of ABCD\) as "private_key"/);
+  await assert.rejects(async () => codec.decode({ keys: {}, layer: publicKeyLayer }), /private key \(one of ABCD\) as "private_key"/);
   await assert.rejects(
-    async () => codec.decode({ passphrase: PASSPHRASE }, publicKeyLayer),
+    async () => codec.decode({ keys: { passphrase: PASSPHRASE }, layer: publicKeyLayer }),
     /encrypted to public keys; pass the recipient's/,
   );
 });
@@ -120,11 +120,11 @@ void test('public key: an armored key inline, a passphrase-protected private key
   const layer = outputs.layer as ArtifactLayer;
   assert.ok((await decodeAll(data, { privateKey: owner.privateKey, passphrase: 'key secret' }, layer)).equals(plain));
   await assert.rejects(
-    async () => codec.decode({ privateKey: owner.privateKey }, layer),
+    async () => codec.decode({ keys: { privateKey: owner.privateKey }, layer }),
     /protected by a passphrase; pass it as "passphrase" too/,
   );
   await assert.rejects(
-    async () => codec.decode({ privateKey: owner.privateKey, passphrase: 'nope' }, layer),
+    async () => codec.decode({ keys: { privateKey: owner.privateKey, passphrase: 'nope' }, layer }),
     /wrong passphrase for the private key/,
   );
   await assert.rejects(decodeAll(data, { privateKey: stranger.privateKey }, layer), /wrong passphrase or not encrypted for this key/);
@@ -196,7 +196,7 @@ void test('an input error errors the output; destroying the output stops the inp
 
 void test('destroying the decoder midway stops it without an error', async () => {
   const { data, outputs } = await encryptAll({ passphrase: PASSPHRASE }, plain);
-  const decoder = await codec.decode({ passphrase: PASSPHRASE }, outputs.layer as ArtifactLayer);
+  const decoder = await codec.decode({ keys: { passphrase: PASSPHRASE }, layer: outputs.layer as ArtifactLayer });
   const errors: Error[] = [];
   decoder.on('error', (err) => errors.push(err));
   const first = new Promise((resolve) => decoder.once('data', resolve));

@@ -18,7 +18,7 @@ test("loads a plugin package from the pipeline folder's node_modules and runs it
     path.join(pkg, 'index.js'),
     `export default {
   name: 'stamp',
-  contract: '1.0',
+  contract: '2.0',
   version: '1.2.3',
   steps: [{
     uses: 'stamp',

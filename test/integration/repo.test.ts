@@ -43,7 +43,7 @@ async function countsAt(driver: string, url: string): Promise<TableCounts> {
   const { ctx, dispose } = await stepContext({ with: {} });
   try {
     const config: DatabaseConfig = { name: 'target', driver, url, options: { checksums: true } };
-    return await d.rowCounts(ctx, url, config);
+    return await d.rowCounts(ctx, { url, db: config });
   } finally {
     await dispose();
   }

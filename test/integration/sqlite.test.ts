@@ -31,9 +31,9 @@ async function dumpBytes(dir: string): Promise<{ bytes: Buffer; tables: TableCou
   const file = path.join(dir, 'src.db');
   createLiveDatabase(file, 2000);
   const ctx = makeContext({ tmpdir: dir });
-  const snap = await driver.snapshot(ctx, sqliteConfig('src', `sqlite:${file}`));
+  const snap = await driver.snapshot(ctx, { db: sqliteConfig('src', `sqlite:${file}`) });
   try {
-    const dump = await driver.dump(ctx, sqliteConfig('src', `sqlite:${file}`), snap);
+    const dump = await driver.dump(ctx, { db: sqliteConfig('src', `sqlite:${file}`), snapshot: snap });
     return { bytes: await readAll(dump.stream), tables: snap.info.tables };
   } finally {
     await snap.release();
@@ -74,18 +74,18 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
     mkdirSync(tmpdir);
     const ctx = makeContext({ tmpdir });
     const before = writer.commits();
-    const snap = await driver.snapshot(ctx, db);
+    const snap = await driver.snapshot(ctx, { db });
     try {
       if (writer.commits() > before) overlapped++;
       assert.equal(snap.info.driver, 'sqlite');
       assert.equal(snap.info.tables.accounts?.rows, ACCOUNTS);
-      const dump = await driver.dump(ctx, db, snap);
+      const dump = await driver.dump(ctx, { db, snapshot: snap });
       assert.equal(dump.format, 'sqlite3');
       assert.equal(dump.extension, '.sqlite3');
-      const scratch = await driver.scratch(ctx, db, `verify_${run}`);
+      const scratch = await driver.scratch(ctx, { db, name: `verify_${run}` });
       try {
-        await driver.restore(ctx, scratch.url, dump.stream, dump.format, db);
-        assert.deepEqual(await driver.rowCounts(ctx, scratch.url, CHECKSUMMED), snap.info.tables);
+        await driver.restore(ctx, { url: scratch.url, input: dump.stream, format: dump.format, db });
+        assert.deepEqual(await driver.rowCounts(ctx, { url: scratch.url, db: CHECKSUMMED }), snap.info.tables);
         // Transfers keep the total: a torn copy would not.
         assert.equal(balanceSum(scratch.url.slice('sqlite:'.length)), ACCOUNTS * START_BALANCE);
       } finally {
@@ -95,7 +95,7 @@ void test('a snapshot taken under a live writer restores to exactly its counted 
       previous = snap.info.tables;
       await writer.committed((run + 1) * 50);
       assert.notDeepEqual(
-        await driver.rowCounts(ctx, db.url, CHECKSUMMED),
+        await driver.rowCounts(ctx, { url: db.url, db: CHECKSUMMED }),
         snap.info.tables,
         'the live database moved on after the snapshot',
       );
@@ -124,15 +124,15 @@ void test('WAL contents that were never checkpointed are in the snapshot', async
   // A plain file copy misses them.
   copyFileSync(file, path.join(dir, 'copy.db'));
   const ctx = makeContext({ tmpdir: dir });
-  assert.equal((await driver.rowCounts(ctx, `sqlite:${path.join(dir, 'copy.db')}`, CHECKSUMMED)).items?.rows, 100);
+  assert.equal((await driver.rowCounts(ctx, { url: `sqlite:${path.join(dir, 'copy.db')}`, db: CHECKSUMMED })).items?.rows, 100);
 
-  const snap = await driver.snapshot(ctx, sqliteConfig('wal', `sqlite:${file}`));
+  const snap = await driver.snapshot(ctx, { db: sqliteConfig('wal', `sqlite:${file}`) });
   t.after(() => snap.release());
   assert.equal(snap.info.tables.items?.rows, 600);
   assert.equal(snap.info.position.source_journal_mode, 'wal');
   assert.equal(typeof snap.info.position.page_count, 'number');
   assert.match(snap.info.serverVersion, /^3\.\d+\.\d+$/);
-  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${file}`, CHECKSUMMED), snap.info.tables);
+  assert.deepEqual(await driver.rowCounts(ctx, { url: `sqlite:${file}`, db: CHECKSUMMED }), snap.info.tables);
   const staged = (snap as unknown as { file: string }).file;
   assert.equal(snap.info.tables.items?.checksum, referenceChecksum(staged, 'items'));
 });
@@ -156,11 +156,11 @@ void test('checksums follow the documented definition and ignore row order', asy
   };
   const a = make('a.db', rows);
   const b = make('b.db', [...rows].reverse());
-  const countsA = await driver.rowCounts(ctx, `sqlite:${a}`, CHECKSUMMED);
-  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${b}`, CHECKSUMMED), countsA);
+  const countsA = await driver.rowCounts(ctx, { url: `sqlite:${a}`, db: CHECKSUMMED });
+  assert.deepEqual(await driver.rowCounts(ctx, { url: `sqlite:${b}`, db: CHECKSUMMED }), countsA);
   assert.equal(countsA.t?.checksum, referenceChecksum(a, 't'));
   const c = make('c.db', [...rows.slice(0, 2), [3, '', 1.0, -41, Buffer.alloc(0)]]);
-  assert.notEqual((await driver.rowCounts(ctx, `sqlite:${c}`, CHECKSUMMED)).t?.checksum, countsA.t?.checksum);
+  assert.notEqual((await driver.rowCounts(ctx, { url: `sqlite:${c}`, db: CHECKSUMMED })).t?.checksum, countsA.t?.checksum);
 });
 
 void test('restore refuses other formats and non-empty targets, and a damaged stream is an IntegrityError', async (t) => {
@@ -169,15 +169,18 @@ void test('restore refuses other formats and non-empty targets, and a damaged st
   const ctx = makeContext({ tmpdir: dir });
   const db = sqliteConfig('src', `sqlite:${path.join(dir, 'src.db')}`);
 
-  const scratch = await driver.scratch(ctx, db, 'target');
+  const scratch = await driver.scratch(ctx, { db, name: 'target' });
   t.after(() => scratch.drop());
-  await assert.rejects(driver.restore(ctx, scratch.url, Readable.from([bytes]), 'pg_dump-custom', CHECKSUMMED), (err: Error) => {
-    assert.ok(err instanceof DbflowError);
-    assert.match(err.message, /restores "sqlite3" dumps, not "pg_dump-custom"/);
-    return true;
-  });
   await assert.rejects(
-    driver.restore(ctx, db.url, Readable.from([bytes]), 'sqlite3', CHECKSUMMED),
+    driver.restore(ctx, { url: scratch.url, input: Readable.from([bytes]), format: 'pg_dump-custom', db: CHECKSUMMED }),
+    (err: Error) => {
+      assert.ok(err instanceof DbflowError);
+      assert.match(err.message, /restores "sqlite3" dumps, not "pg_dump-custom"/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    driver.restore(ctx, { url: db.url, input: Readable.from([bytes]), format: 'sqlite3', db: CHECKSUMMED }),
     /refusing to restore over ".*src\.db".*remove it first/,
   );
 
@@ -190,7 +193,11 @@ void test('restore refuses other formats and non-empty targets, and a damaged st
   ];
   for (const [what, damaged] of cases) {
     const half = [damaged.subarray(0, damaged.length >> 1), damaged.subarray(damaged.length >> 1)];
-    await assert.rejects(driver.restore(ctx, scratch.url, Readable.from(half), 'sqlite3', CHECKSUMMED), IntegrityError, what);
+    await assert.rejects(
+      driver.restore(ctx, { url: scratch.url, input: Readable.from(half), format: 'sqlite3', db: CHECKSUMMED }),
+      IntegrityError,
+      what,
+    );
     assert.equal(statSync(scratch.url.slice('sqlite:'.length)).size, 0, `${what}: the target is untouched`);
     assert.deepEqual(
       readdirSync(dir).filter((f) => f.includes('.restore-')),
@@ -200,8 +207,13 @@ void test('restore refuses other formats and non-empty targets, and a damaged st
   }
 
   // The whole stream restores, and counts like the snapshot.
-  await driver.restore(ctx, scratch.url, Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]), 'sqlite3', CHECKSUMMED);
-  assert.deepEqual(await driver.rowCounts(ctx, scratch.url, CHECKSUMMED), tables);
+  await driver.restore(ctx, {
+    url: scratch.url,
+    input: Readable.from([bytes.subarray(0, 1000), bytes.subarray(1000)]),
+    format: 'sqlite3',
+    db: CHECKSUMMED,
+  });
+  assert.deepEqual(await driver.rowCounts(ctx, { url: scratch.url, db: CHECKSUMMED }), tables);
 });
 
 void test('restore into a new path creates it; a stream error fails the restore and leaves nothing', async (t) => {
@@ -209,14 +221,14 @@ void test('restore into a new path creates it; a stream error fails the restore 
   const { bytes, tables } = await dumpBytes(dir);
   const ctx = makeContext({ tmpdir: dir });
   const target = path.join(dir, 'restored', 'new.db');
-  await driver.restore(ctx, `sqlite://${target}`, Readable.from([bytes]), 'sqlite3', CHECKSUMMED);
-  assert.deepEqual(await driver.rowCounts(ctx, `sqlite:${target}`, CHECKSUMMED), tables);
+  await driver.restore(ctx, { url: `sqlite://${target}`, input: Readable.from([bytes]), format: 'sqlite3', db: CHECKSUMMED });
+  assert.deepEqual(await driver.rowCounts(ctx, { url: `sqlite:${target}`, db: CHECKSUMMED }), tables);
 
   const failing = new Readable({ read() {} });
   failing.push(bytes.subarray(0, 8192));
   setImmediate(() => failing.destroy(new Error('upstream decoder failed')));
   await assert.rejects(
-    driver.restore(ctx, `sqlite:${path.join(dir, 'restored', 'other.db')}`, failing, 'sqlite3', CHECKSUMMED),
+    driver.restore(ctx, { url: `sqlite:${path.join(dir, 'restored', 'other.db')}`, input: failing, format: 'sqlite3', db: CHECKSUMMED }),
     /upstream decoder failed/,
   );
   assert.deepEqual(readdirSync(path.join(dir, 'restored')), ['new.db']);
@@ -229,13 +241,13 @@ void test('scratch databases live in the tmpdir and drop() leaves no file behind
   mkdirSync(tmpdir);
   const ctx = makeContext({ tmpdir });
   const db = sqliteConfig('src', `sqlite:${path.join(dir, 'src.db')}`);
-  const first = await driver.scratch(ctx, db, 'dbflow_verify_run_src');
-  const second = await driver.scratch(ctx, db, 'dbflow_verify_run_src');
+  const first = await driver.scratch(ctx, { db, name: 'dbflow_verify_run_src' });
+  const second = await driver.scratch(ctx, { db, name: 'dbflow_verify_run_src' });
   assert.notEqual(first.url, second.url);
   assert.match(first.url, /^sqlite:\//);
   const file = first.url.slice('sqlite:'.length);
   assert.equal(path.dirname(file), tmpdir);
-  await driver.restore(ctx, first.url, Readable.from([bytes]), 'sqlite3', CHECKSUMMED);
+  await driver.restore(ctx, { url: first.url, input: Readable.from([bytes]), format: 'sqlite3', db: CHECKSUMMED });
   // A connection in WAL mode leaves -wal and -shm files while it is open.
   const open = new Database(file);
   open.pragma('journal_mode = WAL');
@@ -251,17 +263,20 @@ void test('a missing database file is an error, and nothing is created', async (
   const dir = tempDir(t);
   const ctx = makeContext({ tmpdir: dir });
   const missing = path.join(dir, 'nope.db');
-  await assert.rejects(driver.snapshot(ctx, sqliteConfig('x', `sqlite:${missing}`)), (err: Error) => {
+  await assert.rejects(driver.snapshot(ctx, { db: sqliteConfig('x', `sqlite:${missing}`) }), (err: Error) => {
     assert.ok(err instanceof DbflowError);
     assert.match(err.message, /database file ".*nope\.db" does not exist/);
     return true;
   });
-  await assert.rejects(driver.rowCounts(ctx, `sqlite:${missing}`, CHECKSUMMED), /does not exist/);
+  await assert.rejects(driver.rowCounts(ctx, { url: `sqlite:${missing}`, db: CHECKSUMMED }), /does not exist/);
   assert.deepEqual(readdirSync(dir), []);
   writeFileSync(path.join(dir, 'text.db'), 'hello, not a database\n'.repeat(10));
-  await assert.rejects(driver.snapshot(ctx, sqliteConfig('x', `sqlite:${path.join(dir, 'text.db')}`)), /not a healthy SQLite database/);
+  await assert.rejects(
+    driver.snapshot(ctx, { db: sqliteConfig('x', `sqlite:${path.join(dir, 'text.db')}`) }),
+    /not a healthy SQLite database/,
+  );
   for (const bad of ['sqlite:', 'sqlite::memory:', 'postgres://x/y']) {
-    await assert.rejects(driver.rowCounts(ctx, bad, CHECKSUMMED), new RegExp(`"${bad}" is not a usable sqlite URL`));
+    await assert.rejects(driver.rowCounts(ctx, { url: bad, db: CHECKSUMMED }), new RegExp(`"${bad}" is not a usable sqlite URL`));
   }
 });
 
@@ -271,9 +286,9 @@ void test('sqlite URLs: relative to the working directory, or absolute', async (
   createLiveDatabase(file, 10);
   const ctx = makeContext({ tmpdir: dir });
   const rel = path.relative(process.cwd(), file);
-  const expected = await driver.rowCounts(ctx, `sqlite://${file}`, CHECKSUMMED);
+  const expected = await driver.rowCounts(ctx, { url: `sqlite://${file}`, db: CHECKSUMMED });
   for (const url of [`sqlite:${rel}`, `sqlite://${rel}`, `sqlite:./${rel}`, `sqlite://./${rel}`, `sqlite:${file}`]) {
-    assert.deepEqual(await driver.rowCounts(ctx, url, CHECKSUMMED), expected, url);
+    assert.deepEqual(await driver.rowCounts(ctx, { url, db: CHECKSUMMED }), expected, url);
   }
 });
 
@@ -284,7 +299,7 @@ void test('sqlite-seed creates a WAL database once; if_missing makes the second 
   const ctx = makeContext({ tmpdir: dir, databases, with: { database: 'demo', rows: 2000 } });
   const first = await seedStep.run(ctx);
   assert.deepEqual(first.outputs, { created: true, path: file });
-  const counts = await driver.rowCounts(ctx, databases.demo, CHECKSUMMED);
+  const counts = await driver.rowCounts(ctx, { url: databases.demo, db: CHECKSUMMED });
   assert.deepEqual(Object.keys(counts), ['customers', 'order_items', 'orders']);
   assert.equal(counts.orders?.rows, 2000);
   assert.equal(counts.customers?.rows, 250);
@@ -302,14 +317,14 @@ void test('sqlite-seed creates a WAL database once; if_missing makes the second 
 
   const more = await seedStep.run(makeContext({ tmpdir: dir, databases, with: { database: 'demo', rows: 100, if_missing: false } }));
   assert.deepEqual(more.outputs, { created: true, path: file });
-  assert.equal((await driver.rowCounts(ctx, databases.demo, CHECKSUMMED)).orders?.rows, 2100);
+  assert.equal((await driver.rowCounts(ctx, { url: databases.demo, db: CHECKSUMMED })).orders?.rows, 2100);
 });
 
 void test('sqlite-seed defaults to 10000 rows, and a cancelled seed leaves no file', async (t) => {
   const dir = tempDir(t);
   const databases = { small: `sqlite:${path.join(dir, 'small.db')}`, big: `sqlite:${path.join(dir, 'big.db')}` };
   await seedStep.run(makeContext({ tmpdir: dir, databases, with: { database: 'small' } }));
-  assert.equal((await driver.rowCounts(makeContext({ tmpdir: dir }), databases.small, CHECKSUMMED)).orders?.rows, 10000);
+  assert.equal((await driver.rowCounts(makeContext({ tmpdir: dir }), { url: databases.small, db: CHECKSUMMED })).orders?.rows, 10000);
 
   const controller = new AbortController();
   const seeding = seedStep.run(
@@ -329,7 +344,7 @@ void test('a cancelled snapshot rejects and leaves no staged file', async (t) =>
   mkdirSync(tmpdir);
   const controller = new AbortController();
   const ctx = makeContext({ tmpdir, signal: controller.signal });
-  const snapshot = driver.snapshot(ctx, sqliteConfig('live', `sqlite:${live}`, { backup_step_pages: 1 }));
+  const snapshot = driver.snapshot(ctx, { db: sqliteConfig('live', `sqlite:${live}`, { backup_step_pages: 1 }) });
   setTimeout(() => controller.abort(new Error('cancelled by the test')), 5);
   await assert.rejects(snapshot, /cancelled by the test/);
   assert.deepEqual(readdirSync(tmpdir), []);
@@ -340,11 +355,11 @@ test('without the checksums option, counts are exact row counts only', async (t)
   const file = path.join(dir, 'plain.db');
   createLiveDatabase(file, 50);
   const ctx = makeContext({ tmpdir: dir });
-  const snap = await driver.snapshot(ctx, { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} });
+  const snap = await driver.snapshot(ctx, { db: { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} } });
   try {
     for (const count of Object.values(snap.info.tables)) assert.deepEqual(Object.keys(count), ['rows']);
     assert.deepEqual(
-      await driver.rowCounts(ctx, `sqlite:${file}`, { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} }),
+      await driver.rowCounts(ctx, { url: `sqlite:${file}`, db: { name: 'plain', driver: 'sqlite', url: `sqlite:${file}`, options: {} } }),
       snap.info.tables,
     );
   } finally {

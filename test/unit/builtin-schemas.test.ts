@@ -18,7 +18,7 @@ test('a plugin whose schema strict mode refuses is rejected at load time', () =>
       registry.add(
         {
           name: 'bad',
-          contract: '1.0',
+          contract: '2.0',
           steps: [
             { uses: 'bad', kind: 'task', description: 'x', with: { type: 'object', propertiez: {} }, run: () => Promise.resolve({}) },
           ],
