@@ -1,7 +1,7 @@
 // The pipeline schema, version 1: the one source of schemas/pipeline.schema.json.
 import type { JsonSchema, StepDefinition } from '../plugins/types.js';
+import { DURATION_PATTERN } from '../spec/duration.js';
 
-export const DURATION_PATTERN = '^[0-9]+(\\.[0-9]+)?(ms|s|m|h|d)$';
 export const STEP_ID_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
 

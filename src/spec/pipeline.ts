@@ -1,4 +1,5 @@
 // The normalized pipeline: what the planner and engine work from, never raw YAML.
+import { parseDuration } from './duration.js';
 import type { DocPath } from './source.js';
 
 /** Where a secret's value comes from. */
@@ -59,15 +60,6 @@ export interface Pipeline {
   databases: Record<string, DatabaseSpec>;
   /** Main steps, then `finally` and `on_failure` steps. */
   steps: StepSpec[];
-}
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `30s` → 30000. The schema has checked the shape already. */
-export function parseDuration(text: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$/.exec(text);
-  if (!m) throw new Error(`not a duration: ${text}`);
-  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
 }
 
 type RawStep = Record<string, unknown>;
