@@ -1,21 +1,11 @@
 // The pipeline schema, version 1: the one source of schemas/pipeline.schema.json and of the document's type.
-import { Type, type SchemaOptions, type Static, type TSchema } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import type { JsonSchema, StepDefinition } from '../plugins/types.js';
 import { DURATION_PATTERN } from '../spec/duration.js';
+import { constant, enumOf, mapOf, mapping } from './builders.js';
 
 export const STEP_ID_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
-
-// Where TypeBox's own builder writes other JSON Schema, Unsafe writes ours and states its type:
-// `enum`, not a union of literals (an enum error lists the allowed values, with a did-you-mean);
-const enumOf = <const T extends string>(values: readonly T[], options: SchemaOptions = {}) => Type.Unsafe<T>({ enum: values, ...options });
-// `const` alone, not Literal's const plus type (a wrong value is one error, "must be 1");
-const constant = <const T extends number>(value: T, options: SchemaOptions = {}) => Type.Unsafe<T>({ const: value, ...options });
-// `additionalProperties` for the values of a mapping, not Record's patternProperties.
-const mapOf = <T extends TSchema>(value: T, options: SchemaOptions = {}) =>
-  Type.Unsafe<Record<string, Static<T>>>({ type: 'object', ...options, additionalProperties: value });
-// A mapping of any keys (another schema checks them, or none does).
-const mapping = (options: SchemaOptions = {}) => Type.Unsafe<Record<string, unknown>>({ type: 'object', ...options });
 
 const duration = (description = 'A duration: 500ms, 30s, 5m, 2h, 1d.') => Type.String({ pattern: DURATION_PATTERN, description });
 
