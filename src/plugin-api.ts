@@ -34,9 +34,8 @@ export {
 } from './errors.js';
 export { decodeArtifact, compareCounts, type CountDiff } from './repo/restore.js';
 export { readArtifact, type ReadOptions } from './repo/read-artifact.js';
-export { parseDuration } from './spec/pipeline.js';
+export { DURATION_PATTERN, parseDuration } from './spec/duration.js';
 export { setLongTimeout, systemClock, timeoutSignal, type Clock, type LongTimer } from './engine/long-timer.js';
-export { DURATION_PATTERN } from './schema/pipeline-schema.js';
 export { shellQuote } from './plugins/shell-quote.js';
 export { scratchDatabaseName, scratchPrefix } from './plugins/scratch-name.js';
 export { withoutCredentials } from './ops/audit.js';

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { CancelledError, ExitCode, UsageError } from '../errors.js';
 import type { DecodeKeys } from '../plugins/types.js';
-import { parseDuration } from '../spec/pipeline.js';
+import { parseDuration } from '../spec/duration.js';
 import type { Io } from './io.js';
 
 /** The environment variable a passphrase may come from (never argv). */

@@ -6,6 +6,7 @@ import { planPipeline, type Plan } from '../plan/plan.js';
 import { builtinRegistry, loadPlugins } from '../plugins/loader.js';
 import type { Registry } from '../plugins/registry.js';
 import type { Plugin } from '../plugins/types.js';
+import type { PipelineDocument } from '../schema/pipeline-schema.js';
 import { checkPipeline } from '../spec/check.js';
 import { normalize, type Pipeline } from '../spec/pipeline.js';
 import { renderProblems } from '../spec/snippet.js';
@@ -71,7 +72,8 @@ export async function loadPipelineText(file: string, text: string, baseDir: stri
   const secretFile = (p: string): 'readable' | 'empty' | 'unreadable' => (offline ? 'readable' : secretFileState(path.resolve(baseDir, p)));
   const problems = [...pluginProblems, ...checkPipeline(raw, registry, { vars: env, secretFile, offline })];
   if (problems.length) fail(problems);
-  const pipeline = normalize(data!, file, raw.sha256, path.resolve(baseDir));
+  // No problem found: the data is a schema-valid document.
+  const pipeline = normalize(data as PipelineDocument, file, raw.sha256, path.resolve(baseDir));
   const planned = planPipeline(pipeline, raw, registry, staticContext(pipeline, env));
   if (!planned.ok) fail(planned.problems);
   return { raw, pipeline, plan: (planned as { ok: true; plan: Plan }).plan, registry };

@@ -1,6 +1,7 @@
 // The manifest of one backup: collected while the run goes, written last through the storage.
 import path from 'node:path';
 import { Readable } from 'node:stream';
+import type { Static } from '@sinclair/typebox';
 import { DbflowError } from '../errors.js';
 import type { ArtifactRecord, CoordinationRecord, ManifestReporter, SnapshotInfo, Storage, VerificationRecord } from '../plugins/types.js';
 import { compile } from '../schema/validator.js';
@@ -8,39 +9,11 @@ import { manifestSchema } from './manifest-schema.js';
 
 export const MANIFEST_NAME = 'manifest.json';
 
-/** A manifest as stored. */
-export interface Manifest {
-  format: 'dbflow-manifest';
-  version: 1;
-  pipeline: { name: string; sha256: string; file?: string };
-  run: { id: string; started_at: string; finished_at: string };
-  status: 'verified' | 'unverified';
-  databases: Record<
-    string,
-    { driver: string; server_version: string; position: Record<string, unknown>; taken_at: string; tables: SnapshotInfo['tables'] }
-  >;
-  artifacts: (ArtifactRecord & { path: string })[];
-  verification: VerificationRecord[];
-  tools: Record<string, string>;
-  coordination?: CoordinationRecord[];
-  /** The plugins the run imported, so that verify and restore can load them again. */
-  plugins?: PluginRecord[];
-}
+/** A manifest as stored. The records steps report (ArtifactRecord …) are the plugin contract's, written by hand: `build` checks they fit. */
+export type Manifest = Static<typeof manifestSchema>;
 
 /** A plugin a run imported: who it is, where it came from, and what it provides. */
-export interface PluginRecord {
-  name: string;
-  version?: string;
-  contract: string;
-  /** As the pipeline wrote it under `plugins:`: a path or a package name. */
-  specifier: string;
-  /** The absolute file (or URL) it was imported from. */
-  resolved: string;
-  steps?: string[];
-  drivers?: string[];
-  storages?: string[];
-  codecs?: string[];
-}
+export type PluginRecord = NonNullable<Manifest['plugins']>[number];
 
 /** Collects what steps report; `build` turns it into a manifest. */
 export class ManifestBuilder implements ManifestReporter {

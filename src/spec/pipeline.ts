@@ -1,15 +1,20 @@
 // The normalized pipeline: what the planner and engine work from, never raw YAML.
+import type { PipelineDocument, StepDocument } from '../schema/pipeline-schema.js';
+import { parseDuration } from './duration.js';
 import type { DocPath } from './source.js';
 
+// The value types come from the document's schema; the shapes below are written by hand, as they differ from
+// the document: camelCase keys, durations in milliseconds, defaults filled in, finally steps marked.
+
 /** Where a secret's value comes from. */
-export type SecretSource = { env: string } | { file: string };
+export type SecretSource = NonNullable<PipelineDocument['secrets']>[string];
 
 /** When a step runs, given how its dependencies ended. */
-export type Condition = 'success()' | 'failure()' | 'always()' | 'cancelled()';
+export type Condition = NonNullable<StepDocument['if']>;
 
 export interface RetryPolicy {
   maxAttempts: number;
-  backoff: 'constant' | 'linear' | 'exponential';
+  backoff: NonNullable<NonNullable<StepDocument['retry']>['backoff']>;
   delayMs: number;
 }
 
@@ -48,7 +53,7 @@ export interface Pipeline {
   description?: string;
   schedule?: string;
   timezone?: string;
-  overlap: 'skip' | 'queue';
+  overlap: NonNullable<PipelineDocument['overlap']>;
   lockWaitMs: number;
   rpoMs?: number;
   timeoutMs?: number;
@@ -61,17 +66,6 @@ export interface Pipeline {
   steps: StepSpec[];
 }
 
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `30s` → 30000. The schema has checked the shape already. */
-export function parseDuration(text: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h|d)$/.exec(text);
-  if (!m) throw new Error(`not a duration: ${text}`);
-  return Math.round(Number(m[1]) * UNITS[m[2]!]!);
-}
-
-type RawStep = Record<string, unknown>;
-
 /** The lists of steps in a pipeline, in the order they run. */
 export const STEP_LISTS = ['steps', 'finally', 'on_failure'] as const;
 const DEFAULT_CONDITION: Record<(typeof STEP_LISTS)[number], Condition> = {
@@ -80,57 +74,52 @@ const DEFAULT_CONDITION: Record<(typeof STEP_LISTS)[number], Condition> = {
   on_failure: 'failure()',
 };
 
-/** Turn schema-valid data into a Pipeline. */
-export function normalize(data: Record<string, unknown>, file: string, sha256: string, dir: string): Pipeline {
-  const step = (s: RawStep, path: DocPath, list: 'steps' | 'finally' | 'on_failure'): StepSpec => {
-    const isFinally = list !== 'steps';
-    const retry = (s.retry ?? {}) as Record<string, unknown>;
-    const needs = s.needs === undefined ? [] : Array.isArray(s.needs) ? (s.needs as string[]) : [s.needs as string];
-    return {
-      id: s.id as string,
-      uses: s.uses as string,
-      with: (s.with ?? {}) as Record<string, unknown>,
-      needs,
-      ...(s.input !== undefined && { input: s.input as string }),
-      ...(s.matrix !== undefined && { matrix: s.matrix as Record<string, unknown> }),
-      if: (s.if as Condition | undefined) ?? DEFAULT_CONDITION[list],
-      continueOnError: s.continue_on_error === true,
-      retry: {
-        maxAttempts: (retry.max_attempts as number | undefined) ?? 1,
-        backoff: (retry.backoff as RetryPolicy['backoff'] | undefined) ?? 'exponential',
-        delayMs: retry.delay ? parseDuration(retry.delay as string) : 1000,
-      },
-      ...(s.timeout !== undefined && { timeoutMs: parseDuration(s.timeout as string) }),
-      finally: isFinally,
-      path,
-    };
-  };
+/** Turn a schema-valid document into a Pipeline. */
+export function normalize(data: PipelineDocument, file: string, sha256: string, dir: string): Pipeline {
+  const step = (s: StepDocument, path: DocPath, list: (typeof STEP_LISTS)[number]): StepSpec => ({
+    id: s.id,
+    uses: s.uses,
+    with: s.with ?? {},
+    needs: s.needs === undefined ? [] : Array.isArray(s.needs) ? s.needs : [s.needs],
+    ...(s.input !== undefined && { input: s.input }),
+    ...(s.matrix !== undefined && { matrix: s.matrix }),
+    if: s.if ?? DEFAULT_CONDITION[list],
+    continueOnError: s.continue_on_error === true,
+    retry: {
+      maxAttempts: s.retry?.max_attempts ?? 1,
+      backoff: s.retry?.backoff ?? 'exponential',
+      delayMs: s.retry?.delay ? parseDuration(s.retry.delay) : 1000,
+    },
+    ...(s.timeout !== undefined && { timeoutMs: parseDuration(s.timeout) }),
+    finally: list !== 'steps',
+    path,
+  });
   const databases: Record<string, DatabaseSpec> = {};
-  for (const [name, db] of Object.entries((data.databases ?? {}) as Record<string, Record<string, unknown>>)) {
+  for (const [name, db] of Object.entries(data.databases ?? {})) {
     databases[name] = {
-      driver: db.driver as string,
-      url: db.url as string,
-      ...(typeof db.password === 'string' && { password: db.password }),
-      options: (db.options ?? {}) as Record<string, unknown>,
+      driver: db.driver,
+      url: db.url,
+      ...(db.password !== undefined && { password: db.password }),
+      options: db.options ?? {},
     };
   }
   return {
     file,
     dir,
     sha256,
-    name: data.name as string,
-    ...(data.description !== undefined && { description: data.description as string }),
-    ...(data.schedule !== undefined && { schedule: data.schedule as string }),
-    ...(data.timezone !== undefined && { timezone: data.timezone as string }),
-    overlap: (data.overlap as 'skip' | 'queue' | undefined) ?? 'skip',
-    lockWaitMs: data.lock_wait !== undefined ? parseDuration(data.lock_wait as string) : 0,
-    ...(data.rpo !== undefined && { rpoMs: parseDuration(data.rpo as string) }),
-    ...(data.timeout !== undefined && { timeoutMs: parseDuration(data.timeout as string) }),
-    ...(data.concurrency !== undefined && { concurrency: data.concurrency as number }),
-    plugins: (data.plugins ?? []) as string[],
-    secrets: (data.secrets ?? {}) as Record<string, SecretSource>,
-    vars: (data.vars ?? {}) as Record<string, unknown>,
+    name: data.name,
+    ...(data.description !== undefined && { description: data.description }),
+    ...(data.schedule !== undefined && { schedule: data.schedule }),
+    ...(data.timezone !== undefined && { timezone: data.timezone }),
+    overlap: data.overlap ?? 'skip',
+    lockWaitMs: data.lock_wait !== undefined ? parseDuration(data.lock_wait) : 0,
+    ...(data.rpo !== undefined && { rpoMs: parseDuration(data.rpo) }),
+    ...(data.timeout !== undefined && { timeoutMs: parseDuration(data.timeout) }),
+    ...(data.concurrency !== undefined && { concurrency: data.concurrency }),
+    plugins: data.plugins ?? [],
+    secrets: data.secrets ?? {},
+    vars: data.vars ?? {},
     databases,
-    steps: [...STEP_LISTS.flatMap((list) => ((data[list] ?? []) as RawStep[]).map((s, i) => step(s, [list, i], list)))],
+    steps: STEP_LISTS.flatMap((list) => (data[list] ?? []).map((s, i) => step(s, [list, i], list))),
   };
 }
