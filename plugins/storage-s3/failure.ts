@@ -97,8 +97,8 @@ export interface S3Request {
 }
 
 /**
- * A client for the settings of `options` (StorageCallOptions' `config`), tied to its `signal`: an abort destroys
- * the client, which cuts its requests in flight.
+ * A client for the settings of `options` (StorageCallOptions' `config`), tied to its `signal`: an abort ends its
+ * requests in flight, without retries, and destroys the client.
  */
 export async function s3Request(options: StorageCallOptions & { signal?: AbortSignal | undefined }): Promise<S3Request> {
   const { signal } = options;
@@ -108,6 +108,12 @@ export async function s3Request(options: StorageCallOptions & { signal?: AbortSi
   if (signal?.aborted) {
     client.destroy();
     signal.throwIfAborted();
+  }
+  if (signal) {
+    // Each request is aborted with the call (the SDK retries a request whose connection was only cut).
+    const send = client.send.bind(client) as (command: unknown, options?: { abortSignal?: AbortSignal }) => Promise<unknown>;
+    client.send = ((command: unknown, options?: { abortSignal?: AbortSignal }) =>
+      send(command, { ...options, abortSignal: signal })) as S3Client['send'];
   }
   const onAbort = (): void => client.destroy();
   signal?.addEventListener('abort', onAbort, { once: true });

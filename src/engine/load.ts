@@ -74,6 +74,7 @@ export async function loadPipelineText(file: string, text: string, baseDir: stri
   if (problems.length) fail(problems);
   // No problem found: the data is a schema-valid document.
   const pipeline = normalize(data as PipelineDocument, file, raw.sha256, path.resolve(baseDir));
+  registry.configureStorages(pipeline.storage, file, pipeline.dir);
   const planned = planPipeline(pipeline, raw, registry, staticContext(pipeline, env));
   if (!planned.ok) fail(planned.problems);
   return { raw, pipeline, plan: (planned as { ok: true; plan: Plan }).plan, registry };

@@ -77,10 +77,9 @@ export class ManifestBuilder implements ManifestReporter {
 }
 
 /** Writes the manifest last, atomically, through the storage of `base`: from then on the backup exists. Returns its URL. */
-export async function publishManifest(manifest: Manifest, base: string, storages: ReadonlyMap<string, Storage>): Promise<string> {
-  const storage = storages.get(base.slice(0, base.indexOf(':')));
-  if (!storage) throw new DbflowError(`no storage for "${base}"`);
+export async function publishManifest(manifest: Manifest, base: string, storageFor: (url: string) => Storage): Promise<string> {
   const url = `${base}/${MANIFEST_NAME}`;
+  const storage = storageFor(url);
   const like = manifest.artifacts[0]?.url;
   await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), {
     signal: new AbortController().signal,

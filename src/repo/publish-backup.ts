@@ -28,5 +28,5 @@ export async function publishBackup(finished: FinishedRun): Promise<string | und
     plugins: pluginRecords(registry),
   });
   await finished.storage.checkStored(report.artifacts);
-  return publishManifest(manifest, report.location(), registry.storages);
+  return publishManifest(manifest, report.location(), (url) => registry.storageFor(url));
 }

@@ -103,6 +103,12 @@ export const pipelineSchema = Type.Object(
     secrets: Type.Optional(mapOf(secretSource, { propertyNames: { pattern: STEP_ID_PATTERN } })),
     vars: Type.Optional(mapping({ propertyNames: { pattern: STEP_ID_PATTERN } })),
     databases: Type.Optional(mapOf(database, { propertyNames: { pattern: STEP_ID_PATTERN } })),
+    storage: Type.Optional(
+      mapOf(mapping(), {
+        propertyNames: { pattern: '^[a-z][a-z0-9+.-]*$' },
+        description: "Each storage's settings, by URL scheme (e.g. s3: { endpoint, region }); checked against the storage's schema.",
+      }),
+    ),
     steps: Type.Array(stepRef, { minItems: 1 }),
     finally: Type.Optional(Type.Array(stepRef, { description: 'Steps that run last, whatever happened (default if: always()).' })),
     on_failure: Type.Optional(

@@ -62,6 +62,8 @@ export interface Pipeline {
   secrets: Record<string, SecretSource>;
   vars: Record<string, unknown>;
   databases: Record<string, DatabaseSpec>;
+  /** Each storage's settings, by URL scheme (`storage:`). */
+  storage: Record<string, Record<string, unknown>>;
   /** Main steps, then `finally` and `on_failure` steps. */
   steps: StepSpec[];
 }
@@ -120,6 +122,7 @@ export function normalize(data: PipelineDocument, file: string, sha256: string, 
     secrets: data.secrets ?? {},
     vars: data.vars ?? {},
     databases,
+    storage: data.storage ?? {},
     steps: STEP_LISTS.flatMap((list) => (data[list] ?? []).map((s, i) => step(s, [list, i], list))),
   };
 }

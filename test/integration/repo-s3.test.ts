@@ -3,10 +3,12 @@
 import assert from 'node:assert/strict';
 import { hostname } from 'node:os';
 import { after, test } from 'node:test';
-import { CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
-import { dbflow } from '../helpers/cli.js';
+import { CreateMultipartUploadCommand, ListObjectsV2Command, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
+import { dbflow, spawnDbflow } from '../helpers/cli.js';
+import { waitFor } from '../helpers/processes.js';
 import { ok } from '../helpers/repo.js';
 import { requireS3, stopS3 } from '../helpers/s3.js';
+import { startProxy } from '../helpers/s3-proxy.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 after(stopS3);
@@ -69,5 +71,39 @@ void test('an unfinished multipart upload is an orphan; prune --orphan-grace 0s 
     (await s3.multipartUploads(bucket)).map((u) => u.uploadId),
     [live],
     "the dead run's upload was aborted, the live one's kept",
+  );
+});
+
+void test('SIGINT stops a prune whose S3 endpoint stopped answering: exit 130 within seconds, nothing deleted', async (t) => {
+  const s3 = await requireS3(t);
+  if (!s3) return;
+  const bucket = await s3.bucket();
+  const client = s3.client();
+  t.after(() => client.destroy());
+  await client.send(new PutObjectCommand({ Bucket: bucket, Key: 'backups/20200101T000000Z-dead/app.dump', Body: 'x' }));
+  // Every connection stalls at once: the listing waits for an answer that never comes.
+  const proxy = await startProxy(s3.port, { stallAfter: 0 });
+  t.after(() => proxy.close());
+  const cwd = tmpDir(t);
+  const child = spawnDbflow(['prune', `s3://${bucket}/backups`, '--keep-last', '1', '--orphan-grace', '0s'], {
+    cwd,
+    env: { ...s3.env, AWS_ENDPOINT_URL_S3: proxy.endpoint },
+  });
+  try {
+    await waitFor('the listing to stall', () => proxy.stalls() > 0);
+    child.kill('SIGINT');
+    const started = performance.now();
+    const r = await child;
+    const seconds = (performance.now() - started) / 1000;
+    assert.equal(r.exitCode, 130, `${String(r.stdout)}\n${String(r.stderr)}`);
+    assert.match(String(r.stderr), /SIGINT: stopping prune/);
+    assert.ok(seconds < 10, `exited ${seconds.toFixed(1)} s after SIGINT`);
+  } finally {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  }
+  const left = await client.send(new ListObjectsV2Command({ Bucket: bucket }));
+  assert.deepEqual(
+    left.Contents?.map((o) => o.Key),
+    ['backups/20200101T000000Z-dead/app.dump'],
   );
 });
