@@ -1,7 +1,7 @@
 // The manifest of one backup: collected while the run goes, written last through the storage.
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import type { Static } from '@sinclair/typebox';
+import type { FromSchema } from 'json-schema-to-ts';
 import { DbflowError } from '../errors.js';
 import type { ArtifactRecord, CoordinationRecord, ManifestReporter, SnapshotInfo, Storage, VerificationRecord } from '../plugins/types.js';
 import { compile } from '../schema/validator.js';
@@ -10,7 +10,7 @@ import { manifestSchema } from './manifest-schema.js';
 export const MANIFEST_NAME = 'manifest.json';
 
 /** A manifest as stored. The records steps report (ArtifactRecord …) are the plugin contract's, written by hand: `build` checks they fit. */
-export type Manifest = Static<typeof manifestSchema>;
+export type Manifest = FromSchema<typeof manifestSchema>;
 
 /** A plugin a run imported: who it is, where it came from, and what it provides. */
 export type PluginRecord = NonNullable<Manifest['plugins']>[number];
