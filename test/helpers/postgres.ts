@@ -184,8 +184,14 @@ function asPostgres(file: string, args: string[]): ReturnType<typeof execa> {
   return asRoot ? execa('runuser', ['-u', 'postgres', '--', file, ...args]) : execa(file, args);
 }
 
-/** Starts a private cluster (scram-sha-256, superuser `postgres` with `password`) on a free loopback port; stopped and removed after the test. */
-export async function throwawayPostgres(t: PgTest, options: { password?: string } = {}): Promise<ThrowawayPostgres | undefined> {
+/**
+ * Starts a private cluster (scram-sha-256, superuser `postgres` with `password`) on a free loopback port, with
+ * `settings` (e.g. `track_commit_timestamp=on`) besides the defaults; stopped and removed after the test.
+ */
+export async function throwawayPostgres(
+  t: PgTest,
+  options: { password?: string; settings?: readonly string[] } = {},
+): Promise<ThrowawayPostgres | undefined> {
   const bin = await serverBinDir();
   if (!bin) {
     unavailable(t, 'initdb and pg_ctl are not installed; install the Debian package "postgresql" (apt-get install postgresql)');
@@ -240,6 +246,7 @@ export async function throwawayPostgres(t: PgTest, options: { password?: string 
       '-c full_page_writes=off',
       '-c shared_buffers=16MB',
       '-c max_connections=30',
+      ...(options.settings ?? []).map((s) => `-c ${s}`),
     ].join(' ');
     try {
       clusters.add(data);
