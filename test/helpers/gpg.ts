@@ -23,7 +23,13 @@ export async function gpgHome(t: TestContext): Promise<GpgHome> {
   return {
     home,
     gpg: async (args, input) => {
-      const res = await execa('gpg', ['--batch', '--no-tty', '--quiet', ...args], { env, input, encoding: 'buffer' });
+      // Binary output whole: execa strips a final newline byte by default, also from a buffer.
+      const res = await execa('gpg', ['--batch', '--no-tty', '--quiet', ...args], {
+        env,
+        input,
+        encoding: 'buffer',
+        stripFinalNewline: false,
+      });
       return Buffer.from(res.stdout);
     },
   };

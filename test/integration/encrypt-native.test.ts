@@ -2,8 +2,6 @@
 // chunk boundary, old artifacts, other message kinds, tampering, truncation, wrong keys, back-pressure.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { Readable, Writable, type Duplex } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
@@ -93,31 +91,11 @@ void test('the native output decrypts with stock gpg, openpgp.js and the codec, 
   const file = await passphraseFile(home, PASSPHRASE);
   for (const size of [...SIZES, 50 * MiB]) {
     const plain = randomBytes(size);
+    // A last byte that is a line feed must come back too (a reader that strips a final newline loses it).
+    if (size > 0) plain[size - 1] = 0x0a;
     const { data, layer } = await encryptAll({ passphrase: PASSPHRASE }, plain);
     assert.deepEqual(layer, LAYER, 'the manifest layer is unchanged');
-    let byGpg = await gpg(['--pinentry-mode', 'loopback', '--passphrase-file', file, '--decrypt'], data);
-    if (!byGpg.equals(plain)) {
-      // Seen twice in a loaded full suite (never in 600 runs alone): gpg's output through the pipe came back short by
-      // its last byte, with exit 0, while openpgp.js and the codec read the same bytes whole. Whether gpg or the pipe
-      // drops it is not known yet; the same message is decrypted again, from a file to a file, and must be whole.
-      t.diagnostic(`gpg's piped output of ${size} bytes was ${byGpg.length} bytes, first difference at ${firstDifference(byGpg, plain)}`);
-      const dir = await mkdtemp(path.join(home, 'again-'));
-      await writeFile(path.join(dir, 'in.pgp'), data);
-      await gpg(
-        [
-          '--pinentry-mode',
-          'loopback',
-          '--passphrase-file',
-          file,
-          '--output',
-          path.join(dir, 'out'),
-          '--decrypt',
-          path.join(dir, 'in.pgp'),
-        ],
-        Buffer.alloc(0),
-      );
-      byGpg = await readFile(path.join(dir, 'out'));
-    }
+    const byGpg = await gpg(['--pinentry-mode', 'loopback', '--passphrase-file', file, '--decrypt'], data);
     const byOpenpgp = await openpgpDecrypt(data, { passwords: [PASSPHRASE] });
     const decoded = await decodeAll(data);
     assert.equal(decoded.decodedBy, 'native');
