@@ -80,6 +80,9 @@ export const basebackupStep = defineStep<BaseBackupWith>({
       system_identifier: server.systemId,
       timeline: server.timeline,
       server_version: server.serverVersion,
+      // What the counts were taken of, so that a restore without the pipeline counts the same.
+      database_name: conn.database,
+      user: conn.user,
     };
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     const counted = deferred<DriverSnapshot>();

@@ -1,5 +1,5 @@
 // A base backup restored into a throwaway instance: untarred into a fresh data directory, recovered to its restore point, started.
-import { chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import {
   DbflowError,
@@ -62,11 +62,19 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
   const made = keepIn !== undefined && !existsSync(data);
   try {
     mkdirSync(data, { recursive: true, mode: 0o700 });
+    chmodSync(data, 0o700);
     await untar(ctx, input, data);
     chownTree(data, dir.owner);
     writeServerFile(dir, path.join(data, 'recovery.signal'), '');
     // A Debian cluster keeps postgresql.conf outside its data directory: an empty one will do (settings come on the command line).
     if (!existsSync(path.join(data, 'postgresql.conf'))) writeServerFile(dir, path.join(data, 'postgresql.conf'), '');
+    // A kept folder must start on its own: a Debian cluster's pg_hba.conf is outside its data directory too.
+    if (keepIn && !existsSync(path.join(data, 'pg_hba.conf')))
+      writeServerFile(
+        dir,
+        path.join(data, 'pg_hba.conf'),
+        '# written by dbflow restore: local connections as the same operating system user\nlocal all all peer\n',
+      );
     const hba = path.join(dir.root, 'pg_hba.conf');
     writeServerFile(dir, hba, 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
     const ident = path.join(dir.root, 'pg_ident.conf');
@@ -79,10 +87,13 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
     }).catch((err: unknown) => {
       throw startError(err, position);
     });
+    // Counted as the backup counted: its database, as its user (recorded by the basebackup step).
     const conn = parsePgUrl(db.url, db.password);
+    const user = typeof position.user === 'string' ? position.user : conn.user;
+    const database = typeof position.database_name === 'string' ? position.database_name : conn.database;
     ctx.log.info(`restored base backup started as a throwaway instance on port ${instance.port}`);
     return {
-      url: instance.url(conn.user, conn.database),
+      url: instance.url(user, database),
       drop: async () => {
         if (!keepIn) return instance.stop();
         // Stopped cleanly, so that the folder starts again as it is; the socket folder and log go.

@@ -94,6 +94,8 @@ export const manifestSchema = {
               restore_point: { type: 'string', description: 'The named restore point the counts were taken at: the recovery target.' },
               restore_point_lsn: { type: 'string' },
               server_version: { type: 'string' },
+              database_name: { type: 'string', description: 'The database whose tables were counted.' },
+              user: { type: 'string', description: 'The role the counts were taken as.' },
             },
           },
         },

@@ -66,6 +66,8 @@ const PACKAGES: Record<string, string> = {
   pg_restore: 'postgresql-client',
   psql: 'postgresql-client',
   pgbench: 'postgresql-client',
+  pg_basebackup: 'postgresql-client',
+  pg_receivewal: 'postgresql-client',
   gpg: 'gnupg',
   zstd: 'zstd',
   tar: 'tar',
