@@ -323,6 +323,8 @@ export interface PreflightUse {
   coordinated: boolean;
   /** The pipeline restore-tests its backups: the scratch database's privileges are needed. */
   restoreTest: boolean;
+  /** The pipeline takes physical base backups of its server (`basebackup`): replication and a restore point are needed. */
+  baseBackup?: boolean;
 }
 
 /** What `DatabaseDriver.preflight` found. */

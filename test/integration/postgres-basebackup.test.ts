@@ -176,7 +176,12 @@ void test('wrong settings are refused with what to change: no REPLICATION, a tab
     c.server.password,
   );
   const plainUrl = c.app.replace('postgres@', 'plain@');
-  const run = await runBackup(dir, writePipeline(dir, pitrPipeline(plainUrl)), env(c.server));
+  const file = writePipeline(dir, pitrPipeline(plainUrl));
+  const dry = await dbflow(['run', file, '--dry-run'], { cwd: dir, env: env(c.server) });
+  assert.equal(dry.exitCode, 1, dry.stdout + dry.stderr);
+  assert.match(dry.stdout + dry.stderr, /ALTER ROLE plain REPLICATION;/);
+  assert.doesNotMatch(dry.stdout + dry.stderr, /CREATEDB/);
+  const run = await runBackup(dir, file, env(c.server));
   assert.equal(run.exitCode, 1);
   assert.match(run.stdout + run.stderr, /ALTER ROLE plain REPLICATION;/);
   assert.match(run.stdout + run.stderr, /GRANT EXECUTE ON FUNCTION pg_catalog\.pg_create_restore_point\(text\) TO plain;/);
