@@ -48,7 +48,9 @@ export interface InstanceDir {
 /** Makes the folder of a throwaway instance below `parent` (default: the temporary folder). */
 export async function instanceDir(parent = os.tmpdir()): Promise<InstanceDir> {
   const owner = await instanceOwner();
-  const root = mkdtempSync(path.join(parent, 'dbflow-pg-'));
+  // Named like a command's temporary folder: when dbflow is killed, the next command removes it (and the server,
+  // whose lock file is gone, shuts itself down).
+  const root = mkdtempSync(path.join(parent, `dbflow-instance-pid${process.pid}-`));
   chmodSync(root, 0o755);
   const socketDir = path.join(root, 'sock');
   mkdirSync(socketDir, { mode: 0o700 });

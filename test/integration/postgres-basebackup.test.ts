@@ -1,6 +1,7 @@
 // PostgreSQL physical base backups on throwaway clusters: streamed, restore-tested in a throwaway instance, counted exactly.
 import assert from 'node:assert/strict';
 import { chmodSync, chownSync, mkdirSync, readdirSync, statSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
@@ -30,6 +31,20 @@ steps:
 ${extra}  - { id: restore_test, uses: restore-test, ${extra ? 'needs: [damage], ' : ''}with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
   - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: base } }
 `;
+}
+
+// Folders of throwaway instances whose process is gone: an instance that was not stopped and removed.
+function leftInstances(): string[] {
+  return readdirSync(os.tmpdir()).filter((f) => {
+    const pid = /^dbflow-instance-pid(\d+)-/.exec(f)?.[1];
+    if (pid === undefined || Number(pid) === process.pid) return false;
+    try {
+      process.kill(Number(pid), 0);
+      return false;
+    } catch {
+      return true;
+    }
+  });
 }
 
 // A throwaway cluster with a database `app` holding a table, and the tools a base backup uses.
@@ -114,10 +129,7 @@ void test(
     assert.ok(counted['public.orders']!.rows >= 5000);
     assert.ok(manifest.databases.app!.tables['public.orders']!.checksum, 'checksums were taken');
     // No throwaway instance is left running, and no folder of one.
-    assert.deepEqual(
-      readdirSync(dir).filter((f) => f.startsWith('dbflow-pg-')),
-      [],
-    );
+    assert.deepEqual(leftInstances(), []);
 
     // restore --to-datadir: a data directory that starts and holds exactly the counts.
     const datadir = path.join(dir, 'restored');
@@ -160,10 +172,7 @@ void test('restore-test fails clearly on a damaged base backup', { timeout: 3 * 
   assert.equal(run.exitCode, 1, run.stdout + run.stderr);
   assert.match(run.stdout + run.stderr, /restore_test: FAILED.*(sha256|integrity|damaged|modified)/i);
   assert.doesNotMatch(run.stdout, /verified {2}app/);
-  assert.deepEqual(
-    readdirSync(dir).filter((f) => f.startsWith('dbflow-pg-')),
-    [],
-  );
+  assert.deepEqual(leftInstances(), []);
 });
 
 void test('wrong settings are refused with what to change: no REPLICATION, a tablespace', { timeout: 3 * MINUTE }, async (t) => {
