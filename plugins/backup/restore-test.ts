@@ -1,5 +1,17 @@
-// The `restore-test` step: restores what was stored into a scratch database and counts its rows.
-import { defineStep, readArtifact, scratchDatabaseName, type ArtifactRecord, type TableCounts } from '../../src/plugin-api.js';
+// The `restore-test` step: restores what was stored into a scratch database (a physical backup: a throwaway instance) and counts its rows.
+import {
+  defineStep,
+  readArtifact,
+  scratchDatabaseName,
+  type ArtifactRecord,
+  type DatabaseConfig,
+  type DatabaseDriver,
+  type DecodeKeys,
+  type ScratchDatabase,
+  type StepContext,
+  type StepResult,
+  type TableCounts,
+} from '../../src/plugin-api.js';
 
 interface RestoreTestWith {
   from: string;
@@ -7,7 +19,9 @@ interface RestoreTestWith {
   private_key?: string;
 }
 
-export const restoreTestStep = defineStep<RestoreTestWith, { database: string; tables: TableCounts; bytes: number }>({
+type RestoreTestOutputs = { database: string; tables: TableCounts; bytes: number };
+
+export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
   uses: 'restore-test',
   kind: 'task',
   description: 'Download, decrypt, decompress and restore a stored artifact into a scratch database, then count its rows.',
@@ -28,12 +42,11 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
   async run(ctx) {
     const artifact = ctx.outputsOf(ctx.with.from) as unknown as ArtifactRecord;
     const { config, driver } = ctx.database(artifact.database);
+    if (driver.restoreInstance && driver.physicalFormats?.includes(artifact.format))
+      return restoreIntoInstance(ctx, artifact, config, driver);
     const scratch = await driver.scratch(ctx, { db: config, name: scratchDatabaseName(ctx.run.id, artifact.database) });
     try {
-      const keys = {
-        ...(ctx.with.passphrase !== undefined && { passphrase: ctx.with.passphrase }),
-        ...(ctx.with.private_key !== undefined && { privateKey: ctx.with.private_key }),
-      };
+      const keys = keysOf(ctx);
       // The restore reads untrusted bytes: a failed check errors its stream before the end.
       const { bytes } = await readArtifact(
         ctx,
@@ -62,3 +75,45 @@ export const restoreTestStep = defineStep<RestoreTestWith, { database: string; t
     }
   },
 });
+
+function keysOf(ctx: StepContext<RestoreTestWith>): DecodeKeys {
+  return {
+    ...(ctx.with.passphrase !== undefined && { passphrase: ctx.with.passphrase }),
+    ...(ctx.with.private_key !== undefined && { privateKey: ctx.with.private_key }),
+  };
+}
+
+// A physical artifact (a base backup) is restored into a throwaway server instance, never the production server.
+async function restoreIntoInstance(
+  ctx: StepContext<RestoreTestWith>,
+  artifact: ArtifactRecord,
+  config: DatabaseConfig,
+  driver: DatabaseDriver,
+): Promise<StepResult<RestoreTestOutputs>> {
+  let instance: ScratchDatabase | undefined;
+  try {
+    const { bytes } = await readArtifact(
+      ctx,
+      artifact,
+      keysOf(ctx),
+      async (input) => {
+        instance = await driver.restoreInstance!(ctx, { input, format: artifact.format, position: artifact.position ?? {}, db: config });
+      },
+      { signal: ctx.signal, progress: (n) => ctx.progress(n), direct: true },
+    );
+    const checksum = artifact.position?.checksum;
+    const tables = await driver.rowCounts(ctx, { url: instance!.url, db: config, ...(typeof checksum === 'string' && { checksum }) });
+    const point = artifact.position?.restore_point;
+    ctx.report.verification({
+      database: artifact.database,
+      step: ctx.id,
+      check: 'restore',
+      ok: true,
+      detail: `base backup ${artifact.url} recovered in a throwaway instance${typeof point === 'string' ? ` to restore point ${point}` : ''}; ${Object.keys(tables).length} tables counted${artifact.raw?.sha256 ? '; the decoded tar is byte-identical to the one taken (sha256)' : ''}`,
+    });
+    ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a throwaway instance`);
+    return { outputs: { database: artifact.database, tables, bytes } };
+  } finally {
+    await instance?.drop();
+  }
+}

@@ -33,6 +33,7 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
       database: { type: 'string' },
       format: { type: 'string' },
       layers: { type: 'array' },
+      position: { type: 'object' },
     },
   },
   async run(ctx) {
@@ -54,12 +55,18 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
       layers,
       // Without a sha256 when the dump went from its program straight into the compressor's (whose content checksum covers it).
       raw: { bytes: raw.bytes, ...(raw.sha256 !== undefined && { sha256: raw.sha256 }) },
+      // Complete now: the source filled it in before its stream ended.
+      ...(isObject(source.position) && { position: { ...source.position } }),
     };
     ctx.report.artifact(record);
     ctx.log.info(`stored ${stats.bytes} bytes at ${stored.url}`);
     return { outputs: record };
   },
 });
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
 
 // The engine hashes a chain's first edge and the edge into its sink; a missing hash is a bug, never a blank field.
 function hashOf(stats: EdgeStats): string {

@@ -39,6 +39,65 @@ export async function connect(conn: PgConnection, what: string, application = 'd
 
 const pids = new WeakMap<Client, number>();
 
+/** What `IDENTIFY_SYSTEM` says over a physical replication connection. */
+export interface SystemIdentity {
+  systemId: string;
+  timeline: number;
+  /** The server's current WAL flush position. */
+  xlogpos: string;
+}
+
+/**
+ * Connects as pg_basebackup and pg_receivewal do (a physical replication connection) and identifies the
+ * system: a role without REPLICATION, `max_wal_senders = 0` or a pg_hba.conf without a replication line
+ * fail here, each with what to change.
+ */
+export async function identifySystem(conn: PgConnection, what: string): Promise<SystemIdentity> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ ...clientConfig(conn, 'dbflow basebackup'), replication: 'true' } as ClientConfig);
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    const r = await client.query<{ systemid: string; timeline: number | string; xlogpos: string }>('IDENTIFY_SYSTEM');
+    const row = r.rows[0]!;
+    return { systemId: String(row.systemid), timeline: Number(row.timeline), xlogpos: row.xlogpos };
+  } catch (err) {
+    throw replicationError(err, conn, what);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+/** A refused replication connection, with the setting or grant that allows it. */
+export function replicationError(err: unknown, conn: PgConnection, what: string): DbflowError {
+  const said = (err as PgFailure | undefined)?.message ?? String(err);
+  const at = where(conn);
+  if (/must be superuser or replication role|permission denied to start WAL sender|must have the REPLICATION attribute/i.test(said))
+    return new DbflowError(
+      `${what}: user "${conn.user}" may not take base backups at ${at} (${said}); an administrator runs ALTER ROLE ${quoteIdent(conn.user)} REPLICATION;`,
+      { cause: err },
+    );
+  if (/max_wal_senders/i.test(said))
+    return new DbflowError(
+      `${what}: the server at ${at} allows no replication connections (${said}); set max_wal_senders to at least 2 in postgresql.conf (and wal_level = replica) and restart the server.`,
+      { cause: err },
+    );
+  if (/pg_hba\.conf.*replication|replication connection/i.test(said))
+    return new DbflowError(
+      `${what}: the server at ${at} refuses replication connections from here (${said}); add a pg_hba.conf line such as "host replication ${conn.user} <this host>/32 scram-sha-256", then reload the server (SELECT pg_reload_conf()).`,
+      { cause: err },
+    );
+  if (/wal_level/i.test(said))
+    return new DbflowError(`${what}: the server at ${at} cannot stream WAL (${said}); set wal_level = replica and restart it.`, {
+      cause: err,
+    });
+  return connectError(err, conn, what);
+}
+
+function quoteIdent(name: string): string {
+  return /^[a-z_][a-z0-9_$]*$/.test(name) ? name : `"${name.replace(/"/g, '""')}"`;
+}
+
 /** Cancels the running queries of `clients` from a separate session, then closes them (a cancel must not wait for a long count). */
 export async function cancelQueries(conn: PgConnection, what: string, clients: readonly Client[]): Promise<void> {
   const running = clients.map((c) => pids.get(c)).filter((p): p is number => p !== undefined);

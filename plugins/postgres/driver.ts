@@ -11,6 +11,8 @@ import { participate } from './participant.js';
 import { preflight } from './preflight.js';
 import { takeSnapshot } from './snapshot.js';
 import { parsePgUrl } from './url.js';
+import { BASEBACKUP_FORMAT } from './basebackup.js';
+import { restoreInstance } from './physical-restore.js';
 
 /** The driver for `driver: postgres` databases with `url: postgres://user@host:port/db`. */
 export const postgresDriver = defineDriver({
@@ -27,13 +29,20 @@ export const postgresDriver = defineDriver({
   snapshot: takeSnapshot,
   participate,
   dump: dumpSnapshot,
-  stockRestore({ format, decoded, database }) {
+  stockRestore({ format, decoded, database, position }) {
     if (format === CUSTOM_FORMAT) return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;
     if (format === DIRECTORY_FORMAT) {
       return `mkdir ${database}.d && ${decoded} | tar -x -C ${database}.d && pg_restore --no-owner --clean --if-exists -j 4 -d <new database> ${database}.d`;
     }
+    if (format === BASEBACKUP_FORMAT) {
+      const point = typeof position?.restore_point === 'string' ? position.restore_point : '<restore_point from the manifest>';
+      // As the server's user (postgres): the data directory must be its own, mode 0700. postgresql.conf: the production one, or empty.
+      return `mkdir -m 0700 <datadir> && ${decoded} | tar -x -C <datadir> && touch <datadir>/recovery.signal <datadir>/postgresql.conf && pg_ctl start -D <datadir> -o "-c restore_command=false -c recovery_target_name=${point} -c recovery_target_action=promote"`;
+    }
     return undefined;
   },
+  physicalFormats: [BASEBACKUP_FORMAT],
+  restoreInstance,
   scratch: createScratch,
   restore: restoreDump,
   create: createTarget,

@@ -1,6 +1,6 @@
 // The postgres driver's part in a coordinated snapshot: a SHARE-lock write barrier on the tables in scope.
 import type { Client } from 'pg';
-import type { DriverContext, ParticipateOptions, SnapshotParticipant } from '../../src/plugin-api.js';
+import { DbflowError, type DriverContext, type ParticipateOptions, type SnapshotParticipant } from '../../src/plugin-api.js';
 import { connect } from './connect.js';
 import { DEADLOCK_DETECTED, describeBlockers, LOCK_NOT_AVAILABLE, lockTables, UNDEFINED_TABLE } from './locks.js';
 import { tablesInScope, type PgTable } from './scope.js';
@@ -22,7 +22,11 @@ const METHOD = 'LOCK TABLE … IN SHARE MODE';
  * every table in scope make writers wait (readers and pg_dump do not) while the cut is taken. Under
  * the barrier a named restore point marks the cut for point-in-time recovery.
  */
-export async function participate(ctx: DriverContext, { db }: ParticipateOptions): Promise<SnapshotParticipant> {
+export async function participate(
+  ctx: DriverContext,
+  { db }: ParticipateOptions,
+  options: { restorePointRequired?: boolean } = {},
+): Promise<SnapshotParticipant> {
   const s = await snapshotSession(db);
   let barrier: Client | undefined;
   let listed: PgTable[];
@@ -39,7 +43,7 @@ export async function participate(ctx: DriverContext, { db }: ParticipateOptions
   }
   const bar = barrier;
   let position: Position | undefined;
-  let restorePoint: string | Error | undefined;
+  let restorePoint: { name: string; lsn: string } | Error | undefined;
   let inTransaction = false;
   const rollback = async (c: Client): Promise<void> => void (await c.query('ROLLBACK').catch(() => undefined));
   const endAll = async (): Promise<void> => void (await Promise.all([s.client, bar].map((c) => c.end().catch(() => undefined))));
@@ -84,9 +88,10 @@ export async function participate(ctx: DriverContext, { db }: ParticipateOptions
     },
     async open() {
       if (!position) throw asSnapshotError(new Error('open() before take()'), db.name);
+      if (restorePoint instanceof Error && options.restorePointRequired) throw restorePointError(restorePoint, db.name);
       ctx.signal.removeEventListener('abort', onAbort);
       await bar.end().catch(() => undefined);
-      if (restorePoint instanceof Error)
+      if (restorePoint instanceof Error && !options.restorePointRequired)
         ctx.log.warn(`${db.name}: no restore point at the cut (${restorePoint.message}); point-in-time recovery cannot target it by name.`);
       // Listed again inside the snapshot (after the barrier: the snapshot sees the catalog as it was at the cut).
       const tables = await snapshotTables(s, listed, s.o.lockTimeoutMs).catch((err: unknown) => {
@@ -94,7 +99,7 @@ export async function participate(ctx: DriverContext, { db }: ParticipateOptions
       });
       return heldSnapshot(ctx, s, position, tables, {
         barrier: METHOD,
-        ...(typeof restorePoint === 'string' && { restore_point: restorePoint }),
+        ...(restorePoint && !(restorePoint instanceof Error) && { restore_point: restorePoint.name, restore_point_lsn: restorePoint.lsn }),
       });
     },
     async abort() {
@@ -104,12 +109,12 @@ export async function participate(ctx: DriverContext, { db }: ParticipateOptions
   };
 }
 
-// A named restore point at the cut, or why the server refused one (no privilege, wal_level minimal, a standby).
+// A named restore point at the cut and its LSN, or why the server refused one (no privilege, wal_level minimal, a standby).
 // A refusal aborts the barrier's transaction, which keeps its locks until the rollback that releases them.
-async function createRestorePoint(barrier: Client, name: string): Promise<string | Error> {
+async function createRestorePoint(barrier: Client, name: string): Promise<{ name: string; lsn: string } | Error> {
   try {
-    await barrier.query('SELECT pg_create_restore_point($1)', [name]);
-    return name;
+    const r = await barrier.query<{ lsn: string }>('SELECT pg_create_restore_point($1)::text AS lsn', [name]);
+    return { name, lsn: r.rows[0]!.lsn };
   } catch (err) {
     return err as Error;
   }
@@ -133,4 +138,15 @@ async function uncovered(s: SnapshotSession): Promise<string[]> {
       : []),
     ...(largeObjects ? [`${s.db.name}: large objects (not locked by the table barrier)`] : []),
   ];
+}
+
+// A base backup's counts are only reachable through its restore point: without one there is no backup.
+function restorePointError(err: Error, database: string): Error {
+  const denied = (err as { code?: string }).code === '42501';
+  return new DbflowError(
+    `database "${database}": the restore point the base backup's counts are taken at could not be created (${err.message})${
+      denied ? '; an administrator runs GRANT EXECUTE ON FUNCTION pg_catalog.pg_create_restore_point(text) TO <the backup role>;' : '.'
+    }`,
+    { cause: err },
+  );
 }

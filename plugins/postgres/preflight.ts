@@ -8,6 +8,7 @@ import {
   type PreflightReport,
   type PreflightUse,
 } from '../../src/plugin-api.js';
+import { baseBackupMissing } from './basebackup-checks.js';
 import { connect } from './connect.js';
 import { pgOptions, type PgOptions } from './options.js';
 import { ident } from './scope.js';
@@ -110,7 +111,13 @@ export async function preflight(ctx: DriverContext, { db, use }: PreflightOption
   ctx.signal.addEventListener('abort', stop, { once: true });
   try {
     ctx.signal.throwIfAborted();
-    return await check(client, pgOptions(db), use);
+    const report = await check(client, pgOptions(db), use);
+    if (use.baseBackup) {
+      const { missing } = await baseBackupMissing(conn, `database "${db.name}"`);
+      // The restore point is asked for once, whichever use needs it.
+      for (const m of missing) if (!report.missing.some((r) => r.grant === m.grant)) report.missing.push(m);
+    }
+    return report;
   } catch (err) {
     ctx.signal.throwIfAborted();
     if (err instanceof DbflowError) throw err;
@@ -187,7 +194,7 @@ async function check(c: Client, o: PgOptions, use: PreflightUse): Promise<Prefli
   }
 
   const unlockable = relations.filter((r) => !r.share_lock);
-  if (unlockable.length && use.coordinated) {
+  if (unlockable.length && (use.coordinated || use.baseBackup)) {
     // The coordinated snapshot's write barrier: LOCK TABLE … IN SHARE MODE on every table in scope.
     const grant = me.num >= 170000 ? 'MAINTAIN' : 'UPDATE';
     for (const schema of schemasOf(unlockable)) {

@@ -74,7 +74,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
     await live?.done();
     const restore: StockRestore = (a, decoded) => {
       const driver = loaded.registry.drivers.get(loaded.pipeline.databases[a.database]?.driver ?? '');
-      return driver?.stockRestore?.({ format: a.format, decoded, database: a.database });
+      return driver?.stockRestore?.({ format: a.format, decoded, database: a.database, ...(a.position && { position: a.position }) });
     };
     const read: StockRead = (url) =>
       loaded.registry.storages.has(urlScheme(url) ?? '') ? loaded.registry.storageFor(url).stockRead?.(url) : undefined;

@@ -238,6 +238,10 @@ function program(setCode: (code: number) => void): Command {
       '--to <url>',
       'target database URL (password from $DBFLOW_TARGET_PASSWORD); it must exist (or pass --create) and be empty unless --force',
     )
+    .option(
+      '--to-datadir <dir>',
+      "a base backup (pg-basebackup-tar): write a data directory (new or empty) that starts, recovered to the backup's restore point",
+    )
     .option('--force', 'restore into a target that has tables (or cannot be checked)')
     .option('--create', 'create the target database first when it does not exist (PostgreSQL, MariaDB/MySQL, SQLite)')
     .option('--list', 'show what the backup holds: databases, tables with row counts, artifacts')
@@ -255,7 +259,7 @@ function program(setCode: (code: number) => void): Command {
               io,
               {
                 command: 'restore',
-                target: o.to ? `${url} -> ${o.to}` : url,
+                target: o.to ? `${url} -> ${o.to}` : o.toDatadir ? `${url} -> ${o.toDatadir}` : url,
                 stateDir: o.stateDir,
                 repository: repositoryOfBackup(url),
                 toRepository: toRepository(o),

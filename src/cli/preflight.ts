@@ -107,14 +107,20 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
   }
 }
 
-/** What the pipeline does with database `name`: in a coordinated snapshot (a snapshot step listing it with others, not `coordinated: false`), restore-tested. */
+/** What the pipeline does with database `name`: in a coordinated snapshot (a snapshot step listing it with others, not `coordinated: false`), restore-tested, base backups of its server. */
 export function useOf(loaded: LoadedPipeline, name: string): PreflightUse {
   const steps = loaded.pipeline.steps;
   const coordinated = steps.some((s) => {
     const listed = s.uses === 'snapshot' && Array.isArray(s.with.databases) ? (s.with.databases as unknown[]) : [];
     return listed.length > 1 && listed.includes(name) && s.with.coordinated !== false;
   });
-  return { coordinated, restoreTest: steps.some((s) => s.uses === 'restore-test') };
+  const baseBackup = steps.some((s) => s.uses === 'basebackup' && s.with.database === name);
+  const dumped = steps.some(
+    (s) => s.uses === 'snapshot' && Array.isArray(s.with.databases) && (s.with.databases as unknown[]).includes(name),
+  );
+  // A base backup's restore-test runs in a throwaway instance: no scratch database on the server.
+  const restoreTest = steps.some((s) => s.uses === 'restore-test') && (dumped || !baseBackup);
+  return { coordinated, restoreTest, ...(baseBackup && { baseBackup }) };
 }
 
 // The storage settings of the first upload step, filled in as a run would (matrix and step outputs are not known yet).

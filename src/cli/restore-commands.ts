@@ -1,10 +1,11 @@
 // `dbflow verify` and `dbflow restore`: a stored backup read back with every check, to nowhere or into a database.
+import path from 'node:path';
 import { dbflowVersion } from '../engine/versions.js';
 import { passwordsOf } from '../engine/secrets.js';
 import { ExitCode, IntegrityError, keyErrorIn, UncheckedError, UsageError, type KeyError } from '../errors.js';
 import type { EdgeStats } from '../plugins/types.js';
 import { openBackup, type Backup } from '../repo/backup.js';
-import { restoreBackup } from '../repo/restore-backup.js';
+import { restoreBackup, restoreDatadir } from '../repo/restore-backup.js';
 import { artifactBytes } from '../repo/repository.js';
 import { verifyBackup, type ArtifactVerdict } from '../repo/verify.js';
 import { VERIFY_RECORD_NAME, writeVerifyRecord } from '../repo/verify-record.js';
@@ -132,6 +133,8 @@ function detailOf(v: ArtifactVerdict, backup?: Backup): string {
 export interface RestoreCommandOptions extends KeyOptions {
   database?: string;
   to?: string;
+  /** --to-datadir: a base backup into a data directory. */
+  toDatadir?: string;
   force?: boolean;
   create?: boolean;
   list?: boolean;
@@ -152,6 +155,10 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
     throw new UsageError(
       `restore needs --database <name> (this backup holds ${names.map((d) => `"${d}"`).join(', ')}), or --list to see what it holds.`,
     );
+  if (opts.toDatadir !== undefined) {
+    if (opts.to !== undefined) throw new UsageError('restore takes --to <database url> or --to-datadir <folder>, not both.');
+    return restoreDatadirCommand(registry, backup, opts.database ?? names[0]!, opts.toDatadir, opts, io);
+  }
   if (opts.to === undefined)
     throw new UsageError('restore needs --to <database url>: where to restore to (its password, if any, from DBFLOW_TARGET_PASSWORD).');
   const keys = readKeys(opts);
@@ -227,6 +234,61 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
     throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${detail}`);
   }
   io.out(`✔ ${tables.length} tables, ${total} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`);
+  return ExitCode.ok;
+}
+
+// `restore --to-datadir`: a base backup into a data directory that starts, checked against the backup's counts.
+async function restoreDatadirCommand(
+  registry: Awaited<ReturnType<typeof commandRegistry>>,
+  backup: Backup,
+  database: string,
+  dir: string,
+  opts: RestoreCommandOptions,
+  io: Io,
+): Promise<number> {
+  const keys = readKeys(opts);
+  const driver = backup.manifest.databases[database]?.driver;
+  await loadManifestPlugins(
+    registry,
+    backup.manifest,
+    { codecs: backupCodecs(backup.manifest, database), drivers: driver === undefined ? [] : [driver] },
+    (m) => new UsageError(m),
+  );
+  const target = path.resolve(dir);
+  io.out(`restoring the base backup of "${database}" from ${backup.url} into data directory ${target}`);
+  const result = await interruptible(io, 'restore', async (signal) => {
+    const { ctx, close } = await toolContext({
+      registry,
+      signal,
+      name: 'restore',
+      secrets: secretsOf(keys),
+      secretEnv: [PASSPHRASE_ENV],
+      log: logTo(io, opts.verbose),
+    });
+    try {
+      return await restoreDatadir(ctx, ctx, backup, database, target, keys, registry.drivers);
+    } catch (err) {
+      const key = keyErrorIn(err);
+      if (key)
+        throw new UncheckedError(
+          `restore could not decrypt ${backup.url}: ${keyAdvice(key)}. Nothing was found wrong with the backup (exit ${ExitCode.unchecked}: not checked).`,
+        );
+      throw err;
+    } finally {
+      close();
+    }
+  });
+  const expected = backup.manifest.databases[database]!.tables;
+  const total = Object.values(expected).reduce((s, t) => s + t.rows, 0);
+  if (result.diffs.length) {
+    const detail = result.diffs.map((d) => `${d.table}: backup ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}`).join('; ');
+    throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${detail}`);
+  }
+  const point = result.artifact.position?.restore_point;
+  io.out(
+    `✔ ${target} recovered${typeof point === 'string' ? ` to restore point ${point}` : ''}: ${Object.keys(expected).length} tables, ${total} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`,
+  );
+  io.out(`  start it: pg_ctl start -D ${target} -o "-c port=<a free port>"${process.getuid?.() === 0 ? ' (as the postgres user)' : ''}`);
   return ExitCode.ok;
 }
 

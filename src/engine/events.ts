@@ -42,6 +42,8 @@ export interface RunSummary {
     sha256: string;
     format: string;
     layers: { codec: string }[];
+    /** A physical artifact's position (a base backup's LSNs and restore point), as in the manifest. */
+    position?: Record<string, unknown>;
   }[];
   verifications: { database: string; check: string; ok: boolean; detail?: string }[];
   /** Coordinated snapshots: the step, its participants and how long commits were blocked. */

@@ -15,6 +15,7 @@ export function runSummary(steps: Record<string, StepStatus>, report: ManifestBu
       sha256: a.sha256,
       format: a.format,
       layers: a.layers,
+      ...(a.position && { position: a.position }),
     })),
     verifications: report.verifications.map((v) => ({
       database: v.database,

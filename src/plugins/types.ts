@@ -200,6 +200,20 @@ export interface RestoreOptions {
   db: DatabaseConfig;
 }
 
+/** What `DatabaseDriver.restoreInstance` gets. */
+export interface RestoreInstanceOptions {
+  /** The artifact, decoded to what its source step produced; it may fail at its end (an integrity check), and the restore must then fail. */
+  input: Readable;
+  /** The artifact's format, one of the driver's `physicalFormats`. */
+  format: string;
+  /** Where the artifact's data stands, as its source recorded it (`ArtifactRecord.position`): what to recover to. */
+  position: Record<string, unknown>;
+  /** The entry the artifact came from: the user the counts connect as, and its options. */
+  db: DatabaseConfig;
+  /** Keep the server's files in this empty folder and leave them there, stopped, instead of removing them (`dbflow restore --to-datadir`). */
+  keepIn?: string;
+}
+
 /** What `DatabaseDriver.rowCounts` gets. */
 export interface RowCountOptions {
   /** The database to count (a scratch database's URL, or the target of `dbflow restore`). */
@@ -236,6 +250,8 @@ export interface StockRestoreOptions {
   decoded: string;
   /** The name of the database entry the dump came from. */
   database: string;
+  /** A physical artifact's position, as its source recorded it (`ArtifactRecord.position`): what to recover to. */
+  position?: Record<string, unknown>;
 }
 
 /**
@@ -279,6 +295,14 @@ export interface DatabaseDriver {
    * older backup compare; a driver that cannot compute it throws, saying why.
    */
   rowCounts(ctx: DriverContext, options: RowCountOptions): Promise<TableCounts>;
+  /** Optional: formats of physical artifacts (a whole server's files, e.g. a base backup) that `restoreInstance` restores. */
+  physicalFormats?: readonly string[];
+  /**
+   * Optional: restores a physical artifact into a throwaway server instance that it starts from the installed
+   * binaries (never the production server) and recovers as `position` says; `url` is `db`'s database on it,
+   * for `rowCounts`. `drop()` stops it and removes its files (with `keepIn`: stops it and leaves them).
+   */
+  restoreInstance?(ctx: DriverContext, options: RestoreInstanceOptions): Promise<ScratchDatabase>;
   /**
    * Optional, for drivers whose scratch databases outlive the process (a server's databases): drops
    * every scratch database next to `db` whose name starts with one of `prefixes` (names as `scratch`
@@ -299,6 +323,8 @@ export interface PreflightUse {
   coordinated: boolean;
   /** The pipeline restore-tests its backups: the scratch database's privileges are needed. */
   restoreTest: boolean;
+  /** The pipeline takes physical base backups of its server (`basebackup`): replication and a restore point are needed. */
+  baseBackup?: boolean;
 }
 
 /** What `DatabaseDriver.preflight` found. */
@@ -439,6 +465,11 @@ export interface ArtifactRecord {
   layers: ArtifactLayer[];
   /** The dump before any layer: a restore that decodes to other bytes is not this backup. */
   raw?: EdgeStats;
+  /**
+   * Where the artifact's data stands, for a physical artifact: its source step's `outputs.position`, an
+   * object the source may go on filling until its stream ends (a base backup's LSNs, WAL range, recovery target).
+   */
+  position?: Record<string, unknown>;
 }
 
 /** A verification result as recorded in the manifest. */

@@ -77,6 +77,27 @@ export const manifestSchema = {
             type: 'array',
             items: { type: 'object', required: ['codec'], properties: { codec: { type: 'string' } } },
           },
+          position: {
+            type: 'object',
+            description:
+              'Where a physical artifact stands (format pg-basebackup-tar: a PostgreSQL base backup with the WAL it needs), and what a restore recovers to.',
+            properties: {
+              system_identifier: { type: 'string', description: "The cluster's database system identifier." },
+              timeline: { type: 'integer', minimum: 1 },
+              start_lsn: { type: 'string', description: 'The base backup starts here (its checkpoint redo point).' },
+              stop_lsn: { type: 'string', description: 'The base backup is consistent from here.' },
+              wal: {
+                type: 'object',
+                description: 'The WAL segments the artifact holds and a restore needs, first to last.',
+                properties: { first: { type: 'string' }, last: { type: 'string' } },
+              },
+              restore_point: { type: 'string', description: 'The named restore point the counts were taken at: the recovery target.' },
+              restore_point_lsn: { type: 'string' },
+              server_version: { type: 'string' },
+              database_name: { type: 'string', description: 'The database whose tables were counted.' },
+              user: { type: 'string', description: 'The role the counts were taken as.' },
+            },
+          },
         },
       },
     },

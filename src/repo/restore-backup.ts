@@ -1,4 +1,6 @@
 // `restore`: one database of a backup, read back, checked and restored into a target database, then counted.
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { CancelledError, DbflowError, IntegrityError, RepositoryError, UsageError } from '../errors.js';
 import type {
   ArtifactRecord,
@@ -7,6 +9,7 @@ import type {
   DecodeKeys,
   DriverContext,
   EdgeStats,
+  ScratchDatabase,
   TableCounts,
 } from '../plugins/types.js';
 import { didYouMean } from '../spec/suggest.js';
@@ -144,6 +147,63 @@ export async function restoreBackup(
     ...(checksums && typeof scheme === 'string' && { checksum: scheme }),
   });
   return { artifact, raw, before, after, diffs: compareCounts(entry.tables, after, checksums), checksums };
+}
+
+/**
+ * Restores a physical artifact (a base backup) of `database` into the data directory `dir` (new or
+ * empty): the driver starts it once as a throwaway instance to recover it and count it, then stops it
+ * cleanly and leaves the files. The counts are compared with the manifest's.
+ */
+export async function restoreDatadir(
+  scope: DecodeScope,
+  ctx: DriverContext,
+  backup: Backup,
+  database: string,
+  dir: string,
+  keys: DecodeKeys,
+  drivers: ReadonlyMap<string, DatabaseDriver>,
+): Promise<RestoreResult> {
+  const { entry, artifact, driver } = restorable(backup, database, drivers);
+  if (!driver.restoreInstance || !driver.physicalFormats?.includes(artifact.format))
+    throw new UsageError(
+      `--to-datadir restores base backups; "${database}" of ${backup.url} is a ${artifact.format} artifact: restore it into a database with --to <url>.`,
+    );
+  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0))
+    throw new UsageError(`refusing to restore into ${dir}: it is not an empty folder. Give a new or empty folder.`);
+  const position = artifact.position ?? {};
+  // The entry the counts connect with: the backup's database and role, recorded in its position.
+  const text = (v: unknown, fallback: string): string => (typeof v === 'string' ? v : fallback);
+  const url = `${entry.driver}://${encodeURIComponent(text(position.user, 'postgres'))}@localhost/${encodeURIComponent(text(position.database_name, database))}`;
+  const { config, checksums } = targetConfig(backup, database, driver, { url, force: false });
+  let instance: ScratchDatabase | undefined;
+  const existed = existsSync(dir);
+  let ok = false;
+  try {
+    const raw = await readArtifact(
+      scope,
+      artifact,
+      keys,
+      async (input) => {
+        instance = await driver.restoreInstance!(ctx, { input, format: artifact.format, position, db: config, keepIn: dir });
+      },
+      { signal: ctx.signal, settleDigest: true },
+    );
+    const scheme = entry.position.checksum;
+    const after = await driver.rowCounts(ctx, {
+      url: instance!.url,
+      db: config,
+      ...(checksums && typeof scheme === 'string' && { checksum: scheme }),
+    });
+    ok = true;
+    return { artifact, raw, before: {}, after, diffs: compareCounts(entry.tables, after, checksums), checksums };
+  } finally {
+    await instance?.drop();
+    // A restore that could not be checked leaves no data directory behind (one whose counts differ stays, for a look).
+    if (!ok && instance && existsSync(dir)) {
+      if (!existed) rmSync(dir, { recursive: true, force: true });
+      else for (const f of readdirSync(dir)) rmSync(path.join(dir, f), { recursive: true, force: true });
+    }
+  }
 }
 
 // The target's tables: none, or a refusal (without --force) when it has some or cannot be inspected.

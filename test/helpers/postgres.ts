@@ -1,13 +1,18 @@
 // The PostgreSQL servers integration tests run against: the shared one, scratch databases on it, private clusters.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import { execa } from 'execa';
 import pg from 'pg';
 import { requireTool } from './step-context.js';
-import { freePort } from './processes.js';
+import {
+  asServerUser,
+  instanceDir,
+  serverBinDir,
+  startInstance,
+  writeServerFile,
+  type Instance,
+  type InstanceDir,
+} from '../../plugins/postgres/instance.js';
 
 /** The server under test: `DBFLOW_TEST_PG_URL`, else the local default. */
 export const PG_URL = process.env.DBFLOW_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -61,6 +66,8 @@ const PACKAGES: Record<string, string> = {
   pg_restore: 'postgresql-client',
   psql: 'postgresql-client',
   pgbench: 'postgresql-client',
+  pg_basebackup: 'postgresql-client',
+  pg_receivewal: 'postgresql-client',
   gpg: 'gnupg',
   zstd: 'zstd',
   tar: 'tar',
@@ -137,22 +144,8 @@ export async function databasesStartingWith(prefix: string, serverUrl = PG_URL, 
   return rows.map((r) => r.datname);
 }
 
-/** The folder of initdb and pg_ctl: `pg_config --bindir`, else the newest /usr/lib/postgresql/<n>/bin. */
-export async function serverBinDir(): Promise<string | undefined> {
-  try {
-    const { stdout } = await execa('pg_config', ['--bindir']);
-    const dir = stdout.trim();
-    if (existsSync(path.join(dir, 'initdb'))) return dir;
-  } catch {
-    // no pg_config: look in the Debian layout
-  }
-  const root = '/usr/lib/postgresql';
-  if (!existsSync(root)) return undefined;
-  const versions = readdirSync(root)
-    .filter((v) => /^\d+$/.test(v))
-    .sort((a, b) => Number(b) - Number(a));
-  return versions.map((v) => path.join(root, v, 'bin')).find((dir) => existsSync(path.join(dir, 'initdb')));
-}
+/** The folder of initdb and pg_ctl (the product's: a throwaway instance starts from the same binaries). */
+export { serverBinDir };
 
 /** A private cluster with password authentication. */
 export interface ThrowawayPostgres {
@@ -162,32 +155,13 @@ export interface ThrowawayPostgres {
   port: number;
   /** Where its Unix socket is. */
   socketDir: string;
+  /** Its data directory. */
+  data: string;
+  /** The server binaries it runs. */
+  bin: string;
 }
 
-const asRoot = process.getuid?.() === 0;
-const clusters = new Set<string>();
-
-// A test process that dies leaves no server behind.
-process.once('exit', () => {
-  for (const data of clusters) {
-    try {
-      const pid = Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      if (pid > 0) process.kill(pid, 'SIGQUIT');
-    } catch {
-      // already gone
-    }
-  }
-});
-
-// initdb and pg_ctl refuse to run as root: as root they run as the postgres user.
-function asPostgres(file: string, args: string[]): ReturnType<typeof execa> {
-  return asRoot ? execa('runuser', ['-u', 'postgres', '--', file, ...args]) : execa(file, args);
-}
-
-/**
- * Starts a private cluster (scram-sha-256, superuser `postgres` with `password`) on a free loopback port, with
- * `settings` (e.g. `track_commit_timestamp=on`) besides the defaults; stopped and removed after the test.
- */
+/** Starts a private cluster (scram-sha-256, superuser `postgres` with `password`) on a free loopback port; stopped and removed after the test. */
 export async function throwawayPostgres(
   t: PgTest,
   options: { password?: string; settings?: readonly string[] } = {},
@@ -198,33 +172,23 @@ export async function throwawayPostgres(
     return undefined;
   }
   const password = options.password ?? `dbflow-pw-${randomBytes(8).toString('hex')}`;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-pg-'));
-  chmodSync(dir, 0o755);
-  const data = path.join(dir, 'data');
-  const socketDir = path.join(dir, 'sock');
-  const pwfile = path.join(dir, 'pwfile');
-  mkdirSync(socketDir);
-  writeFileSync(pwfile, `${password}\n`, { mode: 0o600 });
-  let started = false;
-  t.after(async () => {
-    if (started) await asPostgres(path.join(bin, 'pg_ctl'), ['stop', '-D', data, '-m', 'immediate', '-w']).catch(() => undefined);
-    clusters.delete(data);
-    rmSync(dir, { recursive: true, force: true });
-  });
-  if (asRoot) {
-    const ids = await Promise.all([execa('id', ['-u', 'postgres']), execa('id', ['-g', 'postgres'])]).catch(() => undefined);
-    if (!ids) {
-      unavailable(
-        t,
-        'as root, a throwaway cluster runs as the "postgres" user, and there is none; install the Debian package "postgresql" (apt-get install postgresql)',
-      );
-      return undefined;
-    }
-    for (const p of [dir, socketDir, pwfile]) chownSync(p, Number(ids[0].stdout), Number(ids[1].stdout));
+  let dir: InstanceDir;
+  try {
+    dir = await instanceDir();
+  } catch (err) {
+    unavailable(t, (err as Error).message);
+    return undefined;
   }
-  await asPostgres(path.join(bin, 'initdb'), [
+  const started: Instance[] = [];
+  t.after(async () => {
+    for (const instance of started) await instance.stop();
+    dir.remove();
+  });
+  const pwfile = path.join(dir.root, 'pwfile');
+  writeServerFile(dir, pwfile, `${password}\n`);
+  await asServerUser(path.join(bin, 'initdb'), [
     '-D',
-    data,
+    dir.data,
     '-U',
     'postgres',
     '--auth=scram-sha-256',
@@ -234,41 +198,19 @@ export async function throwawayPostgres(
     '--locale=C',
     '-N',
   ]);
-  // The port may be taken between freePort() and the start: try again with another.
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
-    const settings = [
-      `-c port=${port}`,
-      '-c listen_addresses=127.0.0.1',
-      `-c unix_socket_directories=${socketDir}`,
-      '-c fsync=off',
-      '-c synchronous_commit=off',
-      '-c full_page_writes=off',
-      '-c shared_buffers=16MB',
-      '-c max_connections=30',
-      ...(options.settings ?? []).map((s) => `-c ${s}`),
-    ].join(' ');
-    try {
-      clusters.add(data);
-      await asPostgres(path.join(bin, 'pg_ctl'), [
-        'start',
-        '-D',
-        data,
-        '-l',
-        path.join(dir, 'server.log'),
-        '-w',
-        '-t',
-        '30',
-        '-o',
-        settings,
-      ]);
-      started = true;
-      return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, password, port, socketDir };
-    } catch (err) {
-      if (attempt >= 3) {
-        const log = existsSync(path.join(dir, 'server.log')) ? readFileSync(path.join(dir, 'server.log'), 'utf8') : '';
-        throw new Error(`could not start a throwaway PostgreSQL: ${(err as Error).message}\n${log}`, { cause: err });
-      }
-    }
-  }
+  const instance = await startInstance({
+    bin,
+    dir,
+    timeoutS: 30,
+    settings: [
+      'fsync=off',
+      'synchronous_commit=off',
+      'full_page_writes=off',
+      'shared_buffers=16MB',
+      'max_connections=30',
+      ...(options.settings ?? []),
+    ],
+  });
+  started.push(instance);
+  return { url: instance.url('postgres', 'postgres'), password, port: instance.port, socketDir: instance.socketDir, data: dir.data, bin };
 }
