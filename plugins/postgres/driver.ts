@@ -9,6 +9,7 @@ import { reapScratch } from './reap.js';
 import { createTarget, targetExists } from './create.js';
 import { participate } from './participant.js';
 import { preflight } from './preflight.js';
+import { walArchive } from './receive-wal.js';
 import { takeSnapshot } from './snapshot.js';
 import { parsePgUrl } from './url.js';
 
@@ -41,4 +42,5 @@ export const postgresDriver = defineDriver({
   rowCounts: rowCountsAt,
   reap: reapScratch,
   preflight,
+  logArchive: walArchive,
 });

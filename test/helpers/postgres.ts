@@ -162,6 +162,10 @@ export interface ThrowawayPostgres {
   port: number;
   /** Where its Unix socket is. */
   socketDir: string;
+  /** Its data folder (pg_wal is in it). */
+  dataDir: string;
+  /** Stops the server (`immediate`: like a crash, no checkpoint) and starts it again with the same settings. */
+  restart: (mode?: 'fast' | 'immediate') => Promise<void>;
 }
 
 const asRoot = process.getuid?.() === 0;
@@ -185,7 +189,10 @@ function asPostgres(file: string, args: string[]): ReturnType<typeof execa> {
 }
 
 /** Starts a private cluster (scram-sha-256, superuser `postgres` with `password`) on a free loopback port; stopped and removed after the test. */
-export async function throwawayPostgres(t: PgTest, options: { password?: string } = {}): Promise<ThrowawayPostgres | undefined> {
+export async function throwawayPostgres(
+  t: PgTest,
+  options: { password?: string; settings?: string[] } = {},
+): Promise<ThrowawayPostgres | undefined> {
   const bin = await serverBinDir();
   if (!bin) {
     unavailable(t, 'initdb and pg_ctl are not installed; install the Debian package "postgresql" (apt-get install postgresql)');
@@ -240,6 +247,7 @@ export async function throwawayPostgres(t: PgTest, options: { password?: string 
       '-c full_page_writes=off',
       '-c shared_buffers=16MB',
       '-c max_connections=30',
+      ...(options.settings ?? []).map((setting) => `-c ${setting}`),
     ].join(' ');
     try {
       clusters.add(data);
@@ -256,7 +264,12 @@ export async function throwawayPostgres(t: PgTest, options: { password?: string 
         settings,
       ]);
       started = true;
-      return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, password, port, socketDir };
+      const ctl = path.join(bin, 'pg_ctl');
+      const restart = async (mode: 'fast' | 'immediate' = 'fast'): Promise<void> => {
+        await asPostgres(ctl, ['stop', '-D', data, '-m', mode, '-w']);
+        await asPostgres(ctl, ['start', '-D', data, '-l', path.join(dir, 'server.log'), '-w', '-t', '30', '-o', settings]);
+      };
+      return { url: `postgres://postgres@127.0.0.1:${port}/postgres`, password, port, socketDir, dataDir: data, restart };
     } catch (err) {
       if (attempt >= 3) {
         const log = existsSync(path.join(dir, 'server.log')) ? readFileSync(path.join(dir, 'server.log'), 'utf8') : '';
