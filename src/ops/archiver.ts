@@ -29,7 +29,7 @@ export interface ArchiverOptions {
   signal: AbortSignal;
   /** Aborted to give up at once (a second interrupt): storage calls in flight are abandoned. */
   abandon?: AbortSignal;
-  log: (level: 'info' | 'warn', line: string) => void;
+  log: (level: 'debug' | 'info' | 'warn', line: string) => void;
   /** Called after each stored file (its record). */
   onStored?: (record: LogRecord) => void;
 }
@@ -111,6 +111,7 @@ export async function runArchiver(o: ArchiverOptions): Promise<void> {
         );
     } else {
       const record = await storeLogFile(target, local, file);
+      o.log('info', `stored ${record.file} (${record.bytes} bytes${record.position ? `, up to ${record.position}` : ''})`);
       stored.add(file.name);
       o.onStored?.(record);
       state.newest_file = record.file;
@@ -132,6 +133,7 @@ export async function runArchiver(o: ArchiverOptions): Promise<void> {
     const digest = await digestFile(path.join(spool, name), io);
     if (partial?.file === `${file.name}.partial` && partial.sha256 === digest.sha256) return;
     const record = await storeLogFile(target, path.join(spool, name), file);
+    o.log('debug', `stored ${record.file} (${record.bytes} bytes${record.position ? `, up to ${record.position}` : ''})`);
     stored.add(record.file);
     partial = { file: record.file, sha256: record.raw.sha256 };
     o.onStored?.(record);

@@ -61,6 +61,7 @@ const PACKAGES: Record<string, string> = {
   pg_restore: 'postgresql-client',
   psql: 'postgresql-client',
   pgbench: 'postgresql-client',
+  pg_receivewal: 'postgresql-client',
   gpg: 'gnupg',
   zstd: 'zstd',
   tar: 'tar',
