@@ -9,6 +9,7 @@ import { reapScratch } from './reap.js';
 import { createTarget, targetExists } from './create.js';
 import { participate } from './participant.js';
 import { preflight } from './preflight.js';
+import { walArchive } from './receive-wal.js';
 import { takeSnapshot } from './snapshot.js';
 import { parsePgUrl } from './url.js';
 import { BASEBACKUP_FORMAT } from './basebackup.js';
@@ -50,4 +51,5 @@ export const postgresDriver = defineDriver({
   rowCounts: rowCountsAt,
   reap: reapScratch,
   preflight,
+  logArchive: walArchive,
 });

@@ -9,6 +9,8 @@ import type { Io, RunCommandOptions } from './commands.js';
 import { commandModule, registerCompletion } from './completion.js';
 import type * as Init from './init-command.js';
 import type { InitOptions } from './init-command.js';
+import type * as Archive from './archive-command.js';
+import type { ArchiveCommandOptions } from './archive-command.js';
 import type * as Daemon from './daemon-command.js';
 import type { DaemonCommandOptions } from './daemon-command.js';
 import type * as Repo from './repo-commands.js';
@@ -24,6 +26,7 @@ const cmd = await commandModule(() => import('./commands.js'));
 const initCommand: typeof Init.initCommand = async (...a) => (await import('./init-command.js')).initCommand(...a);
 const quickstartFiles = async (...a: Parameters<typeof Init.quickstartFiles>): Promise<string> =>
   (await import('./init-command.js')).quickstartFiles(...a);
+const archiveCommand: typeof Archive.archiveCommand = async (...a) => (await import('./archive-command.js')).archiveCommand(...a);
 const daemonCommand: typeof Daemon.daemonCommand = async (...a) => (await import('./daemon-command.js')).daemonCommand(...a);
 const backupsListCommand: typeof Repo.backupsListCommand = async (...a) => (await import('./repo-commands.js')).backupsListCommand(...a);
 const pruneCommand: typeof Repo.pruneCommand = async (...a) => (await import('./repo-commands.js')).pruneCommand(...a);
@@ -177,6 +180,15 @@ function program(setCode: (code: number) => void): Command {
     .action(async (targets: string[], o: { json?: boolean; stateDir?: string }) =>
       setCode(await statusCommand(targets, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
     );
+  p.command('archive')
+    .description(
+      "stream the log of the pipeline's archive: databases (PostgreSQL WAL) into its repository until SIGTERM/SIGINT, which stores what was received",
+    )
+    .argument('<pipeline>', 'pipeline file with an archive: section')
+    .option('--database <name...>', 'only these databases of archive:')
+    .option('-v, --verbose', "also print the log receiver's lines")
+    .option(...state)
+    .action(async (file: string, o: ArchiveCommandOptions) => setCode(await archiveCommand(file, o, io)));
   p.command('daemon')
     .description('run every pipeline in a folder on its schedule; reloads edited files; SIGTERM stops it cleanly')
     .argument('<dir>', 'folder with pipeline files')

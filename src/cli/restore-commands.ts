@@ -4,7 +4,8 @@ import { dbflowVersion } from '../engine/versions.js';
 import { passwordsOf } from '../engine/secrets.js';
 import { ExitCode, IntegrityError, keyErrorIn, UncheckedError, UsageError, type KeyError } from '../errors.js';
 import type { EdgeStats } from '../plugins/types.js';
-import { openBackup, type Backup } from '../repo/backup.js';
+import { normalizeUrl, openBackup, type Backup } from '../repo/backup.js';
+import { logArchiveAt } from '../repo/log-verify.js';
 import { restoreBackup, restoreDatadir } from '../repo/restore-backup.js';
 import { artifactBytes } from '../repo/repository.js';
 import { verifyBackup, type ArtifactVerdict } from '../repo/verify.js';
@@ -37,7 +38,11 @@ export interface VerifyCommandOptions extends KeyOptions {
 export async function verifyCommand(url: string, opts: VerifyCommandOptions, io: Io): Promise<number> {
   const keys = readKeys(opts);
   const registry = await commandRegistry(opts.plugin);
-  const backup = await openBackup(storageScope(registry), url);
+  const scope = storageScope(registry);
+  const folder = normalizeUrl(url, 'backup');
+  const logs = folder.endsWith('/manifest.json') ? undefined : await logArchiveAt(scope.storage(folder), folder);
+  if (logs) return (await import('./log-verify-command.js')).logVerifyCommand(registry, logs.root, logs.systems, io);
+  const backup = await openBackup(scope, url);
   const { manifest } = backup;
   await loadManifestPlugins(
     registry,

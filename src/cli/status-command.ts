@@ -3,6 +3,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
 import { ExitCode, SpecError, UsageError, userErrorText } from '../errors.js';
+import { readArchiveStates } from '../ops/archive-state.js';
 import { isVerifiedBackup, newestWhere, readFinishedRuns } from '../ops/run-results.js';
 import { formatDuration } from '../ui/format.js';
 import { defaultStateDir } from './audited.js';
@@ -21,6 +22,19 @@ export interface PipelineStatus {
   age_ms: number | null;
   state: FreshnessState;
   error?: string;
+  /** Each archived database's log (`archive:`): how far the stored log lags behind now. */
+  archive?: ArchiveStatus[];
+}
+
+/** One archived database in `dbflow status --json`. */
+export interface ArchiveStatus {
+  database: string;
+  /** The last time everything the archiver had received was stored; null when it never ran. */
+  synced_at: string | null;
+  lag_ms: number | null;
+  newest_file: string | null;
+  position: string | null;
+  state: 'ok' | 'stale' | 'never' | 'no_rpo';
 }
 
 const LABEL: Record<FreshnessState, string> = { ok: 'ok', stale: 'STALE', never: 'never', no_rpo: 'no rpo', invalid: 'INVALID' };
@@ -29,6 +43,7 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
   const files = pipelineFiles(targets.length ? targets : ['pipelines']);
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
   const verified = newestWhere(readFinishedRuns(stateDir), isVerifiedBackup);
+  const archiveStates = readArchiveStates(stateDir);
   const now = Date.now();
   const statuses: PipelineStatus[] = [];
   for (const file of files) {
@@ -42,6 +57,19 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
       if (!opts.json) io.err(userErrorText(err));
       continue;
     }
+    const archive = Object.keys(pipeline.archive).map((database): ArchiveStatus => {
+      const st = archiveStates.find((a) => a.pipeline === pipeline.name && a.database === database);
+      const lag = st ? Math.max(0, now - Date.parse(st.synced_at)) : null;
+      const rpo = pipeline.rpoMs;
+      return {
+        database,
+        synced_at: st?.synced_at ?? null,
+        lag_ms: lag,
+        newest_file: st?.newest_file ?? null,
+        position: st?.position ?? null,
+        state: lag === null ? 'never' : rpo === undefined ? 'no_rpo' : lag > rpo ? 'stale' : 'ok',
+      };
+    });
     const last = verified.get(pipeline.name);
     const age = last ? Math.max(0, now - last.finishedAt) : null;
     const rpo = pipeline.rpoMs ?? null;
@@ -53,6 +81,7 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
       last_verified_at: last ? new Date(last.finishedAt).toISOString() : null,
       age_ms: age,
       state,
+      ...(archive.length && { archive }),
     });
   }
 
@@ -66,7 +95,28 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
       LABEL[s.state],
     ]);
     for (const line of table([['PIPELINE', 'RPO', 'LAST VERIFIED', 'AGE', 'STATE'], ...rows])) io.out(line);
+    const logs = statuses.flatMap((s) =>
+      (s.archive ?? []).map((a) => [
+        `${s.pipeline ?? s.file}/${a.database}`,
+        a.lag_ms !== null ? formatAge(a.lag_ms) : '-',
+        a.newest_file ?? '-',
+        a.position ?? '-',
+        a.state === 'no_rpo' ? 'no rpo' : a.state === 'stale' ? 'STALE' : a.state,
+      ]),
+    );
+    if (logs.length) for (const line of table([['LOG ARCHIVE', 'LAG', 'NEWEST', 'POSITION', 'STATE'], ...logs])) io.out(line);
   }
+  for (const s of statuses)
+    for (const a of s.archive ?? []) {
+      if (a.state === 'stale')
+        io.err(
+          `dbflow: the log archive of database "${a.database}" of pipeline "${s.pipeline}" is STALE: nothing was stored for ${formatAge(a.lag_ms!)}, over its RPO of ${formatAge(s.rpo_ms!)}; is \`dbflow archive ${s.file}\` running?`,
+        );
+      if (a.state === 'never' && s.rpo_ms !== null)
+        io.err(
+          `dbflow: the log of database "${a.database}" of pipeline "${s.pipeline}" was never archived in ${stateDir}; run \`dbflow archive ${s.file}\`.`,
+        );
+    }
   for (const s of statuses) {
     if (s.state === 'stale') {
       io.err(
@@ -76,7 +126,8 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
     if (s.state === 'never')
       io.err(`dbflow: pipeline "${s.pipeline}" has no verified backup in ${stateDir}; its RPO is ${formatAge(s.rpo_ms!)} (${s.file}).`);
   }
-  if (statuses.some((s) => s.state === 'stale' || s.state === 'never')) return ExitCode.stepFailed;
+  const archiveLate = statuses.some((s) => s.rpo_ms !== null && (s.archive ?? []).some((a) => a.state === 'stale' || a.state === 'never'));
+  if (archiveLate || statuses.some((s) => s.state === 'stale' || s.state === 'never')) return ExitCode.stepFailed;
   return statuses.some((s) => s.state === 'invalid') ? ExitCode.usage : ExitCode.ok;
 }
 

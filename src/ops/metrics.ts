@@ -2,6 +2,7 @@
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
+import { readArchiveStates, type ArchiveState } from './archive-state.js';
 import { newestWhere, readFinishedRuns, type FinishedRun } from './run-results.js';
 
 /** Every metric dbflow exports: name, labels and meaning (the HELP text); docs/monitoring.md lists the same. */
@@ -56,11 +57,22 @@ export const METRICS = {
     labels: ['pipeline', 'step'],
     help: 'Failed steps (matrix cells count separately), counted over the run records kept in the state folder (removing run records lowers it, which Prometheus reads as a counter reset).',
   },
+  archiveLag: {
+    name: 'dbflow_archive_lag_seconds',
+    labels: ['pipeline', 'database'],
+    help: 'How far the stored log (WAL) of the database lags behind: now minus the last time `dbflow archive` had stored everything it received, in seconds.',
+  },
+  archiveNewest: {
+    name: 'dbflow_archive_newest_stored_timestamp_seconds',
+    labels: ['pipeline', 'database'],
+    help: 'When `dbflow archive` last stored a log file (segment or open segment) of the database (Unix time, seconds).',
+  },
 } as const;
 
 /** The metrics of the runs under `stateDir` in the Prometheus text format, with the metrics of `extra` (the daemon's) added. */
 export async function metricsText(stateDir: string, extra?: Registry): Promise<{ contentType: string; text: string }> {
   const registry = buildRegistry(readFinishedRuns(path.resolve(stateDir)));
+  addArchiveMetrics(registry, readArchiveStates(path.resolve(stateDir)), Date.now());
   const out = extra ? Registry.merge([registry, extra]) : registry;
   return { contentType: out.contentType, text: await out.metrics() };
 }
@@ -77,6 +89,19 @@ export async function writeMetricsTextfile(stateDir: string, file: string): Prom
   } catch (err) {
     rmSync(tmp, { force: true });
     throw err;
+  }
+}
+
+// The log archives' lag and newest stored file, from the state `dbflow archive` keeps.
+function addArchiveMetrics(registry: Registry, states: ArchiveState[], now: number): void {
+  const gauge = (m: { name: string; labels: readonly string[]; help: string }): Gauge =>
+    new Gauge({ name: m.name, help: m.help, labelNames: [...m.labels], registers: [registry] });
+  const lag = gauge(METRICS.archiveLag);
+  const newest = gauge(METRICS.archiveNewest);
+  for (const s of states) {
+    const labels = { pipeline: s.pipeline, database: s.database };
+    lag.set(labels, Math.max(0, now - Date.parse(s.synced_at)) / 1000);
+    if (s.newest_stored_at) newest.set(labels, Date.parse(s.newest_stored_at) / 1000);
   }
 }
 

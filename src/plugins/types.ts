@@ -315,6 +315,60 @@ export interface DatabaseDriver {
    * connection that fails throws (a DbflowError saying why); missing privileges are reported, not thrown.
    */
   preflight?(ctx: DriverContext, options: PreflightOptions): Promise<PreflightReport>;
+  /** Optional: continuous archiving of the database's log (PostgreSQL's WAL), for `archive:` and `dbflow archive`. */
+  logArchive?: LogArchive;
+}
+
+/** What `LogArchive.receive` gets. */
+export interface LogReceiveOptions {
+  db: DatabaseConfig;
+  /** The folder the receiver writes log files into; it is kept across restarts and emptied by dbflow as files are stored. */
+  spool: string;
+  /** A name unique per pipeline and database (e.g. a replication slot's), made of [a-z0-9_]. */
+  slot: string;
+}
+
+/** A running receiver of a database's log. */
+export interface LogReceiver {
+  /** The server's identity (PostgreSQL's system identifier): the folder of its logs in the repository. */
+  system: string;
+  /** Resolves when the receiver has stopped after `stop()`; rejects when it fails on its own. */
+  done: Promise<void>;
+  /** Stops receiving; what was received stays in the spool. */
+  stop(): Promise<void>;
+}
+
+/** One file of a log, as a receiver writes it. */
+export interface LogFile {
+  /** `segment`: complete and final; `history`: a timeline's history; `partial`: the segment being written. */
+  kind: 'segment' | 'history' | 'partial';
+  timeline: number;
+  /** The file's name without a partial suffix. */
+  name: string;
+}
+
+/** A gap in a stored log: the first file missing on a timeline. */
+export interface LogGap {
+  timeline: number;
+  /** The file that is missing. */
+  missing: string;
+  /** The stored file before it. */
+  after: string;
+}
+
+/**
+ * Continuous archiving of a database's log: a receiver that writes log files into a spool folder,
+ * and the rules of the files' names (which are complete, how they chain). dbflow stores the files.
+ */
+export interface LogArchive {
+  /** Checks the server's settings (errors say what to change), then starts receiving into `spool`. */
+  receive(ctx: DriverContext, options: LogReceiveOptions): Promise<LogReceiver>;
+  /** What a spool or repository file is, by name; undefined for other files. */
+  classify(name: string): LogFile | undefined;
+  /** Gaps in the stored files (names as `classify` takes them): per timeline, consecutive segments and history files for switches. */
+  gaps(names: readonly string[]): LogGap[];
+  /** The log position covered by `bytes` of a file's content, as text (e.g. `0/3000000`); for lag reports. */
+  position?(file: LogFile, bytes: number): string;
 }
 
 /** What the pipeline does with a database, so that a preflight asks only for what it needs. */

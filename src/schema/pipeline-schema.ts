@@ -63,6 +63,19 @@ const secretSource = {
   },
 } as const;
 
+// One `archive:` entry: where a database's log goes, and how it is encoded (the compress and encrypt steps' `with`).
+const archiveEntry = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['to'],
+  properties: {
+    to: { type: 'string', minLength: 1, description: 'Storage URL prefix of the log archive, e.g. "{{ vars.repo }}/wal".' },
+    compress: { type: 'object', description: "As the compress step's `with`, e.g. { algorithm: zstd, level: 3 }." },
+    encrypt: { type: 'object', description: "As the encrypt step's `with`: { passphrase } or { recipients }." },
+    flush: { ...duration, description: 'How often the open (partial) log file is stored (default 5s): the recovery point objective.' },
+  },
+} as const;
+
 /** The pipeline schema without plugin `with` schemas (what validation runs first). */
 export const pipelineSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -123,6 +136,12 @@ export const pipelineSchema = {
       propertyNames: { pattern: '^[a-z][a-z0-9+.-]*$' },
       additionalProperties: { type: 'object' },
       description: "Each storage's settings, by URL scheme (e.g. s3: { endpoint, region }); checked against the storage's schema.",
+    },
+    archive: {
+      type: 'object',
+      propertyNames: { pattern: STEP_ID_PATTERN },
+      additionalProperties: archiveEntry,
+      description: 'Continuous log archiving (`dbflow archive`), by database name: PostgreSQL WAL for point-in-time recovery.',
     },
     steps: { type: 'array', minItems: 1, items: { $ref: '#/$defs/step' } },
     finally: {

@@ -5,7 +5,8 @@ import { STEP_REF_FORMAT } from '../schema/validator.js';
 /** Step types, database drivers and storages that a pipeline may use. */
 export interface Catalog {
   steps: ReadonlyMap<string, StepDefinition>;
-  drivers: ReadonlyMap<string, { options: JsonSchema; checkUrl?(url: string): string | undefined }>;
+  /** Drivers by name; `logArchive` is set when the driver can archive its log continuously. */
+  drivers: ReadonlyMap<string, { options: JsonSchema; checkUrl?(url: string): string | undefined; logArchive?: object }>;
   /** Storages by URL scheme, with the schema of their settings. */
   storages: ReadonlyMap<string, { configSchema?: JsonSchema }>;
 }

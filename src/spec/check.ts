@@ -189,6 +189,40 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
     else problems.push(...validateAt(store.configSchema, config, raw, ['storage', scheme], `settings of storage "${scheme}:"`));
   }
 
+  const archive = isObj(data.archive) ? data.archive : {};
+  for (const [name, entry] of Object.entries(archive)) {
+    if (!isObj(entry)) continue;
+    const at: DocPath = ['archive', name];
+    checkTemplates(entry, at, ['env', 'vars', 'secrets', 'pipeline']);
+    const db = databases[name];
+    if (!isObj(db)) {
+      add(
+        at,
+        `archive: unknown database "${name}"; archive entries are named after a "databases:" entry.${didYouMean(name, Object.keys(databases))}`,
+        true,
+      );
+    } else if (typeof db.driver === 'string' && catalog.drivers.has(db.driver) && !catalog.drivers.get(db.driver)!.logArchive) {
+      const able = [...catalog.drivers].filter(([, d]) => d.logArchive).map(([n]) => n);
+      add(
+        at,
+        `archive: database "${name}" uses driver "${db.driver}", which cannot archive its log continuously (drivers that can: ${able.join(', ') || 'none'}).`,
+        true,
+      );
+    }
+    for (const uses of ['compress', 'encrypt'] as const) {
+      const withValue = entry[uses];
+      const def = catalog.steps.get(uses);
+      if (!isObj(withValue) || !def) continue;
+      const checked = Object.fromEntries(Object.entries(withValue).filter(([, v]) => !(typeof v === 'string' && hasTemplate(v))));
+      const placeholders = Object.keys(withValue)
+        .filter((k) => !(k in checked))
+        .map((k) => [k, placeholderFor(def.with, k)]);
+      problems.push(
+        ...validateAt(def.with, { ...checked, ...Object.fromEntries(placeholders) }, raw, [...at, uses], `"archive.${name}.${uses}"`),
+      );
+    }
+  }
+
   const consumers = new Map<string, string[]>();
   for (const s of steps) {
     const raw0 = valueAt(data, s.path) as Obj;

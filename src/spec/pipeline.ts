@@ -43,6 +43,21 @@ export interface DatabaseSpec {
   options: Record<string, unknown>;
 }
 
+/** Continuous archiving of one database's log (`archive.<database>`). */
+export interface ArchiveSpec {
+  database: string;
+  /** Storage URL prefix (may hold templates). */
+  to: string;
+  /** The compress step's `with`, when the log is compressed. */
+  compress?: Record<string, unknown>;
+  /** The encrypt step's `with`, when the log is encrypted (may hold templates). */
+  encrypt?: Record<string, unknown>;
+  flushMs: number;
+}
+
+/** How often the open log file is stored when `flush:` is not set. */
+export const DEFAULT_FLUSH_MS = 5000;
+
 /** A validated, normalized pipeline. */
 export interface Pipeline {
   file: string;
@@ -64,6 +79,8 @@ export interface Pipeline {
   databases: Record<string, DatabaseSpec>;
   /** Each storage's settings, by URL scheme (`storage:`). */
   storage: Record<string, Record<string, unknown>>;
+  /** Continuous log archiving, by database name (`archive:`). */
+  archive: Record<string, ArchiveSpec>;
   /** Main steps, then `finally` and `on_failure` steps. */
   steps: StepSpec[];
 }
@@ -123,6 +140,18 @@ export function normalize(data: PipelineDocument, file: string, sha256: string, 
     vars: data.vars ?? {},
     databases,
     storage: data.storage ?? {},
+    archive: Object.fromEntries(
+      Object.entries(data.archive ?? {}).map(([database, a]) => [
+        database,
+        {
+          database,
+          to: a.to,
+          ...(a.compress !== undefined && { compress: a.compress }),
+          ...(a.encrypt !== undefined && { encrypt: a.encrypt }),
+          flushMs: a.flush !== undefined ? parseDuration(a.flush) : DEFAULT_FLUSH_MS,
+        },
+      ]),
+    ),
     steps: STEP_LISTS.flatMap((list) => (data[list] ?? []).map((s, i) => step(s, [list, i], list))),
   };
 }

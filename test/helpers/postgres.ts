@@ -159,6 +159,8 @@ export interface ThrowawayPostgres {
   data: string;
   /** The server binaries it runs. */
   bin: string;
+  /** Stops the server (`immediate`: like a crash, no checkpoint) and starts it again with the same settings and port. */
+  restart: (mode?: 'fast' | 'immediate') => Promise<void>;
 }
 
 /** Starts a private cluster (scram-sha-256, superuser `postgres` with `password`) on a free loopback port; stopped and removed after the test. */
@@ -198,19 +200,40 @@ export async function throwawayPostgres(
     '--locale=C',
     '-N',
   ]);
-  const instance = await startInstance({
-    bin,
-    dir,
-    timeoutS: 30,
-    settings: [
-      'fsync=off',
-      'synchronous_commit=off',
-      'full_page_writes=off',
-      'shared_buffers=16MB',
-      'max_connections=30',
-      ...(options.settings ?? []),
-    ],
-  });
+  const settings = [
+    'fsync=off',
+    'synchronous_commit=off',
+    'full_page_writes=off',
+    'shared_buffers=16MB',
+    'max_connections=30',
+    ...(options.settings ?? []),
+  ];
+  const instance = await startInstance({ bin, dir, timeoutS: 30, settings });
   started.push(instance);
-  return { url: instance.url('postgres', 'postgres'), password, port: instance.port, socketDir: instance.socketDir, data: dir.data, bin };
+  const ctl = path.join(bin, 'pg_ctl');
+  const restart = async (mode: 'fast' | 'immediate' = 'fast'): Promise<void> => {
+    await asServerUser(ctl, ['stop', '-D', dir.data, '-m', mode, '-w']);
+    const again = [`port=${instance.port}`, 'listen_addresses=127.0.0.1', `unix_socket_directories=${dir.socketDir}`, ...settings];
+    await asServerUser(ctl, [
+      'start',
+      '-D',
+      dir.data,
+      '-l',
+      path.join(dir.root, 'server.log'),
+      '-w',
+      '-t',
+      '30',
+      '-o',
+      again.map((s) => `-c ${s}`).join(' '),
+    ]);
+  };
+  return {
+    url: instance.url('postgres', 'postgres'),
+    password,
+    port: instance.port,
+    socketDir: instance.socketDir,
+    data: dir.data,
+    bin,
+    restart,
+  };
 }

@@ -1,0 +1,105 @@
+// A throwaway cluster with a pipeline that archives its WAL to a file repository, and what the tests read back.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestContext } from 'node:test';
+import { execa } from 'execa';
+import { throwawayPostgres, withClient, type ThrowawayPostgres } from './postgres.js';
+
+export interface WalSetup {
+  pg: ThrowawayPostgres;
+  dir: string;
+  pipeline: string;
+  /** The archive root (`archive.main.to`) as a path. */
+  root: string;
+  stateDir: string;
+  passphraseFile: string;
+  env: Record<string, string>;
+}
+
+/** A cluster (with `settings`) and `archive.yaml` archiving it to `<dir>/repo/wal` with zstd and openpgp. */
+export async function walSetup(
+  t: Pick<TestContext, 'skip' | 'after'>,
+  settings: string[] = [],
+  flush = '1s',
+): Promise<WalSetup | undefined> {
+  const pg = await throwawayPostgres(t, { settings });
+  if (!pg) return undefined;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-wal-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const passphraseFile = path.join(dir, 'passphrase');
+  writeFileSync(passphraseFile, 'correct horse battery staple\n');
+  const pipeline = path.join(dir, 'archive.yaml');
+  writeFileSync(
+    pipeline,
+    `version: 1
+name: waltest
+secrets:
+  passphrase: { file: ./passphrase }
+  db_password: { env: WAL_DB_PASSWORD }
+vars:
+  repo: "file://./repo"
+databases:
+  main: { driver: postgres, url: "${pg.url}", password: "{{ secrets.db_password }}" }
+archive:
+  main:
+    to: "{{ vars.repo }}/wal"
+    compress: { algorithm: zstd, level: 3 }
+    encrypt: { passphrase: "{{ secrets.passphrase }}" }
+    flush: ${flush}
+steps:
+  - id: snapshot
+    uses: snapshot
+    with: { databases: [main] }
+  - id: dump
+    uses: dump
+    with: { database: main, snapshot: snapshot }
+  - id: upload
+    uses: upload
+    input: dump
+    with: { to: "{{ vars.repo }}/{{ run.id }}/main.dump" }
+`,
+  );
+  const stateDir = path.join(dir, 'state');
+  return {
+    pg,
+    dir,
+    pipeline,
+    root: path.join(dir, 'repo', 'wal'),
+    stateDir,
+    passphraseFile,
+    env: { WAL_DB_PASSWORD: pg.password, DBFLOW_STATE_DIR: stateDir },
+  };
+}
+
+/** The system folder under the archive root (the one there is). */
+export function systemFolder(root: string): string {
+  const systems = readdirSync(root).filter((n) => /^\d+$/.test(n));
+  if (systems.length !== 1) throw new Error(`expected one system folder in ${root}, found ${systems.join(', ') || 'none'}`);
+  return path.join(root, systems[0]!);
+}
+
+/** Decodes a stored object with stock gpg and zstd: its bytes. */
+export async function decodeStored(file: string, passphraseFile: string): Promise<Buffer> {
+  const r = await execa({
+    encoding: 'buffer',
+  })`sh -c ${`gpg --batch --quiet --pinentry-mode loopback --passphrase-file '${passphraseFile}' --decrypt '${file}' | zstd -d -c`}`;
+  return Buffer.from(r.stdout);
+}
+
+export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+
+/** The server's copy of a WAL file (pg_read_binary_file: what the server has in pg_wal). */
+export async function serverWal(pg: ThrowawayPostgres, name: string): Promise<Buffer> {
+  return withClient(
+    pg.url,
+    async (c) => (await c.query<{ b: Buffer }>('SELECT pg_read_binary_file($1) AS b', [`pg_wal/${name}`])).rows[0]!.b,
+    pg.password,
+  );
+}
+
+/** Reads a JSON file. */
+export function readJson<T>(file: string): T {
+  return JSON.parse(readFileSync(file, 'utf8')) as T;
+}
