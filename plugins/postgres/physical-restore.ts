@@ -6,16 +6,28 @@ import {
   IntegrityError,
   programInput,
   type DriverContext,
+  type RecoveryOptions,
   type RestoreInstanceOptions,
   type ScratchDatabase,
+  shellQuote,
 } from '../../src/plugin-api.js';
 import { BASEBACKUP_FORMAT } from './basebackup.js';
 import { asServerUser, instanceDir, lastLines, requireServerBinDir, startInstance, writeServerFile, type InstanceDir } from './instance.js';
 import { toolError } from './tools.js';
 import { parsePgUrl } from './url.js';
 
-/** The settings a restored base backup starts with, besides its recovery target. */
-export function recoverySettings(position: Record<string, unknown>): string[] {
+/** The settings a restored base backup starts with: its recovery target, and with `fetch` (a script) the archived log's. */
+export function recoverySettings(position: Record<string, unknown>, recovery?: RecoveryOptions, fetch?: string): string[] {
+  if (recovery && fetch) {
+    const target = recovery.time
+      ? [`recovery_target_time='${recovery.time}'`]
+      : recovery.lsn
+        ? [`recovery_target_lsn='${recovery.lsn}'`]
+        : recovery.name
+          ? [`recovery_target_name='${recovery.name}'`]
+          : [];
+    return [`restore_command='${fetch} %f %p'`, ...target, "recovery_target_timeline='latest'", 'recovery_target_action=promote'];
+  }
   const point = position.restore_point;
   return [
     // The WAL it needs is in its pg_wal: no archive to read from.
@@ -75,6 +87,7 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
         path.join(data, 'pg_hba.conf'),
         '# written by dbflow restore: local connections as the same operating system user\nlocal all all peer\n',
       );
+    const fetch = options.recovery ? fetchScript(dir, options.recovery) : undefined;
     const hba = path.join(dir.root, 'pg_hba.conf');
     writeServerFile(dir, hba, 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
     const ident = path.join(dir.root, 'pg_ident.conf');
@@ -83,7 +96,7 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
       bin,
       dir: { ...dir, data },
       signal: ctx.signal,
-      settings: [...PRIVATE_SETTINGS, `hba_file=${hba}`, `ident_file=${ident}`, ...recoverySettings(position)],
+      settings: [...PRIVATE_SETTINGS, `hba_file=${hba}`, `ident_file=${ident}`, ...recoverySettings(position, options.recovery, fetch)],
     }).catch((err: unknown) => {
       throw startError(err, position);
     });
@@ -110,6 +123,20 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
     dir.remove();
     throw err;
   }
+}
+
+// The restore_command's program as a script in the instance's folder (no quoting inside the server's setting), with
+// its context file beside it; both the server user's, removed with the folder.
+function fetchScript(dir: InstanceDir, recovery: RecoveryOptions): string {
+  if (!/^[A-Za-z0-9_./-]+$/.test(dir.root))
+    throw new DbflowError(`the instance folder ${dir.root} has characters a restore_command cannot carry; set TMPDIR to a plain path.`);
+  const context = path.join(dir.root, 'fetch-context.json');
+  writeServerFile(dir, context, recovery.fetchContext.content);
+  const script = path.join(dir.root, 'fetch-log');
+  const argv = [...recovery.fetch, recovery.fetchContext.option, context].map(shellQuote).join(' ');
+  writeServerFile(dir, script, `#!/bin/sh\nexec ${argv} "$1" "$2"\n`);
+  chmodSync(script, 0o700);
+  return script;
 }
 
 async function untar(ctx: DriverContext, input: RestoreInstanceOptions['input'], data: string): Promise<void> {

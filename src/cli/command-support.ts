@@ -104,3 +104,8 @@ export function shortTime(iso: string): string {
 export function displayUrl(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^@/?#]*@/i, '$1:***@');
 }
+
+/** The keys' values, to mask in what is shown. */
+export function secretsOf(keys: DecodeKeys): string[] {
+  return [keys.passphrase, keys.privateKey].filter((s): s is string => s !== undefined);
+}

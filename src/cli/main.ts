@@ -11,6 +11,7 @@ import type * as Init from './init-command.js';
 import type { InitOptions } from './init-command.js';
 import type * as Archive from './archive-command.js';
 import type { ArchiveCommandOptions } from './archive-command.js';
+import type * as WalFetch from './wal-fetch-command.js';
 import type * as Daemon from './daemon-command.js';
 import type { DaemonCommandOptions } from './daemon-command.js';
 import type * as Repo from './repo-commands.js';
@@ -27,6 +28,7 @@ const initCommand: typeof Init.initCommand = async (...a) => (await import('./in
 const quickstartFiles = async (...a: Parameters<typeof Init.quickstartFiles>): Promise<string> =>
   (await import('./init-command.js')).quickstartFiles(...a);
 const archiveCommand: typeof Archive.archiveCommand = async (...a) => (await import('./archive-command.js')).archiveCommand(...a);
+const walFetchCommand: typeof WalFetch.walFetchCommand = async (...a) => (await import('./wal-fetch-command.js')).walFetchCommand(...a);
 const daemonCommand: typeof Daemon.daemonCommand = async (...a) => (await import('./daemon-command.js')).daemonCommand(...a);
 const backupsListCommand: typeof Repo.backupsListCommand = async (...a) => (await import('./repo-commands.js')).backupsListCommand(...a);
 const pruneCommand: typeof Repo.pruneCommand = async (...a) => (await import('./repo-commands.js')).pruneCommand(...a);
@@ -189,6 +191,13 @@ function program(setCode: (code: number) => void): Command {
     .option('-v, --verbose', "also print the log receiver's lines")
     .option(...state)
     .action(async (file: string, o: ArchiveCommandOptions) => setCode(await archiveCommand(file, o, io)));
+  // Not for people: `restore --to-time` sets it as the recovering server's restore_command.
+  p.command('wal-fetch', { hidden: true })
+    .description("a recovering server's restore_command: one log file from the archive, decoded and checked")
+    .argument('<file>', 'the log file PostgreSQL asks for (%f)')
+    .argument('<dest>', 'where to write it (%p)')
+    .requiredOption('--context <file>', 'what the restore wrote for it: the archive folder and the keys')
+    .action(async (file: string, dest: string, o: { context: string }) => setCode(await walFetchCommand(file, dest, o, io)));
   p.command('daemon')
     .description('run every pipeline in a folder on its schedule; reloads edited files; SIGTERM stops it cleanly')
     .argument('<dir>', 'folder with pipeline files')
@@ -244,7 +253,7 @@ function program(setCode: (code: number) => void): Command {
     );
   p.command('restore')
     .description("restore one database of a backup into a database, then compare its row counts with the backup's")
-    .argument('<backup>', 'backup: its folder (or its manifest.json) as a URL or a path')
+    .argument('<backup>', 'backup: its folder (or its manifest.json) as a URL or a path; with a recovery target, also a repository')
     .option('-d, --database <name>', 'which database of the backup (needed when it holds several)')
     .option(
       '--to <url>',
@@ -254,6 +263,14 @@ function program(setCode: (code: number) => void): Command {
       '--to-datadir <dir>',
       "a base backup (pg-basebackup-tar): write a data directory (new or empty) that starts, recovered to the backup's restore point",
     )
+    .option(
+      '--to-time <time>',
+      'with --to-datadir: recover a base backup with the archived WAL to this RFC 3339 time (the base is picked from the repository given)',
+    )
+    .option('--to-lsn <lsn>', 'with --to-datadir: recover to this log position (e.g. 0/3000148)')
+    .option('--to-restore-point <name>', 'with --to-datadir: recover to this named restore point')
+    .option('--latest', 'with --to-datadir: recover to the end of the archived WAL')
+    .option('--wal <url>', "the WAL archive (the pipeline's archive: to:); default: wal/ beside the backups")
     .option('--force', 'restore into a target that has tables (or cannot be checked)')
     .option('--create', 'create the target database first when it does not exist (PostgreSQL, MariaDB/MySQL, SQLite)')
     .option('--list', 'show what the backup holds: databases, tables with row counts, artifacts')

@@ -2,11 +2,12 @@
 import path from 'node:path';
 import { dbflowVersion } from '../engine/versions.js';
 import { passwordsOf } from '../engine/secrets.js';
-import { ExitCode, IntegrityError, keyErrorIn, UncheckedError, UsageError, type KeyError } from '../errors.js';
-import type { EdgeStats } from '../plugins/types.js';
+import { ExitCode, IntegrityError, keyErrorIn, RepositoryError, UncheckedError, UsageError, type KeyError } from '../errors.js';
+import type { EdgeStats, RecoveryOptions } from '../plugins/types.js';
 import { normalizeUrl, openBackup, type Backup } from '../repo/backup.js';
 import { logArchiveAt } from '../repo/log-verify.js';
 import { restoreBackup, restoreDatadir } from '../repo/restore-backup.js';
+import { listRepository } from '../repo/repository.js';
 import { artifactBytes } from '../repo/repository.js';
 import { verifyBackup, type ArtifactVerdict } from '../repo/verify.js';
 import { VERIFY_RECORD_NAME, writeVerifyRecord } from '../repo/verify-record.js';
@@ -17,6 +18,7 @@ import {
   keyHint,
   PASSPHRASE_ENV,
   readKeys,
+  secretsOf,
   shortTime,
   table,
   TARGET_PASSWORD_ENV,
@@ -26,6 +28,8 @@ import { backupCodecs, commandRegistry, loadManifestPlugins } from './command-re
 import type { Io } from './io.js';
 import { storageScope } from './repo-commands.js';
 import { toolContext } from './tool-context.js';
+import type { FetchContext } from './wal-fetch-command.js';
+import { repositoryOfBackup } from './audited.js';
 
 /** Options of `dbflow verify`. */
 export interface VerifyCommandOptions extends KeyOptions {
@@ -140,6 +144,13 @@ export interface RestoreCommandOptions extends KeyOptions {
   to?: string;
   /** --to-datadir: a base backup into a data directory. */
   toDatadir?: string;
+  /** Point-in-time recovery of a base backup with its archived WAL (with --to-datadir). */
+  toTime?: string;
+  toLsn?: string;
+  toRestorePoint?: string;
+  latest?: boolean;
+  /** The WAL archive (the archive: `to:` of the pipeline); default: `wal` beside the backups. */
+  wal?: string;
   force?: boolean;
   create?: boolean;
   list?: boolean;
@@ -150,6 +161,15 @@ export interface RestoreCommandOptions extends KeyOptions {
 
 export async function restoreCommand(url: string, opts: RestoreCommandOptions, io: Io): Promise<number> {
   const registry = await commandRegistry(opts.plugin);
+  const point = recoveryTarget(opts);
+  if (point) {
+    if (opts.toDatadir === undefined || opts.to !== undefined || opts.list)
+      throw new UsageError(
+        `${point.flag} recovers a base backup with its archived WAL into a data directory: give --to-datadir <folder> (not --to or --list).`,
+      );
+    const { backup, database } = await baseFor(registry, url, opts.database, point);
+    return restoreDatadirCommand(registry, backup, database, opts.toDatadir, opts, io, point);
+  }
   const backup = await openBackup(storageScope(registry), url);
   if (opts.list) {
     for (const line of describeBackup(backup)) io.out(line);
@@ -250,6 +270,7 @@ async function restoreDatadirCommand(
   dir: string,
   opts: RestoreCommandOptions,
   io: Io,
+  point?: RecoveryTarget,
 ): Promise<number> {
   const keys = readKeys(opts);
   const driver = backup.manifest.databases[database]?.driver;
@@ -260,7 +281,21 @@ async function restoreDatadirCommand(
     (m) => new UsageError(m),
   );
   const target = path.resolve(dir);
-  io.out(`restoring the base backup of "${database}" from ${backup.url} into data directory ${target}`);
+  const wal = point && (await walFolder(registry, backup, database, opts.wal));
+  io.out(
+    `restoring the base backup of "${database}" from ${backup.url} into data directory ${target}${wal ? `, then the WAL of ${wal} to ${point.label}` : ''}`,
+  );
+  const recovery: RecoveryOptions | undefined =
+    wal && point
+      ? {
+          fetch: [...selfArgv(), 'wal-fetch'],
+          fetchContext: {
+            option: '--context',
+            content: JSON.stringify({ folder: wal, keys, storage: registry.storageSettings } satisfies FetchContext),
+          },
+          ...point.settings,
+        }
+      : undefined;
   const result = await interruptible(io, 'restore', async (signal) => {
     const { ctx, close } = await toolContext({
       registry,
@@ -271,7 +306,7 @@ async function restoreDatadirCommand(
       log: logTo(io, opts.verbose),
     });
     try {
-      return await restoreDatadir(ctx, ctx, backup, database, target, keys, registry.drivers);
+      return await restoreDatadir(ctx, ctx, backup, database, target, keys, registry.drivers, recovery);
     } catch (err) {
       const key = keyErrorIn(err);
       if (key)
@@ -284,17 +319,157 @@ async function restoreDatadirCommand(
     }
   });
   const expected = backup.manifest.databases[database]!.tables;
+  const start = `  start it: pg_ctl start -D ${target} -o "-c port=<a free port>"${process.getuid?.() === 0 ? ' (as the postgres user)' : ''}`;
+  if (point) {
+    const rows = Object.values(result.after).reduce((n, t) => n + t.rows, 0);
+    io.out(`✔ ${target} recovered to ${point.label}: ${Object.keys(result.after).length} tables, ${rows} rows`);
+    io.out(start);
+    return ExitCode.ok;
+  }
   const total = Object.values(expected).reduce((s, t) => s + t.rows, 0);
   if (result.diffs.length) {
     const detail = result.diffs.map((d) => `${d.table}: backup ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}`).join('; ');
     throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${detail}`);
   }
-  const point = result.artifact.position?.restore_point;
+  const restorePoint = result.artifact.position?.restore_point;
   io.out(
-    `✔ ${target} recovered${typeof point === 'string' ? ` to restore point ${point}` : ''}: ${Object.keys(expected).length} tables, ${total} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`,
+    `✔ ${target} recovered${typeof restorePoint === 'string' ? ` to restore point ${restorePoint}` : ''}: ${Object.keys(expected).length} tables, ${total} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`,
   );
-  io.out(`  start it: pg_ctl start -D ${target} -o "-c port=<a free port>"${process.getuid?.() === 0 ? ' (as the postgres user)' : ''}`);
+  io.out(start);
   return ExitCode.ok;
+}
+
+/** Where a point-in-time restore stops, as given on the command line. */
+interface RecoveryTarget {
+  flag: string;
+  /** In words, for what is printed. */
+  label: string;
+  settings: Pick<RecoveryOptions, 'time' | 'lsn' | 'name'>;
+  /** For choosing the base: the time or log position it must be before. */
+  before?: { time?: number; lsn?: bigint };
+}
+
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$/;
+const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
+const POINT_NAME = /^[A-Za-z0-9_.:-]{1,63}$/;
+
+// The one target of --to-time, --to-lsn, --to-restore-point and --latest, checked; undefined for none.
+function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined {
+  const given = [
+    opts.toTime !== undefined && '--to-time',
+    opts.toLsn !== undefined && '--to-lsn',
+    opts.toRestorePoint !== undefined && '--to-restore-point',
+    opts.latest === true && '--latest',
+  ].filter((f): f is string => typeof f === 'string');
+  if (given.length > 1) throw new UsageError(`restore takes one recovery target; ${given.join(' and ')} were given.`);
+  if (opts.toTime !== undefined) {
+    if (!RFC3339.test(opts.toTime) || Number.isNaN(Date.parse(opts.toTime)))
+      throw new UsageError(
+        `--to-time "${opts.toTime}" is not an RFC 3339 time; write e.g. 2026-12-05T14:03:00Z or 2026-12-05T15:03:00.250+01:00.`,
+      );
+    return { flag: '--to-time', label: opts.toTime, settings: { time: opts.toTime }, before: { time: Date.parse(opts.toTime) } };
+  }
+  if (opts.toLsn !== undefined) {
+    if (!LSN.test(opts.toLsn))
+      throw new UsageError(`--to-lsn "${opts.toLsn}" is not a log position; write it as PostgreSQL shows it, e.g. 0/3000148.`);
+    return { flag: '--to-lsn', label: `log position ${opts.toLsn}`, settings: { lsn: opts.toLsn }, before: { lsn: lsnValue(opts.toLsn) } };
+  }
+  if (opts.toRestorePoint !== undefined) {
+    if (!POINT_NAME.test(opts.toRestorePoint))
+      throw new UsageError(`--to-restore-point "${opts.toRestorePoint}" is not a restore point name (letters, digits, _ . : -).`);
+    return { flag: '--to-restore-point', label: `restore point ${opts.toRestorePoint}`, settings: { name: opts.toRestorePoint } };
+  }
+  if (opts.latest) return { flag: '--latest', label: 'the end of the archived WAL', settings: {} };
+  return undefined;
+}
+
+function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/') as [string, string];
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+/**
+ * The base backup to recover from: the one given, or the newest in the repository `url` that holds a base backup of
+ * `database` and ends before the target (its run finished before the time; its restore point precedes the position).
+ */
+async function baseFor(
+  registry: Awaited<ReturnType<typeof commandRegistry>>,
+  url: string,
+  database: string | undefined,
+  target: RecoveryTarget,
+): Promise<{ backup: Backup; database: string }> {
+  const scope = storageScope(registry);
+  const isBase = (m: Backup['manifest'], db: string): boolean =>
+    m.artifacts.some(
+      (a) => a.database === db && (registry.drivers.get(m.databases[db]?.driver ?? '')?.physicalFormats ?? []).includes(a.format),
+    );
+  const fits = (m: Backup['manifest'], db: string): boolean => {
+    const lsn = m.artifacts.find((a) => a.database === db)?.position?.restore_point_lsn;
+    if (target.before?.time !== undefined && Date.parse(m.run.finished_at) > target.before.time) return false;
+    if (target.before?.lsn !== undefined && (typeof lsn !== 'string' || lsnValue(lsn) > target.before.lsn)) return false;
+    return true;
+  };
+  const one = await openBackup(scope, url).catch((err: unknown) => {
+    if (err instanceof RepositoryError && /is not a backup/.test(err.message)) return undefined;
+    throw err;
+  });
+  if (one) {
+    const names = Object.keys(one.manifest.databases);
+    const db = database ?? (names.length === 1 ? names[0]! : undefined);
+    if (db === undefined)
+      throw new UsageError(`restore needs --database <name> (this backup holds ${names.map((d) => `"${d}"`).join(', ')}).`);
+    if (!isBase(one.manifest, db)) throw new UsageError(`${target.flag} needs a base backup; "${db}" of ${one.url} is not one.`);
+    if (!fits(one.manifest, db))
+      throw new UsageError(`${one.url} ends after ${target.label}: it cannot recover to it. Give an older base backup, or the repository.`);
+    return { backup: one, database: db };
+  }
+  const listing = await listRepository(scope, url);
+  const bases = listing.backups.filter((b) => b.manifest && b.missing.length === 0);
+  const candidates = bases.flatMap((b) =>
+    Object.keys(b.manifest!.databases)
+      .filter((db) => (database === undefined || db === database) && isBase(b.manifest!, db))
+      .map((db) => ({ backup: { url: b.url, manifest: b.manifest! }, database: db })),
+  );
+  const names = [...new Set(candidates.map((c) => c.database))];
+  if (!candidates.length)
+    throw new UsageError(`${listing.repo} holds no base backup${database ? ` of "${database}"` : ''} to recover from.`);
+  if (names.length > 1)
+    throw new UsageError(`${listing.repo} holds base backups of ${names.map((n) => `"${n}"`).join(', ')}: give --database <name>.`);
+  // Newest first, as listed.
+  const chosen = candidates.find((c) => fits(c.backup.manifest, c.database));
+  if (!chosen) {
+    const oldest = candidates[candidates.length - 1]!.backup;
+    throw new UsageError(
+      `no base backup in ${listing.repo} ends before ${target.label}; the oldest, ${oldest.url}, finished at ${oldest.manifest.run.finished_at}.`,
+    );
+  }
+  return chosen;
+}
+
+// The archive folder of the base backup's cluster: <--wal or the repository's wal>/<system identifier>, which must be an archive.
+async function walFolder(
+  registry: Awaited<ReturnType<typeof commandRegistry>>,
+  backup: Backup,
+  database: string,
+  wal: string | undefined,
+): Promise<string> {
+  const system = backup.manifest.artifacts.find((a) => a.database === database)?.position?.system_identifier;
+  if (typeof system !== 'string')
+    throw new UsageError(`${backup.url} records no system identifier for "${database}": it is not a base backup.`);
+  const root = wal ? normalizeUrl(wal, 'WAL archive') : `${repositoryOfBackup(backup.url)}/wal`;
+  const storage = storageScope(registry).storage(root);
+  if (!(await logArchiveAt(storage, root)))
+    throw new UsageError(`there is no WAL archive at ${root} (no dbflow-archive.json): give --wal <the archive: to: of the pipeline>.`);
+  return `${root}/${system}`;
+}
+
+// How this dbflow was started (node, its options, the CLI), so that a server can run it again; --import specifiers resolved.
+function selfArgv(): string[] {
+  const options = process.execArgv.flatMap((a, i, all) => {
+    if (all[i - 1] === '--import') return [import.meta.resolve(a).startsWith('file:') ? new URL(import.meta.resolve(a)).pathname : a];
+    return [a];
+  });
+  return [process.execPath, ...options, path.resolve(process.argv[1]!)];
 }
 
 /** What `restore --list` shows: the databases with their tables and counts, and the artifacts. */
@@ -341,10 +516,6 @@ function keyAdvice(key: KeyError): string {
   return key.problem === 'missing'
     ? `it is encrypted with a passphrase and none was given; pass it with --passphrase-file F or the ${PASSPHRASE_ENV} environment variable`
     : `the passphrase given (--passphrase-file or ${PASSPHRASE_ENV}) does not decrypt it; check it (was it rotated?)`;
-}
-
-function secretsOf(keys: { passphrase?: string; privateKey?: string }): string[] {
-  return [keys.passphrase, keys.privateKey].filter((s): s is string => s !== undefined);
 }
 
 // Warnings always; what the programs say with --verbose.

@@ -212,6 +212,20 @@ export interface RestoreInstanceOptions {
   db: DatabaseConfig;
   /** Keep the server's files in this empty folder and leave them there, stopped, instead of removing them (`dbflow restore --to-datadir`). */
   keepIn?: string;
+  /** Recover past the artifact's own point, with the archived log, to this target (`dbflow restore --to-time` …). */
+  recovery?: RecoveryOptions;
+}
+
+/** A point-in-time recovery: how the server fetches archived log files, and where it stops. */
+export interface RecoveryOptions {
+  /** The program and arguments that fetch one log file; the server appends the file's name and the path to write. */
+  fetch: string[];
+  /** A file the fetch program reads (the archive's place and keys): written beside it, readable by the server's user only. */
+  fetchContext: { option: string; content: string };
+  /** Where recovery stops: a time (RFC 3339), a log position, a named restore point; none of them: the end of the archived log. */
+  time?: string;
+  lsn?: string;
+  name?: string;
 }
 
 /** What `DatabaseDriver.rowCounts` gets. */

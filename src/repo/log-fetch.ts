@@ -1,0 +1,53 @@
+// One file of a log archive fetched back for a server's recovery (its restore_command): decoded, checked, written whole.
+import { createWriteStream, renameSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { DecodeKeys } from '../plugins/types.js';
+import { readRecord, recordName } from './log-archive.js';
+import { readArtifact } from './read-artifact.js';
+import type { DecodeScope } from './restore.js';
+
+/** What fetching found: the file, its open (partial) segment standing in for it, or nothing. */
+export type FetchOutcome = 'stored' | 'partial' | 'missing';
+
+/**
+ * Writes log file `file` of the system folder `folder` to `dest`, decoded and checked against its record (the
+ * stored object's size and sha256, every layer's integrity check, the raw file's size and sha256). A segment that
+ * was not stored whole yet comes from its partial (the open segment, as far as it was received: recovery reads
+ * up to its last complete record). `dest` appears only whole (written beside it, then renamed). A file the archive
+ * does not hold is `missing`; a damaged one is an error.
+ */
+export async function fetchLogFile(
+  scope: DecodeScope,
+  folder: string,
+  file: string,
+  dest: string,
+  keys: DecodeKeys,
+  signal: AbortSignal,
+): Promise<FetchOutcome> {
+  const storage = scope.storage(folder);
+  const listed = new Set((await storage.list(`${folder}/${file}`, { signal })).map((o) => o.url.slice(folder.length + 1)));
+  const name = listed.has(recordName(file)) ? file : listed.has(recordName(`${file}.partial`)) ? `${file}.partial` : undefined;
+  if (!name) return 'missing';
+  const record = await readRecord(storage, `${folder}/${recordName(name)}`);
+  const artifact = {
+    database: record.system,
+    url: `${folder}/${record.object}`,
+    bytes: record.bytes,
+    sha256: record.sha256,
+    format: record.kind,
+    layers: record.layers,
+    raw: record.raw,
+  };
+  const partial = path.join(path.dirname(dest), `.${path.basename(dest)}.dbflow-partial`);
+  try {
+    await readArtifact(scope, artifact, keys, (raw) => pipeline(raw, createWriteStream(partial, { mode: 0o600 })), {
+      signal,
+      settleDigest: true,
+    });
+    renameSync(partial, dest);
+  } finally {
+    rmSync(partial, { force: true });
+  }
+  return name === file ? 'stored' : 'partial';
+}
