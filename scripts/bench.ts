@@ -36,6 +36,7 @@ import { renderGrid, renderTable, writeResults, type Figure, type Table } from '
 import { throughput } from './bench/throughput.js';
 import { BenchError, DATA, ensureBuild, scratchDir } from './bench/util.js';
 import { validateTime } from './bench/validate-time.js';
+import { walArchiveSection } from './bench/wal-archive.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const sizeMiB = Number(process.env.BENCH_SIZE_MB ?? (quick ? 50 : 500));
@@ -92,6 +93,11 @@ const sections: Section[] = [
   {
     name: '6 coordinated snapshot (3 participants)',
     fn: () => coordinatedSection({ quick, log }),
+  },
+  {
+    name: '7 WAL archive: lag, sustained WAL rate, process-per-segment cost',
+    aliases: ['wal', 'archive'],
+    fn: () => walArchiveSection({ quick, log }),
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).

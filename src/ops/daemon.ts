@@ -6,6 +6,7 @@ import { loadPipeline, type LoadedPipeline } from '../engine/load.js';
 import { DbflowError, LockedError, runExitCode, userErrorText } from '../errors.js';
 import { formatDuration } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
+import { ArchiveKeeper } from './archive-keeper.js';
 import type { AuditNote } from './audit.js';
 import { lockedRun, runAuditFields } from './locked-run.js';
 
@@ -70,7 +71,11 @@ export class Daemon {
     registers: [this.metrics],
   });
 
-  constructor(private readonly o: DaemonOptions) {}
+  private readonly archives: ArchiveKeeper;
+
+  constructor(private readonly o: DaemonOptions) {
+    this.archives = new ArchiveKeeper({ stateDir: o.stateDir, log: o.log });
+  }
 
   /** Loads (or reloads) a pipeline file; a file that does not validate keeps its previous version scheduled. */
   async load(file: string): Promise<void> {
@@ -97,6 +102,7 @@ export class Daemon {
     entry.loaded = loaded;
     entry.loadedAt = new Date();
     this.schedule(entry, replaced);
+    if (!this.stopping) this.archives.keep(key, loaded.pipeline.sha256, Object.keys(loaded.pipeline.archive).length > 0);
   }
 
   /** A file was deleted: its pipeline is no longer scheduled (a run in progress finishes). */
@@ -106,6 +112,7 @@ export class Daemon {
     entry.job?.stop();
     entry.queued = false;
     this.entries.delete(entry.file);
+    void this.archives.release(entry.file);
     if (entry.loaded) this.nextRun.remove({ pipeline: entry.loaded.pipeline.name });
     this.o.log(`${path.basename(entry.file)}: removed; no longer scheduled`);
   }
@@ -120,7 +127,7 @@ export class Daemon {
     });
     if (running.length) this.o.log(`stopping: cancelling ${running.length} running ${running.length === 1 ? 'run' : 'runs'}…`);
     for (const r of running) r.controller.abort();
-    await Promise.all(running.map((r) => r.done));
+    await Promise.all([...running.map((r) => r.done), this.archives.stop()]);
   }
 
   private schedule(entry: Entry, replaced: boolean): void {

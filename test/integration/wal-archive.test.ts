@@ -24,6 +24,15 @@ interface Record {
 
 const SEGMENT = /^[0-9A-F]{24}$/;
 
+// Whether the archive at `root` holds the record of `file` (false while it has no system folder yet).
+function stored(root: string, file: string): boolean {
+  try {
+    return existsSync(path.join(systemFolder(root), `${file}.json`));
+  } catch {
+    return false;
+  }
+}
+
 // Polls until `check` holds (events the test cannot subscribe to: files appearing in a folder).
 async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<void> {
   const end = Date.now() + timeoutMs;
@@ -86,7 +95,7 @@ test('dbflow archive stores every WAL segment through a SIGKILL of itself and a 
   await writer;
   await switchWal();
   const folder = (): string => systemFolder(s.root);
-  await until(`segment ${last} stored`, () => existsSync(s.root) && existsSync(path.join(folder(), `${last}.json`)));
+  await until(`segment ${last} stored`, () => stored(s.root, last));
   archiver.kill('SIGTERM');
   const stopped = await archiver;
   outputs.push(String(stopped.stderr));
@@ -192,3 +201,26 @@ test(
     assert.match(r2.stderr, /user "plain" may not stream WAL; grant it with: ALTER ROLE plain REPLICATION;/);
   },
 );
+
+test('dbflow daemon keeps dbflow archive running for a pipeline with archive:', { timeout: 120_000 }, async (t) => {
+  if (!(await requireTools(t, 'pg_receivewal', 'zstd'))) return;
+  const s = await walSetup(t);
+  if (!s) return;
+  const daemon = spawnDbflow(['daemon', s.dir, '--no-metrics'], { env: s.env, cwd: s.dir });
+  await until('the slot', async () =>
+    withClient(s.pg.url, async (c) => (await c.query('SELECT 1 FROM pg_replication_slots WHERE active')).rowCount === 1, s.pg.password),
+  );
+  const last = await withClient(
+    s.pg.url,
+    async (c) => {
+      await c.query('CREATE TABLE t AS SELECT generate_series(1, 10000) AS x');
+      return (await c.query<{ f: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS f')).rows[0]!.f;
+    },
+    s.pg.password,
+  );
+  await until(`segment ${last} stored by the daemon's archiver`, () => stored(s.root, last));
+  daemon.kill('SIGTERM');
+  const r = await daemon;
+  assert.equal(r.exitCode, 0, String(r.stderr));
+  assert.match(String(r.stderr), /\[archive .*archive\.yaml\] started/);
+});
