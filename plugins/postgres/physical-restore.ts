@@ -9,16 +9,15 @@ import {
   type RecoveryOptions,
   type RestoreInstanceOptions,
   type ScratchDatabase,
-  shellQuote,
 } from '../../src/plugin-api.js';
 import { BASEBACKUP_FORMAT } from './basebackup.js';
 import { asServerUser, instanceDir, lastLines, requireServerBinDir, startInstance, writeServerFile, type InstanceDir } from './instance.js';
 import { toolError } from './tools.js';
 import { parsePgUrl } from './url.js';
 
-/** The settings a restored base backup starts with: its recovery target, and with `fetch` (a script) the archived log's. */
-export function recoverySettings(position: Record<string, unknown>, recovery?: RecoveryOptions, fetch?: string): string[] {
-  if (recovery && fetch) {
+/** The settings a restored base backup starts with: its recovery target, and with `walDir` the archived log's. */
+export function recoverySettings(position: Record<string, unknown>, recovery?: RecoveryOptions, walDir?: string): string[] {
+  if (recovery && walDir) {
     const target = recovery.time
       ? [`recovery_target_time='${recovery.time}'`]
       : recovery.lsn
@@ -26,7 +25,7 @@ export function recoverySettings(position: Record<string, unknown>, recovery?: R
         : recovery.name
           ? [`recovery_target_name='${recovery.name}'`]
           : [];
-    return [`restore_command='${fetch} %f %p'`, ...target, "recovery_target_timeline='latest'", 'recovery_target_action=promote'];
+    return [`restore_command='cp ${walDir}/%f %p'`, ...target, "recovery_target_timeline='latest'", 'recovery_target_action=promote'];
   }
   const point = position.restore_point;
   return [
@@ -87,7 +86,7 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
         path.join(data, 'pg_hba.conf'),
         '# written by dbflow restore: local connections as the same operating system user\nlocal all all peer\n',
       );
-    const fetch = options.recovery ? fetchScript(dir, options.recovery) : undefined;
+    const walDir = options.recovery ? await fetchLog(dir, options.recovery) : undefined;
     const hba = path.join(dir.root, 'pg_hba.conf');
     writeServerFile(dir, hba, 'local all all trust\nhost all all 127.0.0.1/32 trust\n');
     const ident = path.join(dir.root, 'pg_ident.conf');
@@ -96,7 +95,7 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
       bin,
       dir: { ...dir, data },
       signal: ctx.signal,
-      settings: [...PRIVATE_SETTINGS, `hba_file=${hba}`, `ident_file=${ident}`, ...recoverySettings(position, options.recovery, fetch)],
+      settings: [...PRIVATE_SETTINGS, `hba_file=${hba}`, `ident_file=${ident}`, ...recoverySettings(position, options.recovery, walDir)],
     }).catch((err: unknown) => {
       throw startError(err, position);
     });
@@ -125,18 +124,16 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
   }
 }
 
-// The restore_command's program as a script in the instance's folder (no quoting inside the server's setting), with
-// its context file beside it; both the server user's, removed with the folder.
-function fetchScript(dir: InstanceDir, recovery: RecoveryOptions): string {
+// The archived log files recovery replays, fetched (and checked) into the instance's folder before the server starts:
+// its restore_command only copies from there, so the server needs no access to the repository and no key.
+async function fetchLog(dir: InstanceDir, recovery: RecoveryOptions): Promise<string> {
   if (!/^[A-Za-z0-9_./-]+$/.test(dir.root))
     throw new DbflowError(`the instance folder ${dir.root} has characters a restore_command cannot carry; set TMPDIR to a plain path.`);
-  const context = path.join(dir.root, 'fetch-context.json');
-  writeServerFile(dir, context, recovery.fetchContext.content);
-  const script = path.join(dir.root, 'fetch-log');
-  const argv = [...recovery.fetch, recovery.fetchContext.option, context].map(shellQuote).join(' ');
-  writeServerFile(dir, script, `#!/bin/sh\nexec ${argv} "$1" "$2"\n`);
-  chmodSync(script, 0o700);
-  return script;
+  const walDir = path.join(dir.root, 'wal');
+  mkdirSync(walDir, { mode: 0o700 });
+  await recovery.fetch(walDir);
+  chownTree(walDir, dir.owner);
+  return walDir;
 }
 
 async function untar(ctx: DriverContext, input: RestoreInstanceOptions['input'], data: string): Promise<void> {

@@ -11,7 +11,6 @@ import type * as Init from './init-command.js';
 import type { InitOptions } from './init-command.js';
 import type * as Archive from './archive-command.js';
 import type { ArchiveCommandOptions } from './archive-command.js';
-import type * as WalFetch from './wal-fetch-command.js';
 import type * as Daemon from './daemon-command.js';
 import type { DaemonCommandOptions } from './daemon-command.js';
 import type * as Repo from './repo-commands.js';
@@ -28,7 +27,6 @@ const initCommand: typeof Init.initCommand = async (...a) => (await import('./in
 const quickstartFiles = async (...a: Parameters<typeof Init.quickstartFiles>): Promise<string> =>
   (await import('./init-command.js')).quickstartFiles(...a);
 const archiveCommand: typeof Archive.archiveCommand = async (...a) => (await import('./archive-command.js')).archiveCommand(...a);
-const walFetchCommand: typeof WalFetch.walFetchCommand = async (...a) => (await import('./wal-fetch-command.js')).walFetchCommand(...a);
 const daemonCommand: typeof Daemon.daemonCommand = async (...a) => (await import('./daemon-command.js')).daemonCommand(...a);
 const backupsListCommand: typeof Repo.backupsListCommand = async (...a) => (await import('./repo-commands.js')).backupsListCommand(...a);
 const pruneCommand: typeof Repo.pruneCommand = async (...a) => (await import('./repo-commands.js')).pruneCommand(...a);
@@ -191,13 +189,6 @@ function program(setCode: (code: number) => void): Command {
     .option('-v, --verbose', "also print the log receiver's lines")
     .option(...state)
     .action(async (file: string, o: ArchiveCommandOptions) => setCode(await archiveCommand(file, o, io)));
-  // Not for people: `restore --to-time` sets it as the recovering server's restore_command.
-  p.command('wal-fetch', { hidden: true })
-    .description("a recovering server's restore_command: one log file from the archive, decoded and checked")
-    .argument('<file>', 'the log file PostgreSQL asks for (%f)')
-    .argument('<dest>', 'where to write it (%p)')
-    .requiredOption('--context <file>', 'what the restore wrote for it: the archive folder and the keys')
-    .action(async (file: string, dest: string, o: { context: string }) => setCode(await walFetchCommand(file, dest, o, io)));
   p.command('daemon')
     .description('run every pipeline in a folder on its schedule; reloads edited files; SIGTERM stops it cleanly')
     .argument('<dir>', 'folder with pipeline files')

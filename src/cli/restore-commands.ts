@@ -8,6 +8,8 @@ import { normalizeUrl, openBackup, type Backup } from '../repo/backup.js';
 import { logArchiveAt } from '../repo/log-verify.js';
 import { restoreBackup, restoreDatadir } from '../repo/restore-backup.js';
 import { listRepository } from '../repo/repository.js';
+import { fetchLogFrom } from '../repo/log-fetch.js';
+import { anchorUrl } from '../spec/paths.js';
 import { artifactBytes } from '../repo/repository.js';
 import { verifyBackup, type ArtifactVerdict } from '../repo/verify.js';
 import { VERIFY_RECORD_NAME, writeVerifyRecord } from '../repo/verify-record.js';
@@ -28,7 +30,6 @@ import { backupCodecs, commandRegistry, loadManifestPlugins } from './command-re
 import type { Io } from './io.js';
 import { storageScope } from './repo-commands.js';
 import { toolContext } from './tool-context.js';
-import type { FetchContext } from './wal-fetch-command.js';
 import { repositoryOfBackup } from './audited.js';
 
 /** Options of `dbflow verify`. */
@@ -285,17 +286,6 @@ async function restoreDatadirCommand(
   io.out(
     `restoring the base backup of "${database}" from ${backup.url} into data directory ${target}${wal ? `, then the WAL of ${wal} to ${point.label}` : ''}`,
   );
-  const recovery: RecoveryOptions | undefined =
-    wal && point
-      ? {
-          fetch: [...selfArgv(), 'wal-fetch'],
-          fetchContext: {
-            option: '--context',
-            content: JSON.stringify({ folder: wal, keys, storage: registry.storageSettings } satisfies FetchContext),
-          },
-          ...point.settings,
-        }
-      : undefined;
   const result = await interruptible(io, 'restore', async (signal) => {
     const { ctx, close } = await toolContext({
       registry,
@@ -305,6 +295,21 @@ async function restoreDatadirCommand(
       secretEnv: [PASSPHRASE_ENV],
       log: logTo(io, opts.verbose),
     });
+    const first = backup.manifest.artifacts.find((a) => a.database === database)?.position?.wal;
+    const recovery: RecoveryOptions | undefined =
+      wal && point
+        ? {
+            fetch: async (dir) => {
+              const from = (first as { first?: unknown } | undefined)?.first;
+              if (typeof from !== 'string') throw new UsageError(`${backup.url} records no WAL range for "${database}".`);
+              const n = await fetchLogFrom(ctx, wal, from, dir, keys, signal, (file, outcome) => {
+                if (outcome === 'partial') io.out(`  ${file}: from the open segment as far as it was archived`);
+              });
+              io.out(`fetched ${n} WAL files from ${wal}, each checked`);
+            },
+            ...point.settings,
+          }
+        : undefined;
     try {
       return await restoreDatadir(ctx, ctx, backup, database, target, keys, registry.drivers, recovery);
     } catch (err) {
@@ -367,7 +372,9 @@ function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined
       throw new UsageError(
         `--to-time "${opts.toTime}" is not an RFC 3339 time; write e.g. 2026-12-05T14:03:00Z or 2026-12-05T15:03:00.250+01:00.`,
       );
-    return { flag: '--to-time', label: opts.toTime, settings: { time: opts.toTime }, before: { time: Date.parse(opts.toTime) } };
+    // PostgreSQL takes a numeric offset, not the abbreviation Z.
+    const time = opts.toTime.replace('T', ' ').replace(/Z$/, '+00:00');
+    return { flag: '--to-time', label: opts.toTime, settings: { time }, before: { time: Date.parse(opts.toTime) } };
   }
   if (opts.toLsn !== undefined) {
     if (!LSN.test(opts.toLsn))
@@ -460,16 +467,8 @@ async function walFolder(
   const storage = storageScope(registry).storage(root);
   if (!(await logArchiveAt(storage, root)))
     throw new UsageError(`there is no WAL archive at ${root} (no dbflow-archive.json): give --wal <the archive: to: of the pipeline>.`);
-  return `${root}/${system}`;
-}
-
-// How this dbflow was started (node, its options, the CLI), so that a server can run it again; --import specifiers resolved.
-function selfArgv(): string[] {
-  const options = process.execArgv.flatMap((a, i, all) => {
-    if (all[i - 1] === '--import') return [import.meta.resolve(a).startsWith('file:') ? new URL(import.meta.resolve(a)).pathname : a];
-    return [a];
-  });
-  return [process.execPath, ...options, path.resolve(process.argv[1]!)];
+  // The server runs wal-fetch in its data directory: a folder relative to this one is made absolute.
+  return anchorUrl(`${root}/${system}`, process.cwd());
 }
 
 /** What `restore --list` shows: the databases with their tables and counts, and the artifacts. */

@@ -216,12 +216,13 @@ export interface RestoreInstanceOptions {
   recovery?: RecoveryOptions;
 }
 
-/** A point-in-time recovery: how the server fetches archived log files, and where it stops. */
+/** A point-in-time recovery: the archived log it replays, and where it stops. */
 export interface RecoveryOptions {
-  /** The program and arguments that fetch one log file; the server appends the file's name and the path to write. */
-  fetch: string[];
-  /** A file the fetch program reads (the archive's place and keys): written beside it, readable by the server's user only. */
-  fetchContext: { option: string; content: string };
+  /**
+   * Writes the archived log files recovery may ask for into `dir` (a folder of the instance, made by the driver),
+   * each under the name the server asks for, checked; before the server starts, which then reads only that folder.
+   */
+  fetch(dir: string): Promise<void>;
   /** Where recovery stops: a time (RFC 3339), a log position, a named restore point; none of them: the end of the archived log. */
   time?: string;
   lsn?: string;

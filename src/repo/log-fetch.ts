@@ -1,9 +1,9 @@
-// One file of a log archive fetched back for a server's recovery (its restore_command): decoded, checked, written whole.
+// Log files of an archive fetched back for a server's recovery: decoded, checked, written whole.
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { DecodeKeys } from '../plugins/types.js';
-import { readRecord, recordName } from './log-archive.js';
+import { listArchive, readRecord, recordName } from './log-archive.js';
 import { readArtifact } from './read-artifact.js';
 import type { DecodeScope } from './restore.js';
 
@@ -17,7 +17,7 @@ export type FetchOutcome = 'stored' | 'partial' | 'missing';
  * up to its last complete record). `dest` appears only whole (written beside it, then renamed). A file the archive
  * does not hold is `missing`; a damaged one is an error.
  */
-export async function fetchLogFile(
+async function fetchLogFile(
   scope: DecodeScope,
   folder: string,
   file: string,
@@ -50,4 +50,38 @@ export async function fetchLogFile(
     rmSync(partial, { force: true });
   }
   return name === file ? 'stored' : 'partial';
+}
+
+const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{16})$/;
+const HISTORY = /^[0-9A-F]{8}\.history$/;
+
+/**
+ * Fetches into the folder `dir` every file of the archive's system folder `folder` that recovery from a base
+ * backup starting at segment `first` can ask for: each history file, and each segment from `first` on (the same
+ * or a later timeline), a segment that was not stored whole from its partial. Each is checked (fetchLogFile);
+ * `onFile` hears of each. Returns how many files were fetched.
+ */
+export async function fetchLogFrom(
+  scope: DecodeScope,
+  folder: string,
+  first: string,
+  dir: string,
+  keys: DecodeKeys,
+  signal: AbortSignal,
+  onFile?: (file: string, outcome: FetchOutcome) => void,
+): Promise<number> {
+  const [, firstTimeline, firstPosition] = SEGMENT.exec(first) ?? [];
+  if (!firstTimeline || !firstPosition) throw new Error(`internal: "${first}" is not a WAL segment name`);
+  const listing = await listArchive(scope.storage(folder), folder);
+  const names = new Set<string>();
+  for (const name of listing.records.keys()) {
+    const file = name.endsWith('.partial') ? name.slice(0, -'.partial'.length) : name;
+    const segment = SEGMENT.exec(file);
+    if (HISTORY.test(file) || (segment && segment[1]! >= firstTimeline && segment[2]! >= firstPosition)) names.add(file);
+  }
+  for (const file of [...names].sort()) {
+    const outcome = await fetchLogFile(scope, folder, file, path.join(dir, file), keys, signal);
+    onFile?.(file, outcome);
+  }
+  return names.size;
 }

@@ -32,6 +32,8 @@ export interface WriterState {
 export interface PgWriter {
   /** The commits so far. */
   commits(): readonly Commit[];
+  /** Runs `fn` on the writer's connection between two of its transactions; resolves with its result and how many committed before. */
+  between<T>(fn: (client: pg.Client) => Promise<T>): Promise<{ result: T; committedBefore: number }>;
   /** Stops after the transaction in progress (rolled back, never logged, if it did not commit); resolves with every commit. */
   stop(): Promise<Commit[]>;
 }
@@ -58,9 +60,11 @@ export async function startWriter(url: string, options: { password?: string; pau
   await client.connect();
   const log: Commit[] = [];
   let stopping = false;
+  const hooks: (() => Promise<void>)[] = [];
   const loop = (async () => {
     try {
       for (let seq = 1; !stopping; seq++) {
+        while (hooks.length) await hooks.shift()!();
         const counter = seq % COUNTERS;
         const deleted = seq % 5 === 0 && seq > 3 ? seq - 3 : undefined;
         await client.query('BEGIN');
@@ -78,6 +82,13 @@ export async function startWriter(url: string, options: { password?: string; pau
   })();
   return {
     commits: () => log,
+    between: (fn) =>
+      new Promise((resolve, reject) => {
+        hooks.push(async () => {
+          const committedBefore = log.length;
+          await fn(client).then((result) => resolve({ result, committedBefore }), reject);
+        });
+      }),
     async stop() {
       stopping = true;
       await loop;

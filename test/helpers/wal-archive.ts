@@ -1,6 +1,6 @@
 // A throwaway cluster with a pipeline that archives its WAL to a file repository, and what the tests read back.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -18,15 +18,32 @@ export interface WalSetup {
   env: Record<string, string>;
 }
 
-/** A cluster (with `settings`) and `archive.yaml` archiving it to `<dir>/repo/wal` with zstd and openpgp. */
+/** Steps that dump the archived database (the default of walSetup). */
+const DUMP_STEPS = `  - { id: snapshot, uses: snapshot, with: { databases: [main] } }
+  - { id: dump, uses: dump, with: { database: main, snapshot: snapshot } }
+  - { id: upload, uses: upload, input: dump, with: { to: "{{ vars.repo }}/{{ run.id }}/main.dump" } }
+`;
+/** Steps that take a base backup of the archived database. */
+export const BASE_BACKUP_STEPS = `  - { id: base, uses: basebackup, with: { database: main } }
+  - { id: compress, uses: compress, input: base, with: { algorithm: zstd, level: 3 } }
+  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
+  - { id: upload, uses: upload, input: encrypt, with: { to: "{{ vars.repo }}/{{ run.id }}/main.base.tar.zst.pgp" } }
+`;
+
+/**
+ * A cluster (with `settings`) and `archive.yaml` archiving it to `<dir>/repo/wal` with zstd and openpgp, with `steps`;
+ * `<dir>` can be entered by the server's user (restored servers run there).
+ */
 export async function walSetup(
   t: Pick<TestContext, 'skip' | 'after'>,
   settings: string[] = [],
   flush = '1s',
+  steps = DUMP_STEPS,
 ): Promise<WalSetup | undefined> {
   const pg = await throwawayPostgres(t, { settings });
   if (!pg) return undefined;
   const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-wal-'));
+  chmodSync(dir, 0o755);
   t.after(() => rmSync(dir, { recursive: true, force: true }));
   const passphraseFile = path.join(dir, 'passphrase');
   writeFileSync(passphraseFile, 'correct horse battery staple\n');
@@ -49,17 +66,7 @@ archive:
     encrypt: { passphrase: "{{ secrets.passphrase }}" }
     flush: ${flush}
 steps:
-  - id: snapshot
-    uses: snapshot
-    with: { databases: [main] }
-  - id: dump
-    uses: dump
-    with: { database: main, snapshot: snapshot }
-  - id: upload
-    uses: upload
-    input: dump
-    with: { to: "{{ vars.repo }}/{{ run.id }}/main.dump" }
-`,
+${steps}`,
   );
   const stateDir = path.join(dir, 'state');
   return {
@@ -84,6 +91,7 @@ export function systemFolder(root: string): string {
 export async function decodeStored(file: string, passphraseFile: string): Promise<Buffer> {
   const r = await execa({
     encoding: 'buffer',
+    stripFinalNewline: false,
   })`sh -c ${`gpg --batch --quiet --pinentry-mode loopback --passphrase-file '${passphraseFile}' --decrypt '${file}' | zstd -d -c`}`;
   return Buffer.from(r.stdout);
 }

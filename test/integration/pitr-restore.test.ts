@@ -1,0 +1,135 @@
+// Point-in-time restore of PostgreSQL: a writer commits while a base backup is taken and the WAL is archived; recovery
+// to random times, to a restore point and to the end of the archive holds exactly the commits up to that point.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { asServerUser, instanceDir, startInstance } from '../../plugins/postgres/instance.js';
+import { dbflow, spawnDbflow } from '../helpers/cli.js';
+import { commitsUpTo, commitTimes, createWriterTables, startWriter, stateAfter, stateOf } from '../helpers/pg-writer.js';
+import { requireTools, withClient } from '../helpers/postgres.js';
+import { BASE_BACKUP_STEPS, systemFolder, walSetup, type WalSetup } from '../helpers/wal-archive.js';
+
+// `dbflow archive` for the setup's pipeline; stop() ends it with SIGTERM (it stores what it received) and wants exit 0.
+function archiving(t: TestContext, s: WalSetup): { stop: () => Promise<void> } {
+  const archiver = spawnDbflow(['archive', s.pipeline], { env: s.env, cwd: s.dir });
+  t.after(() => {
+    if (archiver.exitCode === null) archiver.kill('SIGKILL');
+  });
+  return {
+    stop: async () => {
+      archiver.kill('SIGTERM');
+      const ended = await archiver;
+      assert.equal(ended.exitCode, 0, String(ended.stderr));
+    },
+  };
+}
+
+// The restored data directory `datadir`, started on its own, holds the writer's tables: what do they hold?
+async function stateIn(datadir: string, bin: string, password: string): Promise<ReturnType<typeof stateOf>> {
+  const inst = await instanceDir();
+  const started = await startInstance({ bin, dir: { ...inst, data: datadir }, timeoutS: 60 });
+  try {
+    return await stateOf(started.url('postgres', 'postgres'), password);
+  } finally {
+    await asServerUser(path.join(bin, 'pg_ctl'), ['stop', '-D', datadir, '-m', 'fast', '-w']).catch(() => undefined);
+    inst.remove();
+  }
+}
+
+void test(
+  'recovery to random times, a restore point and the archive end holds exactly the commits up to it',
+  { timeout: 300_000 },
+  async (t) => {
+    if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return;
+    const s = await walSetup(t, ['track_commit_timestamp=on'], '1s', BASE_BACKUP_STEPS);
+    if (!s) return;
+    await withClient(s.pg.url, createWriterTables, s.pg.password);
+    const archiver = archiving(t, s);
+    const writer = await startWriter(s.pg.url, { password: s.pg.password, pauseMs: 2 });
+    let baseFinished: Date;
+    let restorePoint: { committedBefore: number };
+    try {
+      await sleep(1500);
+      const run = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+      assert.equal(run.exitCode, 0, run.stdout + run.stderr);
+      baseFinished = new Date();
+      await sleep(2000);
+      // A restore point between two of the writer's commits: recovery to it keeps exactly those before.
+      restorePoint = await writer.between((c) => c.query("SELECT pg_create_restore_point('pitr_test_point')"));
+      await sleep(3000);
+    } finally {
+      await writer.stop();
+    }
+    const commits = writer.commits().slice();
+    assert.ok(commits.length > 100, `${commits.length} commits`);
+    // Every commit reaches the archive (the open segment every flush); then the archiver stops, storing what it received.
+    await sleep(3000);
+    await archiver.stop();
+    await commitTimes(s.pg.url, commits, s.pg.password);
+
+    const restore = async (name: string, ...target: string[]): Promise<string> => {
+      const datadir = path.join(s.dir, name);
+      const r = await dbflow(
+        ['restore', 'file://./repo', '--database', 'main', '--to-datadir', datadir, ...target, '--passphrase-file', s.passphraseFile],
+        {
+          env: s.env,
+          cwd: s.dir,
+        },
+      );
+      assert.equal(r.exitCode, 0, `${target.join(' ')}\n${r.stdout}${r.stderr}`);
+      return datadir;
+    };
+    // Times between the base backup's end and the last commit, at random.
+    const last = Number(commits[commits.length - 1]!.committedMicros! / 1000n);
+    for (let i = 0; i < 3; i++) {
+      const at = new Date(baseFinished!.getTime() + 1 + Math.floor(Math.random() * (last - baseFinished!.getTime())));
+      const datadir = await restore(`at-${i}`, '--to-time', at.toISOString());
+      const kept = commitsUpTo(commits, at);
+      assert.deepEqual(
+        await stateIn(datadir, s.pg.bin, s.pg.password),
+        stateAfter(commits, kept),
+        `recovered to ${at.toISOString()}: ${kept} commits`,
+      );
+    }
+    const named = await restore('point', '--to-restore-point', 'pitr_test_point');
+    assert.deepEqual(await stateIn(named, s.pg.bin, s.pg.password), stateAfter(commits, restorePoint!.committedBefore));
+    const latest = await restore('latest', '--latest');
+    assert.deepEqual(await stateIn(latest, s.pg.bin, s.pg.password), stateAfter(commits, commits.length));
+  },
+);
+
+void test(
+  'a damaged WAL file in the archive fails the restore before the server starts, naming it; nothing is left',
+  { timeout: 180_000 },
+  async (t) => {
+    if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return;
+    const s = await walSetup(t, [], '1s', BASE_BACKUP_STEPS);
+    if (!s) return;
+    await withClient(s.pg.url, createWriterTables, s.pg.password);
+    const archiver = archiving(t, s);
+    const run = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+    assert.equal(run.exitCode, 0, run.stdout + run.stderr);
+    await withClient(s.pg.url, (c) => c.query('SELECT pg_switch_wal()'), s.pg.password);
+    await sleep(3000);
+    await archiver.stop();
+    const folder = systemFolder(s.root);
+    const segment = readdirSync(folder)
+      .filter((f) => /^[0-9A-F]{24}\.zst\.pgp$/.test(f))
+      .sort()
+      .at(-1)!;
+    const file = path.join(folder, segment);
+    const bytes = readFileSync(file);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0xff;
+    writeFileSync(file, bytes);
+    const datadir = path.join(s.dir, 'restored');
+    const r = await dbflow(['restore', 'file://./repo', '--to-datadir', datadir, '--latest', '--passphrase-file', s.passphraseFile], {
+      env: s.env,
+      cwd: s.dir,
+    });
+    assert.equal(r.exitCode, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, new RegExp(`${segment.replace(/\./g, '\\.')}.*(sha256|size)`));
+    assert.equal(existsSync(datadir) && readdirSync(datadir).length > 0, false, 'no half-restored data directory');
+  },
+);
