@@ -52,10 +52,13 @@ export async function createWriterTables(client: pg.Client): Promise<void> {
 
 /**
  * Starts committing transactions on the database at `url` (its tables made with createWriterTables), one after
- * another on one connection, `pauseMs` apart: each inserts an event, increments a counter and, every fifth, deletes
+ * another on one connection, `pauseMs` apart: each inserts an event (its note `padBytes` long, for WAL volume), increments a counter and, every fifth, deletes
  * the event three before it. Only what committed is logged; a failed commit stops the writer (stop() rejects).
  */
-export async function startWriter(url: string, options: { password?: string; pauseMs?: number } = {}): Promise<PgWriter> {
+export async function startWriter(
+  url: string,
+  options: { password?: string; pauseMs?: number; padBytes?: number } = {},
+): Promise<PgWriter> {
   const client = new pg.Client({ connectionString: withPassword(url, options.password) });
   await client.connect();
   const log: Commit[] = [];
@@ -69,7 +72,7 @@ export async function startWriter(url: string, options: { password?: string; pau
         const deleted = seq % 5 === 0 && seq > 3 ? seq - 3 : undefined;
         await client.query('BEGIN');
         const { rows } = await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
-        await client.query('INSERT INTO writer_events VALUES ($1, $1, $2)', [seq, `event ${seq}`]);
+        await client.query('INSERT INTO writer_events VALUES ($1, $1, $2)', [seq, `event ${seq} `.padEnd(options.padBytes ?? 0, 'x')]);
         await client.query('UPDATE writer_counters SET n = n + 1, last_seq = $1 WHERE id = $2', [seq, counter]);
         if (deleted !== undefined) await client.query('DELETE FROM writer_events WHERE id = $1', [deleted]);
         await client.query('COMMIT');

@@ -47,7 +47,8 @@ void test(
     if (!s) return;
     await withClient(s.pg.url, createWriterTables, s.pg.password);
     const archiver = archiving(t, s);
-    const writer = await startWriter(s.pg.url, { password: s.pg.password, pauseMs: 2 });
+    // About 1 KiB of WAL per commit, as fast as one connection commits: the recovery targets fall across several segments.
+    const writer = await startWriter(s.pg.url, { password: s.pg.password, padBytes: 1000 });
     let baseFinished: Date;
     let restorePoint: { committedBefore: number };
     try {
@@ -67,7 +68,12 @@ void test(
     // Every commit reaches the archive (the open segment every flush); then the archiver stops, storing what it received.
     await sleep(3000);
     await archiver.stop();
+    const segments = readdirSync(systemFolder(s.root)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).length;
+    t.diagnostic(`${commits.length} commits, ${segments} WAL segments archived whole`);
+    assert.ok(segments >= 3, `${segments} segments: the targets should fall across several`);
     await commitTimes(s.pg.url, commits, s.pg.password);
+    // Every restore below works without the source server.
+    await asServerUser(path.join(s.pg.bin, 'pg_ctl'), ['stop', '-D', s.pg.data, '-m', 'immediate', '-w']);
 
     const restore = async (name: string, ...target: string[]): Promise<string> => {
       const datadir = path.join(s.dir, name);
