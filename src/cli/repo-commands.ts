@@ -5,6 +5,7 @@ import { reapDeadRunsHere } from '../ops/reap.js';
 import { type Registry, withCallOptions } from '../plugins/registry.js';
 import type { StorageScope } from '../repo/backup.js';
 import { executePrune, formatAge, planPrune, type PrunePlan } from '../repo/prune.js';
+import { restorableRanges } from '../repo/restorable.js';
 import {
   artifactBytes,
   isDamaged,
@@ -39,13 +40,19 @@ export function storageScope(registry: Registry, signal?: AbortSignal): StorageS
 }
 
 export async function backupsListCommand(repo: string, opts: { json?: boolean; plugin?: string[] }, io: Io): Promise<number> {
-  const listing = await listRepository(storageScope(await commandRegistry(opts.plugin)), repo);
+  const registry = await commandRegistry(opts.plugin);
+  const scope = storageScope(registry);
+  const listing = await listRepository(scope, repo);
+  const ranges = await restorableRanges(scope, listing.backups, `${listing.repo}/wal`, registry.drivers);
   if (opts.json) {
     io.out(
       JSON.stringify(
         {
           repo: listing.repo,
-          backups: listing.backups.map(backupJson),
+          backups: listing.backups.map((b) => {
+            const range = ranges.get(b.url);
+            return { ...backupJson(b), ...(range && { restorable: range }) };
+          }),
           orphans: orphansJson(listing.orphans),
           in_progress: inProgressJson(listing.orphans),
         },
@@ -71,6 +78,14 @@ export async function backupsListCommand(repo: string, opts: { json?: boolean; p
       ];
     });
     for (const line of table([['TIME', 'PIPELINE', 'RUN', 'SIZE', 'DATABASES', 'STATUS', 'BACKUP'], ...rows])) io.out(line);
+    for (const b of listing.backups) {
+      const r = ranges.get(b.url);
+      if (!r) continue;
+      const wal = r.wal ? `with the WAL in ${r.wal}` : 'no WAL archive beside the backups: its own restore point only';
+      io.out(
+        `restorable: ${b.manifest!.run.id} (${r.database}) to any time from ${r.from} to ${r.to}, ${wal}${r.gap ? `; the archive lacks ${r.gap}, which ends the range` : ''}`,
+      );
+    }
   }
   io.out(footer(listing));
   return ExitCode.ok;

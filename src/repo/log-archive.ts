@@ -56,7 +56,7 @@ export interface ArchiveListing {
 
 /** Lists `<root>/<system>/`: record objects by file name, every object by URL. */
 export async function listArchive(storage: Storage, folder: string): Promise<ArchiveListing> {
-  const all = await storage.list(`${folder}/`);
+  const all = await storage.list(`${folder}/`, { modified: true });
   const records = new Map<string, StoredObject>();
   const objects = new Map<string, StoredObject>();
   for (const o of all) {

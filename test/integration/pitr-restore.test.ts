@@ -71,6 +71,16 @@ void test(
     const segments = readdirSync(systemFolder(s.root)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).length;
     t.diagnostic(`${commits.length} commits, ${segments} WAL segments archived whole`);
     assert.ok(segments >= 3, `${segments} segments: the targets should fall across several`);
+    // The listing says what the base backup can restore to: up to the newest WAL stored.
+    const listed = await dbflow(['backups', 'list', 'file://./repo', '--json'], { env: s.env, cwd: s.dir });
+    assert.equal(listed.exitCode, 0, listed.stderr);
+    const ranges = (JSON.parse(listed.stdout) as { backups: { restorable?: { from: string; to: string; gap?: string } }[] }).backups.map(
+      (b) => b.restorable,
+    );
+    assert.equal(ranges.length, 1);
+    assert.ok(ranges[0] && !ranges[0].gap && Date.parse(ranges[0].to) > Date.parse(ranges[0].from), JSON.stringify(ranges));
+    const text = await dbflow(['backups', 'list', 'file://./repo'], { env: s.env, cwd: s.dir });
+    assert.match(text.stdout, /^restorable: \S+ \(main\) to any time from \S+ to \S+, with the WAL in file:\/\/\S+\/repo\/wal\/\d+$/m);
     await commitTimes(s.pg.url, commits, s.pg.password);
     // Every restore below works without the source server.
     await asServerUser(path.join(s.pg.bin, 'pg_ctl'), ['stop', '-D', s.pg.data, '-m', 'immediate', '-w']);
