@@ -5,7 +5,7 @@ import { reapDeadRunsHere } from '../ops/reap.js';
 import { type Registry, withCallOptions } from '../plugins/registry.js';
 import type { StorageScope } from '../repo/backup.js';
 import { executePrune, formatAge, planPrune, type PrunePlan } from '../repo/prune.js';
-import { restorableRanges } from '../repo/restorable.js';
+import { restorableRanges, unneededLog } from '../repo/restorable.js';
 import {
   artifactBytes,
   isDamaged,
@@ -218,24 +218,37 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
     });
   const registry = await commandRegistry(opts.plugin);
   // A signal stops the storage calls in flight: what was deleted is deleted, and the next prune goes on from there.
-  const { plan, deleted, spared } = await interruptible(io, 'prune', async (signal) => {
+  const verb = opts.dryRun ? 'would remove' : 'removed';
+  const { plan, deleted, spared, wal } = await interruptible(io, 'prune', async (signal) => {
     const scope = storageScope(registry, signal);
     const listing = await listRepository(scope, repo);
     const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });
     if (!opts.json) printPlan(plan, io, opts.dryRun === true);
-    if (opts.dryRun) return { plan, deleted: [], spared: [] };
+    // The WAL that no kept base backup needs; none while a backup's manifest cannot be read (it may be a base).
+    const wal = plan.skipped.length
+      ? []
+      : await unneededLog(
+          scope,
+          plan.keep.map((k) => k.backup),
+          `${listing.repo}/wal`,
+          registry.drivers,
+        );
+    for (const w of wal)
+      if (!opts.json) io.out(`${verb} ${w.objects.length} WAL files of ${w.folder} before ${w.keepFrom}: no kept base backup needs them`);
+    if (opts.dryRun) return { plan, deleted: [], spared: [], wal };
     const done = await executePrune(scope, plan, (url) => {
       if (!opts.json) io.out(`  deleted ${url}`);
     });
     for (const f of done.spared) io.err(`dbflow: kept ${f}: a run started writing there, or published a manifest, while pruning.`);
-    return { plan, deleted: done.deleted.map((o) => o.url), spared: done.spared };
+    for (const o of wal.flatMap((w) => w.objects)) await scope.storage(o.url).delete(o.url);
+    return { plan, deleted: done.deleted.map((o) => o.url), spared: done.spared, wal };
   });
-  const verb = opts.dryRun ? 'would remove' : 'removed';
   const removedObjects =
     plan.remove.reduce((n, b) => n + b.objects.length, 0) +
     plan.orphans.filter((o) => o.remove && !spared.includes(o.orphan.folder)).reduce((n, o) => n + o.orphan.objects.length, 0);
   if (opts.json) {
-    io.out(JSON.stringify(pruneJson(plan, opts.dryRun === true, deleted, spared), null, 2));
+    const logs = wal.map((w) => ({ folder: w.folder, keep_from: w.keepFrom, files: w.objects.map((o) => o.url) }));
+    io.out(JSON.stringify({ ...pruneJson(plan, opts.dryRun === true, deleted, spared), wal: logs }, null, 2));
   } else {
     io.out(
       `${plan.keep.length} kept, ${plan.remove.length} ${opts.dryRun ? 'to remove' : 'removed'}${plan.skipped.length ? `, ${plan.skipped.length} skipped` : ''}; ${verb} ${removedObjects} ${removedObjects === 1 ? 'object' : 'objects'}${opts.dryRun ? ' (dry run: nothing was deleted)' : ''}`,

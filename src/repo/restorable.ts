@@ -1,5 +1,5 @@
 // What a base backup can restore to: from its own point to the newest log its archive holds without a gap after it.
-import type { DatabaseDriver } from '../plugins/types.js';
+import type { DatabaseDriver, StoredObject } from '../plugins/types.js';
 import type { StorageScope } from './backup.js';
 import { listArchive, readMarker } from './log-archive.js';
 import type { ListedBackup } from './repository.js';
@@ -63,4 +63,58 @@ export async function restorableRanges(
     }
   }
   return ranges;
+}
+
+/** Log files that no kept base backup needs, in one system's folder of the archive. */
+export interface UnneededLog {
+  folder: string;
+  /** The first segment a kept base backup needs: everything before it goes. */
+  keepFrom: string;
+  /** Records first, then the files they describe (a record never outlives its file). */
+  objects: StoredObject[];
+}
+
+const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{16})/;
+
+/**
+ * The segments (and partials) of each system's folder under `walRoot` that come before the first segment of every
+ * kept base backup of that system, on its timeline or an earlier one: recovery from a kept base never reads them.
+ * History files stay; a system with no kept base backup is left whole.
+ */
+export async function unneededLog(
+  scope: StorageScope,
+  kept: readonly ListedBackup[],
+  walRoot: string,
+  drivers: ReadonlyMap<string, DatabaseDriver>,
+): Promise<UnneededLog[]> {
+  const storage = scope.storage(walRoot);
+  if ((await readMarker(storage, walRoot)) === undefined) return [];
+  // Per system, the kept base backup that starts earliest.
+  const earliest = new Map<string, string>();
+  for (const b of kept) {
+    const m = b.manifest;
+    if (!m) continue;
+    for (const a of m.artifacts) {
+      const system = a.position?.system_identifier;
+      const first = (a.position?.wal as { first?: unknown } | undefined)?.first;
+      if (!drivers.get(m.databases[a.database]?.driver ?? '')?.physicalFormats?.includes(a.format)) continue;
+      if (typeof system !== 'string' || typeof first !== 'string' || !SEGMENT.test(first)) continue;
+      const known = earliest.get(system);
+      if (known === undefined || first.slice(8) < known.slice(8)) earliest.set(system, first);
+    }
+  }
+  const out: UnneededLog[] = [];
+  for (const [system, keepFrom] of earliest) {
+    const folder = `${walRoot}/${system}`;
+    const listing = await listArchive(storage, folder);
+    const [, timeline, position] = SEGMENT.exec(keepFrom)!;
+    const before = [...listing.objects.values()].filter((o) => {
+      const name = o.url.slice(folder.length + 1);
+      const m = SEGMENT.exec(name);
+      return !name.includes('/') && m !== null && m[1]! <= timeline! && m[2]! < position!;
+    });
+    const isRecord = (o: StoredObject): boolean => o.url.endsWith('.json');
+    if (before.length) out.push({ folder, keepFrom, objects: [...before.filter(isRecord), ...before.filter((o) => !isRecord(o))] });
+  }
+  return out;
 }

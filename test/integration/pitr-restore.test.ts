@@ -149,3 +149,61 @@ void test(
     assert.equal(existsSync(datadir) && readdirSync(datadir).length > 0, false, 'no half-restored data directory');
   },
 );
+
+void test(
+  'prune removes the WAL no kept base backup needs, and recovery from the kept one still holds every commit',
+  { timeout: 240_000 },
+  async (t) => {
+    if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return;
+    const s = await walSetup(t, [], '1s', BASE_BACKUP_STEPS);
+    if (!s) return;
+    await withClient(s.pg.url, createWriterTables, s.pg.password);
+    const archiver = archiving(t, s);
+    const writer = await startWriter(s.pg.url, { password: s.pg.password, padBytes: 1000 });
+    const runs: string[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        await sleep(2000);
+        const run = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+        assert.equal(run.exitCode, 0, run.stdout + run.stderr);
+        runs.push(/\(run ([0-9A-Za-z-]+)\)/.exec(run.stdout)![1]!);
+      }
+      await sleep(2000);
+    } finally {
+      await writer.stop();
+    }
+    await sleep(3000);
+    await archiver.stop();
+    const folder = systemFolder(s.root);
+    const segments = (): string[] => readdirSync(folder).filter((f) => /^[0-9A-F]{24}\.json$/.test(f));
+    const before = segments();
+    const dry = await dbflow(['prune', 'file://./repo', '--keep-last', '1', '--dry-run', '--json'], { env: s.env, cwd: s.dir });
+    assert.equal(dry.exitCode, 0, dry.stderr);
+    const planned = (JSON.parse(dry.stdout) as { wal: { keep_from: string; files: string[] }[] }).wal;
+    assert.equal(planned.length, 1, dry.stdout);
+    const keepFrom = planned[0]!.keep_from;
+    assert.deepEqual(segments(), before, 'a dry run deletes nothing');
+    const pruned = await dbflow(['prune', 'file://./repo', '--keep-last', '1'], { env: s.env, cwd: s.dir });
+    assert.equal(pruned.exitCode, 0, pruned.stdout + pruned.stderr);
+    assert.match(pruned.stdout, new RegExp(`removed \\d+ WAL files of \\S+ before ${keepFrom}: no kept base backup needs them`));
+    const after = segments();
+    assert.ok(after.length < before.length, `${before.length} → ${after.length} segments`);
+    assert.ok(
+      after.every((f) => f.slice(8, 24) >= keepFrom.slice(8)),
+      'only segments from the kept base backup on remain',
+    );
+    assert.ok(!existsSync(path.join(s.dir, 'repo', runs[0]!, 'manifest.json')), 'the older base backup is gone');
+    const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
+    assert.equal(verify.exitCode, 0, verify.stdout + verify.stderr);
+    const datadir = path.join(s.dir, 'latest');
+    const restored = await dbflow(
+      ['restore', 'file://./repo', '--to-datadir', datadir, '--latest', '--passphrase-file', s.passphraseFile],
+      {
+        env: s.env,
+        cwd: s.dir,
+      },
+    );
+    assert.equal(restored.exitCode, 0, restored.stdout + restored.stderr);
+    assert.deepEqual(await stateIn(datadir, s.pg.bin, s.pg.password), stateAfter(writer.commits(), writer.commits().length));
+  },
+);
