@@ -36,6 +36,7 @@ import { renderGrid, renderTable, writeResults, type Figure, type Table } from '
 import { throughput } from './bench/throughput.js';
 import { BenchError, DATA, ensureBuild, scratchDir } from './bench/util.js';
 import { validateTime } from './bench/validate-time.js';
+import { pitrRestoreSection } from './bench/pitr-restore.js';
 import { walArchiveSection } from './bench/wal-archive.js';
 
 const quick = process.env.BENCH_QUICK === '1';
@@ -98,6 +99,11 @@ const sections: Section[] = [
     name: '7 WAL archive: lag, sustained WAL rate, process-per-segment cost',
     aliases: ['wal', 'archive'],
     fn: () => walArchiveSection({ quick, log }),
+  },
+  {
+    name: '8 point-in-time restore time (RTO: base backup + archived WAL)',
+    aliases: ['pitr', 'rto'],
+    fn: () => pitrRestoreSection({ quick, log }),
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).
