@@ -56,7 +56,17 @@ void test(
       const run = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
       assert.equal(run.exitCode, 0, run.stdout + run.stderr);
       baseFinished = new Date();
+      // The writes after the base backup span segments: at least 2 s, and until the WAL has moved on by 2 segments.
+      const segment = async (): Promise<number> =>
+        withClient(
+          s.pg.url,
+          async (c) =>
+            parseInt((await c.query<{ f: string }>('SELECT pg_walfile_name(pg_current_wal_lsn()) AS f')).rows[0]!.f.slice(8), 16),
+          s.pg.password,
+        );
+      const from = await segment();
       await sleep(2000);
+      for (let waited = 0; (await segment()) < from + 2 && waited < 120; waited++) await sleep(1000);
       // A restore point between two of the writer's commits: recovery to it keeps exactly those before.
       restorePoint = await writer.between((c) => c.query("SELECT pg_create_restore_point('pitr_test_point')"));
       await sleep(3000);
