@@ -57,7 +57,7 @@ export async function createWriterTables(client: pg.Client): Promise<void> {
  */
 export async function startWriter(
   url: string,
-  options: { password?: string; pauseMs?: number; padBytes?: number } = {},
+  options: { password?: string; pauseMs?: number; padBytes?: number; holdMs?: number } = {},
 ): Promise<PgWriter> {
   const client = new pg.Client({ connectionString: withPassword(url, options.password) });
   await client.connect();
@@ -73,6 +73,8 @@ export async function startWriter(
         await client.query('BEGIN');
         const { rows } = await client.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid');
         await client.query('INSERT INTO writer_events VALUES ($1, $1, $2)', [seq, `event ${seq} `.padEnd(options.padBytes ?? 0, 'x')]);
+        // Between its two writes the transaction holds the first table's lock (holdMs widens that window).
+        if (options.holdMs) await new Promise((r) => setTimeout(r, options.holdMs));
         await client.query('UPDATE writer_counters SET n = n + 1, last_seq = $1 WHERE id = $2', [seq, counter]);
         if (deleted !== undefined) await client.query('DELETE FROM writer_events WHERE id = $1', [deleted]);
         await client.query('COMMIT');
