@@ -9,7 +9,6 @@ import { logArchiveAt } from '../repo/log-verify.js';
 import { restoreBackup, restoreDatadir } from '../repo/restore-backup.js';
 import { listRepository } from '../repo/repository.js';
 import { fetchLogFrom } from '../repo/log-fetch.js';
-import { anchorUrl } from '../spec/paths.js';
 import { artifactBytes } from '../repo/repository.js';
 import { verifyBackup, type ArtifactVerdict } from '../repo/verify.js';
 import { VERIFY_RECORD_NAME, writeVerifyRecord } from '../repo/verify-record.js';
@@ -467,8 +466,7 @@ async function walFolder(
   const storage = storageScope(registry).storage(root);
   if (!(await logArchiveAt(storage, root)))
     throw new UsageError(`there is no WAL archive at ${root} (no dbflow-archive.json): give --wal <the archive: to: of the pipeline>.`);
-  // The server runs wal-fetch in its data directory: a folder relative to this one is made absolute.
-  return anchorUrl(`${root}/${system}`, process.cwd());
+  return `${root}/${system}`;
 }
 
 /** What `restore --list` shows: the databases with their tables and counts, and the artifacts. */

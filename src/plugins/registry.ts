@@ -62,11 +62,6 @@ export class Registry {
   private readonly owner = new Map<string, string>();
   private readonly storageConfig = new Map<string, Record<string, unknown>>();
 
-  /** The storages' settings by scheme, as configured (paths absolute). */
-  get storageSettings(): Record<string, Record<string, unknown>> {
-    return Object.fromEntries(this.storageConfig);
-  }
-
   /**
    * The storage that serves `url` by its scheme, passing the settings of its scheme (`configure`) to every call;
    * otherwise an error (made by `fail`, a DbflowError by default) that names the nearest scheme.
