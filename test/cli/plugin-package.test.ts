@@ -1,9 +1,10 @@
 // A third-party plugin package (a storage, a codec and a step, importing values from `dbflow`, with no dbflow
 // of its own) used by every command: run, backups list, verify, restore and prune; its errors; contracts.
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { execa } from 'execa';
 import { PLUGIN_CONTRACT, type Manifest } from '../../src/index.js';
 import { runIdOf } from '../helpers/backup-run.js';
 import { dbflow, hasStackTrace, repoRoot } from '../helpers/cli.js';
@@ -37,11 +38,18 @@ const flat = {
     }
     return { url, bytes: statSync(fileOf(url)).size };
   },
-  async get(url) {
+  async get(url, options) {
+    options?.signal?.throwIfAborted();
     if (!existsSync(fileOf(url))) throw new RepositoryError('flat: no object ' + url);
-    return createReadStream(fileOf(url));
+    const stream = createReadStream(fileOf(url));
+    const signal = options?.signal;
+    const onAbort = () => stream.destroy(signal.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    stream.once('close', () => signal?.removeEventListener('abort', onAbort));
+    return stream;
   },
-  async list(prefix) {
+  async list(prefix, options) {
+    options?.signal?.throwIfAborted();
     if (!existsSync(store)) return [];
     return readdirSync(store)
       .filter((f) => !f.startsWith('.tmp-'))
@@ -50,6 +58,7 @@ const flat = {
       .map((o) => { const s = statSync(o.file); return { url: o.url, bytes: s.size, modified: s.mtime.toISOString() }; });
   },
   async delete(url, options) {
+    options?.signal?.throwIfAborted();
     if (!options?.upload) rmSync(fileOf(url), { force: true });
   },
 };
@@ -75,7 +84,7 @@ const xorStep = defineStep({
 
 const xorCodec = {
   name: 'xor',
-  decode(_keys, layer) {
+  decode({ layer }) {
     let tail = Buffer.alloc(0);
     const hash = createHash('sha256');
     return new Transform({
@@ -94,7 +103,7 @@ const xorCodec = {
   },
 };
 
-export default definePlugin({ name: 'flat', contract: '1.0', version: '1.0.0', steps: [xorStep], storages: [flat], codecs: [xorCodec] });
+export default definePlugin({ name: 'flat', contract: '2.0', version: '1.0.0', steps: [xorStep], storages: [flat], codecs: [xorCodec] });
 `;
 
 const pipelineYaml = (name: string, to: string, key = 90): string => `version: 1
@@ -159,7 +168,7 @@ describe('a third-party plugin package (storage, codec, step) in every command',
       {
         name: 'flat',
         version: '1.0.0',
-        contract: '1.0',
+        contract: '2.0',
         specifier: 'dbflow-plugin-flat',
         resolved: path.join(pkg, 'index.js'),
         steps: ['xor'],
@@ -250,6 +259,41 @@ describe('a third-party plugin package (storage, codec, step) in every command',
         ),
       ],
       [runIds[1]],
+    );
+  });
+
+  it("passes dbflow/testing's storage and codec suites, run with node --test in its own folder as its author would", async () => {
+    // dbflow as the package's peer dependency: the built one.
+    const peer = path.join(cwd, 'node_modules', 'dbflow');
+    if (!existsSync(peer)) symlinkSync(repoRoot, peer, 'dir');
+    writeFileSync(
+      path.join(pkg, 'conformance.test.js'),
+      `import { randomBytes } from 'node:crypto';
+import { describeCodec, describeStorage, encodeWith } from 'dbflow/testing';
+import plugin from 'dbflow-plugin-flat';
+
+describeStorage('flat storage', () => ({ storage: plugin.storages[0], prefix: 'flat://t-' + randomBytes(4).toString('hex') + '/' }), {
+  unfinished: false,
+});
+const xor = plugin.steps.find((s) => s.uses === 'xor');
+describeCodec('xor codec', () => ({ codec: plugin.codecs[0], encode: encodeWith(xor, { key: 77 }) }));
+`,
+    );
+    const childEnv = { ...process.env };
+    delete childEnv.NODE_TEST_CONTEXT;
+    const r = await execa(process.execPath, ['--test', '--test-reporter=tap', 'conformance.test.js'], {
+      cwd: pkg,
+      env: childEnv,
+      extendEnv: false,
+      reject: false,
+      timeout: 180_000,
+    });
+    const cases = [...r.stdout.matchAll(/^ {4}(ok|not ok) \d+ - (.+)$/gm)];
+    assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+    assert.ok(cases.length >= 15, `${cases.length} cases ran:\n${r.stdout}`);
+    assert.deepEqual(
+      cases.filter((c) => c[1] !== 'ok').map((c) => c[2]),
+      [],
     );
   });
 
