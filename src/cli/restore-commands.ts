@@ -223,12 +223,7 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
         },
       );
     } catch (err) {
-      const key = keyErrorIn(err);
-      if (key)
-        throw new UncheckedError(
-          `restore could not decrypt ${backup.url}: ${keyAdvice(key)}. Nothing was found wrong with the backup (exit ${ExitCode.unchecked}: not checked).`,
-        );
-      throw err;
+      throw undecryptable(err, backup);
     } finally {
       close();
     }
@@ -312,12 +307,7 @@ async function restoreDatadirCommand(
     try {
       return await restoreDatadir(ctx, ctx, backup, database, target, keys, registry.drivers, recovery);
     } catch (err) {
-      const key = keyErrorIn(err);
-      if (key)
-        throw new UncheckedError(
-          `restore could not decrypt ${backup.url}: ${keyAdvice(key)}. Nothing was found wrong with the backup (exit ${ExitCode.unchecked}: not checked).`,
-        );
-      throw err;
+      throw undecryptable(err, backup);
     } finally {
       close();
     }
@@ -520,4 +510,14 @@ function logTo(io: Io, verbose?: boolean): (level: 'debug' | 'info' | 'warn', me
   return (level, message) => {
     if (level === 'warn' || verbose) io.err(`${level === 'warn' ? 'warning: ' : ''}${message}`);
   };
+}
+
+// A restore that failed for want of the right key: not checked (exit 3), nothing found wrong; any other error as it is.
+function undecryptable(err: unknown, backup: Backup): unknown {
+  const key = keyErrorIn(err);
+  return key
+    ? new UncheckedError(
+        `restore could not decrypt ${backup.url}: ${keyAdvice(key)}. Nothing was found wrong with the backup (exit ${ExitCode.unchecked}: not checked).`,
+      )
+    : err;
 }

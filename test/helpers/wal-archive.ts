@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { execa } from 'execa';
-import { throwawayPostgres, withClient, type ThrowawayPostgres } from './postgres.js';
+import { createWriterTables } from './pg-writer.js';
+import { requireTools, throwawayPostgres, withClient, type ThrowawayPostgres } from './postgres.js';
 
 export interface WalSetup {
   pg: ThrowawayPostgres;
@@ -110,4 +111,12 @@ export async function serverWal(pg: ThrowawayPostgres, name: string): Promise<Bu
 /** Reads a JSON file. */
 export function readJson<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
+}
+
+/** For point-in-time tests: the tools, a cluster whose pipeline takes base backups (walSetup), and the writer's tables. */
+export async function baseBackupSetup(t: Pick<TestContext, 'skip' | 'after'>, settings: string[] = []): Promise<WalSetup | undefined> {
+  if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return undefined;
+  const s = await walSetup(t, settings, '1s', BASE_BACKUP_STEPS);
+  if (s) await withClient(s.pg.url, createWriterTables, s.pg.password);
+  return s;
 }

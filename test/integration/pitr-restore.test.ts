@@ -7,9 +7,9 @@ import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { asServerUser, instanceDir, startInstance } from '../../plugins/postgres/instance.js';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
-import { commitsUpTo, commitTimes, createWriterTables, startWriter, stateAfter, stateOf } from '../helpers/pg-writer.js';
-import { requireTools, withClient } from '../helpers/postgres.js';
-import { BASE_BACKUP_STEPS, systemFolder, walSetup, type WalSetup } from '../helpers/wal-archive.js';
+import { commitsUpTo, commitTimes, startWriter, stateAfter, stateOf } from '../helpers/pg-writer.js';
+import { withClient } from '../helpers/postgres.js';
+import { baseBackupSetup, systemFolder, type WalSetup } from '../helpers/wal-archive.js';
 
 // `dbflow archive` for the setup's pipeline; stop() ends it with SIGTERM (it stores what it received) and wants exit 0.
 function archiving(t: TestContext, s: WalSetup): { stop: () => Promise<void> } {
@@ -42,10 +42,8 @@ void test(
   'recovery to random times, a restore point and the archive end holds exactly the commits up to it',
   { timeout: 300_000 },
   async (t) => {
-    if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return;
-    const s = await walSetup(t, ['track_commit_timestamp=on'], '1s', BASE_BACKUP_STEPS);
+    const s = await baseBackupSetup(t, ['track_commit_timestamp=on']);
     if (!s) return;
-    await withClient(s.pg.url, createWriterTables, s.pg.password);
     const archiver = archiving(t, s);
     // About 1 KiB of WAL per commit, as fast as one connection commits: the recovery targets fall across several segments.
     const writer = await startWriter(s.pg.url, { password: s.pg.password, padBytes: 1000 });
@@ -130,10 +128,8 @@ void test(
   'a damaged WAL file in the archive fails the restore before the server starts, naming it; nothing is left',
   { timeout: 180_000 },
   async (t) => {
-    if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return;
-    const s = await walSetup(t, [], '1s', BASE_BACKUP_STEPS);
+    const s = await baseBackupSetup(t);
     if (!s) return;
-    await withClient(s.pg.url, createWriterTables, s.pg.password);
     const archiver = archiving(t, s);
     const run = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
     assert.equal(run.exitCode, 0, run.stdout + run.stderr);
@@ -164,10 +160,8 @@ void test(
   'prune removes the WAL no kept base backup needs, and recovery from the kept one still holds every commit',
   { timeout: 240_000 },
   async (t) => {
-    if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return;
-    const s = await walSetup(t, [], '1s', BASE_BACKUP_STEPS);
+    const s = await baseBackupSetup(t);
     if (!s) return;
-    await withClient(s.pg.url, createWriterTables, s.pg.password);
     const archiver = archiving(t, s);
     const writer = await startWriter(s.pg.url, { password: s.pg.password, padBytes: 1000 });
     const runs: string[] = [];

@@ -3,18 +3,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { dbflow } from '../helpers/cli.js';
-import { createWriterTables, startWriter } from '../helpers/pg-writer.js';
-import { requireTools, withClient } from '../helpers/postgres.js';
-import { BASE_BACKUP_STEPS, walSetup } from '../helpers/wal-archive.js';
+import { startWriter } from '../helpers/pg-writer.js';
+import { baseBackupSetup } from '../helpers/wal-archive.js';
 
 void test(
   'base backups under a writer that locks two tables in the other order: no transaction of the writer fails',
   { timeout: 240_000 },
   async (t) => {
-    if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return;
-    const s = await walSetup(t, [], '1s', BASE_BACKUP_STEPS);
+    const s = await baseBackupSetup(t);
     if (!s) return;
-    await withClient(s.pg.url, createWriterTables, s.pg.password);
     // The writer inserts into writer_events, then updates writer_counters; the barrier locks the tables in name order
     // (writer_counters first): taken one by one and held while waiting, they would deadlock.
     const writer = await startWriter(s.pg.url, { password: s.pg.password, holdMs: 5 });
