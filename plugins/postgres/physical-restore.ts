@@ -45,10 +45,12 @@ const PRIVATE_SETTINGS = [
   'shared_preload_libraries=',
   'shared_buffers=128MB',
   'huge_pages=off',
-  'max_wal_senders=0',
-  'wal_level=minimal',
   'synchronous_standby_names=',
 ];
+// A throwaway copy writes as little WAL as it can. A kept data directory keeps its own wal_level: the end of its
+// recovery starts a new timeline that is archived and replayed later, and WAL written at wal_level=minimal ends
+// any later recovery through it ("WAL was generated with wal_level=minimal").
+const THROWAWAY_SETTINGS = ['max_wal_senders=0', 'wal_level=minimal'];
 
 /**
  * Restores a base backup (`pg-basebackup-tar`) into a throwaway instance: untars the decoded artifact
@@ -95,7 +97,13 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
       bin,
       dir: { ...dir, data },
       signal: ctx.signal,
-      settings: [...PRIVATE_SETTINGS, `hba_file=${hba}`, `ident_file=${ident}`, ...recoverySettings(position, options.recovery, walDir)],
+      settings: [
+        ...PRIVATE_SETTINGS,
+        ...(keepIn ? [] : THROWAWAY_SETTINGS),
+        `hba_file=${hba}`,
+        `ident_file=${ident}`,
+        ...recoverySettings(position, options.recovery, walDir),
+      ],
     }).catch((err: unknown) => {
       throw startError(err, position);
     });

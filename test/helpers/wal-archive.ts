@@ -3,8 +3,11 @@ import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { execa } from 'execa';
+import { asServerUser, instanceDir, startInstance } from '../../plugins/postgres/instance.js';
+import { spawnDbflow } from './cli.js';
 import { createWriterTables } from './pg-writer.js';
 import { requireTools, throwawayPostgres, withClient, type ThrowawayPostgres } from './postgres.js';
 
@@ -119,4 +122,31 @@ export async function baseBackupSetup(t: Pick<TestContext, 'skip' | 'after'>, se
   const s = await walSetup(t, settings, '1s', BASE_BACKUP_STEPS);
   if (s) await withClient(s.pg.url, createWriterTables, s.pg.password);
   return s;
+}
+
+/** `dbflow archive` for the setup's pipeline; stop() ends it with SIGTERM (it stores what it received) and wants exit 0. */
+export function archiving(t: Pick<TestContext, 'after'>, s: WalSetup): { stop: () => Promise<void> } {
+  const archiver = spawnDbflow(['archive', s.pipeline], { env: s.env, cwd: s.dir });
+  t.after(() => {
+    if (archiver.exitCode === null) archiver.kill('SIGKILL');
+  });
+  return {
+    stop: async () => {
+      archiver.kill('SIGTERM');
+      const ended = await archiver;
+      assert.equal(ended.exitCode, 0, String(ended.stderr));
+    },
+  };
+}
+
+/** Starts the restored data directory `datadir` on its own, runs `fn` with a URL to its postgres database, and stops it. */
+export async function inRestored<T>(datadir: string, bin: string, fn: (url: string) => Promise<T>): Promise<T> {
+  const inst = await instanceDir();
+  const started = await startInstance({ bin, dir: { ...inst, data: datadir }, timeoutS: 60 });
+  try {
+    return await fn(started.url('postgres', 'postgres'));
+  } finally {
+    await asServerUser(path.join(bin, 'pg_ctl'), ['stop', '-D', datadir, '-m', 'fast', '-w']).catch(() => undefined);
+    inst.remove();
+  }
 }

@@ -3,40 +3,17 @@
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { asServerUser, instanceDir, startInstance } from '../../plugins/postgres/instance.js';
-import { dbflow, spawnDbflow } from '../helpers/cli.js';
-import { commitsUpTo, commitTimes, startWriter, stateAfter, stateOf } from '../helpers/pg-writer.js';
+import { asServerUser } from '../../plugins/postgres/instance.js';
+import { dbflow } from '../helpers/cli.js';
+import { commitsUpTo, commitTimes, startWriter, stateAfter, stateOf, type WriterState } from '../helpers/pg-writer.js';
 import { withClient } from '../helpers/postgres.js';
-import { baseBackupSetup, systemFolder, type WalSetup } from '../helpers/wal-archive.js';
+import { archiving, baseBackupSetup, inRestored, systemFolder } from '../helpers/wal-archive.js';
 
-// `dbflow archive` for the setup's pipeline; stop() ends it with SIGTERM (it stores what it received) and wants exit 0.
-function archiving(t: TestContext, s: WalSetup): { stop: () => Promise<void> } {
-  const archiver = spawnDbflow(['archive', s.pipeline], { env: s.env, cwd: s.dir });
-  t.after(() => {
-    if (archiver.exitCode === null) archiver.kill('SIGKILL');
-  });
-  return {
-    stop: async () => {
-      archiver.kill('SIGTERM');
-      const ended = await archiver;
-      assert.equal(ended.exitCode, 0, String(ended.stderr));
-    },
-  };
-}
-
-// The restored data directory `datadir`, started on its own, holds the writer's tables: what do they hold?
-async function stateIn(datadir: string, bin: string, password: string): Promise<ReturnType<typeof stateOf>> {
-  const inst = await instanceDir();
-  const started = await startInstance({ bin, dir: { ...inst, data: datadir }, timeoutS: 60 });
-  try {
-    return await stateOf(started.url('postgres', 'postgres'), password);
-  } finally {
-    await asServerUser(path.join(bin, 'pg_ctl'), ['stop', '-D', datadir, '-m', 'fast', '-w']).catch(() => undefined);
-    inst.remove();
-  }
-}
+// The restored data directory, started on its own: what do the writer's tables hold?
+const stateIn = (datadir: string, bin: string, password: string): Promise<WriterState> =>
+  inRestored(datadir, bin, (url) => stateOf(url, password));
 
 void test(
   'recovery to random times, a restore point and the archive end holds exactly the commits up to it',
