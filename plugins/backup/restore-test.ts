@@ -58,6 +58,8 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
           progress: (n) => ctx.progress(n),
           // The scratch database is dropped whatever happens: the restore program may read the decoder directly.
           direct: true,
+          // A failure says whether the stored object is damaged, whichever stage noticed first.
+          settleDigest: true,
         },
       );
       const tables = await driver.rowCounts(ctx, { url: scratch.url, db: config });
@@ -99,7 +101,7 @@ async function restoreIntoInstance(
       async (input) => {
         instance = await driver.restoreInstance!(ctx, { input, format: artifact.format, position: artifact.position ?? {}, db: config });
       },
-      { signal: ctx.signal, progress: (n) => ctx.progress(n), direct: true },
+      { signal: ctx.signal, progress: (n) => ctx.progress(n), direct: true, settleDigest: true },
     );
     const checksum = artifact.position?.checksum;
     const tables = await driver.rowCounts(ctx, { url: instance!.url, db: config, ...(typeof checksum === 'string' && { checksum }) });

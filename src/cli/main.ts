@@ -216,12 +216,16 @@ function program(setCode: (code: number) => void): Command {
   const privateKeyFile = ['--private-key-file <file>', 'armored OpenPGP private key, for backups encrypted to public keys'] as const;
   p.command('verify')
     .description(
-      "check a stored backup without restoring it: every object's size and sha256, every layer's integrity check, the decoded dump's sha256",
+      "check a stored backup: every object's size and sha256, every layer's integrity check, the decoded dump's sha256 (with --restore, also a recovery of each base backup)",
     )
     .argument('<backup>', 'backup: its folder (or its manifest.json) as a URL or a path, e.g. ./backups/nightly/20261124T020000Z-3fa2')
     .option(...passphraseFile)
     .option(...privateKeyFile)
     .option('--no-record', 'do not write the result to verify.json next to the manifest')
+    .option(
+      '--restore',
+      "also recover each base backup in a throwaway instance (its own data directory and port, removed after) and compare its counts with the backup's",
+    )
     .option('-v, --verbose', 'also print what the decoders say')
     .option(...plugin)
     .option(...state)

@@ -2,11 +2,21 @@
 import path from 'node:path';
 import { dbflowVersion } from '../engine/versions.js';
 import { passwordsOf } from '../engine/secrets.js';
-import { ExitCode, IntegrityError, keyErrorIn, RepositoryError, UncheckedError, UsageError, type KeyError } from '../errors.js';
-import type { EdgeStats, RecoveryOptions } from '../plugins/types.js';
+import {
+  ExitCode,
+  IntegrityError,
+  isErrorKind,
+  keyErrorIn,
+  RepositoryError,
+  UncheckedError,
+  UsageError,
+  type KeyError,
+} from '../errors.js';
+import type { DatabaseDriver, DecodeKeys, DriverContext, EdgeStats, RecoveryOptions } from '../plugins/types.js';
+import type { DecodeScope } from '../repo/restore.js';
 import { normalizeUrl, openBackup, type Backup } from '../repo/backup.js';
 import { logArchiveAt } from '../repo/log-verify.js';
-import { restoreBackup, restoreDatadir } from '../repo/restore-backup.js';
+import { restoreBackup, restoreDatadir, type RestoreResult } from '../repo/restore-backup.js';
 import { listRepository } from '../repo/repository.js';
 import { fetchLogFrom } from '../repo/log-fetch.js';
 import { artifactBytes } from '../repo/repository.js';
@@ -34,6 +44,8 @@ import { repositoryOfBackup } from './audited.js';
 /** Options of `dbflow verify`. */
 export interface VerifyCommandOptions extends KeyOptions {
   record?: boolean;
+  /** Also recover each base backup in a throwaway instance and compare its counts with the manifest's. */
+  restore?: boolean;
   verbose?: boolean;
   /** --plugin: plugins to load besides those the manifest records (a storage of the repository). */
   plugin?: string[];
@@ -51,13 +63,18 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
   await loadManifestPlugins(
     registry,
     manifest,
-    { codecs: backupCodecs(manifest) },
+    {
+      codecs: backupCodecs(manifest),
+      ...(opts.restore && { drivers: [...new Set(Object.values(manifest.databases).map((d) => d.driver))] }),
+    },
     (m) => new UncheckedError(`${m} Nothing was checked (exit ${ExitCode.unchecked}).`),
   );
   const n = manifest.artifacts.length;
   io.out(
     `verifying ${backup.url} (pipeline ${manifest.pipeline.name}, run ${manifest.run.id}, ${n} ${n === 1 ? 'artifact' : 'artifacts'}, ${formatBytes(artifactBytes(manifest))})`,
   );
+  // --restore: what each recovered base backup was found to hold, by artifact path.
+  const restored = new Map<string, string>();
   const verdicts = await interruptible(io, 'verify', async (signal) => {
     const { ctx, close } = await toolContext({
       registry,
@@ -68,7 +85,9 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
       log: logTo(io, opts.verbose),
     });
     try {
-      return await verifyBackup(ctx, backup, keys, signal, (v) => io.out(verdictLine(v, backup)));
+      const checked = await verifyBackup(ctx, backup, keys, signal, (v) => io.out(verdictLine(v, backup)));
+      if (opts.restore) await restoreChecks(ctx, registry.drivers, backup, keys, checked, restored, io);
+      return checked;
     } finally {
       close();
     }
@@ -92,7 +111,11 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
       verified_at: new Date().toISOString(),
       ok: failed.length === 0,
       dbflow: dbflowVersion(),
-      artifacts: verdicts.map((v) => ({ path: v.path, ok: v.ok, detail: v.ok ? detailOf(v) : (v.error ?? '') })),
+      artifacts: verdicts.map((v) => ({
+        path: v.path,
+        ok: v.ok,
+        detail: v.ok ? `${detailOf(v)}${restored.has(v.path) ? `; ${restored.get(v.path)}` : ''}` : (v.error ?? ''),
+      })),
     };
     try {
       await writeVerifyRecord(storageScope(registry).storage(backup.url), backup.url, record);
@@ -112,7 +135,66 @@ export async function verifyCommand(url: string, opts: VerifyCommandOptions, io:
   io.out(
     `✔ ${n} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} verified: stored bytes, every layer's integrity check and the decoded dump equal the manifest's`,
   );
+  if (opts.restore)
+    io.out(
+      `${restored.size === n ? '✔' : '!'} ${restored.size} of ${n} ${n === 1 ? 'artifact' : 'artifacts'} restored and counted${restored.size < n ? ' (see "not restored" above)' : ''}`,
+    );
   return ExitCode.ok;
+}
+
+// `verify --restore`: each base backup that passed is recovered in a throwaway instance (its own data directory
+// and port, removed after) to the point its counts were taken at, and counted; a difference fails its verdict.
+async function restoreChecks(
+  ctx: DriverContext & DecodeScope,
+  drivers: ReadonlyMap<string, DatabaseDriver>,
+  backup: Backup,
+  keys: DecodeKeys,
+  verdicts: ArtifactVerdict[],
+  restored: Map<string, string>,
+  io: Io,
+): Promise<void> {
+  for (const v of verdicts) {
+    if (!v.ok) continue;
+    const artifact = backup.manifest.artifacts.find((a) => a.path === v.path)!;
+    const driver = drivers.get(backup.manifest.databases[v.database]?.driver ?? '');
+    if (!driver?.restoreInstance || !driver.physicalFormats?.includes(artifact.format)) {
+      io.out(
+        `not restored  ${v.database}  ${v.path}  a ${artifact.format} artifact restores into a server (dbflow restore --to <url>); --restore recovers base backups in a throwaway instance`,
+      );
+      continue;
+    }
+    io.out(`restoring     ${v.database}  ${v.path}  into a throwaway instance…`);
+    try {
+      const result = await restoreDatadir(ctx, ctx, backup, v.database, undefined, keys, drivers);
+      if (result.diffs.length) {
+        v.ok = false;
+        v.error = `${v.path}: recovered in a throwaway instance, but it differs from the backup's counts: ${countDiffs(result.diffs)}`;
+        io.out(`FAIL  ${v.database}  ${v.error}`);
+        continue;
+      }
+      const point = result.artifact.position?.restore_point;
+      const rows = Object.values(result.after).reduce((sum, t) => sum + t.rows, 0);
+      const note = `recovered in a throwaway instance${typeof point === 'string' ? ` to restore point ${point}` : ''}: ${Object.keys(result.after).length} tables, ${rows} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`;
+      restored.set(v.path, note);
+      io.out(`restored      ${v.database}  ${v.path}  ${note}`);
+    } catch (err) {
+      if (ctx.signal.aborted) throw err;
+      v.ok = false;
+      // A damaged backup is a finding; a missing server program or a failure to start says nothing about the backup.
+      v.conclusive = isErrorKind(err, IntegrityError);
+      v.error = `${v.path}: recovery in a throwaway instance failed: ${(err as Error).message}`;
+      io.out(`FAIL  ${v.database}  ${v.error}`);
+    }
+  }
+}
+
+/** The tables whose restored counts differ from the backup's, in words. */
+function countDiffs(diffs: RestoreResult['diffs']): string {
+  return diffs
+    .map(
+      (d) => `${d.table}: backup ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}${d.checksum ? ' (checksum differs)' : ''}`,
+    )
+    .join('; ');
 }
 
 function verdictLine(v: ArtifactVerdict, backup: Backup): string {
@@ -246,12 +328,7 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
   for (const line of table([['TABLE', 'BACKUP', 'RESTORED', ''], ...rows])) io.out(line);
   const total = Object.values(expected).reduce((s, t) => s + t.rows, 0);
   if (result.diffs.length) {
-    const detail = result.diffs
-      .map(
-        (d) => `${d.table}: backup ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}${d.checksum ? ' (checksum differs)' : ''}`,
-      )
-      .join('; ');
-    throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${detail}`);
+    throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${countDiffs(result.diffs)}`);
   }
   io.out(`✔ ${tables.length} tables, ${total} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`);
   return ExitCode.ok;
@@ -322,8 +399,7 @@ async function restoreDatadirCommand(
   }
   const total = Object.values(expected).reduce((s, t) => s + t.rows, 0);
   if (result.diffs.length) {
-    const detail = result.diffs.map((d) => `${d.table}: backup ${d.expected ?? 'missing'}, restored ${d.actual ?? 'missing'}`).join('; ');
-    throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${detail}`);
+    throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${countDiffs(result.diffs)}`);
   }
   const restorePoint = result.artifact.position?.restore_point;
   io.out(

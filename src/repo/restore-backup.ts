@@ -153,14 +153,15 @@ export async function restoreBackup(
 /**
  * Restores a physical artifact (a base backup) of `database` into the data directory `dir` (new or
  * empty): the driver starts it once as a throwaway instance to recover it and count it, then stops it
- * cleanly and leaves the files. The counts are compared with the manifest's.
+ * cleanly and leaves the files. Without `dir` the instance and its files are removed after counting
+ * (`verify --restore`). The counts are compared with the manifest's.
  */
 export async function restoreDatadir(
   scope: DecodeScope,
   ctx: DriverContext,
   backup: Backup,
   database: string,
-  dir: string,
+  dir: string | undefined,
   keys: DecodeKeys,
   drivers: ReadonlyMap<string, DatabaseDriver>,
   recovery?: RecoveryOptions,
@@ -170,7 +171,7 @@ export async function restoreDatadir(
     throw new UsageError(
       `--to-datadir restores base backups; "${database}" of ${backup.url} is a ${artifact.format} artifact: restore it into a database with --to <url>.`,
     );
-  if (existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0))
+  if (dir !== undefined && existsSync(dir) && (!statSync(dir).isDirectory() || readdirSync(dir).length > 0))
     throw new UsageError(`refusing to restore into ${dir}: it is not an empty folder. Give a new or empty folder.`);
   const position = artifact.position ?? {};
   // The entry the counts connect with: the backup's database and role, recorded in its position.
@@ -178,7 +179,7 @@ export async function restoreDatadir(
   const url = `${entry.driver}://${encodeURIComponent(text(position.user, 'postgres'))}@localhost/${encodeURIComponent(text(position.database_name, database))}`;
   const { config, checksums } = targetConfig(backup, database, driver, { url, force: false });
   let instance: ScratchDatabase | undefined;
-  const existed = existsSync(dir);
+  const existed = dir !== undefined && existsSync(dir);
   let ok = false;
   try {
     const raw = await readArtifact(
@@ -191,7 +192,7 @@ export async function restoreDatadir(
           format: artifact.format,
           position,
           db: config,
-          keepIn: dir,
+          ...(dir !== undefined && { keepIn: dir }),
           ...(recovery && { recovery }),
         });
       },
@@ -209,7 +210,7 @@ export async function restoreDatadir(
   } finally {
     await instance?.drop();
     // A restore that could not be checked leaves no data directory behind (one whose counts differ stays, for a look).
-    if (!ok && instance && existsSync(dir)) {
+    if (!ok && instance && dir !== undefined && existsSync(dir)) {
       if (!existed) rmSync(dir, { recursive: true, force: true });
       else for (const f of readdirSync(dir)) rmSync(path.join(dir, f), { recursive: true, force: true });
     }
