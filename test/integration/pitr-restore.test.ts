@@ -15,15 +15,18 @@ import { archiving, baseBackupSetup, inRestored, systemFolder } from '../helpers
 const stateIn = (datadir: string, bin: string, password: string): Promise<WriterState> =>
   inRestored(datadir, bin, (url) => stateOf(url, password));
 
+// How long the writer commits after the base backup while its WAL is archived.
+const WRITE_MS = 120_000;
+
 void test(
-  'recovery to random times, a restore point and the archive end holds exactly the commits up to it',
-  { timeout: 300_000 },
+  'after minutes of archiving a writer, recovery to random times, a restore point and the archive end holds exactly the commits up to it',
+  { timeout: 600_000 },
   async (t) => {
     const s = await baseBackupSetup(t, ['track_commit_timestamp=on']);
     if (!s) return;
     const archiver = archiving(t, s);
-    // About 1 KiB of WAL per commit, as fast as one connection commits: the recovery targets fall across several segments.
-    const writer = await startWriter(s.pg.url, { password: s.pg.password, padBytes: 1000 });
+    // About 1 KiB of WAL per commit, a commit every few milliseconds: the recovery targets fall across several segments.
+    const writer = await startWriter(s.pg.url, { password: s.pg.password, padBytes: 1000, pauseMs: 2 });
     let baseFinished: Date;
     let restorePoint: { committedBefore: number };
     try {
@@ -31,7 +34,8 @@ void test(
       const run = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
       assert.equal(run.exitCode, 0, run.stdout + run.stderr);
       baseFinished = new Date();
-      // The writes after the base backup span segments: at least 2 s, and until the WAL has moved on by 2 segments.
+      // Archiving runs for minutes while the writer commits: a restore point halfway, then until the WAL has moved
+      // on by at least 3 segments since the base backup (pg_switch_wal adds none: the writer's own volume does).
       const segment = async (): Promise<number> =>
         withClient(
           s.pg.url,
@@ -40,11 +44,11 @@ void test(
           s.pg.password,
         );
       const from = await segment();
-      await sleep(2000);
-      for (let waited = 0; (await segment()) < from + 2 && waited < 120; waited++) await sleep(1000);
+      await sleep(WRITE_MS / 2);
       // A restore point between two of the writer's commits: recovery to it keeps exactly those before.
       restorePoint = await writer.between((c) => c.query("SELECT pg_create_restore_point('pitr_test_point')"));
-      await sleep(3000);
+      await sleep(WRITE_MS / 2);
+      for (let waited = 0; (await segment()) < from + 3 && waited < 120; waited++) await sleep(1000);
     } finally {
       await writer.stop();
     }
@@ -55,7 +59,7 @@ void test(
     await archiver.stop();
     const segments = readdirSync(systemFolder(s.root)).filter((f) => /^[0-9A-F]{24}\.json$/.test(f)).length;
     t.diagnostic(`${commits.length} commits, ${segments} WAL segments archived whole`);
-    assert.ok(segments >= 3, `${segments} segments: the targets should fall across several`);
+    assert.ok(segments >= 4, `${segments} segments: the targets should fall across several`);
     // The listing says what the base backup can restore to: up to the newest WAL stored.
     const listed = await dbflow(['backups', 'list', 'file://./repo', '--json'], { env: s.env, cwd: s.dir });
     assert.equal(listed.exitCode, 0, listed.stderr);
@@ -84,7 +88,7 @@ void test(
     };
     // Times between the base backup's end and the last commit, at random.
     const last = Number(commits[commits.length - 1]!.committedMicros! / 1000n);
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 4; i++) {
       const at = new Date(baseFinished!.getTime() + 1 + Math.floor(Math.random() * (last - baseFinished!.getTime())));
       const datadir = await restore(`at-${i}`, '--to-time', at.toISOString());
       const kept = commitsUpTo(commits, at);
