@@ -17,12 +17,14 @@ interface ServerFacts {
   tablespaces: string[];
   restore_point: boolean;
   role: string;
+  standby: boolean;
 }
 
 const FACTS_SQL = `SELECT current_setting('server_version') AS version, current_setting('wal_segment_size') AS segment_size,
        current_setting('wal_level') AS wal_level, quote_ident(current_user) AS role,
        ARRAY(SELECT spcname::text FROM pg_catalog.pg_tablespace WHERE spcname NOT IN ('pg_default', 'pg_global') ORDER BY 1) AS tablespaces,
-       has_function_privilege('pg_catalog.pg_create_restore_point(text)', 'EXECUTE') AS restore_point`;
+       has_function_privilege('pg_catalog.pg_create_restore_point(text)', 'EXECUTE') AS restore_point,
+       pg_is_in_recovery() AS standby`;
 
 /** What is missing for a base backup of the server `conn` names, each with what to change; empty when nothing is. */
 export async function baseBackupMissing(
@@ -35,6 +37,11 @@ export async function baseBackupMissing(
     missing.push({
       need: `a base backup (the server has tablespaces ${facts.tablespaces.join(', ')}: pg_basebackup cannot stream them into one tar, and a restore would need their folders)`,
       grant: `move their tables to pg_default (ALTER TABLE … SET TABLESPACE pg_default), then DROP TABLESPACE ${facts.tablespaces.join(', ')}; or back these databases up with dump`,
+    });
+  if (facts.standby)
+    missing.push({
+      need: 'a base backup on the primary (this server is a standby: it cannot create the restore point the row counts are taken at, nor hold the write barrier)',
+      grant: 'point the database at the primary for the basebackup step; a standby can serve dbflow archive (it follows a promotion)',
     });
   if (facts.wal_level === 'minimal')
     missing.push({ need: 'a base backup (wal_level is minimal)', grant: 'ALTER SYSTEM SET wal_level = replica; then restart the server' });

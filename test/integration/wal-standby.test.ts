@@ -53,6 +53,13 @@ void test(
     await sleep(2000);
     const run = await dbflow(['run', basePipeline], { env: s.env, cwd: s.dir });
     assert.equal(run.exitCode, 0, run.stdout + run.stderr);
+    // A base backup of the standby is refused before anything starts: its counts need a restore point on the primary.
+    const onStandby = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+    assert.equal(onStandby.exitCode, 1, onStandby.stdout + onStandby.stderr);
+    assert.match(
+      onStandby.stdout + onStandby.stderr,
+      /a base backup on the primary \(this server is a standby.*point the database at the primary/,
+    );
     await insert(s.pg.url, 'before-failover', 100);
     await sql(s.pg.url, 'SELECT pg_switch_wal()');
     await insert(s.pg.url, 'before-failover-open', 10);
