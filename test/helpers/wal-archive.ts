@@ -15,7 +15,7 @@ export interface WalSetup {
   pg: ThrowawayPostgres;
   dir: string;
   pipeline: string;
-  /** The archive root (`archive.main.to`) as a path. */
+  /** The archive root (`archive.main.to`) as a path (with a file repository). */
   root: string;
   stateDir: string;
   passphraseFile: string;
@@ -43,6 +43,7 @@ export async function walSetup(
   settings: string[] = [],
   flush = '1s',
   steps = DUMP_STEPS,
+  repo = 'file://./repo',
 ): Promise<WalSetup | undefined> {
   const pg = await throwawayPostgres(t, { settings });
   if (!pg) return undefined;
@@ -60,7 +61,7 @@ secrets:
   passphrase: { file: ./passphrase }
   db_password: { env: WAL_DB_PASSWORD }
 vars:
-  repo: "file://./repo"
+  repo: "${repo}"
 databases:
   main: { driver: postgres, url: "${pg.url}", password: "{{ secrets.db_password }}" }
 archive:
@@ -117,9 +118,13 @@ export function readJson<T>(file: string): T {
 }
 
 /** For point-in-time tests: the tools, a cluster whose pipeline takes base backups (walSetup), and the writer's tables. */
-export async function baseBackupSetup(t: Pick<TestContext, 'skip' | 'after'>, settings: string[] = []): Promise<WalSetup | undefined> {
+export async function baseBackupSetup(
+  t: Pick<TestContext, 'skip' | 'after'>,
+  settings: string[] = [],
+  repo?: string,
+): Promise<WalSetup | undefined> {
   if (!(await requireTools(t, 'pg_basebackup', 'pg_receivewal', 'zstd'))) return undefined;
-  const s = await walSetup(t, settings, '1s', BASE_BACKUP_STEPS);
+  const s = await walSetup(t, settings, '1s', BASE_BACKUP_STEPS, repo);
   if (s) await withClient(s.pg.url, createWriterTables, s.pg.password);
   return s;
 }
