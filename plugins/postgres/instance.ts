@@ -4,7 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { DbflowError, programEnv } from '../../src/plugin-api.js';
+import { DbflowError, HELD_PROCESS_FILE, programEnv } from '../../src/plugin-api.js';
 
 const INSTALL = 'install the PostgreSQL server binaries (apt-get install postgresql)';
 
@@ -170,6 +170,7 @@ export async function startInstance(options: StartOptions): Promise<Instance> {
         settings.map((s) => `-c ${s}`).join(' '),
       ]);
       await untilAccepting(bin, dir.socketDir, port, options);
+      holdServer(dir);
       return {
         port,
         socketDir: dir.socketDir,
@@ -190,6 +191,17 @@ export async function startInstance(options: StartOptions): Promise<Instance> {
       }
       rmSync(logFile, { force: true });
     }
+  }
+}
+
+// The server outlives a dbflow that is killed: its folder names it, so that the next command that reaps the folder
+// stops it (SIGQUIT: immediate shutdown) rather than waiting for it to notice its lock file is gone.
+function holdServer(dir: InstanceDir): void {
+  try {
+    const pid = Number(readFileSync(path.join(dir.data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (pid > 0) writeFileSync(path.join(dir.root, HELD_PROCESS_FILE), JSON.stringify({ pid, cmdline: dir.data, signal: 'SIGQUIT' }));
+  } catch {
+    // no pid file: nothing to name
   }
 }
 

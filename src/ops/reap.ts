@@ -5,7 +5,7 @@
 // either its process (pid on this host, from the record) is gone, or it held the run lock that the
 // caller now holds (same pipeline and repository, another process). Runs of other hosts are never dead
 // here. Scratch database names and temporary folder names carry the run id, so nothing of a live run matches.
-import { readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { processAlive } from '../engine/process-alive.js';
@@ -55,7 +55,36 @@ export function reapCommandTmpdirs(root = tmpdir()): string[] {
   });
 }
 
-// Removes the entries of `root` whose name matches; an unreadable root removes nothing.
+/**
+ * The file in a temporary folder that names a process its owner started and must stop (a throwaway server,
+ * which outlives a killed dbflow): `{ "pid", "cmdline" (a part of its command line), "signal" }`.
+ */
+export const HELD_PROCESS_FILE = 'dbflow-process.json';
+
+// The process a dead owner left running from `dir`, stopped: only while its command line still names what it was.
+function stopHeldProcess(dir: string): void {
+  let held: { pid?: unknown; cmdline?: unknown; signal?: unknown };
+  try {
+    held = JSON.parse(readFileSync(path.join(dir, HELD_PROCESS_FILE), 'utf8')) as typeof held;
+  } catch {
+    return;
+  }
+  if (typeof held.pid !== 'number' || typeof held.cmdline !== 'string' || !held.cmdline) return;
+  let cmdline: string;
+  try {
+    cmdline = readFileSync(`/proc/${held.pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+  } catch {
+    return;
+  }
+  if (!cmdline.includes(held.cmdline)) return;
+  try {
+    process.kill(held.pid, held.signal === 'SIGQUIT' ? 'SIGQUIT' : 'SIGTERM');
+  } catch {
+    // gone meanwhile
+  }
+}
+
+// Removes the entries of `root` whose name matches (stopping a process one names); an unreadable root removes nothing.
 function removeFoldersWhere(root: string, match: (name: string) => boolean): string[] {
   let names: string[];
   try {
@@ -67,6 +96,7 @@ function removeFoldersWhere(root: string, match: (name: string) => boolean): str
   for (const name of names) {
     if (!match(name)) continue;
     const dir = path.join(root, name);
+    stopHeldProcess(dir);
     rmSync(dir, { recursive: true, force: true });
     removed.push(dir);
   }

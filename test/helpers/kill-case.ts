@@ -118,7 +118,7 @@ export interface Signalled {
 }
 
 /** Runs `dbflow <args>`, signals it at `trigger` and waits for it to end. */
-export async function signalAt(args: string[], c: CaseSetup, trigger: Trigger, json: boolean): Promise<Signalled> {
+export async function signalAt(args: string[], c: Pick<CaseSetup, 'cwd' | 'env'>, trigger: Trigger, json: boolean): Promise<Signalled> {
   const sub = spawnDbflow(args, { cwd: c.cwd, env: c.env });
   let runId: string | undefined;
   let ended = false;

@@ -1,6 +1,6 @@
 // PostgreSQL physical base backups on throwaway clusters: streamed, restore-tested in a throwaway instance, counted exactly.
 import assert from 'node:assert/strict';
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -8,6 +8,7 @@ import pg from 'pg';
 import { asServerUser, instanceDir, startInstance } from '../../plugins/postgres/instance.js';
 import { PASSPHRASE, readManifest, runBackup, TEST_STEPS_PLUGIN, writePipeline } from '../helpers/backup-run.js';
 import { dbflow } from '../helpers/cli.js';
+import { signalAt, type Trigger } from '../helpers/kill-case.js';
 import { requireTools, throwawayPostgres, withClient, withDatabase, withPassword, type ThrowawayPostgres } from '../helpers/postgres.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -185,6 +186,72 @@ void test(
     assert.equal(differs.exitCode, 1, differs.stdout + differs.stderr);
     assert.match(differs.stderr, /differs from the backup's counts: public\.customers: backup 1999, restored 2000/);
     assert.deepEqual(leftInstances(), []);
+  },
+);
+
+// Processes of a throwaway instance whose folder (and so whose dbflow) is gone: a server the reaper did not stop.
+function strayServers(): string[] {
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .map((p) => {
+      try {
+        return readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      } catch {
+        return '';
+      }
+    })
+    .filter((cmd) => /postgres -D \S*dbflow-instance-pid\d+-/.test(cmd))
+    .filter((cmd) => !existsSync(/-D (\S+)/.exec(cmd)![1]!));
+}
+
+void test(
+  'a base backup run killed while pg_basebackup streams, or while its restore-test instance runs, publishes nothing; the next run stops and removes what it left, and is verified',
+  { timeout: 4 * MINUTE },
+  async (t) => {
+    const c = await cluster(t);
+    if (!c) return;
+    const dir = tmpDir(t);
+    chmodSync(dir, 0o755);
+    const file = writePipeline(dir, pitrPipeline(c.app));
+    const e = env(c.server);
+    const points: [string, Trigger][] = [
+      [
+        'while pg_basebackup streams',
+        { at: (ev) => ev.type === 'step:start' && ev.id === 'base', child: 'pg_basebackup', signal: 'SIGKILL' },
+      ],
+      [
+        'while the restore-test instance runs',
+        {
+          at: (ev) => ev.type === 'step:log' && ev.id === 'restore_test' && /started as a throwaway instance/.test(ev.message),
+          signal: 'SIGKILL',
+        },
+      ],
+    ];
+    for (const [name, trigger] of points) {
+      const killed = await signalAt(['run', file, '--json'], { cwd: dir, env: e }, trigger, true);
+      assert.ok(killed.signalled && !killed.ended, `${name}: killed before the end\n${killed.stdout}${killed.stderr}`);
+      assert.ok(killed.runId, name);
+      assert.ok(!existsSync(path.join(dir, 'backups', killed.runId, 'manifest.json')), `${name}: no manifest is published`);
+      const next = await runBackup(dir, file, e);
+      assert.equal(next.exitCode, 0, `${name}: the next run\n${next.stdout}${next.stderr}`);
+      assert.equal(readManifest(dir, next.runId).status, 'verified', name);
+      assert.deepEqual(leftInstances(), [], `${name}: no instance folder is left`);
+      assert.deepEqual(strayServers(), [], `${name}: no instance server is left running`);
+      const listed = await dbflow(['backups', 'list', 'backups', '--json'], { cwd: dir });
+      const backups = (JSON.parse(listed.stdout) as { backups: { url: string }[] }).backups;
+      assert.ok(
+        backups.every((b) => !b.url.includes(killed.runId!)),
+        `${name}: the killed run is not listed as a backup`,
+      );
+    }
+    // Nothing of the killed runs holds the server: no base backup or WAL sender is left.
+    const senders = await withClient(
+      c.server.url,
+      async (cl) =>
+        (await cl.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_stat_activity WHERE backend_type = 'walsender'")).rows[0]!.n,
+      c.server.password,
+    );
+    assert.equal(senders, 0);
   },
 );
 
