@@ -145,6 +145,7 @@ export async function startInstance(options: StartOptions): Promise<Instance> {
   };
   const onAbort = (): void => void stop();
   options.signal?.addEventListener('abort', onAbort, { once: true });
+  holdServer(dir);
   // The port may be taken between freePort() and the start: try again with another.
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
@@ -170,7 +171,6 @@ export async function startInstance(options: StartOptions): Promise<Instance> {
         settings.map((s) => `-c ${s}`).join(' '),
       ]);
       await untilAccepting(bin, dir.socketDir, port, options);
-      holdServer(dir);
       return {
         port,
         socketDir: dir.socketDir,
@@ -194,15 +194,11 @@ export async function startInstance(options: StartOptions): Promise<Instance> {
   }
 }
 
-// The server outlives a dbflow that is killed: its folder names it, so that the next command that reaps the folder
-// stops it (SIGQUIT: immediate shutdown) rather than waiting for it to notice its lock file is gone.
+// The server outlives a dbflow that is killed: its folder names it (before it starts), so that the next command that
+// reaps the folder stops it (SIGQUIT: immediate shutdown) rather than waiting for it to notice its lock file is gone.
 function holdServer(dir: InstanceDir): void {
-  try {
-    const pid = Number(readFileSync(path.join(dir.data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    if (pid > 0) writeFileSync(path.join(dir.root, HELD_PROCESS_FILE), JSON.stringify({ pid, cmdline: dir.data, signal: 'SIGQUIT' }));
-  } catch {
-    // no pid file: nothing to name
-  }
+  const held = { pid_file: path.join(dir.data, 'postmaster.pid'), cmdline: dir.data, signal: 'SIGQUIT' };
+  writeFileSync(path.join(dir.root, HELD_PROCESS_FILE), JSON.stringify(held));
 }
 
 // pg_ctl -w returns once recovery has reached a consistent state; the server takes connections only after recovery ends.

@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { DbflowError } from '../errors.js';
 import { runProgram } from '../engine/program.js';
 import { newRunId } from '../engine/run-record.js';
-import { commandTmpPrefix } from '../ops/reap.js';
+import { commandTmpPrefix, reapCommandTmpdirs } from '../ops/reap.js';
 import { Redactor } from '../engine/secrets.js';
 import { type Registry, withCallOptions } from '../plugins/registry.js';
 import type { DriverContext, ManifestReporter } from '../plugins/types.js';
@@ -39,6 +39,8 @@ const noReport: ManifestReporter = {
 /** A DriverContext for a command; `close()` removes its scratch folder. */
 export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverContext; close: () => void }> {
   const { execa } = await import('execa');
+  // What killed commands left (their folders, a throwaway server still running) goes first.
+  for (const dir of reapCommandTmpdirs()) o.log('info', `removed ${dir}, a temporary folder of a command that died`);
   const redactor = new Redactor();
   for (const s of o.secrets) redactor.add(s);
   const id = newRunId();

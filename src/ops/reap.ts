@@ -57,28 +57,31 @@ export function reapCommandTmpdirs(root = tmpdir()): string[] {
 
 /**
  * The file in a temporary folder that names a process its owner started and must stop (a throwaway server,
- * which outlives a killed dbflow): `{ "pid", "cmdline" (a part of its command line), "signal" }`.
+ * which outlives a killed dbflow): `{ "pid_file" (whose first line is the pid), "cmdline" (a part of its command
+ * line), "signal" }`. Written before the process starts, so that a kill while it starts leaves it named too.
  */
 export const HELD_PROCESS_FILE = 'dbflow-process.json';
 
 // The process a dead owner left running from `dir`, stopped: only while its command line still names what it was.
 function stopHeldProcess(dir: string): void {
-  let held: { pid?: unknown; cmdline?: unknown; signal?: unknown };
+  let pid: number;
+  let held: { pid_file?: unknown; cmdline?: unknown; signal?: unknown };
   try {
     held = JSON.parse(readFileSync(path.join(dir, HELD_PROCESS_FILE), 'utf8')) as typeof held;
+    if (typeof held.pid_file !== 'string' || typeof held.cmdline !== 'string' || !held.cmdline) return;
+    pid = Number(readFileSync(held.pid_file, 'utf8').split('\n')[0]);
   } catch {
     return;
   }
-  if (typeof held.pid !== 'number' || typeof held.cmdline !== 'string' || !held.cmdline) return;
   let cmdline: string;
   try {
-    cmdline = readFileSync(`/proc/${held.pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
   } catch {
     return;
   }
-  if (!cmdline.includes(held.cmdline)) return;
+  if (!(pid > 0) || !cmdline.includes(held.cmdline)) return;
   try {
-    process.kill(held.pid, held.signal === 'SIGQUIT' ? 'SIGQUIT' : 'SIGTERM');
+    process.kill(pid, held.signal === 'SIGQUIT' ? 'SIGQUIT' : 'SIGTERM');
   } catch {
     // gone meanwhile
   }

@@ -1,5 +1,5 @@
 // `restore`: one database of a backup, read back, checked and restored into a target database, then counted.
-import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { CancelledError, DbflowError, IntegrityError, RepositoryError, UsageError } from '../errors.js';
 import type {
@@ -179,7 +179,10 @@ export async function restoreDatadir(
   const url = `${entry.driver}://${encodeURIComponent(text(position.user, 'postgres'))}@localhost/${encodeURIComponent(text(position.database_name, database))}`;
   const { config, checksums } = targetConfig(backup, database, driver, { url, force: false });
   let instance: ScratchDatabase | undefined;
-  const existed = dir !== undefined && existsSync(dir);
+  // The data directory is built beside the target and takes its name only once recovered, counted and stopped: a
+  // killed restore leaves a folder named as unfinished, never a data directory that looks whole.
+  const work = dir === undefined ? undefined : unfinishedDatadir(dir);
+  if (work) rmSync(work, { recursive: true, force: true });
   let ok = false;
   try {
     const raw = await readArtifact(
@@ -192,7 +195,7 @@ export async function restoreDatadir(
           format: artifact.format,
           position,
           db: config,
-          ...(dir !== undefined && { keepIn: dir }),
+          ...(work !== undefined && { keepIn: work }),
           ...(recovery && { recovery }),
         });
       },
@@ -210,11 +213,16 @@ export async function restoreDatadir(
   } finally {
     await instance?.drop();
     // A restore that could not be checked leaves no data directory behind (one whose counts differ stays, for a look).
-    if (!ok && instance && dir !== undefined && existsSync(dir)) {
-      if (!existed) rmSync(dir, { recursive: true, force: true });
-      else for (const f of readdirSync(dir)) rmSync(path.join(dir, f), { recursive: true, force: true });
+    if (work !== undefined) {
+      if (ok) renameSync(work, dir!);
+      else rmSync(work, { recursive: true, force: true });
     }
   }
+}
+
+/** Where `restore --to-datadir <dir>` builds the data directory until it is whole: `.<name>.dbflow-unfinished` beside it. */
+export function unfinishedDatadir(dir: string): string {
+  return path.join(path.dirname(dir), `.${path.basename(dir)}.dbflow-unfinished`);
 }
 
 // The target's tables: none, or a refusal (without --force) when it has some or cannot be inspected.

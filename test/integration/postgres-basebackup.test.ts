@@ -189,7 +189,7 @@ void test(
   },
 );
 
-// Processes of a throwaway instance whose folder (and so whose dbflow) is gone: a server the reaper did not stop.
+// Servers of a throwaway instance or an unfinished restore whose folder is gone: a server the reaper did not stop.
 function strayServers(): string[] {
   return readdirSync('/proc')
     .filter((p) => /^\d+$/.test(p))
@@ -200,7 +200,7 @@ function strayServers(): string[] {
         return '';
       }
     })
-    .filter((cmd) => /postgres -D \S*dbflow-instance-pid\d+-/.test(cmd))
+    .filter((cmd) => /\bpostgres -D \S*(dbflow-instance-pid\d+-|dbflow-unfinished)/.test(cmd))
     .filter((cmd) => !existsSync(/-D (\S+)/.exec(cmd)![1]!));
 }
 
@@ -244,6 +244,29 @@ void test(
         `${name}: the killed run is not listed as a backup`,
       );
     }
+    // restore --to-datadir killed while the server recovers the data directory: the target is not there (the folder
+    // beside it says unfinished); the next restore replaces that, stops the server the killed one left, and succeeds.
+    const last = (
+      JSON.parse((await dbflow(['backups', 'list', 'backups', '--json'], { cwd: dir })).stdout) as { backups: { url: string }[] }
+    ).backups[0]!.url;
+    const datadir = path.join(dir, 'restored');
+    for (const child of ['tar', 'pg_ctl']) {
+      const killed = await signalAt(
+        ['restore', last, '--to-datadir', datadir],
+        { cwd: dir, env: { DBFLOW_PASSPHRASE: PASSPHRASE } },
+        { at: () => true, child, signal: 'SIGKILL' },
+        false,
+      );
+      assert.ok(killed.signalled, `restore killed while ${child} runs\n${killed.stdout}${killed.stderr}`);
+      assert.equal(existsSync(datadir), false, `a killed restore (${child}) leaves no data directory that looks whole`);
+      assert.ok(existsSync(path.join(dir, '.restored.dbflow-unfinished')), 'the unfinished folder says what it is');
+    }
+    const again = await dbflow(['restore', last, '--to-datadir', datadir], { cwd: dir, env: { DBFLOW_PASSPHRASE: PASSPHRASE } });
+    assert.equal(again.exitCode, 0, again.stdout + again.stderr);
+    assert.ok(existsSync(path.join(datadir, 'PG_VERSION')));
+    assert.equal(existsSync(path.join(dir, '.restored.dbflow-unfinished')), false);
+    assert.deepEqual(leftInstances(), []);
+    assert.deepEqual(strayServers(), []);
     // Nothing of the killed runs holds the server: no base backup or WAL sender is left.
     const senders = await withClient(
       c.server.url,
