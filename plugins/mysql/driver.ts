@@ -9,6 +9,7 @@ import { reapScratch } from './reap.js';
 import { createTarget, targetExists } from './create.js';
 import { participate, takeSnapshot } from './snapshot.js';
 import { preflight } from './preflight.js';
+import { binlogArchive } from './binlog-archive.js';
 
 /** The driver for `driver: mysql` databases (MariaDB, MySQL) with `url: mysql://user@host:3306/db`. */
 export const mysqlDriver = defineDriver({
@@ -25,4 +26,5 @@ export const mysqlDriver = defineDriver({
   rowCounts: rowCountsAt,
   reap: reapScratch,
   preflight,
+  logArchive: binlogArchive,
 });

@@ -1,8 +1,7 @@
 // Continuous WAL archiving: pg_receivewal streams into the spool through a replication slot; dbflow stores the files.
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { mkdirSync } from 'node:fs';
 import {
+  claimSpool,
   DbflowError,
   toolFailure,
   type DriverContext,
@@ -16,9 +15,6 @@ import { connectionAt } from './url.js';
 import { classifyWal, walGaps, walPosition } from './wal-names.js';
 import { identifySystem, prepareSlot, replicationError } from './wal-settings.js';
 
-/** The file in the spool that names the pg_receivewal process writing into it (one left by a killed dbflow is stopped). */
-const PID_FILE = 'pg_receivewal.pid';
-
 /** Checks the settings, creates the slot if missing, and starts `pg_receivewal --synchronous` into the spool. */
 async function receive(ctx: DriverContext, { db, spool, slot }: LogReceiveOptions): Promise<LogReceiver> {
   const conn = connectionAt(db.url, db);
@@ -27,7 +23,7 @@ async function receive(ctx: DriverContext, { db, spool, slot }: LogReceiveOption
   await prepareSlot(conn, what, slot);
   const system = await identifySystem(conn, what);
   mkdirSync(spool, { recursive: true, mode: 0o700 });
-  await stopOrphan(spool);
+  const claim = await claimSpool(spool, 'pg_receivewal');
   const tool = toolConnection(ctx, conn, 'dbflow-archive');
   // Without --no-loop: a server restart or a dropped connection is retried by pg_receivewal itself (every 5 s).
   const sub = ctx.exec(toolPath('pg_receivewal', binDir), ['-D', spool, '-S', slot, '--synchronous', '-v'], {
@@ -36,7 +32,7 @@ async function receive(ctx: DriverContext, { db, spool, slot }: LogReceiveOption
     buffer: { stderr: false },
   });
   tool.removeAfter(sub);
-  if (sub.pid !== undefined) writeFileSync(path.join(spool, PID_FILE), `${sub.pid}\n`);
+  claim.record(sub.pid);
   let tail = '';
   let stopping = false;
   sub.stderr?.on('data', (chunk: Buffer) => {
@@ -59,7 +55,7 @@ async function receive(ctx: DriverContext, { db, spool, slot }: LogReceiveOption
       });
     },
   );
-  done.catch(() => undefined).finally(() => rmSync(path.join(spool, PID_FILE), { force: true }));
+  done.catch(() => undefined).finally(() => claim.release());
   return {
     system,
     done,
@@ -70,28 +66,6 @@ async function receive(ctx: DriverContext, { db, spool, slot }: LogReceiveOption
       await done.catch(() => undefined);
     },
   };
-}
-
-// A pg_receivewal left running by a dbflow that was killed holds the slot and writes into the spool: stop it first.
-async function stopOrphan(spool: string): Promise<void> {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(path.join(spool, PID_FILE), 'utf8').trim());
-  } catch {
-    return;
-  }
-  const isReceiver = (): boolean => {
-    try {
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('pg_receivewal');
-    } catch {
-      return false;
-    }
-  };
-  if (!(pid > 0) || !isReceiver()) return;
-  process.kill(pid, 'SIGINT');
-  for (let i = 0; i < 50 && isReceiver(); i++) await sleep(100);
-  if (isReceiver()) process.kill(pid, 'SIGKILL');
-  for (let i = 0; i < 50 && isReceiver(); i++) await sleep(100);
 }
 
 /** The postgres driver's continuous archiving: WAL segments and timeline history files. */

@@ -145,8 +145,9 @@ export async function runArchiver(o: ArchiverOptions): Promise<void> {
   // One pass over the spool: every complete file (history files first), then the open one when `flushOpen`.
   const pass = async (flushOpen: boolean): Promise<void> => {
     const started = new Date();
-    const files = readdirSync(spool)
-      .map((name) => ({ name, file: o.archive.classify(name) }))
+    const names = readdirSync(spool);
+    const files = names
+      .map((name) => ({ name, file: o.archive.classify(name, names) }))
       .filter((f): f is { name: string; file: LogFile } => f.file !== undefined);
     const complete = files
       .filter((f) => f.file.kind !== 'partial')

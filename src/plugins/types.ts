@@ -378,8 +378,11 @@ export interface LogGap {
 export interface LogArchive {
   /** Checks the server's settings (errors say what to change), then starts receiving into `spool`. */
   receive(ctx: DriverContext, options: LogReceiveOptions): Promise<LogReceiver>;
-  /** What a spool or repository file is, by name; undefined for other files. */
-  classify(name: string): LogFile | undefined;
+  /**
+   * What a spool or repository file is, by name; undefined for other files. In the spool, `spool` lists every name
+   * there (a log whose open file carries no mark of its own, like MariaDB's binlog, tells it by the newer ones).
+   */
+  classify(name: string, spool?: readonly string[]): LogFile | undefined;
   /** Gaps in the stored files (names as `classify` takes them): per timeline, consecutive segments and history files for switches. */
   gaps(names: readonly string[]): LogGap[];
   /** The log position covered by `bytes` of a file's content, as text (e.g. `0/3000000`); for lag reports. */

@@ -148,6 +148,10 @@ export interface ThrowawayMariadb {
   url: string;
   port: number;
   dir: string;
+  /** The data directory (the binary logs are `binlog.NNNNNN` in it). */
+  data: string;
+  /** Stops the server (cleanly, or SIGKILL for a crash) and starts it again on the same port and data. */
+  restart(how: 'clean' | 'crash'): Promise<void>;
   /** With `tls`: the CA that signed the server's certificate (for 127.0.0.1). */
   ca?: string;
 }
@@ -205,10 +209,10 @@ process.once('exit', () => {
   }
 });
 
-/** Starts a private MariaDB (binary log and GTIDs on, TLS with `tls`) on a free loopback port; stopped and removed after the test. */
+/** Starts a private MariaDB (binary log and GTIDs on, TLS with `tls`, more server options in `args`) on a free loopback port; stopped and removed after the test. */
 export async function throwawayMariadb(
   t: Pick<TestContext, 'skip' | 'after'>,
-  options: { tls?: boolean } = {},
+  options: { tls?: boolean; args?: readonly string[] } = {},
 ): Promise<ThrowawayMariadb | undefined> {
   const mariadbd = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld'].find((f) => existsSync(f));
   if (!mariadbd) {
@@ -236,48 +240,65 @@ export async function throwawayMariadb(
   const certs = options.tls ? await makeCertificates(dir) : undefined;
   const port = await freePort();
   const pidFile = path.join(dir, 'mariadbd.pid');
-  const server = execa(
-    mariadbd,
-    [
-      '--no-defaults',
-      `--datadir=${data}`,
-      `--tmpdir=${tmp}`,
-      `--port=${port}`,
-      '--bind-address=127.0.0.1',
-      `--socket=${path.join(dir, 'sock')}`,
-      `--pid-file=${pidFile}`,
-      `--log-bin=${path.join(data, 'binlog')}`,
-      '--server-id=7',
-      '--innodb-buffer-pool-size=32M',
-      '--innodb-log-file-size=32M',
-      '--innodb-flush-log-at-trx-commit=0',
-      '--sync-binlog=0',
-      '--skip-name-resolve',
-      `--log-error=${path.join(dir, 'error.log')}`,
-      ...(certs ? [`--ssl-ca=${certs.ca}`, `--ssl-cert=${certs.cert}`, `--ssl-key=${certs.key}`] : []),
-      ...asRoot,
-    ],
-    { reject: false, stdio: 'ignore' },
-  );
+  const args = [
+    '--no-defaults',
+    `--datadir=${data}`,
+    `--tmpdir=${tmp}`,
+    `--port=${port}`,
+    '--bind-address=127.0.0.1',
+    `--socket=${path.join(dir, 'sock')}`,
+    `--pid-file=${pidFile}`,
+    `--log-bin=${path.join(data, 'binlog')}`,
+    '--server-id=7',
+    '--innodb-buffer-pool-size=32M',
+    '--innodb-log-file-size=32M',
+    '--innodb-flush-log-at-trx-commit=0',
+    '--sync-binlog=0',
+    '--skip-name-resolve',
+    `--log-error=${path.join(dir, 'error.log')}`,
+    ...(certs ? [`--ssl-ca=${certs.ca}`, `--ssl-cert=${certs.cert}`, `--ssl-key=${certs.key}`] : []),
+    ...(options.args ?? []),
+    ...asRoot,
+  ];
+  let server = execa(mariadbd, args, { reject: false, stdio: 'ignore' });
   servers.add(pidFile);
-  t.after(async () => {
-    server.kill('SIGTERM');
+  const stop = async (signal: 'SIGTERM' | 'SIGKILL'): Promise<void> => {
+    server.kill(signal);
     await Promise.race([server, sleep(10_000)]);
     server.kill('SIGKILL');
+    await server;
+  };
+  t.after(async () => {
+    await stop('SIGTERM');
     servers.delete(pidFile);
     rmSync(dir, { recursive: true, force: true });
   });
   const url = `mysql://root@127.0.0.1:${port}/`;
-  for (let i = 0; ; i++) {
-    try {
-      await withConnection(url, (c) => c.query('SELECT 1'));
-      return { url, port, dir, ...(certs && { ca: certs.ca }) };
-    } catch (err) {
-      if (i > 100 || server.exitCode !== null) {
-        const log = existsSync(path.join(dir, 'error.log')) ? readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
-        throw new Error(`could not start a throwaway MariaDB: ${(err as Error).message}\n${log}`, { cause: err });
+  const ready = async (): Promise<void> => {
+    for (let i = 0; ; i++) {
+      try {
+        await withConnection(url, (c) => c.query('SELECT 1'));
+        return;
+      } catch (err) {
+        if (i > 100 || server.exitCode !== null) {
+          const log = existsSync(path.join(dir, 'error.log')) ? readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
+          throw new Error(`could not start a throwaway MariaDB: ${(err as Error).message}\n${log}`, { cause: err });
+        }
+        await sleep(100);
       }
-      await sleep(100);
     }
-  }
+  };
+  await ready();
+  return {
+    url,
+    port,
+    dir,
+    data,
+    ...(certs && { ca: certs.ca }),
+    restart: async (how) => {
+      await stop(how === 'crash' ? 'SIGKILL' : 'SIGTERM');
+      server = execa(mariadbd, args, { reject: false, stdio: 'ignore' });
+      await ready();
+    },
+  };
 }

@@ -1,0 +1,224 @@
+// Continuous binlog archiving: mariadb-binlog reads the binary log from the server as a replica does, into the spool,
+// one file per binlog file; dbflow stores each file once it is closed (a newer one exists) and the open one every flush.
+import { mkdirSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { Connection, RowDataPacket } from 'mysql2/promise';
+import {
+  claimSpool,
+  DbflowError,
+  toolFailure,
+  type DriverContext,
+  type LogArchive,
+  type LogFile,
+  type LogGap,
+  type LogReceiveOptions,
+  type LogReceiver,
+} from '../../src/plugin-api.js';
+import { serverKind } from './barrier.js';
+import { queryError, withConnection } from './connect.js';
+import { hasPrivilege, parseGrants } from './grants.js';
+import { myOptions } from './options.js';
+import { toolConnection, toolError, toolPath } from './tools.js';
+import { connectionAt, where, type MyConnection } from './url.js';
+
+const BINLOG = /^(.+)\.(\d{6,})(\.partial)?$/;
+
+/**
+ * A binlog file (`binlog.000042`) or its stored open part (`binlog.000042.partial`); undefined for anything else.
+ * In the spool (`spool`: the names there), the newest file of its name is the one the server is still writing.
+ */
+export function classifyBinlog(name: string, spool?: readonly string[]): LogFile | undefined {
+  const m = BINLOG.exec(name);
+  if (!m) return undefined;
+  const file = `${m[1]}.${m[2]}`;
+  if (m[3]) return { kind: 'partial', timeline: 1, name: file };
+  if (spool) {
+    const newest = spool
+      .map((n) => BINLOG.exec(n))
+      .filter((x): x is RegExpExecArray => x !== null && !x[3] && x[1] === m[1])
+      .map((x) => x[2]!)
+      .sort()
+      .at(-1);
+    if (newest === m[2]) return { kind: 'partial', timeline: 1, name: file };
+  }
+  return { kind: 'segment', timeline: 1, name: file };
+}
+
+/** The first missing file of each binlog name: their numbers must follow each other. */
+export function binlogGaps(names: readonly string[]): LogGap[] {
+  const byBase = new Map<string, number[]>();
+  for (const n of names) {
+    const m = BINLOG.exec(n);
+    if (m) byBase.set(m[1]!, [...(byBase.get(m[1]!) ?? []), Number(m[2])]);
+  }
+  const gaps: LogGap[] = [];
+  for (const [base, numbers] of byBase) {
+    const sorted = [...new Set(numbers)].sort((a, b) => a - b);
+    const width = names.map((n) => BINLOG.exec(n)).find((m) => m?.[1] === base)![2]!.length;
+    const name = (n: number): string => `${base}.${String(n).padStart(width, '0')}`;
+    for (let i = 1; i < sorted.length; i++)
+      if (sorted[i] !== sorted[i - 1]! + 1) {
+        gaps.push({ timeline: 1, missing: name(sorted[i - 1]! + 1), after: name(sorted[i - 1]!) });
+        break;
+      }
+  }
+  return gaps;
+}
+
+/** The binlog position `bytes` into a file: `binlog.000042:1234`. */
+export function binlogPosition(file: LogFile, bytes: number): string {
+  return `${file.name}:${bytes}`;
+}
+
+interface BinlogFacts {
+  logBin: boolean;
+  format: string;
+  serverId: number;
+  hostname: string;
+  files: string[];
+}
+
+/**
+ * What archiving needs of the server, checked before anything starts, each with what to change: the binary log on,
+ * row-based (statement-based logging replays unsafe statements differently), a server_id, and the privileges to
+ * list the binary logs and read them as a replica.
+ */
+async function binlogFacts(c: Connection, conn: MyConnection, what: string): Promise<BinlogFacts> {
+  const [[v]] = await c.query<RowDataPacket[]>(
+    'SELECT @@log_bin AS log_bin, @@binlog_format AS format, @@server_id AS server_id, @@hostname AS hostname',
+  );
+  const facts = v as { log_bin: number; format: string; server_id: number; hostname: string };
+  const kind = await serverKind(c);
+  const [grantRows] = await c.query<RowDataPacket[]>('SHOW GRANTS');
+  const grants = parseGrants(grantRows.map((r) => String(Object.values(r)[0])));
+  const monitor = kind.flavor === 'mariadb' ? 'BINLOG MONITOR' : 'REPLICATION CLIENT';
+  const missing: string[] = [];
+  if (!Number(facts.log_bin))
+    missing.push('the binary log is off: start the server with log_bin (e.g. log_bin = mysql-bin in [mysqld]) and a server_id');
+  else if (String(facts.format).toUpperCase() === 'STATEMENT')
+    missing.push(
+      'binlog_format is STATEMENT, which replays unsafe statements differently: SET GLOBAL binlog_format = ROW; and binlog_format = ROW in [mysqld]',
+    );
+  if (!Number(facts.server_id)) missing.push('server_id is 0: set server_id = <a number unique among your servers> in [mysqld]');
+  const user = conn.user;
+  if (!hasPrivilege(grants, monitor) && !hasPrivilege(grants, 'SUPER'))
+    missing.push(`listing the binary logs needs ${monitor}: GRANT ${monitor} ON *.* TO '${user}'@…;`);
+  if (!hasPrivilege(grants, 'REPLICATION SLAVE'))
+    missing.push(`reading the binary log as a replica needs REPLICATION SLAVE: GRANT REPLICATION SLAVE ON *.* TO '${user}'@…;`);
+  if (missing.length)
+    throw new DbflowError(
+      `${what}: cannot archive the binary log of the server at ${where(conn)}:\n${missing.map((m) => `  - ${m}`).join('\n')}`,
+    );
+  const [logs] = await c.query<RowDataPacket[]>('SHOW BINARY LOGS');
+  return {
+    logBin: true,
+    format: String(facts.format),
+    serverId: Number(facts.server_id),
+    hostname: String(facts.hostname),
+    files: logs.map((r) => String(r.Log_name)),
+  };
+}
+
+// The archive's folder for a server: its host name and server_id ([A-Za-z0-9._-]).
+function systemOf(facts: BinlogFacts): string {
+  return `${facts.hostname}-${facts.serverId}`.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+// The replica id mariadb-binlog announces: one per pipeline and database (from the slot name), never the server's own.
+function replicaId(slot: string, serverId: number): number {
+  const id = (createHash('sha256').update(slot).digest().readUInt32BE(0) % 4_000_000_000) + 1000;
+  return id === serverId ? id + 1 : id;
+}
+
+// Where reading starts: the newest file in the spool (read again from its start), else the server's oldest binlog.
+function startFile(spool: string, facts: BinlogFacts, log: DriverContext['log']): string {
+  const names = readdirSync(spool);
+  const newest = names
+    .filter((n) => classifyBinlog(n) && !n.endsWith('.partial'))
+    .sort()
+    .at(-1);
+  if (newest && facts.files.includes(newest)) return newest;
+  const first = facts.files[0];
+  if (!first) throw new DbflowError('the server lists no binary log (SHOW BINARY LOGS is empty).');
+  if (newest)
+    log.warn(
+      `${newest} is no longer on the server (purged before it was archived whole): the archive has a gap there; reading on from ${first}`,
+    );
+  return first;
+}
+
+/** Checks the settings and privileges, then starts `mariadb-binlog --read-from-remote-server --raw --stop-never` into the spool. */
+async function receive(ctx: DriverContext, { db, spool, slot }: LogReceiveOptions): Promise<LogReceiver> {
+  const conn = connectionAt(db.url, db);
+  const what = `database "${db.name}"`;
+  const { binDir } = myOptions(db);
+  const facts = await withConnection(
+    conn,
+    what,
+    (c) =>
+      binlogFacts(c, conn, what).catch((err: unknown) => {
+        throw err instanceof DbflowError ? err : queryError(err, 'reading the binary log settings');
+      }),
+    { database: false },
+  );
+  mkdirSync(spool, { recursive: true, mode: 0o700 });
+  const claim = await claimSpool(spool, 'mariadb-binlog');
+  const start = startFile(spool, facts, ctx.log);
+  const tool = toolConnection(ctx, conn);
+  const sub = ctx.exec(
+    toolPath('mariadb-binlog', binDir),
+    [
+      tool.arg,
+      '--read-from-remote-server',
+      '--raw',
+      '--stop-never',
+      `--stop-never-slave-server-id=${replicaId(slot, facts.serverId)}`,
+      `--result-file=${spool}/`,
+      start,
+    ],
+    { cwd: spool, stderr: 'pipe', buffer: { stderr: false } },
+  );
+  tool.removeAfter(sub);
+  claim.record(sub.pid);
+  ctx.log.info(`reading the binary log of ${what} from ${start} on (server_id ${facts.serverId}, binlog_format ${facts.format})`);
+  let tail = '';
+  let stopping = false;
+  sub.stderr?.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) {
+      if (!line.trim()) continue;
+      tail = `${tail}\n${line}`.slice(-4000);
+      ctx.log.debug(line);
+    }
+  });
+  const done = sub.then(
+    () => undefined,
+    (err: unknown) => {
+      if (stopping) return;
+      const f = toolFailure({ ...(err as object), stderr: tail }, 'mariadb-binlog');
+      if (f.missing) throw toolError(err, 'mariadb-binlog', { binDir, conn, doing: 'reading the binary log' });
+      throw new DbflowError(
+        `mariadb-binlog stopped (${f.complaint || `exit code ${f.exitCode ?? '?'}`}) while reading the binary log of ${what}.`,
+        { cause: err },
+      );
+    },
+  );
+  done.catch(() => undefined).finally(() => claim.release());
+  return {
+    system: systemOf(facts),
+    done,
+    async stop() {
+      stopping = true;
+      // Every event is written as it arrives: what was received is in the spool already.
+      if (sub.exitCode === null && sub.signalCode === null) sub.kill('SIGTERM');
+      await done.catch(() => undefined);
+    },
+  };
+}
+
+/** The mysql driver's continuous archiving: binary log files. */
+export const binlogArchive: LogArchive = {
+  receive,
+  classify: classifyBinlog,
+  gaps: binlogGaps,
+  position: binlogPosition,
+};

@@ -1,0 +1,183 @@
+// Continuous binlog archiving of MariaDB (throwaway servers): every binlog file stored once, whole, through rotations,
+// a SIGKILL of dbflow archive and a crash of the server; a gap named by verify; wrong settings refused with what to change.
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dbflow, spawnDbflow } from '../helpers/cli.js';
+import { requireMyBackupTools, throwawayMariadb, withConnection, type ThrowawayMariadb } from '../helpers/mysql.js';
+import { requireTools } from '../helpers/postgres.js';
+import { decodeStored, readJson } from '../helpers/wal-archive.js';
+
+const MINUTE = 60_000;
+
+interface BinlogSetup {
+  my: ThrowawayMariadb;
+  dir: string;
+  pipeline: string;
+  root: string;
+  passphraseFile: string;
+  env: Record<string, string>;
+}
+
+// A throwaway MariaDB (with `args`) holding database `app`, and `archive.yaml` archiving its binary log to <dir>/repo/binlog.
+async function binlogSetup(t: TestContext, args: string[] = ['--binlog-format=ROW'], user = 'root'): Promise<BinlogSetup | undefined> {
+  if (!(await requireMyBackupTools(t)) || !(await requireTools(t, 'mariadb-binlog', 'zstd'))) return undefined;
+  const my = await throwawayMariadb(t, { args });
+  if (!my) return undefined;
+  await withConnection(my.url, (c) => c.query('CREATE DATABASE app'));
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-binlog-'));
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const passphraseFile = path.join(dir, 'passphrase');
+  writeFileSync(passphraseFile, 'correct horse battery staple\n');
+  const pipeline = path.join(dir, 'archive.yaml');
+  writeFileSync(
+    pipeline,
+    `version: 1
+name: binlogtest
+secrets:
+  passphrase: { file: ./passphrase }
+${user === 'root' ? '' : '  db_password: { env: BINLOG_DB_PASSWORD }\n'}vars:
+  repo: "file://./repo"
+databases:
+  main: { driver: mysql, url: "mysql://${user}@127.0.0.1:${my.port}/app"${user === 'root' ? '' : ', password: "{{ secrets.db_password }}"'} }
+archive:
+  main:
+    to: "{{ vars.repo }}/binlog"
+    compress: { algorithm: zstd, level: 3 }
+    encrypt: { passphrase: "{{ secrets.passphrase }}" }
+    flush: 1s
+steps:
+  - { id: snapshot, uses: snapshot, with: { databases: [main] } }
+  - { id: dump, uses: dump, with: { database: main, snapshot: snapshot } }
+  - { id: upload, uses: upload, input: dump, with: { to: "{{ vars.repo }}/{{ run.id }}/main.sql" } }
+`,
+  );
+  return { my, dir, pipeline, root: path.join(dir, 'repo', 'binlog'), passphraseFile, env: { DBFLOW_STATE_DIR: path.join(dir, 'state') } };
+}
+
+// The one server folder under the archive root.
+function serverFolder(root: string): string {
+  const folders = readdirSync(root).filter((n) => !n.endsWith('.json'));
+  assert.equal(folders.length, 1, `one server folder in ${root}: ${folders.join(', ')}`);
+  return path.join(root, folders[0]!);
+}
+
+// A binlog file's bytes with the header flag that says "in use" (set while the server writes it, or after a crash) cleared.
+function settled(bytes: Buffer): Buffer {
+  const copy = Buffer.from(bytes);
+  if (copy.length > 22) copy[21]! &= ~0x01;
+  return copy;
+}
+
+void test(
+  'dbflow archive stores every binlog file once, whole, through rotations, a SIGKILL of itself and a crash of the server',
+  { timeout: 4 * MINUTE },
+  async (t) => {
+    const s = await binlogSetup(t);
+    if (!s) return;
+    const sql = (text: string): Promise<unknown> => withConnection(s.my.url, (c) => c.query(text));
+    await sql('CREATE TABLE app.events (id INT PRIMARY KEY, note VARCHAR(200))');
+    let next = 1;
+    const write = async (n: number): Promise<void> => {
+      for (let i = 0; i < n; i++, next++) await sql(`INSERT INTO app.events VALUES (${next}, REPEAT('x', 150))`);
+    };
+    const start = () => {
+      const p = spawnDbflow(['archive', s.pipeline], { env: s.env, cwd: s.dir });
+      t.after(() => {
+        if (p.exitCode === null) p.kill('SIGKILL');
+      });
+      return p;
+    };
+    let archiver = start();
+    await write(50);
+    await sql('FLUSH BINARY LOGS');
+    await write(50);
+    await sleep(2500);
+    archiver.kill('SIGKILL');
+    await archiver;
+    await write(50); // while nothing archives
+    archiver = start();
+    await sleep(1500);
+    await s.my.restart('crash');
+    await write(50);
+    await sql('FLUSH BINARY LOGS');
+    await write(20);
+    await sleep(8000); // the receiver is started again after a failure (1 s, then 2 s …)
+    archiver.kill('SIGTERM');
+    const ended = await archiver;
+    assert.equal(ended.exitCode, 0, String(ended.stderr));
+
+    const folder = serverFolder(s.root);
+    const serverFiles = readdirSync(s.my.data)
+      .filter((f) => /^binlog\.\d{6}$/.test(f))
+      .sort();
+    const open = serverFiles.at(-1)!;
+    assert.ok(serverFiles.length >= 4, `rotations and restarts made several binlog files: ${serverFiles.join(' ')}`);
+    // Every closed binlog file is stored once, whole, equal to the server's; the open one as far as it was received.
+    for (const f of serverFiles) {
+      const name = f === open ? `${f}.partial` : f;
+      const record = readJson<{ file: string; position: string; raw: { bytes: number; sha256: string } }>(
+        path.join(folder, `${name}.json`),
+      );
+      const stored = await decodeStored(path.join(folder, `${name}.zst.pgp`), s.passphraseFile);
+      const onServer: Buffer = readFileSync(path.join(s.my.data, f));
+      assert.equal(record.raw.bytes, stored.length);
+      if (f === open)
+        assert.deepEqual(settled(stored), settled(onServer.subarray(0, stored.length)), `${name}: a prefix of the server's file`);
+      else assert.deepEqual(settled(stored), settled(onServer), `${f}: equal to the server's file`);
+      assert.equal(record.position, `${f}:${stored.length}`);
+    }
+    const storedNames = readdirSync(folder).filter((n) => n.endsWith('.json'));
+    assert.deepEqual(
+      storedNames.sort(),
+      serverFiles.map((f) => (f === open ? `${f}.partial.json` : `${f}.json`)).sort(),
+      'nothing else is stored, and a closed file has no partial left',
+    );
+    assert.equal(existsSync(path.join(s.root, 'dbflow-archive.json')), true);
+
+    const verify = await dbflow(['verify', 'file://./repo/binlog'], { env: s.env, cwd: s.dir });
+    assert.equal(verify.exitCode, 0, verify.stdout + verify.stderr);
+    // A binlog file deleted from the repository is a gap that verify names.
+    const gone = serverFiles[1]!;
+    rmSync(path.join(folder, `${gone}.json`));
+    rmSync(path.join(folder, `${gone}.zst.pgp`));
+    const gap = await dbflow(['verify', 'file://./repo/binlog'], { env: s.env, cwd: s.dir });
+    assert.equal(gap.exitCode, 1, gap.stdout + gap.stderr);
+    assert.match(gap.stdout + gap.stderr, new RegExp(gone.replace('.', '\\.')));
+  },
+);
+
+void test(
+  'dbflow archive refuses a server without the binary log, with binlog_format = STATEMENT, and a user without REPLICATION SLAVE',
+  { timeout: 3 * MINUTE },
+  async (t) => {
+    const off = await binlogSetup(t, ['--skip-log-bin']);
+    if (!off) return;
+    const r1 = await dbflow(['archive', off.pipeline], { env: off.env, cwd: off.dir });
+    assert.equal(r1.exitCode, 1, r1.stderr);
+    assert.match(r1.stderr, /the binary log is off: start the server with log_bin/);
+    assert.doesNotMatch(r1.stderr, /^\s+at /m);
+
+    const statement = await binlogSetup(t, ['--binlog-format=STATEMENT']);
+    if (!statement) return;
+    const r2 = await dbflow(['archive', statement.pipeline], { env: statement.env, cwd: statement.dir });
+    assert.equal(r2.exitCode, 1, r2.stderr);
+    assert.match(r2.stderr, /binlog_format is STATEMENT.*SET GLOBAL binlog_format = ROW/);
+
+    const plain = await binlogSetup(t, ['--binlog-format=ROW'], 'plain');
+    if (!plain) return;
+    await withConnection(plain.my.url, async (c) => {
+      await c.query("CREATE USER 'plain'@'%' IDENTIFIED BY 'pw-plain'");
+      await c.query("GRANT SELECT ON app.* TO 'plain'@'%'");
+    });
+    const r3 = await dbflow(['archive', plain.pipeline], { env: { ...plain.env, BINLOG_DB_PASSWORD: 'pw-plain' }, cwd: plain.dir });
+    assert.equal(r3.exitCode, 1, r3.stderr);
+    assert.match(r3.stderr, /needs BINLOG MONITOR: GRANT BINLOG MONITOR ON \*\.\* TO 'plain'/);
+    assert.match(r3.stderr, /needs REPLICATION SLAVE: GRANT REPLICATION SLAVE ON \*\.\* TO 'plain'/);
+    assert.doesNotMatch(r3.stderr, /pw-plain/);
+  },
+);
