@@ -19,6 +19,7 @@ import { queryError, withConnection } from './connect.js';
 import { hasPrivilege, parseGrants } from './grants.js';
 import { myOptions } from './options.js';
 import { toolConnection, toolError, toolPath } from './tools.js';
+import { binlogReads, binlogStart, replayBinlog } from './binlog-replay.js';
 import { connectionAt, where, type MyConnection } from './url.js';
 
 const BINLOG = /^(.+)\.(\d{6,})(\.partial)?$/;
@@ -221,4 +222,7 @@ export const binlogArchive: LogArchive = {
   classify: classifyBinlog,
   gaps: binlogGaps,
   position: binlogPosition,
+  reads: binlogReads,
+  startOf: binlogStart,
+  replay: replayBinlog,
 };

@@ -218,6 +218,8 @@ function heldSnapshot(ctx: DriverContext, db: DatabaseConfig, t: Taken): MySnaps
       serverVersion: kind.version,
       position: {
         ...position,
+        // The database's name on the server: a replay of the binary log picks its events by it.
+        database_name: conn.database,
         flavor: kind.flavor,
         barrier: barrierName(kind),
         barrier_ms: t.barrierMs,

@@ -12,7 +12,7 @@ import {
 import { pgOptions } from './options.js';
 import { toolConnection, toolError, toolPath } from './tools.js';
 import { connectionAt } from './url.js';
-import { classifyWal, walGaps, walPosition } from './wal-names.js';
+import { classifyWal, walGaps, walPosition, walReads } from './wal-names.js';
 import { identifySystem, prepareSlot, replicationError } from './wal-settings.js';
 
 /** Checks the settings, creates the slot if missing, and starts `pg_receivewal --synchronous` into the spool. */
@@ -74,4 +74,5 @@ export const walArchive: LogArchive = {
   classify: classifyWal,
   gaps: walGaps,
   position: walPosition,
+  reads: walReads,
 };

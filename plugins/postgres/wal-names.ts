@@ -72,3 +72,11 @@ export function walPosition(file: LogFile, bytes: number): string {
   const lsn = BigInt(segmentNumber(file.name)) * BigInt(SEGMENT_BYTES) + BigInt(bytes);
   return `${(lsn >> 32n).toString(16).toUpperCase()}/${(lsn & 0xffffffffn).toString(16).toUpperCase()}`;
 }
+
+/** Whether recovery from a base backup starting in segment `first` reads `name`: every history file, and each segment from `first` on (the same or a later timeline). */
+export function walReads(first: string, name: string): boolean {
+  if (HISTORY.test(name)) return true;
+  const f = SEGMENT.exec(first);
+  const n = SEGMENT.exec(name);
+  return f !== null && n !== null && !n[4] && n[1]! >= f[1]! && `${n[2]}${n[3]}` >= `${f[2]}${f[3]}`;
+}

@@ -260,12 +260,17 @@ function program(setCode: (code: number) => void): Command {
     )
     .option(
       '--to-time <time>',
-      'with --to-datadir: recover a base backup with the archived WAL to this RFC 3339 time (the base is picked from the repository given)',
+      'recover to this RFC 3339 time: a base backup with the archived WAL (--to-datadir), or a dump with the archived binary log (--to); the base is picked from the repository given',
     )
     .option('--to-lsn <lsn>', 'with --to-datadir: recover to this log position (e.g. 0/3000148)')
+    .option(
+      '--to-position <file:pos>',
+      'with --to (MariaDB/MySQL): replay the archived binary log up to this position (e.g. binlog.000042:1234)',
+    )
+    .option('--to-gtid <gtid>', 'with --to (MariaDB): replay the archived binary log up to and including this transaction (e.g. 0-1-4242)')
     .option('--to-restore-point <name>', 'with --to-datadir: recover to this named restore point')
-    .option('--latest', 'with --to-datadir: recover to the end of the archived WAL')
-    .option('--wal <url>', "the WAL archive (the pipeline's archive: to:); default: wal/ beside the backups")
+    .option('--latest', 'recover to the end of the archived log (WAL with --to-datadir, binary log with --to)')
+    .option('--wal <url>', "the log archive, WAL or binary log (the pipeline's archive: to:); default: wal/ beside the backups")
     .option('--force', 'restore into a target that has tables (or cannot be checked)')
     .option('--create', 'create the target database first when it does not exist (PostgreSQL, MariaDB/MySQL, SQLite)')
     .option('--list', 'show what the backup holds: databases, tables with row counts, artifacts')

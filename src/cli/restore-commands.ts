@@ -1,4 +1,5 @@
 // `dbflow verify` and `dbflow restore`: a stored backup read back with every check, to nowhere or into a database.
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { dbflowVersion } from '../engine/versions.js';
 import { passwordsOf } from '../engine/secrets.js';
@@ -12,11 +13,20 @@ import {
   UsageError,
   type KeyError,
 } from '../errors.js';
-import type { DatabaseDriver, DecodeKeys, DriverContext, EdgeStats, RecoveryOptions } from '../plugins/types.js';
+import type {
+  DatabaseDriver,
+  DecodeKeys,
+  DriverContext,
+  EdgeStats,
+  LogArchive,
+  LogStart,
+  LogTarget,
+  RecoveryOptions,
+} from '../plugins/types.js';
 import type { DecodeScope } from '../repo/restore.js';
 import { normalizeUrl, openBackup, type Backup } from '../repo/backup.js';
-import { logArchiveAt } from '../repo/log-verify.js';
-import { restoreBackup, restoreDatadir, type RestoreResult } from '../repo/restore-backup.js';
+import { archiveSystems, logArchiveAt } from '../repo/log-verify.js';
+import { restoreBackup, restoreDatadir, targetConfig, type RestoreResult, type RestoreTarget } from '../repo/restore-backup.js';
 import { listRepository } from '../repo/repository.js';
 import { fetchLogFrom } from '../repo/log-fetch.js';
 import { artifactBytes } from '../repo/repository.js';
@@ -230,6 +240,9 @@ export interface RestoreCommandOptions extends KeyOptions {
   toTime?: string;
   toLsn?: string;
   toRestorePoint?: string;
+  /** Point-in-time restore of a dump with its archived binary log (with --to). */
+  toPosition?: string;
+  toGtid?: string;
   latest?: boolean;
   /** The WAL archive (the archive: `to:` of the pipeline); default: `wal` beside the backups. */
   wal?: string;
@@ -244,15 +257,23 @@ export interface RestoreCommandOptions extends KeyOptions {
 export async function restoreCommand(url: string, opts: RestoreCommandOptions, io: Io): Promise<number> {
   const registry = await commandRegistry(opts.plugin);
   const point = recoveryTarget(opts);
-  if (point) {
-    if (opts.toDatadir === undefined || opts.to !== undefined || opts.list)
-      throw new UsageError(
-        `${point.flag} recovers a base backup with its archived WAL into a data directory: give --to-datadir <folder> (not --to or --list).`,
-      );
-    const { backup, database } = await baseFor(registry, url, opts.database, point);
-    return restoreDatadirCommand(registry, backup, database, opts.toDatadir, opts, io, point);
+  if (point && (opts.list || (opts.toDatadir === undefined) === (opts.to === undefined)))
+    throw new UsageError(
+      `${point.flag} recovers a base backup into a data directory (--to-datadir <folder>) or a dump into a database with its archived binary log (--to <url>): give one of them (not --list).`,
+    );
+  if (point && opts.toDatadir !== undefined) {
+    if (!point.settings)
+      throw new UsageError(`${point.flag} is a binlog target: it replays onto a dump restored with --to <url>, not into a data directory.`);
+    const { backup, database } = await baseFor(registry, url, opts.database, point, 'physical');
+    return restoreDatadirCommand(registry, backup, database, opts.toDatadir, opts, io, { ...point, settings: point.settings });
   }
-  const backup = await openBackup(storageScope(registry), url);
+  if (point && !point.log)
+    throw new UsageError(
+      `${point.flag} is a PostgreSQL recovery target: it recovers a base backup with --to-datadir <folder>, not a dump.`,
+    );
+  const chosen = point ? await baseFor(registry, url, opts.database, point, 'logical') : undefined;
+  const backup = chosen?.backup ?? (await openBackup(storageScope(registry), url));
+  if (chosen) opts = { ...opts, database: chosen.database };
   if (opts.list) {
     for (const line of describeBackup(backup)) io.out(line);
     return ExitCode.ok;
@@ -281,6 +302,14 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
     { codecs: backupCodecs(backup.manifest, database), drivers: driver === undefined ? [] : [driver] },
     (m) => new UsageError(m),
   );
+  const replay = point ? await replayPlan(registry, backup, database, opts.wal) : undefined;
+  const spec: RestoreTarget = {
+    url: opts.to,
+    display: target,
+    force: opts.force === true,
+    create: opts.create === true,
+    ...(password && { password }),
+  };
   const result = await interruptible(io, 'restore', async (signal) => {
     const secrets = [...secretsOf(keys), ...(password ? [password] : []), ...passwordsOf({ url: opts.to! })];
     const { ctx, close } = await toolContext({
@@ -292,18 +321,20 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
       log: logTo(io, opts.verbose),
     });
     try {
-      return await restoreBackup(
-        ctx,
-        ctx,
-        backup,
-        database,
-        { url: opts.to!, display: target, force: opts.force === true, create: opts.create === true, ...(password && { password }) },
-        keys,
-        registry.drivers,
-        {
-          restoring: () => io.out(`restoring "${database}" from ${backup.url} into ${target}`),
-        },
-      );
+      const restored = await restoreBackup(ctx, ctx, backup, database, spec, keys, registry.drivers, {
+        restoring: () => io.out(`restoring "${database}" from ${backup.url} into ${target}`),
+      });
+      if (!replay || !point?.log || restored.diffs.length) return { ...restored, replayed: undefined };
+      // The dump restored exactly as it was taken; then the log from its position to the target.
+      const { start, archive, folder } = replay;
+      io.out(`replaying the binary log from ${start.file}:${start.position}${start.gtid ? ` (GTID ${start.gtid})` : ''} to ${point.label}`);
+      const dir = path.join(ctx.tmpdir, 'log');
+      mkdirSync(dir, { mode: 0o700 });
+      const files = await fetchLog(ctx, archive, folder, start.file, dir, keys, signal, io);
+      const { config } = targetConfig(backup, database, replay.driver, spec);
+      await archive.replay!(ctx, { url: spec.url, db: config, dir, start, target: point.log });
+      const after = await replay.driver.rowCounts(ctx, { url: spec.url, db: config });
+      return { ...restored, replayed: { files, after } };
     } catch (err) {
       throw undecryptable(err, backup);
     } finally {
@@ -331,7 +362,50 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
     throw new IntegrityError(`restored "${database}" into ${target}, but it differs from the backup's counts: ${countDiffs(result.diffs)}`);
   }
   io.out(`✔ ${tables.length} tables, ${total} rows equal to the backup's counts${result.checksums ? ' and checksums' : ''}`);
+  if (result.replayed) {
+    const after = Object.entries(result.replayed.after).sort(([a], [b]) => (a < b ? -1 : 1));
+    for (const line of table([['TABLE', 'ROWS AFTER REPLAY'], ...after.map(([t, c]) => [t, String(c.rows)])])) io.out(line);
+    io.out(
+      `✔ replayed ${result.replayed.files.length} binlog files onto ${target} up to ${point!.label}: ${after.length} tables, ${after.reduce((n, [, c]) => n + c.rows, 0)} rows`,
+    );
+  }
   return ExitCode.ok;
+}
+
+// What a point-in-time restore of a dump needs: its driver's log archive, where the dump starts in the log, and the
+// archive's server folder that holds that file (under --wal, default wal/ beside the backups).
+async function replayPlan(
+  registry: Awaited<ReturnType<typeof commandRegistry>>,
+  backup: Backup,
+  database: string,
+  wal: string | undefined,
+): Promise<{ driver: DatabaseDriver; archive: LogArchive; start: LogStart; folder: string }> {
+  const driver = registry.drivers.get(backup.manifest.databases[database]?.driver ?? '');
+  const archive = driver?.logArchive;
+  const start = logStart(driver, backup.manifest, database);
+  if (!driver || !archive || !start)
+    throw new UsageError(
+      `"${database}" of ${backup.url} recorded no binlog position (was the binary log off?): its log cannot be replayed onto it.`,
+    );
+  const root = wal ? normalizeUrl(wal, 'log archive') : `${repositoryOfBackup(backup.url)}/wal`;
+  const storage = storageScope(registry).storage(root);
+  const found = await logArchiveAt(storage, root);
+  if (!found)
+    throw new UsageError(`there is no log archive at ${root} (no dbflow-archive.json): give --wal <the archive: to: of the pipeline>.`);
+  const folders: string[] = [];
+  for (const system of found.systems ?? (await archiveSystems(storage, found.root))) {
+    const folder = `${found.root}/${system}`;
+    const listed = await storage.list(`${folder}/${start.file}`);
+    if (listed.some((o) => o.url === `${folder}/${start.file}.json` || o.url === `${folder}/${start.file}.partial.json`))
+      folders.push(folder);
+  }
+  if (folders.length !== 1)
+    throw new UsageError(
+      folders.length
+        ? `${start.file} is archived for several servers under ${root} (${folders.join(', ')}): give --wal <one of them>.`
+        : `the log archive at ${root} does not hold ${start.file}, where "${database}" of ${backup.url} starts: the binary log was not archived from then on.`,
+    );
+  return { driver, archive, start, folder: folders[0]! };
 }
 
 // `restore --to-datadir`: a base backup into a data directory that starts, checked against the backup's counts.
@@ -342,7 +416,7 @@ async function restoreDatadirCommand(
   dir: string,
   opts: RestoreCommandOptions,
   io: Io,
-  point?: RecoveryTarget,
+  point?: RecoveryTarget & { settings: NonNullable<RecoveryTarget['settings']> },
 ): Promise<number> {
   const keys = readKeys(opts);
   const driver = backup.manifest.databases[database]?.driver;
@@ -373,10 +447,7 @@ async function restoreDatadirCommand(
             fetch: async (dir) => {
               const from = (first as { first?: unknown } | undefined)?.first;
               if (typeof from !== 'string') throw new UsageError(`${backup.url} records no WAL range for "${database}".`);
-              const n = await fetchLogFrom(ctx, wal, from, dir, keys, signal, (file, outcome) => {
-                if (outcome === 'partial') io.out(`  ${file}: from the open segment as far as it was archived`);
-              });
-              io.out(`fetched ${n} WAL files from ${wal}, each checked`);
+              await fetchLog(ctx, registry.drivers.get(driver ?? '')!.logArchive!, wal, from, dir, keys, signal, io);
             },
             ...point.settings,
           }
@@ -414,21 +485,28 @@ interface RecoveryTarget {
   flag: string;
   /** In words, for what is printed. */
   label: string;
-  settings: Pick<RecoveryOptions, 'time' | 'lsn' | 'name'>;
+  /** For a base backup's recovery (--to-datadir); undefined when the target is one only a log replay knows. */
+  settings?: Pick<RecoveryOptions, 'time' | 'lsn' | 'name'>;
+  /** For a log replay onto a dump (--to); undefined when the target is one only a server's recovery knows. */
+  log?: LogTarget;
   /** For choosing the base: the time or log position it must be before. */
-  before?: { time?: number; lsn?: bigint };
+  before?: { time?: number; lsn?: bigint; position?: string };
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$/;
 const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
 const POINT_NAME = /^[A-Za-z0-9_.:-]{1,63}$/;
+const BINLOG_POSITION = /^[A-Za-z0-9_.-]+\.\d{6,}:\d+$/;
+const GTID = /^\d+-\d+-\d+$/;
 
-// The one target of --to-time, --to-lsn, --to-restore-point and --latest, checked; undefined for none.
+// The one target of --to-time, --to-lsn, --to-restore-point, --to-position, --to-gtid and --latest, checked; undefined for none.
 function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined {
   const given = [
     opts.toTime !== undefined && '--to-time',
     opts.toLsn !== undefined && '--to-lsn',
     opts.toRestorePoint !== undefined && '--to-restore-point',
+    opts.toPosition !== undefined && '--to-position',
+    opts.toGtid !== undefined && '--to-gtid',
     opts.latest === true && '--latest',
   ].filter((f): f is string => typeof f === 'string');
   if (given.length > 1) throw new UsageError(`restore takes one recovery target; ${given.join(' and ')} were given.`);
@@ -439,7 +517,13 @@ function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined
       );
     // PostgreSQL takes a numeric offset, not the abbreviation Z.
     const time = opts.toTime.replace('T', ' ').replace(/Z$/, '+00:00');
-    return { flag: '--to-time', label: opts.toTime, settings: { time }, before: { time: Date.parse(opts.toTime) } };
+    return {
+      flag: '--to-time',
+      label: opts.toTime,
+      settings: { time },
+      log: { time: opts.toTime },
+      before: { time: Date.parse(opts.toTime) },
+    };
   }
   if (opts.toLsn !== undefined) {
     if (!LSN.test(opts.toLsn))
@@ -451,7 +535,24 @@ function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined
       throw new UsageError(`--to-restore-point "${opts.toRestorePoint}" is not a restore point name (letters, digits, _ . : -).`);
     return { flag: '--to-restore-point', label: `restore point ${opts.toRestorePoint}`, settings: { name: opts.toRestorePoint } };
   }
-  if (opts.latest) return { flag: '--latest', label: 'the end of the archived WAL', settings: {} };
+  if (opts.toPosition !== undefined) {
+    if (!BINLOG_POSITION.test(opts.toPosition))
+      throw new UsageError(
+        `--to-position "${opts.toPosition}" is not a binlog position; write it as <file>:<position>, e.g. binlog.000042:1234.`,
+      );
+    return {
+      flag: '--to-position',
+      label: `binlog position ${opts.toPosition}`,
+      log: { position: opts.toPosition },
+      before: { position: opts.toPosition },
+    };
+  }
+  if (opts.toGtid !== undefined) {
+    if (!GTID.test(opts.toGtid))
+      throw new UsageError(`--to-gtid "${opts.toGtid}" is not a GTID; write it as domain-server-sequence, e.g. 0-1-4242.`);
+    return { flag: '--to-gtid', label: `GTID ${opts.toGtid}`, log: { gtid: opts.toGtid } };
+  }
+  if (opts.latest) return { flag: '--latest', label: 'the end of the archived log', settings: {}, log: {} };
   return undefined;
 }
 
@@ -461,24 +562,31 @@ function lsnValue(lsn: string): bigint {
 }
 
 /**
- * The base backup to recover from: the one given, or the newest in the repository `url` that holds a base backup of
- * `database` and ends before the target (its run finished before the time; its restore point precedes the position).
+ * The base to recover from: the one given, or the newest in the repository `url` that holds a base of `database` and
+ * ends before the target (its run finished before the time; its restore point or log position precedes the
+ * position). A `physical` base is a base backup; a `logical` one a dump that recorded its log position, with a
+ * driver that can replay its log.
  */
 async function baseFor(
   registry: Awaited<ReturnType<typeof commandRegistry>>,
   url: string,
   database: string | undefined,
   target: RecoveryTarget,
+  kind: 'physical' | 'logical',
 ): Promise<{ backup: Backup; database: string }> {
   const scope = storageScope(registry);
-  const isBase = (m: Backup['manifest'], db: string): boolean =>
-    m.artifacts.some(
-      (a) => a.database === db && (registry.drivers.get(m.databases[db]?.driver ?? '')?.physicalFormats ?? []).includes(a.format),
-    );
+  const what = kind === 'physical' ? 'base backup' : 'dump with a recorded binlog position';
+  const isBase = (m: Backup['manifest'], db: string): boolean => {
+    const driver = registry.drivers.get(m.databases[db]?.driver ?? '');
+    if (kind === 'logical') return logStart(driver, m, db) !== undefined;
+    return m.artifacts.some((a) => a.database === db && (driver?.physicalFormats ?? []).includes(a.format));
+  };
   const fits = (m: Backup['manifest'], db: string): boolean => {
     const lsn = m.artifacts.find((a) => a.database === db)?.position?.restore_point_lsn;
     if (target.before?.time !== undefined && Date.parse(m.run.finished_at) > target.before.time) return false;
     if (target.before?.lsn !== undefined && (typeof lsn !== 'string' || lsnValue(lsn) > target.before.lsn)) return false;
+    const start = logStart(registry.drivers.get(m.databases[db]?.driver ?? ''), m, db);
+    if (target.before?.position !== undefined && (!start || !positionBefore(start, target.before.position))) return false;
     return true;
   };
   const one = await openBackup(scope, url).catch((err: unknown) => {
@@ -490,9 +598,9 @@ async function baseFor(
     const db = database ?? (names.length === 1 ? names[0]! : undefined);
     if (db === undefined)
       throw new UsageError(`restore needs --database <name> (this backup holds ${names.map((d) => `"${d}"`).join(', ')}).`);
-    if (!isBase(one.manifest, db)) throw new UsageError(`${target.flag} needs a base backup; "${db}" of ${one.url} is not one.`);
+    if (!isBase(one.manifest, db)) throw new UsageError(`${target.flag} needs a ${what}; "${db}" of ${one.url} is not one.`);
     if (!fits(one.manifest, db))
-      throw new UsageError(`${one.url} ends after ${target.label}: it cannot recover to it. Give an older base backup, or the repository.`);
+      throw new UsageError(`${one.url} ends after ${target.label}: it cannot recover to it. Give an older ${what}, or the repository.`);
     return { backup: one, database: db };
   }
   const listing = await listRepository(scope, url);
@@ -503,19 +611,33 @@ async function baseFor(
       .map((db) => ({ backup: { url: b.url, manifest: b.manifest! }, database: db })),
   );
   const names = [...new Set(candidates.map((c) => c.database))];
-  if (!candidates.length)
-    throw new UsageError(`${listing.repo} holds no base backup${database ? ` of "${database}"` : ''} to recover from.`);
+  if (!candidates.length) throw new UsageError(`${listing.repo} holds no ${what}${database ? ` of "${database}"` : ''} to recover from.`);
   if (names.length > 1)
-    throw new UsageError(`${listing.repo} holds base backups of ${names.map((n) => `"${n}"`).join(', ')}: give --database <name>.`);
+    throw new UsageError(`${listing.repo} holds ${what}s of ${names.map((n) => `"${n}"`).join(', ')}: give --database <name>.`);
   // Newest first, as listed.
   const chosen = candidates.find((c) => fits(c.backup.manifest, c.database));
   if (!chosen) {
     const oldest = candidates[candidates.length - 1]!.backup;
     throw new UsageError(
-      `no base backup in ${listing.repo} ends before ${target.label}; the oldest, ${oldest.url}, finished at ${oldest.manifest.run.finished_at}.`,
+      `no ${what} in ${listing.repo} ends before ${target.label}; the oldest, ${oldest.url}, finished at ${oldest.manifest.run.finished_at}.`,
     );
   }
   return chosen;
+}
+
+// Where a dump's database starts in its log, when its driver can replay the log onto it.
+function logStart(driver: DatabaseDriver | undefined, m: Backup['manifest'], db: string): LogStart | undefined {
+  const archive = driver?.logArchive;
+  const position = m.databases[db]?.position;
+  return archive?.startOf && archive.replay && position ? archive.startOf(position) : undefined;
+}
+
+// Whether a log start precedes `file:position` (same name, an earlier file or an earlier position in the same one).
+function positionBefore(start: LogStart, target: string): boolean {
+  const at = target.lastIndexOf(':');
+  const file = target.slice(0, at);
+  const pos = Number(target.slice(at + 1));
+  return start.file < file || (start.file === file && start.position <= pos);
 }
 
 // The archive folder of the base backup's cluster: <--wal or the repository's wal>/<system identifier>, which must be an archive.
@@ -533,6 +655,24 @@ async function walFolder(
   if (!(await logArchiveAt(storage, root)))
     throw new UsageError(`there is no WAL archive at ${root} (no dbflow-archive.json): give --wal <the archive: to: of the pipeline>.`);
   return `${root}/${system}`;
+}
+
+// The archived log files a recovery starting in `first` reads, fetched into `dir`, each checked; said as it goes.
+async function fetchLog(
+  scope: DecodeScope,
+  archive: Pick<LogArchive, 'reads'>,
+  folder: string,
+  first: string,
+  dir: string,
+  keys: DecodeKeys,
+  signal: AbortSignal,
+  io: Io,
+): Promise<string[]> {
+  const files = await fetchLogFrom(scope, archive, folder, first, dir, keys, signal, (file, outcome) => {
+    if (outcome === 'partial') io.out(`  ${file}: from the open file as far as it was archived`);
+  });
+  io.out(`fetched ${files.length} log files from ${folder}, each checked`);
+  return files;
 }
 
 /** What `restore --list` shows: the databases with their tables and counts, and the artifacts. */

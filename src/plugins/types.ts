@@ -387,6 +387,49 @@ export interface LogArchive {
   gaps(names: readonly string[]): LogGap[];
   /** The log position covered by `bytes` of a file's content, as text (e.g. `0/3000000`); for lag reports. */
   position?(file: LogFile, bytes: number): string;
+  /** Whether recovery that starts in log file `first` reads the stored file `name` (without a partial suffix). */
+  reads(first: string, name: string): boolean;
+  /**
+   * Optional, for logical bases (a dump that recorded its log position): the log file and position a dump's
+   * database `position` starts from; undefined when it recorded none (the log was off).
+   */
+  startOf?(position: Record<string, unknown>): LogStart | undefined;
+  /** Optional, with `startOf`: applies the fetched log files in `dir` to a restored dump, from its start to the target. */
+  replay?(ctx: DriverContext, options: LogReplayOptions): Promise<void>;
+}
+
+/** Where a dump's database stands in its log. */
+export interface LogStart {
+  /** The log file the dump's snapshot was taken in. */
+  file: string;
+  /** The position in it (bytes). */
+  position: number;
+  /** The GTID state at the snapshot, when the server has one. */
+  gtid?: string;
+  /** The database's name on the server (its events in the log carry it). */
+  database: string;
+}
+
+/** Where a replay of the log stops; none of them: at the end of the fetched files. */
+export interface LogTarget {
+  /** An RFC 3339 time. */
+  time?: string;
+  /** A log position, as the driver writes it (MariaDB: `binlog.000042:1234`). */
+  position?: string;
+  /** A transaction id to stop after (MariaDB: `0-1-42`). */
+  gtid?: string;
+}
+
+/** What `LogArchive.replay` gets. */
+export interface LogReplayOptions {
+  /** The restored database (the target of `dbflow restore --to`). */
+  url: string;
+  /** The entry whose credentials and options connect to it. */
+  db: DatabaseConfig;
+  /** The folder holding the fetched log files, each checked, under their own names. */
+  dir: string;
+  start: LogStart;
+  target: LogTarget;
 }
 
 /** What the pipeline does with a database, so that a preflight asks only for what it needs. */

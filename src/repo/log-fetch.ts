@@ -2,7 +2,7 @@
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import type { DecodeKeys } from '../plugins/types.js';
+import type { DecodeKeys, LogArchive } from '../plugins/types.js';
 import { listArchive, readRecord, recordName } from './log-archive.js';
 import { readArtifact } from './read-artifact.js';
 import type { DecodeScope } from './restore.js';
@@ -52,36 +52,31 @@ async function fetchLogFile(
   return name === file ? 'stored' : 'partial';
 }
 
-const SEGMENT = /^([0-9A-F]{8})([0-9A-F]{16})$/;
-const HISTORY = /^[0-9A-F]{8}\.history$/;
-
 /**
- * Fetches into the folder `dir` every file of the archive's system folder `folder` that recovery from a base
- * backup starting at segment `first` can ask for: each history file, and each segment from `first` on (the same
- * or a later timeline), a segment that was not stored whole from its partial. Each is checked (fetchLogFile);
- * `onFile` hears of each. Returns how many files were fetched.
+ * Fetches into the folder `dir` every file of the archive's system folder `folder` that recovery starting in log
+ * file `first` reads (`archive.reads`), a file that was not stored whole from its partial. Each is checked
+ * (fetchLogFile); `onFile` hears of each. Returns the names fetched, in order.
  */
 export async function fetchLogFrom(
   scope: DecodeScope,
+  archive: Pick<LogArchive, 'reads'>,
   folder: string,
   first: string,
   dir: string,
   keys: DecodeKeys,
   signal: AbortSignal,
   onFile?: (file: string, outcome: FetchOutcome) => void,
-): Promise<number> {
-  const [, firstTimeline, firstPosition] = SEGMENT.exec(first) ?? [];
-  if (!firstTimeline || !firstPosition) throw new Error(`internal: "${first}" is not a WAL segment name`);
+): Promise<string[]> {
   const listing = await listArchive(scope.storage(folder), folder);
   const names = new Set<string>();
   for (const name of listing.records.keys()) {
     const file = name.endsWith('.partial') ? name.slice(0, -'.partial'.length) : name;
-    const segment = SEGMENT.exec(file);
-    if (HISTORY.test(file) || (segment && segment[1]! >= firstTimeline && segment[2]! >= firstPosition)) names.add(file);
+    if (archive.reads(first, file)) names.add(file);
   }
-  for (const file of [...names].sort()) {
+  const fetched = [...names].sort();
+  for (const file of fetched) {
     const outcome = await fetchLogFile(scope, folder, file, path.join(dir, file), keys, signal);
     onFile?.(file, outcome);
   }
-  return names.size;
+  return fetched;
 }

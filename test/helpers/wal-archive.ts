@@ -130,7 +130,7 @@ export async function baseBackupSetup(
 }
 
 /** `dbflow archive` for the setup's pipeline; stop() ends it with SIGTERM (it stores what it received) and wants exit 0. */
-export function archiving(t: Pick<TestContext, 'after'>, s: WalSetup): { stop: () => Promise<void> } {
+export function archiving(t: Pick<TestContext, 'after'>, s: Pick<WalSetup, 'pipeline' | 'env' | 'dir'>): { stop: () => Promise<void> } {
   const archiver = spawnDbflow(['archive', s.pipeline], { env: s.env, cwd: s.dir });
   t.after(() => {
     if (archiver.exitCode === null) archiver.kill('SIGKILL');

@@ -1,63 +1,16 @@
 // Continuous binlog archiving of MariaDB (throwaway servers): every binlog file stored once, whole, through rotations,
 // a SIGKILL of dbflow archive and a crash of the server; a gap named by verify; wrong settings refused with what to change.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
-import { requireMyBackupTools, throwawayMariadb, withConnection, type ThrowawayMariadb } from '../helpers/mysql.js';
-import { requireTools } from '../helpers/postgres.js';
+import { binlogSetup } from '../helpers/binlog-archive.js';
+import { withConnection } from '../helpers/mysql.js';
 import { decodeStored, readJson } from '../helpers/wal-archive.js';
 
 const MINUTE = 60_000;
-
-interface BinlogSetup {
-  my: ThrowawayMariadb;
-  dir: string;
-  pipeline: string;
-  root: string;
-  passphraseFile: string;
-  env: Record<string, string>;
-}
-
-// A throwaway MariaDB (with `args`) holding database `app`, and `archive.yaml` archiving its binary log to <dir>/repo/binlog.
-async function binlogSetup(t: TestContext, args: string[] = ['--binlog-format=ROW'], user = 'root'): Promise<BinlogSetup | undefined> {
-  if (!(await requireMyBackupTools(t)) || !(await requireTools(t, 'mariadb-binlog', 'zstd'))) return undefined;
-  const my = await throwawayMariadb(t, { args });
-  if (!my) return undefined;
-  await withConnection(my.url, (c) => c.query('CREATE DATABASE app'));
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-binlog-'));
-  chmodSync(dir, 0o755);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const passphraseFile = path.join(dir, 'passphrase');
-  writeFileSync(passphraseFile, 'correct horse battery staple\n');
-  const pipeline = path.join(dir, 'archive.yaml');
-  writeFileSync(
-    pipeline,
-    `version: 1
-name: binlogtest
-secrets:
-  passphrase: { file: ./passphrase }
-${user === 'root' ? '' : '  db_password: { env: BINLOG_DB_PASSWORD }\n'}vars:
-  repo: "file://./repo"
-databases:
-  main: { driver: mysql, url: "mysql://${user}@127.0.0.1:${my.port}/app"${user === 'root' ? '' : ', password: "{{ secrets.db_password }}"'} }
-archive:
-  main:
-    to: "{{ vars.repo }}/binlog"
-    compress: { algorithm: zstd, level: 3 }
-    encrypt: { passphrase: "{{ secrets.passphrase }}" }
-    flush: 1s
-steps:
-  - { id: snapshot, uses: snapshot, with: { databases: [main] } }
-  - { id: dump, uses: dump, with: { database: main, snapshot: snapshot } }
-  - { id: upload, uses: upload, input: dump, with: { to: "{{ vars.repo }}/{{ run.id }}/main.sql" } }
-`,
-  );
-  return { my, dir, pipeline, root: path.join(dir, 'repo', 'binlog'), passphraseFile, env: { DBFLOW_STATE_DIR: path.join(dir, 'state') } };
-}
 
 // The one server folder under the archive root.
 function serverFolder(root: string): string {
@@ -139,13 +92,13 @@ void test(
     );
     assert.equal(existsSync(path.join(s.root, 'dbflow-archive.json')), true);
 
-    const verify = await dbflow(['verify', 'file://./repo/binlog'], { env: s.env, cwd: s.dir });
+    const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
     assert.equal(verify.exitCode, 0, verify.stdout + verify.stderr);
     // A binlog file deleted from the repository is a gap that verify names.
     const gone = serverFiles[1]!;
     rmSync(path.join(folder, `${gone}.json`));
     rmSync(path.join(folder, `${gone}.zst.pgp`));
-    const gap = await dbflow(['verify', 'file://./repo/binlog'], { env: s.env, cwd: s.dir });
+    const gap = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
     assert.equal(gap.exitCode, 1, gap.stdout + gap.stderr);
     assert.match(gap.stdout + gap.stderr, new RegExp(gone.replace('.', '\\.')));
   },
