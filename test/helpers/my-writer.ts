@@ -100,15 +100,14 @@ export async function binlogTimes(data: string): Promise<Map<string, number>> {
   const r = await execa('mariadb-binlog', ['--no-defaults', ...files], { env: { TZ: 'UTC' } });
   const times = new Map<string, number>();
   let gtid: string | undefined;
-  let last = 0;
   for (const line of r.stdout.split('\n')) {
     const head = /^#(\d{2})(\d{2})(\d{2}) +(\d{1,2}):(\d{2}):(\d{2}) server id/.exec(line);
     if (!head) continue;
     const [, yy, mo, dd, hh, mi, ss] = head;
-    last = Date.UTC(2000 + Number(yy), Number(mo) - 1, Number(dd), Number(hh), Number(mi), Number(ss)) / 1000;
+    const at = Date.UTC(2000 + Number(yy), Number(mo) - 1, Number(dd), Number(hh), Number(mi), Number(ss)) / 1000;
     const g = /\tGTID (\d+-\d+-\d+)/.exec(line);
     if (g) gtid = g[1];
-    if (gtid) times.set(gtid, Math.max(times.get(gtid) ?? 0, last));
+    if (gtid) times.set(gtid, Math.max(times.get(gtid) ?? 0, at));
   }
   return times;
 }
