@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { loadPipelineText, SpecError } from '../../src/index.js';
 import { dbflow, hasStackTrace } from '../helpers/cli.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -201,6 +202,21 @@ it('alias bombs ("billion laughs") in vars, with, steps and nested lists are ref
       new RegExp(`^${file.replace(/[.]/g, '\\.')}:\\d+:\\d+: YAML: the pipeline holds more than 100000 values once its aliases`, 'm'),
       `${path.basename(file)}:\n${r.stderr}`,
     );
+  }
+});
+
+it('each alias bomb is refused in under a second, before it is expanded', async (t) => {
+  const dir = tmpDir(t);
+  for (const [name, text] of Object.entries(bombs)) {
+    const file = path.join(dir, name);
+    const started = performance.now();
+    await assert.rejects(loadPipelineText(file, text, dir, { env: {} }), (err: unknown) => {
+      assert.ok(err instanceof SpecError, String(err));
+      assert.match(err.rendered, /more than 100000 values once its aliases/);
+      return true;
+    });
+    const ms = performance.now() - started;
+    assert.ok(ms < 1000, `${name} took ${ms.toFixed(0)} ms`);
   }
 });
 

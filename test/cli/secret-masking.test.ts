@@ -112,12 +112,16 @@ describe('secrets that collide with data', { timeout: 300_000 }, () => {
       String(ROWS),
     );
 
-    // Every line people read shows the folder secret masked: the summary, result.json, events, logs.
+    // Every line people read shows the folder secret masked: the summary, result.json, events, logs; and nothing
+    // under the state folder (the run record, the audit trail, the metrics) holds it or the password of a URL.
     const record = path.join(state, 'runs', runId);
     assert.ok(!r.stdout.includes(HIDDEN) && !r.stderr.includes(HIDDEN), `the output shows the secret:\n${r.stdout}`);
     assert.match(r.stdout, /\/\*\*\*\/\*\*\*\.sqlite3\.zst\.pgp/, 'the summary shows the path with the secret masked');
-    for (const f of filesUnder(record)) {
-      const text = readFileSync(path.join(record, f), 'utf8');
+    const stateFiles = filesUnder(state);
+    for (const f of ['audit.jsonl', 'metrics.prom', `runs/${runId}/pipeline.json`, `runs/${runId}/events.jsonl`])
+      assert.ok(stateFiles.includes(f), `${f} is in the state folder: ${stateFiles.join(', ')}`);
+    for (const f of stateFiles) {
+      const text = readFileSync(path.join(state, f), 'utf8');
       assert.ok(!text.includes(HIDDEN), `${f} shows the folder secret`);
       assert.ok(!text.includes('Pw-in-url-9d2'), `${f} holds the password written in a URL`);
     }

@@ -99,13 +99,19 @@ export async function runWatched(
   };
 }
 
-// What every program may inherit from dbflow's environment (finding programs, home, locale, time zone).
-const INHERITABLE = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|TZ|TMPDIR|LC_[A-Z_]+)$/;
+// What every program may inherit from dbflow's environment (finding programs, home, locale, time zone), and PWD,
+// which a shell sets for what it starts (Debian's pg_config is a shell script).
+const INHERITABLE = /^(PATH|HOME|USER|LOGNAME|LANG|LANGUAGE|TZ|TMPDIR|LC_[A-Z_]+|PWD)$/;
 
-/** Names of the variables a program's client library reads (libpq's PG*); nothing else is set for it. */
+/** Names of the variables a program's client library reads (libpq's PG*), or its starter sets; nothing else is set for it. */
 const OWN_VARIABLES: Record<string, RegExp> = {
   pg_dump: /^PG[A-Z_]+$/,
   pg_restore: /^PG[A-Z_]+$/,
+  pg_basebackup: /^PG[A-Z_]+$/,
+  pg_receivewal: /^PG[A-Z_]+$/,
+  // pg_ctl sets PGDATA and PG_GRANDPARENT_PID for the server it starts through sh.
+  sh: /^(PGDATA|PG_GRANDPARENT_PID)$/,
+  postgres: /^(PGDATA|PG_GRANDPARENT_PID)$/,
 };
 
 /**

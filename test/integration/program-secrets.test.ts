@@ -1,4 +1,4 @@
-// Every program dbflow starts (pg_dump, pg_restore, mariadb-dump, mariadb, zstd), for every driver and storage, gets no secret: not in argv, not in its environment.
+// Every program dbflow starts (pg_dump, pg_restore, pg_basebackup, tar, a throwaway instance, mariadb-dump, mariadb, zstd), for every driver and storage, gets no secret: not in argv, not in its environment.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, test, type TestContext } from 'node:test';
@@ -13,7 +13,7 @@ import {
   MY_URL,
 } from '../helpers/mysql.js';
 import { seedShop as seedMyShop } from '../helpers/mysql-data.js';
-import { requireBackupTools, throwawayPostgres, withClient, withDatabase as pgWithDatabase } from '../helpers/postgres.js';
+import { requireBackupTools, requireTools, throwawayPostgres, withClient, withDatabase as pgWithDatabase } from '../helpers/postgres.js';
 import { seedShop as seedPgShop } from '../helpers/postgres-data.js';
 import { assertNoSecrets, runWatched } from '../helpers/program-watch.js';
 import { requireS3, stopS3 } from '../helpers/s3.js';
@@ -137,3 +137,39 @@ void test('sqlite, to s3://: zstd gets no secret, in run and verify', { timeout:
     { env: s3.env, secrets: { AWS_SECRET_ACCESS_KEY: secret('aws') } },
   );
 });
+
+void test(
+  'postgres base backup (password from a secret), to file://: pg_basebackup, tar, zstd and the throwaway instance get no secret',
+  { timeout: 4 * MINUTE },
+  async (t) => {
+    if (!(await requireTools(t, 'pg_basebackup', 'zstd'))) return;
+    const server = await throwawayPostgres(t, { password: `p@ss:w0rd ${secret('pg')}` });
+    if (!server) return;
+    await withClient(server.url, (c) => c.query('CREATE DATABASE app'), server.password);
+    await withClient(pgWithDatabase(server.url, 'app'), (c) => seedPgShop(c, { rows: 20_000 }), server.password);
+    const cwd = tmpDir(t);
+    const secrets = { BACKUP_PASSPHRASE: secret('passphrase'), DB_PASSWORD: server.password, DBFLOW_PASSPHRASE: secret('not-this') };
+    const file = writePipeline(
+      cwd,
+      `version: 1
+name: base
+secrets:
+  passphrase: { env: BACKUP_PASSPHRASE }
+  db_password: { env: DB_PASSWORD }
+databases:
+  app: { driver: postgres, url: ${JSON.stringify(pgWithDatabase(server.url, 'app'))}, password: "{{ secrets.db_password }}" }
+steps:
+  - { id: base, uses: basebackup, with: { database: app } }
+  - { id: compress, uses: compress, input: base, with: { algorithm: zstd, level: 3 } }
+  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
+  - { id: upload, uses: upload, input: encrypt, with: { to: "file://./backups/{{ run.id }}/app.base.tar.zst.pgp" } }
+  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+  - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: base } }
+`,
+    );
+    const run = await runWatched(['run', file], { cwd, env: secrets });
+    assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
+    assertNoSecrets(run, secrets, ['pg_basebackup', 'tar', 'zstd', 'pg_ctl']);
+    t.diagnostic(`run: ${run.samples} samples; seen: ${run.programs.map((p) => p.comm).join(', ')}`);
+  },
+);
