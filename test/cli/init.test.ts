@@ -285,6 +285,21 @@ describe('dbflow run --dry-run', { concurrency: 4 }, () => {
     assert.match(unknownHost.stderr, /✖ repository sftp:\/\/.*: not writable: /);
   });
 
+  test('a database whose driver cannot join a cut, in a coordinated snapshot: named, exit 1, nothing run', async () => {
+    const cwd = tmpDir();
+    createLiveDatabase(path.join(cwd, 'a.sqlite3'), 10);
+    createLiveDatabase(path.join(cwd, 'b.sqlite3'), 10);
+    const init = await dbflow(['init', '--sqlite', 'a.sqlite3', '--sqlite', 'b.sqlite3', '--name', 'cut', '--no-check'], { cwd });
+    assert.equal(init.exitCode, 0, both(init));
+    const file = path.join(cwd, 'cut.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(', coordinated: false', ''));
+    const r = await dbflow(['run', 'cut.yaml', '--dry-run'], { cwd, env: { DBFLOW_PASSPHRASE: 'p-cut' } });
+    assert.equal(r.exitCode, 1, both(r));
+    for (const name of ['a', 'b'])
+      assert.match(r.stderr, new RegExp(`✖ ${name} \\(sqlite, .*\\): cannot take part in a coordinated snapshot \\(one cut\\)`));
+    assert.ok(!existsSync(path.join(cwd, '.dbflow', 'runs')));
+  });
+
   test('a secret that cannot be read is the one problem reported', async () => {
     const cwd = tmpDir();
     const init = await dbflow(['init', '--sqlite', 'x.sqlite3', '--name', 'nokey', '--no-check'], { cwd });
