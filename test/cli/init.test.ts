@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { dbflow, hasStackTrace } from '../helpers/cli.js';
 import { randomBytes } from 'node:crypto';
-import { MY_URL, requireMysql, scratchDatabase as myScratch, withConnection } from '../helpers/mysql.js';
+import { MY_URL, requireMyBackupTools, requireMysql, scratchDatabase as myScratch, withConnection } from '../helpers/mysql.js';
 import { requireBackupTools, requirePostgres, scratchDatabase, withClient, withPassword, PG_URL } from '../helpers/postgres.js';
 import { dbflowAtTerminal } from '../helpers/pty.js';
 import { quickstartCopy } from '../helpers/quickstart-copy.js';
@@ -156,6 +156,40 @@ describe('dbflow init', { concurrency: 4 }, () => {
     assert.match(r.stderr, /ungranted\.yaml is written; a run will fail until the problems above are fixed/);
     assert.ok(existsSync(path.join(cwd, 'ungranted.yaml')));
     assert.ok(!both(r).includes(password), 'the password is not shown');
+  });
+
+  test('SQLite files with server databases: the servers at one cut, each file on its own; the pipeline runs verified', async (t) => {
+    if (!((await requirePostgres(t)) && (await requireBackupTools(t)) && (await requireMysql(t)) && (await requireMyBackupTools(t))))
+      return;
+    const pg = await scratchDatabase(t);
+    await pg.pool.query('CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 40)');
+    const my = await myScratch(t);
+    await my.pool.query('CREATE TABLE payments (id int PRIMARY KEY)');
+    await my.pool.query('INSERT INTO payments VALUES (1), (2), (3)');
+    const cwd = tmpDir();
+    createLiveDatabase(path.join(cwd, 'shop.sqlite3'), 30);
+    createLiveDatabase(path.join(cwd, 'audit.sqlite3'), 20);
+    const init = await dbflow(
+      ['init', '--postgres', pg.url, '--mysql', my.url, '--sqlite', 'shop.sqlite3', '--sqlite', 'audit.sqlite3', '--name', 'mixed'],
+      { cwd, env: { DBFLOW_PASSPHRASE: 'p-mixed' } },
+    );
+    assert.equal(init.exitCode, 0, both(init));
+    const run = await dbflow(['run', 'mixed.yaml'], { cwd, env: { DBFLOW_PASSPHRASE: 'p-mixed' } });
+    assert.equal(run.exitCode, 0, both(run));
+    for (const name of [pg.name, my.name, 'shop', 'audit']) assert.match(run.stdout, new RegExp(`verified {2}${name} {2}rowcount: `));
+    const manifest = JSON.parse(readFileSync(/manifest {2}file:\/\/(\S+)/.exec(run.stdout)![1]!, 'utf8')) as {
+      status: string;
+      coordination: { coordinated: boolean; participants: string[] }[];
+    };
+    assert.equal(manifest.status, 'verified');
+    assert.deepEqual(
+      manifest.coordination.map((c) => [c.coordinated, c.participants]).sort((a, b) => Number(b[0]) - Number(a[0])),
+      [
+        [true, [pg.name, my.name]],
+        [false, ['shop', 'audit']],
+      ],
+      'the servers at one cut; the SQLite files apart',
+    );
   });
 
   test('asks at a terminal, then writes a pipeline that runs unchanged', async () => {
