@@ -69,6 +69,10 @@ describe('dbflow init', { concurrency: 4 }, () => {
         `postgres://backup:${password}@db.internal:5432/app`,
         '--mysql',
         `mysql://backup:${password}@db2.internal/shop`,
+        '--schedule',
+        '15 3 * * 1-5',
+        '--rpo',
+        '3d',
         '--no-check',
       ],
       { cwd },
@@ -76,6 +80,8 @@ describe('dbflow init', { concurrency: 4 }, () => {
     assert.equal(r.exitCode, 0, both(r));
     const yaml = readFileSync(path.join(cwd, 'app-shop-nightly.yaml'), 'utf8');
     for (const text of [yaml, r.stdout, r.stderr]) assert.ok(!text.includes(password), 'the password is not written or shown');
+    assert.match(yaml, /^schedule: "15 3 \* \* 1-5"$/m);
+    assert.match(yaml, /^rpo: 3d /m);
     assert.match(yaml, /app_password: \{ env: APP_DB_PASSWORD \}/);
     assert.match(
       yaml,
@@ -138,17 +144,17 @@ describe('dbflow init', { concurrency: 4 }, () => {
       env: { DBFLOW_PASSPHRASE: 'p' },
     });
     assert.equal(r.exitCode, 1, both(r));
-    for (const grant of [
+    const escaped = myDb.name.replaceAll('_', '\\_'); // "_" is a wildcard in a GRANT's database name
+    const grants = [
       `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role};`,
       `GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role};`,
       `ALTER ROLE ${role} CREATEDB;`,
       `GRANT UPDATE ON ALL TABLES IN SCHEMA public TO ${role};`, // the coordinated cut's SHARE lock
       `GRANT RELOAD ON *.* TO '${role}'@'%';`,
       `GRANT BINLOG MONITOR ON *.* TO '${role}'@'%';`,
-    ])
-      assert.ok(r.stderr.includes(grant), `names ${grant}:\n${r.stderr}`);
-    const escaped = myDb.name.replaceAll('_', '\\_'); // "_" is a wildcard in a GRANT's database name
-    assert.ok(r.stderr.includes(`GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`${escaped}\`.* TO '${role}'@'%';`), r.stderr);
+      `GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`${escaped}\`.* TO '${role}'@'%';`,
+    ];
+    for (const grant of grants) assert.ok(r.stderr.includes(grant), `names ${grant}:\n${r.stderr}`);
     assert.match(
       r.stderr,
       /✖ dbflow_test_\w+ \(PostgreSQL [\d.]+ as dbflow_test_init_\w+\): \d+ privileges missing; an administrator runs:/,
@@ -156,6 +162,16 @@ describe('dbflow init', { concurrency: 4 }, () => {
     assert.match(r.stderr, /ungranted\.yaml is written; a run will fail until the problems above are fixed/);
     assert.ok(existsSync(path.join(cwd, 'ungranted.yaml')));
     assert.ok(!both(r).includes(password), 'the password is not shown');
+    // The check init says to run again: the same grants, and nothing run.
+    const dry = await dbflow(['run', 'ungranted.yaml', '--dry-run'], {
+      cwd,
+      env: { DBFLOW_PASSPHRASE: 'p', [`${myDb.name.toUpperCase()}_DB_PASSWORD`]: password },
+    });
+    assert.equal(dry.exitCode, 1, both(dry));
+    for (const grant of grants) assert.ok(dry.stderr.includes(grant), `run --dry-run names ${grant}:\n${dry.stderr}`);
+    assert.match(dry.stdout, /dry run: nothing was run; fix the problems above first/);
+    assert.ok(!both(dry).includes(password), 'the password is not shown');
+    assert.ok(!existsSync(path.join(cwd, '.dbflow', 'runs')), 'no run record');
   });
 
   test('SQLite files with server databases: the servers at one cut, each file on its own; the pipeline runs verified', async (t) => {
@@ -355,6 +371,9 @@ describe('--quiet', { concurrency: 4 }, () => {
     const before = await dbflow(['--quiet', 'backups', 'list', path.join(cwd, 'backups', 'quickstart')], { cwd });
     assert.equal(before.exitCode, 0, both(before));
     assert.equal(before.stdout + before.stderr, '', 'a global --quiet drops what a command lists');
+    const dry = await dbflow(['run', file, '--dry-run', '--quiet'], { cwd });
+    assert.equal(dry.exitCode, 0, both(dry));
+    assert.equal(dry.stdout + dry.stderr, '', 'a dry run that finds nothing wrong prints nothing');
   });
 
   test('a failed run prints only the failure and its summary, on stderr', async () => {
