@@ -15,6 +15,7 @@ const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'u
 describe('the npm package', { concurrency: 3 }, () => {
   let prefix = '';
   let bin = '';
+  let tarball = '';
   const run = (cwd: string, args: string[], env: Record<string, string> = {}) =>
     execa(bin, args, { cwd, reject: false, env: { NO_COLOR: '1', CI: 'true', DBFLOW_STATE_DIR: path.join(cwd, '.state'), ...env } });
 
@@ -25,6 +26,7 @@ describe('the npm package', { concurrency: 3 }, () => {
     const packed = await execa('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: repoRoot });
     const filename = (JSON.parse(packed.stdout) as { filename: string }[])[0]?.filename;
     assert.ok(filename, packed.stdout);
+    tarball = filename;
     prefix = path.join(dir, 'prefix');
     // Runtime dependencies only. Where no prebuilt binary can be fetched, better-sqlite3's install script compiles it
     // from source: two CPU-minutes that test npm and node-gyp, not dbflow. So the install scripts are left out and the
@@ -68,9 +70,28 @@ describe('the npm package', { concurrency: 3 }, () => {
       'no local backups or demo databases are packed',
     );
     const modules = readdirSync(path.join(installed, 'node_modules'));
-    for (const dev of ['typescript', 'eslint', 's3rver', 'prettier'])
-      assert.ok(!modules.includes(dev), `development dependency ${dev} is not installed`);
+    const { devDependencies } = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { devDependencies: object };
+    // Type packages may come with a runtime dependency's own (@types/node with ssh2's types): those are not looked for.
+    for (const dev of Object.keys(devDependencies).filter((d) => !d.startsWith('@types/')))
+      assert.ok(!existsSync(path.join(installed, 'node_modules', dev)), `development dependency ${dev} is not installed`);
     assert.ok(modules.includes('better-sqlite3') && modules.includes('openpgp'));
+  });
+
+  test('builds nothing when installed: no install script of its own, the code already compiled', () => {
+    const installed = path.join(prefix, 'lib', 'node_modules', 'dbflow');
+    const manifest = JSON.parse(readFileSync(path.join(installed, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    for (const script of ['preinstall', 'install', 'postinstall'])
+      assert.equal(manifest.scripts?.[script], undefined, `the package has no ${script} script`);
+    assert.ok(existsSync(path.join(installed, 'dist', 'src', 'cli', 'main.js')));
+  });
+
+  test('the README says how to install this tarball; the CHANGELOG has a section for this version', () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const install = /^## Install\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? '';
+    assert.match(install, /^npm install && npm pack\b/m, 'the README says how to build the tarball');
+    assert.ok(install.includes(`npm install -g ./${tarball}`), `the README installs ${tarball}:\n${install}`);
+    const changelog = readFileSync(path.join(repoRoot, 'CHANGELOG.md'), 'utf8');
+    assert.match(changelog, new RegExp(`^## \\[${version.replaceAll('.', '\\.')}\\] — \\d{4}-\\d{2}-\\d{2}$`, 'm'));
   });
 
   test('--version says the package version', async () => {
