@@ -1,9 +1,10 @@
 // The npm package as a user installs it: packed, installed into a throwaway prefix with its runtime dependencies
-// only, then run from an empty folder: --version, the quickstart, and `init` + `run` against the servers.
+// only, then run from an empty folder: --version, the quickstart, and `init` + `run` for each kind of database.
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { repoRoot } from '../helpers/cli.js';
 import { requireMyBackupTools, requireMysql, scratchDatabase as myScratch } from '../helpers/mysql.js';
@@ -116,16 +117,27 @@ describe('the npm package', { concurrency: 3 }, () => {
 
   // `init` then `run`, unchanged, for each kind of database and for two together (one coordinated cut).
   const cases = [
-    { name: 'postgres', pg: 1, my: 0 },
-    { name: 'mysql', pg: 0, my: 1 },
-    { name: 'postgres and mysql together', pg: 1, my: 1 },
+    { name: 'postgres', pg: 1, my: 0, sq: 0 },
+    { name: 'mysql', pg: 0, my: 1, sq: 0 },
+    { name: 'sqlite', pg: 0, my: 0, sq: 1 },
+    { name: 'postgres and mysql together', pg: 1, my: 1, sq: 0 },
   ];
   for (const c of cases) {
     test(`init --${c.name.replace(/ and /, ' --').replace(' together', '')} --to file://… then run: verified`, async (t) => {
       if (c.pg && !((await requirePostgres(t)) && (await requireBackupTools(t)))) return;
       if (c.my && !((await requireMysql(t)) && (await requireMyBackupTools(t)))) return;
+      const cwd = tmpDir();
       const flags: string[] = [];
       const tables: string[] = [];
+      if (c.sq) {
+        const db = new Database(path.join(cwd, 'shop.sqlite3'));
+        db.exec(
+          'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO items (name) SELECT value FROM json_each(json_array(1, 2, 3, 4))',
+        );
+        db.close();
+        flags.push('--sqlite', 'shop.sqlite3');
+        tables.push('shop: 4');
+      }
       if (c.pg) {
         const db = await pgScratch(t);
         await db.pool.query(
@@ -141,7 +153,6 @@ describe('the npm package', { concurrency: 3 }, () => {
         flags.push('--mysql', db.url);
         tables.push(`${db.name}: 300`);
       }
-      const cwd = tmpDir();
       const repo = path.join(tmpDir(), 'repo');
       const init = await run(cwd, [
         'init',
