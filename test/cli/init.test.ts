@@ -276,11 +276,15 @@ describe('dbflow run --dry-run', { concurrency: 4 }, () => {
         'file:///etc/hostname/backups',
         '--name',
         'dead',
-        '--no-check',
       ],
-      { cwd },
+      { cwd, env: { DBFLOW_PASSPHRASE: 'x-passphrase' } },
     );
-    assert.equal(init.exitCode, 0, both(init));
+    // init checks as the dry run does: the file is written, the problems named, exit 1.
+    assert.equal(init.exitCode, 1, both(init));
+    assert.match(init.stderr, /✖ app \(postgres, postgres:\/\/backup@127\.0\.0\.1:1\/app\): cannot connect: .*127\.0\.0\.1:1/);
+    assert.match(init.stderr, /✖ repository file:\/\/\/etc\/hostname\/backups\/: not writable: /);
+    assert.equal(hasStackTrace(both(init)), false, both(init));
+    assert.ok(!both(init).includes('pw-dead-77'), 'the password is not shown');
     const r = await dbflow(['run', file, '--dry-run'], { cwd, env: { APP_DB_PASSWORD: 'pw-dead-77', DBFLOW_PASSPHRASE: 'x-passphrase' } });
     assert.equal(r.exitCode, 1, both(r));
     assert.match(r.stderr, /✖ app \(postgres, postgres:\/\/backup@127\.0\.0\.1:1\/app\): cannot connect: .*127\.0\.0\.1:1/);
