@@ -44,6 +44,8 @@ interface Source {
 }
 
 const EXTENSION: Record<Driver, string> = { postgres: 'dump', mysql: 'sql', sqlite: 'sqlite3' };
+/** Whether a driver's databases join the others' one cut; the sqlite driver cannot hold a cut, so each file is copied on its own. */
+const IN_CUT: Record<Driver, boolean> = { postgres: true, mysql: true, sqlite: false };
 const LABEL: Record<Driver, string> = { postgres: 'PostgreSQL', mysql: 'MariaDB/MySQL', sqlite: 'SQLite' };
 
 /** `dbflow init`: asks on a terminal for what the flags leave out, writes the pipeline (and a passphrase file), then checks it. */
@@ -240,10 +242,15 @@ interface Scaffold {
 
 const q = (s: string): string => JSON.stringify(s);
 
-// The pipeline's text: one snapshot of every database (one cut when there are several), then one chain per
-// driver (the artifact's file name ends with its driver's format), each restore-tested and count-checked.
+// The pipeline's text: one snapshot of every server database (one cut when there are several) and, beside it, one of
+// every SQLite file, then one chain per driver (the artifact's file name ends with its driver's format), each
+// restore-tested and count-checked.
 function scaffold(s: Scaffold): string {
   const drivers = [...new Set(s.sources.map((x) => x.driver))];
+  const inCut = s.sources.filter((x) => IN_CUT[x.driver]);
+  const snapshotOf = (driver: Driver): string => (IN_CUT[driver] || !inCut.length ? 'snapshot' : `snapshot_${driver}`);
+  const snapshots = new Map<string, Source[]>();
+  for (const x of s.sources) snapshots.set(snapshotOf(x.driver), [...(snapshots.get(snapshotOf(x.driver)) ?? []), x]);
   const env = s.sources
     .filter((x) => x.password)
     .map((x) => `#   ${x.password!.env.padEnd(24)} ${x.key}'s password (dbflow hands it to the tools in a 0600 file, never in argv)`);
@@ -255,7 +262,7 @@ function scaffold(s: Scaffold): string {
       `#   DBFLOW_SFTP_KEY            the SSH private key (else ssh-agent, else ~/.ssh/id_*); the server's host key must be in ~/.ssh/known_hosts (or the file DBFLOW_SFTP_KNOWN_HOSTS names)`,
     );
   const lines = [
-    `# Written by \`dbflow init\`: ${s.sources.length === 1 ? 'a backup' : 'one consistent backup'} of ${s.sources.map((x) => x.key).join(', ')}, verified by a restore.`,
+    `# Written by \`dbflow init\`: ${inCut.length === s.sources.length && s.sources.length > 1 ? 'one consistent backup' : 'a backup'} of ${s.sources.map((x) => x.key).join(', ')}, verified by a restore.`,
     `# Check it with \`dbflow run ${s.name}.yaml --dry-run\`, run it with \`dbflow run\`, schedule it with \`dbflow daemon\`.`,
     ...(env.length ? ['#', '# Set before running:', ...env] : []),
     'version: 1',
@@ -276,10 +283,20 @@ function scaffold(s: Scaffold): string {
       (x) => `  ${x.key}: { driver: ${x.driver}, url: ${q(x.url)}${x.password ? `, password: "{{ secrets.${x.key}_password }}"` : ''} }`,
     ),
     'steps:',
-    `  - id: snapshot              # ${s.sources.length > 1 ? 'one cut: commits wait a few milliseconds while every snapshot is taken' : 'a consistent snapshot; row counts and checksums are taken inside it'}`,
-    '    uses: snapshot',
-    `    with: { databases: [${s.sources.map((x) => x.key).join(', ')}] }`,
   ];
+  for (const [id, members] of snapshots) {
+    const cut = members.length > 1 && members.every((x) => IN_CUT[x.driver]);
+    const comment = cut
+      ? 'one cut: commits wait a few milliseconds while every snapshot is taken'
+      : members.length > 1
+        ? 'a consistent snapshot of each file, one after the other (SQLite cannot join a cut)'
+        : 'a consistent snapshot; row counts and checksums are taken inside it';
+    lines.push(
+      `  - id: ${id}${' '.repeat(Math.max(1, 24 - id.length))}# ${comment}`,
+      '    uses: snapshot',
+      `    with: { databases: [${members.map((x) => x.key).join(', ')}]${members.length > 1 && !cut ? ', coordinated: false' : ''} }`,
+    );
+  }
   for (const driver of drivers) {
     const keys = s.sources.filter((x) => x.driver === driver).map((x) => x.key);
     const id = (step: string): string => (drivers.length > 1 ? `${step}_${driver}` : step);
@@ -291,7 +308,7 @@ function scaffold(s: Scaffold): string {
       ...extra,
     ];
     lines.push(
-      ...step('dump', 'dump', ['    with: { database: "{{ matrix.db }}", snapshot: snapshot }']),
+      ...step('dump', 'dump', [`    with: { database: "{{ matrix.db }}", snapshot: ${snapshotOf(driver)} }`]),
       ...step('compress', 'compress', [`    input: ${id('dump')}`, '    with: { algorithm: zstd, level: 3 }']),
       ...step('encrypt', 'encrypt', [`    input: ${id('compress')}`, '    with: { passphrase: "{{ secrets.passphrase }}" }']),
       ...step('upload', 'upload', [
@@ -307,7 +324,7 @@ function scaffold(s: Scaffold): string {
       ...step(
         'rowcount_check',
         'rowcount-check',
-        [`    with: { restored: ${id('restore_test')}, snapshot: snapshot }`],
+        [`    with: { restored: ${id('restore_test')}, snapshot: ${snapshotOf(driver)} }`],
         "counts and checksums must equal the snapshot's",
       ),
     );

@@ -22,6 +22,8 @@ export interface DatabaseCheck {
   error?: string;
   /** The driver has no preflight check: only a run will tell. */
   unchecked?: boolean;
+  /** What the pipeline asks of the database that its driver cannot do (join a coordinated snapshot). */
+  unsupported?: string;
 }
 
 /** One repository prefix: writable, or why not. */
@@ -73,9 +75,14 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
         const check = { name: db.name, driver: db.driver, url: redactor.redact(displayUrl(db.url)) };
         const driver = registry.drivers.get(db.driver);
         if (!driver) return { ...check, error: `no driver "${db.driver}"` };
-        if (!driver.preflight) return { ...check, unchecked: true };
+        const use = useOf(loaded, db.name);
+        const unsupported =
+          use.coordinated && !driver.participate
+            ? `cannot take part in a coordinated snapshot (one cut): the ${db.driver} driver cannot hold one; set "coordinated: false" on the snapshot step or snapshot it in a step of its own`
+            : undefined;
+        if (!driver.preflight) return { ...check, unchecked: true, ...(unsupported && { unsupported }) };
         try {
-          return { ...check, report: await driver.preflight(ctx, { db, use: useOf(loaded, db.name) }) };
+          return { ...check, report: await driver.preflight(ctx, { db, use }), ...(unsupported && { unsupported }) };
         } catch (err) {
           // A driver's own DbflowError (from any copy of dbflow) or a connection error with a code: reported; a bug: thrown.
           if (!isUserError(err) && !(err instanceof Error && 'code' in err)) throw err;
@@ -100,7 +107,7 @@ export async function preflight(loaded: LoadedPipeline, o: PreflightOptions): Pr
         }
       }),
     );
-    const ok = databases.every((d) => !d.error && !d.report?.missing.length) && repositories.every((r) => !r.error);
+    const ok = databases.every((d) => !d.error && !d.unsupported && !d.report?.missing.length) && repositories.every((r) => !r.error);
     return { ok, databases, repositories };
   } finally {
     close();
@@ -140,6 +147,7 @@ export function preflightLines(result: PreflightResult): string[] {
   const lines: string[] = [];
   for (const d of result.databases) {
     const who = d.report ? [d.report.server, d.report.user && `as ${d.report.user}`].filter(Boolean).join(' ') : '';
+    if (d.unsupported) lines.push(`✖ ${d.name} (${d.driver}, ${d.url}): ${d.unsupported}`);
     if (d.unchecked)
       lines.push(`? ${d.name} (${d.driver}, ${d.url}): the ${d.driver} driver has no preflight check; the first run will tell`);
     else if (d.error) lines.push(`✖ ${d.name} (${d.driver}, ${d.url}): cannot connect: ${d.error}`);
@@ -148,7 +156,7 @@ export function preflightLines(result: PreflightResult): string[] {
         `✖ ${d.name} (${who || d.url}): ${d.report.missing.length} privilege${d.report.missing.length === 1 ? '' : 's'} missing; an administrator runs:`,
       );
       for (const m of d.report.missing) lines.push(`    ${m.grant}    -- ${m.need}`);
-    } else lines.push(`✔ ${d.name} (${who || d.url}): can be backed up and restore-tested`);
+    } else if (!d.unsupported) lines.push(`✔ ${d.name} (${who || d.url}): can be backed up and restore-tested`);
     for (const n of d.report?.notes ?? []) lines.push(`    note: ${n}`);
   }
   for (const r of result.repositories)

@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import { ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { dbflow, hasStackTrace } from '../helpers/cli.js';
 import { randomBytes } from 'node:crypto';
-import { MY_URL, requireMysql, scratchDatabase as myScratch, withConnection } from '../helpers/mysql.js';
+import { MY_URL, requireMyBackupTools, requireMysql, scratchDatabase as myScratch, withConnection } from '../helpers/mysql.js';
 import { requireBackupTools, requirePostgres, scratchDatabase, withClient, withPassword, PG_URL } from '../helpers/postgres.js';
 import { dbflowAtTerminal } from '../helpers/pty.js';
 import { quickstartCopy } from '../helpers/quickstart-copy.js';
@@ -69,6 +69,10 @@ describe('dbflow init', { concurrency: 4 }, () => {
         `postgres://backup:${password}@db.internal:5432/app`,
         '--mysql',
         `mysql://backup:${password}@db2.internal/shop`,
+        '--schedule',
+        '15 3 * * 1-5',
+        '--rpo',
+        '3d',
         '--no-check',
       ],
       { cwd },
@@ -76,6 +80,8 @@ describe('dbflow init', { concurrency: 4 }, () => {
     assert.equal(r.exitCode, 0, both(r));
     const yaml = readFileSync(path.join(cwd, 'app-shop-nightly.yaml'), 'utf8');
     for (const text of [yaml, r.stdout, r.stderr]) assert.ok(!text.includes(password), 'the password is not written or shown');
+    assert.match(yaml, /^schedule: "15 3 \* \* 1-5"$/m);
+    assert.match(yaml, /^rpo: 3d /m);
     assert.match(yaml, /app_password: \{ env: APP_DB_PASSWORD \}/);
     assert.match(
       yaml,
@@ -138,17 +144,17 @@ describe('dbflow init', { concurrency: 4 }, () => {
       env: { DBFLOW_PASSPHRASE: 'p' },
     });
     assert.equal(r.exitCode, 1, both(r));
-    for (const grant of [
+    const escaped = myDb.name.replaceAll('_', '\\_'); // "_" is a wildcard in a GRANT's database name
+    const grants = [
       `GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role};`,
       `GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role};`,
       `ALTER ROLE ${role} CREATEDB;`,
       `GRANT UPDATE ON ALL TABLES IN SCHEMA public TO ${role};`, // the coordinated cut's SHARE lock
       `GRANT RELOAD ON *.* TO '${role}'@'%';`,
       `GRANT BINLOG MONITOR ON *.* TO '${role}'@'%';`,
-    ])
-      assert.ok(r.stderr.includes(grant), `names ${grant}:\n${r.stderr}`);
-    const escaped = myDb.name.replaceAll('_', '\\_'); // "_" is a wildcard in a GRANT's database name
-    assert.ok(r.stderr.includes(`GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`${escaped}\`.* TO '${role}'@'%';`), r.stderr);
+      `GRANT SELECT, SHOW VIEW, TRIGGER, EVENT ON \`${escaped}\`.* TO '${role}'@'%';`,
+    ];
+    for (const grant of grants) assert.ok(r.stderr.includes(grant), `names ${grant}:\n${r.stderr}`);
     assert.match(
       r.stderr,
       /✖ dbflow_test_\w+ \(PostgreSQL [\d.]+ as dbflow_test_init_\w+\): \d+ privileges missing; an administrator runs:/,
@@ -156,6 +162,50 @@ describe('dbflow init', { concurrency: 4 }, () => {
     assert.match(r.stderr, /ungranted\.yaml is written; a run will fail until the problems above are fixed/);
     assert.ok(existsSync(path.join(cwd, 'ungranted.yaml')));
     assert.ok(!both(r).includes(password), 'the password is not shown');
+    // The check init says to run again: the same grants, and nothing run.
+    const dry = await dbflow(['run', 'ungranted.yaml', '--dry-run'], {
+      cwd,
+      env: { DBFLOW_PASSPHRASE: 'p', [`${myDb.name.toUpperCase()}_DB_PASSWORD`]: password },
+    });
+    assert.equal(dry.exitCode, 1, both(dry));
+    for (const grant of grants) assert.ok(dry.stderr.includes(grant), `run --dry-run names ${grant}:\n${dry.stderr}`);
+    assert.match(dry.stdout, /dry run: nothing was run; fix the problems above first/);
+    assert.ok(!both(dry).includes(password), 'the password is not shown');
+    assert.ok(!existsSync(path.join(cwd, '.dbflow', 'runs')), 'no run record');
+  });
+
+  test('SQLite files with server databases: the servers at one cut, each file on its own; the pipeline runs verified', async (t) => {
+    if (!((await requirePostgres(t)) && (await requireBackupTools(t)) && (await requireMysql(t)) && (await requireMyBackupTools(t))))
+      return;
+    const pg = await scratchDatabase(t);
+    await pg.pool.query('CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 40)');
+    const my = await myScratch(t);
+    await my.pool.query('CREATE TABLE payments (id int PRIMARY KEY)');
+    await my.pool.query('INSERT INTO payments VALUES (1), (2), (3)');
+    const cwd = tmpDir();
+    createLiveDatabase(path.join(cwd, 'shop.sqlite3'), 30);
+    createLiveDatabase(path.join(cwd, 'audit.sqlite3'), 20);
+    const init = await dbflow(
+      ['init', '--postgres', pg.url, '--mysql', my.url, '--sqlite', 'shop.sqlite3', '--sqlite', 'audit.sqlite3', '--name', 'mixed'],
+      { cwd, env: { DBFLOW_PASSPHRASE: 'p-mixed' } },
+    );
+    assert.equal(init.exitCode, 0, both(init));
+    const run = await dbflow(['run', 'mixed.yaml'], { cwd, env: { DBFLOW_PASSPHRASE: 'p-mixed' } });
+    assert.equal(run.exitCode, 0, both(run));
+    for (const name of [pg.name, my.name, 'shop', 'audit']) assert.match(run.stdout, new RegExp(`verified {2}${name} {2}rowcount: `));
+    const manifest = JSON.parse(readFileSync(/manifest {2}file:\/\/(\S+)/.exec(run.stdout)![1]!, 'utf8')) as {
+      status: string;
+      coordination: { coordinated: boolean; participants: string[] }[];
+    };
+    assert.equal(manifest.status, 'verified');
+    assert.deepEqual(
+      manifest.coordination.map((c) => [c.coordinated, c.participants]).sort((a, b) => Number(b[0]) - Number(a[0])),
+      [
+        [true, [pg.name, my.name]],
+        [false, ['shop', 'audit']],
+      ],
+      'the servers at one cut; the SQLite files apart',
+    );
   });
 
   test('asks at a terminal, then writes a pipeline that runs unchanged', async () => {
@@ -226,11 +276,15 @@ describe('dbflow run --dry-run', { concurrency: 4 }, () => {
         'file:///etc/hostname/backups',
         '--name',
         'dead',
-        '--no-check',
       ],
-      { cwd },
+      { cwd, env: { DBFLOW_PASSPHRASE: 'x-passphrase' } },
     );
-    assert.equal(init.exitCode, 0, both(init));
+    // init checks as the dry run does: the file is written, the problems named, exit 1.
+    assert.equal(init.exitCode, 1, both(init));
+    assert.match(init.stderr, /✖ app \(postgres, postgres:\/\/backup@127\.0\.0\.1:1\/app\): cannot connect: .*127\.0\.0\.1:1/);
+    assert.match(init.stderr, /✖ repository file:\/\/\/etc\/hostname\/backups\/: not writable: /);
+    assert.equal(hasStackTrace(both(init)), false, both(init));
+    assert.ok(!both(init).includes('pw-dead-77'), 'the password is not shown');
     const r = await dbflow(['run', file, '--dry-run'], { cwd, env: { APP_DB_PASSWORD: 'pw-dead-77', DBFLOW_PASSPHRASE: 'x-passphrase' } });
     assert.equal(r.exitCode, 1, both(r));
     assert.match(r.stderr, /✖ app \(postgres, postgres:\/\/backup@127\.0\.0\.1:1\/app\): cannot connect: .*127\.0\.0\.1:1/);
@@ -285,6 +339,21 @@ describe('dbflow run --dry-run', { concurrency: 4 }, () => {
     assert.match(unknownHost.stderr, /✖ repository sftp:\/\/.*: not writable: /);
   });
 
+  test('a database whose driver cannot join a cut, in a coordinated snapshot: named, exit 1, nothing run', async () => {
+    const cwd = tmpDir();
+    createLiveDatabase(path.join(cwd, 'a.sqlite3'), 10);
+    createLiveDatabase(path.join(cwd, 'b.sqlite3'), 10);
+    const init = await dbflow(['init', '--sqlite', 'a.sqlite3', '--sqlite', 'b.sqlite3', '--name', 'cut', '--no-check'], { cwd });
+    assert.equal(init.exitCode, 0, both(init));
+    const file = path.join(cwd, 'cut.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(', coordinated: false', ''));
+    const r = await dbflow(['run', 'cut.yaml', '--dry-run'], { cwd, env: { DBFLOW_PASSPHRASE: 'p-cut' } });
+    assert.equal(r.exitCode, 1, both(r));
+    for (const name of ['a', 'b'])
+      assert.match(r.stderr, new RegExp(`✖ ${name} \\(sqlite, .*\\): cannot take part in a coordinated snapshot \\(one cut\\)`));
+    assert.ok(!existsSync(path.join(cwd, '.dbflow', 'runs')));
+  });
+
   test('a secret that cannot be read is the one problem reported', async () => {
     const cwd = tmpDir();
     const init = await dbflow(['init', '--sqlite', 'x.sqlite3', '--name', 'nokey', '--no-check'], { cwd });
@@ -306,6 +375,9 @@ describe('--quiet', { concurrency: 4 }, () => {
     const before = await dbflow(['--quiet', 'backups', 'list', path.join(cwd, 'backups', 'quickstart')], { cwd });
     assert.equal(before.exitCode, 0, both(before));
     assert.equal(before.stdout + before.stderr, '', 'a global --quiet drops what a command lists');
+    const dry = await dbflow(['run', file, '--dry-run', '--quiet'], { cwd });
+    assert.equal(dry.exitCode, 0, both(dry));
+    assert.equal(dry.stdout + dry.stderr, '', 'a dry run that finds nothing wrong prints nothing');
   });
 
   test('a failed run prints only the failure and its summary, on stderr', async () => {

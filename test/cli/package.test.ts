@@ -1,9 +1,10 @@
 // The npm package as a user installs it: packed, installed into a throwaway prefix with its runtime dependencies
-// only, then run from an empty folder: --version, the quickstart, and `init` + `run` against the servers.
+// only, then run from an empty folder: --version, the quickstart, and `init` + `run` for each kind of database.
 import assert from 'node:assert/strict';
 import { cpSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { repoRoot } from '../helpers/cli.js';
 import { requireMyBackupTools, requireMysql, scratchDatabase as myScratch } from '../helpers/mysql.js';
@@ -15,6 +16,7 @@ const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'u
 describe('the npm package', { concurrency: 3 }, () => {
   let prefix = '';
   let bin = '';
+  let tarball = '';
   const run = (cwd: string, args: string[], env: Record<string, string> = {}) =>
     execa(bin, args, { cwd, reject: false, env: { NO_COLOR: '1', CI: 'true', DBFLOW_STATE_DIR: path.join(cwd, '.state'), ...env } });
 
@@ -25,6 +27,7 @@ describe('the npm package', { concurrency: 3 }, () => {
     const packed = await execa('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: repoRoot });
     const filename = (JSON.parse(packed.stdout) as { filename: string }[])[0]?.filename;
     assert.ok(filename, packed.stdout);
+    tarball = filename;
     prefix = path.join(dir, 'prefix');
     // Runtime dependencies only. Where no prebuilt binary can be fetched, better-sqlite3's install script compiles it
     // from source: two CPU-minutes that test npm and node-gyp, not dbflow. So the install scripts are left out and the
@@ -68,9 +71,28 @@ describe('the npm package', { concurrency: 3 }, () => {
       'no local backups or demo databases are packed',
     );
     const modules = readdirSync(path.join(installed, 'node_modules'));
-    for (const dev of ['typescript', 'eslint', 's3rver', 'prettier'])
-      assert.ok(!modules.includes(dev), `development dependency ${dev} is not installed`);
+    const { devDependencies } = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { devDependencies: object };
+    // Type packages may come with a runtime dependency's own (@types/node with ssh2's types): those are not looked for.
+    for (const dev of Object.keys(devDependencies).filter((d) => !d.startsWith('@types/')))
+      assert.ok(!existsSync(path.join(installed, 'node_modules', dev)), `development dependency ${dev} is not installed`);
     assert.ok(modules.includes('better-sqlite3') && modules.includes('openpgp'));
+  });
+
+  test('builds nothing when installed: no install script of its own, the code already compiled', () => {
+    const installed = path.join(prefix, 'lib', 'node_modules', 'dbflow');
+    const manifest = JSON.parse(readFileSync(path.join(installed, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
+    for (const script of ['preinstall', 'install', 'postinstall'])
+      assert.equal(manifest.scripts?.[script], undefined, `the package has no ${script} script`);
+    assert.ok(existsSync(path.join(installed, 'dist', 'src', 'cli', 'main.js')));
+  });
+
+  test('the README says how to install this tarball; the CHANGELOG has a section for this version', () => {
+    const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+    const install = /^## Install\n([\s\S]*?)^## /m.exec(readme)?.[1] ?? '';
+    assert.match(install, /^npm install && npm pack\b/m, 'the README says how to build the tarball');
+    assert.ok(install.includes(`npm install -g ./${tarball}`), `the README installs ${tarball}:\n${install}`);
+    const changelog = readFileSync(path.join(repoRoot, 'CHANGELOG.md'), 'utf8');
+    assert.match(changelog, new RegExp(`^## \\[${version.replaceAll('.', '\\.')}\\] — \\d{4}-\\d{2}-\\d{2}$`, 'm'));
   });
 
   test('--version says the package version', async () => {
@@ -95,16 +117,27 @@ describe('the npm package', { concurrency: 3 }, () => {
 
   // `init` then `run`, unchanged, for each kind of database and for two together (one coordinated cut).
   const cases = [
-    { name: 'postgres', pg: 1, my: 0 },
-    { name: 'mysql', pg: 0, my: 1 },
-    { name: 'postgres and mysql together', pg: 1, my: 1 },
+    { name: 'postgres', pg: 1, my: 0, sq: 0 },
+    { name: 'mysql', pg: 0, my: 1, sq: 0 },
+    { name: 'sqlite', pg: 0, my: 0, sq: 1 },
+    { name: 'postgres and mysql together', pg: 1, my: 1, sq: 0 },
   ];
   for (const c of cases) {
     test(`init --${c.name.replace(/ and /, ' --').replace(' together', '')} --to file://… then run: verified`, async (t) => {
       if (c.pg && !((await requirePostgres(t)) && (await requireBackupTools(t)))) return;
       if (c.my && !((await requireMysql(t)) && (await requireMyBackupTools(t)))) return;
+      const cwd = tmpDir();
       const flags: string[] = [];
       const tables: string[] = [];
+      if (c.sq) {
+        const db = new Database(path.join(cwd, 'shop.sqlite3'));
+        db.exec(
+          'CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT); INSERT INTO items (name) SELECT value FROM json_each(json_array(1, 2, 3, 4))',
+        );
+        db.close();
+        flags.push('--sqlite', 'shop.sqlite3');
+        tables.push('shop: 4');
+      }
       if (c.pg) {
         const db = await pgScratch(t);
         await db.pool.query(
@@ -120,7 +153,6 @@ describe('the npm package', { concurrency: 3 }, () => {
         flags.push('--mysql', db.url);
         tables.push(`${db.name}: 300`);
       }
-      const cwd = tmpDir();
       const repo = path.join(tmpDir(), 'repo');
       const init = await run(cwd, [
         'init',
