@@ -67,9 +67,7 @@ export async function replayBinlog(ctx: DriverContext, { url, db, dir, start, ta
   ctx.log.info(`replaying ${files.join(', ')} with mariadb-binlog ${args.join(' ')}`);
   const reader = ctx.exec(toolPath('mariadb-binlog', binDir), [...args, ...files.map((f) => path.join(dir, f))], {
     env: { TZ: 'UTC' },
-    encoding: 'buffer',
     buffer: { stdout: false, stderr: true },
-    stripFinalNewline: false,
   });
   const applied = restoreDump(ctx, { url, input: reader.stdout!, format: SQL_FORMAT, db });
   const read = reader.then(

@@ -81,7 +81,7 @@ export async function backupsListCommand(repo: string, opts: { json?: boolean; p
     for (const b of listing.backups) {
       const r = ranges.get(b.url);
       if (!r) continue;
-      const wal = r.wal ? `with the WAL in ${r.wal}` : 'no WAL archive beside the backups: its own restore point only';
+      const wal = r.wal ? `with the log in ${r.wal}` : 'no log archive beside the backups: its own restore point only';
       io.out(
         `restorable: ${b.manifest!.run.id} (${r.database}) to any time from ${r.from} to ${r.to}, ${wal}${r.gap ? `; the archive lacks ${r.gap}, which ends the range` : ''}`,
       );
@@ -234,7 +234,10 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
           registry.drivers,
         );
     for (const w of wal)
-      if (!opts.json) io.out(`${verb} ${w.objects.length} WAL files of ${w.folder} before ${w.keepFrom}: no kept base backup needs them`);
+      if (!opts.json)
+        io.out(
+          `${verb} ${w.objects.length} objects of ${w.folder}, the log files before ${w.keepFrom} and their records: no kept base needs them`,
+        );
     if (opts.dryRun) return { plan, deleted: [], spared: [], wal };
     const done = await executePrune(scope, plan, (url) => {
       if (!opts.json) io.out(`  deleted ${url}`);

@@ -490,7 +490,7 @@ interface RecoveryTarget {
   /** For a log replay onto a dump (--to); undefined when the target is one only a server's recovery knows. */
   log?: LogTarget;
   /** For choosing the base: the time or log position it must be before. */
-  before?: { time?: number; lsn?: bigint; position?: string };
+  before?: { time?: number; lsn?: bigint; position?: string; gtid?: string };
 }
 
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$/;
@@ -550,7 +550,7 @@ function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined
   if (opts.toGtid !== undefined) {
     if (!GTID.test(opts.toGtid))
       throw new UsageError(`--to-gtid "${opts.toGtid}" is not a GTID; write it as domain-server-sequence, e.g. 0-1-4242.`);
-    return { flag: '--to-gtid', label: `GTID ${opts.toGtid}`, log: { gtid: opts.toGtid } };
+    return { flag: '--to-gtid', label: `GTID ${opts.toGtid}`, log: { gtid: opts.toGtid }, before: { gtid: opts.toGtid } };
   }
   if (opts.latest) return { flag: '--latest', label: 'the end of the archived log', settings: {}, log: {} };
   return undefined;
@@ -587,6 +587,7 @@ async function baseFor(
     if (target.before?.lsn !== undefined && (typeof lsn !== 'string' || lsnValue(lsn) > target.before.lsn)) return false;
     const start = logStart(registry.drivers.get(m.databases[db]?.driver ?? ''), m, db);
     if (target.before?.position !== undefined && (!start || !positionBefore(start, target.before.position))) return false;
+    if (target.before?.gtid !== undefined && (!start?.gtid || !gtidBefore(start.gtid, target.before.gtid))) return false;
     return true;
   };
   const one = await openBackup(scope, url).catch((err: unknown) => {
@@ -630,6 +631,16 @@ function logStart(driver: DatabaseDriver | undefined, m: Backup['manifest'], db:
   const archive = driver?.logArchive;
   const position = m.databases[db]?.position;
   return archive?.startOf && archive.replay && position ? archive.startOf(position) : undefined;
+}
+
+// Whether a GTID state (`0-1-42,1-1-7`) precedes the transaction `domain-server-sequence`: in its domain, an earlier sequence.
+function gtidBefore(state: string, gtid: string): boolean {
+  const [domain, , sequence] = gtid.split('-');
+  const mine = state
+    .split(',')
+    .map((g) => g.trim().split('-'))
+    .find(([d]) => d === domain);
+  return !mine || Number(mine[2]) < Number(sequence);
 }
 
 // Whether a log start precedes `file:position` (same name, an earlier file or an earlier position in the same one).

@@ -31,14 +31,18 @@ void test(
       await sleep(1500);
       const run = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
       assert.equal(run.exitCode, 0, run.stdout + run.stderr);
-      await sleep(WRITE_MS / 2);
+      await sleep(WRITE_MS / 3);
       // A binlog position between two of the writer's commits: a replay to it keeps exactly those before.
       position = await writer.between(async (c) => {
         const [rows] = await c.query<RowDataPacket[]>('SHOW MASTER STATUS');
         return `${String(rows[0]!.File)}:${String(rows[0]!.Position)}`;
       });
       await withConnection(s.my.url, (c) => c.query('FLUSH BINARY LOGS'));
-      await sleep(WRITE_MS / 2);
+      await sleep(WRITE_MS / 3);
+      // A second dump, in a later binlog file: targets after it replay from it, and prune may drop the files before it.
+      const second = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+      assert.equal(second.exitCode, 0, second.stdout + second.stderr);
+      await sleep(WRITE_MS / 3);
     } finally {
       await writer.stop();
     }
@@ -90,5 +94,24 @@ void test(
     assert.deepEqual(await myStateOf(atGtid), stateAfter(commits, pick + 1), `to GTID ${commits[pick]!.xid}, included`);
     const latest = await restore('--latest');
     assert.deepEqual(await myStateOf(latest), stateAfter(commits, commits.length));
+
+    // The listing says what each dump can restore to: up to the newest binlog stored, without a gap.
+    const listed = await dbflow(['backups', 'list', 'file://./repo', '--json'], { env: s.env, cwd: s.dir });
+    assert.equal(listed.exitCode, 0, listed.stderr);
+    const ranges = (JSON.parse(listed.stdout) as { backups: { restorable?: { to: string; from: string; gap?: string } }[] }).backups.map(
+      (b) => b.restorable,
+    );
+    assert.equal(ranges.length, 2);
+    for (const r of ranges) assert.ok(r && !r.gap && Date.parse(r.to) > Date.parse(r.from), JSON.stringify(ranges));
+    // prune keeps the newer dump and the binlog files from its position on; the replay from it is still exact.
+    const pruned = await dbflow(['prune', 'file://./repo', '--keep-last', '1', '--json'], { env: s.env, cwd: s.dir });
+    assert.equal(pruned.exitCode, 0, pruned.stdout + pruned.stderr);
+    const wal = (JSON.parse(pruned.stdout) as { wal: { keep_from: string; files: string[] }[] }).wal;
+    assert.equal(wal.length, 1, pruned.stdout);
+    assert.ok(wal[0]!.files.length > 0 && wal[0]!.files.every((f) => /binlog\.\d{6}/.exec(f)![0] < wal[0]!.keep_from), pruned.stdout);
+    const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
+    assert.equal(verify.exitCode, 0, verify.stdout + verify.stderr);
+    const afterPrune = await restore('--latest');
+    assert.deepEqual(await myStateOf(afterPrune), stateAfter(commits, commits.length));
   },
 );

@@ -69,7 +69,7 @@ void test(
     assert.equal(ranges.length, 1);
     assert.ok(ranges[0] && !ranges[0].gap && Date.parse(ranges[0].to) > Date.parse(ranges[0].from), JSON.stringify(ranges));
     const text = await dbflow(['backups', 'list', 'file://./repo'], { env: s.env, cwd: s.dir });
-    assert.match(text.stdout, /^restorable: \S+ \(main\) to any time from \S+ to \S+, with the WAL in file:\/\/\S+\/repo\/wal\/\d+$/m);
+    assert.match(text.stdout, /^restorable: \S+ \(main\) to any time from \S+ to \S+, with the log in file:\/\/\S+\/repo\/wal\/\d+$/m);
     await commitTimes(s.pg.url, commits, s.pg.password);
     // Every restore below works without the source server.
     await asServerUser(path.join(s.pg.bin, 'pg_ctl'), ['stop', '-D', s.pg.data, '-m', 'immediate', '-w']);
@@ -170,7 +170,10 @@ void test(
     assert.deepEqual(segments(), before, 'a dry run deletes nothing');
     const pruned = await dbflow(['prune', 'file://./repo', '--keep-last', '1'], { env: s.env, cwd: s.dir });
     assert.equal(pruned.exitCode, 0, pruned.stdout + pruned.stderr);
-    assert.match(pruned.stdout, new RegExp(`removed \\d+ WAL files of \\S+ before ${keepFrom}: no kept base backup needs them`));
+    assert.match(
+      pruned.stdout,
+      new RegExp(`removed \\d+ objects of \\S+, the log files before ${keepFrom} and their records: no kept base needs them`),
+    );
     const after = segments();
     assert.ok(after.length < before.length, `${before.length} → ${after.length} segments`);
     assert.ok(

@@ -47,7 +47,7 @@ void test('WAL archived to S3 and a base backup there recover to the end of the 
   assert.equal(listed.exitCode, 0, listed.stderr);
   assert.match(
     listed.stdout,
-    new RegExp(`^restorable: \\S+ \\(main\\) to any time from \\S+ to \\S+, with the WAL in s3://${bucket}/pg/wal/\\d+$`, 'm'),
+    new RegExp(`^restorable: \\S+ \\(main\\) to any time from \\S+ to \\S+, with the log in s3://${bucket}/pg/wal/\\d+$`, 'm'),
   );
 
   await asServerUser(path.join(s.pg.bin, 'pg_ctl'), ['stop', '-D', s.pg.data, '-m', 'immediate', '-w']);
