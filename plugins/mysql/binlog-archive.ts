@@ -1,6 +1,7 @@
 // Continuous binlog archiving: mariadb-binlog reads the binary log from the server as a replica does, into the spool,
 // one file per binlog file; dbflow stores each file once it is closed (a newer one exists) and the open one every flush.
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync } from 'node:fs';
+import path from 'node:path';
 import { createHash } from 'node:crypto';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import {
@@ -45,23 +46,33 @@ export function classifyBinlog(name: string, spool?: readonly string[]): LogFile
   return { kind: 'segment', timeline: 1, name: file };
 }
 
-/** The first missing file of each binlog name: their numbers must follow each other. */
+/**
+ * The first missing file of each binlog name: their numbers must follow each other, and a file stored only in part
+ * (`.partial`) before a later one lacks its end (the server purged it before it was archived whole).
+ */
 export function binlogGaps(names: readonly string[]): LogGap[] {
-  const byBase = new Map<string, number[]>();
-  for (const n of names) {
-    const m = BINLOG.exec(n);
-    if (m) byBase.set(m[1]!, [...(byBase.get(m[1]!) ?? []), Number(m[2])]);
+  const byBase = new Map<string, { n: number; whole: boolean }[]>();
+  for (const name of names) {
+    const m = BINLOG.exec(name);
+    if (m) byBase.set(m[1]!, [...(byBase.get(m[1]!) ?? []), { n: Number(m[2]), whole: !m[3] }]);
   }
   const gaps: LogGap[] = [];
-  for (const [base, numbers] of byBase) {
-    const sorted = [...new Set(numbers)].sort((a, b) => a - b);
+  for (const [base, files] of byBase) {
     const width = names.map((n) => BINLOG.exec(n)).find((m) => m?.[1] === base)![2]!.length;
     const name = (n: number): string => `${base}.${String(n).padStart(width, '0')}`;
-    for (let i = 1; i < sorted.length; i++)
-      if (sorted[i] !== sorted[i - 1]! + 1) {
-        gaps.push({ timeline: 1, missing: name(sorted[i - 1]! + 1), after: name(sorted[i - 1]!) });
+    const numbers = [...new Set(files.map((f) => f.n))].sort((a, b) => a - b);
+    const whole = new Set(files.filter((f) => f.whole).map((f) => f.n));
+    for (let i = 0; i < numbers.length; i++) {
+      const n = numbers[i]!;
+      if (i > 0 && n !== numbers[i - 1]! + 1) {
+        gaps.push({ timeline: 1, missing: name(numbers[i - 1]! + 1), after: name(numbers[i - 1]!) });
         break;
       }
+      if (i < numbers.length - 1 && !whole.has(n)) {
+        gaps.push({ timeline: 1, missing: `the end of ${name(n)}`, after: name(n) });
+        break;
+      }
+    }
   }
   return gaps;
 }
@@ -141,10 +152,13 @@ function startFile(spool: string, facts: BinlogFacts, log: DriverContext['log'])
   if (newest && facts.files.includes(newest)) return newest;
   const first = facts.files[0];
   if (!first) throw new DbflowError('the server lists no binary log (SHOW BINARY LOGS is empty).');
-  if (newest)
+  if (newest) {
+    // What was received of it stays stored as its partial; the spool copy is set aside, never stored as whole.
+    renameSync(path.join(spool, newest), path.join(spool, `${newest}.purged`));
     log.warn(
       `${newest} is no longer on the server (purged before it was archived whole): the archive has a gap there; reading on from ${first}`,
     );
+  }
   return first;
 }
 

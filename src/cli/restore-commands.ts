@@ -331,6 +331,12 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
       const dir = path.join(ctx.tmpdir, 'log');
       mkdirSync(dir, { mode: 0o700 });
       const files = await fetchLog(ctx, archive, folder, start.file, dir, keys, signal, io);
+      const upTo = point.log.position?.slice(0, point.log.position.lastIndexOf(':'));
+      const gap = archive.gaps(files.filter((f) => upTo === undefined || f.replace(/\.partial$/, '') <= upTo))[0];
+      if (gap)
+        throw new IntegrityError(
+          `the archived binary log lacks ${gap.missing} (after ${gap.after}): a replay past it would skip transactions. Nothing was replayed onto ${target}; replay to a position before it with --to-position.`,
+        );
       const { config } = targetConfig(backup, database, replay.driver, spec);
       await archive.replay!(ctx, { url: spec.url, db: config, dir, start, target: point.log });
       const after = await replay.driver.rowCounts(ctx, { url: spec.url, db: config });
@@ -679,11 +685,15 @@ async function fetchLog(
   signal: AbortSignal,
   io: Io,
 ): Promise<string[]> {
+  const partial = new Set<string>();
   const files = await fetchLogFrom(scope, archive, folder, first, dir, keys, signal, (file, outcome) => {
-    if (outcome === 'partial') io.out(`  ${file}: from the open file as far as it was archived`);
+    if (outcome !== 'partial') return;
+    partial.add(file);
+    io.out(`  ${file}: from the open file as far as it was archived`);
   });
   io.out(`fetched ${files.length} log files from ${folder}, each checked`);
-  return files;
+  // As stored: a file fetched from its partial keeps the mark, so that a gap before a later file shows.
+  return files.map((f) => (partial.has(f) ? `${f}.partial` : f));
 }
 
 /** What `restore --list` shows: the databases with their tables and counts, and the artifacts. */

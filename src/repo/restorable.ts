@@ -117,7 +117,7 @@ export async function restorableRanges(
       });
       if (!files.length) continue;
       range.wal = listing.folder;
-      const gap = base.archive.gaps(files.map((f) => f.replace(/\.partial$/, '')))[0];
+      const gap = base.archive.gaps(files)[0];
       if (gap) range.gap = gap.missing;
       const reachable = files.filter((f) => !gap || f.replace(/\.partial$/, '') <= gap.after);
       const newest = reachable

@@ -5,9 +5,10 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { RowDataPacket } from 'mysql2/promise';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
 import { binlogSetup } from '../helpers/binlog-archive.js';
-import { withConnection } from '../helpers/mysql.js';
+import { withConnection, withDatabase } from '../helpers/mysql.js';
 import { decodeStored, readJson } from '../helpers/wal-archive.js';
 
 const MINUTE = 60_000;
@@ -94,6 +95,11 @@ void test(
 
     const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
     assert.equal(verify.exitCode, 0, verify.stdout + verify.stderr);
+    // status reports the archive lag of the binary log.
+    const status = await dbflow(['status', '--json', s.pipeline], { env: s.env, cwd: s.dir });
+    const lag = (JSON.parse(status.stdout) as { archive: { database: string; lag_ms: number }[] }[])[0]!.archive;
+    assert.equal(lag[0]!.database, 'main');
+    assert.ok(typeof lag[0]!.lag_ms === 'number' && lag[0]!.lag_ms >= 0, status.stdout);
     // A binlog file deleted from the repository is a gap that verify names.
     const gone = serverFiles[1]!;
     rmSync(path.join(folder, `${gone}.json`));
@@ -132,5 +138,62 @@ void test(
     assert.match(r3.stderr, /needs BINLOG MONITOR: GRANT BINLOG MONITOR ON \*\.\* TO 'plain'/);
     assert.match(r3.stderr, /needs REPLICATION SLAVE: GRANT REPLICATION SLAVE ON \*\.\* TO 'plain'/);
     assert.doesNotMatch(r3.stderr, /pw-plain/);
+  },
+);
+
+void test(
+  'a binlog file the server purged before it was archived is a gap: dbflow archive says so and goes on, verify names it',
+  { timeout: 3 * MINUTE },
+  async (t) => {
+    const s = await binlogSetup(t);
+    if (!s) return;
+    const sql = (text: string): Promise<unknown> => withConnection(s.my.url, (c) => c.query(text));
+    await sql('CREATE TABLE app.t (id INT PRIMARY KEY)');
+    const run = (ms: number): Promise<{ stderr: string; exitCode?: number }> => {
+      const p = spawnDbflow(['archive', s.pipeline], { env: s.env, cwd: s.dir });
+      t.after(() => {
+        if (p.exitCode === null) p.kill('SIGKILL');
+      });
+      setTimeout(() => p.kill('SIGTERM'), ms);
+      return p.then((r) => ({ stderr: String(r.stderr), ...(r.exitCode !== undefined && { exitCode: r.exitCode }) }));
+    };
+    await sql('INSERT INTO app.t VALUES (1)');
+    const dump = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+    assert.equal(dump.exitCode, 0, dump.stdout + dump.stderr);
+    const first = await run(3000);
+    assert.equal(first.exitCode, 0, first.stderr);
+    // While nothing archives, the server writes on, moves on twice and purges what was not archived yet.
+    await sql('INSERT INTO app.t VALUES (2)');
+    await sql('FLUSH BINARY LOGS');
+    await sql('INSERT INTO app.t VALUES (3)');
+    await sql('FLUSH BINARY LOGS');
+    await sql('INSERT INTO app.t VALUES (4)');
+    // The server purges a file only once its transactions are checkpointed: ask until it has.
+    for (let i = 0; i < 100; i++) {
+      await sql("PURGE BINARY LOGS TO 'binlog.000003'");
+      const [logs] = await withConnection(s.my.url, (c) => c.query<RowDataPacket[]>('SHOW BINARY LOGS'));
+      if (String(logs[0]!.Log_name) === 'binlog.000003') break;
+      await sleep(200);
+    }
+    const second = await run(4000);
+    assert.equal(second.exitCode, 0, second.stderr);
+    assert.match(
+      second.stderr,
+      /binlog\.000001 is no longer on the server \(purged before it was archived whole\): the archive has a gap there; reading on from binlog\.00000[23]/,
+    );
+    const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
+    assert.equal(verify.exitCode, 1, verify.stdout + verify.stderr);
+    assert.match(verify.stdout + verify.stderr, /the end of binlog\.000001/);
+    // A replay past the gap would skip the second insert: refused, nothing replayed.
+    const target = withDatabase(s.my.url, 'after_gap');
+    const restored = await dbflow(
+      ['restore', 'file://./repo', '--to', target, '--create', '--latest', '--passphrase-file', s.passphraseFile],
+      {
+        env: s.env,
+        cwd: s.dir,
+      },
+    );
+    assert.equal(restored.exitCode, 1, restored.stdout + restored.stderr);
+    assert.match(restored.stderr, /lacks the end of binlog\.000001 .*a replay past it would skip transactions/);
   },
 );
