@@ -3,7 +3,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { DbflowError, UsageError, type DriverContext, type LogReplayOptions, type LogStart } from '../../src/plugin-api.js';
-import { classifyBinlog } from './binlog-archive.js';
+import { classifyBinlog } from './binlog-names.js';
 import { SQL_FORMAT } from './dump.js';
 import { myOptions } from './options.js';
 import { restoreDump } from './restore.js';

@@ -47,6 +47,9 @@ void test(
       return p;
     };
     let archiver = start();
+    // A dump to replay onto at the end: what it holds and every event after it, once.
+    const dump = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+    assert.equal(dump.exitCode, 0, dump.stdout + dump.stderr);
     await write(50);
     await sql('FLUSH BINARY LOGS');
     await write(50);
@@ -95,6 +98,20 @@ void test(
 
     const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
     assert.equal(verify.exitCode, 0, verify.stdout + verify.stderr);
+    // No event lost or applied twice: the dump and the archived log restore to exactly the server's rows.
+    const target = withDatabase(s.my.url, 'replayed');
+    const restored = await dbflow(
+      ['restore', 'file://./repo', '--to', target, '--create', '--latest', '--passphrase-file', s.passphraseFile],
+      {
+        env: s.env,
+        cwd: s.dir,
+      },
+    );
+    assert.equal(restored.exitCode, 0, restored.stdout + restored.stderr);
+    const rows = async (url: string): Promise<unknown> =>
+      withConnection(url, async (c) => (await c.query<RowDataPacket[]>('SELECT count(*) AS n, sum(id) AS s FROM events'))[0][0]);
+    assert.deepEqual(await rows(target), await rows(withDatabase(s.my.url, 'app')));
+    assert.deepEqual(await rows(target), { n: String(next - 1), s: String(((next - 1) * next) / 2) });
     // status reports the archive lag of the binary log.
     const status = await dbflow(['status', '--json', s.pipeline], { env: s.env, cwd: s.dir });
     const lag = (JSON.parse(status.stdout) as { archive: { database: string; lag_ms: number }[] }[])[0]!.archive;

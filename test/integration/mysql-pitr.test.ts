@@ -14,11 +14,11 @@ import { archiving } from '../helpers/wal-archive.js';
 
 const MINUTE = 60_000;
 // How long the writer commits after the dump while the binary log is archived.
-const WRITE_MS = 20_000;
+const WRITE_MS = 120_000;
 
 void test(
   'a dump and the archived binary log restore to random seconds, a position, a GTID and the end, holding exactly the commits up to it',
-  { timeout: 6 * MINUTE },
+  { timeout: 10 * MINUTE },
   async (t) => {
     const s = await binlogSetup(t);
     if (!s) return;
