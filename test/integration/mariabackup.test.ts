@@ -1,6 +1,6 @@
 // MariaDB physical base backups (mariadb-backup) on throwaway servers: streamed, restore-tested in a throwaway instance, counted exactly.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -9,6 +9,7 @@ import { execa } from 'execa';
 import mysql from 'mysql2/promise';
 import { PASSPHRASE, readManifest, runBackup, TEST_STEPS_PLUGIN, writePipeline } from '../helpers/backup-run.js';
 import { dbflow } from '../helpers/cli.js';
+import { signalAt } from '../helpers/kill-case.js';
 import { connectionOptions, requireMyBackupTools, throwawayMariadb, withConnection, withDatabase } from '../helpers/mysql.js';
 import { freePort } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -240,5 +241,32 @@ void test('a user without the privileges a base backup needs is told the GRANT t
     /cannot take a base backup .*\n.*GRANT RELOAD, PROCESS, LOCK TABLES, BINLOG MONITOR ON \*\.\* TO 'plain'@'%';/,
   );
   assert.ok(!readdirSync(path.join(dir, 'backups'), { recursive: true }).some((f) => String(f).endsWith('manifest.json')));
-  writeFileSync(path.join(dir, 'done'), '');
 });
+
+void test(
+  'a run killed while its restore-test instance runs publishes nothing; the next command stops that server and removes its folder',
+  { timeout: 4 * MINUTE },
+  async (t) => {
+    const c = await server(t);
+    if (!c) return;
+    const dir = tmpDir(t);
+    chmodSync(dir, 0o755);
+    const file = writePipeline(dir, basePipeline(c.app));
+    const killed = await signalAt(
+      ['run', file, '--json'],
+      { cwd: dir, env: ENV },
+      {
+        at: (ev) => ev.type === 'step:log' && ev.id === 'restore_test' && /started as a throwaway instance/.test(ev.message),
+        signal: 'SIGKILL',
+      },
+      true,
+    );
+    assert.ok(killed.signalled && !killed.ended, `killed before the end\n${killed.stdout}${killed.stderr}`);
+    assert.ok(!existsSync(path.join(dir, 'backups', killed.runId!, 'manifest.json')), 'no manifest is published');
+    const next = await runBackup(dir, file, ENV);
+    assert.equal(next.exitCode, 0, next.stdout + next.stderr);
+    assert.equal(readManifest(dir, next.runId).status, 'verified');
+    assert.deepEqual(leftInstances(), [], 'no instance folder is left');
+    assert.deepEqual(instanceServers(), [], 'no instance server is left running');
+  },
+);
