@@ -10,6 +10,8 @@ import { createTarget, targetExists } from './create.js';
 import { participate, takeSnapshot } from './snapshot.js';
 import { preflight } from './preflight.js';
 import { binlogArchive } from './binlog-archive.js';
+import { MARIABACKUP_FORMAT } from './mariabackup-format.js';
+import { restoreInstance } from './physical-restore.js';
 
 /** The driver for `driver: mysql` databases (MariaDB, MySQL) with `url: mysql://user@host:3306/db`. */
 export const mysqlDriver = defineDriver({
@@ -18,7 +20,13 @@ export const mysqlDriver = defineDriver({
   snapshot: takeSnapshot,
   participate,
   dump: dumpSnapshot,
-  stockRestore: ({ format, decoded }) => (format === SQL_FORMAT ? `${decoded} | mariadb <new database>` : undefined),
+  stockRestore: ({ format, decoded }) => {
+    if (format === SQL_FORMAT) return `${decoded} | mariadb <new database>`;
+    // Prepared where it is, then copied (--copy-back) into the empty data directory of a stopped server.
+    if (format === MARIABACKUP_FORMAT)
+      return `mkdir <dir> && ${decoded} | mbstream -x -C <dir> && mariadb-backup --prepare --target-dir=<dir> && mariadb-backup --copy-back --target-dir=<dir> --datadir=<datadir>`;
+    return undefined;
+  },
   scratch: createScratch,
   restore: restoreDump,
   create: createTarget,
@@ -27,4 +35,6 @@ export const mysqlDriver = defineDriver({
   reap: reapScratch,
   preflight,
   logArchive: binlogArchive,
+  physicalFormats: [MARIABACKUP_FORMAT],
+  restoreInstance,
 });

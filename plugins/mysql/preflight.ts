@@ -12,6 +12,7 @@ import {
 import { barrierName, serverKind, type ServerKind } from './barrier.js';
 import { connect, literal, queryError } from './connect.js';
 import { grantDatabase, hasPrivilege, parseGrants } from './grants.js';
+import { mariabackupMissing } from './mariabackup-checks.js';
 import { myOptions } from './options.js';
 import { parseMyUrl, where, type MyConnection } from './url.js';
 
@@ -68,7 +69,15 @@ export async function preflight(ctx: DriverContext, { db, use }: PreflightOption
   ctx.signal.addEventListener('abort', stop, { once: true });
   try {
     ctx.signal.throwIfAborted();
-    return await check(c, conn, db, use.restoreTest ? scratchDatabaseName(ctx.run.id, db.name) : undefined);
+    if (!use.baseBackup) return await check(c, conn, db, use.restoreTest ? scratchDatabaseName(ctx.run.id, db.name) : undefined);
+    // A base backup (mariabackup) reads the server's files: no dump privileges, no scratch database (its restore-test
+    // runs in a throwaway instance), unless the pipeline also dumps the database.
+    const { missing, kind } = await mariabackupMissing(c, conn);
+    const [[me]] = await c.query<RowDataPacket[]>('SELECT CURRENT_USER() AS user');
+    const base = { server: `MariaDB ${/^[\d.]+/.exec(kind.version)?.[0] ?? kind.version}`, user: String(me!.user), missing, notes: [] };
+    if (!use.restoreTest) return base;
+    const dumped = await check(c, conn, db, scratchDatabaseName(ctx.run.id, db.name));
+    return { ...dumped, missing: [...missing, ...dumped.missing] };
   } catch (err) {
     ctx.signal.throwIfAborted();
     throw queryError(err, `database "${db.name}": the preflight check`);

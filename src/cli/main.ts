@@ -256,7 +256,7 @@ function program(setCode: (code: number) => void): Command {
     )
     .option(
       '--to-datadir <dir>',
-      "a base backup (pg-basebackup-tar): write a data directory (new or empty) that starts, recovered to the backup's restore point",
+      "a base backup (pg-basebackup-tar, mariadb-backup-xbstream): write a data directory (new or empty) that starts, recovered to the backup's point",
     )
     .option(
       '--to-time <time>',

@@ -121,7 +121,7 @@ export function useOf(loaded: LoadedPipeline, name: string): PreflightUse {
     const listed = s.uses === 'snapshot' && Array.isArray(s.with.databases) ? (s.with.databases as unknown[]) : [];
     return listed.length > 1 && listed.includes(name) && s.with.coordinated !== false;
   });
-  const baseBackup = steps.some((s) => s.uses === 'basebackup' && s.with.database === name);
+  const baseBackup = steps.some((s) => (s.uses === 'basebackup' || s.uses === 'mariabackup') && s.with.database === name);
   const dumped = steps.some(
     (s) => s.uses === 'snapshot' && Array.isArray(s.with.databases) && (s.with.databases as unknown[]).includes(name),
   );

@@ -80,7 +80,7 @@ export const manifestSchema = {
           position: {
             type: 'object',
             description:
-              'Where a physical artifact stands (format pg-basebackup-tar: a PostgreSQL base backup with the WAL it needs), and what a restore recovers to.',
+              'Where a physical artifact stands (format pg-basebackup-tar: a PostgreSQL base backup with the WAL it needs; mariadb-backup-xbstream: the binlog position a MariaDB base backup ends at), and what a restore recovers to.',
             properties: {
               system_identifier: { type: 'string', description: "The cluster's database system identifier." },
               timeline: { type: 'integer', minimum: 1 },

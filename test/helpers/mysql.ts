@@ -58,7 +58,14 @@ export async function requireMysql(t: Pick<TestContext, 'skip'>): Promise<boolea
   return why === undefined || unavailable(t, `MariaDB/MySQL is not reachable at ${displayUrl(MY_URL)} (${why}): ${INSTALL}`);
 }
 
-const PACKAGES: Record<string, string> = { 'mariadb-dump': 'mariadb-client', mariadb: 'mariadb-client', gpg: 'gnupg', zstd: 'zstd' };
+const PACKAGES: Record<string, string> = {
+  'mariadb-dump': 'mariadb-client',
+  // mbstream (no --version) comes with it.
+  'mariadb-backup': 'mariadb-backup',
+  mariadb: 'mariadb-client',
+  gpg: 'gnupg',
+  zstd: 'zstd',
+};
 
 /** The shared server and every tool a backup through the CLI uses. */
 export async function requireMyBackupTools(t: Pick<TestContext, 'skip'>, ...more: string[]): Promise<boolean> {
