@@ -5,7 +5,7 @@
 // either its process (pid on this host, from the record) is gone, or it held the run lock that the
 // caller now holds (same pipeline and repository, another process). Runs of other hosts are never dead
 // here. Scratch database names and temporary folder names carry the run id, so nothing of a live run matches.
-import { readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { processAlive } from '../engine/process-alive.js';
@@ -80,11 +80,16 @@ function stopHeldProcess(dir: string): void {
     return;
   }
   if (!(pid > 0) || !cmdline.includes(held.cmdline)) return;
+  const signal = held.signal === 'SIGQUIT' || held.signal === 'SIGKILL' ? held.signal : 'SIGTERM';
   try {
-    process.kill(pid, held.signal === 'SIGQUIT' ? 'SIGQUIT' : 'SIGTERM');
+    process.kill(pid, signal);
   } catch {
-    // gone meanwhile
+    return; // gone meanwhile
   }
+  // Removed only once it is gone: a server that is still stopping writes into its folder (and would recreate it).
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; existsSync(`/proc/${pid}`) && waited < 10_000; waited += 50) Atomics.wait(nap, 0, 0, 50);
+  if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
 }
 
 // Removes the entries of `root` whose name matches (stopping a process one names); an unreadable root removes nothing.
