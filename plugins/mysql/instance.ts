@@ -102,7 +102,7 @@ export async function startInstance(dir: InstanceDir, data: string, signal?: Abo
     const url = (user: string, database: string): string =>
       `mysql://${encodeURIComponent(user)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
     try {
-      await untilAccepting(port, server, signal);
+      await untilAccepting(port, data, server, signal);
       return { port, url, stop };
     } catch (err) {
       await stop('kill');
@@ -122,7 +122,8 @@ function holdServer(dir: InstanceDir, data: string): void {
 }
 
 // Crash recovery of the prepared files runs before the server listens: wait for a connection, or for it to stop.
-async function untilAccepting(port: number, server: ResultPromise, signal?: AbortSignal): Promise<void> {
+// The one answering must be this instance (its data directory): another server may hold the port it could not bind.
+async function untilAccepting(port: number, data: string, server: ResultPromise, signal?: AbortSignal): Promise<void> {
   const mysql = await import('mysql2/promise');
   const deadline = Date.now() + 600_000;
   let exited = false;
@@ -130,7 +131,12 @@ async function untilAccepting(port: number, server: ResultPromise, signal?: Abor
   for (;;) {
     try {
       const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 2000 });
-      await c.end().catch(() => c.destroy());
+      try {
+        const [rows] = await c.query<import('mysql2/promise').RowDataPacket[]>('SELECT @@datadir AS d');
+        if (path.resolve(String(rows[0]!.d)) !== path.resolve(data)) throw new Error(`another server answers on port ${port}`);
+      } finally {
+        await c.end().catch(() => c.destroy());
+      }
       return;
     } catch (err) {
       if (exited) throw new DbflowError('the server stopped while starting');

@@ -245,9 +245,9 @@ export async function throwawayMariadb(
     ...asRoot,
   ]);
   const certs = options.tls ? await makeCertificates(dir) : undefined;
-  const port = await freePort();
+  let port = await freePort();
   const pidFile = path.join(dir, 'mariadbd.pid');
-  const args = [
+  const argsFor = (port: number): string[] => [
     '--no-defaults',
     `--datadir=${data}`,
     `--tmpdir=${tmp}`,
@@ -267,6 +267,7 @@ export async function throwawayMariadb(
     ...(options.args ?? []),
     ...asRoot,
   ];
+  let args = argsFor(port);
   let server = execa(mariadbd, args, { reject: false, stdio: 'ignore' });
   servers.add(pidFile);
   const stop = async (signal: 'SIGTERM' | 'SIGKILL'): Promise<void> => {
@@ -280,12 +281,14 @@ export async function throwawayMariadb(
     servers.delete(pidFile);
     rmSync(dir, { recursive: true, force: true });
   });
-  const url = `mysql://root@127.0.0.1:${port}/`;
+  let url = `mysql://root@127.0.0.1:${port}/`;
+  // Ready when this server answers: another test's server may hold the port it could not bind (it then exits).
   const ready = async (): Promise<void> => {
     for (let i = 0; ; i++) {
       try {
-        await withConnection(url, (c) => c.query('SELECT 1'));
-        return;
+        const [rows] = await withConnection(url, (c) => c.query<mysql.RowDataPacket[]>('SELECT @@datadir AS d'));
+        if (path.resolve(String(rows[0]!.d)) === path.resolve(data)) return;
+        throw new Error(`another server answers on port ${port}`);
       } catch (err) {
         if (i > 100 || server.exitCode !== null) {
           const log = existsSync(path.join(dir, 'error.log')) ? readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
@@ -295,7 +298,20 @@ export async function throwawayMariadb(
       }
     }
   };
-  await ready();
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await ready();
+      break;
+    } catch (err) {
+      const log = existsSync(path.join(dir, 'error.log')) ? readFileSync(path.join(dir, 'error.log'), 'utf8') : '';
+      if (attempt >= 3 || !/Address already in use|Can't start server: Bind/.test(log)) throw err;
+      await server;
+      port = await freePort();
+      args = argsFor(port);
+      url = `mysql://root@127.0.0.1:${port}/`;
+      server = execa(mariadbd, args, { reject: false, stdio: 'ignore' });
+    }
+  }
   return {
     url,
     port,
