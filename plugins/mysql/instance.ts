@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
+import type { RowDataPacket } from 'mysql2/promise';
 import { DbflowError, HELD_PROCESS_FILE, programEnv } from '../../src/plugin-api.js';
 
 const INSTALL = 'install the MariaDB server (apt-get install mariadb-server)';
@@ -132,7 +133,7 @@ async function untilAccepting(port: number, data: string, server: ResultPromise,
     try {
       const c = await mysql.createConnection({ host: '127.0.0.1', port, user: 'root', connectTimeout: 2000 });
       try {
-        const [rows] = await c.query<import('mysql2/promise').RowDataPacket[]>('SELECT @@datadir AS d');
+        const [rows] = await c.query<RowDataPacket[]>('SELECT @@datadir AS d');
         if (path.resolve(String(rows[0]!.d)) !== path.resolve(data)) throw new Error(`another server answers on port ${port}`);
       } finally {
         await c.end().catch(() => c.destroy());
