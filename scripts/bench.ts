@@ -36,6 +36,7 @@ import { renderGrid, renderTable, writeResults, type Figure, type Table } from '
 import { throughput } from './bench/throughput.js';
 import { BenchError, DATA, ensureBuild, scratchDir } from './bench/util.js';
 import { validateTime } from './bench/validate-time.js';
+import { binlogArchiveSection } from './bench/binlog-archive.js';
 import { pitrRestoreSection } from './bench/pitr-restore.js';
 import { walArchiveSection } from './bench/wal-archive.js';
 
@@ -104,6 +105,11 @@ const sections: Section[] = [
     name: '8 point-in-time restore time (RTO: base backup + archived WAL)',
     aliases: ['pitr', 'rto'],
     fn: () => pitrRestoreSection({ quick, log }),
+  },
+  {
+    name: '9 binlog archive (MariaDB): lag, sustained binlog rate',
+    aliases: ['binlog'],
+    fn: () => binlogArchiveSection({ quick, log }),
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).

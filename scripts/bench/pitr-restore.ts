@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import pg from 'pg';
 import { withPassword } from '../../test/helpers/postgres.js';
 import { BASE_BACKUP_STEPS, systemFolder, walSetup } from '../../test/helpers/wal-archive.js';
+import { benchContext } from './archive-run.js';
 import { figure, type Figure } from './report.js';
 import { BenchError, CLI, MiB, round } from './util.js';
 
@@ -20,13 +21,7 @@ export async function pitrRestoreSection(o: {
   quick: boolean;
   log: (s: string) => void;
 }): Promise<{ figures: Figure[]; details: unknown }> {
-  const cleanups: (() => unknown)[] = [];
-  const t = {
-    skip: (m?: string) => {
-      throw new BenchError(m ?? 'skipped');
-    },
-    after: (fn: () => unknown) => void cleanups.push(fn),
-  };
+  const { t, defer, cleanup } = benchContext();
   const cli = async (args: string[], cwd: string, env: Record<string, string>): Promise<void> => {
     const r = await execa(process.execPath, [CLI, ...args], { cwd, env: { ...process.env, ...env }, reject: false });
     if (r.exitCode !== 0) throw new BenchError(`dbflow ${args.join(' ')} failed:\n${r.stdout}\n${r.stderr}`);
@@ -36,7 +31,7 @@ export async function pitrRestoreSection(o: {
     if (!s) throw new BenchError('no throwaway PostgreSQL');
     const client = new pg.Client({ connectionString: withPassword(s.pg.url, s.pg.password) });
     await client.connect();
-    cleanups.push(() => client.end());
+    defer(() => client.end());
     const lsn = async (): Promise<number> =>
       lsnBytes((await client.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l);
     const pgbench = (args: string[]): Promise<unknown> =>
@@ -52,7 +47,7 @@ export async function pitrRestoreSection(o: {
       env: { ...process.env, ...s.env },
       reject: false,
     });
-    cleanups.push(() => archiver.kill('SIGKILL'));
+    defer(() => archiver.kill('SIGKILL'));
     await cli(['run', s.pipeline], s.dir, s.env);
     const start = await lsn();
     while ((await lsn()) - start < targetMiB * MiB) await pgbench(['-T', '10', '-c', '4', '-j', '2']);
@@ -87,6 +82,6 @@ export async function pitrRestoreSection(o: {
       details: { cluster_mib: cluster, wal_mib: wal, seconds },
     };
   } finally {
-    for (const fn of cleanups.reverse()) await Promise.resolve(fn()).catch(() => undefined);
+    await cleanup();
   }
 }

@@ -1,10 +1,10 @@
 // 7. Continuous WAL archiving: archive lag (commit → the WAL holding it stored), the WAL rate the archiver sustains with
 // zstd + openpgp against what pgbench generates, and what a node process per segment (an archive_command helper) would cost.
-import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import pg from 'pg';
 import { withPassword } from '../../test/helpers/postgres.js';
 import { walSetup, type WalSetup } from '../../test/helpers/wal-archive.js';
+import { archiveVerbose, benchContext, percentile, until } from './archive-run.js';
 import { figure, type Figure } from './report.js';
 import { BenchError, CLI, median, MiB, round } from './util.js';
 
@@ -24,57 +24,21 @@ interface Stored {
 
 // `dbflow archive -v`, with every "stored <file> (…, up to <lsn>)" line collected as it is written.
 function archiver(s: WalSetup, stored: Stored[]): { stop: () => Promise<void> } {
-  const child = spawn(process.execPath, [CLI, 'archive', s.pipeline, '-v'], {
-    cwd: s.dir,
-    env: { ...process.env, ...s.env },
-    stdio: ['ignore', 'ignore', 'pipe'],
+  return archiveVerbose(s, (line) => {
+    const m = /stored (\S+) \(\d+ bytes, up to ([0-9A-F]+\/[0-9A-F]+)\)/.exec(line);
+    if (m) stored.push({ at: Date.now(), file: m[1]!, position: lsnBytes(m[2]!) });
   });
-  let rest = '';
-  child.stderr.setEncoding('utf8').on('data', (text: string) => {
-    const lines = (rest + text).split('\n');
-    rest = lines.pop() ?? '';
-    for (const line of lines) {
-      const m = /stored (\S+) \(\d+ bytes, up to ([0-9A-F]+\/[0-9A-F]+)\)/.exec(line);
-      if (m) stored.push({ at: Date.now(), file: m[1]!, position: lsnBytes(m[2]!) });
-    }
-  });
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  return {
-    stop: async () => {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
 }
-
-async function until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new BenchError(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-const percentile = (xs: number[], p: number): number => {
-  const sorted = [...xs].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-};
 
 export async function walArchiveSection(o: { quick: boolean; log: (s: string) => void }): Promise<{ figures: Figure[]; details: unknown }> {
-  const cleanups: (() => unknown)[] = [];
-  const t = {
-    skip: (m?: string) => {
-      throw new BenchError(m ?? 'skipped');
-    },
-    after: (fn: () => unknown) => void cleanups.push(fn),
-  };
+  const { t, defer, cleanup } = benchContext();
   try {
     // synchronous_commit on: a commit returns once its WAL is flushed, as in production (fsync stays off in the throwaway).
     const s = await walSetup(t, ['synchronous_commit=on', 'max_wal_size=4GB'], '5s');
     if (!s) throw new BenchError('no throwaway PostgreSQL');
     const client = new pg.Client({ connectionString: withPassword(s.pg.url, s.pg.password) });
     await client.connect();
-    cleanups.push(() => client.end());
+    defer(() => client.end());
     const lsn = async (): Promise<number> =>
       lsnBytes((await client.query<{ l: string }>('SELECT pg_current_wal_lsn()::text AS l')).rows[0]!.l);
     await client.query('CREATE TABLE commits (id serial PRIMARY KEY, at timestamptz DEFAULT clock_timestamp(), pad text)');
@@ -164,6 +128,6 @@ export async function walArchiveSection(o: { quick: boolean; log: (s: string) =>
       },
     };
   } finally {
-    for (const c of cleanups.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    await cleanup();
   }
 }
