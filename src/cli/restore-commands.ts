@@ -664,9 +664,12 @@ async function walFolder(
   database: string,
   wal: string | undefined,
 ): Promise<string> {
-  const system = backup.manifest.artifacts.find((a) => a.database === database)?.position?.system_identifier;
+  const artifact = backup.manifest.artifacts.find((a) => a.database === database);
+  const system = artifact?.position?.system_identifier;
   if (typeof system !== 'string')
-    throw new UsageError(`${backup.url} records no system identifier for "${database}": it is not a base backup.`);
+    throw new UsageError(
+      `"${database}" of ${backup.url} is a ${artifact?.format ?? 'non-physical'} backup, which recovers to its own point only: recovery past it with an archived log is for PostgreSQL base backups (--to-datadir) and for MariaDB/MySQL dumps (--to <url>).`,
+    );
   const root = wal ? normalizeUrl(wal, 'WAL archive') : `${repositoryOfBackup(backup.url)}/wal`;
   const storage = storageScope(registry).storage(root);
   if (!(await logArchiveAt(storage, root)))

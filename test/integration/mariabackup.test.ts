@@ -145,6 +145,15 @@ void test(
     assert.deepEqual(leftInstances(), []);
     assert.deepEqual(instanceServers(), []);
 
+    // Recovery past its end with an archived log is not offered for it: said before anything is written.
+    const past = await dbflow(['restore', `backups/${run.runId}`, '--to-datadir', path.join(dir, 'past'), '--latest'], {
+      cwd: dir,
+      env: { DBFLOW_PASSPHRASE: PASSPHRASE },
+    });
+    assert.equal(past.exitCode, 2, past.stdout + past.stderr);
+    assert.match(past.stderr, /mariadb-backup-xbstream backup, which recovers to its own point only/);
+    assert.equal(existsSync(path.join(dir, 'past')), false);
+
     // restore --to-datadir: a data directory that holds exactly the counts and starts with the installed mariadbd.
     const datadir = path.join(dir, 'restored');
     const restored = await dbflow(['restore', `backups/${run.runId}`, '--to-datadir', datadir], {
