@@ -25,13 +25,20 @@ export function literal(value: string): string {
 /** Opens a connection for `what` (e.g. `database "app"`); errors name the server and say what to fix. */
 export async function connect(conn: MyConnection, what: string, options: { database?: boolean } = {}): Promise<Connection> {
   const mysql = await import('mysql2/promise');
-  try {
-    const c = await mysql.createConnection(connectionOptions(conn, options.database !== false));
-    // A connection the server ends later (a killed session) must not crash the process; queries report it.
-    c.on('error', () => undefined);
-    return c;
-  } catch (err) {
-    throw connectError(err, conn, what);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const c = await mysql.createConnection(connectionOptions(conn, options.database !== false));
+      // A connection the server ends later (a killed session) must not crash the process; queries report it.
+      c.on('error', () => undefined);
+      return c;
+    } catch (err) {
+      // A reset during the handshake is the server shedding a connection under load, not an answer: ask again.
+      if ((err as { code?: string }).code === 'ECONNRESET' && attempt < 3) {
+        await new Promise((r) => setTimeout(r, 250 * attempt));
+        continue;
+      }
+      throw connectError(err, conn, what);
+    }
   }
 }
 
