@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import {
   claimSpool,
+  superviseReceiver,
   DbflowError,
   toolFailure,
   type DriverContext,
@@ -142,38 +143,22 @@ async function receive(ctx: DriverContext, { db, spool, slot }: LogReceiveOption
   tool.removeAfter(sub);
   claim.record(sub.pid);
   ctx.log.info(`reading the binary log of ${what} from ${start} on (server_id ${facts.serverId}, binlog_format ${facts.format})`);
-  let tail = '';
-  let stopping = false;
-  sub.stderr?.on('data', (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) {
-      if (!line.trim()) continue;
-      tail = `${tail}\n${line}`.slice(-4000);
-      ctx.log.debug(line);
-    }
-  });
-  const done = sub.then(
-    () => undefined,
-    (err: unknown) => {
-      if (stopping) return;
+  return superviseReceiver({
+    sub,
+    claim,
+    system: systemOf(facts),
+    // Every event is written as it arrives: what was received is in the spool already.
+    stopSignal: 'SIGTERM',
+    onLine: (line) => ctx.log.debug(line),
+    failure: (err, tail) => {
       const f = toolFailure({ ...(err as object), stderr: tail }, 'mariadb-binlog');
-      if (f.missing) throw toolError(err, 'mariadb-binlog', { binDir, conn, doing: 'reading the binary log' });
-      throw new DbflowError(
+      if (f.missing) return toolError(err, 'mariadb-binlog', { binDir, conn, doing: 'reading the binary log' });
+      return new DbflowError(
         `mariadb-binlog stopped (${f.complaint || `exit code ${f.exitCode ?? '?'}`}) while reading the binary log of ${what}.`,
         { cause: err },
       );
     },
-  );
-  done.catch(() => undefined).finally(() => claim.release());
-  return {
-    system: systemOf(facts),
-    done,
-    async stop() {
-      stopping = true;
-      // Every event is written as it arrives: what was received is in the spool already.
-      if (sub.exitCode === null && sub.signalCode === null) sub.kill('SIGTERM');
-      await done.catch(() => undefined);
-    },
-  };
+  });
 }
 
 /** The mysql driver's continuous archiving: binary log files. */

@@ -1,12 +1,11 @@
 // A throwaway MariaDB instance: a private mariadbd on its own data directory, loopback port, socket and temporary folder.
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import type { RowDataPacket } from 'mysql2/promise';
-import { DbflowError, HELD_PROCESS_FILE, programEnv } from '../../src/plugin-api.js';
+import { DbflowError, freePort, HELD_PROCESS_FILE, programEnv } from '../../src/plugin-api.js';
 
 const INSTALL = 'install the MariaDB server (apt-get install mariadb-server)';
 const SERVERS = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld', '/usr/libexec/mariadbd'];
@@ -152,16 +151,4 @@ export function lastLines(log: string, n = 6): string {
   const lines = log.trim().split('\n');
   const bad = lines.filter((l) => /\[ERROR\]/.test(l));
   return (bad.length ? bad : lines).slice(-n).join('\n');
-}
-
-/** A free TCP port on the loopback interface. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

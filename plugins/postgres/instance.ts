@@ -1,10 +1,9 @@
 // A throwaway PostgreSQL instance: a private server on its own data directory, loopback port and socket folder.
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { DbflowError, HELD_PROCESS_FILE, programEnv } from '../../src/plugin-api.js';
+import { DbflowError, freePort, HELD_PROCESS_FILE, programEnv } from '../../src/plugin-api.js';
 
 const INSTALL = 'install the PostgreSQL server binaries (apt-get install postgresql)';
 
@@ -229,16 +228,4 @@ export function lastLines(log: string, n = 6): string {
 export function writeServerFile(dir: InstanceDir, file: string, text: string): void {
   writeFileSync(file, text, { mode: 0o600 });
   chownSync(file, dir.owner.uid, dir.owner.gid);
-}
-
-/** A free TCP port on the loopback interface. */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
 }

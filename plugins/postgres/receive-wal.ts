@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import {
   claimSpool,
+  superviseReceiver,
   DbflowError,
   toolFailure,
   type DriverContext,
@@ -33,39 +34,25 @@ async function receive(ctx: DriverContext, { db, spool, slot }: LogReceiveOption
   });
   tool.removeAfter(sub);
   claim.record(sub.pid);
-  let tail = '';
-  let stopping = false;
-  sub.stderr?.on('data', (chunk: Buffer) => {
-    for (const line of chunk.toString().split('\n')) {
-      if (!line.trim()) continue;
-      tail = `${tail}\n${line}`.slice(-4000);
+  return superviseReceiver({
+    sub,
+    claim,
+    system,
+    // SIGINT: pg_receivewal flushes what it has and exits 0; the open segment stays as .partial.
+    stopSignal: 'SIGINT',
+    onLine: (line, stopping) => {
       ctx.log.debug(line);
       if (/error|fatal/i.test(line) && !stopping) ctx.log.warn(line.replace(/^pg_receivewal: /, ''));
-    }
-  });
-  const done = sub.then(
-    () => undefined,
-    (err: unknown) => {
-      if (stopping) return;
+    },
+    failure: (err, tail) => {
       const f = toolFailure({ ...(err as object), stderr: tail }, 'pg_receivewal');
-      if (f.missing) throw toolError(err, 'pg_receivewal', { binDir, conn, doing: 'receiving WAL' });
-      if (/pg_hba|replication|max_wal_senders/i.test(tail)) throw replicationError(new Error(f.complaint), conn, what);
-      throw new DbflowError(`pg_receivewal stopped (${f.complaint || `exit code ${f.exitCode ?? '?'}`}) while receiving WAL of ${what}.`, {
+      if (f.missing) return toolError(err, 'pg_receivewal', { binDir, conn, doing: 'receiving WAL' });
+      if (/pg_hba|replication|max_wal_senders/i.test(tail)) return replicationError(new Error(f.complaint), conn, what);
+      return new DbflowError(`pg_receivewal stopped (${f.complaint || `exit code ${f.exitCode ?? '?'}`}) while receiving WAL of ${what}.`, {
         cause: err,
       });
     },
-  );
-  done.catch(() => undefined).finally(() => claim.release());
-  return {
-    system,
-    done,
-    async stop() {
-      stopping = true;
-      // SIGINT: pg_receivewal flushes what it has and exits 0; the open segment stays as .partial.
-      if (sub.exitCode === null && sub.signalCode === null) sub.kill('SIGINT');
-      await done.catch(() => undefined);
-    },
-  };
+  });
 }
 
 /** The postgres driver's continuous archiving: WAL segments and timeline history files. */

@@ -3,6 +3,8 @@
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ResultPromise } from 'execa';
+import type { LogReceiver } from './types.js';
 
 /** What `claimSpool` gives: record the new program's pid, and forget it once the program has ended. */
 export interface SpoolClaim {
@@ -40,5 +42,53 @@ export async function claimSpool(spool: string, program: string): Promise<SpoolC
       if (p !== undefined) writeFileSync(file, `${p}\n`);
     },
     release: () => rmSync(file, { force: true }),
+  };
+}
+
+/** What `superviseReceiver` watches: the receiver program, its spool claim, and how its lines and failures read. */
+export interface ReceiverProgram {
+  /** The running program (its stderr piped, not buffered). */
+  sub: ResultPromise;
+  claim: SpoolClaim;
+  /** The server's identity (the archive's folder for it). */
+  system: string;
+  /** The signal on which it stores what it has and exits. */
+  stopSignal: 'SIGINT' | 'SIGTERM';
+  /** Each non-empty line it writes on stderr; `stopping` once stop() was called. */
+  onLine(line: string, stopping: boolean): void;
+  /** The error for a failure on its own, given the end of what it wrote. */
+  failure(err: unknown, tail: string): Error;
+}
+
+/**
+ * A receiver of the log from a running program: it keeps the end of what the program writes (for its failure), ends
+ * quietly on stop(), and forgets its spool claim once the program has ended, however it ends.
+ */
+export function superviseReceiver(p: ReceiverProgram): LogReceiver {
+  let tail = '';
+  let stopping = false;
+  p.sub.stderr?.on('data', (chunk: Buffer) => {
+    for (const line of chunk.toString().split('\n')) {
+      if (!line.trim()) continue;
+      tail = `${tail}\n${line}`.slice(-4000);
+      p.onLine(line, stopping);
+    }
+  });
+  const done = p.sub.then(
+    () => undefined,
+    (err: unknown) => {
+      if (stopping) return;
+      throw p.failure(err, tail);
+    },
+  );
+  done.catch(() => undefined).finally(() => p.claim.release());
+  return {
+    system: p.system,
+    done,
+    async stop() {
+      stopping = true;
+      if (p.sub.exitCode === null && p.sub.signalCode === null) p.sub.kill(p.stopSignal);
+      await done.catch(() => undefined);
+    },
   };
 }

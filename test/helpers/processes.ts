@@ -1,6 +1,5 @@
 // Processes and ports of the machine, for tests that watch what the CLI starts.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 /** A process seen below the CLI. */
@@ -128,14 +127,4 @@ export async function waitFor<T>(
   }
 }
 
-/** A TCP port on 127.0.0.1 that nothing listens on (at the time of the call). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../src/plugins/free-port.js';

@@ -155,3 +155,18 @@ export async function inRestored<T>(datadir: string, bin: string, fn: (url: stri
     inst.remove();
   }
 }
+
+/** How many rows of `table` each `phase` holds, in the database at `url` (the point-in-time tests write in phases). */
+export async function rowsByPhase(url: string, password: string, table: string): Promise<Record<string, number>> {
+  return withClient(
+    url,
+    async (c) =>
+      Object.fromEntries(
+        (await c.query<{ phase: string; n: number }>(`SELECT phase, count(*)::int AS n FROM ${table} GROUP BY phase`)).rows.map((r) => [
+          r.phase,
+          r.n,
+        ]),
+      ),
+    password,
+  );
+}

@@ -9,7 +9,7 @@ import { asServerUser } from '../../plugins/postgres/instance.js';
 import { dbflow } from '../helpers/cli.js';
 import { withClient } from '../helpers/postgres.js';
 import { requireS3, stopS3 } from '../helpers/s3.js';
-import { archiving, baseBackupSetup, inRestored } from '../helpers/wal-archive.js';
+import { archiving, baseBackupSetup, inRestored, rowsByPhase } from '../helpers/wal-archive.js';
 
 after(stopS3);
 
@@ -57,18 +57,6 @@ void test('WAL archived to S3 and a base backup there recover to the end of the 
     cwd: s.dir,
   });
   assert.equal(restored.exitCode, 0, restored.stdout + restored.stderr);
-  const phases = await inRestored(datadir, s.pg.bin, (url) =>
-    withClient(
-      url,
-      async (c) =>
-        Object.fromEntries(
-          (await c.query<{ phase: string; n: number }>('SELECT phase, count(*)::int AS n FROM s3_rows GROUP BY phase')).rows.map((r) => [
-            r.phase,
-            r.n,
-          ]),
-        ),
-      s.pg.password,
-    ),
-  );
+  const phases = await inRestored(datadir, s.pg.bin, (url) => rowsByPhase(url, s.pg.password, 's3_rows'));
   assert.deepEqual(phases, { 'before-base': 100, 'after-base': 100, 'open-segment': 10 });
 });

@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { asServerUser, instanceDir, startInstance } from '../../plugins/postgres/instance.js';
 import { dbflow } from '../helpers/cli.js';
 import { withClient } from '../helpers/postgres.js';
-import { archiving, baseBackupSetup, inRestored, systemFolder } from '../helpers/wal-archive.js';
+import { archiving, baseBackupSetup, inRestored, rowsByPhase, systemFolder } from '../helpers/wal-archive.js';
 
 const MINUTE = 60_000;
 
@@ -44,17 +44,7 @@ void test(
       assert.equal(r.exitCode, 0, `${target.join(' ')}\n${r.stdout}${r.stderr}`);
       return datadir;
     };
-    const phases = (url: string): Promise<Record<string, number>> =>
-      withClient(
-        url,
-        async (c) =>
-          Object.fromEntries(
-            (await c.query<{ phase: string; n: number }>('SELECT phase, count(*)::int AS n FROM timeline_rows GROUP BY phase')).rows.map(
-              (r) => [r.phase, r.n],
-            ),
-          ),
-        s.pg.password,
-      );
+    const phases = (url: string): Promise<Record<string, number>> => rowsByPhase(url, s.pg.password, 'timeline_rows');
 
     // The recovered cluster becomes the primary: it promotes onto timeline 2 and the pipeline now archives it.
     const forked = await restore('forked', '--to-restore-point', 'fork');

@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { asServerUser, instanceDir, startInstance } from '../../plugins/postgres/instance.js';
 import { dbflow } from '../helpers/cli.js';
 import { withClient } from '../helpers/postgres.js';
-import { archiving, baseBackupSetup, inRestored, systemFolder } from '../helpers/wal-archive.js';
+import { archiving, baseBackupSetup, inRestored, rowsByPhase, systemFolder } from '../helpers/wal-archive.js';
 
 const MINUTE = 60_000;
 
@@ -107,18 +107,7 @@ void test(
       },
     );
     assert.equal(restored.exitCode, 0, restored.stdout + restored.stderr);
-    const phases = await inRestored(datadir, s.pg.bin, (url) =>
-      withClient(
-        url,
-        async (c) =>
-          Object.fromEntries(
-            (await c.query<{ phase: string; n: number }>('SELECT phase, count(*)::int AS n FROM failover_rows GROUP BY phase')).rows.map(
-              (r) => [r.phase, r.n],
-            ),
-          ),
-        password,
-      ),
-    );
+    const phases = await inRestored(datadir, s.pg.bin, (url) => rowsByPhase(url, password, 'failover_rows'));
     assert.deepEqual(phases, { 'before-failover': 100, 'before-failover-open': 10, 'after-failover': 100, 'after-failover-open': 10 });
   },
 );
