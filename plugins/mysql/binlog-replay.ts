@@ -33,23 +33,29 @@ function stopDatetime(time: string): string {
 }
 
 /**
- * Replays the binlog files in `dir` onto the restored database: from the dump's position (in the first file; with
+ * Replays the binlog files in `dir` onto the restored database: from the base's position (in the first file; with
  * `--to-gtid`, after its GTID state) to the target (a time: every event before that second; a position in a file;
- * a GTID, included), only the events of the dumped database (renamed to the target's), with their original GTIDs as
- * mariadb-binlog writes them.
+ * a GTID, included), with their original GTIDs as mariadb-binlog writes them. A dump's replay (`scope` database)
+ * applies only the events of the dumped database, renamed to the target's; a base backup's (`server`), every event
+ * of the server it restored.
  */
-export async function replayBinlog(ctx: DriverContext, { url, db, dir, start, target }: LogReplayOptions): Promise<void> {
+export async function replayBinlog(
+  ctx: DriverContext,
+  { url, db, dir, start, target }: LogReplayOptions,
+  scope: 'database' | 'server' = 'database',
+): Promise<void> {
   const conn = connectionAt(url, db);
   const { binDir } = myOptions(db);
   let files = readdirSync(dir)
     .filter((n) => classifyBinlog(n) && binlogReads(start.file, n))
     .sort();
+  const args = ['--no-defaults'];
   // mariadb-binlog filters by the name in the log, then renames.
-  const args = ['--no-defaults', `--database=${start.database}`];
-  if (conn.database !== start.database) args.push(`--rewrite-db=${start.database}->${conn.database}`);
+  if (scope === 'database') args.push(`--database=${start.database}`);
+  if (scope === 'database' && conn.database !== start.database) args.push(`--rewrite-db=${start.database}->${conn.database}`);
   if (target.gtid !== undefined) {
     if (!start.gtid)
-      throw new UsageError(`the dump recorded no GTID state (no transaction had been logged yet): give --to-time or --to-position.`);
+      throw new UsageError(`the base recorded no GTID state (no transaction had been logged yet): give --to-time or --to-position.`);
     args.push(`--start-position=${start.gtid}`, `--stop-position=${target.gtid}`);
   } else {
     args.push(`--start-position=${start.position}`);

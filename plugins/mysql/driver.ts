@@ -37,4 +37,7 @@ export const mysqlDriver = defineDriver({
   logArchive: binlogArchive,
   physicalFormats: [MARIABACKUP_FORMAT],
   restoreInstance,
+  // Its InnoDB settings as the backup recorded them; no binary log until the server's own settings are given.
+  startDatadir: (dir) =>
+    `mariadbd --defaults-file=${dir}/backup-my.cnf --datadir=${dir} --port=<a free port> --socket=${dir}/mariadbd.sock${process.getuid?.() === 0 ? ' --user=mysql (after chown -R mysql: the folder)' : ''}`,
 });

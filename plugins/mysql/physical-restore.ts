@@ -9,6 +9,7 @@ import {
   type RestoreInstanceOptions,
   type ScratchDatabase,
 } from '../../src/plugin-api.js';
+import { binlogStart, replayBinlog } from './binlog-replay.js';
 import { instanceDir, requireMariadbd, startInstance, type InstanceDir } from './instance.js';
 import { MARIABACKUP_FORMAT } from './mariabackup-format.js';
 import { toolError } from './tools.js';
@@ -18,7 +19,8 @@ import { parseMyUrl } from './url.js';
  * Restores a `mariadb-backup-xbstream` artifact into a throwaway instance: `mbstream -x` into a fresh data
  * directory, `mariadb-backup --prepare` (applies the redo log copied during the backup: the files then hold
  * exactly the commits up to the binlog position the backup ended at), and the installed mariadbd started on it
- * privately. With `keepIn` the data directory is built there and left, stopped cleanly, after `drop()`.
+ * privately. With `recovery`, the archived binlog from that position to the target is then replayed onto it. With
+ * `keepIn` the data directory is built there and left, stopped cleanly, after `drop()`.
  */
 export async function restoreInstance(ctx: DriverContext, options: RestoreInstanceOptions): Promise<ScratchDatabase> {
   const { input, format, position, db, keepIn } = options;
@@ -28,8 +30,16 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
   };
   if (format !== MARIABACKUP_FORMAT)
     refuse(new DbflowError(`the mysql driver restores "${MARIABACKUP_FORMAT}" artifacts into an instance, not "${format}".`));
-  if (options.recovery)
-    refuse(new DbflowError('recovery of a mariadb-backup base backup past its own point is not supported yet; restore it to its end.'));
+  const { recovery } = options;
+  const start = binlogStart(position);
+  if (recovery && (recovery.lsn ?? recovery.name) !== undefined)
+    refuse(
+      new DbflowError(
+        `"${recovery.lsn ?? recovery.name}" is a PostgreSQL recovery target: a MariaDB base backup recovers to a time, a binlog position or a GTID.`,
+      ),
+    );
+  if (recovery && !start)
+    refuse(new DbflowError('the base backup recorded no binlog position (the binary log was off): it recovers to its own point only.'));
   try {
     requireMariadbd();
   } catch (err) {
@@ -49,6 +59,32 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
     const conn = parseMyUrl(db.url, db.password);
     const database = typeof position.database_name === 'string' ? position.database_name : conn.database;
     ctx.log.info(`restored base backup started as a throwaway instance on port ${instance.port}`);
+    if (recovery && start) {
+      // Past its own point: the archived binlog from the position the backup ends at, every event of the server
+      // (the files hold all of it), onto the running instance, which writes no binlog of its own.
+      const logDir = path.join(dir.root, 'binlog');
+      mkdirSync(logDir, { mode: 0o700 });
+      try {
+        await recovery.fetch(logDir);
+        const { time, position: at, gtid } = recovery;
+        await replayBinlog(
+          ctx,
+          {
+            url: instance.url(conn.user, database),
+            db,
+            dir: logDir,
+            start,
+            target: { ...(time && { time }), ...(at && { position: at }), ...(gtid && { gtid }) },
+          },
+          'server',
+        );
+      } catch (err) {
+        await instance.stop('kill');
+        throw err;
+      } finally {
+        rmSync(logDir, { recursive: true, force: true });
+      }
+    }
     return {
       url: instance.url(conn.user, database),
       drop: async () => {

@@ -43,6 +43,7 @@ export const postgresDriver = defineDriver({
     return undefined;
   },
   physicalFormats: [BASEBACKUP_FORMAT],
+  startDatadir: (dir) => `pg_ctl start -D ${dir} -o "-c port=<a free port>"${process.getuid?.() === 0 ? ' (as the postgres user)' : ''}`,
   restoreInstance,
   scratch: createScratch,
   restore: restoreDump,

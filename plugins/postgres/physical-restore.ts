@@ -18,8 +18,9 @@ import { parsePgUrl } from './url.js';
 /** The settings a restored base backup starts with: its recovery target, and with `walDir` the archived log's. */
 export function recoverySettings(position: Record<string, unknown>, recovery?: RecoveryOptions, walDir?: string): string[] {
   if (recovery && walDir) {
+    // PostgreSQL takes a numeric offset, not the abbreviation Z.
     const target = recovery.time
-      ? [`recovery_target_time='${recovery.time}'`]
+      ? [`recovery_target_time='${recovery.time.replace('T', ' ').replace(/Z$/i, '+00:00')}'`]
       : recovery.lsn
         ? [`recovery_target_lsn='${recovery.lsn}'`]
         : recovery.name
@@ -64,6 +65,13 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
   if (format !== BASEBACKUP_FORMAT) {
     input.destroy();
     throw new DbflowError(`the postgres driver restores "${BASEBACKUP_FORMAT}" artifacts into an instance, not "${format}".`);
+  }
+  const unknown = options.recovery && (options.recovery.position ?? options.recovery.gtid);
+  if (unknown !== undefined) {
+    input.destroy();
+    throw new DbflowError(
+      `"${unknown}" is a binlog target: a PostgreSQL base backup recovers to a time, a log position or a restore point.`,
+    );
   }
   const bin = await requireServerBinDir().catch((err: unknown) => {
     input.destroy();

@@ -262,10 +262,8 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
       `${point.flag} recovers a base backup into a data directory (--to-datadir <folder>) or a dump into a database with its archived binary log (--to <url>): give one of them (not --list).`,
     );
   if (point && opts.toDatadir !== undefined) {
-    if (!point.settings)
-      throw new UsageError(`${point.flag} is a binlog target: it replays onto a dump restored with --to <url>, not into a data directory.`);
     const { backup, database } = await baseFor(registry, url, opts.database, point, 'physical');
-    return restoreDatadirCommand(registry, backup, database, opts.toDatadir, opts, io, { ...point, settings: point.settings });
+    return restoreDatadirCommand(registry, backup, database, opts.toDatadir, opts, io, point);
   }
   if (point && !point.log)
     throw new UsageError(
@@ -330,13 +328,18 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
       io.out(`replaying the binary log from ${start.file}:${start.position}${start.gtid ? ` (GTID ${start.gtid})` : ''} to ${point.label}`);
       const dir = path.join(ctx.tmpdir, 'log');
       mkdirSync(dir, { mode: 0o700 });
-      const files = await fetchLog(ctx, archive, folder, start.file, dir, keys, signal, io);
-      const upTo = point.log.position?.slice(0, point.log.position.lastIndexOf(':'));
-      const gap = archive.gaps(files.filter((f) => upTo === undefined || f.replace(/\.partial$/, '') <= upTo))[0];
-      if (gap)
-        throw new IntegrityError(
-          `the archived binary log lacks ${gap.missing} (after ${gap.after}): a replay past it would skip transactions. Nothing was replayed onto ${target}; replay to a position before it with --to-position.`,
-        );
+      const files = await fetchReplayLog(
+        ctx,
+        archive,
+        folder,
+        start,
+        point.log,
+        dir,
+        keys,
+        signal,
+        io,
+        `Nothing was replayed onto ${target}`,
+      );
       const { config } = targetConfig(backup, database, replay.driver, spec);
       await archive.replay!(ctx, { url: spec.url, db: config, dir, start, target: point.log });
       const after = await replay.driver.rowCounts(ctx, { url: spec.url, db: config });
@@ -378,8 +381,33 @@ export async function restoreCommand(url: string, opts: RestoreCommandOptions, i
   return ExitCode.ok;
 }
 
-// What a point-in-time restore of a dump needs: its driver's log archive, where the dump starts in the log, and the
-// archive's server folder that holds that file (under --wal, default wal/ beside the backups).
+// The log files a replay from `start` to `target` reads, fetched into `dir` and checked; a gap before the target is
+// refused (`nothing` says what was left untouched), since a replay past it would skip transactions.
+async function fetchReplayLog(
+  scope: DecodeScope,
+  archive: LogArchive,
+  folder: string,
+  start: LogStart,
+  target: LogTarget,
+  dir: string,
+  keys: DecodeKeys,
+  signal: AbortSignal,
+  io: Io,
+  nothing: string,
+): Promise<string[]> {
+  const files = await fetchLog(scope, archive, folder, start.file, dir, keys, signal, io);
+  const upTo = target.position?.slice(0, target.position.lastIndexOf(':'));
+  const gap = archive.gaps(files.filter((f) => upTo === undefined || f.replace(/\.partial$/, '') <= upTo))[0];
+  if (gap)
+    throw new IntegrityError(
+      `the archived binary log lacks ${gap.missing} (after ${gap.after}): a replay past it would skip transactions. ${nothing}; replay to a position before it with --to-position.`,
+    );
+  return files;
+}
+
+// What a point-in-time restore from a base that records its log position (a dump, a MariaDB base backup) needs: its
+// driver's log archive, where the base starts in the log, and the archive's server folder that holds that file
+// (under --wal, default wal/ beside the backups).
 async function replayPlan(
   registry: Awaited<ReturnType<typeof commandRegistry>>,
   backup: Backup,
@@ -422,7 +450,7 @@ async function restoreDatadirCommand(
   dir: string,
   opts: RestoreCommandOptions,
   io: Io,
-  point?: RecoveryTarget & { settings: NonNullable<RecoveryTarget['settings']> },
+  point?: RecoveryTarget,
 ): Promise<number> {
   const keys = readKeys(opts);
   const driver = backup.manifest.databases[database]?.driver;
@@ -433,9 +461,14 @@ async function restoreDatadirCommand(
     (m) => new UsageError(m),
   );
   const target = path.resolve(dir);
-  const wal = point && (await walFolder(registry, backup, database, opts.wal));
+  const physical = registry.drivers.get(driver ?? '');
+  // A base that records its binlog position is recovered by replaying the binlog onto it (baseFor checked that the
+  // target is one); a PostgreSQL base backup by the server, reading the archived WAL.
+  const replayed = point && logStart(physical, backup.manifest, database) !== undefined;
+  const plan = point && replayed ? await replayPlan(registry, backup, database, opts.wal) : undefined;
+  const wal = point && (plan?.folder ?? (await walFolder(registry, backup, database, opts.wal)));
   io.out(
-    `restoring the base backup of "${database}" from ${backup.url} into data directory ${target}${wal ? `, then the WAL of ${wal} to ${point.label}` : ''}`,
+    `restoring the base backup of "${database}" from ${backup.url} into data directory ${target}${wal ? `, then the ${plan ? 'binary log' : 'WAL'} of ${wal} to ${point.label}` : ''}`,
   );
   const result = await interruptible(io, 'restore', async (signal) => {
     const { ctx, close } = await toolContext({
@@ -447,17 +480,27 @@ async function restoreDatadirCommand(
       log: logTo(io, opts.verbose),
     });
     const first = backup.manifest.artifacts.find((a) => a.database === database)?.position?.wal;
-    const recovery: RecoveryOptions | undefined =
-      wal && point
-        ? {
-            fetch: async (dir) => {
-              const from = (first as { first?: unknown } | undefined)?.first;
-              if (typeof from !== 'string') throw new UsageError(`${backup.url} records no WAL range for "${database}".`);
-              await fetchLog(ctx, registry.drivers.get(driver ?? '')!.logArchive!, wal, from, dir, keys, signal, io);
-            },
-            ...point.settings,
-          }
-        : undefined;
+    const fetch = async (into: string): Promise<void> => {
+      if (plan) {
+        await fetchReplayLog(
+          ctx,
+          plan.archive,
+          plan.folder,
+          plan.start,
+          point!.log!,
+          into,
+          keys,
+          signal,
+          io,
+          `Nothing was kept in ${target}`,
+        );
+        return;
+      }
+      const from = (first as { first?: unknown } | undefined)?.first;
+      if (typeof from !== 'string') throw new UsageError(`${backup.url} records no WAL range for "${database}".`);
+      await fetchLog(ctx, physical!.logArchive!, wal!, from, into, keys, signal, io);
+    };
+    const recovery: RecoveryOptions | undefined = wal && point ? { fetch, ...(plan ? point.log : point.settings) } : undefined;
     try {
       return await restoreDatadir(ctx, ctx, backup, database, target, keys, registry.drivers, recovery);
     } catch (err) {
@@ -467,7 +510,7 @@ async function restoreDatadirCommand(
     }
   });
   const expected = backup.manifest.databases[database]!.tables;
-  const start = `  start it: pg_ctl start -D ${target} -o "-c port=<a free port>"${process.getuid?.() === 0 ? ' (as the postgres user)' : ''}`;
+  const start = physical?.startDatadir ? `  start it: ${physical.startDatadir(target)}` : `  ${target} holds the server's files`;
   if (point) {
     const rows = Object.values(result.after).reduce((n, t) => n + t.rows, 0);
     io.out(`✔ ${target} recovered to ${point.label}: ${Object.keys(result.after).length} tables, ${rows} rows`);
@@ -491,9 +534,9 @@ interface RecoveryTarget {
   flag: string;
   /** In words, for what is printed. */
   label: string;
-  /** For a base backup's recovery (--to-datadir); undefined when the target is one only a log replay knows. */
+  /** For a PostgreSQL base backup's recovery (--to-datadir); undefined when the target is one only a log replay knows. */
   settings?: Pick<RecoveryOptions, 'time' | 'lsn' | 'name'>;
-  /** For a log replay onto a dump (--to); undefined when the target is one only a server's recovery knows. */
+  /** For a binlog replay onto a dump (--to) or a MariaDB base backup (--to-datadir); undefined when the target is one only PostgreSQL's recovery knows. */
   log?: LogTarget;
   /** For choosing the base: the time or log position it must be before. */
   before?: { time?: number; lsn?: bigint; position?: string; gtid?: string };
@@ -521,12 +564,10 @@ function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined
       throw new UsageError(
         `--to-time "${opts.toTime}" is not an RFC 3339 time; write e.g. 2026-12-05T14:03:00Z or 2026-12-05T15:03:00.250+01:00.`,
       );
-    // PostgreSQL takes a numeric offset, not the abbreviation Z.
-    const time = opts.toTime.replace('T', ' ').replace(/Z$/, '+00:00');
     return {
       flag: '--to-time',
       label: opts.toTime,
-      settings: { time },
+      settings: { time: opts.toTime },
       log: { time: opts.toTime },
       before: { time: Date.parse(opts.toTime) },
     };
@@ -587,6 +628,15 @@ async function baseFor(
     if (kind === 'logical') return logStart(driver, m, db) !== undefined;
     return m.artifacts.some((a) => a.database === db && (driver?.physicalFormats ?? []).includes(a.format));
   };
+  // A physical base recovers to the targets its log knows: a binlog's (replayed onto it) or PostgreSQL's.
+  const unknownTarget = (m: Backup['manifest'], db: string): string | undefined => {
+    if (kind === 'logical') return undefined;
+    const replayed = logStart(registry.drivers.get(m.databases[db]?.driver ?? ''), m, db) !== undefined;
+    if (replayed ? target.log : target.settings) return undefined;
+    return replayed
+      ? `${target.flag} is a PostgreSQL recovery target; a MariaDB base backup recovers with --to-time, --to-position, --to-gtid or --latest.`
+      : `${target.flag} is a binlog target; a PostgreSQL base backup recovers with --to-time, --to-lsn, --to-restore-point or --latest.`;
+  };
   const fits = (m: Backup['manifest'], db: string): boolean => {
     const lsn = m.artifacts.find((a) => a.database === db)?.position?.restore_point_lsn;
     if (target.before?.time !== undefined && Date.parse(m.run.finished_at) > target.before.time) return false;
@@ -606,6 +656,8 @@ async function baseFor(
     if (db === undefined)
       throw new UsageError(`restore needs --database <name> (this backup holds ${names.map((d) => `"${d}"`).join(', ')}).`);
     if (!isBase(one.manifest, db)) throw new UsageError(`${target.flag} needs a ${what}; "${db}" of ${one.url} is not one.`);
+    const unknown = unknownTarget(one.manifest, db);
+    if (unknown) throw new UsageError(unknown);
     if (!fits(one.manifest, db))
       throw new UsageError(`${one.url} ends after ${target.label}: it cannot recover to it. Give an older ${what}, or the repository.`);
     return { backup: one, database: db };
@@ -621,6 +673,8 @@ async function baseFor(
   if (!candidates.length) throw new UsageError(`${listing.repo} holds no ${what}${database ? ` of "${database}"` : ''} to recover from.`);
   if (names.length > 1)
     throw new UsageError(`${listing.repo} holds ${what}s of ${names.map((n) => `"${n}"`).join(', ')}: give --database <name>.`);
+  const unknown = unknownTarget(candidates[0]!.backup.manifest, candidates[0]!.database);
+  if (unknown) throw new UsageError(unknown);
   // Newest first, as listed.
   const chosen = candidates.find((c) => fits(c.backup.manifest, c.database));
   if (!chosen) {
@@ -668,7 +722,7 @@ async function walFolder(
   const system = artifact?.position?.system_identifier;
   if (typeof system !== 'string')
     throw new UsageError(
-      `"${database}" of ${backup.url} is a ${artifact?.format ?? 'non-physical'} backup, which recovers to its own point only: recovery past it with an archived log is for PostgreSQL base backups (--to-datadir) and for MariaDB/MySQL dumps (--to <url>).`,
+      `"${database}" of ${backup.url} is a ${artifact?.format ?? 'non-physical'} backup that recorded no position in an archived log (was the log off?): it recovers to its own point only.`,
     );
   const root = wal ? normalizeUrl(wal, 'WAL archive') : `${repositoryOfBackup(backup.url)}/wal`;
   const storage = storageScope(registry).storage(root);

@@ -220,13 +220,20 @@ export interface RestoreInstanceOptions {
 export interface RecoveryOptions {
   /**
    * Writes the archived log files recovery may ask for into `dir` (a folder of the instance, made by the driver),
-   * each under the name the server asks for, checked; before the server starts, which then reads only that folder.
+   * each under its own name, checked (and with no gap before the target): before a server that recovers by itself
+   * starts (PostgreSQL, which then reads only that folder), or before the driver replays them (MariaDB's binlog).
    */
   fetch(dir: string): Promise<void>;
-  /** Where recovery stops: a time (RFC 3339), a log position, a named restore point; none of them: the end of the archived log. */
+  /**
+   * Where recovery stops; none of them: the end of the archived log. A time (RFC 3339); for PostgreSQL a log
+   * position (`lsn`) or a named restore point (`name`); for a binlog, a position (`binlog.000042:1234`) or a GTID to
+   * stop after. A driver refuses a target its log does not know.
+   */
   time?: string;
   lsn?: string;
   name?: string;
+  position?: string;
+  gtid?: string;
 }
 
 /** What `DatabaseDriver.rowCounts` gets. */
@@ -318,6 +325,8 @@ export interface DatabaseDriver {
    * for `rowCounts`. `drop()` stops it and removes its files (with `keepIn`: stops it and leaves them).
    */
   restoreInstance?(ctx: DriverContext, options: RestoreInstanceOptions): Promise<ScratchDatabase>;
+  /** Optional, with `restoreInstance`: how a user starts a data directory it kept (`dbflow restore --to-datadir`), as a command line. */
+  startDatadir?(dir: string): string;
   /**
    * Optional, for drivers whose scratch databases outlive the process (a server's databases): drops
    * every scratch database next to `db` whose name starts with one of `prefixes` (names as `scratch`
@@ -390,8 +399,15 @@ export interface LogArchive {
   /** Whether recovery that starts in log file `first` reads the stored file `name` (without a partial suffix). */
   reads(first: string, name: string): boolean;
   /**
-   * Optional, for logical bases (a dump that recorded its log position): the log file and position a dump's
-   * database `position` starts from; undefined when it recorded none (the log was off).
+   * Optional: the open file only grows by appending (MariaDB's binlog), so each flush stores just the bytes added
+   * since the last one, and an unchanged size means unchanged content. Without it the open file is written in place
+   * (a preallocated WAL segment) and stored whole whenever its content changed.
+   */
+  appendOnly?: boolean;
+  /**
+   * Optional, for bases that record where they stand in a log the driver replays itself (a MariaDB dump or base
+   * backup): the log file and position a database's `position` starts from; undefined when it recorded none (the
+   * log was off).
    */
   startOf?(position: Record<string, unknown>): LogStart | undefined;
   /** Optional, with `startOf`: applies the fetched log files in `dir` to a restored dump, from its start to the target. */

@@ -1,9 +1,16 @@
 // A throwaway MariaDB whose pipeline dumps database `app` and archives the server's binary log: for binlog tests.
+import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import { requireMyBackupTools, throwawayMariadb, withConnection, type ThrowawayMariadb } from './mysql.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RowDataPacket } from 'mysql2/promise';
+import { dbflow } from './cli.js';
+import { binlogTimes, createMyWriterTables, startMyWriter } from './my-writer.js';
+import type { Commit } from './pg-writer.js';
+import { archiving } from './wal-archive.js';
+import { requireMyBackupTools, throwawayMariadb, withConnection, withDatabase, type ThrowawayMariadb } from './mysql.js';
 import { requireTools } from './postgres.js';
 
 /** A throwaway MariaDB with database `app` and a pipeline that dumps it and archives its binary log to <dir>/repo/wal. */
@@ -16,13 +23,27 @@ export interface BinlogSetup {
   env: Record<string, string>;
 }
 
-// A throwaway MariaDB (with `args`) holding database `app`, and `archive.yaml` archiving its binary log to <dir>/repo/binlog.
+// The steps that take the base: a dump of `main` in its snapshot, or a base backup of its server.
+const BASES = {
+  dump: `  - { id: snapshot, uses: snapshot, with: { databases: [main] } }
+  - { id: dump, uses: dump, with: { database: main, snapshot: snapshot } }
+  - { id: upload, uses: upload, input: dump, with: { to: "{{ vars.repo }}/{{ run.id }}/main.sql" } }
+`,
+  mariabackup: `  - { id: base, uses: mariabackup, with: { database: main } }
+  - { id: upload, uses: upload, input: base, with: { to: "{{ vars.repo }}/{{ run.id }}/main.xbstream" } }
+`,
+};
+
+// A throwaway MariaDB (with `args`) holding database `app`, and `archive.yaml` archiving its binary log to
+// <dir>/repo/wal and taking a base (`base`) of it into <dir>/repo.
 export async function binlogSetup(
   t: Pick<TestContext, 'skip' | 'after'>,
   args: string[] = ['--binlog-format=ROW'],
   user = 'root',
+  base: keyof typeof BASES = 'dump',
 ): Promise<BinlogSetup | undefined> {
-  if (!(await requireMyBackupTools(t)) || !(await requireTools(t, 'mariadb-binlog', 'zstd'))) return undefined;
+  if (!(await requireMyBackupTools(t, ...(base === 'mariabackup' ? ['mariadb-backup'] : [])))) return undefined;
+  if (!(await requireTools(t, 'mariadb-binlog', 'zstd'))) return undefined;
   const my = await throwawayMariadb(t, { args });
   if (!my) return undefined;
   await withConnection(my.url, (c) => c.query('CREATE DATABASE app'));
@@ -49,10 +70,50 @@ archive:
     encrypt: { passphrase: "{{ secrets.passphrase }}" }
     flush: 1s
 steps:
-  - { id: snapshot, uses: snapshot, with: { databases: [main] } }
-  - { id: dump, uses: dump, with: { database: main, snapshot: snapshot } }
-  - { id: upload, uses: upload, input: dump, with: { to: "{{ vars.repo }}/{{ run.id }}/main.sql" } }
-`,
+${BASES[base]}`,
   );
   return { my, dir, pipeline, root: path.join(dir, 'repo', 'wal'), passphraseFile, env: { DBFLOW_STATE_DIR: path.join(dir, 'state') } };
+}
+
+/**
+ * A writer commits on `app` for `writeMs` while the binary log is archived and the pipeline takes two bases (one
+ * after 1.5 s, one two thirds of the way, in a later binlog file); a third of the way, a binlog position between two
+ * commits is read. Resolves with the commits, their binlog times and that position.
+ */
+export async function writeWhileArchiving(
+  t: Pick<TestContext, 'after'>,
+  s: BinlogSetup,
+  writeMs: number,
+): Promise<{ commits: Commit[]; times: Map<string, number>; position: { result: string; committedBefore: number } }> {
+  const app = withDatabase(s.my.url, 'app');
+  await createMyWriterTables(app);
+  const archiver = archiving(t, s);
+  const writer = await startMyWriter(app, { pauseMs: 5 });
+  const base = async (): Promise<void> => {
+    const run = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+    assert.equal(run.exitCode, 0, run.stdout + run.stderr);
+  };
+  let position: { result: string; committedBefore: number };
+  try {
+    await sleep(1500);
+    await base();
+    await sleep(writeMs / 3);
+    // A binlog position between two of the writer's commits: a replay to it keeps exactly those before.
+    position = await writer.between(async (c) => {
+      const [rows] = await c.query<RowDataPacket[]>('SHOW MASTER STATUS');
+      return `${String(rows[0]!.File)}:${String(rows[0]!.Position)}`;
+    });
+    await withConnection(s.my.url, (c) => c.query('FLUSH BINARY LOGS'));
+    await sleep(writeMs / 3);
+    // A second base, in a later binlog file: targets after it replay from it, and prune may drop the files before it.
+    await base();
+    await sleep(writeMs / 3);
+  } finally {
+    await writer.stop();
+  }
+  await sleep(2500);
+  await archiver.stop();
+  const commits = writer.commits().slice();
+  assert.ok(commits.length > 200, `${commits.length} commits`);
+  return { commits, times: await binlogTimes(s.my.data), position };
 }

@@ -113,6 +113,8 @@ export interface Signalled {
   runId?: string;
   /** A run:end was printed before the signal. */
   ended: boolean;
+  /** The programs it ran when it was signalled (pid and name). */
+  children: { pid: number; comm: string }[];
   stdout: string;
   stderr: string;
 }
@@ -125,9 +127,11 @@ export async function signalAt(args: string[], c: Pick<CaseSetup, 'cwd' | 'env'>
   let armed = false;
   let fired = false;
   let buffer = '';
+  let children: Signalled['children'] = [];
   const fire = (): void => {
     if (fired) return;
     fired = true;
+    children = descendants(sub.pid!).map((p) => ({ pid: p.pid, comm: p.comm }));
     sub.kill(trigger.signal);
   };
   const arm = (): void => {
@@ -158,7 +162,15 @@ export async function signalAt(args: string[], c: Pick<CaseSetup, 'cwd' | 'env'>
     }
   });
   const r = await sub;
-  return { exitCode: r.exitCode, signalled: fired, ...(runId && { runId }), ended, stdout: String(r.stdout), stderr: String(r.stderr) };
+  return {
+    exitCode: r.exitCode,
+    signalled: fired,
+    ...(runId && { runId }),
+    ended,
+    children,
+    stdout: String(r.stdout),
+    stderr: String(r.stderr),
+  };
 }
 
 /** What a dead run may have left on this machine and on the database server. */

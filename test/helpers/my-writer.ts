@@ -1,12 +1,14 @@
 // A MariaDB writer that commits continuously (inserts, updates and deletes) on one connection and logs each commit's
 // GTID, and what the server's binary log says of each transaction's time: so a test can say exactly which state a
 // database must hold after a replay to any point.
+import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import type { TestContext } from 'node:test';
 import { execa } from 'execa';
 import mysql from 'mysql2/promise';
 import { connectionOptions } from './mysql.js';
-import type { Commit, WriterState } from './pg-writer.js';
+import { stateAfter, type Commit, type WriterState } from './pg-writer.js';
 
 const COUNTERS = 10;
 
@@ -110,4 +112,41 @@ export async function binlogTimes(data: string): Promise<Map<string, number>> {
     if (gtid) times.set(gtid, Math.max(times.get(gtid) ?? 0, at));
   }
   return times;
+}
+
+/**
+ * Restores (with `restore`, given a target's flags, resolving with the writer's state there) to `seconds` random
+ * seconds between the first tenth of the commits and the last, to the binlog `position` taken between two commits,
+ * to a GTID (included) and to the end of the archive; each must hold exactly the commits up to its target.
+ */
+export async function assertBinlogTargets(
+  t: Pick<TestContext, 'diagnostic'>,
+  commits: readonly Commit[],
+  times: ReadonlyMap<string, number>,
+  position: { result: string; committedBefore: number },
+  restore: (...target: string[]) => Promise<WriterState>,
+  seconds = 3,
+): Promise<void> {
+  // A replay to a second keeps the transactions whose events all came before it.
+  const committed = commits.map((c) => times.get(c.xid)).filter((x): x is number => x !== undefined);
+  assert.equal(committed.length, commits.length, 'every commit is in the binary log');
+  const first = committed[Math.floor(commits.length / 10)]!;
+  const last = committed.at(-1)!;
+  for (let i = 0; i < seconds; i++) {
+    const second = first + 1 + Math.floor(Math.random() * (last - first));
+    const time = new Date(second * 1000).toISOString();
+    const kept = committed.filter((x) => x < second).length;
+    const got = await restore('--to-time', time);
+    const applied = Object.values(got.counters).reduce((sum, c) => sum + c.n, 0);
+    t.diagnostic(`to ${time}: ${kept} of ${commits.length} commits expected, ${applied} restored`);
+    assert.deepEqual(got, stateAfter(commits, kept), `replayed to ${time}: ${kept} commits`);
+  }
+  assert.deepEqual(await restore('--to-position', position.result), stateAfter(commits, position.committedBefore), `to ${position.result}`);
+  const pick = Math.floor(commits.length * 0.6);
+  assert.deepEqual(
+    await restore('--to-gtid', commits[pick]!.xid),
+    stateAfter(commits, pick + 1),
+    `to GTID ${commits[pick]!.xid}, included`,
+  );
+  assert.deepEqual(await restore('--latest'), stateAfter(commits, commits.length), 'to the end of the archive');
 }

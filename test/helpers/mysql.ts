@@ -10,6 +10,7 @@ import mysql from 'mysql2/promise';
 
 import { requireTool } from './step-context.js';
 import { freePort } from './processes.js';
+import { tmpDir } from './tmp.js';
 
 /** The server under test: `DBFLOW_TEST_MYSQL_URL`, else the local default. */
 export const MY_URL = process.env.DBFLOW_TEST_MYSQL_URL ?? 'mysql://root@127.0.0.1:3306/';
@@ -324,4 +325,43 @@ export async function throwawayMariadb(
       await ready();
     },
   };
+}
+
+// Starts the installed mariadbd on `datadir` (as a DBA would), runs `fn` with a URL to it, stops it.
+export async function startedOn<T>(t: Pick<TestContext, 'after'>, datadir: string, fn: (url: string) => Promise<T>): Promise<T> {
+  const run = tmpDir(t, 'dbflow-mariadbd-');
+  mkdirSync(path.join(run, 'tmp'));
+  const port = await freePort();
+  const args = [
+    '--no-defaults',
+    `--datadir=${datadir}`,
+    `--tmpdir=${path.join(run, 'tmp')}`,
+    `--port=${port}`,
+    '--bind-address=127.0.0.1',
+    `--socket=${path.join(run, 'sock')}`,
+    `--pid-file=${path.join(run, 'pid')}`,
+    `--log-error=${path.join(run, 'error.log')}`,
+    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
+  ];
+  const mariadbd = execa('/usr/sbin/mariadbd', args, { reject: false, stdio: 'ignore' });
+  try {
+    const url = `mysql://root@127.0.0.1:${port}/`;
+    for (let i = 0; ; i++) {
+      try {
+        await withConnection(url, (cl) => cl.query('SELECT 1'));
+        break;
+      } catch (err) {
+        if (i > 300 || mariadbd.exitCode !== null)
+          throw new Error(`the restored data directory did not start: ${readFileSync(path.join(run, 'error.log'), 'utf8')}`, {
+            cause: err,
+          });
+        await sleep(100);
+      }
+    }
+    return await fn(url);
+  } finally {
+    mariadbd.kill('SIGTERM');
+    await mariadbd;
+    rmSync(run, { recursive: true, force: true });
+  }
 }

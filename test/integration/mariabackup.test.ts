@@ -1,17 +1,15 @@
 // MariaDB physical base backups (mariadb-backup) on throwaway servers: streamed, restore-tested in a throwaway instance, counted exactly.
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
 import mysql from 'mysql2/promise';
 import { PASSPHRASE, readManifest, runBackup, TEST_STEPS_PLUGIN, writePipeline } from '../helpers/backup-run.js';
 import { dbflow } from '../helpers/cli.js';
 import { signalAt } from '../helpers/kill-case.js';
-import { connectionOptions, requireMyBackupTools, throwawayMariadb, withConnection, withDatabase } from '../helpers/mysql.js';
-import { freePort } from '../helpers/processes.js';
+import { connectionOptions, requireMyBackupTools, startedOn, throwawayMariadb, withConnection, withDatabase } from '../helpers/mysql.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 const MINUTE = 60_000;
@@ -145,13 +143,13 @@ void test(
     assert.deepEqual(leftInstances(), []);
     assert.deepEqual(instanceServers(), []);
 
-    // Recovery past its end with an archived log is not offered for it: said before anything is written.
+    // Recovery past its end needs the archived binary log, and this pipeline archives none: said before anything is written.
     const past = await dbflow(['restore', `backups/${run.runId}`, '--to-datadir', path.join(dir, 'past'), '--latest'], {
       cwd: dir,
       env: { DBFLOW_PASSPHRASE: PASSPHRASE },
     });
     assert.equal(past.exitCode, 2, past.stdout + past.stderr);
-    assert.match(past.stderr, /mariadb-backup-xbstream backup, which recovers to its own point only/);
+    assert.match(past.stderr, /there is no log archive at .*backups\/wal \(no dbflow-archive\.json\): give --wal/);
     assert.equal(existsSync(path.join(dir, 'past')), false);
 
     // restore --to-datadir: a data directory that holds exactly the counts and starts with the installed mariadbd.
@@ -179,45 +177,6 @@ void test(
     assert.deepEqual(instanceServers(), []);
   },
 );
-
-// Starts the installed mariadbd on `datadir` (as a DBA would), runs `fn` with a URL to it, stops it.
-async function startedOn<T>(t: TestContext, datadir: string, fn: (url: string) => Promise<T>): Promise<T> {
-  const run = tmpDir(t, 'dbflow-mariadbd-');
-  mkdirSync(path.join(run, 'tmp'));
-  const port = await freePort();
-  const args = [
-    '--no-defaults',
-    `--datadir=${datadir}`,
-    `--tmpdir=${path.join(run, 'tmp')}`,
-    `--port=${port}`,
-    '--bind-address=127.0.0.1',
-    `--socket=${path.join(run, 'sock')}`,
-    `--pid-file=${path.join(run, 'pid')}`,
-    `--log-error=${path.join(run, 'error.log')}`,
-    ...(process.getuid?.() === 0 ? ['--user=root'] : []),
-  ];
-  const mariadbd = execa('/usr/sbin/mariadbd', args, { reject: false, stdio: 'ignore' });
-  try {
-    const url = `mysql://root@127.0.0.1:${port}/`;
-    for (let i = 0; ; i++) {
-      try {
-        await withConnection(url, (cl) => cl.query('SELECT 1'));
-        break;
-      } catch (err) {
-        if (i > 300 || mariadbd.exitCode !== null)
-          throw new Error(`the restored data directory did not start: ${readFileSync(path.join(run, 'error.log'), 'utf8')}`, {
-            cause: err,
-          });
-        await sleep(100);
-      }
-    }
-    return await fn(url);
-  } finally {
-    mariadbd.kill('SIGTERM');
-    await mariadbd;
-    rmSync(run, { recursive: true, force: true });
-  }
-}
 
 void test('restore-test fails clearly on a damaged mariadb-backup artifact', { timeout: 3 * MINUTE }, async (t) => {
   const c = await server(t);
@@ -279,3 +238,62 @@ void test(
     assert.deepEqual(instanceServers(), [], 'no instance server is left running');
   },
 );
+
+void test(
+  'a run killed while mariadb-backup streams publishes nothing, leaves no mariadb-backup and no lock behind: commits go on, the next run is verified',
+  { timeout: 4 * MINUTE },
+  async (t) => {
+    const c = await server(t);
+    if (!c) return;
+    // Enough data that mariadb-backup is still streaming when its first bytes are counted.
+    await withConnection(c.app, async (cl) => {
+      await cl.query('CREATE TABLE app.bulk (id INT PRIMARY KEY, pad VARCHAR(300)) ENGINE=InnoDB');
+      await cl.query('INSERT INTO app.bulk SELECT seq, REPEAT(MD5(seq), 8) FROM seq_1_to_300000');
+    });
+    const dir = tmpDir(t);
+    chmodSync(dir, 0o755);
+    const file = writePipeline(dir, basePipeline(c.app));
+    const w = writer(c.app);
+    const killed = await signalAt(
+      ['run', file, '--json'],
+      { cwd: dir, env: ENV },
+      { at: (ev) => ev.type === 'step:progress' && ev.id === 'base' && ev.bytes > 0, child: 'mariadb-backup', signal: 'SIGKILL' },
+      true,
+    );
+    assert.ok(killed.signalled && !killed.ended, `killed while mariadb-backup ran\n${killed.stdout}${killed.stderr}`);
+    // The backup tool goes with it (its output closed), and with it the server's backup locks: commits go on.
+    const tools = killed.children.filter((p) => p.comm === 'mariadb-backup').map((p) => p.pid);
+    assert.ok(tools.length > 0, 'mariadb-backup was running');
+    const gone = Date.now() + 20_000;
+    while (tools.some(alive) && Date.now() < gone) await sleep(100);
+    assert.deepEqual(tools.filter(alive), [], 'no mariadb-backup is left running');
+    const before = await orders(c.app);
+    await sleep(1000);
+    assert.ok((await orders(c.app)) > before, 'the writer commits after the kill');
+    await w.stop();
+    assert.ok(!existsSync(path.join(dir, 'backups', killed.runId!, 'manifest.json')), 'no manifest is published');
+    const next = await runBackup(dir, file, ENV);
+    assert.equal(next.exitCode, 0, next.stdout + next.stderr);
+    assert.equal(readManifest(dir, next.runId).status, 'verified');
+    const listed = await dbflow(['backups', 'list', 'backups', '--json'], { cwd: dir });
+    const ids = (JSON.parse(listed.stdout) as { backups: { run_id?: string; url: string }[] }).backups.map((b) => b.url);
+    assert.ok(
+      ids.every((u) => !u.includes(killed.runId!)),
+      `the killed run is not listed as a backup: ${ids.join(', ')}`,
+    );
+    assert.deepEqual(leftInstances(), []);
+  },
+);
+
+// Whether a process is still there (and not a zombie).
+function alive(pid: number): boolean {
+  try {
+    return !/^\S+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+async function orders(url: string): Promise<number> {
+  return withConnection(url, async (cl) => Number((await cl.query<mysql.RowDataPacket[]>('SELECT COUNT(*) AS n FROM orders'))[0][0]!.n));
+}
