@@ -168,6 +168,7 @@ export const binlogArchive: LogArchive = {
   gaps: binlogGaps,
   position: binlogPosition,
   reads: binlogReads,
+  appendOnly: true,
   startOf: binlogStart,
   replay: replayBinlog,
 };

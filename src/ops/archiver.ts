@@ -1,13 +1,22 @@
 // `dbflow archive`: a log receiver fills the spool; each complete file is stored (object, then record) and only then leaves
 // the spool; the open file is stored every `flush`. What was stored already is never stored twice.
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DbflowError } from '../errors.js';
 import type { LogArchive, LogFile, LogReceiver, Storage } from '../plugins/types.js';
-import { ARCHIVE_MARKER, listArchive, putJson, readMarker, readRecord, recordName, type LogRecord } from '../repo/log-archive.js';
+import {
+  ARCHIVE_MARKER,
+  listArchive,
+  piecePrefix,
+  putJson,
+  readMarker,
+  readRecord,
+  recordName,
+  type LogRecord,
+} from '../repo/log-archive.js';
 import { writeArchiveState, type ArchiveState } from './archive-state.js';
-import { digestFile, storeLogFile, type Encoder, type StoreTarget } from './log-store.js';
+import { digestFile, storeLogFile, storeLogPiece, type Encoder, type StoredOpen, type StoreTarget } from './log-store.js';
 
 export interface ArchiverOptions {
   pipeline: string;
@@ -36,6 +45,8 @@ export interface ArchiverOptions {
 
 const TICK_MS = 250;
 const MAX_BACKOFF_MS = 30_000;
+// Pieces an open file is stored in before it is stored whole again (its record lists them all).
+const MAX_PIECES = 256;
 
 /** Runs until `signal` aborts, then stops the receiver and stores what it received; resolves after that last pass. */
 export async function runArchiver(o: ArchiverOptions): Promise<void> {
@@ -57,7 +68,8 @@ export async function runArchiver(o: ArchiverOptions): Promise<void> {
   };
   const listing = await listArchive(o.storage, folder);
   const stored = new Set(listing.records.keys());
-  let partial: { file: string; sha256: string } | undefined;
+  // What this archiver stored of the open file: an append-only log's next flush stores only what follows.
+  let partial: StoredOpen | undefined;
   const state: ArchiveState = {
     pipeline: o.pipeline,
     database: o.database,
@@ -110,7 +122,7 @@ export async function runArchiver(o: ArchiverOptions): Promise<void> {
           `"${file.name}" is stored already with other content (sha256 ${record.raw.sha256}, the spool's ${digest.sha256}); the spool copy is kept in ${spool}. Is another server with the same system identifier archived here?`,
         );
     } else {
-      const record = await storeLogFile(target, local, file);
+      const { record } = await storeLogFile(target, local, file);
       o.log('info', `stored ${record.file} (${record.bytes} bytes${record.position ? `, up to ${record.position}` : ''})`);
       stored.add(file.name);
       o.onStored?.(record);
@@ -123,23 +135,51 @@ export async function runArchiver(o: ArchiverOptions): Promise<void> {
       // The record goes first: an object without a record is an unfinished write, a record without its object is damage.
       await o.storage.delete(`${folder}/${recordName(open)}`, { signal: io });
       await o.storage.delete(`${folder}/${open}${o.suffix}`, { signal: io });
+      await deletePieces(open);
       stored.delete(open);
-      if (partial?.file === open) partial = undefined;
+      if (partial?.record.file === open) partial = undefined;
     }
     rmSync(local, { force: true });
   };
 
+  // The pieces of the open file `open` stored before, except those its current record (`keep`) lists.
+  const deletePieces = async (open: string, keep?: LogRecord): Promise<void> => {
+    const listed = new Set((keep?.pieces ?? []).map((p) => `${folder}/${p.object}`));
+    for (const piece of await o.storage.list(`${folder}/${piecePrefix(open)}`, { signal: io }))
+      if (!listed.has(piece.url)) await o.storage.delete(piece.url, { signal: io });
+  };
+
   const storeOpen = async (name: string, file: LogFile): Promise<void> => {
-    const digest = await digestFile(path.join(spool, name), io);
-    if (partial?.file === `${file.name}.partial` && partial.sha256 === digest.sha256) return;
-    const record = await storeLogFile(target, path.join(spool, name), file);
-    o.log('debug', `stored ${record.file} (${record.bytes} bytes${record.position ? `, up to ${record.position}` : ''})`);
-    stored.add(record.file);
-    partial = { file: record.file, sha256: record.raw.sha256 };
+    const local = path.join(spool, name);
+    const same = partial?.record.file === `${file.name}.partial` ? partial : undefined;
+    let record: LogRecord;
+    if (o.archive.appendOnly && same && statSync(local).size >= same.size) {
+      // Appended to since the last flush: only the new bytes (a bounded number of pieces, then whole again).
+      const size = statSync(local).size;
+      if (size === same.size) return;
+      if ((same.record.pieces?.length ?? 1) < MAX_PIECES) {
+        partial = await storeLogPiece(target, local, file, same, size);
+        record = partial.record;
+      } else record = await storeOpenWhole(local, file);
+    } else {
+      if (!o.archive.appendOnly && same && same.record.raw.sha256 === (await digestFile(local, io)).sha256) return;
+      record = await storeOpenWhole(local, file);
+    }
+    o.log('debug', `stored ${record.file} (${record.raw.bytes} bytes${record.position ? `, up to ${record.position}` : ''})`);
     o.onStored?.(record);
     state.newest_file = record.file;
     state.newest_stored_at = record.archived_at;
     if (record.position) state.position = record.position;
+  };
+
+  // The open file stored whole (a new chain of pieces); pieces of an earlier chain go once its record no longer lists them.
+  const storeOpenWhole = async (local: string, file: LogFile): Promise<LogRecord> => {
+    const { record, open } = await storeLogFile(target, local, file);
+    stored.add(record.file);
+    const earlier = partial?.record.file === record.file ? partial.record.pieces : undefined;
+    partial = open;
+    if (earlier || o.archive.appendOnly) await deletePieces(record.file, record);
+    return record;
   };
 
   // One pass over the spool: every complete file (history files first), then the open one when `flushOpen`.

@@ -30,11 +30,41 @@ export interface LogRecord {
   /** The log file before any layer. */
   raw: Required<EdgeStats>;
   layers: ArtifactLayer[];
+  /**
+   * An open file of an append-only log stored in parts, in order: the first is `object` (its bytes from 0), each
+   * later one the bytes the file grew by before a flush. `raw` is then the whole file's, the parts' concatenation.
+   */
+  pieces?: LogPiece[];
   /** The log position the stored content reaches (a partial: up to its last written byte). */
   position?: string;
   archived_at: string;
   system: string;
   driver: string;
+}
+
+/** One stored part of an open file: its raw bytes from `offset`, as an object of their own. */
+export interface LogPiece {
+  object: string;
+  offset: number;
+  bytes: number;
+  sha256: string;
+  raw: Required<EdgeStats>;
+  layers: ArtifactLayer[];
+}
+
+/** Every object a record stands for: its object, or each of its pieces'. */
+export function recordObjects(record: LogRecord): Pick<LogPiece, 'object' | 'bytes' | 'sha256'>[] {
+  return record.pieces ?? [record];
+}
+
+/** The start of the names of an open file's later pieces (`binlog.000042.partial.at`). */
+export function piecePrefix(file: string): string {
+  return `${file}.at`;
+}
+
+/** The name of the object holding an open file's bytes from `offset` on (a later piece). */
+export function pieceName(file: string, offset: number, suffix: string): string {
+  return `${piecePrefix(file)}${offset}${suffix}`;
 }
 
 /** The record's name for a log file name (`000000010000000000000003.json`, `….partial.json`). */

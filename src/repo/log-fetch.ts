@@ -1,7 +1,10 @@
 // Log files of an archive fetched back for a server's recovery: decoded, checked, written whole.
+import { createHash } from 'node:crypto';
 import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { IntegrityError } from '../errors.js';
 import type { DecodeKeys, LogArchive } from '../plugins/types.js';
 import { listArchive, readRecord, recordName } from './log-archive.js';
 import { readArtifact } from './read-artifact.js';
@@ -30,21 +33,40 @@ async function fetchLogFile(
   const name = listed.has(recordName(file)) ? file : listed.has(recordName(`${file}.partial`)) ? `${file}.partial` : undefined;
   if (!name) return 'missing';
   const record = await readRecord(storage, `${folder}/${recordName(name)}`);
-  const artifact = {
-    database: record.system,
-    url: `${folder}/${record.object}`,
-    bytes: record.bytes,
-    sha256: record.sha256,
-    format: record.kind,
-    layers: record.layers,
-    raw: record.raw,
-  };
+  // Each stored part checked on its own (object, layers, raw bytes), then, for an open file stored in pieces, the
+  // whole they make against the record's raw size and sha256.
+  const parts = record.pieces ?? [record];
+  const whole = createHash('sha256');
+  let bytes = 0;
+  const count = (): Transform =>
+    new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        whole.update(chunk);
+        bytes += chunk.length;
+        done(null, chunk);
+      },
+    });
   const partial = path.join(path.dirname(dest), `.${path.basename(dest)}.dbflow-partial`);
   try {
-    await readArtifact(scope, artifact, keys, (raw) => pipeline(raw, createWriteStream(partial, { mode: 0o600 })), {
-      signal,
-      settleDigest: true,
-    });
+    for (const part of parts) {
+      const artifact = {
+        database: record.system,
+        url: `${folder}/${part.object}`,
+        bytes: part.bytes,
+        sha256: part.sha256,
+        format: record.kind,
+        layers: part.layers,
+        raw: part.raw,
+      };
+      await readArtifact(scope, artifact, keys, (raw) => pipeline(raw, count(), createWriteStream(partial, { mode: 0o600, flags: 'a' })), {
+        signal,
+        settleDigest: true,
+      });
+    }
+    if (record.pieces && (bytes !== record.raw.bytes || whole.digest('hex') !== record.raw.sha256))
+      throw new IntegrityError(
+        `${folder}/${recordName(name)}: its ${parts.length} pieces make ${bytes} bytes that differ from the file it records (${record.raw.bytes} bytes, sha256 ${record.raw.sha256}).`,
+      );
     renameSync(partial, dest);
   } finally {
     rmSync(partial, { force: true });

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LogArchive, LogGap, Storage } from '../plugins/types.js';
-import { ARCHIVE_MARKER, folderUrl, listArchive, readRecord, recordName, type LogRecord } from './log-archive.js';
+import { ARCHIVE_MARKER, folderUrl, listArchive, readRecord, recordName, recordObjects, type LogRecord } from './log-archive.js';
 
 /** One problem of one stored file. */
 export interface LogProblem {
@@ -67,28 +67,32 @@ export async function verifySystem(
       problems.push({ file: name, message: (err as Error).message });
       continue;
     }
-    const url = `${folder}/${record.object}`;
-    const listed = listing.objects.get(url);
     let problem: string | undefined;
-    if (!listed) problem = `its object ${url} is missing.`;
-    else if (listed.bytes !== record.bytes) problem = `its object ${url} has ${listed.bytes} bytes, the record says ${record.bytes}.`;
-    else {
-      const hash = createHash('sha256');
-      await pipeline(
-        await storage.get(url, { signal }),
-        new Writable({
-          write(chunk: Buffer, _enc, done) {
-            hash.update(chunk);
-            done();
-          },
-        }),
-        { signal },
-      );
-      const sha = hash.digest('hex');
-      if (sha !== record.sha256) problem = `its object ${url} has sha256 ${sha}, the record says ${record.sha256}.`;
+    // Every object it stands for (the pieces of an open file stored in parts), each whole and as recorded.
+    for (const part of recordObjects(record)) {
+      const url = `${folder}/${part.object}`;
+      const listed = listing.objects.get(url);
+      if (!listed) problem = `its object ${url} is missing.`;
+      else if (listed.bytes !== part.bytes) problem = `its object ${url} has ${listed.bytes} bytes, the record says ${part.bytes}.`;
+      else {
+        const hash = createHash('sha256');
+        await pipeline(
+          await storage.get(url, { signal }),
+          new Writable({
+            write(chunk: Buffer, _enc, done) {
+              hash.update(chunk);
+              done();
+            },
+          }),
+          { signal },
+        );
+        const sha = hash.digest('hex');
+        if (sha !== part.sha256) problem = `its object ${url} has sha256 ${sha}, the record says ${part.sha256}.`;
+      }
+      if (problem) break;
+      bytes += part.bytes;
     }
     if (problem) problems.push({ file: name, message: problem });
-    else bytes += record.bytes;
     onFile?.(record, problem);
   }
   const chained = names.filter((n) => !problems.some((p) => p.file === n));

@@ -101,6 +101,13 @@ export async function decodeStored(file: string, passphraseFile: string): Promis
   return Buffer.from(r.stdout);
 }
 
+/** A stored log file decoded with stock gpg and zstd: its object, or each of its pieces in order (an open file stored in parts). */
+export async function decodeLog(folder: string, name: string, passphraseFile: string): Promise<Buffer> {
+  const record = readJson<{ object: string; pieces?: { object: string }[] }>(path.join(folder, `${name}.json`));
+  const parts = await Promise.all((record.pieces ?? [record]).map((p) => decodeStored(path.join(folder, p.object), passphraseFile)));
+  return Buffer.concat(parts);
+}
+
 export const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 
 /** The server's copy of a WAL file (pg_read_binary_file: what the server has in pg_wal). */

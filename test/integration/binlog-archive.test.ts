@@ -1,7 +1,7 @@
 // Continuous binlog archiving of MariaDB (throwaway servers): every binlog file stored once, whole, through rotations,
 // a SIGKILL of dbflow archive and a crash of the server; a gap named by verify; wrong settings refused with what to change.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +9,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
 import { binlogSetup } from '../helpers/binlog-archive.js';
 import { withConnection, withDatabase } from '../helpers/mysql.js';
-import { decodeStored, readJson } from '../helpers/wal-archive.js';
+import { decodeLog, readJson } from '../helpers/wal-archive.js';
 
 const MINUTE = 60_000;
 
@@ -18,6 +18,20 @@ function serverFolder(root: string): string {
   const folders = readdirSync(root).filter((n) => !n.endsWith('.json'));
   assert.equal(folders.length, 1, `one server folder in ${root}: ${folders.join(', ')}`);
   return path.join(root, folders[0]!);
+}
+
+// The objects of a server folder that no record lists (as its object or one of its pieces).
+function unreferenced(folder: string): string[] {
+  const names = readdirSync(folder);
+  const listed = new Set(
+    names
+      .filter((n) => n.endsWith('.json'))
+      .flatMap((n) => {
+        const r = readJson<{ object: string; pieces?: { object: string }[] }>(path.join(folder, n));
+        return [n, ...(r.pieces ?? [r]).map((p) => p.object)];
+      }),
+  );
+  return names.filter((n) => !listed.has(n));
 }
 
 // A binlog file's bytes with the header flag that says "in use" (set while the server writes it, or after a crash) cleared.
@@ -80,7 +94,7 @@ void test(
       const record = readJson<{ file: string; position: string; raw: { bytes: number; sha256: string } }>(
         path.join(folder, `${name}.json`),
       );
-      const stored = await decodeStored(path.join(folder, `${name}.zst.pgp`), s.passphraseFile);
+      const stored = await decodeLog(folder, name, s.passphraseFile);
       const onServer: Buffer = readFileSync(path.join(s.my.data, f));
       assert.equal(record.raw.bytes, stored.length);
       if (f === open)
@@ -94,6 +108,7 @@ void test(
       serverFiles.map((f) => (f === open ? `${f}.partial.json` : `${f}.json`)).sort(),
       'nothing else is stored, and a closed file has no partial left',
     );
+    assert.deepEqual(unreferenced(folder), [], 'every object is one a record lists: no piece of a closed or restarted chain is left');
     assert.equal(existsSync(path.join(s.root, 'dbflow-archive.json')), true);
 
     const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
@@ -212,5 +227,85 @@ void test(
     );
     assert.equal(restored.exitCode, 1, restored.stdout + restored.stderr);
     assert.match(restored.stderr, /lacks the end of binlog\.000001 .*a replay past it would skip transactions/);
+  },
+);
+
+void test(
+  'the open binlog file is stored by the bytes it grew by: pieces that add up to the file, checked by verify, whole again after a restart',
+  { timeout: 3 * MINUTE },
+  async (t) => {
+    const s = await binlogSetup(t);
+    if (!s) return;
+    const sql = (text: string): Promise<unknown> => withConnection(s.my.url, (c) => c.query(text));
+    await sql('CREATE TABLE app.events (id INT PRIMARY KEY, note VARCHAR(200))');
+    const dump = await dbflow(['run', s.pipeline], { env: s.env, cwd: s.dir });
+    assert.equal(dump.exitCode, 0, dump.stdout + dump.stderr);
+    let next = 1;
+    // Rows a few at a time across several flushes (1 s apart), under one archiver.
+    const archive = async (seconds: number): Promise<void> => {
+      const p = spawnDbflow(['archive', s.pipeline], { env: s.env, cwd: s.dir });
+      t.after(() => {
+        if (p.exitCode === null) p.kill('SIGKILL');
+      });
+      await sleep(1500);
+      for (let i = 0; i < seconds * 2; i++, next++) {
+        await sql(`INSERT INTO app.events VALUES (${next}, REPEAT('x', 150))`);
+        await sleep(500);
+      }
+      await sleep(1500);
+      p.kill('SIGTERM');
+      assert.equal((await p).exitCode, 0);
+    };
+    await archive(6);
+    const folder = serverFolder(s.root);
+    const open = readdirSync(s.my.data)
+      .filter((f) => /^binlog\.\d{6}$/.test(f))
+      .sort()
+      .at(-1)!;
+    type Piece = { object: string; offset: number; raw: { bytes: number } };
+    const record = () => readJson<{ raw: { bytes: number }; pieces?: Piece[] }>(path.join(folder, `${open}.partial.json`));
+    const first = record();
+    const pieces = first.pieces ?? [];
+    assert.ok(pieces.length >= 4, `the open file was stored in pieces: ${pieces.length}`);
+    // Each byte stored once: every piece starts where the one before ended, and together they are the file.
+    for (let i = 1; i < pieces.length; i++) assert.equal(pieces[i]!.offset, pieces[i - 1]!.offset + pieces[i - 1]!.raw.bytes);
+    assert.equal(
+      pieces.reduce((n, p) => n + p.raw.bytes, 0),
+      first.raw.bytes,
+    );
+    const stored = await decodeLog(folder, `${open}.partial`, s.passphraseFile);
+    assert.equal(stored.length, first.raw.bytes);
+    assert.deepEqual(settled(stored), settled(readFileSync(path.join(s.my.data, open)).subarray(0, stored.length)));
+    const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
+    assert.equal(verify.exitCode, 0, verify.stdout + verify.stderr);
+    const latest = async (name: string) =>
+      dbflow(
+        ['restore', 'file://./repo', '--to', withDatabase(s.my.url, name), '--create', '--latest', '--passphrase-file', s.passphraseFile],
+        { env: s.env, cwd: s.dir },
+      );
+    const restored = await latest('from_pieces');
+    assert.equal(restored.exitCode, 0, restored.stdout + restored.stderr);
+    const count = (db: string) =>
+      withConnection(withDatabase(s.my.url, db), async (c) =>
+        Number((await c.query<RowDataPacket[]>('SELECT count(*) AS n FROM events'))[0][0]!.n),
+      );
+    assert.equal(await count('from_pieces'), next - 1);
+
+    // A restarted archiver stores the open file whole, then pieces again; the earlier chain's pieces go.
+    await archive(3);
+    const again = record();
+    assert.ok((again.pieces?.length ?? 0) >= 2 && again.pieces![0]!.raw.bytes > pieces[0]!.raw.bytes, JSON.stringify(again.pieces));
+    assert.deepEqual(unreferenced(folder), []);
+
+    // A damaged piece is found by verify and named, and a restore that needs it refuses.
+    const damaged = path.join(folder, again.pieces!.at(-1)!.object);
+    const bytes = readFileSync(damaged);
+    bytes[bytes.length - 1]! ^= 0xff;
+    writeFileSync(damaged, bytes);
+    const bad = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
+    assert.equal(bad.exitCode, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stdout + bad.stderr, new RegExp(again.pieces!.at(-1)!.object.replace(/\./g, '\\.')));
+    const refused = await latest('from_damaged');
+    assert.notEqual(refused.exitCode, 0, refused.stdout + refused.stderr);
   },
 );
