@@ -1,6 +1,13 @@
 // The `upload` step: stores a stream at a URL (atomically) and records the artifact.
-import { DbflowError, defineStep, type ArtifactLayer, type ArtifactRecord, type EdgeStats } from '../../src/plugin-api.js';
-import { checkObjectKey } from './object-key.js';
+import {
+  DbflowError,
+  defineStep,
+  keyProblem,
+  visibleUrl,
+  type ArtifactLayer,
+  type ArtifactRecord,
+  type EdgeStats,
+} from '../../src/plugin-api.js';
 
 interface UploadWith {
   to: string;
@@ -38,7 +45,11 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
   },
   async run(ctx) {
     const url = ctx.with.to;
-    checkObjectKey(ctx.id, url);
+    const problem = keyProblem(url);
+    if (problem)
+      throw new DbflowError(
+        `step "${ctx.id}": the upload's key "${visibleUrl(url)}" ${problem}, which could put the artifact and its manifest outside the repository; nothing was written. Check the values that fill its template (environment variables, vars, matrix).`,
+      );
     const stored = await ctx
       .storage(url)
       .put(url, ctx.input, { signal: ctx.signal, ...(ctx.with.storage && { settings: ctx.with.storage }) });

@@ -69,7 +69,7 @@ const archiveEntry = {
   additionalProperties: false,
   required: ['to'],
   properties: {
-    to: { type: 'string', minLength: 1, description: 'Storage URL prefix of the log archive, e.g. "{{ vars.repo }}/wal".' },
+    to: { type: 'string', format: 'url', description: 'Storage URL prefix of the log archive, e.g. "{{ vars.repo }}/wal".' },
     compress: { type: 'object', description: "As the compress step's `with`, e.g. { algorithm: zstd, level: 3 }." },
     encrypt: { type: 'object', description: "As the encrypt step's `with`: { passphrase } or { recipients }." },
     flush: { ...duration, description: 'How often the open (partial) log file is stored (default 5s): the recovery point objective.' },

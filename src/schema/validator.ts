@@ -31,7 +31,8 @@ export function createAjv(options: { source?: boolean; metaChecked?: boolean } =
   });
   ajv.addFormat(STEP_REF_FORMAT, /^[A-Za-z_][A-Za-z0-9_]*$/);
   ajv.addFormat('uri-reference', true);
-  ajv.addFormat('url', /^[a-z][a-z0-9+.-]*:/i);
+  // A URL, or a template (its rendering is checked where it is used).
+  ajv.addFormat('url', /^(?:[a-z][a-z0-9+.-]*:|\{\{)/i);
   // A file path: a relative one is taken relative to the file it is written in (see PATH_FORMAT).
   ajv.addFormat(PATH_FORMAT, true);
   ajv.addKeyword({ keyword: 'x-secret', schemaType: 'boolean' });

@@ -1,21 +1,11 @@
-// The check of a storage key rendered from templates: it stays inside its repository, whatever a value put in it.
-import { DbflowError } from '../../src/plugin-api.js';
+// The check of a storage URL rendered from templates: it stays inside its repository, whatever a value put in it.
 
 /**
- * Refuses a rendered object URL that a value could have turned outside its repository: a `..`, `.` or empty
+ * What could turn a rendered storage URL outside its repository, in words, or undefined: a `..`, `.` or empty
  * segment (a `/` at the start of a rendered part, `//`), or a NUL or control character. Segments are checked
  * after the URL's root: `file://` `/`, `./` or leading `../`; the bucket of `s3://`; the host (and `~`) of `sftp://`.
  */
-export function checkObjectKey(step: string, url: string): void {
-  const problem = keyProblem(url);
-  if (!problem) return;
-  throw new DbflowError(
-    `step "${step}": the upload's key "${visible(url)}" ${problem}, which could put the artifact and its manifest outside the repository; nothing was written. Check the values that fill its template (environment variables, vars, matrix).`,
-  );
-}
-
-// What is wrong with `url`, or undefined.
-function keyProblem(url: string): string | undefined {
+export function keyProblem(url: string): string | undefined {
   const control = /\p{Cc}/u.exec(url);
   if (control) return `holds the control character U+${control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}`;
   const m = /^([a-z][a-z0-9+.-]*):\/\/(.*)$/is.exec(url);
@@ -37,7 +27,7 @@ function fileSegments(written: string): string[] {
   return segments;
 }
 
-// `url` with its control characters written as escapes (the engine masks secrets in the message, so the rest stays as is).
-function visible(url: string): string {
+/** `url` with its control characters written as escapes (the engine masks secrets in a message, so the rest stays as is). */
+export function visibleUrl(url: string): string {
   return url.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -280,3 +280,65 @@ it('storage keys: an upload key with ".." segments from a variable does not writ
   assert.deepEqual(escaped, [], `nothing outside backups/<run-id>/ (exit ${r.exitCode})`);
   if (r.exitCode !== 0) assert.match(r.stderr, /"upload"/, 'a refusal names the upload step');
 });
+
+// The archive's `to:` (where `dbflow archive` stores a database's log): a value that is no URL is refused at
+// validation with its position; one whose rendering leaves the repository (a "..", "." or empty segment from a
+// variable or the environment) is refused by `dbflow archive` before it connects or writes anything.
+it('archive to: hostile values are refused with a position, or before anything is archived', async (t) => {
+  const root = tmpDir(t);
+  const dir = path.join(root, 'work');
+  mkdirSync(dir);
+  const mark = path.join(root, 'pwned');
+  const archivePipeline = (to: string, evil = 'plain'): string => `version: 1
+name: hostile
+vars:
+  evil: ${yamlString(evil)}
+databases:
+  main: { driver: mysql, url: "mysql://root@127.0.0.1:1/app" }
+archive:
+  main:
+    to: ${yamlString(to)}
+steps:
+  - { id: snapshot, uses: snapshot, with: { databases: [main] } }
+  - { id: dump, uses: dump, with: { database: main, snapshot: snapshot } }
+  - { id: upload, uses: upload, input: dump, with: { to: "file://./repo/{{ run.id }}/main.sql" } }
+`;
+  const notUrls = TEMPLATES.filter((v) => !v.includes('{{') && !/^[a-z][a-z0-9+.-]*:/i.test(v)).map((v) =>
+    v.replaceAll('MARKNAME', path.basename(root)).replaceAll('MARK', mark),
+  );
+  for (const [i, value] of notUrls.entries()) {
+    const file = path.join(dir, `to-${i}.yaml`);
+    writeFileSync(file, archivePipeline(value));
+    const r = await dbflow(['archive', file], { cwd: dir });
+    tried++;
+    const where = `archive to = ${JSON.stringify(value)}`;
+    if (r.exitCode !== 2 || !/:9:9: "archive\.main\.to" must match format "url"/.test(r.stderr))
+      violations.push(`${where}: exit ${r.exitCode}, ${r.stderr.split('\n')[0]}`);
+    assert.equal(hasStackTrace(r.stderr), false, r.stderr);
+  }
+  const rendered = [
+    { to: 'file://./repo/{{ vars.evil }}', evil: '../../../escaped', problem: 'has a ".." segment' },
+    { to: 'file://./repo/{{ vars.evil }}/wal', evil: '', problem: 'has an empty segment \\("//"\\)' },
+    { to: 'file://./repo/{{ vars.evil }}', evil: '.', problem: 'has a "." segment' },
+    { to: 's3://bucket/{{ vars.evil }}/wal', evil: '../other-bucket', problem: 'has a ".." segment' },
+    { to: 'file://./repo/{{ vars.evil }}', evil: 'a\nb', problem: 'holds the control character U\\+000A' },
+    { to: '{{ vars.evil }}/wal', evil: '../../escaped', problem: 'is not a storage URL \\(file://, s3://, sftp://\\)' },
+    { to: '{{ vars.evil }}', evil: '$(touch MARK)', problem: 'is not a storage URL \\(file://, s3://, sftp://\\)' },
+  ];
+  for (const [i, { to, evil, problem }] of rendered.entries()) {
+    const file = path.join(dir, `rendered-${i}.yaml`);
+    writeFileSync(file, archivePipeline(to, evil.replaceAll('MARK', mark)));
+    const r = await dbflow(['archive', file], { cwd: dir });
+    tried++;
+    assert.equal(r.exitCode, 2, `${to} with ${JSON.stringify(evil)}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`archive "main": "to" renders to ".*", which ${problem}: .*nothing was archived`));
+    assert.equal(hasStackTrace(r.stderr), false, r.stderr);
+  }
+  assert.equal(existsSync(mark), false, 'no command was executed');
+  assert.deepEqual(readdirSync(root).sort(), ['work'], 'nothing was written beside the pipeline folder');
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => !f.endsWith('.yaml') && f !== '.dbflow'),
+    [],
+    'no repository was made (only the state folder)',
+  );
+});
