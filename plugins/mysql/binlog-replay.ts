@@ -85,6 +85,12 @@ export async function replayBinlog(
   await Promise.all([read, applied]).catch(async (err: unknown) => {
     reader.kill();
     await Promise.allSettled([read, applied]);
+    // A server that drops the connection mid-replay most often refused an event over its packet limit.
+    if (err instanceof Error && /gone away|max_allowed_packet|packet bigger/i.test(err.message))
+      throw new DbflowError(
+        `${err.message} A transaction in the binary log may be larger than the target's max_allowed_packet: raise it (SET GLOBAL max_allowed_packet = 1073741824) and restore again.`,
+        { cause: err },
+      );
     throw err;
   });
 }

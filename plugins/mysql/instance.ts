@@ -88,6 +88,8 @@ export async function startInstance(dir: InstanceDir, data: string, signal?: Abo
       '--skip-grant-tables',
       '--skip-slave-start',
       '--innodb-buffer-pool-size=64M',
+      // A replayed binlog carries a large transaction's rows in one statement.
+      '--max-allowed-packet=1073741824',
       ...(process.getuid?.() === 0 ? ['--user=root'] : []),
     ];
     const server = execa(mariadbd, args, { env: programEnv(), extendEnv: false, reject: false, stdio: 'ignore' });

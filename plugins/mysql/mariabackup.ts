@@ -201,6 +201,8 @@ async function streamBackup(ctx: StepContext<MariabackupWith>, s: Source, out: P
     throw first instanceof DbflowError ? first : fail(err);
   } finally {
     await unlock();
+    // The lock's connection is done with: left open, it would keep the process alive.
+    await s.control.end().catch(() => s.control.destroy());
   }
   const said = log.last.join(' / ');
   if (!point) throw new DbflowError(`${TOOL} did not say when it locked the server (its log ends: ${said})`);

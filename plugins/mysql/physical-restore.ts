@@ -80,7 +80,13 @@ export async function restoreInstance(ctx: DriverContext, options: RestoreInstan
         );
       } catch (err) {
         await instance.stop('kill');
-        throw err;
+        if (ctx.signal.aborted || !(err instanceof Error)) throw err;
+        throw new DbflowError(
+          `the base backup was prepared and started, but the binary log could not be replayed onto it: ${err.message}`,
+          {
+            cause: err,
+          },
+        );
       } finally {
         rmSync(logDir, { recursive: true, force: true });
       }

@@ -19,7 +19,15 @@ export async function restoreDump(ctx: DriverContext, { url, input, format, db }
   const conn = connectionAt(url, db);
   const o = myOptions(db);
   const tool = toolConnection(ctx, conn);
-  const args = [tool.arg, `--database=${conn.database}`, '--default-character-set=utf8mb4', '--binary-mode', '--batch'];
+  // The client's packet limit at its maximum: a replayed binlog carries a large transaction's rows in one statement.
+  const args = [
+    tool.arg,
+    `--database=${conn.database}`,
+    '--default-character-set=utf8mb4',
+    '--binary-mode',
+    '--batch',
+    '--max-allowed-packet=1073741824',
+  ];
   // The client reads its input to the end: it may read its decoder's output directly.
   const source = programInput(input);
   const sub = ctx.exec(toolPath(CLIENT_TOOL, o.binDir), args, {
