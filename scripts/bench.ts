@@ -37,6 +37,7 @@ import { throughput } from './bench/throughput.js';
 import { BenchError, DATA, ensureBuild, scratchDir } from './bench/util.js';
 import { validateTime } from './bench/validate-time.js';
 import { binlogArchiveSection } from './bench/binlog-archive.js';
+import { mariabackupSection, MARIABACKUP_SHELL } from './bench/mariabackup.js';
 import { pitrRestoreSection } from './bench/pitr-restore.js';
 import { walArchiveSection } from './bench/wal-archive.js';
 
@@ -110,6 +111,12 @@ const sections: Section[] = [
     name: '9 binlog archive (MariaDB): lag, sustained binlog rate',
     aliases: ['binlog'],
     fn: () => binlogArchiveSection({ quick, log }),
+  },
+  {
+    name: `10 MariaDB physical base backup (${mySizeMiB} MiB) and restore to a point with as much binlog (RTO)`,
+    aliases: ['mariabackup'],
+    fn: () => mariabackupSection({ sizeMiB: mySizeMiB, rounds, passFile, gnupgHome, log }),
+    shell: `MariaDB base backup (server port in $PORT):\n${MARIABACKUP_SHELL}`,
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).
