@@ -1,7 +1,7 @@
 // One consistent cut across several databases: every barrier held at once while every snapshot is taken.
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   DbflowError,
+  holdEveryBarrier,
   type CoordinationRecord,
   type DriverContext,
   type DriverSnapshot,
@@ -35,38 +35,16 @@ export async function coordinatedSnapshot(
   const parts = await prepare(ctx, names);
   const abortAll = (): Promise<unknown> => Promise.allSettled(parts.map(([, p]) => p.abort()));
   try {
-    const deadline = performance.now() + o.totalMs;
-    let attempt = 0;
-    let acquired: Map<string, number>;
-    for (;;) {
-      attempt++;
-      ctx.signal.throwIfAborted();
-      const wait = Math.max(100, Math.min(o.attemptMs, deadline - performance.now()));
-      acquired = new Map();
-      const tries = await Promise.allSettled(
-        parts.map(async ([name, p]) => {
-          const blocked = await p.block(wait);
-          if (blocked === undefined) acquired.set(name, performance.now());
-          return blocked;
-        }),
-      );
-      const failed = tries.find((t) => t.status === 'rejected');
-      if (failed) throw failed.reason;
-      const blocked = tries.flatMap((t, i) =>
-        t.status === 'fulfilled' && t.value !== undefined ? [`database "${parts[i]![0]}": ${t.value}`] : [],
-      );
-      if (!blocked.length) break;
-      await Promise.all(parts.map(([, p]) => p.release())); // nothing taken: commits go on at once
-      if (performance.now() >= deadline) {
-        throw new DbflowError(
-          `snapshot: could not block commits on every database at once within ${o.totalMs} ms (${attempt} ${attempt === 1 ? 'try' : 'tries'}, each waiting at most ${o.attemptMs} ms; barrier_timeout, lock_timeout): ${blocked.join('; ')}. End that session or raise barrier_timeout, then run again.`,
-        );
-      }
-      ctx.log.info(`one cut: try ${attempt} could not hold every barrier (${blocked.join('; ')}); released them all, trying again`);
-      await sleep(50 + Math.random() * 200, undefined, { signal: ctx.signal });
-    }
+    const {
+      attempts: attempt,
+      acquired,
+      allHeld,
+    } = await holdEveryBarrier(ctx, parts, {
+      ...o,
+      what: 'snapshot',
+      settings: 'barrier_timeout, lock_timeout',
+    });
     // Every barrier is held: nothing commits on any participant until they are released.
-    const allHeld = performance.now();
     const took = new Map<string, number>();
     await Promise.all(
       parts.map(async ([name, p]) => {

@@ -78,8 +78,8 @@ async function binlogFacts(c: Connection, conn: MyConnection, what: string): Pro
   };
 }
 
-// The archive's folder for a server: its host name and server_id ([A-Za-z0-9._-]).
-function systemOf(facts: BinlogFacts): string {
+/** The archive's folder for a server: its host name and server_id ([A-Za-z0-9._-]). */
+export function systemOf(facts: Pick<BinlogFacts, 'hostname' | 'serverId'>): string {
   return `${facts.hostname}-${facts.serverId}`.replace(/[^A-Za-z0-9._-]/g, '_');
 }
 

@@ -1,5 +1,6 @@
 // The `mysql` database driver: snapshots under a commit barrier, mariadb-dump streams, mariadb restores into scratch databases.
 import { defineDriver } from '../../src/plugin-api.js';
+import { markParticipant } from './mark.js';
 import { dumpSnapshot, SQL_FORMAT } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -19,6 +20,7 @@ export const mysqlDriver = defineDriver({
   options: optionsSchema,
   snapshot: takeSnapshot,
   participate,
+  markParticipant,
   dump: dumpSnapshot,
   stockRestore: ({ format, decoded }) => {
     if (format === SQL_FORMAT) return `${decoded} | mariadb <new database>`;

@@ -1,5 +1,6 @@
 // The `postgres` database driver: exported snapshots, pg_dump streams, pg_restore into scratch databases.
 import { defineDriver } from '../../src/plugin-api.js';
+import { markParticipant } from './mark.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT, dumpSnapshot } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -29,6 +30,7 @@ export const postgresDriver = defineDriver({
   },
   snapshot: takeSnapshot,
   participate,
+  markParticipant,
   dump: dumpSnapshot,
   stockRestore({ format, decoded, database, position }) {
     if (format === CUSTOM_FORMAT) return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;

@@ -11,8 +11,7 @@ import { runArchiver } from '../ops/archiver.js';
 import type { Encoder } from '../ops/log-store.js';
 import type { Registry } from '../plugins/registry.js';
 import type { ArtifactLayer, DriverContext, StepContext } from '../plugins/types.js';
-import { keyProblem, visibleUrl } from '../spec/object-key.js';
-import { anchorUrls } from '../spec/paths.js';
+import { renderedRoot } from '../spec/object-key.js';
 import type { ArchiveSpec } from '../spec/pipeline.js';
 import { renderValue } from '../spec/templates.js';
 import { didYouMean } from '../spec/suggest.js';
@@ -77,12 +76,7 @@ export async function archiveCommand(file: string, opts: ArchiveCommandOptions, 
         if (!archive) throw new DbflowError(`database "${name}" (driver "${db.driver}") cannot archive its log.`);
         const dir = archiveDir(stateDir, pipeline.name, name);
         locks.push(lock(dir, pipeline.name, name));
-        const to = String(anchorUrls(renderValue(spec.to, values.context), pipeline.dir)).replace(/\/+$/, '');
-        const problem = /^[a-z][a-z0-9+.-]*:\/\//i.test(to) ? keyProblem(`${to}/x`) : 'is not a storage URL (file://, s3://, sftp://)';
-        if (problem)
-          throw new UsageError(
-            `archive "${name}": "to" renders to "${visibleUrl(to)}", which ${problem}: the log could be stored outside its repository; nothing was archived. Check the values that fill its template (environment variables, vars).`,
-          );
+        const to = renderedRoot(spec.to, values.context, pipeline.dir, `archive "${name}"`);
         const { encoders, suffix } = encoding(registry, ctx, spec, values.context, name);
         const prefix = chosen.length > 1 ? `[${name}] ` : '';
         await runArchiver({

@@ -12,6 +12,8 @@ import type { InitOptions } from './init-command.js';
 import type * as Archive from './archive-command.js';
 import type { ArchiveCommandOptions } from './archive-command.js';
 import type * as Daemon from './daemon-command.js';
+import type * as Mark from './mark-command.js';
+import type { MarkCommandOptions, MarksListOptions } from './mark-command.js';
 import type { DaemonCommandOptions } from './daemon-command.js';
 import type * as Repo from './repo-commands.js';
 import type { PruneCommandOptions } from './repo-commands.js';
@@ -27,6 +29,8 @@ const initCommand: typeof Init.initCommand = async (...a) => (await import('./in
 const quickstartFiles = async (...a: Parameters<typeof Init.quickstartFiles>): Promise<string> =>
   (await import('./init-command.js')).quickstartFiles(...a);
 const archiveCommand: typeof Archive.archiveCommand = async (...a) => (await import('./archive-command.js')).archiveCommand(...a);
+const markCommand: typeof Mark.markCommand = async (...a) => (await import('./mark-command.js')).markCommand(...a);
+const marksListCommand: typeof Mark.marksListCommand = async (...a) => (await import('./mark-command.js')).marksListCommand(...a);
 const daemonCommand: typeof Daemon.daemonCommand = async (...a) => (await import('./daemon-command.js')).daemonCommand(...a);
 const backupsListCommand: typeof Repo.backupsListCommand = async (...a) => (await import('./repo-commands.js')).backupsListCommand(...a);
 const pruneCommand: typeof Repo.pruneCommand = async (...a) => (await import('./repo-commands.js')).pruneCommand(...a);
@@ -189,6 +193,20 @@ function program(setCode: (code: number) => void): Command {
     .option('-v, --verbose', "also print the log receiver's lines")
     .option(...state)
     .action(async (file: string, o: ArchiveCommandOptions) => setCode(await archiveCommand(file, o, io)));
+  p.command('mark')
+    .description(
+      "record one recovery mark: the same point in the log of every database of the pipeline's marks: section, taken under their commit barriers held at once (for milliseconds), stored in its repository",
+    )
+    .argument('<pipeline>', 'pipeline file with a marks: section')
+    .option('--json', 'print the mark as JSON')
+    .option('-v, --verbose', 'also print what the drivers say')
+    .action(async (file: string, o: MarkCommandOptions) => setCode(await markCommand(file, o, io)));
+  p.command('marks')
+    .description('list the recovery marks recorded in a repository, oldest first')
+    .argument('<repo>', 'repository: a URL or a path')
+    .option('--json', 'print as JSON')
+    .option(...plugin)
+    .action(async (repo: string, o: MarksListOptions) => setCode(await marksListCommand(repo, o, io)));
   p.command('daemon')
     .description('run every pipeline in a folder on its schedule; reloads edited files; SIGTERM stops it cleanly')
     .argument('<dir>', 'folder with pipeline files')

@@ -123,6 +123,39 @@ export interface SnapshotParticipant {
   abort(): Promise<void>;
 }
 
+/**
+ * One database's part in a recovery mark: the same commit barrier as a coordinated snapshot, held only long
+ * enough to record a point in the database's log (no snapshot, no dump). The mark operation calls `block` on every
+ * participant at once; only when all hold their barrier does it call `mark` on each, then `release` on each.
+ * `abort` may come at any point and ends everything.
+ */
+export interface MarkParticipant {
+  /** What the barrier is, as for a snapshot; recorded with the mark. */
+  readonly method: string;
+  /** As `SnapshotParticipant.block`. */
+  block(timeoutMs: number): Promise<string | undefined>;
+  /**
+   * Under every participant's barrier: records the point named `name` in the database's log and returns where it
+   * is (PostgreSQL: a named restore point, its LSN, timeline and WAL file; MariaDB: the binlog file, position and
+   * GTID), with what names the server's log archive folder (`system`).
+   */
+  mark(name: string): Promise<MarkPosition>;
+  /** Lets commits go on. */
+  release(): Promise<void>;
+  /** Ends barrier and connections. Safe at any point, and more than once. */
+  abort(): Promise<void>;
+}
+
+/** Where a mark stands in one database's log. */
+export interface MarkPosition {
+  /** The server's log archive folder name (PostgreSQL: its system identifier; MariaDB: `<hostname>-<server_id>`). */
+  system: string;
+  /** The log file holding the point (PostgreSQL: the WAL segment of the LSN; MariaDB: the binlog file). */
+  file: string;
+  /** Driver-specific: what recovery to this point is given (restore point and LSN, binlog position and GTID). */
+  [key: string]: unknown;
+}
+
 /** A dump as a byte stream, and what kind of artifact it is. */
 export interface DumpStream {
   stream: Readable;
@@ -298,6 +331,8 @@ export interface DatabaseDriver {
    * prepares without blocking anything; the snapshot step then drives the participant's barrier.
    */
   participate?(ctx: DriverContext, options: ParticipateOptions): Promise<SnapshotParticipant>;
+  /** Optional: take part in a recovery mark (a point recorded in every participant's log at once). Connects and prepares without blocking. */
+  markParticipant?(ctx: DriverContext, options: ParticipateOptions): Promise<MarkParticipant>;
   /** Streams a dump that reads exactly the given snapshot. */
   dump(ctx: DriverContext, options: DumpOptions): Promise<DumpStream>;
   /** Creates an empty scratch database next to `db`, named after `name`. */

@@ -3,6 +3,7 @@ import { RepositoryError } from '../errors.js';
 import type { Storage, StoredObject } from '../plugins/types.js';
 import { normalizeUrl, parseManifest, readText, type StorageScope } from './backup.js';
 import { ARCHIVE_MARKER } from './log-archive.js';
+import { MARKS_FOLDER } from './marks.js';
 import { MANIFEST_NAME, type Manifest } from './manifest.js';
 import { runTimeInPath } from './run-id.js';
 import { isLeaseUrl, judgeLease, parseLease, RUN_LEASE_NAME, type LeaseVerdict, type RunLease } from './run-lease.js';
@@ -61,7 +62,11 @@ export async function listRepository(scope: StorageScope, repoUrl: string): Prom
   }
   // Log archives (a folder with a dbflow-archive.json) hold no backups and no orphans: never listed, never pruned here.
   const logRoots = all.filter((o) => o.url.endsWith(`/${ARCHIVE_MARKER}`)).map((o) => o.url.slice(0, -ARCHIVE_MARKER.length));
-  const objects = all.filter((o) => !o.url.slice(repo.length).includes(`/${AUDIT_FOLDER}/`) && !logRoots.some((r) => o.url.startsWith(r)));
+  // Marks (dbflow-marks/) likewise: their records are kept and pruned with the bases that reach them.
+  const objects = all.filter((o) => {
+    const inRepo = o.url.slice(repo.length);
+    return !inRepo.includes(`/${AUDIT_FOLDER}/`) && !inRepo.startsWith(`/${MARKS_FOLDER}/`) && !logRoots.some((r) => o.url.startsWith(r));
+  });
   const folders = objects.filter((o) => o.url.endsWith(`/${MANIFEST_NAME}`)).map((o) => o.url.slice(0, -MANIFEST_NAME.length - 1));
   // The innermost backup folder that holds an object owns it.
   const owned = new Map<string, StoredObject[]>(folders.map((f) => [f, []]));

@@ -76,6 +76,29 @@ const archiveEntry = {
   },
 } as const;
 
+// `marks:`: recovery marks (one point recorded in every participant's log at once), taken by `dbflow mark` and the daemon.
+const marksEntry = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['databases', 'to'],
+  properties: {
+    databases: {
+      type: 'array',
+      minItems: 1,
+      uniqueItems: true,
+      items: { type: 'string', pattern: STEP_ID_PATTERN },
+      description: 'The databases marked together, each with its log archived (`archive:`).',
+    },
+    to: {
+      type: 'string',
+      format: 'url',
+      description: 'The repository the marks are recorded in (under dbflow-marks/), e.g. "{{ vars.repo }}".',
+    },
+    every: { ...duration, description: 'How often `dbflow daemon` takes a mark, e.g. 1m.' },
+    barrier_timeout: { ...duration, description: 'How long a mark tries to hold every barrier at once before it fails (default 5s).' },
+  },
+} as const;
+
 /** The pipeline schema without plugin `with` schemas (what validation runs first). */
 export const pipelineSchema = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
@@ -142,6 +165,11 @@ export const pipelineSchema = {
       propertyNames: { pattern: STEP_ID_PATTERN },
       additionalProperties: archiveEntry,
       description: 'Continuous log archiving (`dbflow archive`), by database name: PostgreSQL WAL for point-in-time recovery.',
+    },
+    marks: {
+      ...marksEntry,
+      description:
+        "Recovery marks: the same point recorded in every listed database's log at once, for a consistent restore of all of them (`dbflow mark`, `marks.every` in the daemon).",
     },
     steps: { type: 'array', minItems: 1, items: { $ref: '#/$defs/step' } },
     finally: {

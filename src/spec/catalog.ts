@@ -5,8 +5,11 @@ import { STEP_REF_FORMAT } from '../schema/validator.js';
 /** Step types, database drivers and storages that a pipeline may use. */
 export interface Catalog {
   steps: ReadonlyMap<string, StepDefinition>;
-  /** Drivers by name; `logArchive` is set when the driver can archive its log continuously. */
-  drivers: ReadonlyMap<string, { options: JsonSchema; checkUrl?(url: string): string | undefined; logArchive?: object }>;
+  /** Drivers by name; `logArchive` is set when the driver can archive its log continuously, `markParticipant` when it can be marked. */
+  drivers: ReadonlyMap<
+    string,
+    { options: JsonSchema; checkUrl?(url: string): string | undefined; logArchive?: object; markParticipant?: unknown }
+  >;
   /** Storages by URL scheme, with the schema of their settings. */
   storages: ReadonlyMap<string, { configSchema?: JsonSchema }>;
 }

@@ -223,6 +223,35 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
     }
   }
 
+  const marks = isObj(data.marks) ? data.marks : undefined;
+  if (marks) {
+    checkTemplates(marks, ['marks'], ['env', 'vars', 'pipeline']);
+    const listed = Array.isArray(marks.databases) ? marks.databases : [];
+    listed.forEach((name, i) => {
+      if (typeof name !== 'string') return;
+      const at: DocPath = ['marks', 'databases', i];
+      const db = databases[name];
+      if (!isObj(db)) {
+        add(at, `marks: unknown database "${name}"; name a "databases:" entry.${didYouMean(name, Object.keys(databases))}`, true);
+        return;
+      }
+      const driver = typeof db.driver === 'string' ? catalog.drivers.get(db.driver) : undefined;
+      if (driver && !driver.markParticipant) {
+        const able = [...catalog.drivers].filter(([, d]) => d.markParticipant).map(([n]) => n);
+        add(
+          at,
+          `marks: database "${name}" uses driver "${String(db.driver)}", which cannot record a mark in its log (drivers that can: ${able.join(', ') || 'none'}).`,
+          true,
+        );
+      } else if (!isObj(archive[name]))
+        add(
+          at,
+          `marks: database "${name}" has no "archive:" entry; a mark is a point in its archived log, so archive it too (archive: { ${name}: { to: … } }).`,
+          true,
+        );
+    });
+  }
+
   const consumers = new Map<string, string[]>();
   for (const s of steps) {
     const raw0 = valueAt(data, s.path) as Obj;

@@ -1,4 +1,7 @@
 // The check of a storage URL rendered from templates: it stays inside its repository, whatever a value put in it.
+import { UsageError } from '../errors.js';
+import { anchorUrls } from './paths.js';
+import { renderValue } from './templates.js';
 
 /**
  * What could turn a rendered storage URL outside its repository, in words, or undefined: a `..`, `.` or empty
@@ -30,4 +33,19 @@ function fileSegments(written: string): string[] {
 /** `url` with its control characters written as escapes (the engine masks secrets in a message, so the rest stays as is). */
 export function visibleUrl(url: string): string {
   return url.replace(/\p{Cc}/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/**
+ * A storage URL prefix of the pipeline (`archive: to:`, `marks: to:`) rendered from its template and anchored at the
+ * pipeline's folder; refused (a usage error naming `what`) when it is no storage URL or a value turned it outside
+ * its repository.
+ */
+export function renderedRoot(template: string, context: Record<string, unknown>, dir: string, what: string): string {
+  const to = String(anchorUrls(renderValue(template, context), dir)).replace(/\/+$/, '');
+  const problem = /^[a-z][a-z0-9+.-]*:\/\//i.test(to) ? keyProblem(`${to}/x`) : 'is not a storage URL (file://, s3://, sftp://)';
+  if (problem)
+    throw new UsageError(
+      `${what}: "to" renders to "${visibleUrl(to)}", which ${problem}: the log could be stored outside its repository; nothing was stored. Check the values that fill its template (environment variables, vars).`,
+    );
+  return to;
 }

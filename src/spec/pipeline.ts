@@ -55,6 +55,19 @@ export interface ArchiveSpec {
   flushMs: number;
 }
 
+/** Recovery marks (`marks:`). */
+export interface MarksSpec {
+  databases: string[];
+  /** The repository URL (may hold templates). */
+  to: string;
+  /** How often the daemon takes one. */
+  everyMs?: number;
+  barrierTimeoutMs: number;
+}
+
+/** How long a mark tries to hold every barrier at once when `barrier_timeout:` is not set. */
+export const DEFAULT_MARK_BARRIER_MS = 5000;
+
 /** How often the open log file is stored when `flush:` is not set. */
 export const DEFAULT_FLUSH_MS = 5000;
 
@@ -81,6 +94,8 @@ export interface Pipeline {
   storage: Record<string, Record<string, unknown>>;
   /** Continuous log archiving, by database name (`archive:`). */
   archive: Record<string, ArchiveSpec>;
+  /** Recovery marks (`marks:`), when declared. */
+  marks?: MarksSpec;
   /** Main steps, then `finally` and `on_failure` steps. */
   steps: StepSpec[];
 }
@@ -152,6 +167,14 @@ export function normalize(data: PipelineDocument, file: string, sha256: string, 
         },
       ]),
     ),
+    ...(data.marks !== undefined && {
+      marks: {
+        databases: [...data.marks.databases],
+        to: data.marks.to,
+        ...(data.marks.every !== undefined && { everyMs: parseDuration(data.marks.every) }),
+        barrierTimeoutMs: data.marks.barrier_timeout !== undefined ? parseDuration(data.marks.barrier_timeout) : DEFAULT_MARK_BARRIER_MS,
+      },
+    }),
     steps: STEP_LISTS.flatMap((list) => (data[list] ?? []).map((s, i) => step(s, [list, i], list))),
   };
 }

@@ -331,7 +331,7 @@ steps:
     const r = await dbflow(['archive', file], { cwd: dir });
     tried++;
     assert.equal(r.exitCode, 2, `${to} with ${JSON.stringify(evil)}: ${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`archive "main": "to" renders to ".*", which ${problem}: .*nothing was archived`));
+    assert.match(r.stderr, new RegExp(`archive "main": "to" renders to ".*", which ${problem}: .*nothing was stored`));
     assert.equal(hasStackTrace(r.stderr), false, r.stderr);
   }
   assert.equal(existsSync(mark), false, 'no command was executed');
