@@ -32,6 +32,7 @@ const quickstartFiles = async (...a: Parameters<typeof Init.quickstartFiles>): P
 const archiveCommand: typeof Archive.archiveCommand = async (...a) => (await import('./archive-command.js')).archiveCommand(...a);
 const markRestoreCommand: typeof MarkRestore.markRestoreCommand = async (...a) =>
   (await import('./mark-restore.js')).markRestoreCommand(...a);
+const markRestoreTest: typeof MarkRestore.markRestoreTest = async (...a) => (await import('./mark-restore.js')).markRestoreTest(...a);
 const markCommand: typeof Mark.markCommand = async (...a) => (await import('./mark-command.js')).markCommand(...a);
 const marksListCommand: typeof Mark.marksListCommand = async (...a) => (await import('./mark-command.js')).marksListCommand(...a);
 const daemonCommand: typeof Daemon.daemonCommand = async (...a) => (await import('./daemon-command.js')).daemonCommand(...a);
@@ -205,9 +206,14 @@ function program(setCode: (code: number) => void): Command {
     .option('-v, --verbose', 'also print what the drivers say')
     .action(async (file: string, o: MarkCommandOptions) => setCode(await markCommand(file, o, io)));
   p.command('marks')
-    .description('list the recovery marks recorded in a repository, oldest first')
+    .description('list the recovery marks recorded in a repository, oldest first, with whether a restore can reach each')
     .argument('<repo>', 'repository: a URL or a path')
     .option('--json', 'print as JSON')
+    .option(
+      '--verify',
+      'exit 1 when a mark cannot be restored to (a participant without a base before it, or its log not archived that far)',
+    )
+    .option('--wal <url>', "the log archive (the pipeline's archive: to:); default: wal/ beside the backups")
     .option(...plugin)
     .action(async (repo: string, o: MarksListOptions) => setCode(await marksListCommand(repo, o, io)));
   p.command('daemon')
@@ -247,25 +253,35 @@ function program(setCode: (code: number) => void): Command {
       '--restore',
       "also recover each base backup in a throwaway instance (its own data directory and port, removed after) and compare its counts with the backup's",
     )
+    .option(
+      '--marks',
+      'check the recovery marks of a repository instead: each reachable from a kept base through the archived log; with --restore, the newest (or --mark) restored in temporary data directories',
+    )
+    .option('--mark <name>', 'with --marks --restore: the mark to restore')
     .option('-v, --verbose', 'also print what the decoders say')
     .option(...plugin)
     .option(...state)
     .option(...auditRepository)
-    .action(async (url: string, o: VerifyCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
-      setCode(
-        await audited(
-          io,
-          {
-            command: 'verify',
-            target: url,
-            stateDir: o.stateDir,
-            repository: repositoryOfBackup(url),
-            toRepository: toRepository(o),
-            plugins: o.plugin,
-          },
-          () => verifyCommand(url, o, io),
+    .action(
+      async (url: string, o: VerifyCommandOptions & { stateDir?: string; auditRepository?: boolean; marks?: boolean; mark?: string }) =>
+        setCode(
+          await audited(
+            io,
+            {
+              command: 'verify',
+              target: url,
+              stateDir: o.stateDir,
+              repository: repositoryOfBackup(url),
+              toRepository: toRepository(o),
+              plugins: o.plugin,
+            },
+            async () => {
+              if (!o.marks) return verifyCommand(url, o, io);
+              const listed = await marksListCommand(url, { verify: true, ...(o.plugin && { plugin: o.plugin }) }, io);
+              return listed !== 0 || !o.restore ? listed : markRestoreTest(url, o, io);
+            },
+          ),
         ),
-      ),
     );
   p.command('restore')
     .description("restore one database of a backup into a database, then compare its row counts with the backup's")

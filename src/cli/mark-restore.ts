@@ -1,6 +1,9 @@
 // `dbflow restore <repository> --to-mark <name or time> --target <db>=<folder or url> …`: every participant of a
 // recovery mark restored, in parallel, each into its own target, to the point the mark recorded in its log.
-import { ExitCode, UsageError } from '../errors.js';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { DbflowError, ExitCode, UsageError } from '../errors.js';
 import { normalizeUrl } from '../repo/backup.js';
 import { listMarks, type MarkRecord } from '../repo/marks.js';
 import { didYouMean } from '../spec/suggest.js';
@@ -40,7 +43,7 @@ export async function markRestoreCommand(url: string, opts: MarkRestoreOptions, 
   const mark = await findMark(registry, repo, opts.toMark, io);
   const targets = parseTargets(opts.target ?? [], mark);
   io.out(
-    `restoring ${targets.size} databases to mark ${mark.name} (${mark.time}), in parallel: ${[...targets].map(([d, t]) => `${d} → ${t}`).join(', ')}`,
+    `restoring ${targets.size} ${targets.size === 1 ? 'database' : 'databases'} to mark ${mark.name} (${mark.time}), in parallel: ${[...targets].map(([d, t]) => `${d} → ${t}`).join(', ')}`,
   );
   // Each participant as `dbflow restore` would restore it to the mark's point in its log, its lines prefixed with its name.
   const results = await Promise.allSettled(
@@ -53,16 +56,15 @@ export async function markRestoreCommand(url: string, opts: MarkRestoreOptions, 
     }),
   );
   const failed = results.flatMap((r, i) => (r.status === 'rejected' ? [[[...targets.keys()][i]!, r.reason as Error] as const] : []));
+  if (failed.length === 1) throw failed[0]![1];
   if (failed.length) {
     for (const [database, err] of failed) io.err(`dbflow: [${database}] ${err.message}`);
-    throw (
-      failed.find(([, e]) => e instanceof UsageError)?.[1] ??
-      new UsageError(
-        `${failed.length} of ${targets.size} databases could not be restored to mark ${mark.name}: ${failed.map(([d]) => d).join(', ')} (see above); the others were.`,
-      )
-    );
+    const message = `${failed.length} of ${targets.size} databases could not be restored to mark ${mark.name}: ${failed.map(([d]) => d).join(', ')} (see above).`;
+    throw failed.every(([, e]) => e instanceof UsageError) ? new UsageError(message) : new DbflowError(message);
   }
-  io.out(`✔ ${targets.size} databases restored to mark ${mark.name}: one consistent point across ${[...targets.keys()].join(', ')}`);
+  io.out(
+    `✔ ${targets.size} ${targets.size === 1 ? 'database' : 'databases'} restored to mark ${mark.name}: one consistent point across ${[...targets.keys()].join(', ')}`,
+  );
   return ExitCode.ok;
 }
 
@@ -118,4 +120,28 @@ function pointOf(mark: MarkRecord, database: string): RecoveryTarget {
     return { flag: '--to-mark', label, settings: { name: p.restore_point }, before: { lsn: lsnValue(p.lsn) } };
   if (typeof p.position === 'string') return { flag: '--to-mark', label, log: { position: p.position }, before: { position: p.position } };
   throw new UsageError(`mark ${mark.name} records no point for "${database}" that a restore can reach (${JSON.stringify(p)}).`);
+}
+
+/**
+ * `dbflow verify --marks <repository> --restore [--mark <name>]`: the mark (default: the newest) restored, every
+ * participant into a data directory of its own in a temporary folder (a dump base into a server is not tried: give
+ * `restore --to-mark` a --target), each recovery reaching the mark's point in its log; the folders are removed after.
+ */
+export async function markRestoreTest(url: string, opts: RestoreCommandOptions & { mark?: string }, io: Io): Promise<number> {
+  const registry = await commandRegistry(opts.plugin);
+  const repo = normalizeUrl(url, 'repository');
+  const { marks } = await listMarks(storageScope(registry).storage(repo), repo);
+  const name = opts.mark ?? marks.at(-1)?.name;
+  if (!name) throw new UsageError(`${repo} holds no recovery marks (dbflow mark <pipeline> records them).`);
+  const mark = marks.find((m) => m.name === name) ?? (await findMark(registry, repo, name, io));
+  // Readable by the server's user when dbflow runs as root (PostgreSQL refuses to run as root).
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-mark-restore-'));
+  chmodSync(dir, 0o755);
+  try {
+    const target = Object.keys(mark.participants).map((d) => `${d}=${path.join(dir, d)}`);
+    const { mark: _, ...rest } = opts;
+    return await markRestoreCommand(url, { ...rest, toMark: mark.name, target }, io);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

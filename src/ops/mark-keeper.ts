@@ -68,7 +68,7 @@ export class MarkKeeper {
     const all = [...this.kept.values()];
     this.kept.clear();
     for (const k of all) clearInterval(k.timer);
-    await Promise.all(all.map((k) => k.running));
+    await Promise.all(all.map(async (k) => k.running));
   }
 
   private due(k: Kept): void {
