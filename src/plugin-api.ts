@@ -42,7 +42,7 @@ export { withoutCredentials } from './ops/audit.js';
 export { HELD_PROCESS_FILE } from './ops/reap.js';
 export { freePort } from './plugins/free-port.js';
 export { takeMark, type MarkOptions, type MarkTarget } from './ops/mark.js';
-export { holdEveryBarrier, type AllHeld, type BarrierHolder, type HoldOptions } from './plugins/barrier-loop.js';
+export { holdEveryBarrier, prepareEvery, type AllHeld, type BarrierHolder, type HoldOptions } from './plugins/barrier-loop.js';
 export { keyProblem, visibleUrl } from './spec/object-key.js';
 export { claimSpool, superviseReceiver, type ReceiverProgram, type SpoolClaim } from './plugins/spool-process.js';
 export { modesOf, objectModes, PRIVATE_MODES, type ObjectModes } from './plugins/object-mode.js';

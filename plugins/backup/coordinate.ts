@@ -2,6 +2,7 @@
 import {
   DbflowError,
   holdEveryBarrier,
+  prepareEvery,
   type CoordinationRecord,
   type DriverContext,
   type DriverSnapshot,
@@ -78,24 +79,15 @@ export async function coordinatedSnapshot(
 
 // Every participant prepared in parallel (connections, scope, tools); none blocks anything yet.
 async function prepare(ctx: DriverContext, names: readonly string[]): Promise<Part[]> {
-  const settled = await Promise.allSettled(
-    names.map(async (name): Promise<Part> => {
-      const { config, driver } = ctx.database(name);
-      if (!driver.participate) {
-        throw new DbflowError(
-          `database "${name}" (driver "${driver.name}") cannot take part in a coordinated snapshot; set "coordinated: false" or snapshot it in a step of its own.`,
-        );
-      }
-      return [name, await driver.participate(ctx, { db: config })];
-    }),
-  );
-  const parts = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed) {
-    await Promise.allSettled(parts.map(([, p]) => p.abort()));
-    throw failed.reason;
-  }
-  return parts;
+  return prepareEvery(names, async (name) => {
+    const { config, driver } = ctx.database(name);
+    if (!driver.participate) {
+      throw new DbflowError(
+        `database "${name}" (driver "${driver.name}") cannot take part in a coordinated snapshot; set "coordinated: false" or snapshot it in a step of its own.`,
+      );
+    }
+    return driver.participate(ctx, { db: config });
+  });
 }
 
 const at = (t: number): string => new Date(performance.timeOrigin + t).toISOString();

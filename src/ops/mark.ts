@@ -1,8 +1,8 @@
 // A recovery mark: every participant's commit barrier held at once, only long enough to record the same point in each
 // one's log; then the record is stored in the repository.
 import { DbflowError } from '../errors.js';
-import { holdEveryBarrier } from '../plugins/barrier-loop.js';
-import type { DatabaseConfig, DatabaseDriver, DriverContext, MarkParticipant, Storage } from '../plugins/types.js';
+import { holdEveryBarrier, prepareEvery } from '../plugins/barrier-loop.js';
+import type { DatabaseConfig, DatabaseDriver, DriverContext, Storage } from '../plugins/types.js';
 import { markName, writeMark, type MarkedDatabase, type MarkRecord } from '../repo/marks.js';
 
 /** One database to mark: its entry and driver. */
@@ -31,7 +31,15 @@ export async function takeMark(
   targets: readonly MarkTarget[],
   o: MarkOptions,
 ): Promise<{ record: MarkRecord; url: string }> {
-  const parts = await prepare(ctx, targets);
+  const parts = await prepareEvery(
+    targets.map((t) => t.name),
+    async (name) => {
+      const t = targets.find((x) => x.name === name)!;
+      if (!t.driver.markParticipant)
+        throw new DbflowError(`database "${name}" (driver "${t.driver.name}") cannot record a mark in its log.`);
+      return t.driver.markParticipant(ctx, { db: t.config });
+    },
+  );
   try {
     const held = await holdEveryBarrier(ctx, parts, {
       totalMs: o.barrierTimeoutMs,
@@ -72,24 +80,6 @@ export async function takeMark(
   } finally {
     await Promise.allSettled(parts.map(([, p]) => p.abort()));
   }
-}
-
-// Every participant prepared in parallel; none blocks anything yet. One that cannot be prepared ends the others.
-async function prepare(ctx: DriverContext, targets: readonly MarkTarget[]): Promise<[string, MarkParticipant][]> {
-  const settled = await Promise.allSettled(
-    targets.map(async (t): Promise<[string, MarkParticipant]> => {
-      if (!t.driver.markParticipant)
-        throw new DbflowError(`database "${t.name}" (driver "${t.driver.name}") cannot record a mark in its log.`);
-      return [t.name, await t.driver.markParticipant(ctx, { db: t.config })];
-    }),
-  );
-  const parts = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failed = settled.find((s) => s.status === 'rejected');
-  if (failed) {
-    await Promise.allSettled(parts.map(([, p]) => p.abort()));
-    throw failed.reason;
-  }
-  return parts;
 }
 
 const round = (ms: number): number => Math.round(ms * 100) / 100;

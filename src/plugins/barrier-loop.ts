@@ -67,3 +67,21 @@ export async function holdEveryBarrier(
     await sleep(50 + Math.random() * 200, undefined, { signal: ctx.signal });
   }
 }
+
+/**
+ * Prepares every participant in parallel (`prepare` connects and reads; nothing is blocked yet). One that cannot be
+ * prepared aborts those that were, and its error is thrown.
+ */
+export async function prepareEvery<T extends { abort(): Promise<void> }>(
+  names: readonly string[],
+  prepare: (name: string) => Promise<T>,
+): Promise<[string, T][]> {
+  const settled = await Promise.allSettled(names.map(async (name): Promise<[string, T]> => [name, await prepare(name)]));
+  const parts = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) {
+    await Promise.allSettled(parts.map(([, p]) => p.abort()));
+    throw failed.reason;
+  }
+  return parts;
+}

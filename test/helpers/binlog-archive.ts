@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RowDataPacket } from 'mysql2/promise';
 import { dbflow } from './cli.js';
 import { binlogTimes, createMyWriterTables, startMyWriter } from './my-writer.js';
-import type { Commit } from './pg-writer.js';
+import { stateAfter, type Commit, type WriterState } from './pg-writer.js';
 import { archiving } from './wal-archive.js';
 import { requireMyBackupTools, throwawayMariadb, withConnection, withDatabase, type ThrowawayMariadb } from './mysql.js';
 import { requireTools } from './postgres.js';
@@ -116,4 +116,27 @@ export async function writeWhileArchiving(
   const commits = writer.commits().slice();
   assert.ok(commits.length > 200, `${commits.length} commits`);
   return { commits, times: await binlogTimes(s.my.data), position };
+}
+
+/**
+ * `backups list` gives each of the two bases a restorable range without a gap; `prune --keep-last 1` keeps the newer
+ * base and removes the binlog files before its own; then `latest()` (a restore to the end of the archive, from the
+ * kept base) must still hold every commit.
+ */
+export async function assertRangesAndPrune(s: BinlogSetup, latest: () => Promise<WriterState>, commits: readonly Commit[]): Promise<void> {
+  const listed = await dbflow(['backups', 'list', 'file://./repo', '--json'], { env: s.env, cwd: s.dir });
+  assert.equal(listed.exitCode, 0, listed.stderr);
+  const ranges = (JSON.parse(listed.stdout) as { backups: { restorable?: { to: string; from: string; gap?: string } }[] }).backups.map(
+    (b) => b.restorable,
+  );
+  assert.equal(ranges.length, 2);
+  for (const r of ranges) assert.ok(r && !r.gap && Date.parse(r.to) > Date.parse(r.from), JSON.stringify(ranges));
+  const pruned = await dbflow(['prune', 'file://./repo', '--keep-last', '1', '--json'], { env: s.env, cwd: s.dir });
+  assert.equal(pruned.exitCode, 0, pruned.stdout + pruned.stderr);
+  const wal = (JSON.parse(pruned.stdout) as { wal: { keep_from: string; files: string[] }[] }).wal;
+  assert.equal(wal.length, 1, pruned.stdout);
+  assert.ok(wal[0]!.files.length > 0 && wal[0]!.files.every((f) => /binlog\.\d{6}/.exec(f)![0] < wal[0]!.keep_from), pruned.stdout);
+  const verify = await dbflow(['verify', 'file://./repo/wal'], { env: s.env, cwd: s.dir });
+  assert.equal(verify.exitCode, 0, verify.stdout + verify.stderr);
+  assert.deepEqual(await latest(), stateAfter(commits, commits.length), 'to the end of the archive, from the kept base');
 }
