@@ -25,6 +25,9 @@ export interface Barrier {
   release(): Promise<number>;
 }
 
+// MariaDB: "Query execution was interrupted (max_statement_time exceeded)".
+const ER_STATEMENT_TIMEOUT = 1969;
+
 const ACCESS_DENIED = new Set(['ER_SPECIFIC_ACCESS_DENIED_ERROR', 'ER_DBACCESS_DENIED_ERROR', 'ER_ACCESS_DENIED_ERROR']);
 
 /** The statement that blocks commits on this server. */
@@ -34,35 +37,40 @@ export function barrierName(kind: ServerKind): string {
 
 /**
  * Blocks commits on the server of `control`: `BACKUP STAGE START`, `FLUSH`, `BLOCK_DDL`, `BLOCK_COMMIT` on
- * MariaDB, `FLUSH TABLES WITH READ LOCK` on MySQL, waiting at most `lockWaitTimeoutS` for them. A lock
- * wait timeout is an answer, not an error: `{ blocked }` names the sessions in the way, and nothing is held.
+ * MariaDB, `FLUSH TABLES WITH READ LOCK` on MySQL, waiting at most `timeoutMs` for them (MariaDB to the millisecond,
+ * each stage under `max_statement_time` with what is left; MySQL's `lock_wait_timeout` counts whole seconds). A
+ * lock wait that runs out is an answer, not an error: `{ blocked }` names the sessions in the way, and nothing is held.
  */
 export async function tryBarrier(
   control: Connection,
   kind: ServerKind,
   database: string,
-  lockWaitTimeoutS: number,
+  timeoutMs: number,
 ): Promise<Barrier | { blocked: string }> {
   const name = barrierName(kind);
-  await control.query(`SET SESSION lock_wait_timeout = ${Math.min(31_536_000, Math.max(1, Math.round(lockWaitTimeoutS)))}`); // the server's maximum: a year
+  await control.query(`SET SESSION lock_wait_timeout = ${Math.min(31_536_000, Math.max(1, Math.ceil(timeoutMs / 1000)))}`); // the server's maximum: a year
+  const deadline = performance.now() + timeoutMs;
+  // A stage waits at most what is left of the time (max_statement_time: seconds, to the microsecond).
+  const stage = (s: string): string =>
+    `SET STATEMENT max_statement_time = ${Math.max(0.001, (deadline - performance.now()) / 1000).toFixed(3)} FOR BACKUP STAGE ${s}`;
   let started = 0;
   try {
     if (kind.flavor === 'mariadb') {
       // FLUSH (non-transactional tables) and BLOCK_DDL let commits go on: only BLOCK_COMMIT stops them,
       // so the stages before it are passed one by one, and only BLOCK_COMMIT onwards counts as blocking.
-      await control.query('BACKUP STAGE START');
-      await control.query('BACKUP STAGE FLUSH');
-      await control.query('BACKUP STAGE BLOCK_DDL');
+      await control.query(stage('START'));
+      await control.query(stage('FLUSH'));
+      await control.query(stage('BLOCK_DDL'));
       started = performance.now();
-      await control.query('BACKUP STAGE BLOCK_COMMIT');
+      await control.query(stage('BLOCK_COMMIT'));
     } else {
       started = performance.now();
       await control.query('FLUSH TABLES WITH READ LOCK');
     }
   } catch (err) {
     await end(control, kind);
-    const e = err as { code?: string; sqlMessage?: string };
-    if (e.code === 'ER_LOCK_WAIT_TIMEOUT') return { blocked: await longRunning(control) };
+    const e = err as { code?: string; errno?: number; sqlMessage?: string };
+    if (e.code === 'ER_LOCK_WAIT_TIMEOUT' || e.errno === ER_STATEMENT_TIMEOUT) return { blocked: await longRunning(control) };
     if (e.code && ACCESS_DENIED.has(e.code)) {
       throw new DbflowError(
         `database "${database}": ${name} was refused (${e.sqlMessage}); the backup user needs the RELOAD privilege (GRANT RELOAD ON *.* TO …).`,

@@ -225,7 +225,7 @@ async function streamBackup(ctx: StepContext<MariabackupWith>, s: Source, out: P
 async function takePoint(ctx: StepContext<MariabackupWith>, s: Source, held: (b: Barrier) => void): Promise<BinlogPosition> {
   const name = ctx.with.database;
   try {
-    const got = await tryBarrier(s.control, { ...s.kind, flavor: 'mysql' }, name, s.o.lockWaitTimeoutS);
+    const got = await tryBarrier(s.control, { ...s.kind, flavor: 'mysql' }, name, s.o.lockWaitTimeoutS * 1000);
     if ('blocked' in got)
       throw new DbflowError(
         `database "${name}": ${COUNTS_LOCK} for the base backup's counts was not granted within ${s.o.lockWaitTimeoutS} s (options.lock_wait_timeout): ${got.blocked}.`,

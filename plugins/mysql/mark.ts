@@ -36,7 +36,7 @@ export async function markParticipant(ctx: DriverContext, { db }: ParticipateOpt
     method: barrierName(kind),
     async block(timeoutMs) {
       try {
-        const got = await tryBarrier(control, kind, db.name, Math.max(1, Math.ceil(timeoutMs / 1000)));
+        const got = await tryBarrier(control, kind, db.name, timeoutMs);
         if ('blocked' in got) return got.blocked;
         barrier = got;
         return undefined;

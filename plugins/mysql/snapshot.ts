@@ -125,7 +125,7 @@ export async function participate(
     notCovered: loose.map((t) => `${db.name}: ${t.name} (${t.engine}, not transactional)`),
     async block(timeoutMs) {
       try {
-        const got = await tryBarrier(ctl, kind, db.name, Math.max(1, Math.ceil(timeoutMs / 1000)));
+        const got = await tryBarrier(ctl, kind, db.name, timeoutMs);
         if ('blocked' in got) return got.blocked;
         barrier = got;
         return undefined;

@@ -43,7 +43,7 @@ export async function takeMark(
   try {
     const held = await holdEveryBarrier(ctx, parts, {
       totalMs: o.barrierTimeoutMs,
-      attemptMs: Math.max(100, Math.min(1000, o.barrierTimeoutMs / 3)),
+      attemptMs: Math.round(Math.max(100, Math.min(1000, o.barrierTimeoutMs / 3))),
       what: 'mark',
       settings: 'marks.barrier_timeout',
     });

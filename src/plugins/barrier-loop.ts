@@ -42,7 +42,7 @@ export async function holdEveryBarrier(
   const deadline = performance.now() + o.totalMs;
   for (let attempt = 1; ; attempt++) {
     ctx.signal.throwIfAborted();
-    const wait = Math.max(100, Math.min(o.attemptMs, deadline - performance.now()));
+    const wait = Math.round(Math.max(100, Math.min(o.attemptMs, deadline - performance.now())));
     const acquired = new Map<string, number>();
     const tries = await Promise.allSettled(
       parts.map(async ([name, p]) => {
