@@ -5,9 +5,12 @@ import { startedOn, withConnection, withDatabase as myWithDatabase } from './mys
 import { withClient, withDatabase } from './postgres.js';
 import { inRestored } from './wal-archive.js';
 
-/** The item ids of `database` in a restored PostgreSQL data directory, started privately with the server binaries in `bin`. */
-export function pgRestoredItems(datadir: string, bin: string, database: string): Promise<number[]> {
-  return inRestored(datadir, bin, (url) => withClient(withDatabase(url, database), pgItemIds));
+/**
+ * The item ids of `database` in a restored PostgreSQL data directory, started privately with the server binaries in
+ * `bin`; `password` is the source cluster's (its pg_hba.conf came with the base backup).
+ */
+export function pgRestoredItems(datadir: string, bin: string, database: string, password: string): Promise<number[]> {
+  return inRestored(datadir, bin, (url) => withClient(withDatabase(url, database), pgItemIds, password));
 }
 
 /** The item ids of `database` in a restored MariaDB data directory, started as a DBA would. */

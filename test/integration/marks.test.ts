@@ -52,9 +52,9 @@ async function markOnce(s: MarkSetup, n: number): Promise<Mark> {
 // The items of each restored data directory (each started privately, read, stopped, then removed).
 async function itemsIn(t: TestContext, s: MarkSetup, dirs: Record<Marked, string>): Promise<Items> {
   const items: Items = {
-    db1: await pgRestoredItems(dirs.db1, s.pg.db1.bin, 'db1'),
+    db1: await pgRestoredItems(dirs.db1, s.pg.db1.bin, 'db1', s.pg.db1.password),
     mq: await myRestoredItems(t, dirs.mq, 'mq'),
-    db2: await pgRestoredItems(dirs.db2, s.pg.db2.bin, 'db2'),
+    db2: await pgRestoredItems(dirs.db2, s.pg.db2.bin, 'db2', s.pg.db2.password),
   };
   for (const dir of Object.values(dirs)) rmSync(dir, { recursive: true, force: true });
   return items;
