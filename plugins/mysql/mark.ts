@@ -5,7 +5,6 @@ import { DbflowError, type DriverContext, type MarkParticipant, type Participate
 import { barrierName, readPosition, serverKind, tryBarrier, type Barrier, type ServerKind } from './barrier.js';
 import { systemOf } from './binlog-archive.js';
 import { connect, queryError } from './connect.js';
-import { myOptions } from './options.js';
 import { parseMyUrl } from './url.js';
 
 /**
@@ -15,7 +14,6 @@ import { parseMyUrl } from './url.js';
  */
 export async function markParticipant(ctx: DriverContext, { db }: ParticipateOptions): Promise<MarkParticipant> {
   const conn = parseMyUrl(db.url, db.password);
-  const o = myOptions(db);
   const what = `database "${db.name}"`;
   const control = await connect(conn, what);
   let kind: ServerKind;

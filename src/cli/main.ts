@@ -13,6 +13,7 @@ import type * as Archive from './archive-command.js';
 import type { ArchiveCommandOptions } from './archive-command.js';
 import type * as Daemon from './daemon-command.js';
 import type * as Mark from './mark-command.js';
+import type * as MarkRestore from './mark-restore.js';
 import type { MarkCommandOptions, MarksListOptions } from './mark-command.js';
 import type { DaemonCommandOptions } from './daemon-command.js';
 import type * as Repo from './repo-commands.js';
@@ -29,6 +30,9 @@ const initCommand: typeof Init.initCommand = async (...a) => (await import('./in
 const quickstartFiles = async (...a: Parameters<typeof Init.quickstartFiles>): Promise<string> =>
   (await import('./init-command.js')).quickstartFiles(...a);
 const archiveCommand: typeof Archive.archiveCommand = async (...a) => (await import('./archive-command.js')).archiveCommand(...a);
+const markRestoreCommand: typeof MarkRestore.markRestoreCommand = async (...a) =>
+  (await import('./mark-restore.js')).markRestoreCommand(...a);
+const markRestoreTest: typeof MarkRestore.markRestoreTest = async (...a) => (await import('./mark-restore.js')).markRestoreTest(...a);
 const markCommand: typeof Mark.markCommand = async (...a) => (await import('./mark-command.js')).markCommand(...a);
 const marksListCommand: typeof Mark.marksListCommand = async (...a) => (await import('./mark-command.js')).marksListCommand(...a);
 const daemonCommand: typeof Daemon.daemonCommand = async (...a) => (await import('./daemon-command.js')).daemonCommand(...a);
@@ -202,9 +206,14 @@ function program(setCode: (code: number) => void): Command {
     .option('-v, --verbose', 'also print what the drivers say')
     .action(async (file: string, o: MarkCommandOptions) => setCode(await markCommand(file, o, io)));
   p.command('marks')
-    .description('list the recovery marks recorded in a repository, oldest first')
+    .description('list the recovery marks recorded in a repository, oldest first, with whether a restore can reach each')
     .argument('<repo>', 'repository: a URL or a path')
     .option('--json', 'print as JSON')
+    .option(
+      '--verify',
+      'exit 1 when a mark cannot be restored to (a participant without a base before it, or its log not archived that far)',
+    )
+    .option('--wal <url>', "the log archive (the pipeline's archive: to:); default: wal/ beside the backups")
     .option(...plugin)
     .action(async (repo: string, o: MarksListOptions) => setCode(await marksListCommand(repo, o, io)));
   p.command('daemon')
@@ -244,25 +253,35 @@ function program(setCode: (code: number) => void): Command {
       '--restore',
       "also recover each base backup in a throwaway instance (its own data directory and port, removed after) and compare its counts with the backup's",
     )
+    .option(
+      '--marks',
+      'check the recovery marks of a repository instead: each reachable from a kept base through the archived log; with --restore, the newest (or --mark) restored in temporary data directories',
+    )
+    .option('--mark <name>', 'with --marks --restore: the mark to restore')
     .option('-v, --verbose', 'also print what the decoders say')
     .option(...plugin)
     .option(...state)
     .option(...auditRepository)
-    .action(async (url: string, o: VerifyCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
-      setCode(
-        await audited(
-          io,
-          {
-            command: 'verify',
-            target: url,
-            stateDir: o.stateDir,
-            repository: repositoryOfBackup(url),
-            toRepository: toRepository(o),
-            plugins: o.plugin,
-          },
-          () => verifyCommand(url, o, io),
+    .action(
+      async (url: string, o: VerifyCommandOptions & { stateDir?: string; auditRepository?: boolean; marks?: boolean; mark?: string }) =>
+        setCode(
+          await audited(
+            io,
+            {
+              command: 'verify',
+              target: url,
+              stateDir: o.stateDir,
+              repository: repositoryOfBackup(url),
+              toRepository: toRepository(o),
+              plugins: o.plugin,
+            },
+            async () => {
+              if (!o.marks) return verifyCommand(url, o, io);
+              const listed = await marksListCommand(url, { verify: true, ...(o.plugin && { plugin: o.plugin }) }, io);
+              return listed !== 0 || !o.restore ? listed : markRestoreTest(url, o, io);
+            },
+          ),
         ),
-      ),
     );
   p.command('restore')
     .description("restore one database of a backup into a database, then compare its row counts with the backup's")
@@ -288,6 +307,11 @@ function program(setCode: (code: number) => void): Command {
     .option('--to-gtid <gtid>', 'with --to (MariaDB): replay the archived binary log up to and including this transaction (e.g. 0-1-4242)')
     .option('--to-restore-point <name>', 'with --to-datadir: recover to this named restore point')
     .option('--latest', 'recover to the end of the archived log (WAL with --to-datadir, binary log with --to)')
+    .option(
+      '--to-mark <mark>',
+      'restore every database of a recovery mark (its name, or an RFC 3339 time: the newest mark at or before it) to that one point, each into its --target',
+    )
+    .option('--target <db=where...>', 'with --to-mark: where each database goes, a folder (data directory) or a database URL')
     .option('--wal <url>', "the log archive, WAL or binary log (the pipeline's archive: to:); default: wal/ beside the backups")
     .option('--force', 'restore into a target that has tables (or cannot be checked)')
     .option('--create', 'create the target database first when it does not exist (PostgreSQL, MariaDB/MySQL, SQLite)')
@@ -298,23 +322,33 @@ function program(setCode: (code: number) => void): Command {
     .option(...plugin)
     .option(...state)
     .option(...auditRepository)
-    .action(async (url: string, o: RestoreCommandOptions & { stateDir?: string; auditRepository?: boolean }) =>
-      o.list
-        ? setCode(await restoreCommand(url, o, io))
-        : setCode(
-            await audited(
-              io,
-              {
-                command: 'restore',
-                target: o.to ? `${url} -> ${o.to}` : o.toDatadir ? `${url} -> ${o.toDatadir}` : url,
-                stateDir: o.stateDir,
-                repository: repositoryOfBackup(url),
-                toRepository: toRepository(o),
-                plugins: o.plugin,
-              },
-              () => restoreCommand(url, o, io),
+    .action(
+      async (
+        url: string,
+        o: RestoreCommandOptions & { stateDir?: string; auditRepository?: boolean; toMark?: string; target?: string[] },
+      ) =>
+        o.list
+          ? setCode(await restoreCommand(url, o, io))
+          : setCode(
+              await audited(
+                io,
+                {
+                  command: 'restore',
+                  target: o.to
+                    ? `${url} -> ${o.to}`
+                    : o.toDatadir
+                      ? `${url} -> ${o.toDatadir}`
+                      : o.toMark
+                        ? `${url} -> mark ${o.toMark}`
+                        : url,
+                  stateDir: o.stateDir,
+                  repository: repositoryOfBackup(url),
+                  toRepository: toRepository(o),
+                  plugins: o.plugin,
+                },
+                () => (o.toMark !== undefined ? markRestoreCommand(url, { ...o, toMark: o.toMark }, io) : restoreCommand(url, o, io)),
+              ),
             ),
-          ),
     );
   p.command('prune')
     .description('delete the backups a retention policy does not keep (never the newest verified one), and old orphaned objects')

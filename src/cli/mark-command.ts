@@ -4,7 +4,9 @@ import { loadPipeline } from '../engine/load.js';
 import { resolveRunValues } from '../engine/run-values.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { takeMark } from '../ops/mark.js';
+import { markReach, type MarkReach } from '../repo/mark-reach.js';
 import { listMarks, type MarkRecord } from '../repo/marks.js';
+import { listRepository } from '../repo/repository.js';
 import { normalizeUrl } from '../repo/backup.js';
 import { renderedRoot } from '../spec/object-key.js';
 import { commandRegistry } from './command-registry.js';
@@ -67,27 +69,52 @@ export async function markCommand(file: string, opts: MarkCommandOptions, io: Io
 
 export interface MarksListOptions {
   json?: boolean;
+  /** Exit 1 when a mark cannot be reached (`dbflow verify --marks`). */
+  verify?: boolean;
+  /** The log archive (default: wal/ beside the backups). */
+  wal?: string;
   plugin?: string[];
 }
 
-/** Lists the marks of a repository, oldest first. */
+/**
+ * Lists the marks of a repository, oldest first, each with whether a restore can reach it: for every participant a
+ * kept base that ends before it and its archived log stored that far without a gap.
+ */
 export async function marksListCommand(repoUrl: string, opts: MarksListOptions, io: Io): Promise<number> {
   const registry = await commandRegistry(opts.plugin);
   const repo = normalizeUrl(repoUrl, 'repository');
-  const { marks, unreadable } = await listMarks(storageScope(registry).storage(repo), repo);
-  if (opts.json) {
-    io.out(JSON.stringify({ repo, marks, unreadable }, null, 2));
-    return unreadable.length ? ExitCode.stepFailed : ExitCode.ok;
+  const scope = storageScope(registry);
+  const { marks, unreadable } = await listMarks(scope.storage(repo), repo);
+  const walRoot = opts.wal ? normalizeUrl(opts.wal, 'log archive') : `${repo}/wal`;
+  const backups = marks.length ? (await listRepository(scope, repo)).backups : [];
+  const verdicts = new Map<string, MarkReach[]>();
+  for (const m of marks) verdicts.set(m.name, await markReach(scope, backups, walRoot, registry.drivers, m));
+  const unreachable = marks.filter((m) => verdicts.get(m.name)!.some((v) => !v.ok));
+  if (opts.json) io.out(JSON.stringify({ repo, marks: marks.map((m) => ({ ...m, reach: verdicts.get(m.name) })), unreadable }, null, 2));
+  else {
+    if (!marks.length && !unreadable.length) io.out(`${repo} holds no marks (dbflow mark <pipeline> takes one).`);
+    else
+      for (const line of table([
+        ['MARK', 'TIME', 'DATABASES', 'BLOCKED', 'RESTORABLE'],
+        ...marks.map((m) => {
+          const bad = verdicts.get(m.name)!.find((v): v is Extract<MarkReach, { ok: false }> => !v.ok);
+          return [
+            m.name,
+            m.time,
+            Object.keys(m.participants).join(','),
+            `${m.blocked_ms} ms`,
+            bad ? `no: ${bad.database}: ${bad.why}` : 'yes',
+          ];
+        }),
+      ]))
+        io.out(line);
+    for (const u of unreadable) io.err(`dbflow: ${u.url}: ${u.problem}`);
   }
-  if (!marks.length && !unreadable.length) io.out(`${repo} holds no marks (dbflow mark <pipeline> takes one).`);
-  else
-    for (const line of table([
-      ['MARK', 'TIME', 'DATABASES', 'BLOCKED'],
-      ...marks.map((m) => [m.name, m.time, Object.keys(m.participants).join(','), `${m.blocked_ms} ms`]),
-    ]))
-      io.out(line);
-  for (const u of unreadable) io.err(`dbflow: ${u.url}: ${u.problem}`);
-  return unreadable.length ? ExitCode.stepFailed : ExitCode.ok;
+  if (opts.verify && unreachable.length)
+    io.err(
+      `dbflow: ${unreachable.length} of ${marks.length} marks cannot be restored to (see RESTORABLE); the first is ${unreachable[0]!.name}.`,
+    );
+  return unreadable.length || (opts.verify && unreachable.length) ? ExitCode.stepFailed : ExitCode.ok;
 }
 
 /** Each participant of a mark and where it stands in its log, one line each. */

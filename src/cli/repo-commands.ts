@@ -1,4 +1,6 @@
 // `dbflow backups list` and `dbflow prune`: a repository's backups, and retention over them.
+import { marksBeyondReach } from '../repo/mark-reach.js';
+import { listMarks, markUrl } from '../repo/marks.js';
 import path from 'node:path';
 import { ExitCode, UsageError } from '../errors.js';
 import { reapDeadRunsHere } from '../ops/reap.js';
@@ -219,7 +221,7 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
   const registry = await commandRegistry(opts.plugin);
   // A signal stops the storage calls in flight: what was deleted is deleted, and the next prune goes on from there.
   const verb = opts.dryRun ? 'would remove' : 'removed';
-  const { plan, deleted, spared, wal } = await interruptible(io, 'prune', async (signal) => {
+  const { plan, deleted, spared, wal, marks } = await interruptible(io, 'prune', async (signal) => {
     const scope = storageScope(registry, signal);
     const listing = await listRepository(scope, repo);
     const plan = planPrune(listing, { policy, orphanGraceMs, orphanGraceLabel: opts.orphanGrace, now: new Date() });
@@ -238,20 +240,35 @@ export async function pruneCommand(repo: string, opts: PruneCommandOptions, io: 
         io.out(
           `${verb} ${w.objects.length} objects of ${w.folder}, the log files before ${w.keepFrom} and their records: no kept base needs them`,
         );
-    if (opts.dryRun) return { plan, deleted: [], spared: [], wal };
+    // The recovery marks that no kept base can reach any more go with the bases; none while a manifest cannot be read.
+    const marks = plan.skipped.length
+      ? []
+      : marksBeyondReach(
+          (await listMarks(scope.storage(listing.repo), listing.repo)).marks,
+          plan.keep.map((k) => k.backup),
+          registry.drivers,
+        );
+    if (marks.length && !opts.json)
+      io.out(
+        `${verb} ${marks.length} recovery ${marks.length === 1 ? 'mark' : 'marks'} (${marks[0]!.name} …): no kept base ends before them`,
+      );
+    if (opts.dryRun) return { plan, deleted: [], spared: [], wal, marks };
     const done = await executePrune(scope, plan, (url) => {
       if (!opts.json) io.out(`  deleted ${url}`);
     });
     for (const f of done.spared) io.err(`dbflow: kept ${f}: a run started writing there, or published a manifest, while pruning.`);
     for (const o of wal.flatMap((w) => w.objects)) await scope.storage(o.url).delete(o.url);
-    return { plan, deleted: done.deleted.map((o) => o.url), spared: done.spared, wal };
+    for (const m of marks) await scope.storage(listing.repo).delete(markUrl(listing.repo, m.name));
+    return { plan, deleted: done.deleted.map((o) => o.url), spared: done.spared, wal, marks };
   });
   const removedObjects =
     plan.remove.reduce((n, b) => n + b.objects.length, 0) +
     plan.orphans.filter((o) => o.remove && !spared.includes(o.orphan.folder)).reduce((n, o) => n + o.orphan.objects.length, 0);
   if (opts.json) {
     const logs = wal.map((w) => ({ folder: w.folder, keep_from: w.keepFrom, files: w.objects.map((o) => o.url) }));
-    io.out(JSON.stringify({ ...pruneJson(plan, opts.dryRun === true, deleted, spared), wal: logs }, null, 2));
+    io.out(
+      JSON.stringify({ ...pruneJson(plan, opts.dryRun === true, deleted, spared), wal: logs, marks: marks.map((m) => m.name) }, null, 2),
+    );
   } else {
     io.out(
       `${plan.keep.length} kept, ${plan.remove.length} ${opts.dryRun ? 'to remove' : 'removed'}${plan.skipped.length ? `, ${plan.skipped.length} skipped` : ''}; ${verb} ${removedObjects} ${removedObjects === 1 ? 'object' : 'objects'}${opts.dryRun ? ' (dry run: nothing was deleted)' : ''}`,

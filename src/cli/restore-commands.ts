@@ -255,8 +255,17 @@ export interface RestoreCommandOptions extends KeyOptions {
 }
 
 export async function restoreCommand(url: string, opts: RestoreCommandOptions, io: Io): Promise<number> {
-  const registry = await commandRegistry(opts.plugin);
-  const point = recoveryTarget(opts);
+  return restoreAt(await commandRegistry(opts.plugin), url, opts, recoveryTarget(opts), io);
+}
+
+/** `dbflow restore` of one database to `point` (none: the backup's own point), with the plugins of `registry`. */
+export async function restoreAt(
+  registry: Awaited<ReturnType<typeof commandRegistry>>,
+  url: string,
+  opts: RestoreCommandOptions,
+  point: RecoveryTarget | undefined,
+  io: Io,
+): Promise<number> {
   if (point && (opts.list || (opts.toDatadir === undefined) === (opts.to === undefined)))
     throw new UsageError(
       `${point.flag} recovers a base backup into a data directory (--to-datadir <folder>) or a dump into a database with its archived binary log (--to <url>): give one of them (not --list).`,
@@ -530,7 +539,7 @@ async function restoreDatadirCommand(
 }
 
 /** Where a point-in-time restore stops, as given on the command line. */
-interface RecoveryTarget {
+export interface RecoveryTarget {
   flag: string;
   /** In words, for what is printed. */
   label: string;
@@ -603,7 +612,8 @@ function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined
   return undefined;
 }
 
-function lsnValue(lsn: string): bigint {
+/** A PostgreSQL LSN (`0/3000148`) as a number, for comparing. */
+export function lsnValue(lsn: string): bigint {
   const [hi, lo] = lsn.split('/') as [string, string];
   return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }

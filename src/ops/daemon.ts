@@ -7,6 +7,7 @@ import { DbflowError, LockedError, runExitCode, userErrorText } from '../errors.
 import { formatDuration } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
 import { ArchiveKeeper } from './archive-keeper.js';
+import { MarkKeeper } from './mark-keeper.js';
 import type { AuditNote } from './audit.js';
 import { lockedRun, runAuditFields } from './locked-run.js';
 
@@ -72,9 +73,11 @@ export class Daemon {
   });
 
   private readonly archives: ArchiveKeeper;
+  private readonly marks: MarkKeeper;
 
   constructor(private readonly o: DaemonOptions) {
     this.archives = new ArchiveKeeper({ stateDir: o.stateDir, log: o.log });
+    this.marks = new MarkKeeper({ stateDir: o.stateDir, log: o.log, metrics: this.metrics });
   }
 
   /** Loads (or reloads) a pipeline file; a file that does not validate keeps its previous version scheduled. */
@@ -102,7 +105,10 @@ export class Daemon {
     entry.loaded = loaded;
     entry.loadedAt = new Date();
     this.schedule(entry, replaced);
-    if (!this.stopping) this.archives.keep(key, loaded.pipeline.sha256, Object.keys(loaded.pipeline.archive).length > 0);
+    if (!this.stopping) {
+      this.archives.keep(key, loaded.pipeline.sha256, Object.keys(loaded.pipeline.archive).length > 0);
+      this.marks.keep(key, loaded.pipeline.name, loaded.pipeline.marks?.everyMs);
+    }
   }
 
   /** A file was deleted: its pipeline is no longer scheduled (a run in progress finishes). */
@@ -113,6 +119,7 @@ export class Daemon {
     entry.queued = false;
     this.entries.delete(entry.file);
     void this.archives.release(entry.file);
+    this.marks.keep(entry.file, entry.loaded?.pipeline.name ?? '', undefined);
     if (entry.loaded) this.nextRun.remove({ pipeline: entry.loaded.pipeline.name });
     this.o.log(`${path.basename(entry.file)}: removed; no longer scheduled`);
   }
@@ -127,7 +134,7 @@ export class Daemon {
     });
     if (running.length) this.o.log(`stopping: cancelling ${running.length} running ${running.length === 1 ? 'run' : 'runs'}…`);
     for (const r of running) r.controller.abort();
-    await Promise.all([...running.map((r) => r.done), this.archives.stop()]);
+    await Promise.all([...running.map((r) => r.done), this.archives.stop(), this.marks.stop()]);
   }
 
   private schedule(entry: Entry, replaced: boolean): void {

@@ -1,5 +1,6 @@
 // What a base can restore to: from its own point to the newest log its archive holds without a gap after it. A base is
-// a physical backup (a PostgreSQL base backup) or a dump whose driver can replay its log from the position it recorded.
+// a physical backup (a PostgreSQL or MariaDB base backup) or a dump whose driver can replay its log from the position
+// it recorded.
 import type { DatabaseDriver, LogArchive, StoredObject } from '../plugins/types.js';
 import type { StorageScope } from './backup.js';
 import { listArchive, readMarker, type ArchiveListing } from './log-archive.js';
@@ -20,7 +21,7 @@ export interface RestorableRange {
 }
 
 /** A base in a backup: the database, its driver's log archive, and the log file its recovery starts in. */
-interface LogBase {
+export interface LogBase {
   database: string;
   archive: LogArchive;
   first: string;
@@ -28,29 +29,33 @@ interface LogBase {
   system?: string;
 }
 
-// The bases of a backup's manifest.
-function basesOf(b: ListedBackup, drivers: ReadonlyMap<string, DatabaseDriver>): (LogBase | { database: string; archive?: undefined })[] {
+/** The bases of a backup's manifest. */
+export function basesOf(
+  b: ListedBackup,
+  drivers: ReadonlyMap<string, DatabaseDriver>,
+): (LogBase | { database: string; archive?: undefined })[] {
   const m = b.manifest;
   if (!m) return [];
   const out: (LogBase | { database: string; archive?: undefined })[] = [];
   for (const [database, entry] of Object.entries(m.databases)) {
     const driver = drivers.get(entry.driver);
     const physical = m.artifacts.find((a) => a.database === database && driver?.physicalFormats?.includes(a.format));
-    if (physical) {
-      const system = physical.position?.system_identifier;
-      const first = (physical.position?.wal as { first?: unknown } | undefined)?.first;
-      if (typeof system !== 'string' || typeof first !== 'string') continue;
+    const system = physical?.position?.system_identifier;
+    const first = (physical?.position?.wal as { first?: unknown } | undefined)?.first;
+    if (typeof system === 'string' && typeof first === 'string') {
       out.push(driver!.logArchive ? { database, archive: driver!.logArchive, first, system } : { database });
       continue;
     }
-    const start = driver?.logArchive?.startOf && driver.logArchive.replay ? driver.logArchive.startOf(entry.position) : undefined;
+    // A base that records its position in a log the driver replays itself: a dump, or a MariaDB base backup.
+    const start =
+      driver?.logArchive?.startOf && driver.logArchive.replay ? driver.logArchive.startOf(physical?.position ?? entry.position) : undefined;
     if (start) out.push({ database, archive: driver!.logArchive!, first: start.file });
   }
   return out;
 }
 
 /** The archive's listings of its server folders, read once each. */
-class ArchiveFolders {
+export class ArchiveFolders {
   private readonly listings = new Map<string, ArchiveListing>();
   private systems?: string[];
   constructor(

@@ -9,7 +9,7 @@ import { dbflow } from '../helpers/cli.js';
 import { binlogSetup, writeWhileArchiving } from '../helpers/binlog-archive.js';
 import { assertBinlogTargets, myStateOf } from '../helpers/my-writer.js';
 import { startedOn, withDatabase } from '../helpers/mysql.js';
-import type { WriterState } from '../helpers/pg-writer.js';
+import { stateAfter, type WriterState } from '../helpers/pg-writer.js';
 
 const MINUTE = 60_000;
 // How long the writer commits while the base backups are taken and the binary log is archived.
@@ -39,6 +39,22 @@ void test(
       return startedOn(t, datadir, (url) => myStateOf(withDatabase(url, 'app')));
     };
     await assertBinlogTargets(t, commits, times, position, recovered, 2);
+
+    // The listing says what each base can recover to; prune keeps the newer base and the binlog from its end on, and a
+    // recovery from it is still exact.
+    const listed = await dbflow(['backups', 'list', 'file://./repo', '--json'], { env: s.env, cwd: s.dir });
+    assert.equal(listed.exitCode, 0, listed.stderr);
+    const ranges = (JSON.parse(listed.stdout) as { backups: { restorable?: { to: string; from: string; gap?: string } }[] }).backups.map(
+      (b) => b.restorable,
+    );
+    assert.equal(ranges.length, 2);
+    for (const r of ranges) assert.ok(r && !r.gap && Date.parse(r.to) > Date.parse(r.from), JSON.stringify(ranges));
+    const pruned = await dbflow(['prune', 'file://./repo', '--keep-last', '1', '--json'], { env: s.env, cwd: s.dir });
+    assert.equal(pruned.exitCode, 0, pruned.stdout + pruned.stderr);
+    const wal = (JSON.parse(pruned.stdout) as { wal: { keep_from: string; files: string[] }[] }).wal;
+    assert.equal(wal.length, 1, pruned.stdout);
+    assert.ok(wal[0]!.files.length > 0 && wal[0]!.files.every((f) => /binlog\.\d{6}/.exec(f)![0] < wal[0]!.keep_from), pruned.stdout);
+    assert.deepEqual(await recovered('--latest'), stateAfter(commits, commits.length), 'to the end, from the kept base');
 
     // A PostgreSQL target is refused before anything is written.
     const lsn = await restore(path.join(s.dir, 'refused'), '--to-lsn', '0/3000148');
