@@ -105,19 +105,28 @@ void test(
     t.diagnostic(`commits blocked by each mark: ${blocked.map((ms) => ms.toFixed(1)).join(', ')} ms`);
     assert.ok(marks.length >= RESTORED, `${marks.length} marks`);
 
-    // The repository lists every mark, oldest first.
+    // Every write reaches the archive (the open log every flush); then the archiver stops, storing what it received.
+    await sleep(3000);
+    await archiver.stop();
+
+    // The repository lists every mark, oldest first, each reachable: a base before it and its log archived that far.
     const listed = await run(s, 'marks', s.repo, '--json');
     assert.equal(listed.exitCode, 0, listed.stdout + listed.stderr);
-    const list = JSON.parse(listed.stdout) as { marks: MarkRecord[]; unreadable: unknown[] };
+    const list = JSON.parse(listed.stdout) as {
+      marks: (MarkRecord & { reach?: { database: string; ok: boolean }[] })[];
+      unreadable: unknown[];
+    };
     assert.deepEqual(
       list.marks.map((m) => m.name),
       marks.map((m) => m.name),
     );
     assert.deepEqual(list.unreadable, []);
-
-    // Every write reaches the archive (the open log every flush); then the archiver stops, storing what it received.
-    await sleep(3000);
-    await archiver.stop();
+    for (const m of list.marks)
+      assert.deepEqual(
+        m.reach?.filter((r) => !r.ok),
+        [],
+        `${m.name}: every participant can be restored to it: ${JSON.stringify(m.reach)}`,
+      );
 
     let n = 0;
     const folders = (): Record<Marked, string> => {
