@@ -20,6 +20,7 @@
 //   BENCH_ROUNDS=3     rounds of the PostgreSQL and MariaDB sections (2 with BENCH_QUICK): each round runs
 //                       dbflow, the shell, dbflow with checksums off, the shell; then as many restore rounds
 //   BENCH_COORD_SNAPSHOTS=50  coordinated snapshots over 3 participants under the causal writer (10 with BENCH_QUICK)
+//   BENCH_MARKS=100    recovery marks over 3 throwaway servers under the causal writer (20 with BENCH_QUICK)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -38,6 +39,7 @@ import { BenchError, DATA, ensureBuild, scratchDir } from './bench/util.js';
 import { validateTime } from './bench/validate-time.js';
 import { binlogArchiveSection } from './bench/binlog-archive.js';
 import { mariabackupSection, MARIABACKUP_SHELL } from './bench/mariabackup.js';
+import { marksSection } from './bench/marks.js';
 import { pitrRestoreSection } from './bench/pitr-restore.js';
 import { walArchiveSection } from './bench/wal-archive.js';
 
@@ -117,6 +119,11 @@ const sections: Section[] = [
     aliases: ['mariabackup'],
     fn: () => mariabackupSection({ sizeMiB: mySizeMiB, rounds, passFile, gnupgHome, log }),
     shell: `MariaDB base backup (server port in $PORT):\n${MARIABACKUP_SHELL}`,
+  },
+  {
+    name: '11 recovery marks (2 PostgreSQL + 1 MariaDB under the causal writer): commit-blocking time, marks per second',
+    aliases: ['marks', 'mark'],
+    fn: () => marksSection({ quick, log }),
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).

@@ -1,7 +1,6 @@
 // A throwaway MariaDB whose pipeline dumps database `app` and archives the server's binary log: for binlog tests.
 import assert from 'node:assert/strict';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,7 +8,7 @@ import type { RowDataPacket } from 'mysql2/promise';
 import { dbflow } from './cli.js';
 import { binlogTimes, createMyWriterTables, startMyWriter } from './my-writer.js';
 import { stateAfter, type Commit, type WriterState } from './pg-writer.js';
-import { archiving } from './wal-archive.js';
+import { archiveSection, archiving, pipelineFolder } from './wal-archive.js';
 import { requireMyBackupTools, throwawayMariadb, withConnection, withDatabase, type ThrowawayMariadb } from './mysql.js';
 import { requireTools } from './postgres.js';
 
@@ -47,11 +46,7 @@ export async function binlogSetup(
   const my = await throwawayMariadb(t, { args });
   if (!my) return undefined;
   await withConnection(my.url, (c) => c.query('CREATE DATABASE app'));
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-binlog-'));
-  chmodSync(dir, 0o755);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const passphraseFile = path.join(dir, 'passphrase');
-  writeFileSync(passphraseFile, 'correct horse battery staple\n');
+  const { dir, passphraseFile } = pipelineFolder(t, 'dbflow-binlog-');
   const pipeline = path.join(dir, 'archive.yaml');
   writeFileSync(
     pipeline,
@@ -63,13 +58,7 @@ ${user === 'root' ? '' : '  db_password: { env: BINLOG_DB_PASSWORD }\n'}vars:
   repo: "file://./repo"
 databases:
   main: { driver: mysql, url: "mysql://${user}@127.0.0.1:${my.port}/app"${user === 'root' ? '' : ', password: "{{ secrets.db_password }}"'} }
-archive:
-  main:
-    to: "{{ vars.repo }}/wal"
-    compress: { algorithm: zstd, level: 3 }
-    encrypt: { passphrase: "{{ secrets.passphrase }}" }
-    flush: 1s
-steps:
+${archiveSection(['main'])}steps:
 ${BASES[base]}`,
   );
   return { my, dir, pipeline, root: path.join(dir, 'repo', 'wal'), passphraseFile, env: { DBFLOW_STATE_DIR: path.join(dir, 'state') } };

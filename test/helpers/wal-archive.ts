@@ -27,12 +27,45 @@ const DUMP_STEPS = `  - { id: snapshot, uses: snapshot, with: { databases: [main
   - { id: dump, uses: dump, with: { database: main, snapshot: snapshot } }
   - { id: upload, uses: upload, input: dump, with: { to: "{{ vars.repo }}/{{ run.id }}/main.dump" } }
 `;
-/** Steps that take a base backup of the archived database. */
-export const BASE_BACKUP_STEPS = `  - { id: base, uses: basebackup, with: { database: main } }
-  - { id: compress, uses: compress, input: base, with: { algorithm: zstd, level: 3 } }
-  - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
-  - { id: upload, uses: upload, input: encrypt, with: { to: "{{ vars.repo }}/{{ run.id }}/main.base.tar.zst.pgp" } }
+/**
+ * Steps that take a base backup of `database` (`uses`: basebackup, or mariabackup with `artifact` "xbstream") through zstd
+ * and openpgp into the repository as `<database>.<artifact>.zst.pgp`; `suffix` keeps the step ids of several apart.
+ */
+export function baseBackupSteps(database: string, uses = 'basebackup', artifact = 'base.tar', suffix = ''): string {
+  const [base, compress, encrypt] = ['base', 'compress', 'encrypt'].map((id) => `${id}${suffix}`);
+  return `  - { id: ${base}, uses: ${uses}, with: { database: ${database} } }
+  - { id: ${compress}, uses: compress, input: ${base}, with: { algorithm: zstd, level: 3 } }
+  - { id: ${encrypt}, uses: encrypt, input: ${compress}, with: { passphrase: "{{ secrets.passphrase }}" } }
+  - { id: upload${suffix}, uses: upload, input: ${encrypt}, with: { to: "{{ vars.repo }}/{{ run.id }}/${database}.${artifact}.zst.pgp" } }
 `;
+}
+
+/** Steps that take a base backup of the archived database. */
+export const BASE_BACKUP_STEPS = baseBackupSteps('main');
+
+/** The `archive:` section of a test pipeline: each of `databases` to `{{ vars.repo }}/wal` with zstd and openpgp, stored every `flush`. */
+export function archiveSection(databases: readonly string[], flush = '1s'): string {
+  const entry = (name: string): string => `  ${name}:
+    to: "{{ vars.repo }}/wal"
+    compress: { algorithm: zstd, level: 3 }
+    encrypt: { passphrase: "{{ secrets.passphrase }}" }
+    flush: ${flush}
+`;
+  return `archive:\n${databases.map(entry).join('')}`;
+}
+
+/**
+ * A fresh folder for a test pipeline, with its passphrase file; removed after the test. Mode 0755: servers restored
+ * there run as their own user.
+ */
+export function pipelineFolder(t: Pick<TestContext, 'after'>, prefix: string): { dir: string; passphraseFile: string } {
+  const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const passphraseFile = path.join(dir, 'passphrase');
+  writeFileSync(passphraseFile, 'correct horse battery staple\n');
+  return { dir, passphraseFile };
+}
 
 /**
  * A cluster (with `settings`) and `archive.yaml` archiving it to `<dir>/repo/wal` with zstd and openpgp, with `steps`;
@@ -47,11 +80,7 @@ export async function walSetup(
 ): Promise<WalSetup | undefined> {
   const pg = await throwawayPostgres(t, { settings });
   if (!pg) return undefined;
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-wal-'));
-  chmodSync(dir, 0o755);
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
-  const passphraseFile = path.join(dir, 'passphrase');
-  writeFileSync(passphraseFile, 'correct horse battery staple\n');
+  const { dir, passphraseFile } = pipelineFolder(t, 'dbflow-wal-');
   const pipeline = path.join(dir, 'archive.yaml');
   writeFileSync(
     pipeline,
@@ -64,13 +93,7 @@ vars:
   repo: "${repo}"
 databases:
   main: { driver: postgres, url: "${pg.url}", password: "{{ secrets.db_password }}" }
-archive:
-  main:
-    to: "{{ vars.repo }}/wal"
-    compress: { algorithm: zstd, level: 3 }
-    encrypt: { passphrase: "{{ secrets.passphrase }}" }
-    flush: ${flush}
-steps:
+${archiveSection(['main'], flush)}steps:
 ${steps}`,
   );
   const stateDir = path.join(dir, 'state');
