@@ -40,10 +40,11 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
     properties: { database: { type: 'string' }, tables: { type: 'object' }, bytes: { type: 'integer' } },
   },
   async run(ctx) {
+    const started = performance.now();
     const artifact = ctx.outputsOf(ctx.with.from) as unknown as ArtifactRecord;
     const { config, driver } = ctx.database(artifact.database);
     if (driver.restoreInstance && driver.physicalFormats?.includes(artifact.format))
-      return restoreIntoInstance(ctx, artifact, config, driver);
+      return restoreIntoInstance(ctx, artifact, config, driver, started);
     const scratch = await driver.scratch(ctx, { db: config, name: scratchDatabaseName(ctx.run.id, artifact.database) });
     try {
       const keys = keysOf(ctx);
@@ -68,6 +69,7 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
         step: ctx.id,
         check: 'restore',
         ok: true,
+        duration_ms: elapsed(started),
         detail: `${Object.keys(tables).length} tables restored from ${artifact.url}${artifact.raw?.sha256 ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}`,
       });
       ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a scratch database`);
@@ -77,6 +79,9 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
     }
   },
 });
+
+// Milliseconds since `started`, to the hundredth.
+const elapsed = (started: number): number => Math.round((performance.now() - started) * 100) / 100;
 
 function keysOf(ctx: StepContext<RestoreTestWith>): DecodeKeys {
   return {
@@ -91,6 +96,7 @@ async function restoreIntoInstance(
   artifact: ArtifactRecord,
   config: DatabaseConfig,
   driver: DatabaseDriver,
+  started: number,
 ): Promise<StepResult<RestoreTestOutputs>> {
   let instance: ScratchDatabase | undefined;
   try {
@@ -111,6 +117,7 @@ async function restoreIntoInstance(
       step: ctx.id,
       check: 'restore',
       ok: true,
+      duration_ms: elapsed(started),
       detail: `base backup ${artifact.url} recovered in a throwaway instance${typeof point === 'string' ? ` to restore point ${point}` : ''}; ${Object.keys(tables).length} tables counted${artifact.raw?.sha256 ? '; the decoded tar is byte-identical to the one taken (sha256)' : ''}`,
     });
     ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a throwaway instance`);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
 import { ExitCode, SpecError, UsageError, userErrorText } from '../errors.js';
 import { readArchiveStates } from '../ops/archive-state.js';
-import { isVerifiedBackup, newestWhere, readFinishedRuns } from '../ops/run-results.js';
+import { isVerifiedBackup, newestWhere, readFinishedRuns, restoreTimes } from '../ops/run-results.js';
 import { formatDuration } from '../ui/format.js';
 import { defaultStateDir } from './audited.js';
 import { table } from './command-support.js';
@@ -24,6 +24,11 @@ export interface PipelineStatus {
   error?: string;
   /** Each archived database's log (`archive:`): how far the stored log lags behind now. */
   archive?: ArchiveStatus[];
+  /** The recovery time objective (`rto:`), and how long each database's restore-test of the last verified backup took. */
+  rto_ms?: number | null;
+  restores?: { database: string; duration_ms: number }[];
+  /** ok, slow (a restore took longer than rto), unmeasured (no restore time recorded), no_rto. */
+  rto_state?: 'ok' | 'slow' | 'unmeasured' | 'no_rto';
 }
 
 /** One archived database in `dbflow status --json`. */
@@ -74,6 +79,9 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
     const age = last ? Math.max(0, now - last.finishedAt) : null;
     const rpo = pipeline.rpoMs ?? null;
     const state: FreshnessState = rpo === null ? 'no_rpo' : age === null ? 'never' : age > rpo ? 'stale' : 'ok';
+    const restores = last ? [...restoreTimes(last)].map(([database, ms]) => ({ database, duration_ms: ms })) : [];
+    const rto = pipeline.rtoMs ?? null;
+    const slowest = Math.max(0, ...restores.map((r) => r.duration_ms));
     statuses.push({
       pipeline: pipeline.name,
       file,
@@ -82,19 +90,32 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
       age_ms: age,
       state,
       ...(archive.length && { archive }),
+      rto_ms: rto,
+      restores,
+      rto_state: rto === null ? 'no_rto' : !restores.length ? 'unmeasured' : slowest > rto ? 'slow' : 'ok',
     });
   }
 
   if (opts.json) io.out(JSON.stringify(statuses, null, 2));
   else {
+    // The restore time against the RTO when a pipeline declares one.
+    const rtoColumns = statuses.some((s) => s.rto_ms != null);
     const rows = statuses.map((s) => [
       s.pipeline ?? s.file,
       s.rpo_ms !== null ? formatAge(s.rpo_ms) : '-',
       s.last_verified_at?.replace(/\.\d+Z$/, 'Z') ?? (s.state === 'invalid' ? '-' : 'never'),
       s.age_ms !== null ? formatAge(s.age_ms) : '-',
       LABEL[s.state],
+      ...(rtoColumns
+        ? [
+            s.restores?.length ? formatAge(Math.max(...s.restores.map((r) => r.duration_ms))) : '-',
+            s.rto_ms != null ? formatAge(s.rto_ms) : '-',
+            s.rto_state === 'slow' ? 'SLOW' : s.rto_state === 'ok' ? 'ok' : s.rto_state === 'unmeasured' ? 'unmeasured' : '-',
+          ]
+        : []),
     ]);
-    for (const line of table([['PIPELINE', 'RPO', 'LAST VERIFIED', 'AGE', 'STATE'], ...rows])) io.out(line);
+    const head = ['PIPELINE', 'RPO', 'LAST VERIFIED', 'AGE', 'STATE', ...(rtoColumns ? ['RESTORE', 'RTO', 'RTO STATE'] : [])];
+    for (const line of table([head, ...rows])) io.out(line);
     const logs = statuses.flatMap((s) =>
       (s.archive ?? []).map((a) => [
         `${s.pipeline ?? s.file}/${a.database}`,
@@ -126,8 +147,15 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
     if (s.state === 'never')
       io.err(`dbflow: pipeline "${s.pipeline}" has no verified backup in ${stateDir}; its RPO is ${formatAge(s.rpo_ms!)} (${s.file}).`);
   }
+  for (const s of statuses)
+    for (const r of s.restores ?? [])
+      if (s.rto_ms != null && r.duration_ms > s.rto_ms)
+        io.err(
+          `dbflow: pipeline "${s.pipeline}" is SLOW to restore: the restore-test of database "${r.database}" took ${formatAge(r.duration_ms)}, over its RTO of ${formatAge(s.rto_ms)} (${s.file}).`,
+        );
+  const slow = statuses.some((s) => s.rto_state === 'slow');
   const archiveLate = statuses.some((s) => s.rpo_ms !== null && (s.archive ?? []).some((a) => a.state === 'stale' || a.state === 'never'));
-  if (archiveLate || statuses.some((s) => s.state === 'stale' || s.state === 'never')) return ExitCode.stepFailed;
+  if (slow || archiveLate || statuses.some((s) => s.state === 'stale' || s.state === 'never')) return ExitCode.stepFailed;
   return statuses.some((s) => s.state === 'invalid') ? ExitCode.usage : ExitCode.ok;
 }
 

@@ -45,7 +45,7 @@ export interface RunSummary {
     /** A physical artifact's position (a base backup's LSNs and restore point), as in the manifest. */
     position?: Record<string, unknown>;
   }[];
-  verifications: { database: string; check: string; ok: boolean; detail?: string }[];
+  verifications: { database: string; check: string; ok: boolean; detail?: string; duration_ms?: number }[];
   /** Coordinated snapshots: the step, its participants and how long commits were blocked. */
   coordination?: { step: string; coordinated: boolean; participants: string[]; blocked_ms?: number }[];
   manifest?: string;

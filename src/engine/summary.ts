@@ -22,6 +22,7 @@ export function runSummary(steps: Record<string, StepStatus>, report: ManifestBu
       check: v.check,
       ok: v.ok,
       ...(v.detail && { detail: v.detail }),
+      ...(v.duration_ms !== undefined && { duration_ms: v.duration_ms }),
     })),
     ...(report.coordinations.length && {
       coordination: report.coordinations.map((c) => ({

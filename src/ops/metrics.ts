@@ -3,7 +3,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { readArchiveStates, type ArchiveState } from './archive-state.js';
-import { newestWhere, readFinishedRuns, type FinishedRun } from './run-results.js';
+import { isVerifiedBackup, newestWhere, readFinishedRuns, restoreTimes, type FinishedRun } from './run-results.js';
 
 /** Every metric dbflow exports: name, labels and meaning (the HELP text); docs/monitoring.md lists the same. */
 export const METRICS = {
@@ -31,6 +31,11 @@ export const METRICS = {
     name: 'dbflow_last_verified_restore_timestamp_seconds',
     labels: ['pipeline', 'database'],
     help: 'When the newest successful run whose restore test of the database passed ended (Unix time, seconds): alert on its age.',
+  },
+  lastRestoreDuration: {
+    name: 'dbflow_last_restore_duration_seconds',
+    labels: ['pipeline', 'database'],
+    help: "How long the restore-test of the database took in the newest verified backup (download, decode, restore, counts): the measured recovery time, in seconds; compare with the pipeline's rto.",
   },
   rawBytes: {
     name: 'dbflow_backup_raw_bytes',
@@ -142,6 +147,10 @@ function buildRegistry(runs: FinishedRun[]): Registry {
     for (const v of r.verifications)
       if (v.check === 'restore' && v.ok) lastVerifiedRestore.set({ pipeline: r.pipeline, database: v.database }, seconds(r.finishedAt));
   }
+
+  const lastRestoreDuration = gauge(METRICS.lastRestoreDuration);
+  for (const [pipeline, r] of newestWhere(runs, isVerifiedBackup))
+    for (const [database, ms] of restoreTimes(r)) lastRestoreDuration.set({ pipeline, database }, seconds(ms));
 
   const runsTotal = counter(METRICS.runs);
   const stepFailures = counter(METRICS.stepFailures);

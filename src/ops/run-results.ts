@@ -11,7 +11,8 @@ export interface FinishedRun {
   durationMs: number;
   steps: Record<string, { status: string }>;
   artifacts: { database: string; bytes?: number; raw_bytes?: number }[];
-  verifications: { database: string; check: string; ok: boolean }[];
+  /** The checks of the run; a restore's with how long it took (`duration_ms`). */
+  verifications: { database: string; check: string; ok: boolean; duration_ms?: number }[];
   coordination: { step: string; blocked_ms?: number }[];
   manifest?: string;
 }
@@ -24,6 +25,15 @@ export function readFinishedRuns(stateDir: string): FinishedRun[] {
     if (run) runs.push(run);
   }
   return runs.sort((a, b) => a.finishedAt - b.finishedAt || a.runId.localeCompare(b.runId));
+}
+
+/** How long each database's restore-test took in `run` (the measured recovery time), by database. */
+export function restoreTimes(run: FinishedRun): Map<string, number> {
+  const times = new Map<string, number>();
+  for (const v of run.verifications)
+    if (v.check === 'restore' && v.ok && typeof v.duration_ms === 'number')
+      times.set(v.database, Math.max(times.get(v.database) ?? 0, v.duration_ms));
+  return times;
 }
 
 /** The newest run of each pipeline for which `pick` holds. */

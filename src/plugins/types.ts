@@ -645,6 +645,8 @@ export interface VerificationRecord {
   check: string;
   ok: boolean;
   detail?: string;
+  /** A restore: how long it took, from the first byte downloaded to the restored copy counted (the measured recovery time). */
+  duration_ms?: number;
 }
 
 /** How the snapshots of one snapshot step relate: recorded in the manifest under `coordination`. */

@@ -113,6 +113,7 @@ export const manifestSchema = {
           check: { type: 'string' },
           ok: { type: 'boolean' },
           detail: { type: 'string' },
+          duration_ms: { type: 'number', minimum: 0 },
         },
       },
     },

@@ -127,6 +127,10 @@ export const pipelineSchema = {
         'How long a run waits for another run of this pipeline and repository to finish (default 0s: it exits at once, code 75).',
     },
     rpo: { ...duration, description: 'Recovery point objective: `dbflow status` fails when the last verified backup is older.' },
+    rto: {
+      ...duration,
+      description: "Recovery time objective: `dbflow status` fails when the last verified backup's restore-test of a database took longer.",
+    },
     timeout: duration,
     concurrency: { type: 'integer', minimum: 1, maximum: 256 },
     plugins: {

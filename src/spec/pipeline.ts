@@ -84,6 +84,7 @@ export interface Pipeline {
   overlap: NonNullable<PipelineDocument['overlap']>;
   lockWaitMs: number;
   rpoMs?: number;
+  rtoMs?: number;
   timeoutMs?: number;
   concurrency?: number;
   plugins: string[];
@@ -148,6 +149,7 @@ export function normalize(data: PipelineDocument, file: string, sha256: string, 
     overlap: data.overlap ?? 'skip',
     lockWaitMs: data.lock_wait !== undefined ? parseDuration(data.lock_wait) : 0,
     ...(data.rpo !== undefined && { rpoMs: parseDuration(data.rpo) }),
+    ...(data.rto !== undefined && { rtoMs: parseDuration(data.rto) }),
     ...(data.timeout !== undefined && { timeoutMs: parseDuration(data.timeout) }),
     ...(data.concurrency !== undefined && { concurrency: data.concurrency }),
     plugins: data.plugins ?? [],

@@ -1,6 +1,6 @@
 // `dbflow status`: each pipeline's newest verified backup against its RPO, as a monitoring check.
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
@@ -116,4 +116,50 @@ test('status: the environment of the runs is not needed, and a folder without pi
   const empty = await dbflow(['status', 'empty'], { cwd, env });
   assert.equal(empty.exitCode, 2);
   assert.match(empty.stderr, /no pipeline files/);
+});
+
+test('status: the measured restore time of the last verified backup against rto: ok, SLOW (exit 1), unmeasured; in the manifest and the metrics', async (t) => {
+  const cwd = tmpDir(t);
+  const dir = path.join(cwd, 'pipelines');
+  mkdirSync(dir);
+  const roomy = writePipeline(dir, sqlitePipeline('roomy', 'rpo: 1h\nrto: 1h'), 'roomy.yaml');
+  const tight = writePipeline(dir, sqlitePipeline('tightrto', 'rpo: 1h\nrto: 1ms'), 'tightrto.yaml');
+  writePipeline(dir, sqlitePipeline('unrun', 'rto: 1h'), 'unrun.yaml');
+  for (const file of [roomy, tight]) {
+    const r = await dbflow(['run', file], { cwd, env });
+    assert.equal(r.exitCode, 0, `${file}\n${r.stderr}`);
+  }
+  // The manifest records how long the restore-test took.
+  const result = resultsIn(path.join(cwd, '.dbflow')).find((r) => r.pipeline === 'roomy')!;
+  const manifest = JSON.parse(readFileSync(new URL(result.summary.manifest as string), 'utf8')) as {
+    verification: { check: string; duration_ms?: number }[];
+  };
+  const restore = manifest.verification.find((v) => v.check === 'restore')!;
+  assert.ok(typeof restore.duration_ms === 'number' && restore.duration_ms > 0, JSON.stringify(manifest.verification));
+
+  const ok = await dbflow(['status', 'pipelines/roomy.yaml'], { cwd, env });
+  assert.equal(ok.exitCode, 0, ok.stderr);
+  assert.match(ok.stdout, /^PIPELINE +RPO +LAST VERIFIED +AGE +STATE +RESTORE +RTO +RTO STATE$/m);
+  assert.match(ok.stdout, /^roomy +1h +\S+ +\S+( \S+)? +ok +\S+ +1h +ok$/m);
+  const slow = await dbflow(['status', 'pipelines/tightrto.yaml', 'pipelines/unrun.yaml'], { cwd, env });
+  assert.equal(slow.exitCode, 1, slow.stdout + slow.stderr);
+  assert.match(slow.stdout, /^tightrto .* 1ms +SLOW$/m);
+  assert.match(slow.stdout, /^unrun .* +- +1h +unmeasured$/m);
+  assert.match(
+    slow.stderr,
+    /^dbflow: pipeline "tightrto" is SLOW to restore: the restore-test of database "demo" took \S+, over its RTO of 1ms \(pipelines\/tightrto\.yaml\)\.$/m,
+  );
+  const json = JSON.parse((await dbflow(['status', '--json', 'pipelines/tightrto.yaml'], { cwd, env })).stdout) as {
+    rto_ms: number;
+    rto_state: string;
+    restores: { database: string; duration_ms: number }[];
+  }[];
+  assert.equal(json[0]!.rto_ms, 1);
+  assert.equal(json[0]!.rto_state, 'slow');
+  assert.equal(json[0]!.restores[0]!.database, 'demo');
+  // The metrics file the run wrote says the same, in seconds.
+  const prom = readFileSync(path.join(cwd, '.dbflow', 'metrics.prom'), 'utf8');
+  const seconds = Number(/^dbflow_last_restore_duration_seconds\{pipeline="tightrto",database="demo"\} (\S+)$/m.exec(prom)?.[1]);
+  assert.ok(Math.abs(seconds * 1000 - json[0]!.restores[0]!.duration_ms) < 1, prom);
+  assert.ok(json[0]!.restores[0]!.duration_ms > 1, JSON.stringify(json[0]));
 });
