@@ -1,5 +1,6 @@
 // The `restore-test` step: restores what was stored into a scratch database (a physical backup: a throwaway instance) and counts its rows.
 import {
+  DbflowError,
   defineStep,
   readArtifact,
   scratchDatabaseName,
@@ -19,7 +20,7 @@ interface RestoreTestWith {
   private_key?: string;
 }
 
-type RestoreTestOutputs = { database: string; tables: TableCounts; bytes: number };
+type RestoreTestOutputs = { database: string; tables: TableCounts; bytes: number; assertions?: { name: string; result: string }[] };
 
 export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
   uses: 'restore-test',
@@ -64,6 +65,7 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
         },
       );
       const tables = await driver.rowCounts(ctx, { url: scratch.url, db: config });
+      const assertions = await assertOn(ctx, driver, scratch.url, config);
       ctx.report.verification({
         database: artifact.database,
         step: ctx.id,
@@ -73,12 +75,27 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
         detail: `${Object.keys(tables).length} tables restored from ${artifact.url}${artifact.raw?.sha256 ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}`,
       });
       ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a scratch database`);
-      return { outputs: { database: artifact.database, tables, bytes } };
+      return { outputs: { database: artifact.database, tables, bytes, ...(assertions && { assertions }) } };
     } finally {
       await scratch.drop();
     }
   },
 });
+
+// The database's data assertions run on the restored copy (read-only), for rowcount-check to compare.
+async function assertOn(
+  ctx: StepContext<RestoreTestWith>,
+  driver: DatabaseDriver,
+  url: string,
+  db: DatabaseConfig,
+): Promise<{ name: string; result: string }[] | undefined> {
+  if (!db.assertions?.length) return undefined;
+  if (!driver.query) throw new DbflowError(`database "${db.name}": driver "${driver.name}" cannot run data assertions.`);
+  const out: { name: string; result: string }[] = [];
+  for (const a of db.assertions)
+    out.push({ name: a.name, result: await driver.query(ctx, { url, db, sql: a.query, timeoutMs: a.timeoutMs }) });
+  return out;
+}
 
 // Milliseconds since `started`, to the hundredth.
 const elapsed = (started: number): number => Math.round((performance.now() - started) * 100) / 100;
@@ -111,6 +128,7 @@ async function restoreIntoInstance(
     );
     const checksum = artifact.position?.checksum;
     const tables = await driver.rowCounts(ctx, { url: instance!.url, db: config, ...(typeof checksum === 'string' && { checksum }) });
+    const assertions = await assertOn(ctx, driver, instance!.url, config);
     const point = artifact.position?.restore_point;
     ctx.report.verification({
       database: artifact.database,
@@ -121,7 +139,7 @@ async function restoreIntoInstance(
       detail: `base backup ${artifact.url} recovered in a throwaway instance${typeof point === 'string' ? ` to restore point ${point}` : ''}; ${Object.keys(tables).length} tables counted${artifact.raw?.sha256 ? '; the decoded tar is byte-identical to the one taken (sha256)' : ''}`,
     });
     ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a throwaway instance`);
-    return { outputs: { database: artifact.database, tables, bytes } };
+    return { outputs: { database: artifact.database, tables, bytes, ...(assertions && { assertions }) } };
   } finally {
     await instance?.drop();
   }

@@ -1,6 +1,6 @@
 // The `rowcount-check` step: restored row counts must equal those taken inside the snapshot.
-import { compareCounts, defineStep, IntegrityError, type TableCounts } from '../../src/plugin-api.js';
-import type { SnapshotLease } from './snapshot.js';
+import { compareCounts, defineStep, IntegrityError, type StepContext, type TableCounts } from '../../src/plugin-api.js';
+import type { AssertionResult, SnapshotLease } from './snapshot.js';
 
 interface RowcountWith {
   restored: string;
@@ -24,10 +24,16 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
   },
   outputs: { type: 'object', properties: { tables: { type: 'integer' }, rows: { type: 'integer' } } },
   async run(ctx) {
-    const restored = ctx.outputsOf(ctx.with.restored) as { database: string; tables: TableCounts };
+    const restored = ctx.outputsOf(ctx.with.restored) as {
+      database: string;
+      tables: TableCounts;
+      assertions?: { name: string; result: string }[];
+    };
     const held = ctx.resource<SnapshotLease>(ctx.with.snapshot).get(restored.database);
     await held?.counted;
-    const snap = ctx.outputsOf(ctx.with.snapshot) as { databases: Record<string, { tables?: TableCounts }> };
+    const snap = ctx.outputsOf(ctx.with.snapshot) as {
+      databases: Record<string, { tables?: TableCounts; assertions?: AssertionResult[] }>;
+    };
     const expected = held?.info.tables ?? snap.databases[restored.database]?.tables;
     if (!expected) throw new IntegrityError(`snapshot step "${ctx.with.snapshot}" has no counts for database "${restored.database}".`);
     const diffs = compareCounts(expected, restored.tables, ctx.with.checksums !== false);
@@ -44,6 +50,57 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
     ctx.report.verification({ database: restored.database, step: ctx.id, check: 'rowcount', ok, detail });
     if (!ok) throw new IntegrityError(`restored "${restored.database}" differs from its snapshot: ${detail}`);
     ctx.log.info(`${restored.database}: ${detail}`);
+    checkAssertions(ctx, restored.database, snap.databases[restored.database]?.assertions ?? [], restored.assertions ?? []);
     return { outputs: { tables: Object.keys(expected).length, rows } };
   },
 });
+
+// Each data assertion: the restored copy's result equal to the snapshot's, or its single value meeting `expect`.
+function checkAssertions(
+  ctx: StepContext<RowcountWith>,
+  database: string,
+  taken: readonly AssertionResult[],
+  restored: readonly { name: string; result: string }[],
+): void {
+  if (!taken.length) return;
+  const failed: string[] = [];
+  for (const [i, a] of taken.entries()) {
+    const got = restored[i]?.result;
+    const holds = got !== undefined && (a.expect === 'equal' ? got === a.result : meets(got, a.expect));
+    if (!holds)
+      failed.push(
+        `"${a.name}"${a.name === a.query ? '' : ` (${a.query})`}: in the snapshot ${a.result}, restored ${got ?? 'not run'}${a.expect === 'equal' ? '' : `, expected ${a.expect}`}`,
+      );
+  }
+  const ok = failed.length === 0;
+  const detail = ok ? `${taken.length} data ${taken.length === 1 ? 'assertion holds' : 'assertions hold'}` : failed.join('; ');
+  ctx.report.verification({ database, step: ctx.id, check: 'assert', ok, detail });
+  if (!ok)
+    throw new IntegrityError(
+      `restored "${database}" fails ${failed.length} data ${failed.length === 1 ? 'assertion' : 'assertions'}: ${detail}`,
+    );
+  ctx.log.info(`${database}: ${detail}`);
+}
+
+// Whether a result of one row and one value meets a condition such as ">= 1" or "= 0".
+function meets(result: string, expect: string): boolean {
+  const rows = JSON.parse(result) as unknown[][];
+  const value = rows.length === 1 && rows[0]!.length === 1 ? Number(rows[0]![0]) : NaN;
+  const m = /^(=|!=|<|<=|>|>=) ?(-?[0-9]+(?:\.[0-9]+)?)$/.exec(expect);
+  if (!m || Number.isNaN(value)) return false;
+  const bound = Number(m[2]);
+  switch (m[1]) {
+    case '=':
+      return value === bound;
+    case '!=':
+      return value !== bound;
+    case '<':
+      return value < bound;
+    case '<=':
+      return value <= bound;
+    case '>':
+      return value > bound;
+    default:
+      return value >= bound;
+  }
+}

@@ -1,5 +1,6 @@
 // The `snapshot` step: a consistent snapshot per database — one cut across all of them when coordinated — held as a lease for the dumps.
 import {
+  DbflowError,
   defineStep,
   DURATION_PATTERN,
   parseDuration,
@@ -84,16 +85,51 @@ export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
       held = await oneByOne(ctx, names);
       if (names.length > 1) coordination = { step: ctx.stepId, coordinated: false, participants: [...names] };
     }
+    const asserted = await runAssertions(ctx, held).catch(async (err: unknown) => {
+      await releaseAll(held);
+      throw err;
+    });
     for (const [name, snap] of held) reportWhenCounted(ctx, name, snap);
     if (coordination) ctx.report.coordination(coordination);
     ctx.lease(held, releaseAll);
     // Counts still being taken are not outputs: rowcount-check reads them from the held snapshot.
     const databases = Object.fromEntries(
-      [...held].map(([n, s]) => [n, { position: s.info.position, ...(!s.counted && { tables: s.info.tables }) }]),
+      [...held].map(([n, s]) => [
+        n,
+        {
+          position: s.info.position,
+          ...(!s.counted && { tables: s.info.tables }),
+          ...(asserted.has(n) && { assertions: asserted.get(n) }),
+        },
+      ]),
     );
     return { outputs: { databases, ...(coordination && { coordination }) } };
   },
 });
+
+/** A data assertion's result inside the snapshot (an output of the step, compared by rowcount-check). */
+export interface AssertionResult {
+  name: string;
+  query: string;
+  expect: string;
+  result: string;
+}
+
+// Each database's data assertions, run inside its snapshot (read-only, each bounded by its timeout).
+async function runAssertions(ctx: StepContext<SnapshotWith>, held: SnapshotLease): Promise<Map<string, AssertionResult[]>> {
+  const out = new Map<string, AssertionResult[]>();
+  for (const [name, snap] of held) {
+    const assertions = ctx.database(name).config.assertions ?? [];
+    if (!assertions.length) continue;
+    if (!snap.query) throw new DbflowError(`database "${name}": its driver cannot run data assertions inside a snapshot.`);
+    const results: AssertionResult[] = [];
+    for (const a of assertions)
+      results.push({ name: a.name, query: a.query, expect: a.expect, result: await snap.query(a.query, a.timeoutMs) });
+    ctx.log.info(`${name}: ${results.length} data ${results.length === 1 ? 'assertion' : 'assertions'} run inside the snapshot`);
+    out.set(name, results);
+  }
+  return out;
+}
 
 // Independent snapshots, one after the other: each is consistent, together they are not one cut.
 async function oneByOne(ctx: StepContext<SnapshotWith>, names: readonly string[]): Promise<SnapshotLease> {

@@ -1,6 +1,7 @@
 // The `mysql` database driver: snapshots under a commit barrier, mariadb-dump streams, mariadb restores into scratch databases.
 import { defineDriver } from '../../src/plugin-api.js';
 import { markParticipant } from './mark.js';
+import { queryAt } from './assert-query.js';
 import { dumpSnapshot, SQL_FORMAT } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -34,6 +35,7 @@ export const mysqlDriver = defineDriver({
   create: createTarget,
   exists: targetExists,
   rowCounts: rowCountsAt,
+  query: queryAt,
   reap: reapScratch,
   preflight,
   logArchive: binlogArchive,

@@ -1,4 +1,5 @@
 // A consistent snapshot of one MySQL/MariaDB database: a consistent-snapshot transaction and a dump, both started under a commit barrier.
+import { assertionRows } from './assert-query.js';
 import type { Connection, RowDataPacket } from 'mysql2/promise';
 import {
   DbflowError,
@@ -232,6 +233,8 @@ function heldSnapshot(ctx: DriverContext, db: DatabaseConfig, t: Taken): MySnaps
       takenAt,
     },
     counted,
+    // A data assertion reads the snapshot transaction itself (queued behind the counts on its connection).
+    query: (sql, timeoutMs) => assertionRows(snap, kind, sql, timeoutMs, db.name),
     claimDump: () => {
       if (claimed) {
         return Promise.reject(

@@ -1,6 +1,7 @@
 // The `postgres` database driver: exported snapshots, pg_dump streams, pg_restore into scratch databases.
 import { defineDriver } from '../../src/plugin-api.js';
 import { markParticipant } from './mark.js';
+import { queryAt } from './assert-query.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT, dumpSnapshot } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -52,6 +53,7 @@ export const postgresDriver = defineDriver({
   create: createTarget,
   exists: targetExists,
   rowCounts: rowCountsAt,
+  query: queryAt,
   reap: reapScratch,
   preflight,
   logArchive: walArchive,

@@ -1,4 +1,5 @@
 // A consistent snapshot of one PostgreSQL database: an exported REPEATABLE READ snapshot, held open.
+import { assertionRows } from './assert-query.js';
 import type { Client } from 'pg';
 import { DbflowError, type DatabaseConfig, type DriverContext, type DriverSnapshot, type SnapshotOptions } from '../../src/plugin-api.js';
 import { cancelQueries, connect, PINNED_SETTINGS } from './connect.js';
@@ -198,6 +199,16 @@ export function heldSnapshot(
     serverVersionNum: s.versionNum,
     info,
     counted,
+    // A data assertion reads the same snapshot in a session of its own (the counts use theirs).
+    query: async (sql, timeoutMs) => {
+      const c = await importSnapshot(conn, what, pos.snapshot_id);
+      try {
+        return await assertionRows(c, sql, timeoutMs, db.name);
+      } finally {
+        await c.query('ROLLBACK').catch(() => undefined);
+        await c.end().catch(() => undefined);
+      }
+    },
     release: async () => {
       if (released) return;
       released = true;

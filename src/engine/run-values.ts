@@ -49,6 +49,7 @@ export function resolveRunValues(
       url: anchorUrls(renderValue(db.url, context), baseDir) as string,
       ...(db.password !== undefined && { password: String(renderValue(db.password, context)) }),
       options: renderValue(db.options, context) as Record<string, unknown>,
+      ...(db.assertions && { assertions: db.assertions }),
     };
     passwordsOf(databases[name]).forEach(hide);
   }

@@ -63,6 +63,18 @@ export interface DatabaseConfig {
   password?: string;
   /** Driver-specific options (`databases.<name>.options`). */
   options: Record<string, unknown>;
+  /** Data assertions (`databases.<name>.assert`): run inside the snapshot and again on the restored copy. */
+  assertions?: DataAssertion[];
+}
+
+/** A read-only query whose result the backup must keep: the restored copy's must equal the snapshot's, or meet `expect`. */
+export interface DataAssertion {
+  /** How failures name it (default: the query). */
+  name: string;
+  query: string;
+  /** `equal` (the default), or a condition on the restored copy's single value: `= 0`, `>= 1`, `!= 0` … */
+  expect: string;
+  timeoutMs: number;
 }
 
 /** Row count (and optional content checksum) of one table. */
@@ -95,6 +107,11 @@ export interface DriverSnapshot {
   counted?: Promise<void>;
   /** Ends the snapshot (close the transaction, delete the staged copy). dbflow calls it once; a second call must do nothing. */
   release(): Promise<void>;
+  /**
+   * Optional: runs a read-only query inside the snapshot (a data assertion), at most `timeoutMs`; its rows as JSON,
+   * each an array of the server's text for each value (null for NULL), so that two servers' results compare as text.
+   */
+  query?(sql: string, timeoutMs: number): Promise<string>;
 }
 
 /**
@@ -354,6 +371,8 @@ export interface DatabaseDriver {
   rowCounts(ctx: DriverContext, options: RowCountOptions): Promise<TableCounts>;
   /** Optional: formats of physical artifacts (a whole server's files, e.g. a base backup) that `restoreInstance` restores. */
   physicalFormats?: readonly string[];
+  /** Optional: runs a read-only query on a database (a data assertion on a restored copy), as `DriverSnapshot.query` does. */
+  query?(ctx: DriverContext, options: { url: string; db: DatabaseConfig; sql: string; timeoutMs: number }): Promise<string>;
   /**
    * Optional: restores a physical artifact into a throwaway server instance that it starts from the installed
    * binaries (never the production server) and recovers as `position` says; `url` is `db`'s database on it,

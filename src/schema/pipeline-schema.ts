@@ -63,6 +63,9 @@ const secretSource = {
   },
 } as const;
 
+/** `expect:` of a data assertion: equal, or a comparison with a number. */
+export const EXPECT_PATTERN = '^(equal|(=|!=|<|<=|>|>=) ?-?[0-9]+(\\.[0-9]+)?)$';
+
 // One `archive:` entry: where a database's log goes, and how it is encoded (the compress and encrypt steps' `with`).
 const archiveEntry = {
   type: 'object',
@@ -155,6 +158,32 @@ export const pipelineSchema = {
             description: 'Password for the connection, e.g. "{{ secrets.db_password }}"; never logged, never passed in argv.',
           },
           options: { type: 'object' },
+          assert: {
+            type: 'array',
+            minItems: 1,
+            description:
+              'Data assertions: read-only queries run inside the snapshot and again on the restored copy (restore-test); rowcount-check fails when the results differ or the restored one misses `expect`.',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['query'],
+              properties: {
+                name: { type: 'string', minLength: 1, description: 'How a failure names it (default: the query).' },
+                query: {
+                  type: 'string',
+                  minLength: 1,
+                  description: 'One read-only statement (SELECT, WITH …), e.g. SELECT sum(amount) FROM payments.',
+                },
+                expect: {
+                  type: 'string',
+                  pattern: EXPECT_PATTERN,
+                  description:
+                    '`equal` (default: the restored result equals the snapshot\'s), or a condition on the restored single value: "= 0", ">= 1", "!= 0".',
+                },
+                timeout: { ...duration, description: 'How long the query may run, each time (default 30s).' },
+              },
+            },
+          },
         },
       },
     },

@@ -248,6 +248,7 @@ function article(type: string): string {
 function patternHint(pattern: string): string {
   if (pattern.includes('(ms|s|m|h|d)')) return 'a duration such as 30s, 5m or 2h';
   if (pattern.startsWith('^[A-Za-z_]')) return 'an identifier (letters, digits and _, not starting with a digit)';
+  if (pattern.startsWith('^(equal|')) return '"equal" or a comparison with a number such as "= 0", ">= 1" or "!= 0"';
   return `a value matching ${pattern}`;
 }
 

@@ -8,7 +8,7 @@ export interface Catalog {
   /** Drivers by name; `logArchive` is set when the driver can archive its log continuously, `markParticipant` when it can be marked. */
   drivers: ReadonlyMap<
     string,
-    { options: JsonSchema; checkUrl?(url: string): string | undefined; logArchive?: object; markParticipant?: unknown }
+    { options: JsonSchema; checkUrl?(url: string): string | undefined; logArchive?: object; markParticipant?: unknown; query?: unknown }
   >;
   /** Storages by URL scheme, with the schema of their settings. */
   storages: ReadonlyMap<string, { configSchema?: JsonSchema }>;

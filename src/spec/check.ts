@@ -174,7 +174,32 @@ export function checkPipeline(raw: RawPipeline, catalog: Catalog, env: SpecEnv):
       }
       const urlProblem = typeof db.url === 'string' && !hasTemplate(db.url) ? driver.checkUrl?.(db.url) : undefined;
       if (urlProblem) add(['databases', name, 'url'], `database "${name}": ${urlProblem}`);
+      if (Array.isArray(db.assert) && db.assert.length && !driver.query)
+        add(
+          ['databases', name, 'assert'],
+          `database "${name}": driver "${db.driver}" cannot run data assertions (drivers that can: ${
+            [...catalog.drivers]
+              .filter(([, d]) => d.query)
+              .map(([n]) => n)
+              .join(', ') || 'none'
+          }).`,
+        );
     }
+    // One read-only statement each: it runs inside the snapshot's read-only transaction and on the restored copy.
+    if (Array.isArray(db.assert))
+      db.assert.forEach((a, i) => {
+        const query = isObj(a) ? a.query : undefined;
+        if (typeof query !== 'string') return;
+        const at: DocPath = ['databases', name, 'assert', i, 'query'];
+        if (hasTemplate(query)) add(at, `database "${name}": an assertion's query is run as written; it takes no template.`);
+        else if (/;\s*\S/.test(query))
+          add(at, `database "${name}": an assertion's query must be one statement; this one holds several (separated by ";").`);
+        else if (!/^\s*(select|with|values|table)\b/i.test(query))
+          add(
+            at,
+            `database "${name}": an assertion's query must be one read-only statement (SELECT, WITH, VALUES or TABLE), not "${query.trim().split(/\s+/)[0]}…".`,
+          );
+      });
   }
 
   const plugins = data.plugins;

@@ -1,5 +1,6 @@
 // The normalized pipeline: what the planner and engine work from, never raw YAML.
 import type { PipelineDocument, StepDocument } from '../schema/pipeline-schema.js';
+import type { DataAssertion } from '../plugins/types.js';
 import { parseDuration } from './duration.js';
 import type { DocPath } from './source.js';
 
@@ -41,7 +42,11 @@ export interface DatabaseSpec {
   url: string;
   password?: string;
   options: Record<string, unknown>;
+  assertions?: DataAssertion[];
 }
+
+/** How long a data assertion's query may run when `timeout:` is not set. */
+export const DEFAULT_ASSERT_TIMEOUT_MS = 30_000;
 
 /** Continuous archiving of one database's log (`archive.<database>`). */
 export interface ArchiveSpec {
@@ -136,6 +141,14 @@ export function normalize(data: PipelineDocument, file: string, sha256: string, 
       url: db.url,
       ...(db.password !== undefined && { password: db.password }),
       options: db.options ?? {},
+      ...(db.assert && {
+        assertions: db.assert.map((a) => ({
+          name: a.name ?? a.query,
+          query: a.query,
+          expect: a.expect ?? 'equal',
+          timeoutMs: a.timeout !== undefined ? parseDuration(a.timeout) : DEFAULT_ASSERT_TIMEOUT_MS,
+        })),
+      }),
     };
   }
   return {
