@@ -13,6 +13,7 @@ import { coordinatedSnapshot } from './coordinate.js';
 
 interface SnapshotWith {
   databases: string[];
+  coverage?: 'warn' | 'strict' | 'off';
   coordinated?: boolean;
   barrier_timeout?: string;
   lock_timeout?: string;
@@ -42,6 +43,12 @@ export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
         default: true,
         description:
           'With several databases: take every snapshot while commits are blocked on all of them at once (one consistent cut). false: independent snapshots, one after the other.',
+      },
+      coverage: {
+        enum: ['warn', 'strict', 'off'],
+        default: 'warn',
+        description:
+          "The tables of each database that its entry's options leave out of the backup (options.tables, schemas, exclude_*): reported as a warning and in the manifest (warn), or failing the run (strict).",
       },
       barrier_timeout: {
         type: 'string',
@@ -85,7 +92,8 @@ export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
       held = await oneByOne(ctx, names);
       if (names.length > 1) coordination = { step: ctx.stepId, coordinated: false, participants: [...names] };
     }
-    const asserted = await runAssertions(ctx, held).catch(async (err: unknown) => {
+    const checked = Promise.all([runAssertions(ctx, held), checkCoverage(ctx, names)]);
+    const [asserted] = await checked.catch(async (err: unknown) => {
       await releaseAll(held);
       throw err;
     });
@@ -113,6 +121,29 @@ export interface AssertionResult {
   query: string;
   expect: string;
   result: string;
+}
+
+// What each database's scope leaves out, reported (a verification record, a warning), or failing the run with strict.
+async function checkCoverage(ctx: StepContext<SnapshotWith>, names: readonly string[]): Promise<void> {
+  const mode = ctx.with.coverage ?? 'warn';
+  if (mode === 'off') return;
+  for (const name of names) {
+    const { config, driver } = ctx.database(name);
+    if (!driver.coverage) continue;
+    const left = await driver.coverage(ctx, { db: config });
+    // With strict, only a table no exclusion names fails the run: an excluded one is left out on purpose.
+    const unnamed = left.filter((l) => !l.excluded);
+    const detail = left.length
+      ? `${left.length} ${left.length === 1 ? 'table' : 'tables'} of the database left out of the backup: ${left.map((l) => `"${l.table}" (${l.why})`).join(', ')}`
+      : 'every table of the database is in the backup';
+    ctx.report.verification({ database: name, step: ctx.id, check: 'coverage', ok: !(unnamed.length && mode === 'strict'), detail });
+    if (mode === 'strict' && unnamed.length)
+      throw new DbflowError(
+        `database "${name}": ${detail}; add ${unnamed.length === 1 ? 'it' : 'them'} to the scope (options.tables, options.schemas) or to options.exclude_tables, or set coverage: warn.`,
+      );
+    if (unnamed.length) ctx.log.warn(`database "${name}": ${detail}`);
+    else if (left.length) ctx.log.info(`database "${name}": ${detail}`);
+  }
 }
 
 // Each database's data assertions, run inside its snapshot (read-only, each bounded by its timeout).

@@ -2,6 +2,7 @@
 import { defineDriver } from '../../src/plugin-api.js';
 import { markParticipant } from './mark.js';
 import { queryAt } from './assert-query.js';
+import { coverage } from './coverage.js';
 import { dumpSnapshot, SQL_FORMAT } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -36,6 +37,7 @@ export const mysqlDriver = defineDriver({
   exists: targetExists,
   rowCounts: rowCountsAt,
   query: queryAt,
+  coverage,
   reap: reapScratch,
   preflight,
   logArchive: binlogArchive,

@@ -2,6 +2,7 @@
 import { defineDriver } from '../../src/plugin-api.js';
 import { markParticipant } from './mark.js';
 import { queryAt } from './assert-query.js';
+import { coverage } from './coverage.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT, dumpSnapshot } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -54,6 +55,7 @@ export const postgresDriver = defineDriver({
   exists: targetExists,
   rowCounts: rowCountsAt,
   query: queryAt,
+  coverage,
   reap: reapScratch,
   preflight,
   logArchive: walArchive,

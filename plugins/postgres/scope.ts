@@ -1,5 +1,6 @@
 // The tables a backup covers: what pg_dump dumps and what is counted, from the same filters.
 import type { Client } from 'pg';
+import type { LeftOut } from '../../src/plugin-api.js';
 import type { PgOptions } from './options.js';
 
 /** A table in scope. */
@@ -51,4 +52,22 @@ export function dumpFilters(o: PgOptions): string[] {
     ...o.tables.map((t) => `--table=${quoteTable(t)}`),
     ...o.excludeTables.map((t) => `--exclude-table=${quoteTable(t)}`),
   ];
+}
+
+/** The ordinary tables of the database (as `tablesInScope` finds them) that the options leave out, with why. */
+export async function leftOut(client: Client, o: PgOptions): Promise<LeftOut[]> {
+  const every = await tablesInScope(client, { ...o, schemas: [], excludeSchemas: [], tables: [], excludeTables: [] });
+  const inScope = new Set((await tablesInScope(client, o)).map((t) => t.key));
+  return every
+    .filter((t) => !inScope.has(t.key))
+    .map((t) => {
+      const why = o.excludeTables.includes(t.key)
+        ? 'excluded by options.exclude_tables'
+        : o.excludeSchemas.includes(t.schema)
+          ? 'excluded by options.exclude_schemas'
+          : o.schemas.length && !o.schemas.includes(t.schema)
+            ? 'not in options.schemas'
+            : 'not in options.tables';
+      return { table: t.key, why, excluded: why.startsWith('excluded') };
+    });
 }

@@ -173,6 +173,13 @@ export interface MarkPosition {
   [key: string]: unknown;
 }
 
+/** A table a backup leaves out: its name, why (`not in options.tables`), and whether an exclusion names it (deliberate). */
+export interface LeftOut {
+  table: string;
+  why: string;
+  excluded: boolean;
+}
+
 /** A dump as a byte stream, and what kind of artifact it is. */
 export interface DumpStream {
   stream: Readable;
@@ -371,6 +378,11 @@ export interface DatabaseDriver {
   rowCounts(ctx: DriverContext, options: RowCountOptions): Promise<TableCounts>;
   /** Optional: formats of physical artifacts (a whole server's files, e.g. a base backup) that `restoreInstance` restores. */
   physicalFormats?: readonly string[];
+  /**
+   * Optional: the tables of the database that the entry's scope (its options) leaves out of a backup: the snapshot
+   * step reports them, so that a new table never goes unbacked-up silently.
+   */
+  coverage?(ctx: DriverContext, options: { db: DatabaseConfig }): Promise<LeftOut[]>;
   /** Optional: runs a read-only query on a database (a data assertion on a restored copy), as `DriverSnapshot.query` does. */
   query?(ctx: DriverContext, options: { url: string; db: DatabaseConfig; sql: string; timeoutMs: number }): Promise<string>;
   /**
