@@ -16,6 +16,7 @@ import {
 
 interface RestoreTestWith {
   from: string;
+  target?: string;
   passphrase?: string;
   private_key?: string;
 }
@@ -32,6 +33,12 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
     required: ['from'],
     properties: {
       from: { type: 'string', format: 'step-id', description: 'The upload step whose artifact to restore.' },
+      target: {
+        type: 'string',
+        default: 'scratch',
+        description:
+          'Where a dump is restored: scratch (a scratch database on the source server), throwaway (an empty server started from the installed binaries, removed after: no load and no database on the source server), or a database URL of a dedicated restore server (a scratch database is made there). A base backup always restores into a throwaway instance.',
+      },
       passphrase: { type: 'string', 'x-secret': true },
       private_key: { type: 'string', 'x-secret': true, description: 'Armored private key for public-key encryption.' },
     },
@@ -46,7 +53,7 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
     const { config, driver } = ctx.database(artifact.database);
     if (driver.restoreInstance && driver.physicalFormats?.includes(artifact.format))
       return restoreIntoInstance(ctx, artifact, config, driver, started);
-    const scratch = await driver.scratch(ctx, { db: config, name: scratchDatabaseName(ctx.run.id, artifact.database) });
+    const { scratch, db } = await restoreTarget(ctx, driver, config, scratchDatabaseName(ctx.run.id, artifact.database));
     try {
       const keys = keysOf(ctx);
       // The restore reads untrusted bytes: a failed check errors its stream before the end.
@@ -54,7 +61,7 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
         ctx,
         artifact,
         keys,
-        (input) => driver.restore(ctx, { url: scratch.url, input, format: artifact.format, db: config }),
+        (input) => driver.restore(ctx, { url: scratch.url, input, format: artifact.format, db }),
         {
           signal: ctx.signal,
           progress: (n) => ctx.progress(n),
@@ -64,15 +71,15 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
           settleDigest: true,
         },
       );
-      const tables = await driver.rowCounts(ctx, { url: scratch.url, db: config });
-      const assertions = await assertOn(ctx, driver, scratch.url, config);
+      const tables = await driver.rowCounts(ctx, { url: scratch.url, db });
+      const assertions = await assertOn(ctx, driver, scratch.url, db);
       ctx.report.verification({
         database: artifact.database,
         step: ctx.id,
         check: 'restore',
         ok: true,
         duration_ms: elapsed(started),
-        detail: `${Object.keys(tables).length} tables restored from ${artifact.url}${artifact.raw?.sha256 ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}`,
+        detail: `${Object.keys(tables).length} tables restored from ${artifact.url} into ${ctx.with.target === 'throwaway' ? 'a throwaway server' : ctx.with.target && ctx.with.target !== 'scratch' ? 'a restore server' : 'a scratch database'}${artifact.raw?.sha256 ? '; the decoded dump is byte-identical to the one taken (sha256)' : ''}`,
       });
       ctx.log.info(`restored ${bytes} bytes of ${artifact.url} into a scratch database`);
       return { outputs: { database: artifact.database, tables, bytes, ...(assertions && { assertions }) } };
@@ -81,6 +88,26 @@ export const restoreTestStep = defineStep<RestoreTestWith, RestoreTestOutputs>({
     }
   },
 });
+
+// Where the dump is restored (with.target): a scratch database beside the source, on a throwaway server, or on a
+// dedicated restore server (its URL); with the entry to reach it by (the source's password goes to the source only).
+async function restoreTarget(
+  ctx: StepContext<RestoreTestWith>,
+  driver: DatabaseDriver,
+  config: DatabaseConfig,
+  name: string,
+): Promise<{ scratch: ScratchDatabase; db: DatabaseConfig }> {
+  const target = ctx.with.target ?? 'scratch';
+  if (target === 'scratch') return { scratch: await driver.scratch(ctx, { db: config, name }), db: config };
+  const { password: _, ...elsewhere } = config;
+  if (target === 'throwaway') {
+    if (!driver.throwaway)
+      throw new DbflowError(`database "${config.name}": driver "${driver.name}" cannot restore into a throwaway server.`);
+    return { scratch: await driver.throwaway(ctx, { db: elsewhere, name }), db: elsewhere };
+  }
+  const db = { ...elsewhere, url: target };
+  return { scratch: await driver.scratch(ctx, { db, name }), db };
+}
 
 // The database's data assertions run on the restored copy (read-only), for rowcount-check to compare.
 async function assertOn(

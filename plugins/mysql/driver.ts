@@ -3,6 +3,7 @@ import { defineDriver } from '../../src/plugin-api.js';
 import { markParticipant } from './mark.js';
 import { queryAt } from './assert-query.js';
 import { coverage } from './coverage.js';
+import { throwawayServer } from './throwaway.js';
 import { dumpSnapshot, SQL_FORMAT } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -38,6 +39,7 @@ export const mysqlDriver = defineDriver({
   rowCounts: rowCountsAt,
   query: queryAt,
   coverage,
+  throwaway: throwawayServer,
   reap: reapScratch,
   preflight,
   logArchive: binlogArchive,

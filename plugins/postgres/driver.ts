@@ -3,6 +3,7 @@ import { defineDriver } from '../../src/plugin-api.js';
 import { markParticipant } from './mark.js';
 import { queryAt } from './assert-query.js';
 import { coverage } from './coverage.js';
+import { throwawayServer } from './throwaway.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT, dumpSnapshot } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -56,6 +57,7 @@ export const postgresDriver = defineDriver({
   rowCounts: rowCountsAt,
   query: queryAt,
   coverage,
+  throwaway: throwawayServer,
   reap: reapScratch,
   preflight,
   logArchive: walArchive,

@@ -361,6 +361,12 @@ export interface DatabaseDriver {
   dump(ctx: DriverContext, options: DumpOptions): Promise<DumpStream>;
   /** Creates an empty scratch database next to `db`, named after `name`. */
   scratch(ctx: DriverContext, options: ScratchOptions): Promise<ScratchDatabase>;
+  /**
+   * Optional: an empty database `name` on a throwaway server started from the installed binaries (its own data
+   * directory, port and socket; never the production server), for a restore-test with `target: throwaway`. `drop()`
+   * stops the server and removes its files.
+   */
+  throwaway?(ctx: DriverContext, options: ScratchOptions): Promise<ScratchDatabase>;
   /** Optional: creates the empty database `db.url` names unless it exists; true when it created it (`restore --create`). */
   create?(ctx: DriverContext, options: CreateOptions): Promise<boolean>;
   /** Optional: whether the database `db.url` names exists (so that `restore` can say so). */

@@ -1,0 +1,119 @@
+// Where a restore-test runs: `target: throwaway` (an empty server started from the installed binaries, removed after:
+// no database and no restore on the source server) for PostgreSQL and MariaDB, and `target: <url>` (a dedicated
+// restore server, which gets a scratch database of its own and not the source's password). Each records its restore time.
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RowDataPacket } from 'mysql2/promise';
+import { dbflow } from '../helpers/cli.js';
+import { MY_URL, requireMyBackupTools, scratchDatabase as scratchMyDatabase, withConnection } from '../helpers/mysql.js';
+import { PG_URL, requireBackupTools, scratchDatabase, throwawayPostgres, withClient, withPassword } from '../helpers/postgres.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+function pipeline(driver: string, url: string, target: string): string {
+  return `version: 1
+name: targeted
+databases:
+  app: { driver: ${driver}, url: "${url}" }
+steps:
+  - { id: snapshot, uses: snapshot, with: { databases: [app] } }
+  - { id: dump, uses: dump, with: { database: app, snapshot: snapshot } }
+  - { id: upload, uses: upload, input: dump, with: { to: "file://./backups/{{ run.id }}/app.dump" } }
+  - { id: restore_test, uses: restore-test, with: { from: upload, target: "${target}" } }
+  - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
+`;
+}
+
+function manifest(dir: string): { status: string; verification: { check: string; detail?: string; duration_ms?: number }[] } {
+  const root = path.join(dir, 'backups');
+  const run = readdirSync(root).find((r) => existsSync(path.join(root, r, 'manifest.json')))!;
+  return JSON.parse(readFileSync(path.join(root, run, 'manifest.json'), 'utf8')) as ReturnType<typeof manifest>;
+}
+
+// Polls `list` (the scratch databases on the source server) while `run` runs; resolves with every name seen.
+async function watching(list: () => Promise<string[]>, run: Promise<unknown>): Promise<string[]> {
+  const seen = new Set<string>();
+  let done = false;
+  void run.finally(() => (done = true));
+  while (!done) {
+    for (const n of await list()) seen.add(n);
+    await sleep(50);
+  }
+  return [...seen];
+}
+
+void test(
+  'postgres: target throwaway restores on a private server (nothing on the source); target <url> on a restore server',
+  { timeout: 180_000 },
+  async (t) => {
+    if (!(await requireBackupTools(t))) return;
+    const db = await scratchDatabase(t, PG_URL);
+    await db.pool.query('CREATE TABLE items (id int PRIMARY KEY, note text)');
+    await db.pool.query("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 2000) g");
+    const scratchOnSource = async (): Promise<string[]> =>
+      withClient(PG_URL, async (c) =>
+        (await c.query<{ d: string }>("SELECT datname AS d FROM pg_database WHERE datname LIKE 'dbflow_verify_%'")).rows.map((r) => r.d),
+      );
+    const before = new Set(await scratchOnSource());
+
+    const dir = tmpDir(t);
+    writeFileSync(path.join(dir, 'p.yaml'), pipeline('postgres', db.url, 'throwaway'));
+    const run = dbflow(['run', 'p.yaml'], { cwd: dir });
+    const seen = await watching(scratchOnSource, run);
+    const r = await run;
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    assert.deepEqual(
+      seen.filter((n) => !before.has(n)),
+      [],
+      'no scratch database was made on the source server',
+    );
+    assert.match(r.stdout + r.stderr, /restoring into a throwaway server on port \d+ \(not the production server\)/);
+    const m = manifest(dir);
+    assert.equal(m.status, 'verified');
+    const restore = m.verification.find((v) => v.check === 'restore')!;
+    assert.match(restore.detail!, /into a throwaway server/);
+    assert.ok(restore.duration_ms! > 0);
+
+    // A dedicated restore server: its own scratch database, and never the source's password.
+    const server = await throwawayPostgres(t);
+    if (!server) return;
+    const other = tmpDir(t);
+    const target = withPassword(server.url, server.password);
+    writeFileSync(path.join(other, 'p.yaml'), pipeline('postgres', db.url, target));
+    const onServer = await dbflow(['run', 'p.yaml'], { cwd: other });
+    assert.equal(onServer.exitCode, 0, onServer.stdout + onServer.stderr);
+    assert.match(manifest(other).verification.find((v) => v.check === 'restore')!.detail!, /into a restore server/);
+    assert.match(onServer.stdout + onServer.stderr, /created scratch database dbflow_verify_/);
+    assert.doesNotMatch(onServer.stdout + onServer.stderr, new RegExp(server.password));
+  },
+);
+
+void test('mysql: target throwaway restores on a private MariaDB server, nothing on the source', { timeout: 180_000 }, async (t) => {
+  if (!(await requireMyBackupTools(t))) return;
+  const db = await scratchMyDatabase(t, MY_URL);
+  await withConnection(db.url, async (c) => {
+    await c.query('CREATE TABLE items (id int PRIMARY KEY, note varchar(40))');
+    await c.query("INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_2000");
+  });
+  const scratchOnSource = async (): Promise<string[]> =>
+    withConnection(MY_URL, async (c) =>
+      (await c.query<RowDataPacket[]>("SHOW DATABASES LIKE 'dbflow\\_verify\\_%'"))[0].map((r) => String(Object.values(r)[0])),
+    );
+  const before = new Set(await scratchOnSource());
+  const dir = tmpDir(t);
+  writeFileSync(path.join(dir, 'p.yaml'), pipeline('mysql', db.url, 'throwaway'));
+  const run = dbflow(['run', 'p.yaml'], { cwd: dir });
+  const seen = await watching(scratchOnSource, run);
+  const r = await run;
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  assert.deepEqual(
+    seen.filter((n) => !before.has(n)),
+    [],
+    'no scratch database was made on the source server',
+  );
+  const m = manifest(dir);
+  assert.equal(m.status, 'verified');
+  assert.match(m.verification.find((v) => v.check === 'restore')!.detail!, /into a throwaway server/);
+});
