@@ -31,10 +31,11 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
     };
     const held = ctx.resource<SnapshotLease>(ctx.with.snapshot).get(restored.database);
     await held?.counted;
+    // A snapshot step's outputs, or another source's (a base backup step's) without per-database ones.
     const snap = ctx.outputsOf(ctx.with.snapshot) as {
-      databases: Record<string, { tables?: TableCounts; assertions?: AssertionResult[] }>;
+      databases?: Record<string, { tables?: TableCounts; assertions?: AssertionResult[] }>;
     };
-    const expected = held?.info.tables ?? snap.databases[restored.database]?.tables;
+    const expected = held?.info.tables ?? snap.databases?.[restored.database]?.tables;
     if (!expected) throw new IntegrityError(`snapshot step "${ctx.with.snapshot}" has no counts for database "${restored.database}".`);
     const diffs = compareCounts(expected, restored.tables, ctx.with.checksums !== false);
     const rows = Object.values(expected).reduce((n, t) => n + t.rows, 0);
@@ -50,7 +51,7 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
     ctx.report.verification({ database: restored.database, step: ctx.id, check: 'rowcount', ok, detail });
     if (!ok) throw new IntegrityError(`restored "${restored.database}" differs from its snapshot: ${detail}`);
     ctx.log.info(`${restored.database}: ${detail}`);
-    checkAssertions(ctx, restored.database, snap.databases[restored.database]?.assertions ?? [], restored.assertions ?? []);
+    checkAssertions(ctx, restored.database, snap.databases?.[restored.database]?.assertions ?? [], restored.assertions ?? []);
     return { outputs: { tables: Object.keys(expected).length, rows } };
   },
 });

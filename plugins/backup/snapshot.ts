@@ -136,7 +136,9 @@ async function checkCoverage(ctx: StepContext<SnapshotWith>, names: readonly str
     const detail = left.length
       ? `${left.length} ${left.length === 1 ? 'table' : 'tables'} of the database left out of the backup: ${left.map((l) => `"${l.table}" (${l.why})`).join(', ')}`
       : 'every table of the database is in the backup';
-    ctx.report.verification({ database: name, step: ctx.id, check: 'coverage', ok: !(unnamed.length && mode === 'strict'), detail });
+    // Recorded when something is left out, or when the pipeline asked for the check by name.
+    if (left.length || ctx.with.coverage !== undefined)
+      ctx.report.verification({ database: name, step: ctx.id, check: 'coverage', ok: !(unnamed.length && mode === 'strict'), detail });
     if (mode === 'strict' && unnamed.length)
       throw new DbflowError(
         `database "${name}": ${detail}; add ${unnamed.length === 1 ? 'it' : 'them'} to the scope (options.tables, options.schemas) or to options.exclude_tables, or set coverage: warn.`,

@@ -346,7 +346,13 @@ function program(setCode: (code: number) => void): Command {
                   toRepository: toRepository(o),
                   plugins: o.plugin,
                 },
-                () => (o.toMark !== undefined ? markRestoreCommand(url, { ...o, toMark: o.toMark }, io) : restoreCommand(url, o, io)),
+                () => {
+                  // --to-time with --target: every database of the newest mark at or before that time.
+                  const toMark = o.toMark ?? (o.target?.length ? o.toTime : undefined);
+                  if (toMark === undefined) return restoreCommand(url, o, io);
+                  const { toTime: _, ...rest } = o;
+                  return markRestoreCommand(url, { ...(o.toMark !== undefined ? o : rest), toMark }, io);
+                },
               ),
             ),
     );

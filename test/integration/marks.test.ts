@@ -21,7 +21,7 @@ import { archiving } from '../helpers/wal-archive.js';
 
 const MINUTE = 60_000;
 // How long marks are taken under the writer, and how often.
-const MARKING_MS = 75_000;
+const MARKING_MS = 120_000;
 const EVERY_MS = 5000;
 // How many marks are restored (and restored again by time alone, for the control).
 const RESTORED = 3;
@@ -134,20 +134,22 @@ void test(
       return { db1: path.join(s.dir, `db1-${n}`), mq: path.join(s.dir, `mq-${n}`), db2: path.join(s.dir, `db2-${n}`) };
     };
     const chosen = pick(marks, RESTORED);
-    for (const mark of chosen) {
+    for (const [i, mark] of chosen.entries()) {
       const dirs = folders();
       const started = performance.now();
+      // The first by a time two seconds after it (marks are five seconds apart): the newest mark at or before it.
+      const which = i === 0 ? ['--to-time', new Date(Date.parse(mark.time) + 2000).toISOString()] : ['--to-mark', mark.name];
       const r = await run(
         s,
         'restore',
         s.repo,
-        '--to-mark',
-        mark.name,
+        ...which,
         ...MARKED.flatMap((db) => ['--target', `${db}=${dirs[db]}`]),
         '--passphrase-file',
         s.passphraseFile,
       );
-      assert.equal(r.exitCode, 0, `--to-mark ${mark.name}\n${r.stdout}${r.stderr}`);
+      assert.equal(r.exitCode, 0, `${which.join(' ')}\n${r.stdout}${r.stderr}`);
+      if (i === 0) assert.match(r.stdout, new RegExp(`the newest mark at or before it is ${mark.name}`));
       const restoreS = (performance.now() - started) / 1000;
       for (const db of MARKED) assert.ok(existsSync(dirs[db]), `${mark.name}: ${db} restored into ${dirs[db]}\n${r.stdout}`);
       const items = await itemsIn(t, s, dirs);
@@ -187,6 +189,21 @@ void test(
     t.diagnostic(
       `control (same wall-clock time, no marks): ${violated} violations, ${broken} of ${chosen.length} restores not one consistent cut\n${control.join('\n')}`,
     );
+
+    // The restore-test of marks: verify --marks --restore restores one into temporary data directories.
+    const verified = await run(
+      s,
+      'verify',
+      '--marks',
+      s.repo,
+      '--restore',
+      '--mark',
+      chosen[0]!.name,
+      '--passphrase-file',
+      s.passphraseFile,
+    );
+    assert.equal(verified.exitCode, 0, verified.stdout + verified.stderr);
+    assert.match(verified.stdout, new RegExp(`✔ 3 databases restored to mark ${chosen[0]!.name}`));
   },
 );
 

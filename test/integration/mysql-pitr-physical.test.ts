@@ -13,7 +13,7 @@ import type { WriterState } from '../helpers/pg-writer.js';
 
 const MINUTE = 60_000;
 // How long the writer commits while the base backups are taken and the binary log is archived.
-const WRITE_MS = 90_000;
+const WRITE_MS = 120_000;
 
 void test(
   'a mariadb-backup base backup and the archived binary log recover a data directory to random seconds, a position, a GTID and the end, exactly',
