@@ -11,7 +11,7 @@ import { commandRegistry } from './command-registry.js';
 import { interruptible } from './command-support.js';
 import type { Io } from './io.js';
 import { storageScope } from './repo-commands.js';
-import { pipelineFiles, pipelineStatuses } from './status-command.js';
+import { formatAge, pipelineFiles, pipelineStatuses } from './status-command.js';
 
 export interface ServeCommandOptions {
   stateDir: string;
@@ -88,6 +88,7 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
     secureCookies: true,
     entry: { node: process.execPath, args: [...process.execArgv, process.argv[1]!] },
     log,
+    age: formatAge,
   });
   try {
     await app.listen({ host, port });

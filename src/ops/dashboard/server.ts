@@ -58,6 +58,8 @@ export interface DashboardOptions {
   secureCookies: boolean;
   entry: DbflowEntry;
   log: (line: string) => void;
+  /** A duration for people (as `dbflow status` prints it). */
+  age: (ms: number) => string;
 }
 
 const SESSION_COOKIE = 'dbflow_session';
@@ -122,6 +124,7 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
     const last = newestWhere(runs, () => true);
     const verifiedRun = new Map([...newestWhere(runs, isVerifiedBackup)].map(([k, r]) => [k, r.runId]));
     const rank: Record<string, number> = { invalid: 0, stale: 1, never: 2, ok: 4, no_rpo: 5 };
+    const age = o.age;
     const rows = (await o.standings(runs, now)).map((s) => {
       const p = s.pipeline;
       const lr = p ? last.get(p.name) : undefined;
@@ -399,17 +402,6 @@ function nextDue(p: Pipeline): string {
   } catch {
     return '?';
   }
-}
-
-function age(ms: number): string {
-  const units: [string, number][] = [
-    ['d', 86_400_000],
-    ['h', 3_600_000],
-    ['m', 60_000],
-    ['s', 1000],
-  ];
-  for (const [u, size] of units) if (ms >= size) return `${Math.floor(ms / size)}${u}`;
-  return `${Math.round(ms)}ms`;
 }
 
 function safeNext(next: string | undefined): string {
