@@ -77,7 +77,7 @@ void test('dbflow serve: freshness (stale first), a run started with the token u
   });
   t.after(() => serve.kill('SIGTERM'));
   let log = '';
-  serve.stderr!.on('data', (c: Buffer) => (log += c.toString()));
+  serve.stderr.on('data', (c: Buffer) => (log += c.toString()));
   const base = await waitFor('the dashboard to listen', () => /dashboard on (http:\/\/[\d.]+:\d+)\//.exec(log)?.[1], 60_000, endOf(serve));
   assert.doesNotMatch(log, new RegExp(TOKEN), 'the token is never logged');
 
