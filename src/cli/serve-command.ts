@@ -64,7 +64,7 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
           status: !m ? 'damaged' : isDamaged(b) ? 'damaged' : m.status === 'verified' ? 'verified' : 'unverified',
           verify: b.verify ? `${b.verify.ok ? 'ok' : 'FAILED'} ${b.verify.verified_at.replace(/\.\d+Z$/, 'Z')}` : 'never',
           restoresTo: range
-            ? `${JSON.stringify(range).slice(0, 120)}`
+            ? `${range.database}: any time from ${range.from} to ${range.to}${range.gap ? ` (the archive lacks ${range.gap})` : ''}`
             : m
               ? `its snapshot, ${m.run.started_at.replace(/\.\d+Z$/, 'Z')}`
               : '-',

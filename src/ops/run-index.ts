@@ -1,5 +1,5 @@
 // An index of the run records (SQLite, <state-dir>/runs-index.sqlite): pages and metrics query it instead of reading every result.json.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { readRunJson, runOwner } from '../engine/run-record.js';
@@ -35,6 +35,7 @@ export class RunIndex {
   private readonly db: Database.Database;
 
   constructor(private readonly stateDir: string) {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     this.db = new Database(path.join(stateDir, INDEX_NAME));
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
@@ -143,17 +144,17 @@ export class RunIndex {
 export function indexedFinishedRuns(stateDir: string): FinishedRun[] {
   const dir = path.resolve(stateDir);
   if (!existsSync(path.join(dir, 'runs'))) return [];
-  let index: RunIndex;
+  let index: RunIndex | undefined;
   try {
     index = new RunIndex(dir);
-  } catch {
-    return readFinishedRuns(dir); // a state folder this user cannot write: the records themselves
-  }
-  try {
     index.sync();
     return index.finishedRuns();
+  } catch (err) {
+    // A state folder this user cannot write (or a damaged index): the records themselves.
+    if ((err as { code?: string }).code === undefined && !(err instanceof Database.SqliteError)) throw err;
+    return readFinishedRuns(dir);
   } finally {
-    index.close();
+    index?.close();
   }
 }
 

@@ -73,7 +73,7 @@ void test('dbflow serve: freshness (stale first), a run started with the token u
 
   const serve = spawnDbflow(['serve', pipelines, '--listen', '127.0.0.1:0', '--actions'], {
     cwd: dir,
-    env: { ...env, DBFLOW_DASHBOARD_TOKEN: TOKEN },
+    env: { ...env, DBFLOW_DASHBOARD_TOKEN: TOKEN, DBFLOW_PASSPHRASE: OPS_PASSPHRASE },
   });
   t.after(() => serve.kill('SIGTERM'));
   let log = '';
@@ -177,6 +177,22 @@ void test('dbflow serve: freshness (stale first), a run started with the token u
   await page.getByRole('heading', { name: 'Without dbflow' }).waitFor();
   assert.match(await page.locator('pre').first().innerText(), /^dbflow restore /);
   await page.screenshot({ path: path.join(SHOTS, 'restore.png'), fullPage: true });
+
+  // Verify now: `dbflow verify` runs, and its result shows on the backups page.
+  await page.goto(`${base}/backups`);
+  const firstRow = page.locator('tbody tr').first();
+  assert.equal((await firstRow.locator('td').nth(5).innerText()).trim(), 'never');
+  await firstRow.getByRole('button', { name: /verify .* now/i }).click();
+  await page.getByText(/dbflow verify .* started/).waitFor();
+  await waitFor(
+    'the verify result on the backups page',
+    async () => {
+      await page.goto(`${base}/backups`);
+      return /^ok /.test((await page.locator('tbody tr').first().locator('td').nth(5).innerText()).trim());
+    },
+    120_000,
+  );
+  await page.screenshot({ path: path.join(SHOTS, 'backups-verified.png'), fullPage: true });
   assert.doesNotMatch(log, new RegExp(TOKEN), 'the token is never logged');
 });
 

@@ -375,7 +375,8 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
     sync();
     const known = index.finishedRuns().some((r) => r.manifest !== undefined && r.manifest.replace(/\/manifest\.json$/, '') === backup);
     if (!known) return reply.code(404).type('text/plain').send(`dbflow: no backup "${backup}" among the runs' backups.\n`);
-    const pid = startDbflow(o.entry, ['verify', backup, '--quiet', '--state-dir', o.stateDir]);
+    // The listing is read again once the verify has recorded its result.
+    const pid = startDbflow(o.entry, ['verify', backup, '--quiet', '--state-dir', o.stateDir], () => (backupCache = new Map()));
     o.log(`verify now: ${backup}, pid ${pid}, by ${req.ip}`);
     backupCache = new Map();
     if (wantsJson(req)) return reply.code(202).send({ backup, pid });
