@@ -86,7 +86,7 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
     actions: o.actions === true,
     authAll: o.authAll === true,
     secureCookies: true,
-    entry: { node: process.execPath, args: [...process.execArgv, process.argv[1]!] },
+    entry: { node: process.execPath, args: [...process.execArgv, process.argv[1]!], env: { ...process.env, [o.tokenEnv]: undefined } },
     log,
     age: formatAge,
   });

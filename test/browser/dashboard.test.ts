@@ -205,4 +205,18 @@ void test('dbflow serve: a bad --listen, and actions without a token, are usage 
   const noToken = await dbflow(['serve', 'pipelines', '--actions'], { cwd: dir, env: { DBFLOW_DASHBOARD_TOKEN: undefined } });
   assert.equal(noToken.exitCode, 2);
   assert.match(noToken.stderr, /--actions needs a token: set DBFLOW_DASHBOARD_TOKEN or pass --token-file/);
+  const short = await dbflow(['serve', 'pipelines', '--actions'], { cwd: dir, env: { DBFLOW_DASHBOARD_TOKEN: 'short' } });
+  assert.equal(short.exitCode, 2);
+  assert.match(short.stderr, /the token in \$DBFLOW_DASHBOARD_TOKEN is too short/);
+
+  // Not on loopback: it says so, loudly.
+  const open = spawnDbflow(['serve', 'pipelines', '--listen', '0.0.0.0:0'], { cwd: dir });
+  let said = '';
+  open.stderr!.on('data', (c: Buffer) => (said += c.toString()));
+  try {
+    await waitFor('the warning', () => /WARNING: the dashboard listens on 0\.0\.0\.0, not on loopback/.test(said), 60_000, endOf(open));
+  } finally {
+    open.kill('SIGTERM');
+  }
+  assert.equal((await open).exitCode, 0, said);
 });

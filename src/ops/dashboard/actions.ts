@@ -8,11 +8,13 @@ import { readRunJson, runOwner } from '../../engine/run-record.js';
 export interface DbflowEntry {
   node: string;
   args: string[];
+  /** The environment of the runs: the dashboard's, without its token. */
+  env: Record<string, string | undefined>;
 }
 
 /** Starts `dbflow <args>`; it outlives a request and logs to the state folder like any run. */
 export function startDbflow(entry: DbflowEntry, args: string[], exited?: () => void): number {
-  const child = spawn(entry.node, [...entry.args, ...args], { stdio: 'ignore', env: process.env, detached: false });
+  const child = spawn(entry.node, [...entry.args, ...args], { stdio: 'ignore', env: entry.env, detached: false });
   child.on('error', () => undefined);
   if (exited) child.on('exit', exited);
   child.unref();

@@ -116,6 +116,11 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   };
 
   const sync = (): void => index.sync();
+  // The backups the runs published (their folder URLs): the only ones the pages read or act on.
+  const knownBackup = (url: string): boolean => {
+    sync();
+    return index.finishedRuns().some((r) => r.manifest !== undefined && r.manifest.replace(/\/manifest\.json$/, '') === url);
+  };
 
   app.get('/', { preHandler: guardRead }, async (req, reply) => {
     sync();
@@ -307,6 +312,12 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
     const q = req.query as Record<string, string | undefined>;
     const backup = q.backup ?? '';
     const database = q.database ?? '';
+    if (!knownBackup(backup))
+      return html(
+        reply,
+        renderPage('message', frame(req, reply, 'No such backup'), { message: `no backup "${backup}" among the runs' backups` }),
+        404,
+      );
     let stock: string[];
     try {
       const manifest = JSON.parse(readFileSync(new URL(`${backup}/manifest.json`), 'utf8')) as { artifacts?: Record<string, unknown>[] };
@@ -372,9 +383,7 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
 
   app.post('/actions/verify', { preHandler: guardAction }, async (req, reply) => {
     const backup = field(req, 'backup');
-    sync();
-    const known = index.finishedRuns().some((r) => r.manifest !== undefined && r.manifest.replace(/\/manifest\.json$/, '') === backup);
-    if (!known) return reply.code(404).type('text/plain').send(`dbflow: no backup "${backup}" among the runs' backups.\n`);
+    if (!knownBackup(backup)) return reply.code(404).type('text/plain').send(`dbflow: no backup "${backup}" among the runs' backups.\n`);
     // The listing is read again once the verify has recorded its result.
     const pid = startDbflow(o.entry, ['verify', backup, '--quiet', '--state-dir', o.stateDir], () => (backupCache = new Map()));
     o.log(`verify now: ${backup}, pid ${pid}, by ${req.ip}`);

@@ -25,7 +25,9 @@ th,td{border-bottom:1px solid var(--line);padding:.4rem .5rem;text-align:left;ve
 form.inline{display:inline}button{font:inherit;padding:.3rem .8rem;border:2px solid #14213d;background:#14213d;color:#fff;border-radius:.3rem;cursor:pointer}
 label{font-weight:600}input,select{font:inherit;padding:.25rem}.filters{display:flex;flex-wrap:wrap;gap:.75rem;align-items:end}
 .filters div{display:flex;flex-direction:column}.warn{border:2px solid var(--bad);padding:.5rem;color:var(--bad)}
-@media (max-width:40rem){th,td{padding:.3rem}main{padding:.5rem}}
+@media (max-width:40rem){th,td{padding:.3rem}main{padding:.5rem}
+table.cards thead{position:absolute;left:-9999px}table.cards tr{display:block;border-bottom:2px solid var(--line);padding:.4rem 0}
+table.cards td,table.cards tbody th{display:block;border:0;padding:.15rem .3rem}table.cards td[data-label]::before{content:attr(data-label) ": ";font-weight:600}}
 </style></head><body>
 <a class="skip" href="#main">Skip to content</a>
 <header><strong>dbflow</strong><nav aria-label="Main"><ul>
@@ -37,12 +39,12 @@ label{font-weight:600}input,select{font:inherit;padding:.25rem}.filters{display:
 <main id="main"><h1>{{title}}</h1>{{#if notice}}<p role="status" class="warn">{{notice}}</p>{{/if}}{{{body}}}</main></body></html>`;
 
 const OVERVIEW = `<p>Freshness of each pipeline's newest <em>verified</em> backup against its <code>rpo:</code>; problems first. As of {{now}}.</p>
-<div class="scroll"><table><caption class="skip">Pipelines</caption><thead><tr><th scope="col">Pipeline</th><th scope="col">Freshness</th><th scope="col">Newest verified</th><th scope="col">Age / RPO</th><th scope="col">Schedule</th><th scope="col">Next due</th><th scope="col">Last run</th><th scope="col">Archive lag</th>{{#if actions}}<th scope="col">Action</th>{{/if}}</tr></thead><tbody>
+<div class="scroll"><table class="cards"><caption class="skip">Pipelines</caption><thead><tr><th scope="col">Pipeline</th><th scope="col">Freshness</th><th scope="col">Newest verified</th><th scope="col">Age / RPO</th><th scope="col">Schedule</th><th scope="col">Next due</th><th scope="col">Last run</th><th scope="col">Archive lag</th>{{#if actions}}<th scope="col">Action</th>{{/if}}</tr></thead><tbody>
 {{#each pipelines}}<tr data-pipeline="{{name}}"><th scope="row">{{#if name}}<a href="/runs?pipeline={{name}}">{{name}}</a>{{else}}{{file}}{{/if}}{{#if error}}<br><small>{{error}}</small>{{/if}}</th>
-<td><span class="state s-{{state}}">{{stateLabel}}</span></td><td>{{#if lastVerifiedRun}}<a href="/runs/{{lastVerifiedRun}}">{{lastVerified}}</a>{{else}}never{{/if}}</td><td>{{age}} / {{rpo}}</td>
-<td>{{schedule}}</td><td>{{nextDue}}</td><td>{{#if lastRun}}<a href="/runs/{{lastRun.runId}}">{{lastRun.when}}</a> <span class="state s-{{lastRun.status}}">{{lastRun.status}}</span>{{else}}-{{/if}}</td>
-<td>{{#each archive}}<div>{{database}}: {{lag}} <span class="state s-{{state}}">{{state}}</span></div>{{else}}-{{/each}}</td>
-{{#if ../actions}}<td>{{#if name}}<form class="inline" method="post" action="/actions/run"><input type="hidden" name="_csrf" value="{{../csrf}}"><input type="hidden" name="pipeline" value="{{name}}"><button aria-label="Run {{name}} now">Run now</button></form>{{/if}}</td>{{/if}}</tr>
+<td data-label="Freshness"><span class="state s-{{state}}">{{stateLabel}}</span></td><td data-label="Newest verified">{{#if lastVerifiedRun}}<a href="/runs/{{lastVerifiedRun}}">{{lastVerified}}</a>{{else}}never{{/if}}</td><td data-label="Age / RPO">{{age}} / {{rpo}}</td>
+<td data-label="Schedule">{{schedule}}</td><td data-label="Next due">{{nextDue}}</td><td data-label="Last run">{{#if lastRun}}<a href="/runs/{{lastRun.runId}}">{{lastRun.when}}</a> <span class="state s-{{lastRun.status}}">{{lastRun.status}}</span>{{else}}-{{/if}}</td>
+<td data-label="Archive lag">{{#each archive}}<div>{{database}}: {{lag}} <span class="state s-{{state}}">{{state}}</span></div>{{else}}-{{/each}}</td>
+{{#if ../actions}}<td data-label="Action">{{#if name}}<form class="inline" method="post" action="/actions/run"><input type="hidden" name="_csrf" value="{{../csrf}}"><input type="hidden" name="pipeline" value="{{name}}"><button aria-label="Run {{name}} now">Run now</button></form>{{/if}}</td>{{/if}}</tr>
 {{/each}}</tbody></table></div>`;
 
 const RUNS = `<form class="filters" method="get" action="/runs" aria-label="Filter runs">
