@@ -212,7 +212,7 @@ void test('dbflow serve: a bad --listen, and actions without a token, are usage 
   // Not on loopback: it says so, loudly.
   const open = spawnDbflow(['serve', 'pipelines', '--listen', '0.0.0.0:0'], { cwd: dir });
   let said = '';
-  open.stderr!.on('data', (c: Buffer) => (said += c.toString()));
+  open.stderr.on('data', (c: Buffer) => (said += c.toString()));
   try {
     await waitFor('the warning', () => /WARNING: the dashboard listens on 0\.0\.0\.0, not on loopback/.test(said), 60_000, endOf(open));
   } finally {
