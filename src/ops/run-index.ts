@@ -4,7 +4,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { readRunJson, runOwner } from '../engine/run-record.js';
 import { processAlive } from '../engine/process-alive.js';
-import { readFinishedRuns, readResult, type FinishedRun } from './run-results.js';
+import { isVerifiedBackup, readFinishedRuns, readResult, type FinishedRun } from './run-results.js';
 
 /** One run as the index holds it: finished ones with their result, others as running (or killed, once their process is gone). */
 export interface IndexedRun {
@@ -89,6 +89,42 @@ export class RunIndex {
     return (this.db.prepare('SELECT result FROM runs WHERE finished = 1 ORDER BY finished_at, run_id').pluck().all() as string[]).map(
       (r) => JSON.parse(r) as FinishedRun,
     );
+  }
+
+  /**
+   * Per pipeline, its newest finished run and its newest verified backup (oldest first): what freshness is judged on,
+   * without reading the rest of the history.
+   */
+  newestRuns(): FinishedRun[] {
+    const out = new Map<string, FinishedRun>();
+    const newest = this.db.prepare(
+      'SELECT result FROM runs WHERE pipeline = ? AND finished = 1 ORDER BY finished_at DESC, run_id DESC LIMIT 1',
+    );
+    const successes = this.db.prepare(
+      "SELECT result FROM runs WHERE pipeline = ? AND finished = 1 AND status = 'success' ORDER BY finished_at DESC, run_id DESC",
+    );
+    for (const pipeline of this.pipelines()) {
+      const last = newest.pluck().get(pipeline) as string | undefined;
+      if (last !== undefined) {
+        const run = JSON.parse(last) as FinishedRun;
+        out.set(run.runId, run);
+      }
+      for (const r of successes.pluck().iterate(pipeline) as IterableIterator<string>) {
+        const run = JSON.parse(r) as FinishedRun;
+        if (!isVerifiedBackup(run)) continue;
+        out.set(run.runId, run);
+        break;
+      }
+    }
+    return [...out.values()].sort((a, b) => a.finishedAt - b.finishedAt || a.runId.localeCompare(b.runId));
+  }
+
+  /** The manifest URLs of the finished runs that published a backup. */
+  manifests(): string[] {
+    return this.db
+      .prepare("SELECT json_extract(result, '$.manifest') FROM runs WHERE finished = 1 AND json_extract(result, '$.manifest') IS NOT NULL")
+      .pluck()
+      .all() as string[];
   }
 
   /** One finished run's result, when indexed. */

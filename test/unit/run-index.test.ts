@@ -57,6 +57,11 @@ void test('run index: the same finished runs as the records, filters, a run that
     ],
   );
   assert.deepEqual(index.finishedRuns(), readFinishedRuns(state));
+  assert.deepEqual(
+    index.newestRuns().map((r) => r.runId),
+    ['20260102T000000Z-0002', '20260103T000000Z-0003'],
+  );
+  assert.deepEqual(index.manifests(), []);
 });
 
 void test('run index: no state folder means no runs, and creates nothing', () => {

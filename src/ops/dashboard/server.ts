@@ -119,12 +119,12 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   // The backups the runs published (their folder URLs): the only ones the pages read or act on.
   const knownBackup = (url: string): boolean => {
     sync();
-    return index.finishedRuns().some((r) => r.manifest !== undefined && r.manifest.replace(/\/manifest\.json$/, '') === url);
+    return index.manifests().some((m) => m.replace(/\/manifest\.json$/, '') === url);
   };
 
   app.get('/', { preHandler: guardRead }, async (req, reply) => {
     sync();
-    const runs = index.finishedRuns();
+    const runs = index.newestRuns();
     const now = Date.now();
     const last = newestWhere(runs, () => true);
     const verifiedRun = new Map([...newestWhere(runs, isVerifiedBackup)].map(([k, r]) => [k, r.runId]));
@@ -280,7 +280,7 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   let backupCache = new Map<string, { at: number; rows: Promise<BackupRow[]> }>();
   app.get('/backups', { preHandler: guardRead }, async (req, reply) => {
     sync();
-    const repos = [...new Set(index.finishedRuns().flatMap((r) => (r.manifest ? [repositoryOf(r.manifest)] : [])))].sort();
+    const repos = [...new Set(index.manifests().map(repositoryOf))].sort();
     const q = req.query as Record<string, string | undefined>;
     const repo = q.repo && repos.includes(q.repo) ? q.repo : repos[0];
     let backups: BackupRow[] | undefined;
