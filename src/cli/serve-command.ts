@@ -90,28 +90,29 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
     log,
     age: formatAge,
   });
-  try {
-    await app.listen({ host, port });
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new UsageError(
-      `cannot listen on ${o.listen}: ${code === 'EADDRINUSE' ? 'the port is in use' : (err as Error).message}; pick another with --listen.`,
-    );
-  }
-  const address = app.server.address();
-  const shown =
-    typeof address === 'object' && address
-      ? `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`
-      : o.listen;
-  log(
-    `dashboard on http://${shown}/ (state folder ${stateDir}, pipelines in ${dir}); actions ${o.actions ? 'on, behind the token' : 'off'}`,
-  );
-  if (!isLoopback(host))
-    io.err(
-      `dbflow: WARNING: the dashboard listens on ${host}, not on loopback: anyone who can reach this address sees ${o.authAll ? 'the sign-in page' : 'every pipeline, run and backup'}. Put it behind HTTPS (its session cookies are Secure) and consider --auth-all.`,
-    );
+  // The signal handlers are in place before the address is announced: a SIGTERM from then on stops it cleanly.
   await interruptible(io, 'the dashboard', async (signal) => {
-    await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+    try {
+      await app.listen({ host, port });
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      throw new UsageError(
+        `cannot listen on ${o.listen}: ${code === 'EADDRINUSE' ? 'the port is in use' : (err as Error).message}; pick another with --listen.`,
+      );
+    }
+    const address = app.server.address();
+    const shown =
+      typeof address === 'object' && address
+        ? `${address.address.includes(':') ? `[${address.address}]` : address.address}:${address.port}`
+        : o.listen;
+    log(
+      `dashboard on http://${shown}/ (state folder ${stateDir}, pipelines in ${dir}); actions ${o.actions ? 'on, behind the token' : 'off'}`,
+    );
+    if (!isLoopback(host))
+      io.err(
+        `dbflow: WARNING: the dashboard listens on ${host}, not on loopback: anyone who can reach this address sees ${o.authAll ? 'the sign-in page' : 'every pipeline, run and backup'}. Put it behind HTTPS (its session cookies are Secure) and consider --auth-all.`,
+      );
+    if (!signal.aborted) await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
     await app.close();
   });
   return ExitCode.ok;

@@ -209,6 +209,25 @@ void test('dbflow serve: a bad --listen, and actions without a token, are usage 
   assert.equal(short.exitCode, 2);
   assert.match(short.stderr, /the token in \$DBFLOW_DASHBOARD_TOKEN is too short/);
 
+  // --auth-all: the pages need a session or the token too.
+  const guarded = spawnDbflow(['serve', 'pipelines', '--listen', '127.0.0.1:0', '--auth-all'], {
+    cwd: dir,
+    env: { DBFLOW_DASHBOARD_TOKEN: TOKEN },
+  });
+  let guardedLog = '';
+  guarded.stderr!.on('data', (c: Buffer) => (guardedLog += c.toString()));
+  try {
+    const base = await waitFor('the dashboard', () => /dashboard on (http:\/\/[\d.]+:\d+)\//.exec(guardedLog)?.[1], 60_000, endOf(guarded));
+    const anonymous = await fetch(`${base}/runs`, { redirect: 'manual' });
+    assert.equal(anonymous.status, 302);
+    assert.equal(anonymous.headers.get('location'), '/login?next=%2Fruns');
+    assert.equal((await fetch(`${base}/runs`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 200);
+    const actions = await fetch(`${base}/actions/run`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+    assert.equal(actions.status, 403, 'actions stay off without --actions');
+  } finally {
+    guarded.kill('SIGTERM');
+  }
+
   // Not on loopback: it says so, loudly.
   const open = spawnDbflow(['serve', 'pipelines', '--listen', '0.0.0.0:0'], { cwd: dir });
   let said = '';

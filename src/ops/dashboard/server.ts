@@ -68,7 +68,8 @@ const BACKUP_CACHE_MS = 15_000;
 
 /** The dashboard, ready to listen. */
 export async function createDashboard(o: DashboardOptions): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, bodyLimit: 64 * 1024 });
+  // Open event streams end with the server: a stop never waits for a run to finish.
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
   const sessions = new Sessions(o.token);
   const index = new RunIndex(o.stateDir);
   app.addHook('onClose', () => index.close());
