@@ -215,7 +215,7 @@ void test('dbflow serve: a bad --listen, and actions without a token, are usage 
     env: { DBFLOW_DASHBOARD_TOKEN: TOKEN },
   });
   let guardedLog = '';
-  guarded.stderr!.on('data', (c: Buffer) => (guardedLog += c.toString()));
+  guarded.stderr.on('data', (c: Buffer) => (guardedLog += c.toString()));
   try {
     const base = await waitFor('the dashboard', () => /dashboard on (http:\/\/[\d.]+:\d+)\//.exec(guardedLog)?.[1], 60_000, endOf(guarded));
     const anonymous = await fetch(`${base}/runs`, { redirect: 'manual' });
