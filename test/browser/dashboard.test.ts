@@ -193,6 +193,17 @@ void test('dbflow serve: freshness (stale first), a run started with the token u
     120_000,
   );
   await page.screenshot({ path: path.join(SHOTS, 'backups-verified.png'), fullPage: true });
+
+  // Signing out ends the session: the actions are gone, and the old cookie opens nothing.
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(`${base}/`);
+  assert.equal(await page.getByRole('button', { name: /run .* now/i }).count(), 0);
+  const stale = await fetch(`${base}/actions/run`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: cookieHeader },
+    body: 'pipeline=lite',
+  });
+  assert.equal(stale.status, 401);
   assert.doesNotMatch(log, new RegExp(TOKEN), 'the token is never logged');
 });
 

@@ -96,7 +96,7 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
     title,
     ...(nav !== undefined && { nav }),
     signedIn: signedIn(req),
-    ...(o.actions && signedIn(req) && { csrf: reply.generateCsrf() }),
+    ...(signedIn(req) && { csrf: reply.generateCsrf() }),
   });
   const html = (reply: FastifyReply, body: string, code = 200): FastifyReply =>
     reply.code(code).type('text/html; charset=utf-8').send(body);
@@ -154,7 +154,10 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
     });
     rows.sort((a, b) => a.rank - b.rank || String(a.name ?? a.file).localeCompare(String(b.name ?? b.file)));
     const f = frame(req, reply, 'Overview', 'overview');
-    return html(reply, renderPage('overview', f, { pipelines: rows, now: new Date(now).toISOString(), actions: f.csrf !== undefined }));
+    return html(
+      reply,
+      renderPage('overview', f, { pipelines: rows, now: new Date(now).toISOString(), actions: o.actions && f.csrf !== undefined }),
+    );
   });
 
   app.get('/runs', { preHandler: guardRead }, async (req, reply) => {
@@ -304,7 +307,7 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
         repo,
         error,
         backups: backups?.map((b) => ({ ...b, dbList: b.databases, databases: b.databases.join(', ') })),
-        actions: f.csrf !== undefined,
+        actions: o.actions && f.csrf !== undefined,
       }),
     );
   });
@@ -364,7 +367,13 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
     reply.setCookie(SESSION_COOKIE, sessions.open(), { httpOnly: true, secure: o.secureCookies, sameSite: 'strict', path: '/' });
     return reply.redirect(safeNext(body.next), 303);
   });
-  app.post('/logout', { preHandler: guardAction }, async (req, reply) => {
+  // Signing out: the session's own form (CSRF-checked), whether actions are on or not.
+  const guardSignOut = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    if (crossSite(req.headers))
+      return void (await reply.code(403).type('text/plain').send('dbflow: refused: a request from another site.\n'));
+    await new Promise<void>((resolve) => app.csrfProtection(req, reply, () => resolve()));
+  };
+  app.post('/logout', { preHandler: guardSignOut }, async (req, reply) => {
     sessions.close(req.cookies[SESSION_COOKIE]);
     reply.clearCookie(SESSION_COOKIE, { path: '/' });
     return reply.redirect('/', 303);
