@@ -117,6 +117,7 @@ void test('dbflow serve: freshness (stale first), a run started with the token u
 
   // Sign in with the token, through the form.
   await page.goto(`${base}/login`);
+  await page.screenshot({ path: path.join(SHOTS, 'login.png'), fullPage: true });
   await page.getByLabel('Access token').fill(TOKEN);
   await page.getByRole('button', { name: 'Sign in' }).click();
   await page.waitForURL(`${base}/`);
