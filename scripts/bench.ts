@@ -40,6 +40,7 @@ import { validateTime } from './bench/validate-time.js';
 import { binlogArchiveSection } from './bench/binlog-archive.js';
 import { mariabackupSection, MARIABACKUP_SHELL } from './bench/mariabackup.js';
 import { marksSection } from './bench/marks.js';
+import { dashboardSection } from './bench/dashboard.js';
 import { pitrRestoreSection } from './bench/pitr-restore.js';
 import { walArchiveSection } from './bench/wal-archive.js';
 
@@ -124,6 +125,11 @@ const sections: Section[] = [
     name: '11 recovery marks (2 PostgreSQL + 1 MariaDB under the causal writer): commit-blocking time, marks per second',
     aliases: ['marks', 'mark'],
     fn: () => marksSection({ quick, log }),
+  },
+  {
+    name: '12 dashboard (dbflow serve over 10,000 run records): overview, runs and metrics pages',
+    aliases: ['dashboard', 'serve'],
+    fn: () => dashboardSection({ log }),
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).

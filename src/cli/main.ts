@@ -21,6 +21,8 @@ import type { PruneCommandOptions } from './repo-commands.js';
 import type * as Restore from './restore-commands.js';
 import type { RestoreCommandOptions, VerifyCommandOptions } from './restore-commands.js';
 import type * as Status from './status-command.js';
+import type * as Serve from './serve-command.js';
+import type { ServeCommandOptions } from './serve-command.js';
 
 // The commands' modules, and the engine and plugins behind them, load here; not for a Tab in the shell (see commandModule).
 const { audited, auditRepositoryFromEnv, defaultStateDir, repositoryOfBackup } = await commandModule(() => import('./audited.js'));
@@ -40,6 +42,7 @@ const backupsListCommand: typeof Repo.backupsListCommand = async (...a) => (awai
 const pruneCommand: typeof Repo.pruneCommand = async (...a) => (await import('./repo-commands.js')).pruneCommand(...a);
 const restoreCommand: typeof Restore.restoreCommand = async (...a) => (await import('./restore-commands.js')).restoreCommand(...a);
 const verifyCommand: typeof Restore.verifyCommand = async (...a) => (await import('./restore-commands.js')).verifyCommand(...a);
+const serveCommand: typeof Serve.serveCommand = async (...a) => (await import('./serve-command.js')).serveCommand(...a);
 const statusCommand: typeof Status.statusCommand = async (...a) => (await import('./status-command.js')).statusCommand(...a);
 
 const [stdout, stderr] = [pipeWriter(process.stdout), pipeWriter(process.stderr)];
@@ -225,6 +228,20 @@ function program(setCode: (code: number) => void): Command {
     .option(...state)
     .action(async (dir: string, o: DaemonCommandOptions) =>
       setCode(await daemonCommand(dir, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
+    );
+  p.command('serve')
+    .description(
+      "a web dashboard: each pipeline's freshness against its rpo, runs (live), backups; actions (run now, verify) with --actions, behind a token",
+    )
+    .argument('[dir]', 'folder with pipeline files', 'pipelines')
+    .option('--listen <host:port>', 'where to listen; loopback unless you say otherwise', '127.0.0.1:8080')
+    .option('--actions', 'enable "run now" and "verify", for sessions opened with the token')
+    .option('--token-env <name>', 'the environment variable holding the token', 'DBFLOW_DASHBOARD_TOKEN')
+    .option('--token-file <file>', 'read the token from this file instead (e.g. /run/secrets/dbflow-dashboard)')
+    .option('--auth-all', 'read-only pages need a session (or the token as a bearer) too')
+    .option(...state)
+    .action(async (dir: string, o: ServeCommandOptions) =>
+      setCode(await serveCommand(dir, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
     );
   const backups = p.command('backups').description('the backups in a repository (a storage URL prefix)');
   backups

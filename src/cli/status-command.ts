@@ -4,7 +4,9 @@ import path from 'node:path';
 import { loadPipeline } from '../engine/load.js';
 import { ExitCode, SpecError, UsageError, userErrorText } from '../errors.js';
 import { readArchiveStates } from '../ops/archive-state.js';
-import { isVerifiedBackup, newestWhere, readFinishedRuns, restoreTimes } from '../ops/run-results.js';
+import { indexedFinishedRuns } from '../ops/run-index.js';
+import { isVerifiedBackup, newestWhere, restoreTimes, type FinishedRun } from '../ops/run-results.js';
+import type { Pipeline } from '../spec/pipeline.js';
 import { formatDuration } from '../ui/format.js';
 import { defaultStateDir } from './audited.js';
 import { table } from './command-support.js';
@@ -47,55 +49,11 @@ const LABEL: Record<FreshnessState, string> = { ok: 'ok', stale: 'STALE', never:
 export async function statusCommand(targets: string[], opts: { json?: boolean; stateDir?: string }, io: Io): Promise<number> {
   const files = pipelineFiles(targets.length ? targets : ['pipelines']);
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
-  const verified = newestWhere(readFinishedRuns(stateDir), isVerifiedBackup);
-  const archiveStates = readArchiveStates(stateDir);
-  const now = Date.now();
-  const statuses: PipelineStatus[] = [];
-  for (const file of files) {
-    let pipeline;
-    try {
-      // The environment of the runs is not needed to judge them: unset variables are not a problem here.
-      ({ pipeline } = await loadPipeline(file, { checkEnvironment: false }));
-    } catch (err) {
-      if (!(err instanceof SpecError) && !(err instanceof UsageError)) throw err;
-      statuses.push({ pipeline: null, file, rpo_ms: null, last_verified_at: null, age_ms: null, state: 'invalid', error: err.message });
+  const statuses = (
+    await pipelineStatuses(files, stateDir, indexedFinishedRuns(stateDir), Date.now(), (err) => {
       if (!opts.json) io.err(userErrorText(err));
-      continue;
-    }
-    const archive = Object.keys(pipeline.archive).map((database): ArchiveStatus => {
-      const st = archiveStates.find((a) => a.pipeline === pipeline.name && a.database === database);
-      const lag = st ? Math.max(0, now - Date.parse(st.synced_at)) : null;
-      const rpo = pipeline.rpoMs;
-      return {
-        database,
-        synced_at: st?.synced_at ?? null,
-        lag_ms: lag,
-        newest_file: st?.newest_file ?? null,
-        position: st?.position ?? null,
-        state: lag === null ? 'never' : rpo === undefined ? 'no_rpo' : lag > rpo ? 'stale' : 'ok',
-      };
-    });
-    const last = verified.get(pipeline.name);
-    const age = last ? Math.max(0, now - last.finishedAt) : null;
-    const rpo = pipeline.rpoMs ?? null;
-    const state: FreshnessState = rpo === null ? 'no_rpo' : age === null ? 'never' : age > rpo ? 'stale' : 'ok';
-    const restores = last ? [...restoreTimes(last)].map(([database, ms]) => ({ database, duration_ms: ms })) : [];
-    const rto = pipeline.rtoMs ?? null;
-    const slowest = Math.max(0, ...restores.map((r) => r.duration_ms));
-    statuses.push({
-      pipeline: pipeline.name,
-      file,
-      rpo_ms: rpo,
-      last_verified_at: last ? new Date(last.finishedAt).toISOString() : null,
-      age_ms: age,
-      state,
-      ...(archive.length && { archive }),
-      rto_ms: rto,
-      restores,
-      rto_state: rto === null ? 'no_rto' : !restores.length ? 'unmeasured' : slowest > rto ? 'slow' : 'ok',
-    });
-  }
-
+    })
+  ).map((e) => e.status);
   if (opts.json) io.out(JSON.stringify(statuses, null, 2));
   else {
     // The restore time against the RTO when a pipeline declares one.
@@ -159,6 +117,75 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
   return statuses.some((s) => s.state === 'invalid') ? ExitCode.usage : ExitCode.ok;
 }
 
+/** A pipeline file's status, with the pipeline when it loaded. */
+export interface StatusEntry {
+  status: PipelineStatus;
+  pipeline?: Pipeline;
+}
+
+/** How each pipeline file stands against its RPO, judged from `runs` (finished runs, oldest first) and the archivers' state. */
+export async function pipelineStatuses(
+  files: string[],
+  stateDir: string,
+  runs: FinishedRun[],
+  now: number,
+  invalid?: (err: SpecError | UsageError) => void,
+): Promise<StatusEntry[]> {
+  const verified = newestWhere(runs, isVerifiedBackup);
+  const archiveStates = readArchiveStates(stateDir);
+  const entries: StatusEntry[] = [];
+  for (const file of files) {
+    let pipeline;
+    try {
+      // The environment of the runs is not needed to judge them: unset variables are not a problem here.
+      ({ pipeline } = await loadPipeline(file, { checkEnvironment: false }));
+    } catch (err) {
+      if (!(err instanceof SpecError) && !(err instanceof UsageError)) throw err;
+      entries.push({
+        status: { pipeline: null, file, rpo_ms: null, last_verified_at: null, age_ms: null, state: 'invalid', error: err.message },
+      });
+      invalid?.(err);
+      continue;
+    }
+    const archive = Object.keys(pipeline.archive).map((database): ArchiveStatus => {
+      const st = archiveStates.find((a) => a.pipeline === pipeline.name && a.database === database);
+      const lag = st ? Math.max(0, now - Date.parse(st.synced_at)) : null;
+      const rpo = pipeline.rpoMs;
+      return {
+        database,
+        synced_at: st?.synced_at ?? null,
+        lag_ms: lag,
+        newest_file: st?.newest_file ?? null,
+        position: st?.position ?? null,
+        state: lag === null ? 'never' : rpo === undefined ? 'no_rpo' : lag > rpo ? 'stale' : 'ok',
+      };
+    });
+    const last = verified.get(pipeline.name);
+    const age = last ? Math.max(0, now - last.finishedAt) : null;
+    const rpo = pipeline.rpoMs ?? null;
+    const state: FreshnessState = rpo === null ? 'no_rpo' : age === null ? 'never' : age > rpo ? 'stale' : 'ok';
+    const restores = last ? [...restoreTimes(last)].map(([database, ms]) => ({ database, duration_ms: ms })) : [];
+    const rto = pipeline.rtoMs ?? null;
+    const slowest = Math.max(0, ...restores.map((r) => r.duration_ms));
+    entries.push({
+      pipeline,
+      status: {
+        pipeline: pipeline.name,
+        file,
+        rpo_ms: rpo,
+        last_verified_at: last ? new Date(last.finishedAt).toISOString() : null,
+        age_ms: age,
+        state,
+        ...(archive.length && { archive }),
+        rto_ms: rto,
+        restores,
+        rto_state: rto === null ? 'no_rto' : !restores.length ? 'unmeasured' : slowest > rto ? 'slow' : 'ok',
+      },
+    });
+  }
+  return entries;
+}
+
 /** A duration for people, in its two largest units: "850ms", "1.5s", "12m 5s", "3h 12m", "1h", "2d 4h". */
 export function formatAge(ms: number): string {
   if (ms < 60_000) return ms < 1000 ? formatDuration(Math.round(ms)) : `${Math.floor(ms / 100) / 10}s`;
@@ -175,8 +202,8 @@ export function formatAge(ms: number): string {
   return minor ? `${major}${u1} ${minor}${u2}` : `${major}${u1}`;
 }
 
-// Pipeline files: each target is a file, or a folder whose *.yaml and *.yml files are taken (not its subfolders).
-function pipelineFiles(targets: string[]): string[] {
+/** Pipeline files: each target is a file, or a folder whose *.yaml and *.yml files are taken (not its subfolders). */
+export function pipelineFiles(targets: string[]): string[] {
   const files: string[] = [];
   for (const t of targets) {
     if (existsSync(t) && statSync(t).isDirectory()) {

@@ -3,7 +3,8 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Counter, Gauge, Registry } from 'prom-client';
 import { readArchiveStates, type ArchiveState } from './archive-state.js';
-import { isVerifiedBackup, newestWhere, readFinishedRuns, restoreTimes, type FinishedRun } from './run-results.js';
+import { indexedFinishedRuns } from './run-index.js';
+import { isVerifiedBackup, newestWhere, restoreTimes, type FinishedRun } from './run-results.js';
 
 /** Every metric dbflow exports: name, labels and meaning (the HELP text); docs/monitoring.md lists the same. */
 export const METRICS = {
@@ -76,7 +77,7 @@ export const METRICS = {
 
 /** The metrics of the runs under `stateDir` in the Prometheus text format, with the metrics of `extra` (the daemon's) added. */
 export async function metricsText(stateDir: string, extra?: Registry): Promise<{ contentType: string; text: string }> {
-  const registry = buildRegistry(readFinishedRuns(path.resolve(stateDir)));
+  const registry = buildRegistry(indexedFinishedRuns(stateDir));
   addArchiveMetrics(registry, readArchiveStates(path.resolve(stateDir)), Date.now());
   const out = extra ? Registry.merge([registry, extra]) : registry;
   return { contentType: out.contentType, text: await out.metrics() };

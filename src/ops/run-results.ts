@@ -53,7 +53,8 @@ export function isVerifiedBackup(r: FinishedRun): boolean {
   );
 }
 
-function readResult(data: Record<string, unknown> | undefined, id: string): FinishedRun | undefined {
+/** What a result.json holds, or undefined when it is not a finished run's result. */
+export function readResult(data: Record<string, unknown> | undefined, id: string): FinishedRun | undefined {
   if (!data || typeof data.pipeline !== 'string' || typeof data.status !== 'string') return undefined;
   const finishedAt = Date.parse(String(data.finished_at));
   if (Number.isNaN(finishedAt)) return undefined;

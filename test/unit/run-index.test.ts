@@ -1,0 +1,70 @@
+// The index of run records: built from the records, then only new and unfinished runs are read; removed records leave it.
+import assert from 'node:assert/strict';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { indexedFinishedRuns, RunIndex } from '../../src/ops/run-index.js';
+import { readFinishedRuns } from '../../src/ops/run-results.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+function record(stateDir: string, id: string, pipeline: string, status?: string): void {
+  const dir = path.join(stateDir, 'runs', id);
+  mkdirSync(dir, { recursive: true });
+  const started = `${id.slice(0, 4)}-${id.slice(4, 6)}-${id.slice(6, 8)}T${id.slice(9, 11)}:${id.slice(11, 13)}:${id.slice(13, 15)}.000Z`;
+  writeFileSync(
+    path.join(dir, 'pipeline.json'),
+    JSON.stringify({ name: pipeline, started_at: started, owner: { pid: process.pid, host: 'elsewhere' } }),
+  );
+  if (status)
+    writeFileSync(
+      path.join(dir, 'result.json'),
+      JSON.stringify({ run_id: id, pipeline, status, started_at: started, finished_at: started, duration_ms: 5, steps: {}, summary: {} }),
+    );
+}
+
+void test('run index: the same finished runs as the records, filters, a run that finishes later, records removed', (t) => {
+  const state = tmpDir(t);
+  record(state, '20260101T000000Z-0001', 'a', 'success');
+  record(state, '20260102T000000Z-0002', 'b', 'failed');
+  record(state, '20260103T000000Z-0003', 'a'); // still running (its result is not written yet)
+  writeFileSync(path.join(state, 'runs', '20260103T000000Z-0003', 'result.json'), '{"run_id": "2026'); // being written
+  assert.deepEqual(indexedFinishedRuns(state), readFinishedRuns(state));
+
+  const index = new RunIndex(state);
+  t.after(() => index.close());
+  index.sync();
+  assert.deepEqual(
+    index.runs().runs.map((r) => [r.runId, r.status]),
+    [
+      ['20260103T000000Z-0003', 'running'],
+      ['20260102T000000Z-0002', 'failed'],
+      ['20260101T000000Z-0001', 'success'],
+    ],
+  );
+  assert.equal(index.runs({ pipeline: 'a' }).total, 2);
+  assert.equal(index.runs({ status: 'failed' }).total, 1);
+  assert.equal(index.runs({ since: Date.parse('2026-01-02T00:00:00Z') }).total, 2);
+  assert.deepEqual(index.pipelines(), ['a', 'b']);
+
+  record(state, '20260103T000000Z-0003', 'a', 'success');
+  rmSync(path.join(state, 'runs', '20260101T000000Z-0001'), { recursive: true });
+  index.sync();
+  assert.deepEqual(
+    index.runs().runs.map((r) => [r.runId, r.status]),
+    [
+      ['20260103T000000Z-0003', 'success'],
+      ['20260102T000000Z-0002', 'failed'],
+    ],
+  );
+  assert.deepEqual(index.finishedRuns(), readFinishedRuns(state));
+  assert.deepEqual(
+    index.newestRuns().map((r) => r.runId),
+    ['20260102T000000Z-0002', '20260103T000000Z-0003'],
+  );
+  assert.deepEqual(index.manifests(), []);
+});
+
+void test('run index: no state folder means no runs, and creates nothing', () => {
+  const state = path.join(tmpDir(), 'none');
+  assert.deepEqual(indexedFinishedRuns(state), []);
+});
