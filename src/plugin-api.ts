@@ -41,6 +41,7 @@ export { scratchDatabaseName, scratchPrefix } from './plugins/scratch-name.js';
 export { withoutCredentials } from './ops/audit.js';
 export { HELD_PROCESS_FILE } from './ops/reap.js';
 export { freePort } from './plugins/free-port.js';
+export { assertionError } from './plugins/assertion-error.js';
 export { takeMark, type MarkOptions, type MarkTarget } from './ops/mark.js';
 export { holdEveryBarrier, prepareEvery, type AllHeld, type BarrierHolder, type HoldOptions } from './plugins/barrier-loop.js';
 export { keyProblem, visibleUrl } from './spec/object-key.js';

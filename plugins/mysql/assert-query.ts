@@ -1,6 +1,6 @@
 // Data assertions: a read-only query's rows as the server's text, inside a snapshot or on a restored copy.
 import type { Connection } from 'mysql2/promise';
-import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
+import { assertionError, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
 import type { ServerKind } from './barrier.js';
 import { serverKind } from './barrier.js';
 import { PINNED_SETTINGS, withConnection } from './connect.js';
@@ -18,9 +18,8 @@ export async function assertionRows(c: Connection, kind: ServerKind, sql: string
     const [rows] = await c.query({ sql: bounded, rowsAsArray: true, typeCast: (field) => field.string() });
     return JSON.stringify(rows);
   } catch (err) {
-    const e = err as { errno?: number; message?: string };
-    const why = e.errno === 1969 || e.errno === 3024 ? `it ran longer than its timeout of ${timeoutMs} ms` : (e.message ?? String(err));
-    throw new DbflowError(`database "${database}": the assertion query "${sql}" failed: ${why}.`, { cause: err });
+    const errno = (err as { errno?: number }).errno;
+    throw assertionError(database, sql, err, errno === 1969 || errno === 3024, timeoutMs);
   }
 }
 

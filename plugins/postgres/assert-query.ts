@@ -1,6 +1,6 @@
 // Data assertions: a read-only query's rows as the server's text, inside a snapshot or on a restored copy.
 import type { Client } from 'pg';
-import { DbflowError, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
+import { assertionError, type DatabaseConfig, type DriverContext } from '../../src/plugin-api.js';
 import { PINNED_SETTINGS, withClient } from './connect.js';
 import { connectionAt } from './url.js';
 
@@ -12,9 +12,7 @@ export async function assertionRows(c: Client, sql: string, timeoutMs: number, d
     const r = await c.query<unknown[]>({ text: sql, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } });
     return JSON.stringify(r.rows);
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    const why = e.code === '57014' ? `it ran longer than its timeout of ${timeoutMs} ms` : (e.message ?? String(err));
-    throw new DbflowError(`database "${database}": the assertion query "${sql}" failed: ${why}.`, { cause: err });
+    throw assertionError(database, sql, err, (err as { code?: string }).code === '57014', timeoutMs);
   }
 }
 

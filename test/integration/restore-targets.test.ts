@@ -32,6 +32,23 @@ function manifest(dir: string): { status: string; verification: { check: string;
   return JSON.parse(readFileSync(path.join(root, run, 'manifest.json'), 'utf8')) as ReturnType<typeof manifest>;
 }
 
+// A run with target: throwaway in `dir`, the source server's scratch databases (`scratchOnSource`) watched throughout:
+// it succeeds and makes none.
+async function throwawayRun(dir: string, driver: string, url: string, scratchOnSource: () => Promise<string[]>) {
+  const before = new Set(await scratchOnSource());
+  writeFileSync(path.join(dir, 'p.yaml'), pipeline(driver, url, 'throwaway'));
+  const run = dbflow(['run', 'p.yaml'], { cwd: dir });
+  const seen = await watching(scratchOnSource, run);
+  const r = await run;
+  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+  assert.deepEqual(
+    seen.filter((n) => !before.has(n)),
+    [],
+    'no scratch database was made on the source server',
+  );
+  return r;
+}
+
 // Polls `list` (the scratch databases on the source server) while `run` runs; resolves with every name seen.
 async function watching(list: () => Promise<string[]>, run: Promise<unknown>): Promise<string[]> {
   const seen = new Set<string>();
@@ -56,19 +73,8 @@ void test(
       withClient(PG_URL, async (c) =>
         (await c.query<{ d: string }>("SELECT datname AS d FROM pg_database WHERE datname LIKE 'dbflow_verify_%'")).rows.map((r) => r.d),
       );
-    const before = new Set(await scratchOnSource());
-
     const dir = tmpDir(t);
-    writeFileSync(path.join(dir, 'p.yaml'), pipeline('postgres', db.url, 'throwaway'));
-    const run = dbflow(['run', 'p.yaml'], { cwd: dir });
-    const seen = await watching(scratchOnSource, run);
-    const r = await run;
-    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-    assert.deepEqual(
-      seen.filter((n) => !before.has(n)),
-      [],
-      'no scratch database was made on the source server',
-    );
+    const r = await throwawayRun(dir, 'postgres', db.url, scratchOnSource);
     assert.match(r.stdout + r.stderr, /restoring into a throwaway server on port \d+ \(not the production server\)/);
     const m = manifest(dir);
     assert.equal(m.status, 'verified');
@@ -101,18 +107,8 @@ void test('mysql: target throwaway restores on a private MariaDB server, nothing
     withConnection(MY_URL, async (c) =>
       (await c.query<RowDataPacket[]>("SHOW DATABASES LIKE 'dbflow\\_verify\\_%'"))[0].map((r) => String(Object.values(r)[0])),
     );
-  const before = new Set(await scratchOnSource());
   const dir = tmpDir(t);
-  writeFileSync(path.join(dir, 'p.yaml'), pipeline('mysql', db.url, 'throwaway'));
-  const run = dbflow(['run', 'p.yaml'], { cwd: dir });
-  const seen = await watching(scratchOnSource, run);
-  const r = await run;
-  assert.equal(r.exitCode, 0, r.stdout + r.stderr);
-  assert.deepEqual(
-    seen.filter((n) => !before.has(n)),
-    [],
-    'no scratch database was made on the source server',
-  );
+  await throwawayRun(dir, 'mysql', db.url, scratchOnSource);
   const m = manifest(dir);
   assert.equal(m.status, 'verified');
   assert.match(m.verification.find((v) => v.check === 'restore')!.detail!, /into a throwaway server/);
