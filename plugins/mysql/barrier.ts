@@ -46,6 +46,8 @@ export async function tryBarrier(
   kind: ServerKind,
   database: string,
   timeoutMs: number,
+  /** MariaDB: the stages before BLOCK_COMMIT were passed already (`readyBarrier`): only BLOCK_COMMIT is left. */
+  ready = false,
 ): Promise<Barrier | { blocked: string }> {
   const name = barrierName(kind);
   await control.query(`SET SESSION lock_wait_timeout = ${Math.min(31_536_000, Math.max(1, Math.ceil(timeoutMs / 1000)))}`); // the server's maximum: a year
@@ -58,9 +60,11 @@ export async function tryBarrier(
     if (kind.flavor === 'mariadb') {
       // FLUSH (non-transactional tables) and BLOCK_DDL let commits go on: only BLOCK_COMMIT stops them,
       // so the stages before it are passed one by one, and only BLOCK_COMMIT onwards counts as blocking.
-      await control.query(stage('START'));
-      await control.query(stage('FLUSH'));
-      await control.query(stage('BLOCK_DDL'));
+      if (!ready) {
+        await control.query(stage('START'));
+        await control.query(stage('FLUSH'));
+        await control.query(stage('BLOCK_DDL'));
+      }
       started = performance.now();
       await control.query(stage('BLOCK_COMMIT'));
     } else {
@@ -90,6 +94,34 @@ export async function tryBarrier(
       return Math.round(held * 100) / 100;
     },
   };
+}
+
+/**
+ * MariaDB: the stages before BLOCK_COMMIT (START, FLUSH, BLOCK_DDL), which let commits go on, passed ahead so that
+ * `tryBarrier(…, true)` blocks commits in one statement: other participants then hold their barriers only for that.
+ * Undefined when passed (or on MySQL, which has none); `{ blocked }` when a stage's lock could not be had in time.
+ */
+export async function readyBarrier(control: Connection, kind: ServerKind, timeoutMs: number): Promise<{ blocked: string } | undefined> {
+  if (kind.flavor !== 'mariadb') return undefined;
+  const deadline = performance.now() + timeoutMs;
+  const stage = (s: string): string =>
+    `SET STATEMENT max_statement_time = ${Math.max(0.001, (deadline - performance.now()) / 1000).toFixed(3)} FOR BACKUP STAGE ${s}`;
+  try {
+    await control.query(stage('START'));
+    await control.query(stage('FLUSH'));
+    await control.query(stage('BLOCK_DDL'));
+    return undefined;
+  } catch (err) {
+    await end(control, kind);
+    const e = err as { code?: string; errno?: number };
+    if (e.code === 'ER_LOCK_WAIT_TIMEOUT' || e.errno === ER_STATEMENT_TIMEOUT) return { blocked: await longRunning(control) };
+    throw err;
+  }
+}
+
+/** Leaves the barrier's stages (or its lock) without having blocked commits: after `readyBarrier`, when a try is given up. */
+export async function leaveBarrier(control: Connection, kind: ServerKind): Promise<void> {
+  await end(control, kind);
 }
 
 async function end(control: Connection, kind: ServerKind): Promise<void> {

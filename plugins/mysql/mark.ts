@@ -2,7 +2,7 @@
 // position and GTID are read.
 import type { RowDataPacket } from 'mysql2/promise';
 import { DbflowError, type DriverContext, type MarkParticipant, type ParticipateOptions } from '../../src/plugin-api.js';
-import { barrierName, readPosition, serverKind, tryBarrier, type Barrier, type ServerKind } from './barrier.js';
+import { barrierName, leaveBarrier, readPosition, readyBarrier, serverKind, tryBarrier, type Barrier, type ServerKind } from './barrier.js';
 import { systemOf } from './binlog-archive.js';
 import { connect, queryError } from './connect.js';
 import { parseMyUrl } from './url.js';
@@ -32,11 +32,22 @@ export async function markParticipant(ctx: DriverContext, { db }: ParticipateOpt
   const onAbort = (): void => control.destroy();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
   let barrier: Barrier | undefined;
+  let ready = false;
   return {
     method: barrierName(kind),
+    async ready(timeoutMs) {
+      try {
+        const got = await readyBarrier(control, kind, timeoutMs);
+        ready = got === undefined;
+        return got?.blocked;
+      } catch (err) {
+        throw err instanceof DbflowError ? err : queryError(err, `${what}: the mark's barrier`);
+      }
+    },
     async block(timeoutMs) {
       try {
-        const got = await tryBarrier(control, kind, db.name, timeoutMs);
+        const got = await tryBarrier(control, kind, db.name, timeoutMs, ready);
+        ready = false;
         if ('blocked' in got) return got.blocked;
         barrier = got;
         return undefined;
@@ -56,7 +67,9 @@ export async function markParticipant(ctx: DriverContext, { db }: ParticipateOpt
     async release() {
       const held = barrier;
       barrier = undefined;
-      await held?.release();
+      if (held) await held.release();
+      else if (ready) await leaveBarrier(control, kind);
+      ready = false;
     },
     async abort() {
       ctx.signal.removeEventListener('abort', onAbort);

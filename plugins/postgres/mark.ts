@@ -30,12 +30,23 @@ export async function markParticipant(ctx: DriverContext, { db }: ParticipateOpt
   }
   const onAbort = (): void => void endAll();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const rollback = async (): Promise<void> => void (await client.query('ROLLBACK').catch(() => undefined));
+  let begun = false;
+  const rollback = async (): Promise<void> => {
+    begun = false;
+    await client.query('ROLLBACK').catch(() => undefined);
+  };
   return {
     method: METHOD,
+    // The transaction opened ahead: blocking commits is then one statement.
+    async ready() {
+      await client.query('BEGIN');
+      begun = true;
+      return undefined;
+    },
     async block(timeoutMs) {
       try {
-        await client.query('BEGIN');
+        if (!begun) await client.query('BEGIN');
+        begun = false;
         await lockTables(client, listed, timeoutMs, 'SHARE');
         return undefined;
       } catch (err) {

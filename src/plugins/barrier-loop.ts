@@ -5,6 +5,8 @@ import type { DriverContext } from './types.js';
 
 /** A participant's barrier, as the loop drives it. */
 export interface BarrierHolder {
+  /** Optional: what can be done before blocking commits without blocking them (MariaDB's first backup stages). */
+  ready?(timeoutMs: number): Promise<string | undefined>;
   block(timeoutMs: number): Promise<string | undefined>;
   release(): Promise<void>;
 }
@@ -44,13 +46,19 @@ export async function holdEveryBarrier(
     ctx.signal.throwIfAborted();
     const wait = Math.round(Math.max(100, Math.min(o.attemptMs, deadline - performance.now())));
     const acquired = new Map<string, number>();
-    const tries = await Promise.allSettled(
-      parts.map(async ([name, p]) => {
-        const blocked = await p.block(wait);
-        if (blocked === undefined) acquired.set(name, performance.now());
-        return blocked;
-      }),
-    );
+    // Every participant made ready first, then every barrier taken at once: none holds its barrier while another
+    // passes stages that do not block commits.
+    const readied = await Promise.allSettled(parts.map(async ([, p]) => p.ready?.(wait)));
+    const notReady = readied.some((t) => t.status === 'rejected' || t.value !== undefined);
+    const tries = notReady
+      ? readied
+      : await Promise.allSettled(
+          parts.map(async ([name, p]) => {
+            const blocked = await p.block(wait);
+            if (blocked === undefined) acquired.set(name, performance.now());
+            return blocked;
+          }),
+        );
     const failed = tries.find((t) => t.status === 'rejected');
     if (failed) throw failed.reason;
     const blocked = tries.flatMap((t, i) =>

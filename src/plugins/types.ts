@@ -149,6 +149,11 @@ export interface SnapshotParticipant {
 export interface MarkParticipant {
   /** What the barrier is, as for a snapshot; recorded with the mark. */
   readonly method: string;
+  /**
+   * Optional: what can be done before blocking commits without blocking them (MariaDB's backup stages before
+   * BLOCK_COMMIT), called on every participant before any `block`; answers as `block` does.
+   */
+  ready?(timeoutMs: number): Promise<string | undefined>;
   /** As `SnapshotParticipant.block`. */
   block(timeoutMs: number): Promise<string | undefined>;
   /**
