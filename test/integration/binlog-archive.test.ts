@@ -58,7 +58,16 @@ void test(
       t.after(() => {
         if (p.exitCode === null) p.kill('SIGKILL');
       });
-      return p;
+      let said = '';
+      p.stderr.on('data', (d: Buffer) => (said += d.toString()));
+      // Archiving once its settings are checked and the receiver runs (what the server's crash is meant to interrupt).
+      const archiving = async (): Promise<void> => {
+        for (let i = 0; i < 600 && !/archiving the log of database "main"/.test(said); i++) {
+          assert.equal(p.exitCode, null, said);
+          await sleep(50);
+        }
+      };
+      return Object.assign(p, { archiving });
     };
     let archiver = start();
     // A dump to replay onto at the end: what it holds and every event after it, once.
@@ -72,7 +81,8 @@ void test(
     await archiver;
     await write(50); // while nothing archives
     archiver = start();
-    await sleep(1500);
+    await archiver.archiving();
+    await sleep(1000);
     await s.my.restart('crash');
     await write(50);
     await sql('FLUSH BINARY LOGS');
