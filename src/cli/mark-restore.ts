@@ -5,12 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { DbflowError, ExitCode, UsageError } from '../errors.js';
 import { normalizeUrl } from '../repo/backup.js';
+import { lsnValue, RFC3339 } from '../repo/log-points.js';
 import { listMarks, type MarkRecord } from '../repo/marks.js';
 import { didYouMean } from '../spec/suggest.js';
 import { commandRegistry } from './command-registry.js';
 import type { Io } from './io.js';
 import { storageScope } from './repo-commands.js';
-import { lsnValue, restoreAt, type RecoveryTarget, type RestoreCommandOptions } from './restore-commands.js';
+import { restoreAt, type RecoveryTarget, type RestoreCommandOptions } from './restore-commands.js';
 
 export interface MarkRestoreOptions extends RestoreCommandOptions {
   toMark: string;
@@ -18,7 +19,6 @@ export interface MarkRestoreOptions extends RestoreCommandOptions {
   target?: string[];
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$/;
 const URL_TARGET = /^[a-z][a-z0-9+.-]*:\/\//i;
 
 export async function markRestoreCommand(url: string, opts: MarkRestoreOptions, io: Io): Promise<number> {

@@ -1,4 +1,5 @@
 // `dbflow verify` and `dbflow restore`: a stored backup read back with every check, to nowhere or into a database.
+import { LSN, lsnValue, RFC3339 } from '../repo/log-points.js';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { dbflowVersion } from '../engine/versions.js';
@@ -551,8 +552,6 @@ export interface RecoveryTarget {
   before?: { time?: number; lsn?: bigint; position?: string; gtid?: string };
 }
 
-const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?(?:Z|[+-]\d{2}:\d{2})$/;
-const LSN = /^[0-9A-F]{1,8}\/[0-9A-F]{1,8}$/i;
 const POINT_NAME = /^[A-Za-z0-9_.:-]{1,63}$/;
 const BINLOG_POSITION = /^[A-Za-z0-9_.-]+\.\d{6,}:\d+$/;
 const GTID = /^\d+-\d+-\d+$/;
@@ -610,12 +609,6 @@ function recoveryTarget(opts: RestoreCommandOptions): RecoveryTarget | undefined
   }
   if (opts.latest) return { flag: '--latest', label: 'the end of the archived log', settings: {}, log: {} };
   return undefined;
-}
-
-/** A PostgreSQL LSN (`0/3000148`) as a number, for comparing. */
-export function lsnValue(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/') as [string, string];
-  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
 }
 
 /**

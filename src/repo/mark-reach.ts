@@ -3,6 +3,7 @@
 import type { DatabaseDriver, MarkPosition } from '../plugins/types.js';
 import type { StorageScope } from './backup.js';
 import { readRecord, recordName } from './log-archive.js';
+import { LSN, lsnValue } from './log-points.js';
 import type { MarkRecord } from './marks.js';
 import { ArchiveFolders, basesOf } from './restorable.js';
 import type { ListedBackup } from './repository.js';
@@ -10,18 +11,13 @@ import type { ListedBackup } from './repository.js';
 /** One participant's verdict: the base a restore would start from, or why none can reach the mark. */
 export type MarkReach = { database: string; ok: true; base: string } | { database: string; ok: false; why: string };
 
-const LSN = /^([0-9A-F]{1,8})\/([0-9A-F]{1,8})$/i;
-const lsn = (v: string): bigint => {
-  const m = LSN.exec(v)!;
-  return (BigInt(`0x${m[1]}`) << 32n) + BigInt(`0x${m[2]}`);
-};
 // A binlog position `file:pos` as [file, pos].
 const filePos = (v: string): [string, number] => [v.slice(0, v.lastIndexOf(':')), Number(v.slice(v.lastIndexOf(':') + 1))];
 
 // -1, 0 or 1 as the point `at` (an LSN, or a binlog file:pos) is before, at or after `mark`'s; undefined when the two
 // cannot be compared (another kind of log).
 function compareToMark(at: string, mark: MarkPosition): number | undefined {
-  if (typeof mark.lsn === 'string' && LSN.test(at)) return Math.sign(Number(lsn(at) - lsn(mark.lsn)));
+  if (typeof mark.lsn === 'string' && LSN.test(at)) return Math.sign(Number(lsnValue(at) - lsnValue(mark.lsn)));
   if (typeof mark.position === 'string' && at.includes(':')) {
     const [f, p] = filePos(at);
     const [mf, mp] = filePos(mark.position);
