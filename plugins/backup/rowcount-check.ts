@@ -1,5 +1,13 @@
 // The `rowcount-check` step: restored row counts must equal those taken inside the snapshot.
-import { compareCounts, defineStep, IntegrityError, type StepContext, type TableCounts } from '../../src/plugin-api.js';
+import {
+  compareCounts,
+  DbflowError,
+  defineStep,
+  IntegrityError,
+  type DriverSnapshot,
+  type StepContext,
+  type TableCounts,
+} from '../../src/plugin-api.js';
 import type { AssertionResult, SnapshotLease } from './snapshot.js';
 
 interface RowcountWith {
@@ -28,6 +36,7 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
       database: string;
       tables: TableCounts;
       assertions?: { name: string; result: string }[];
+      privileges?: string;
     };
     const held = ctx.resource<SnapshotLease>(ctx.with.snapshot).get(restored.database);
     await held?.counted;
@@ -52,6 +61,7 @@ export const rowcountCheckStep = defineStep<RowcountWith, { tables: number; rows
     if (!ok) throw new IntegrityError(`restored "${restored.database}" differs from its snapshot: ${detail}`);
     ctx.log.info(`${restored.database}: ${detail}`);
     checkAssertions(ctx, restored.database, snap.databases?.[restored.database]?.assertions ?? [], restored.assertions ?? []);
+    if (restored.privileges !== undefined) await checkPrivileges(ctx, restored.database, held, restored.privileges);
     return { outputs: { tables: Object.keys(expected).length, rows } };
   },
 });
@@ -80,6 +90,40 @@ function checkAssertions(
     throw new IntegrityError(
       `restored "${database}" fails ${failed.length} data ${failed.length === 1 ? 'assertion' : 'assertions'}: ${detail}`,
     );
+  ctx.log.info(`${database}: ${detail}`);
+}
+
+// The restored copy's owners and privileges (restored with the server's roles) against the source's, read inside the
+// same snapshot as the data: what is missing from the copy and what it has in addition, each fact named.
+async function checkPrivileges(
+  ctx: StepContext<RowcountWith>,
+  database: string,
+  held: DriverSnapshot | undefined,
+  restored: string,
+): Promise<void> {
+  const { config, driver } = ctx.database(database);
+  if (!held?.query || !driver.privilegesQuery)
+    throw new DbflowError(`database "${database}": snapshot step "${ctx.with.snapshot}" cannot read its owners and privileges to compare.`);
+  const facts = (rows: string): Set<string> => new Set((JSON.parse(rows) as string[][]).map((r) => r.join(' ')));
+  const source = facts(await held.query(driver.privilegesQuery(config), 60_000));
+  const copy = facts(restored);
+  const missing = [...source].filter((f) => !copy.has(f));
+  const added = [...copy].filter((f) => !source.has(f));
+  const ok = missing.length === 0 && added.length === 0;
+  const detail = ok
+    ? `${source.size} owners, grants, default privileges and memberships equal`
+    : [
+        ...(missing.length
+          ? [
+              `missing from the restored copy: ${missing.slice(0, 10).join('; ')}${missing.length > 10 ? ` (and ${missing.length - 10} more)` : ''}`,
+            ]
+          : []),
+        ...(added.length
+          ? [`only in the restored copy: ${added.slice(0, 10).join('; ')}${added.length > 10 ? ` (and ${added.length - 10} more)` : ''}`]
+          : []),
+      ].join('; ');
+  ctx.report.verification({ database, step: ctx.id, check: 'privileges', ok, detail });
+  if (!ok) throw new IntegrityError(`restored "${database}" has other owners or privileges than its snapshot: ${detail}`);
   ctx.log.info(`${database}: ${detail}`);
 }
 

@@ -14,6 +14,7 @@ import { coordinatedSnapshot } from './coordinate.js';
 interface SnapshotWith {
   databases: string[];
   coverage?: 'warn' | 'strict' | 'off';
+  database_coverage?: 'warn' | 'strict' | 'off';
   coordinated?: boolean;
   barrier_timeout?: string;
   lock_timeout?: string;
@@ -49,6 +50,12 @@ export const snapshotStep = defineStep<SnapshotWith, SnapshotOutputs>({
         default: 'warn',
         description:
           "The tables of each database that its entry's options leave out of the backup (options.tables, schemas, exclude_*): reported as a warning and in the manifest (warn), or failing the run (strict).",
+      },
+      database_coverage: {
+        enum: ['warn', 'strict', 'off'],
+        default: 'off',
+        description:
+          'The databases on the server of each snapshotted database that no entry of the pipeline names (a new database): reported as a warning and in the manifest (warn), or failing the run (strict). Off by default: another pipeline may back them up.',
       },
       barrier_timeout: {
         type: 'string',
@@ -145,6 +152,47 @@ async function checkCoverage(ctx: StepContext<SnapshotWith>, names: readonly str
       );
     if (unnamed.length) ctx.log.warn(`database "${name}": ${detail}`);
     else if (left.length) ctx.log.info(`database "${name}": ${detail}`);
+  }
+  // The databases on each server that no entry of the pipeline names: off unless asked for (another pipeline may back
+  // them up, which this one cannot know).
+  const servers = ctx.with.database_coverage ?? 'off';
+  if (servers !== 'off') await checkServers(ctx, names, servers);
+}
+
+// Where an entry's URL points: its scheme, host, port and socket (a server), and its database.
+function serverOf(url: string): { server: string; database: string } | undefined {
+  try {
+    const u = new URL(url);
+    const socket = u.searchParams.get('socket') ?? u.searchParams.get('host') ?? '';
+    return { server: `${u.protocol}//${u.hostname}:${u.port}${socket}`, database: decodeURIComponent(u.pathname.slice(1)) };
+  } catch {
+    return undefined;
+  }
+}
+
+// The databases of each snapshotted server that no entry of the pipeline (of any step) names, recorded with the
+// first entry of that server; strict fails the run.
+async function checkServers(ctx: StepContext<SnapshotWith>, names: readonly string[], mode: 'warn' | 'strict'): Promise<void> {
+  const named = new Map<string, Set<string>>();
+  for (const n of ctx.databaseNames()) {
+    const at = serverOf(ctx.database(n).config.url);
+    if (at) named.set(at.server, (named.get(at.server) ?? new Set()).add(at.database));
+  }
+  const seen = new Set<string>();
+  for (const name of names) {
+    const { config, driver } = ctx.database(name);
+    const at = serverOf(config.url);
+    if (!driver.serverDatabases || !at || seen.has(at.server)) continue;
+    seen.add(at.server);
+    const covered = named.get(at.server)!;
+    const left = (await driver.serverDatabases(ctx, { db: config })).filter((d) => !covered.has(d));
+    if (!left.length) continue;
+    const shown = left.slice(0, 20).map((d) => `"${d}"`);
+    const detail = `${left.length} ${left.length === 1 ? 'database' : 'databases'} on the server of "${name}" that no entry of the pipeline names: ${shown.join(', ')}${left.length > shown.length ? ` and ${left.length - shown.length} more` : ''}`;
+    ctx.report.verification({ database: name, step: ctx.id, check: 'coverage', ok: mode !== 'strict', detail });
+    if (mode === 'strict')
+      throw new DbflowError(`${detail}; add ${left.length === 1 ? 'it' : 'them'} to databases: (and the steps), or set coverage: warn.`);
+    ctx.log.warn(detail);
   }
 }
 

@@ -68,6 +68,7 @@ export const uploadStep = defineStep<UploadWith, ArtifactRecord>({
       raw: { bytes: raw.bytes, ...(raw.sha256 !== undefined && { sha256: raw.sha256 }) },
       // Complete now: the source filled it in before its stream ended.
       ...(isObject(source.position) && { position: { ...source.position } }),
+      ...(source.globals === true && { globals: true }),
     };
     ctx.report.artifact(record);
     ctx.log.info(`stored ${stats.bytes} bytes at ${stored.url}`);

@@ -2,9 +2,11 @@
 import { defineDriver } from '../../src/plugin-api.js';
 import { markParticipant } from './mark.js';
 import { queryAt } from './assert-query.js';
-import { coverage } from './coverage.js';
+import { coverage, serverDatabases } from './coverage.js';
 import { throwawayServer } from './throwaway.js';
+import { throwawayMissing } from './instance.js';
 import { dumpSnapshot, SQL_FORMAT } from './dump.js';
+import { dumpGlobals, privilegesQuery, USERS_FORMAT } from './globals.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
 import { rowCountsAt } from './row-counts.js';
@@ -25,8 +27,12 @@ export const mysqlDriver = defineDriver({
   participate,
   markParticipant,
   dump: dumpSnapshot,
+  dumpGlobals,
+  privilegesQuery,
   stockRestore: ({ format, decoded }) => {
     if (format === SQL_FORMAT) return `${decoded} | mariadb <new database>`;
+    // After the databases (grants name their tables); CREATE USER IF NOT EXISTS leaves the server's own accounts.
+    if (format === USERS_FORMAT) return `${decoded} | mariadb  # after the database: its grants name its tables`;
     // Prepared where it is, then copied (--copy-back) into the empty data directory of a stopped server.
     if (format === MARIABACKUP_FORMAT)
       return `mkdir <dir> && ${decoded} | mbstream -x -C <dir> && mariadb-backup --prepare --target-dir=<dir> && mariadb-backup --copy-back --target-dir=<dir> --datadir=<datadir>`;
@@ -39,7 +45,9 @@ export const mysqlDriver = defineDriver({
   rowCounts: rowCountsAt,
   query: queryAt,
   coverage,
+  serverDatabases,
   throwaway: throwawayServer,
+  throwawayMissing,
   reap: reapScratch,
   preflight,
   logArchive: binlogArchive,

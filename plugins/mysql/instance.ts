@@ -10,6 +10,14 @@ import { DbflowError, freePort, HELD_PROCESS_FILE, programEnv } from '../../src/
 const INSTALL = 'install the MariaDB server (apt-get install mariadb-server)';
 const SERVERS = ['/usr/sbin/mariadbd', '/usr/sbin/mysqld', '/usr/libexec/mariadbd'];
 
+/** `DatabaseDriver.throwawayMissing`: what is not installed for a throwaway server (mariadbd, mariadb-install-db), if anything. */
+export function throwawayMissing(): Promise<string | undefined> {
+  const onPath = (tool: string): boolean =>
+    (process.env.PATH ?? '').split(path.delimiter).some((dir) => dir !== '' && existsSync(path.join(dir, tool)));
+  const ok = SERVERS.some((f) => existsSync(f)) && onPath('mariadb-install-db');
+  return Promise.resolve(ok ? undefined : `mariadbd and mariadb-install-db are not installed (${INSTALL})`);
+}
+
 /** The installed server binary, or an error naming the package to install. */
 export function requireMariadbd(): string {
   const found = SERVERS.find((f) => existsSync(f));
@@ -70,11 +78,18 @@ process.once('exit', () => {
  * counts connect as the backup's user, whose password the restore need not know; only loopback and the socket in a
  * private folder listen). Waits until it accepts connections; a failure quotes the server's error log.
  */
-export async function startInstance(dir: InstanceDir, data: string, signal?: AbortSignal): Promise<Instance> {
+export async function startInstance(
+  dir: InstanceDir,
+  data: string,
+  signal?: AbortSignal,
+  onPort?: number,
+  grants = false,
+): Promise<Instance> {
   const mariadbd = requireMariadbd();
   holdServer(dir, data);
   for (let attempt = 1; ; attempt++) {
-    const port = await freePort();
+    // A restart keeps its port (`onPort`): the URLs handed out stay valid.
+    const port = onPort ?? (await freePort());
     const defaults = path.join(data, 'backup-my.cnf');
     const args = [
       existsSync(defaults) ? `--defaults-file=${defaults}` : '--no-defaults',
@@ -85,7 +100,8 @@ export async function startInstance(dir: InstanceDir, data: string, signal?: Abo
       `--socket=${dir.socket}`,
       `--pid-file=${dir.pidFile}`,
       `--log-error=${dir.errorLog}`,
-      '--skip-grant-tables',
+      // With grant tables (a dump's restore: its events need them, and they stay off), else without.
+      ...(grants ? ['--event-scheduler=OFF'] : ['--skip-grant-tables']),
       '--skip-slave-start',
       '--innodb-buffer-pool-size=64M',
       // A replayed binlog carries a large transaction's rows in one statement.
@@ -110,7 +126,10 @@ export async function startInstance(dir: InstanceDir, data: string, signal?: Abo
       await stop('kill');
       const log = existsSync(dir.errorLog) ? readFileSync(dir.errorLog, 'utf8') : '';
       if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : err;
-      if (/Address already in use/.test(log) && attempt < 3) continue;
+      if (/Address already in use/.test(log) && attempt < 3) {
+        if (onPort !== undefined) await sleep(500);
+        continue;
+      }
       throw new DbflowError(`the throwaway MariaDB instance did not start: ${lastLines(log) || (err as Error).message}`, { cause: err });
     }
   }

@@ -1,6 +1,7 @@
 // A dump stream fed to the `mariadb` client, into a (scratch) database.
 import { DbflowError, programInput, type DriverContext, type RestoreOptions } from '../../src/plugin-api.js';
 import { SQL_FORMAT } from './dump.js';
+import { loadUsers } from './globals.js';
 import { myOptions } from './options.js';
 import { toolConnection, toolError, toolPath } from './tools.js';
 import { connectionAt } from './url.js';
@@ -9,7 +10,7 @@ import { connectionAt } from './url.js';
 export const CLIENT_TOOL = 'mariadb';
 
 /** Restores a `mysql-sql` stream with `mariadb --database=<target>`; it stops at the first error. */
-export async function restoreDump(ctx: DriverContext, { url, input, format, db }: RestoreOptions): Promise<void> {
+export async function restoreDump(ctx: DriverContext, { url, input, format, db, globals }: RestoreOptions): Promise<void> {
   if (format !== SQL_FORMAT) {
     input.destroy();
     throw new DbflowError(
@@ -37,4 +38,6 @@ export async function restoreDump(ctx: DriverContext, { url, input, format, db }
   });
   tool.removeAfter(sub);
   await source.feed(sub, (error) => toolError(error, CLIENT_TOOL, { binDir: o.binDir, conn, doing: 'restoring' }));
+  // Grants name tables: the users come after the data.
+  if (globals !== undefined) await loadUsers(ctx, url, db, globals);
 }

@@ -7,10 +7,14 @@ import { parseMyUrl } from './url.js';
 
 /**
  * `DatabaseDriver.throwaway`: a fresh server (mariadb-install-db, its own data directory, --tmpdir, socket and loopback
- * port, no grant tables) with database `name` in it; stopped and removed by `drop()`, reaped after a kill.
+ * port, grant tables with the entry's user and no password, events off) with the source's database in it; stopped and
+ * removed by `drop()`, reaped after a kill.
  */
-export async function throwawayServer(ctx: DriverContext, { db, name }: ScratchOptions): Promise<ScratchDatabase> {
-  const user = parseMyUrl(db.url, db.password).user;
+export async function throwawayServer(ctx: DriverContext, { db, name: scratch }: ScratchOptions): Promise<ScratchDatabase> {
+  // Named as the source's database (nothing else lives on this server, and grants name the database), unless that is
+  // one of the server's own schemas.
+  const { user, database } = parseMyUrl(db.url, db.password);
+  const name = SYSTEM_SCHEMAS.includes(database.toLowerCase()) ? scratch : database;
   const dir = instanceDir();
   try {
     await execa(
@@ -33,19 +37,38 @@ export async function throwawayServer(ctx: DriverContext, { db, name }: ScratchO
       { cause: err },
     );
   }
-  const instance = await startInstance(dir, dir.data, ctx.signal).catch((err: unknown) => {
+  // With grant tables, as a production server runs (a dump's events cannot be created without them); events stay off.
+  let instance = await startInstance(dir, dir.data, ctx.signal, undefined, true).catch((err: unknown) => {
     dir.remove();
     throw err;
   });
   const drop = async (): Promise<void> => {
+    throwaways.delete(url);
     await instance.stop('kill');
     dir.remove();
   };
+  const url = instance.url(user, name);
+  throwaways.set(url, {
+    socket: dir.socket,
+    restart: async () => {
+      await instance.stop('clean');
+      instance = await startInstance(dir, dir.data, ctx.signal, instance.port);
+    },
+  });
   try {
     await withConnection(
-      parseMyUrl(instance.url(user, 'mysql')),
+      parseMyUrl(instance.url('root', 'mysql')),
       'the throwaway server',
-      (c) => c.query(`CREATE DATABASE ${ident(name)} CHARACTER SET utf8mb4`),
+      async (c) => {
+        await c.query(`CREATE DATABASE ${ident(name)} CHARACTER SET utf8mb4`);
+        // The entry's user, for the restore and the counts (the server's own root is there already), without a password.
+        if (user !== 'root')
+          for (const host of ['localhost', '127.0.0.1']) {
+            const account = `${quoteString(user)}@${quoteString(host)}`;
+            await c.query(`CREATE USER IF NOT EXISTS ${account}`);
+            await c.query(`GRANT ALL PRIVILEGES ON *.* TO ${account} WITH GRANT OPTION`);
+          }
+      },
       { database: false },
     );
   } catch (err) {
@@ -53,5 +76,25 @@ export async function throwawayServer(ctx: DriverContext, { db, name }: ScratchO
     throw err;
   }
   ctx.log.info(`restoring into a throwaway server on port ${instance.port} (not the production server)`);
-  return { url: instance.url(user, name), drop };
+  return { url, drop };
+}
+
+const quoteString = (v: string): string => `'${v.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+
+const SYSTEM_SCHEMAS = ['mysql', 'sys', 'performance_schema', 'information_schema'];
+
+/**
+ * A throwaway server this process started, by the URL handed out: its private socket, and a restart on the same port
+ * without grant tables (once a backup's users are loaded, its counts connect whatever their passwords).
+ */
+export interface Throwaway {
+  socket: string;
+  restart(): Promise<void>;
+}
+
+const throwaways = new Map<string, Throwaway>();
+
+/** The throwaway server of `url`, if this process started it. */
+export function throwawayAt(url: string): Throwaway | undefined {
+  return throwaways.get(url);
 }

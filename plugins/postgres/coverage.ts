@@ -10,3 +10,19 @@ export async function coverage(_ctx: DriverContext, { db }: { db: DatabaseConfig
   const conn = parsePgUrl(db.url, db.password);
   return withClient(conn, `database "${db.name}"`, (c) => leftOut(c, pgOptions(db)));
 }
+
+/**
+ * `DatabaseDriver.serverDatabases`: the databases of the entry's server that take connections, but the templates, the
+ * maintenance database `postgres` and dbflow's scratch databases.
+ */
+export async function serverDatabases(_ctx: DriverContext, { db }: { db: DatabaseConfig }): Promise<string[]> {
+  const conn = parsePgUrl(db.url, db.password);
+  return withClient(conn, `the server of database "${db.name}"`, async (c) => {
+    const r = await c.query<{ d: string }>(
+      `SELECT datname AS d FROM pg_catalog.pg_database
+        WHERE datallowconn AND NOT datistemplate AND datname <> 'postgres' AND NOT starts_with(datname, 'dbflow_verify_')
+        ORDER BY 1`,
+    );
+    return r.rows.map((row) => row.d);
+  });
+}

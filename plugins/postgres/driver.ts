@@ -2,8 +2,9 @@
 import { defineDriver } from '../../src/plugin-api.js';
 import { markParticipant } from './mark.js';
 import { queryAt } from './assert-query.js';
-import { coverage } from './coverage.js';
+import { coverage, serverDatabases } from './coverage.js';
 import { throwawayServer } from './throwaway.js';
+import { throwawayMissing } from './instance.js';
 import { CUSTOM_FORMAT, DIRECTORY_FORMAT, dumpSnapshot } from './dump.js';
 import { optionsSchema } from './options.js';
 import { restoreDump } from './restore.js';
@@ -18,6 +19,7 @@ import { takeSnapshot } from './snapshot.js';
 import { parsePgUrl } from './url.js';
 import { BASEBACKUP_FORMAT } from './basebackup.js';
 import { restoreInstance } from './physical-restore.js';
+import { dumpGlobals, GLOBALS_FORMAT, privilegesQuery } from './globals.js';
 
 /** The driver for `driver: postgres` databases with `url: postgres://user@host:port/db`. */
 export const postgresDriver = defineDriver({
@@ -35,7 +37,11 @@ export const postgresDriver = defineDriver({
   participate,
   markParticipant,
   dump: dumpSnapshot,
+  dumpGlobals,
+  privilegesQuery,
   stockRestore({ format, decoded, database, position }) {
+    // Before the databases, as a superuser of the new server; "already exists" for its own superuser is expected.
+    if (format === GLOBALS_FORMAT) return `${decoded} | psql -X -d postgres`;
     if (format === CUSTOM_FORMAT) return `${decoded} | pg_restore --no-owner --clean --if-exists -d <new database>`;
     if (format === DIRECTORY_FORMAT) {
       return `mkdir ${database}.d && ${decoded} | tar -x -C ${database}.d && pg_restore --no-owner --clean --if-exists -j 4 -d <new database> ${database}.d`;
@@ -57,7 +63,9 @@ export const postgresDriver = defineDriver({
   rowCounts: rowCountsAt,
   query: queryAt,
   coverage,
+  serverDatabases,
   throwaway: throwawayServer,
+  throwawayMissing,
   reap: reapScratch,
   preflight,
   logArchive: walArchive,

@@ -24,6 +24,11 @@ export async function serverBinDir(): Promise<string | undefined> {
   return versions.map((v) => path.join(root, v, 'bin')).find((dir) => existsSync(path.join(dir, 'pg_ctl')));
 }
 
+/** `DatabaseDriver.throwawayMissing`: what is not installed for a throwaway server, if anything. */
+export async function throwawayMissing(): Promise<string | undefined> {
+  return (await serverBinDir()) ? undefined : `initdb and pg_ctl are not installed (${INSTALL})`;
+}
+
 /** The server binaries, or an error naming the package to install. */
 export async function requireServerBinDir(): Promise<string> {
   const bin = await serverBinDir();

@@ -63,6 +63,7 @@ async function driverContext(signal: AbortSignal, logs: string[]): Promise<{ ctx
     resource: unavailable('resource()'),
     outputsOf: unavailable('outputsOf()'),
     database: unavailable('database()'),
+    databaseNames: () => [],
     storage: unavailable('storage()'),
     codec: unavailable('codec()'),
     progress: () => undefined,

@@ -73,6 +73,7 @@ export async function toolContext(o: ToolContextOptions): Promise<{ ctx: DriverC
     resource: unsupported('resource()'),
     outputsOf: unsupported('outputsOf()'),
     database: unsupported('database()'),
+    databaseNames: () => [],
     storage(url: string) {
       return withCallOptions(o.registry.storageFor(url), { signal: o.signal });
     },

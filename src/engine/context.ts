@@ -120,6 +120,9 @@ export function createContext(
       if (!driver) throw new DbflowError(`database "${name}" uses unknown driver "${config.driver}".`);
       return { config, driver };
     },
+    databaseNames() {
+      return Object.keys(scope.databases);
+    },
     storage(url: string) {
       return scope.storage ? scope.storage(url) : scope.registry.storageFor(url);
     },

@@ -44,6 +44,8 @@ export interface RunSummary {
     layers: { codec: string }[];
     /** A physical artifact's position (a base backup's LSNs and restore point), as in the manifest. */
     position?: Record<string, unknown>;
+    /** The server's roles (a globals artifact), restored before the databases. */
+    globals?: boolean;
   }[];
   verifications: { database: string; check: string; ok: boolean; detail?: string; duration_ms?: number }[];
   /** Coordinated snapshots: the step, its participants and how long commits were blocked. */

@@ -16,6 +16,7 @@ export function runSummary(steps: Record<string, StepStatus>, report: ManifestBu
       format: a.format,
       layers: a.layers,
       ...(a.position && { position: a.position }),
+      ...(a.globals && { globals: true }),
     })),
     verifications: report.verifications.map((v) => ({
       database: v.database,

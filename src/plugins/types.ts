@@ -260,6 +260,19 @@ export interface RestoreOptions {
   format: string;
   /** The entry the dump came from: its credentials and options are the ones to connect with. */
   db: DatabaseConfig;
+  /**
+   * The server's roles or users and their grants, as `dumpGlobals` produced them (decoded), for a throwaway target only:
+   * the driver restores them, and the dump with its owners and privileges, in the order its server needs.
+   */
+  globals?: string;
+}
+
+/** What `DatabaseDriver.dumpGlobals` gets. */
+export interface GlobalsOptions {
+  /** The entry whose server's roles or users to dump. */
+  db: DatabaseConfig;
+  /** Whether password hashes go into the dump (PostgreSQL leaves them out by default). */
+  passwords: boolean;
 }
 
 /** What `DatabaseDriver.restoreInstance` gets. */
@@ -372,6 +385,11 @@ export interface DatabaseDriver {
    * stops the server and removes its files.
    */
   throwaway?(ctx: DriverContext, options: ScratchOptions): Promise<ScratchDatabase>;
+  /**
+   * Optional, with `throwaway`: what a throwaway server lacks on this machine (the server binaries), or undefined when it
+   * can start one. A restore-test without `target` restores into a throwaway server when it can, else a scratch database.
+   */
+  throwawayMissing?(): Promise<string | undefined>;
   /** Optional: creates the empty database `db.url` names unless it exists; true when it created it (`restore --create`). */
   create?(ctx: DriverContext, options: CreateOptions): Promise<boolean>;
   /** Optional: whether the database `db.url` names exists (so that `restore` can say so). */
@@ -394,6 +412,23 @@ export interface DatabaseDriver {
    * step reports them, so that a new table never goes unbacked-up silently.
    */
   coverage?(ctx: DriverContext, options: { db: DatabaseConfig }): Promise<LeftOut[]>;
+  /**
+   * Optional: the databases on the entry's server that hold users' data (neither the server's own, nor dbflow's
+   * scratch databases): the snapshot step reports those no entry of the pipeline names, with `coverage` set.
+   */
+  serverDatabases?(ctx: DriverContext, options: { db: DatabaseConfig }): Promise<string[]>;
+  /**
+   * Optional: the server's roles or users, their memberships and grants, as the stock tool writes them
+   * (`pg_dumpall --globals-only`, `mariadb-dump --system=users`): an artifact beside the data, restored before or
+   * after it (see `RestoreOptions.globals`).
+   */
+  dumpGlobals?(ctx: DriverContext, options: GlobalsOptions): Promise<DumpStream>;
+  /**
+   * Optional, with `dumpGlobals`: a read-only query over the owners and privileges of the objects in the entry's scope
+   * and the roles they name (memberships, default privileges), whose rows are compared like a data assertion's:
+   * inside the snapshot, and on a copy restored with its globals. Rows must not depend on the connecting user.
+   */
+  privilegesQuery?(db: DatabaseConfig): string;
   /** Optional: runs a read-only query on a database (a data assertion on a restored copy), as `DriverSnapshot.query` does. */
   query?(ctx: DriverContext, options: { url: string; db: DatabaseConfig; sql: string; timeoutMs: number }): Promise<string>;
   /**
@@ -678,6 +713,8 @@ export interface ArtifactRecord {
    * object the source may go on filling until its stream ends (a base backup's LSNs, WAL range, recovery target).
    */
   position?: Record<string, unknown>;
+  /** The server's roles or users and their grants (`dump` with `globals: true`), not a database's data: `restore` leaves it out. */
+  globals?: boolean;
 }
 
 /** A verification result as recorded in the manifest. */
@@ -775,6 +812,8 @@ export interface StepContext<W = Record<string, unknown>> {
   outputsOf(stepRef: string): Record<string, unknown>;
   /** A database of the pipeline and its driver. */
   database(name: string): { config: DatabaseConfig; driver: DatabaseDriver };
+  /** The names of the pipeline's `databases:`. */
+  databaseNames(): string[];
   /** The storage that serves a URL, by scheme. */
   storage(url: string): Storage;
   /** A codec by name. */

@@ -65,6 +65,11 @@ export const manifestSchema = {
           bytes: { type: 'integer', minimum: 0 },
           sha256: { type: 'string', pattern: SHA256_PATTERN },
           format: { type: 'string' },
+          globals: {
+            type: 'boolean',
+            description:
+              "The server's roles or users and their grants (pg_dumpall --globals-only, mariadb-dump --system=users), not a database's data: replayed before (PostgreSQL) or after (MariaDB) the database's dump on a new server.",
+          },
           raw: {
             type: 'object',
             description:

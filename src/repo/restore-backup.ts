@@ -53,7 +53,8 @@ export function restorable(
   if (!entry) {
     throw new UsageError(`backup "${backup.url}" holds no database "${database}".${didYouMean(database, Object.keys(manifest.databases))}`);
   }
-  const artifacts = manifest.artifacts.filter((a) => a.database === database);
+  // The server's roles (a globals artifact) are not the database: a user replays them on a new server by hand.
+  const artifacts = manifest.artifacts.filter((a) => a.database === database && !a.globals);
   if (artifacts.length !== 1) {
     throw new RepositoryError(
       `backup "${backup.url}" has ${artifacts.length} artifacts for database "${database}" (${artifacts.map((a) => a.path).join(', ') || 'none'}); dbflow restores exactly one.`,

@@ -81,6 +81,7 @@ export function testContext<W = Record<string, unknown>>(options: TestContextOpt
       if (!found) throw new Error(`dbflow/testing: the test context has no database "${name}".`);
       return found;
     },
+    databaseNames: () => Object.keys(options.databases ?? {}),
     storage: unavailable('storage()'),
     codec: unavailable('codec()'),
     progress: () => undefined,

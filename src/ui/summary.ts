@@ -54,7 +54,9 @@ export function renderSummary(pipeline: string, result: RunResult, restore?: Sto
   if (result.summary.manifest) lines.push(`  manifest  ${result.summary.manifest}`);
   if (result.status === 'success' && result.summary.artifacts.length) {
     lines.push('  restore without dbflow:');
-    for (const a of result.summary.artifacts) lines.push(`    ${stockRestoreCommand(a, restore, read)}`);
+    // A server's roles first: the databases' owners and grants name them.
+    const ordered = [...result.summary.artifacts].sort((a, b) => Number(b.globals === true) - Number(a.globals === true));
+    for (const a of ordered) lines.push(`    ${stockRestoreCommand(a, restore, read)}`);
   }
   lines.push(`  run record ${result.dir}`);
   return lines.join('\n');

@@ -44,7 +44,7 @@ export interface CoordinatedPipelineOptions {
   order?: readonly Participant[];
 }
 
-/** The YAML of a backup of db1, mq and db2 from one snapshot step: dump → zstd → OpenPGP → file → restore-test → rowcount-check, as a matrix. */
+/** The YAML of a backup of db1, mq and db2 from one snapshot step: dump → zstd → OpenPGP → file → restore-test (target: scratch, the scratch database these tests follow; the throwaway default has its own tests) → rowcount-check, as a matrix. */
 export function coordinatedPipeline(o: CoordinatedPipelineOptions): string {
   const list = `[${(o.order ?? PARTICIPANTS).join(', ')}]`;
   const matrix = `matrix: { db: [${PARTICIPANTS.join(', ')}] }`;
@@ -69,7 +69,7 @@ steps:
   - { id: compress, ${matrix}, uses: compress, input: dump, with: { algorithm: zstd, level: 3 } }
   - { id: encrypt, ${matrix}, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
   - { id: upload, ${matrix}, uses: upload, input: encrypt, with: { to: "file://./backups/{{ run.id }}/{{ matrix.db }}.dump.zst.pgp" } }
-  - { id: restore_test, ${matrix}, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+  - { id: restore_test, ${matrix}, uses: restore-test, with: { from: upload, target: scratch, passphrase: "{{ secrets.passphrase }}" } }
   - { id: rowcount_check, ${matrix}, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
 `;
 }

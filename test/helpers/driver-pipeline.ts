@@ -21,7 +21,7 @@ export interface DriverCase {
 }
 
 /**
- * snapshot → dump → throttle → zstd → OpenPGP → upload → restore-test → rowcount-check of one database
+ * snapshot → dump → throttle → zstd → OpenPGP → upload → restore-test (target: scratch, the scratch database these tests follow; the throwaway default has its own tests) → rowcount-check of one database
  * `app`, the passphrase from BACKUP_PASSPHRASE (a sqlite database is seeded first).
  */
 export function driverPipeline(c: DriverCase): string {
@@ -49,7 +49,7 @@ ${seed}  - { id: snapshot, uses: snapshot, ${seed ? 'needs: seed, ' : ''}with: {
   - { id: compress, uses: compress, input: throttle, with: { algorithm: zstd, level: 3 } }
   - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
   - { id: upload, uses: upload, input: encrypt, with: { to: "${c.repo}/{{ run.id }}/app.dump.zst.pgp" } }
-  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+  - { id: restore_test, uses: restore-test, with: { from: upload, target: scratch, passphrase: "{{ secrets.passphrase }}" } }
 ${after}  - { id: rowcount_check, uses: rowcount-check, ${needs}with: { restored: restore_test, snapshot: snapshot } }
 `;
 }

@@ -69,7 +69,7 @@ export interface CaseSetup {
   s3?: S3Server;
 }
 
-/** A case's pipeline: snapshot → dump → zstd → OpenPGP → upload → restore-test → rowcount-check, into its own repository. */
+/** A case's pipeline: snapshot → dump → zstd → OpenPGP → upload → restore-test (target: scratch, the scratch database these tests follow; the throwaway default has its own tests) → rowcount-check, into its own repository. */
 export async function setupCase(cwd: string, driver: Driver, store: Store, sources: Sources): Promise<CaseSetup> {
   const repo = store === 'file' ? `file://${path.join(cwd, 'backups')}` : `s3://${await sources.s3.bucket()}/backups`;
   // A password makes the PostgreSQL tools' passfiles (the trusting test server ignores it): secrets in the step tmpdirs.
@@ -88,7 +88,7 @@ steps:
   - { id: compress, uses: compress, input: dump, with: { algorithm: zstd, level: 3 } }
   - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
   - { id: upload, uses: upload, input: encrypt, with: { to: "${repo}/{{ run.id }}/app.dump.zst.pgp" } }
-  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+  - { id: restore_test, uses: restore-test, with: { from: upload, target: scratch, passphrase: "{{ secrets.passphrase }}" } }
   - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
 `;
   const env = { TEST_PASSPHRASE: PASSPHRASE, TEST_DB_PASSWORD: 'unused-by-a-trusting-server', ...(store === 's3' ? sources.s3.env : {}) };

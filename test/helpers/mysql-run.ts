@@ -19,7 +19,7 @@ export interface MyPipelineOptions {
   afterUpload?: Record<string, unknown>[];
 }
 
-/** The YAML of a backup of one database `app`: snapshot → dump → zstd → OpenPGP → file → restore-test → rowcount-check. */
+/** The YAML of a backup of one database `app`: snapshot → dump → zstd → OpenPGP → file → restore-test (target: scratch, the scratch database these tests follow; the throwaway default has its own tests) → rowcount-check. */
 export function myBackupPipeline(o: MyPipelineOptions): string {
   const db = {
     driver: 'mysql',
@@ -46,7 +46,7 @@ ${between}  - { id: dump, uses: dump, ${needs}with: { database: app, snapshot: s
 ${throttle ? `  - { id: throttle, uses: throttle, input: dump, with: { delay_ms: ${o.throttleMs} } }\n` : ''}  - { id: compress, uses: compress, input: ${throttle ? 'throttle' : 'dump'}, with: { algorithm: zstd, level: 3 } }
   - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
   - { id: upload, uses: upload, input: encrypt, with: { to: "file://./backups/{{ run.id }}/app.sql.zst.pgp" } }
-${after}  - { id: restore_test, uses: restore-test, ${restoreNeeds}with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+${after}  - { id: restore_test, uses: restore-test, ${restoreNeeds}with: { from: upload, target: scratch, passphrase: "{{ secrets.passphrase }}" } }
   - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
 `;
 }

@@ -19,7 +19,7 @@ export interface PipelineOptions {
   artifact?: string;
 }
 
-/** The YAML of a backup of one database `app`: snapshot → dump → zstd → OpenPGP → file → restore-test → rowcount-check. */
+/** The YAML of a backup of one database `app`: snapshot → dump → zstd → OpenPGP → file → restore-test (target: scratch, the scratch database these tests follow; the throwaway default has its own tests) → rowcount-check. */
 export function backupPipeline(o: PipelineOptions): string {
   const db = {
     driver: 'postgres',
@@ -45,7 +45,7 @@ ${between}  - { id: dump, uses: dump, ${needs}with: { database: app, snapshot: s
 ${throttle}  - { id: compress, uses: compress, input: ${throttle ? 'throttle' : 'dump'}, with: { algorithm: zstd, level: 3 } }
   - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
   - { id: upload, uses: upload, input: encrypt, with: { to: "file://./backups/{{ run.id }}/${o.artifact ?? 'app.dump.zst.pgp'}" } }
-  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+  - { id: restore_test, uses: restore-test, with: { from: upload, target: scratch, passphrase: "{{ secrets.passphrase }}" } }
   - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
 `;
 }

@@ -69,6 +69,7 @@ export function makeContext<W = Record<string, unknown>>(o: ContextOptions<W>): 
       if (!url) throw new Error(`test context has no database "${name}"`);
       return { config: sqliteConfig(name, url, o.options), driver: sqliteDriver };
     },
+    databaseNames: () => Object.keys(o.databases ?? {}),
     storage: missing('storage'),
     codec: missing('codec'),
     progress: () => undefined,

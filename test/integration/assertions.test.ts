@@ -29,7 +29,7 @@ steps:
   - { id: dump, uses: dump, with: { database: app, snapshot: snapshot } }
   - { id: encrypt, uses: encrypt, input: dump, with: { passphrase: "{{ secrets.passphrase }}" } }
   - { id: upload, uses: upload, input: encrypt, with: { to: "file://./backups/{{ run.id }}/app.pgp" } }
-  - { id: restore_test, uses: restore-test, with: { from: upload, passphrase: "{{ secrets.passphrase }}" } }
+  - { id: restore_test, uses: restore-test, with: { from: upload, target: scratch, passphrase: "{{ secrets.passphrase }}" } }
   - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
 `;
 }

@@ -6,7 +6,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { dbflow } from '../helpers/cli.js';
-import { PG_URL, requireBackupTools, scratchDatabase } from '../helpers/postgres.js';
+import { PG_URL, requireBackupTools, scratchDatabase, throwawayPostgres, withClient, withDatabase } from '../helpers/postgres.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 function pipeline(url: string, options: string, coverage = 'warn'): string {
@@ -81,5 +81,53 @@ void test(
     const onPurpose = newestManifest(dir).verification.find((v) => v.check === 'coverage')!;
     assert.equal(onPurpose.ok, true);
     assert.match(onPurpose.detail!, /"public\.payouts" \(excluded by options\.exclude_tables\)/);
+  },
+);
+
+void test(
+  'database coverage: a database on the server that no entry names is reported; strict fails naming it and publishes nothing',
+  { timeout: 120_000 },
+  async (t) => {
+    if (!(await requireBackupTools(t))) return;
+    // A server of its own: the shared one holds every other test's databases.
+    const server = await throwawayPostgres(t);
+    if (!server) return;
+    await withClient(server.url, (c) => c.query('CREATE DATABASE app'), server.password);
+    await withClient(withDatabase(server.url, 'app'), (c) => c.query('CREATE TABLE orders (id int PRIMARY KEY)'), server.password);
+    const dir = tmpDir(t);
+    const env = { PGPASSWORD: server.password };
+    const run = async (mode: string) => {
+      const yaml = pipeline(withDatabase(server.url, 'app'), '{}').replace(
+        'coverage: warn }',
+        `coverage: warn, database_coverage: ${mode} }`,
+      );
+      writeFileSync(path.join(dir, 'p.yaml'), yaml);
+      return dbflow(['run', 'p.yaml'], { cwd: dir, env });
+    };
+
+    // Every database of the server is named (the maintenance database postgres is not counted): nothing is reported.
+    const clean = await run('warn');
+    assert.equal(clean.exitCode, 0, clean.stdout + clean.stderr);
+    assert.doesNotMatch(clean.stdout + clean.stderr, /no entry of the pipeline names/);
+
+    // A database created after the pipeline was written.
+    await withClient(server.url, (c) => c.query('CREATE DATABASE billing'), server.password);
+    const warned = await run('warn');
+    assert.equal(warned.exitCode, 0, warned.stdout + warned.stderr);
+    assert.match(warned.stdout + warned.stderr, /1 database on the server of "app" that no entry of the pipeline names: "billing"/);
+    const record = newestManifest(dir).verification.find((v) => v.check === 'coverage' && v.detail?.includes('"billing"'));
+    assert.equal(record?.ok, true);
+
+    const published = readdirSync(path.join(dir, 'backups')).filter((r) =>
+      existsSync(path.join(dir, 'backups', r, 'manifest.json')),
+    ).length;
+    const strict = await run('strict');
+    assert.equal(strict.exitCode, 1, strict.stdout + strict.stderr);
+    assert.match(strict.stdout + strict.stderr, /no entry of the pipeline names: "billing"; add it to databases:/);
+    assert.equal(
+      readdirSync(path.join(dir, 'backups')).filter((r) => existsSync(path.join(dir, 'backups', r, 'manifest.json'))).length,
+      published,
+      'the strict run published nothing',
+    );
   },
 );

@@ -21,7 +21,7 @@ steps:
   - { id: snapshot, uses: snapshot, with: { databases: [app] } }
   - { id: dump, uses: dump, with: { database: app, snapshot: snapshot } }
   - { id: upload, uses: upload, input: dump, with: { to: "file://./backups/{{ run.id }}/app.dump" } }
-  - { id: restore_test, uses: restore-test, with: { from: upload, target: "${target}" } }
+  - { id: restore_test, uses: restore-test, with: { from: upload${target ? `, target: "${target}"` : ''} } }
   - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
 `;
 }
@@ -32,11 +32,11 @@ function manifest(dir: string): { status: string; verification: { check: string;
   return JSON.parse(readFileSync(path.join(root, run, 'manifest.json'), 'utf8')) as ReturnType<typeof manifest>;
 }
 
-// A run with target: throwaway in `dir`, the source server's scratch databases (`scratchOnSource`) watched throughout:
-// it succeeds and makes none.
-async function throwawayRun(dir: string, driver: string, url: string, scratchOnSource: () => Promise<string[]>) {
+// A run with `target` (throwaway, or none: the default where the server binaries are installed, as here) in `dir`, the
+// source server's scratch databases (`scratchOnSource`) watched throughout: it succeeds and makes none.
+async function throwawayRun(dir: string, driver: string, url: string, target: string, scratchOnSource: () => Promise<string[]>) {
   const before = new Set(await scratchOnSource());
-  writeFileSync(path.join(dir, 'p.yaml'), pipeline(driver, url, 'throwaway'));
+  writeFileSync(path.join(dir, 'p.yaml'), pipeline(driver, url, target));
   const run = dbflow(['run', 'p.yaml'], { cwd: dir });
   const seen = await watching(scratchOnSource, run);
   const r = await run;
@@ -67,7 +67,7 @@ async function watching(list: () => Promise<string[]>, run: Promise<unknown>): P
 }
 
 void test(
-  'postgres: target throwaway restores on a private server (nothing on the source); target <url> on a restore server',
+  'postgres: without a target (throwaway, the default here) restores on a private server (nothing on the source); target <url> on a restore server',
   { timeout: 180_000 },
   async (t) => {
     if (!(await requireBackupTools(t))) return;
@@ -79,7 +79,7 @@ void test(
         (await c.query<{ d: string }>("SELECT datname AS d FROM pg_database WHERE datname LIKE 'dbflow_verify_%'")).rows.map((r) => r.d),
       );
     const dir = tmpDir(t);
-    const r = await throwawayRun(dir, 'postgres', db.url, scratchOnSource);
+    const r = await throwawayRun(dir, 'postgres', db.url, '', scratchOnSource);
     assert.match(r.stdout + r.stderr, /restoring into a throwaway server on port \d+ \(not the production server\)/);
     const m = manifest(dir);
     assert.equal(m.status, 'verified');
@@ -113,7 +113,7 @@ void test('mysql: target throwaway restores on a private MariaDB server, nothing
       (await c.query<RowDataPacket[]>("SHOW DATABASES LIKE 'dbflow\\_verify\\_%'"))[0].map((r) => String(Object.values(r)[0])),
     );
   const dir = tmpDir(t);
-  await throwawayRun(dir, 'mysql', db.url, scratchOnSource);
+  await throwawayRun(dir, 'mysql', db.url, 'throwaway', scratchOnSource);
   const m = manifest(dir);
   assert.equal(m.status, 'verified');
   assert.match(m.verification.find((v) => v.check === 'restore')!.detail!, /into a throwaway server/);
