@@ -74,9 +74,15 @@ void test(
     const db = await scratchDatabase(t, PG_URL);
     await db.pool.query('CREATE TABLE items (id int PRIMARY KEY, note text)');
     await db.pool.query("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 2000) g");
+    // A scratch database, or a restore session (pg_restore's, on any database), on the source server.
     const scratchOnSource = async (): Promise<string[]> =>
       withClient(PG_URL, async (c) =>
-        (await c.query<{ d: string }>("SELECT datname AS d FROM pg_database WHERE datname LIKE 'dbflow_verify_%'")).rows.map((r) => r.d),
+        (
+          await c.query<{ d: string }>(
+            `SELECT datname AS d FROM pg_database WHERE datname LIKE 'dbflow_verify_%'
+             UNION SELECT 'session ' || datname FROM pg_stat_activity WHERE application_name = 'dbflow pg_restore'`,
+          )
+        ).rows.map((r) => r.d),
       );
     const dir = tmpDir(t);
     const r = await throwawayRun(dir, 'postgres', db.url, '', scratchOnSource);
