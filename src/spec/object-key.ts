@@ -45,7 +45,7 @@ export function renderedRoot(template: string, context: Record<string, unknown>,
   const problem = /^[a-z][a-z0-9+.-]*:\/\//i.test(to) ? keyProblem(`${to}/x`) : 'is not a storage URL (file://, s3://, sftp://)';
   if (problem)
     throw new UsageError(
-      `${what}: "to" renders to "${visibleUrl(to)}", which ${problem}: the log could be stored outside its repository; nothing was stored. Check the values that fill its template (environment variables, vars).`,
+      `${what}: "to" renders to "${visibleUrl(to)}", which ${problem}: what it stores could land outside its repository; nothing was stored. Check the values that fill its template (environment variables, vars).`,
     );
   return to;
 }

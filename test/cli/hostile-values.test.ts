@@ -281,6 +281,52 @@ it('storage keys: an upload key with ".." segments from a variable does not writ
   if (r.exitCode !== 0) assert.match(r.stderr, /"upload"/, 'a refusal names the upload step');
 });
 
+// The marks' `to:` (where `dbflow mark` stores its records): a rendering that leaves the repository is refused before
+// any server is connected to or anything written.
+it('marks to: hostile renderings are refused before anything is marked', async (t) => {
+  const root = tmpDir(t);
+  const dir = path.join(root, 'work');
+  mkdirSync(dir);
+  const mark = path.join(root, 'pwned');
+  const marksPipeline = (to: string, evil: string): string => `version: 1
+name: hostile
+vars:
+  evil: ${yamlString(evil)}
+databases:
+  main: { driver: postgres, url: "postgres://postgres@127.0.0.1:1/app" }
+archive:
+  main: { to: "file://./repo/wal" }
+marks:
+  databases: [main]
+  to: ${yamlString(to)}
+steps:
+  - { id: snapshot, uses: snapshot, with: { databases: [main] } }
+`;
+  const rendered = [
+    { to: 'file://./repo/{{ vars.evil }}', evil: '../../../escaped', problem: 'has a ".." segment' },
+    { to: 'file://./repo/{{ vars.evil }}/marks', evil: '', problem: 'has an empty segment \\("//"\\)' },
+    { to: 's3://bucket/{{ vars.evil }}', evil: '../other-bucket', problem: 'has a ".." segment' },
+    { to: 'file://./repo/{{ vars.evil }}', evil: 'a\rb', problem: 'holds the control character U\\+000D' },
+    { to: '{{ vars.evil }}', evil: '$(touch MARK)', problem: 'is not a storage URL \\(file://, s3://, sftp://\\)' },
+  ];
+  for (const [i, { to, evil, problem }] of rendered.entries()) {
+    const file = path.join(dir, `marks-${i}.yaml`);
+    writeFileSync(file, marksPipeline(to, evil.replaceAll('MARK', mark)));
+    const r = await dbflow(['mark', file], { cwd: dir });
+    tried++;
+    assert.equal(r.exitCode, 2, `${to} with ${JSON.stringify(evil)}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`marks: "to" renders to ".*", which ${problem}: .*nothing was stored`));
+    assert.equal(hasStackTrace(r.stderr), false, r.stderr);
+  }
+  assert.equal(existsSync(mark), false, 'no command was executed');
+  assert.deepEqual(readdirSync(root).sort(), ['work'], 'nothing was written beside the pipeline folder');
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => !f.endsWith('.yaml') && f !== '.dbflow'),
+    [],
+    'no repository was made (only the state folder)',
+  );
+});
+
 // The archive's `to:` (where `dbflow archive` stores a database's log): a value that is no URL is refused at
 // validation with its position; one whose rendering leaves the repository (a "..", "." or empty segment from a
 // variable or the environment) is refused by `dbflow archive` before it connects or writes anything.
