@@ -44,11 +44,15 @@ export interface RunSummary {
     layers: { codec: string }[];
     /** A physical artifact's position (a base backup's LSNs and restore point), as in the manifest. */
     position?: Record<string, unknown>;
+    /** The other stored copies of the artifact (its upload wrote several at once). */
+    copies?: string[];
   }[];
   verifications: { database: string; check: string; ok: boolean; detail?: string; duration_ms?: number }[];
   /** Coordinated snapshots: the step, its participants and how long commits were blocked. */
   coordination?: { step: string; coordinated: boolean; participants: string[]; blocked_ms?: number }[];
   manifest?: string;
+  /** Every manifest, when the backup was published in several repositories (its artifacts copied to each). */
+  manifests?: string[];
 }
 
 export type EventListener = (event: EngineEvent) => void;

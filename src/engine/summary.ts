@@ -16,6 +16,7 @@ export function runSummary(steps: Record<string, StepStatus>, report: ManifestBu
       format: a.format,
       layers: a.layers,
       ...(a.position && { position: a.position }),
+      ...(a.copies && { copies: a.copies.filter((c) => c.error === undefined && c.url !== a.url).map((c) => c.url) }),
     })),
     verifications: report.verifications.map((v) => ({
       database: v.database,
@@ -39,8 +40,13 @@ export function runSummary(steps: Record<string, StepStatus>, report: ManifestBu
 export function shownSummary(summary: RunSummary, redactor: Redactor): RunSummary {
   return {
     ...summary,
-    artifacts: summary.artifacts.map((a) => ({ ...a, url: redactor.redact(a.url) })),
+    artifacts: summary.artifacts.map((a) => ({
+      ...a,
+      url: redactor.redact(a.url),
+      ...(a.copies && { copies: a.copies.map((c) => redactor.redact(c)) }),
+    })),
     verifications: summary.verifications.map((v) => ({ ...v, ...(v.detail && { detail: redactor.redact(v.detail) }) })),
     ...(summary.manifest && { manifest: redactor.redact(summary.manifest) }),
+    ...(summary.manifests && { manifests: summary.manifests.map((m) => redactor.redact(m)) }),
   };
 }

@@ -678,6 +678,19 @@ export interface ArtifactRecord {
    * object the source may go on filling until its stream ends (a base backup's LSNs, WAL range, recovery target).
    */
   position?: Record<string, unknown>;
+  /**
+   * Every destination the artifact was written to at once (one stream, several copies), in the order the step
+   * names them; absent for a single copy. `url` is the first copy that was stored. A copy with an `error` was not
+   * stored (its step tolerated the failure): the manifest never lists it as a copy, only as failed, with the error.
+   */
+  copies?: ArtifactCopy[];
+}
+
+/** One destination of an artifact written to several (`ArtifactRecord.copies`). */
+export interface ArtifactCopy {
+  url: string;
+  /** Why this copy was not stored (secrets masked); absent for a stored copy. */
+  error?: string;
 }
 
 /** A verification result as recorded in the manifest. */
@@ -757,6 +770,11 @@ export interface StepContext<W = Record<string, unknown>> {
   inputStats(): Promise<EdgeStats>;
   /** The upstream stages of this stream chain, nearest last. */
   readonly chain: readonly ChainStage[];
+  /**
+   * The step's `continue_on_error`: a step that does several things at once (an upload to several destinations)
+   * may then succeed with the part that succeeded, saying what failed. Absent means false.
+   */
+  readonly continueOnError?: boolean;
   /**
    * Runs a program (execa), never through a shell. It is killed when the step is cancelled; its
    * stderr goes to the step's log. Its environment is PATH, HOME, USER, LOGNAME, LANG, LANGUAGE,

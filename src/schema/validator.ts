@@ -169,6 +169,19 @@ function toProblem(e: ErrorObject, raw: RawPipeline, base: DocPath, what: string
       const hint = unionHint(schemaAt(root, e.schemaPath));
       return { pos: raw.pos(path), message: hint.startsWith('needs') ? `${where} ${hint}.` : `${where} has the wrong shape: ${hint}.` };
     }
+    case 'minItems':
+      return {
+        pos: raw.pos(path),
+        message: `${where} is an empty list; it needs at least ${String(p.limit)} ${p.limit === 1 ? 'item' : 'items'}.`,
+      };
+    case 'uniqueItems': {
+      const [a, b] = [Number(p.i), Number(p.j)].sort((x, y) => x - y) as [number, number];
+      const value = valueAt(raw.data, [...path, b]);
+      return {
+        pos: raw.pos([...path, b]),
+        message: `${where} lists ${JSON.stringify(value)} twice (items [${a}] and [${b}]); each item must be different.`,
+      };
+    }
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
