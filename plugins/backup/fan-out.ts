@@ -27,6 +27,8 @@ export function fanOut(source: Readable, count: number): FanOut {
     const branch = new PassThrough({ highWaterMark: BRANCH_BUFFER });
     // A destination that gave up no longer listens; the error it ended with is its own put's.
     branch.on('error', () => undefined);
+    // A destination may destroy its stream itself (a put that failed or was aborted): it is written to no more.
+    branch.on('close', () => live.delete(branch));
     return branch;
   });
   const live = new Set(branches);
@@ -39,7 +41,7 @@ export function fanOut(source: Readable, count: number): FanOut {
     try {
       for await (const chunk of source as AsyncIterable<Buffer>) {
         if (stopped || !live.size) return; // leaving the loop destroys the source: nobody takes its bytes
-        const full = [...live].filter((b) => !b.write(chunk));
+        const full = [...live].filter((b) => !b.destroyed && !b.write(chunk));
         if (full.length) await Promise.all(full.map((b) => drained(b, live)));
         if (stopped || !live.size) return;
       }
@@ -65,7 +67,7 @@ export function fanOut(source: Readable, count: number): FanOut {
 
 // Resolves once `branch` has room again, or is no longer written to.
 function drained(branch: PassThrough, live: ReadonlySet<PassThrough>): Promise<void> {
-  if (!live.has(branch)) return Promise.resolve();
+  if (!live.has(branch) || branch.destroyed) return Promise.resolve();
   return new Promise((resolve) => {
     const done = (): void => {
       branch.off('drain', done).off('close', done);
