@@ -43,6 +43,7 @@ import { marksSection } from './bench/marks.js';
 import { dashboardSection } from './bench/dashboard.js';
 import { pitrRestoreSection } from './bench/pitr-restore.js';
 import { walArchiveSection } from './bench/wal-archive.js';
+import { copiesSection, COPIES_SHELL } from './bench/copies.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const sizeMiB = Number(process.env.BENCH_SIZE_MB ?? (quick ? 50 : 500));
@@ -130,6 +131,12 @@ const sections: Section[] = [
     name: '12 dashboard (dbflow serve over 10,000 run records): overview, runs and metrics pages',
     aliases: ['dashboard', 'serve'],
     fn: () => dashboardSection({ log }),
+  },
+  {
+    name: `13 several copies (${sizeMiB} MiB SQLite): one backup to two file destinations at once vs one`,
+    aliases: ['copies', 'copy', 'tee'],
+    fn: () => copiesSection({ sizeMiB, passFile, gnupgHome, log }),
+    shell: `Copies (paths in $SRC $TMP $PASS $A $B; $B empty for one copy):\n${COPIES_SHELL}`,
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).

@@ -97,6 +97,7 @@ export function createContext(
     inputPipe: () => wiring.takePipe?.(),
     inputStats: () => wiring.inputStats ?? Promise.reject(new DbflowError(`step "${key}" has no input stream.`)),
     chain: wiring.chain,
+    continueOnError: step.spec.continueOnError,
     exec(file: string, args: readonly string[], options: ExecaOptions = {}) {
       if (!execa) throw new DbflowError('internal: ctx.exec used before the run loaded execa.');
       return runProgram({ execa, signal, redactor: scope.redactor, log: log('info') }, file, args, options);

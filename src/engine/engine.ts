@@ -48,9 +48,10 @@ export interface RunOptions {
   clock?: Clock;
   /**
    * What a run whose steps all succeeded ends with, before its result is written: by default the backup layer
-   * publishes the manifest (publishBackup); the URL it returns is the summary's `manifest`. What it throws fails the run.
+   * publishes the manifest in each repository of the backup (publishBackup); the URL it returns (or the first of
+   * those) is the summary's `manifest`, and several are its `manifests`. What it throws fails the run.
    */
-  finish?: (run: FinishedRun) => Promise<string | undefined>;
+  finish?: (run: FinishedRun) => Promise<string | string[] | undefined>;
 }
 
 export interface RunResult {
@@ -74,7 +75,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
   const record = new RunRecord(path.resolve(options.stateDir ?? defaultStateDir()), runId);
   const baseDir = pipeline.dir;
   const redactor = new Redactor();
-  const report = new ManifestBuilder();
+  const report = new ManifestBuilder((text) => redactor.redact(text));
   const hashedIds = hashedOutputs(pipeline);
   const runController = new AbortController();
   setMaxListeners(0, runController.signal); // one listener per running unit
@@ -276,7 +277,9 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         report,
         storage: runStorage,
       });
-      if (manifest !== undefined) summary.manifest = manifest;
+      const urls = manifest === undefined ? [] : typeof manifest === 'string' ? [manifest] : manifest;
+      if (urls.length) summary.manifest = urls[0]!;
+      if (urls.length > 1) summary.manifests = urls;
     } catch (err) {
       status = 'failed';
       const message = redactor.redact((err as Error).message);

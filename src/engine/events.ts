@@ -46,11 +46,15 @@ export interface RunSummary {
     position?: Record<string, unknown>;
     /** The server's roles (a globals artifact), restored before the databases. */
     globals?: boolean;
+    /** The other stored copies of the artifact (its upload wrote several at once). */
+    copies?: string[];
   }[];
   verifications: { database: string; check: string; ok: boolean; detail?: string; duration_ms?: number }[];
   /** Coordinated snapshots: the step, its participants and how long commits were blocked. */
   coordination?: { step: string; coordinated: boolean; participants: string[]; blocked_ms?: number }[];
   manifest?: string;
+  /** Every manifest, when the backup was published in several repositories (its artifacts copied to each). */
+  manifests?: string[];
 }
 
 export type EventListener = (event: EngineEvent) => void;

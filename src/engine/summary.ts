@@ -17,6 +17,7 @@ export function runSummary(steps: Record<string, StepStatus>, report: ManifestBu
       layers: a.layers,
       ...(a.position && { position: a.position }),
       ...(a.globals && { globals: true }),
+      ...(a.copies && { copies: a.copies.filter((c) => c.error === undefined && c.url !== a.url).map((c) => c.url) }),
     })),
     verifications: report.verifications.map((v) => ({
       database: v.database,
@@ -40,8 +41,13 @@ export function runSummary(steps: Record<string, StepStatus>, report: ManifestBu
 export function shownSummary(summary: RunSummary, redactor: Redactor): RunSummary {
   return {
     ...summary,
-    artifacts: summary.artifacts.map((a) => ({ ...a, url: redactor.redact(a.url) })),
+    artifacts: summary.artifacts.map((a) => ({
+      ...a,
+      url: redactor.redact(a.url),
+      ...(a.copies && { copies: a.copies.map((c) => redactor.redact(c)) }),
+    })),
     verifications: summary.verifications.map((v) => ({ ...v, ...(v.detail && { detail: redactor.redact(v.detail) }) })),
     ...(summary.manifest && { manifest: redactor.redact(summary.manifest) }),
+    ...(summary.manifests && { manifests: summary.manifests.map((m) => redactor.redact(m)) }),
   };
 }

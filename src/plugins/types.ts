@@ -715,6 +715,19 @@ export interface ArtifactRecord {
   position?: Record<string, unknown>;
   /** The server's roles or users and their grants (`dump` with `globals: true`), not a database's data: `restore` leaves it out. */
   globals?: boolean;
+  /**
+   * Every destination the artifact was written to at once (one stream, several copies), in the order the step
+   * names them; absent for a single copy. `url` is the first copy that was stored. A copy with an `error` was not
+   * stored (its step tolerated the failure): the manifest never lists it as a copy, only as failed, with the error.
+   */
+  copies?: ArtifactCopy[];
+}
+
+/** One destination of an artifact written to several (`ArtifactRecord.copies`). */
+export interface ArtifactCopy {
+  url: string;
+  /** Why this copy was not stored (secrets masked); absent for a stored copy. */
+  error?: string;
 }
 
 /** A verification result as recorded in the manifest. */
@@ -794,6 +807,11 @@ export interface StepContext<W = Record<string, unknown>> {
   inputStats(): Promise<EdgeStats>;
   /** The upstream stages of this stream chain, nearest last. */
   readonly chain: readonly ChainStage[];
+  /**
+   * The step's `continue_on_error`: a step that does several things at once (an upload to several destinations)
+   * may then succeed with the part that succeeded, saying what failed. Absent means false.
+   */
+  readonly continueOnError?: boolean;
   /**
    * Runs a program (execa), never through a shell. It is killed when the step is cancelled; its
    * stderr goes to the step's log. Its environment is PATH, HOME, USER, LOGNAME, LANG, LANGUAGE,

@@ -82,6 +82,23 @@ export const manifestSchema = {
             type: 'array',
             items: { type: 'object', required: ['codec'], properties: { codec: { type: 'string' } } },
           },
+          copies: {
+            type: 'array',
+            description:
+              "Every stored copy of the artifact, this one included, when its upload wrote one stream to several places at once (same bytes and sha256). Each copy's repository holds a manifest of its own, whose `url` and `path` name the copy there.",
+            items: { type: 'object', additionalProperties: false, required: ['url'], properties: { url: { type: 'string' } } },
+          },
+          failed_copies: {
+            type: 'array',
+            description:
+              'Copies that could not be stored (their upload continued on error): never among `copies`, and their repository got no manifest.',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['url', 'error'],
+              properties: { url: { type: 'string' }, error: { type: 'string', description: 'Why, with secrets masked.' } },
+            },
+          },
           position: {
             type: 'object',
             description:

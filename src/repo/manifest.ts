@@ -5,6 +5,7 @@ import type { FromSchema } from 'json-schema-to-ts';
 import { DbflowError } from '../errors.js';
 import type { ArtifactRecord, CoordinationRecord, ManifestReporter, SnapshotInfo, Storage, VerificationRecord } from '../plugins/types.js';
 import { compile } from '../schema/validator.js';
+import { backupSites, commonFolder, type BackupSite, type BackupSites } from './backup-sites.js';
 import { manifestSchema } from './manifest-schema.js';
 
 export const MANIFEST_NAME = 'manifest.json';
@@ -22,6 +23,9 @@ export class ManifestBuilder implements ManifestReporter {
   readonly verifications: VerificationRecord[] = [];
   readonly coordinations: CoordinationRecord[] = [];
 
+  /** `mask` hides secrets in the text a step reports for people (why a copy failed). */
+  constructor(private readonly mask: (text: string) => string = (t) => t) {}
+
   database(name: string, info: SnapshotInfo): void {
     this.databases.set(name, info);
   }
@@ -29,25 +33,24 @@ export class ManifestBuilder implements ManifestReporter {
     this.coordinations.push(record);
   }
   artifact(record: ArtifactRecord): void {
-    this.artifacts.push(record);
+    const copies = record.copies?.map((c) => (c.error === undefined ? c : { ...c, error: this.mask(c.error) }));
+    this.artifacts.push({ ...record, ...(copies && { copies }) });
   }
   verification(record: VerificationRecord): void {
     this.verifications.push(record);
   }
 
-  /** The folder URL all artifacts share: where the manifest goes. */
-  location(): string {
-    const dirs = this.artifacts.map((a) => a.url.slice(0, a.url.lastIndexOf('/')));
-    let common = dirs[0] ?? '';
-    for (const d of dirs) while (!(d === common || d.startsWith(`${common}/`))) common = common.slice(0, common.lastIndexOf('/'));
-    if (!/^[a-z][a-z0-9+.-]*:(?:\/\/\/?)?[^/]/.test(common)) {
-      throw new DbflowError(`the artifacts of this run share no folder (${dirs.join(', ')}); upload them under one backup folder.`);
-    }
-    return common;
+  /** The repositories the backup is published in (see backupSites); throws when its copies do not make whole ones. */
+  sites(): BackupSites {
+    return backupSites(this.artifacts);
   }
 
-  build(meta: { pipeline: Manifest['pipeline']; run: Manifest['run']; tools: Record<string, string>; plugins?: PluginRecord[] }): Manifest {
-    const base = this.location();
+  /** The manifest of the backup as published in `site` (by default the first repository: where the artifacts' first copies are). */
+  build(
+    meta: { pipeline: Manifest['pipeline']; run: Manifest['run']; tools: Record<string, string>; plugins?: PluginRecord[] },
+    site: BackupSite = { location: commonFolder(this.artifacts.map((a) => a.url)), artifacts: this.artifacts },
+  ): Manifest {
+    const base = site.location;
     const verified =
       this.verifications.length > 0 &&
       this.verifications.every((v) => v.ok) &&
@@ -64,7 +67,15 @@ export class ManifestBuilder implements ManifestReporter {
           { driver: i.driver, server_version: i.serverVersion, position: i.position, taken_at: i.takenAt, tables: i.tables },
         ]),
       ),
-      artifacts: this.artifacts.map((a) => ({ ...a, path: path.posix.relative(base, a.url) })),
+      artifacts: site.artifacts.map(({ copies, ...a }) => {
+        const failed = copies?.filter((c) => c.error !== undefined) ?? [];
+        return {
+          ...a,
+          path: path.posix.relative(base, a.url),
+          ...(copies && { copies: copies.filter((c) => c.error === undefined).map((c) => ({ url: c.url })) }),
+          ...(failed.length && { failed_copies: failed.map((c) => ({ url: c.url, error: c.error! })) }),
+        };
+      }),
       verification: this.verifications,
       tools: meta.tools,
       ...(this.coordinations.length && { coordination: this.coordinations }),

@@ -1,7 +1,10 @@
 // The backup layer's end of a run: once every step succeeded, the manifest is written, after every artifact was
-// checked present with its size and sha256, and published beside them. The engine calls it as its finisher.
+// checked present with its size and sha256, and published beside them — in each repository that holds a copy of the
+// whole backup. The engine calls it as its finisher.
 import path from 'node:path';
+import { DbflowError } from '../errors.js';
 import type { Registry } from '../plugins/registry.js';
+import type { Storage } from '../plugins/types.js';
 import { pluginRecords, toolVersions } from '../engine/versions.js';
 import { publishManifest, type ManifestBuilder } from './manifest.js';
 import type { RunStorage } from './run-storage.js';
@@ -17,16 +20,43 @@ export interface FinishedRun {
   storage: RunStorage;
 }
 
-/** Publishes the backup `run` made, if it made one; the URL of its manifest. Throws when it cannot (nothing is published then). */
-export async function publishBackup(finished: FinishedRun): Promise<string | undefined> {
+/**
+ * Publishes the backup `run` made, if it made one: a manifest in each repository holding a copy of every artifact,
+ * once every copy was checked; their URLs, the first repository's first. Throws when it cannot: nothing is published
+ * then (a manifest already written in one repository is removed again when another one cannot be written).
+ */
+export async function publishBackup(finished: FinishedRun): Promise<string[] | undefined> {
   const { report, registry, pipeline, run } = finished;
   if (!report.artifacts.length) return undefined;
-  const manifest = report.build({
+  const { complete, incomplete } = report.sites();
+  if (!complete.length) {
+    throw new DbflowError(
+      `no repository holds a copy of every artifact (${incomplete.map((s) => `${s.location} lacks ${s.missing.join(', ')}`).join('; ')}), so no manifest was published.`,
+    );
+  }
+  const meta = {
     pipeline: { name: pipeline.name, sha256: pipeline.sha256, file: path.basename(pipeline.file) },
     run: { id: run.id, started_at: run.startedAt.toISOString(), finished_at: run.finishedAt.toISOString() },
     tools: await toolVersions(registry),
     plugins: pluginRecords(registry),
-  });
-  await finished.storage.checkStored(report.artifacts);
-  return publishManifest(manifest, report.location(), (url) => registry.storageFor(url));
+  };
+  const manifests = complete.map((site) => ({ site, manifest: report.build(meta, site) }));
+  await finished.storage.checkStored(complete.flatMap((s) => s.artifacts));
+  const storageFor = (url: string): Storage => registry.storageFor(url);
+  const published: string[] = [];
+  try {
+    for (const { site, manifest } of manifests) published.push(await publishManifest(manifest, site.location, storageFor));
+  } catch (err) {
+    const left: string[] = [];
+    for (const url of published)
+      await storageFor(url)
+        .delete(url)
+        .catch(() => left.push(url));
+    if (!left.length) throw err;
+    throw new DbflowError(
+      `${(err as Error).message}; and the manifest already written at ${left.join(', ')} could not be removed again: delete it by hand, this run's backup is incomplete.`,
+      { cause: err },
+    );
+  }
+  return published;
 }

@@ -169,6 +169,31 @@ function toProblem(e: ErrorObject, raw: RawPipeline, base: DocPath, what: string
       const hint = unionHint(schemaAt(root, e.schemaPath));
       return { pos: raw.pos(path), message: hint.startsWith('needs') ? `${where} ${hint}.` : `${where} has the wrong shape: ${hint}.` };
     }
+    case 'format': {
+      if (p.format !== 'url') return { pos: raw.pos(path), message: `${where} ${e.message ?? 'is invalid'}.` };
+      const value = valueAt(raw.data, path);
+      const hint =
+        typeof value === 'string' && /^\.{0,2}\//.test(value)
+          ? `; a path is written as a file:// URL, e.g. file://${value.startsWith('/') ? '' : value.startsWith('.') ? '' : './'}${value}`
+          : '';
+      return {
+        pos: raw.pos(path),
+        message: `${where} must match format "url": ${JSON.stringify(value)} is not a storage URL (file://, s3://, sftp://) and does not start with a "{{ template }}"${hint}.`,
+      };
+    }
+    case 'minItems':
+      return {
+        pos: raw.pos(path),
+        message: `${where} is an empty list; it needs at least ${String(p.limit)} ${p.limit === 1 ? 'item' : 'items'}.`,
+      };
+    case 'uniqueItems': {
+      const [a, b] = [Number(p.i), Number(p.j)].sort((x, y) => x - y) as [number, number];
+      const value = valueAt(raw.data, [...path, b]);
+      return {
+        pos: raw.pos([...path, b]),
+        message: `${where} lists ${JSON.stringify(value)} twice (items [${a}] and [${b}]); each item must be different.`,
+      };
+    }
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':

@@ -47,11 +47,12 @@ export function renderSummary(pipeline: string, result: RunResult, restore?: Sto
   } else if (result.error) lines.push(`  error     ${result.error}`);
   for (const a of result.summary.artifacts) {
     lines.push(`  artifact  ${a.database}  ${a.url}  ${formatBytes(a.bytes)}  sha256 ${a.sha256.slice(0, 16)}…`);
+    for (const c of a.copies ?? []) lines.push(`  copy      ${a.database}  ${c}`);
   }
   for (const v of result.summary.verifications) {
     lines.push(`  ${v.ok ? 'verified' : 'FAILED  '}  ${v.database}  ${v.check}: ${v.detail ?? (v.ok ? 'ok' : 'failed')}`);
   }
-  if (result.summary.manifest) lines.push(`  manifest  ${result.summary.manifest}`);
+  for (const m of result.summary.manifests ?? (result.summary.manifest ? [result.summary.manifest] : [])) lines.push(`  manifest  ${m}`);
   if (result.status === 'success' && result.summary.artifacts.length) {
     lines.push('  restore without dbflow:');
     // A server's roles first: the databases' owners and grants name them.

@@ -327,6 +327,50 @@ steps:
   );
 });
 
+// A list of upload keys: one copy's key that leaves its repository (or that names another copy's destination once
+// rendered) refuses the whole upload before any copy is written, wherever the hostile key stands in the list.
+it('storage keys: a hostile key in a list of copies refuses the upload before any copy is written', async (t) => {
+  const root = tmpDir(t);
+  const dir = path.join(root, 'work');
+  mkdirSync(path.join(dir, 'data'), { recursive: true });
+  const hostile = 'file://./backups/{{ run.id }}/{{ vars.label }}.zst.pgp';
+  const cases = [
+    { label: '../../../escaped', to: ['file://./good/{{ run.id }}/x.zst.pgp', hostile], refusal: /has a "\.\." segment/ },
+    { label: '../../../escaped', to: [hostile, 's3://bucket/good/{{ run.id }}/x.zst.pgp'], refusal: /has a "\.\." segment/ },
+    { label: 'a\u0000b', to: ['file://./good/{{ run.id }}/x.zst.pgp', hostile], refusal: /control character U\+0000/ },
+    {
+      label: 'plain',
+      to: [hostile, 'file://./backups/{{ run.id }}/plain.zst.pgp'],
+      refusal: /"with" is invalid after templates were filled in: \/to must NOT have duplicate items/,
+    },
+  ];
+  for (const [i, { label, to, refusal }] of cases.entries()) {
+    const file = path.join(dir, `copies-${i}.yaml`);
+    const upload = `with: { to: "file://./backups/{{ run.id }}/{{ vars.label }}.zst.pgp" }`;
+    const text = pipeline('vars', label);
+    assert.ok(text.includes(upload));
+    writeFileSync(file, text.replace(upload, `with: { to: ${JSON.stringify(to)} }`));
+    tried++;
+    const r = await dbflow(['run', file, '--state-dir', path.join(root, 'state')], {
+      cwd: dir,
+      env: { HOSTILE_PASSPHRASE: 'a passphrase' },
+    });
+    const where = `copies with label = ${JSON.stringify(label)} in ${JSON.stringify(to)}`;
+    assert.equal(hasStackTrace(r.stderr), false, r.stderr);
+    if (r.exitCode !== 1 || !refusal.test(r.stderr + r.stdout) || !/"upload"/.test(r.stderr + r.stdout))
+      violations.push(`${where}: exit ${r.exitCode}, ${(r.stderr + r.stdout).split('\n').find((l) => /upload/.test(l)) ?? ''}`);
+    const written = [
+      path.join(dir, 'good'),
+      path.join(dir, 'backups'),
+      path.join(dir, 'escaped.zst.pgp'),
+      path.join(root, 'escaped.zst.pgp'),
+    ].filter((f) => existsSync(f));
+    if (written.length) violations.push(`${where}: wrote ${written.join(', ')}`);
+    assert.deepEqual(written, [], `${where}: nothing was written at any destination`);
+  }
+  assert.deepEqual(violations, []);
+});
+
 // The archive's `to:` (where `dbflow archive` stores a database's log): a value that is no URL is refused at
 // validation with its position; one whose rendering leaves the repository (a "..", "." or empty segment from a
 // variable or the environment) is refused by `dbflow archive` before it connects or writes anything.

@@ -29,7 +29,15 @@ export interface S3Server {
   uploadsOnDisk(bucket: string): Record<string, string[]>;
   /** An SDK client for checks that go around dbflow. */
   client(endpoint?: string): S3Client;
+  /** Kills the server outright (SIGKILL), as a crash would: its folder stays, for a server started again on it. */
+  kill(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** Where a server starts: a folder and a port of a server that was killed (see `kill`), to start it again as it was. */
+export interface S3Start {
+  dir?: string;
+  port?: number;
 }
 
 const require = createRequire(import.meta.url);
@@ -54,11 +62,12 @@ function uploadsDir(dir: string, bucket: string): string {
  * Starts s3rver in its own process on 127.0.0.1 with a free port and a temp folder (see
  * s3rver-process.ts); `close()` stops it and removes the folder.
  */
-export async function startS3(): Promise<S3Server> {
+export async function startS3(start: S3Start = {}): Promise<S3Server> {
   const missing = missingS3rver();
   if (missing) throw new Error(missing);
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'dbflow-s3rver-'));
-  const proc = execa(process.execPath, ['--openssl-legacy-provider', '--import', import.meta.resolve('tsx'), child, dir], {
+  const dir = start.dir ?? mkdtempSync(path.join(os.tmpdir(), 'dbflow-s3rver-'));
+  const args = [child, dir, ...(start.port !== undefined ? [String(start.port)] : [])];
+  const proc = execa(process.execPath, ['--openssl-legacy-provider', '--import', import.meta.resolve('tsx'), ...args], {
     stdin: 'pipe',
     stdout: 'pipe',
     stderr: 'pipe',
@@ -123,7 +132,17 @@ export async function startS3(): Promise<S3Server> {
       if (!existsSync(root)) return {};
       return Object.fromEntries(readdirSync(root).map((id) => [id, readdirSync(path.join(root, id))]));
     },
+    async kill() {
+      closing = true;
+      admin.destroy();
+      proc.kill('SIGKILL');
+      await proc;
+    },
     async close() {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        rmSync(dir, { recursive: true, force: true });
+        return;
+      }
       closing = true;
       admin.destroy();
       proc.stdin.end();

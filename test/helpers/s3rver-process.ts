@@ -1,5 +1,5 @@
 // The s3rver process of the S3 tests: s3rver on 127.0.0.1 with a free port, completed with the multipart operations it lacks.
-// Usage: node --openssl-legacy-provider --import tsx s3rver-process.ts <folder>
+// Usage: node --openssl-legacy-provider --import tsx s3rver-process.ts <folder> [port]
 // (s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 offers only through its legacy provider.)
 // Prints {"port": N} once listening; when its stdin closes (the test process ended) or on SIGTERM, stops and removes the folder.
 import { createHash } from 'node:crypto';
@@ -27,7 +27,9 @@ interface KoaContext {
 }
 
 const dir = process.argv[2];
-if (!dir) throw new Error('usage: s3rver-process.ts <folder>');
+if (!dir) throw new Error('usage: s3rver-process.ts <folder> [port]');
+// A port of its own: a server restarted on the folder of one that was killed answers where the first one did.
+const wantedPort = Number(process.argv[3] ?? 0);
 const require = createRequire(import.meta.url);
 const S3rver = require('s3rver') as S3rverClass;
 const S3Error = require('s3rver/lib/models/error') as S3ErrorClass;
@@ -116,7 +118,7 @@ function putPart(root: string): S3rverApp['store']['putPart'] {
 // the server for every test after it, which then fail with ECONNREFUSED: print it on stderr and keep serving.
 process.on('uncaughtException', (err) => process.stderr.write(`s3rver: uncaught ${err.stack ?? String(err)}\n`));
 
-const server = new S3rver({ address: '127.0.0.1', port: 0, directory: dir, silent: true, vhostBuckets: false });
+const server = new S3rver({ address: '127.0.0.1', port: wantedPort, directory: dir, silent: true, vhostBuckets: false });
 server.store.putPart = putPart(dir);
 // Before s3rver's router, its last middleware.
 server.middleware.splice(server.middleware.length - 1, 0, multipartCompletion(dir));
