@@ -13,6 +13,9 @@ import type { Io } from './io.js';
 import { storageScope } from './repo-commands.js';
 import { formatAge, pipelineFiles, pipelineStatuses } from './status-command.js';
 
+// How long the start waits for the index and the listings to catch up before it listens anyway.
+const WARM_UP_MS = 15_000;
+
 export interface ServeCommandOptions {
   stateDir: string;
   listen: string;
@@ -35,7 +38,7 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
   const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}`);
   const registry = await commandRegistry(undefined);
   const scope = storageScope(registry);
-  const app = await createDashboard({
+  const { app, warmUp } = await createDashboard({
     stateDir,
     standings: async (runs, now): Promise<PipelineStanding[]> =>
       (await pipelineStatuses(pipelineFiles([dir]), stateDir, runs, now)).map(({ status: s, pipeline }) => ({
@@ -48,8 +51,8 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
         ...(s.error !== undefined && { error: s.error }),
         archive: (s.archive ?? []).map((a) => ({ database: a.database, lagMs: a.lag_ms, state: a.state })),
       })),
-    backups: async (repo): Promise<BackupRow[]> => {
-      const listing = await listRepository(scope, repo);
+    backups: async (repo, memo): Promise<BackupRow[]> => {
+      const listing = await listRepository(scope, repo, memo);
       const ranges = await restorableRanges(scope, listing.backups, `${listing.repo}/wal`, registry.drivers);
       return listing.backups.map((b) => {
         const m = b.manifest;
@@ -92,6 +95,7 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
   });
   // The signal handlers are in place before the address is announced: a SIGTERM from then on stops it cleanly.
   await interruptible(io, 'the dashboard', async (signal) => {
+    await warmUp(WARM_UP_MS, signal);
     try {
       await app.listen({ host, port });
     } catch (err) {

@@ -10,7 +10,8 @@ import { readRunJson } from '../../engine/run-record.js';
 import { formatDuration } from '../../ui/format.js';
 import type { Pipeline } from '../../spec/pipeline.js';
 import { metricsText } from '../metrics.js';
-import { RunIndex } from '../run-index.js';
+import type { ListingMemo } from '../../repo/repository.js';
+import { repositoryOf, RunIndex } from '../run-index.js';
 import { isVerifiedBackup, newestWhere, type FinishedRun } from '../run-results.js';
 import { currentRunIds, runOf, startDbflow, type DbflowEntry } from './actions.js';
 import { bearer, crossSite, Sessions } from './auth.js';
@@ -46,8 +47,8 @@ export interface DashboardOptions {
   stateDir: string;
   /** Each pipeline's standing against its rpo (the logic of `dbflow status`), from the finished runs. */
   standings: (runs: FinishedRun[], now: number) => Promise<PipelineStanding[]>;
-  /** The backups of a repository, newest first. */
-  backups: (repo: string) => Promise<BackupRow[]>;
+  /** The backups of a repository, newest first; the memo holds what earlier listings read. */
+  backups: (repo: string, memo: ListingMemo) => Promise<BackupRow[]>;
   /** Stock commands restoring a run's artifacts (its result.json summary) without dbflow. */
   stockRestore: (artifacts: Record<string, unknown>[]) => string[];
   /** The token that opens a session; actions are off without it. */
@@ -64,14 +65,26 @@ export interface DashboardOptions {
 
 const SESSION_COOKIE = 'dbflow_session';
 const STATUSES = ['success', 'failed', 'cancelled', 'killed', 'running'];
-const BACKUP_CACHE_MS = 15_000;
+
+/** The dashboard, ready to listen, and what warms it up before it does. */
+export interface Dashboard {
+  app: FastifyInstance;
+  /**
+   * Brings the run index up to date, lists every repository (reading the manifests the listing index lacks) and renders
+   * each page once, so that the first visitor does not wait for any of it; stops waiting after `ms` or on `signal` (the
+   * work goes on).
+   */
+  warmUp: (ms: number, signal: AbortSignal) => Promise<void>;
+}
 
 /** The dashboard, ready to listen. */
-export async function createDashboard(o: DashboardOptions): Promise<FastifyInstance> {
+export async function createDashboard(o: DashboardOptions): Promise<Dashboard> {
   // Open event streams end with the server: a stop never waits for a run to finish.
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
   const sessions = new Sessions(o.token);
-  const index = new RunIndex(o.stateDir);
+  const index = new RunIndex(o.stateDir, {
+    onRebuild: (reason) => o.log(`the run index was damaged (${reason}): built again from the run records`),
+  });
   app.addHook('onClose', () => index.close());
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
@@ -120,9 +133,24 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   // The backups the runs published (their folder URLs): the only ones the pages read or act on.
   const knownBackup = (url: string): boolean => {
     sync();
-    return index.manifests().some((m) => m.replace(/\/manifest\.json$/, '') === url);
+    return index.hasManifest(`${url}/manifest.json`);
   };
-
+  // A repository's backups, listed now: only the manifests and verify records that changed since the last listing are
+  // read. Requests that come while a listing of the repository is under way share it rather than list it again.
+  const listing = new Map<string, Promise<BackupRow[]>>();
+  const listBackups = (repo: string): Promise<BackupRow[]> => {
+    let rows = listing.get(repo);
+    if (!rows) {
+      const memo = index.listingMemo(repo);
+      rows = o.backups(repo, memo).then((r) => {
+        memo.settle();
+        return r;
+      });
+      listing.set(repo, rows);
+      void rows.finally(() => listing.delete(repo)).catch(() => undefined);
+    }
+    return rows;
+  };
   app.get('/', { preHandler: guardRead }, async (req, reply) => {
     sync();
     const runs = index.newestRuns();
@@ -281,21 +309,17 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
     tick();
   });
 
-  let backupCache = new Map<string, { at: number; rows: Promise<BackupRow[]> }>();
   app.get('/backups', { preHandler: guardRead }, async (req, reply) => {
     sync();
-    const repos = [...new Set(index.manifests().map(repositoryOf))].sort();
+    const repos = index.repositories();
     const q = req.query as Record<string, string | undefined>;
     const repo = q.repo && repos.includes(q.repo) ? q.repo : repos[0];
     let backups: BackupRow[] | undefined;
     let error: string | undefined;
     if (repo) {
-      let cached = backupCache.get(repo);
-      if (!cached || Date.now() - cached.at > BACKUP_CACHE_MS) backupCache.set(repo, (cached = { at: Date.now(), rows: o.backups(repo) }));
       try {
-        backups = await cached.rows;
+        backups = await listBackups(repo);
       } catch (err) {
-        backupCache.delete(repo);
         error = `cannot list ${repo}: ${(err as Error).message}`;
       }
     }
@@ -394,10 +418,9 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   app.post('/actions/verify', { preHandler: guardAction }, async (req, reply) => {
     const backup = field(req, 'backup');
     if (!knownBackup(backup)) return reply.code(404).type('text/plain').send(`dbflow: no backup "${backup}" among the runs' backups.\n`);
-    // The listing is read again once the verify has recorded its result.
-    const pid = startDbflow(o.entry, ['verify', backup, '--quiet', '--state-dir', o.stateDir], () => (backupCache = new Map()));
+    // Its record shows on the Backups page once written: every listing reads the verify records that changed.
+    const pid = startDbflow(o.entry, ['verify', backup, '--quiet', '--state-dir', o.stateDir]);
     o.log(`verify now: ${backup}, pid ${pid}, by ${req.ip}`);
-    backupCache = new Map();
     if (wantsJson(req)) return reply.code(202).send({ backup, pid });
     return html(
       reply,
@@ -407,12 +430,25 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
       202,
     );
   });
-  return app;
-}
-
-// The repository of a backup's manifest URL: two folders up (…/<repo>/<run id>/manifest.json).
-function repositoryOf(manifestUrl: string): string {
-  return manifestUrl.replace(/\/[^/]+\/manifest\.json$/, '');
+  const warmUp = async (ms: number, signal: AbortSignal): Promise<void> => {
+    const headers = o.token !== undefined ? { authorization: `Bearer ${o.token}` } : undefined;
+    const get = (url: string): Promise<unknown> => app.inject({ url, ...(headers && { headers }) });
+    const pages = async (): Promise<void> => {
+      await get('/');
+      await get('/runs');
+      for (const repo of index.repositories()) await get(`/backups?repo=${encodeURIComponent(repo)}`);
+    };
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      pages().catch(() => undefined),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, ms);
+        signal.addEventListener('abort', resolve, { once: true });
+      }),
+    ]);
+    clearTimeout(timer);
+  };
+  return { app, warmUp };
 }
 
 function nextDue(p: Pipeline): string {
