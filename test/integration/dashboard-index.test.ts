@@ -67,6 +67,16 @@ void test('dbflow serve: the backups page follows the repository (new, pruned, v
   const b = await run();
 
   let server = await serve(t, dir, env);
+  // The run page draws the plan's edges, as the run recorded them.
+  const start = JSON.parse(readFileSync(path.join(dir, 'state', 'runs', a, 'events.jsonl'), 'utf8').split('\n')[0]!) as {
+    steps: { id: string; deps: string[] }[];
+  };
+  assert.deepEqual(start.steps.find((s) => s.id === 'rowcount_check')?.deps.sort(), ['restore_test', 'snapshot']);
+  const runPage = await (await fetch(`${server.base}/runs/${a}`)).text();
+  assert.match(
+    runPage,
+    /data-step="rowcount_check"[^>]*><strong>rowcount_check<\/strong><small>rowcount-check · after (restore_test, snapshot|snapshot, restore_test)</,
+  );
   assert.deepEqual(await backupRows(server.base), [
     { runId: b, status: 'verified', verify: 'never' },
     { runId: a, status: 'verified', verify: 'never' },
