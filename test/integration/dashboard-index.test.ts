@@ -1,5 +1,5 @@
 // `dbflow serve` over its indexes: the backups page follows the repository (new, pruned, re-verified backups) while reading
-// only the manifests that changed; a damaged run index is built again.
+// only the manifests that changed; a damaged run index is built again; wrong tokens are refused with 429 after a few.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -184,4 +184,39 @@ void test('dbflow serve: a damaged run index (not a database, or cut short) is b
   assert.deepEqual(await listed(server.base), [...ids].reverse());
   assert.deepEqual(await listed(server.base, '?pipeline=b'), [ids[1]]);
   await server.stop();
+});
+
+void test('dbflow serve: wrong tokens from one address are refused with 429 after 5, the right one too, until the window ends', async (t) => {
+  const dir = tmpDir(t);
+  mkdirSync(path.join(dir, 'pipelines'));
+  writeFileSync(path.join(dir, 'pipelines', 'lite.yaml'), sqlitePipeline('lite', 'rpo: 26h'));
+  const stateDir = path.join(dir, 'state');
+  const server = await serve(t, dir, { DBFLOW_STATE_DIR: stateDir, TEST_PASSPHRASE: OPS_PASSPHRASE }, ['--actions']);
+  const signIn = (token: string): Promise<Response> =>
+    fetch(`${server.base}/login`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token, next: '/' }).toString(),
+    });
+  const runNow = (token: string): Promise<Response> =>
+    fetch(`${server.base}/actions/run`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'pipeline=lite',
+    });
+  // The right token works, and does not count.
+  assert.equal((await signIn(TOKEN)).status, 303);
+  for (let i = 0; i < 3; i++) assert.equal((await signIn(`wrong-token-number-${i}`)).status, 401);
+  for (let i = 0; i < 2; i++) assert.equal((await runNow(`wrong-bearer-number-${i}`)).status, 401);
+  // Five wrong ones: now every token from this address is refused before it is compared, the right one too.
+  const refused = await signIn(TOKEN);
+  assert.equal(refused.status, 429);
+  assert.ok(Number(refused.headers.get('retry-after')) > 0);
+  assert.match(await refused.text(), /too many wrong tokens from this address; try again in \d+ s/);
+  assert.equal((await runNow(TOKEN)).status, 429);
+  assert.equal(existsSync(path.join(stateDir, 'runs')), false, 'nothing ran');
+  // Pages that need no token still answer.
+  assert.equal((await fetch(`${server.base}/`)).status, 200);
+  assert.doesNotMatch(server.log(), new RegExp(TOKEN));
 });

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyFormbody from '@fastify/formbody';
+import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Cron } from 'croner';
 import { readRunJson } from '../../engine/run-record.js';
@@ -65,6 +66,9 @@ export interface DashboardOptions {
 
 const SESSION_COOKIE = 'dbflow_session';
 const STATUSES = ['success', 'failed', 'cancelled', 'killed', 'running'];
+// Wrong tokens an address may give (sign-in form or bearer header) in the window; after that every token it gives is refused (429) until the window ends.
+const WRONG_TOKENS = 5;
+const WRONG_TOKEN_WINDOW_MS = 5 * 60_000;
 
 /** The dashboard, ready to listen, and what warms it up before it does. */
 export interface Dashboard {
@@ -88,6 +92,8 @@ export async function createDashboard(o: DashboardOptions): Promise<Dashboard> {
   app.addHook('onClose', () => index.close());
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
+  await app.register(fastifyRateLimit, { global: false });
+  const wrongTokens = app.createRateLimit({ max: WRONG_TOKENS, timeWindow: WRONG_TOKEN_WINDOW_MS });
   await app.register(fastifyCsrf, {
     cookieKey: 'dbflow_csrf',
     cookieOpts: { httpOnly: true, sameSite: 'strict', secure: o.secureCookies, path: '/', signed: false },
@@ -113,10 +119,33 @@ export async function createDashboard(o: DashboardOptions): Promise<Dashboard> {
   });
   const html = (reply: FastifyReply, body: string, code = 200): FastifyReply =>
     reply.code(code).type('text/html; charset=utf-8').send(body);
-  // Read-only pages, when they need a session too.
+  // A token given by a request (the sign-in form, a bearer header): right, wrong (counted against its address), or not
+  // even compared because its address gave too many wrong ones lately (then a 429 with Retry-After is sent).
+  const tryToken = async (req: FastifyRequest, reply: FastifyReply, given: string | undefined): Promise<'right' | 'wrong' | 'refused'> => {
+    const seen = await wrongTokens(req, { increment: false });
+    if (!seen.isAllowed && seen.remaining === 0) {
+      o.log(`token refused unread from ${req.ip}: too many wrong tokens`);
+      await reply
+        .code(429)
+        .header('retry-after', String(seen.ttlInSeconds))
+        .type('text/plain')
+        .send(`dbflow: too many wrong tokens from this address; try again in ${seen.ttlInSeconds} s.\n`);
+      return 'refused';
+    }
+    if (sessions.tokenMatches(given)) return 'right';
+    await wrongTokens(req);
+    return 'wrong';
+  };
+  // Read-only pages, when they need a session too (or the token as a bearer header).
   const guardRead = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (o.authAll && !signedIn(req) && !sessions.tokenMatches(bearer(req.headers.authorization)))
-      await reply.redirect(`/login?next=${encodeURIComponent(req.url)}`);
+    if (!o.authAll || signedIn(req)) return;
+    const given = bearer(req.headers.authorization);
+    if (given !== undefined) {
+      const verdict = await tryToken(req, reply, given);
+      if (verdict === 'refused' || verdict === 'right') return;
+      o.log(`wrong bearer token from ${req.ip}`);
+    }
+    await reply.redirect(`/login?next=${encodeURIComponent(req.url)}`);
   };
   // Actions: enabled, from this site, and by a session with its CSRF token or a bearer token.
   const guardAction = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -124,7 +153,13 @@ export async function createDashboard(o: DashboardOptions): Promise<Dashboard> {
       return void (await reply.code(403).type('text/plain').send('dbflow: actions are off; start dbflow serve with --actions.\n'));
     if (crossSite(req.headers))
       return void (await reply.code(403).type('text/plain').send('dbflow: refused: a request from another site.\n'));
-    if (sessions.tokenMatches(bearer(req.headers.authorization))) return;
+    const given = bearer(req.headers.authorization);
+    if (given !== undefined) {
+      const verdict = await tryToken(req, reply, given);
+      if (verdict === 'refused' || verdict === 'right') return;
+      o.log(`wrong bearer token from ${req.ip}`);
+      return void (await reply.code(401).type('text/plain').send('dbflow: that is not the dashboard token.\n'));
+    }
     if (!signedIn(req)) return void (await reply.code(401).type('text/plain').send('dbflow: sign in first (the dashboard token).\n'));
     await new Promise<void>((resolve) => app.csrfProtection(req, reply, () => resolve()));
   };
@@ -380,7 +415,9 @@ export async function createDashboard(o: DashboardOptions): Promise<Dashboard> {
   app.post('/login', async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, string | undefined>;
     if (crossSite(req.headers)) return reply.code(403).type('text/plain').send('dbflow: refused: a request from another site.\n');
-    if (!sessions.tokenMatches(body.token)) {
+    const verdict = await tryToken(req, reply, body.token);
+    if (verdict === 'refused') return reply;
+    if (verdict === 'wrong') {
       o.log(`sign-in refused from ${req.ip}`);
       return html(
         reply,
