@@ -13,9 +13,9 @@ export interface HeldRead {
   value: unknown;
 }
 
-/** One listing's memo; `settle()` says what to keep (every object it saw) and what it read anew. */
+/** One listing's memo; `settle()` says what it read anew and which objects held before it no longer saw. */
 interface OneListing extends ListingMemo {
-  settle(): { keep: Set<string>; fresh: HeldRead[] };
+  settle(): { fresh: HeldRead[]; gone: string[] };
 }
 
 /** The reads held in memory, by repository then object URL; loaded from the index file on a repository's first listing. */
@@ -36,14 +36,14 @@ export class ListingIndex {
     return rows.map((r) => ({ ...r, value: JSON.parse(r.value) as unknown }));
   }
 
-  /** Writes what a listing read anew and removes from the file what it did not see. */
-  static save(db: Database.Database, repo: string, keep: Set<string>, fresh: HeldRead[]): void {
+  /** Writes what a listing read anew and removes from the file what it no longer sees. */
+  static save(db: Database.Database, repo: string, fresh: HeldRead[], gone: string[]): void {
+    if (!fresh.length && !gone.length) return;
     const put = db.prepare('INSERT OR REPLACE INTO listed (url, repo, bytes, modified, value) VALUES (?, ?, ?, ?, ?)');
     const del = db.prepare('DELETE FROM listed WHERE url = ?');
-    const stored = db.prepare('SELECT url FROM listed WHERE repo = ?').pluck();
     db.transaction(() => {
       for (const r of fresh) put.run(r.url, repo, r.bytes, r.modified, JSON.stringify(r.value));
-      for (const url of stored.all(repo) as string[]) if (!keep.has(url)) del.run(url);
+      for (const url of gone) del.run(url);
     })();
   }
 
@@ -54,6 +54,7 @@ export class ListingIndex {
     const map = held;
     const seen = new Set<string>();
     const fresh: HeldRead[] = [];
+    const dropped: string[] = [];
     const through = async <T>(o: StoredObject, read: () => Promise<T>, keepIt: (value: T) => boolean): Promise<T> => {
       seen.add(o.url);
       const had = map.get(o.url);
@@ -72,15 +73,16 @@ export class ListingIndex {
         const r = { url: o.url, bytes: o.bytes, modified: o.modified, value };
         map.set(o.url, r);
         fresh.push(r);
-      } else map.delete(o.url);
+      } else if (map.delete(o.url)) dropped.push(o.url);
       return value;
     };
     return {
       manifest: (o, read) => through<ReadManifest>(o, read, (v) => v.manifest !== undefined),
       verify: (o, read) => through<VerifyRecord | undefined>(o, read, (v) => v !== undefined),
       settle: () => {
-        for (const url of map.keys()) if (!seen.has(url)) map.delete(url);
-        return { keep: seen, fresh };
+        const gone = [...map.keys()].filter((url) => !seen.has(url));
+        for (const url of gone) map.delete(url);
+        return { fresh, gone: [...gone, ...dropped] };
       },
     };
   }

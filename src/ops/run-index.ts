@@ -30,7 +30,7 @@ export interface RunFilter {
 }
 
 const INDEX_NAME = 'runs-index.sqlite';
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 // A folder's time is trusted to show every later change only once it is this much older than the listing that read it
 // (file systems that keep whole seconds would not show a change made in the same second).
 const SETTLED_MS = 2000;
@@ -50,6 +50,8 @@ export class RunIndex {
   private readonly listings = new ListingIndex();
   // The runs folder's identity and time when it was last listed, once that time had settled; undefined: list it again.
   private listed: string | undefined;
+  // The finished runs as parsed, until a sync adds or removes one.
+  private finished: FinishedRun[] | undefined;
 
   constructor(
     private readonly stateDir: string,
@@ -76,12 +78,16 @@ export class RunIndex {
         CREATE INDEX runs_pipeline ON runs (pipeline, started_at);
         CREATE INDEX runs_status ON runs (status, started_at);
         CREATE INDEX runs_started ON runs (started_at);
+        CREATE INDEX runs_finished ON runs (pipeline, finished, finished_at, run_id);
+        CREATE INDEX runs_success ON runs (pipeline, status, finished_at, run_id);
+        CREATE INDEX runs_unfinished ON runs (run_id) WHERE finished = 0;
         CREATE INDEX runs_manifest ON runs (manifest);
         CREATE INDEX runs_repo ON runs (repo);`);
       ListingIndex.create(this.db);
       this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }
     this.listed = undefined;
+    this.finished = undefined;
   }
 
   // Runs `fn`; when it meets a damaged index, builds the index again from the records and runs it once more.
@@ -167,15 +173,19 @@ export class RunIndex {
       for (const r of rows) put.run(...r);
       for (const id of gone) del.run(id);
     })();
+    if (gone.length || rows.some((r) => r[6] === 1)) this.finished = undefined;
     if (listing) this.listed = folder && Date.now() - Number(folder.mtimeNs / 1_000_000n) > SETTLED_MS ? stamp : undefined;
   }
 
   /** Every finished run, oldest first (as readFinishedRuns gives them). */
   finishedRuns(): FinishedRun[] {
-    const rows = this.guard(
-      () => this.db.prepare('SELECT result FROM runs WHERE finished = 1 ORDER BY finished_at, run_id').pluck().all() as string[],
-    );
-    return rows.map((r) => JSON.parse(r) as FinishedRun);
+    if (!this.finished) {
+      const rows = this.guard(
+        () => this.db.prepare('SELECT result FROM runs WHERE finished = 1 ORDER BY finished_at, run_id').pluck().all() as string[],
+      );
+      this.finished = rows.map((r) => JSON.parse(r) as FinishedRun);
+    }
+    return [...this.finished];
   }
 
   /**
@@ -232,9 +242,9 @@ export class RunIndex {
       manifest: (o, read) => memo.manifest(o, read),
       verify: (o, read) => memo.verify(o, read),
       settle: () => {
-        const { keep, fresh } = memo.settle();
+        const { fresh, gone } = memo.settle();
         try {
-          this.guard(() => ListingIndex.save(this.db, repo, keep, fresh));
+          this.guard(() => ListingIndex.save(this.db, repo, fresh, gone));
         } catch {
           /* an index that cannot be written: the listings are held in memory only */
         }

@@ -403,7 +403,8 @@ export async function createDashboard(o: DashboardOptions): Promise<Dashboard> {
   });
 
   app.get('/metrics', { preHandler: guardRead }, async (_req, reply) => {
-    const m = await metricsText(o.stateDir);
+    sync();
+    const m = await metricsText(o.stateDir, undefined, index.finishedRuns());
     return reply.type(m.contentType).send(m.text);
   });
 
