@@ -128,7 +128,7 @@ const sections: Section[] = [
     fn: () => marksSection({ quick, log }),
   },
   {
-    name: '12 dashboard (dbflow serve over 10,000 run records): overview, runs and metrics pages',
+    name: '12 dashboard (dbflow serve over 10,000 run records and 1,000 backups): overview, runs, metrics and backups pages',
     aliases: ['dashboard', 'serve'],
     fn: () => dashboardSection({ log }),
   },

@@ -1,10 +1,12 @@
 // `dbflow serve [dir]`: the web dashboard over the state folder and the pipelines in a folder.
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { loadPipeline } from '../engine/load.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { createDashboard, type BackupRow, type PipelineStanding } from '../ops/dashboard/server.js';
 import { artifactBytes, isDamaged, listRepository } from '../repo/repository.js';
 import { restorableRanges } from '../repo/restorable.js';
+import type { Pipeline } from '../spec/pipeline.js';
 import { stockRestoreCommand } from '../ui/summary.js';
 import { formatBytes } from '../ui/format.js';
 import { commandRegistry } from './command-registry.js';
@@ -12,6 +14,9 @@ import { interruptible } from './command-support.js';
 import type { Io } from './io.js';
 import { storageScope } from './repo-commands.js';
 import { formatAge, pipelineFiles, pipelineStatuses } from './status-command.js';
+
+// How long the start waits for the index and the listings to catch up before it listens anyway.
+const WARM_UP_MS = 15_000;
 
 export interface ServeCommandOptions {
   stateDir: string;
@@ -34,22 +39,36 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
   const stateDir = path.resolve(o.stateDir);
   const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}`);
   const registry = await commandRegistry(undefined);
+  // Each pipeline file is loaded (parsed, validated) again only when it changed (its size, time or inode).
+  const loaded = new Map<string, { stamp: string; pipeline: Promise<{ pipeline: Pipeline }> }>();
+  const loadUnlessUnchanged = (file: string): Promise<{ pipeline: Pipeline }> => {
+    const st = statSync(file, { throwIfNoEntry: false });
+    const stamp = st ? `${st.ino}:${st.size}:${st.mtimeMs}` : '';
+    let held = loaded.get(file);
+    if (!held || held.stamp !== stamp || !st) {
+      held = { stamp, pipeline: loadPipeline(file, { checkEnvironment: false }) };
+      loaded.set(file, held);
+    }
+    return held.pipeline;
+  };
   const scope = storageScope(registry);
-  const app = await createDashboard({
+  const { app, warmUp } = await createDashboard({
     stateDir,
     standings: async (runs, now): Promise<PipelineStanding[]> =>
-      (await pipelineStatuses(pipelineFiles([dir]), stateDir, runs, now)).map(({ status: s, pipeline }) => ({
-        file: s.file,
-        ...(pipeline && { pipeline }),
-        state: s.state,
-        rpoMs: s.rpo_ms,
-        ageMs: s.age_ms,
-        lastVerifiedAt: s.last_verified_at,
-        ...(s.error !== undefined && { error: s.error }),
-        archive: (s.archive ?? []).map((a) => ({ database: a.database, lagMs: a.lag_ms, state: a.state })),
-      })),
-    backups: async (repo): Promise<BackupRow[]> => {
-      const listing = await listRepository(scope, repo);
+      (await pipelineStatuses(pipelineFiles([dir]), stateDir, runs, now, undefined, loadUnlessUnchanged)).map(
+        ({ status: s, pipeline }) => ({
+          file: s.file,
+          ...(pipeline && { pipeline }),
+          state: s.state,
+          rpoMs: s.rpo_ms,
+          ageMs: s.age_ms,
+          lastVerifiedAt: s.last_verified_at,
+          ...(s.error !== undefined && { error: s.error }),
+          archive: (s.archive ?? []).map((a) => ({ database: a.database, lagMs: a.lag_ms, state: a.state })),
+        }),
+      ),
+    backups: async (repo, memo): Promise<BackupRow[]> => {
+      const listing = await listRepository(scope, repo, memo);
       const ranges = await restorableRanges(scope, listing.backups, `${listing.repo}/wal`, registry.drivers);
       return listing.backups.map((b) => {
         const m = b.manifest;
@@ -92,6 +111,7 @@ export async function serveCommand(dir: string, o: ServeCommandOptions, io: Io):
   });
   // The signal handlers are in place before the address is announced: a SIGTERM from then on stops it cleanly.
   await interruptible(io, 'the dashboard', async (signal) => {
+    await warmUp(WARM_UP_MS, signal);
     try {
       await app.listen({ host, port });
     } catch (err) {

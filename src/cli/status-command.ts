@@ -130,6 +130,7 @@ export async function pipelineStatuses(
   runs: FinishedRun[],
   now: number,
   invalid?: (err: SpecError | UsageError) => void,
+  load: (file: string) => Promise<{ pipeline: Pipeline }> = (file) => loadPipeline(file, { checkEnvironment: false }),
 ): Promise<StatusEntry[]> {
   const verified = newestWhere(runs, isVerifiedBackup);
   const archiveStates = readArchiveStates(stateDir);
@@ -138,7 +139,7 @@ export async function pipelineStatuses(
     let pipeline;
     try {
       // The environment of the runs is not needed to judge them: unset variables are not a problem here.
-      ({ pipeline } = await loadPipeline(file, { checkEnvironment: false }));
+      ({ pipeline } = await load(file));
     } catch (err) {
       if (!(err instanceof SpecError) && !(err instanceof UsageError)) throw err;
       entries.push({

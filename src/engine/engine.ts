@@ -121,7 +121,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
     runId,
     pipeline: pipeline.name,
     dir: record.dir,
-    steps: plan.units.flatMap((u) => u.members.map((m) => ({ id: m.key, uses: m.def.uses, kind: m.def.kind, unit: u.key }))),
+    steps: plan.units.flatMap((u) => u.members.map((m) => ({ id: m.key, uses: m.def.uses, kind: m.def.kind, unit: u.key, deps: m.deps }))),
   });
 
   // Secrets and the template context; a failure here fails the run before any step.

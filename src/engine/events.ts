@@ -11,7 +11,8 @@ export type EngineEvent =
       runId: string;
       pipeline: string;
       dir: string;
-      steps: { id: string; uses: string; kind: StepKind; unit: string }[];
+      /** Every step instance as planned: `deps` are the instance keys it waits for (the plan's edges). */
+      steps: { id: string; uses: string; kind: StepKind; unit: string; deps: string[] }[];
     }
   | { type: 'step:start'; time: string; id: string; attempt: number }
   | { type: 'step:retry'; time: string; id: string; attempt: number; delayMs: number; error: string }

@@ -75,9 +75,16 @@ export const METRICS = {
   },
 } as const;
 
-/** The metrics of the runs under `stateDir` in the Prometheus text format, with the metrics of `extra` (the daemon's) added. */
-export async function metricsText(stateDir: string, extra?: Registry): Promise<{ contentType: string; text: string }> {
-  const registry = buildRegistry(indexedFinishedRuns(stateDir));
+/**
+ * The metrics of the runs under `stateDir` in the Prometheus text format, with the metrics of `extra` (the daemon's)
+ * added; `runs`: its finished runs when the caller holds them already (an open run index).
+ */
+export async function metricsText(
+  stateDir: string,
+  extra?: Registry,
+  runs?: FinishedRun[],
+): Promise<{ contentType: string; text: string }> {
+  const registry = buildRegistry(runs ?? indexedFinishedRuns(stateDir));
   addArchiveMetrics(registry, readArchiveStates(path.resolve(stateDir)), Date.now());
   const out = extra ? Registry.merge([registry, extra]) : registry;
   return { contentType: out.contentType, text: await out.metrics() };

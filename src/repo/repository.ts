@@ -47,10 +47,22 @@ export interface RepositoryListing {
   orphans: OrphanFolder[];
 }
 
+/** A manifest as read: the parsed manifest, or why it cannot be used. */
+export type ReadManifest = { manifest: Manifest; problem?: undefined } | { manifest?: undefined; problem: string };
+
+/**
+ * What a listing read before, by object as listed (its URL, size and time): a memo answers from what it holds for an
+ * unchanged object and calls `read` otherwise, so that a listing reads only the manifests and verify records that changed.
+ */
+export interface ListingMemo {
+  manifest(object: StoredObject, read: () => Promise<ReadManifest>): Promise<ReadManifest>;
+  verify(object: StoredObject, read: () => Promise<VerifyRecord | undefined>): Promise<VerifyRecord | undefined>;
+}
+
 const READ_AT_ONCE = 8;
 
 /** Lists the repository at `repo`: every folder below it with a manifest.json is a backup. */
-export async function listRepository(scope: StorageScope, repoUrl: string): Promise<RepositoryListing> {
+export async function listRepository(scope: StorageScope, repoUrl: string, memo?: ListingMemo): Promise<RepositoryListing> {
   const repo = normalizeUrl(repoUrl, 'repository');
   const storage = scope.storage(repo);
   // Audit records (dbflow-audit/ folders) are neither backups nor orphans: not listed, never pruned.
@@ -88,15 +100,21 @@ export async function listRepository(scope: StorageScope, repoUrl: string): Prom
   const backups = await mapLimit(folders, READ_AT_ONCE, async (url): Promise<ListedBackup> => {
     const inFolder = owned.get(url)!;
     const manifestUrl = `${url}/${MANIFEST_NAME}`;
-    let manifest: Manifest;
-    try {
-      manifest = parseManifest(await readText(storage, manifestUrl), manifestUrl);
-    } catch (err) {
-      return { url, objects: inFolder, missing: [], problem: (err as Error).message };
-    }
+    const readManifest = async (): Promise<ReadManifest> => {
+      try {
+        return { manifest: parseManifest(await readText(storage, manifestUrl), manifestUrl) };
+      } catch (err) {
+        return { problem: (err as Error).message };
+      }
+    };
+    const manifestObject = inFolder.find((o) => o.url === manifestUrl);
+    const { manifest, problem } = memo && manifestObject ? await memo.manifest(manifestObject, readManifest) : await readManifest();
+    if (!manifest) return { url, objects: inFolder, missing: [], problem };
     const sizes = new Map(inFolder.map((o) => [o.url, o.bytes]));
     const missing = manifest.artifacts.filter((a) => sizes.get(`${url}/${a.path}`) !== a.bytes).map((a) => a.path);
-    const verify = inFolder.some((o) => o.url === `${url}/${VERIFY_RECORD_NAME}`) ? await readVerifyRecord(storage, url) : undefined;
+    const verifyObject = inFolder.find((o) => o.url === `${url}/${VERIFY_RECORD_NAME}`);
+    const readVerify = (): Promise<VerifyRecord | undefined> => readVerifyRecord(storage, url);
+    const verify = !verifyObject ? undefined : memo ? await memo.verify(verifyObject, readVerify) : await readVerify();
     return { url, manifest, objects: inFolder, missing, ...(verify && { verify }) };
   });
   backups.sort((a, b) => {

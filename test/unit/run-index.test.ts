@@ -1,6 +1,6 @@
 // The index of run records: built from the records, then only new and unfinished runs are read; removed records leave it.
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { indexedFinishedRuns, RunIndex } from '../../src/ops/run-index.js';
@@ -61,10 +61,42 @@ void test('run index: the same finished runs as the records, filters, a run that
     index.newestRuns().map((r) => r.runId),
     ['20260102T000000Z-0002', '20260103T000000Z-0003'],
   );
-  assert.deepEqual(index.manifests(), []);
+  assert.deepEqual(index.repositories(), []);
 });
 
 void test('run index: no state folder means no runs, and creates nothing', () => {
   const state = path.join(tmpDir(), 'none');
   assert.deepEqual(indexedFinishedRuns(state), []);
+});
+
+void test('run index: a damaged index file (garbage, cut short) is built again from the records, whichever call meets it', (t) => {
+  const state = tmpDir(t);
+  record(state, '20260101T000000Z-0001', 'a', 'success');
+  record(state, '20260102T000000Z-0002', 'b', 'failed');
+  const file = path.join(state, 'runs-index.sqlite');
+  const first = new RunIndex(state);
+  first.sync();
+  first.close();
+  const reasons: string[] = [];
+
+  writeFileSync(file, Buffer.alloc(8192, 0x5a));
+  const afterGarbage = new RunIndex(state, { onRebuild: (r) => reasons.push(r) });
+  t.after(() => afterGarbage.close());
+  assert.deepEqual(reasons, ['file is not a database']);
+  assert.deepEqual(
+    afterGarbage.runs().runs.map((r) => r.runId),
+    ['20260102T000000Z-0002', '20260101T000000Z-0001'],
+  );
+  afterGarbage.close();
+
+  truncateSync(file, 4096); // the header and the schema, not one table
+  const afterCut = new RunIndex(state, { onRebuild: (r) => reasons.push(r) });
+  t.after(() => afterCut.close());
+  afterCut.sync();
+  assert.deepEqual(reasons, ['file is not a database', 'database disk image is malformed']);
+  assert.deepEqual(afterCut.finishedRuns(), readFinishedRuns(state));
+  afterCut.close();
+
+  writeFileSync(file, 'not a database either');
+  assert.deepEqual(indexedFinishedRuns(state), readFinishedRuns(state));
 });

@@ -13,10 +13,9 @@ export interface DbflowEntry {
 }
 
 /** Starts `dbflow <args>`; it outlives a request and logs to the state folder like any run. */
-export function startDbflow(entry: DbflowEntry, args: string[], exited?: () => void): number {
+export function startDbflow(entry: DbflowEntry, args: string[]): number {
   const child = spawn(entry.node, [...entry.args, ...args], { stdio: 'ignore', env: entry.env, detached: false });
   child.on('error', () => undefined);
-  if (exited) child.on('exit', exited);
   child.unref();
   return child.pid ?? -1;
 }

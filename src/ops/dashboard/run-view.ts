@@ -38,6 +38,8 @@ export function runState(stateDir: string, runId: string): RunState | undefined 
   let status = 'running';
   let startedAt: string | undefined;
   let done = false;
+  // The plan's edges, as the run recorded them; records written before runs recorded them get edges derived here.
+  let plannedEdges = true;
   const complete = text.slice(0, text.lastIndexOf('\n') + 1);
   for (const line of complete.split('\n')) {
     if (!line) continue;
@@ -51,8 +53,11 @@ export function runState(stateDir: string, runId: string): RunState | undefined 
     if (e.type === 'run:start') {
       pipeline = String(e.pipeline);
       startedAt = String(e.time);
-      for (const s of (e.steps as { id: string; uses: string }[] | undefined) ?? [])
-        steps.set(s.id, { key: s.id, uses: s.uses, status: 'pending', after: [] });
+      for (const s of (e.steps as { id: string; uses: string; deps?: unknown }[] | undefined) ?? []) {
+        const planned = Array.isArray(s.deps) ? s.deps.filter((d): d is string => typeof d === 'string') : undefined;
+        if (!planned) plannedEdges = false;
+        steps.set(s.id, { key: s.id, uses: s.uses, status: 'pending', after: planned ?? [] });
+      }
     } else if (e.type === 'step:start') {
       const s = steps.get(id) ?? { key: id, uses: '', status: 'pending', after: [] };
       s.status = 'running';
@@ -73,11 +78,12 @@ export function runState(stateDir: string, runId: string): RunState | undefined 
     status = result.status;
     done = true;
   }
-  addEdges(stateDir, runId, steps);
+  if (!plannedEdges || !steps.size) addEdges(stateDir, runId, steps);
   return { pipeline, status, ...(startedAt !== undefined && { startedAt }), steps: [...steps.values()], done };
 }
 
-// The DAG's edges, from the pipeline's steps in pipeline.json: needs, input, and `with` values naming another step.
+// The DAG's edges of a run recorded before runs recorded the plan's: from the pipeline's steps in pipeline.json (needs,
+// input, and `with` values naming another step).
 function addEdges(stateDir: string, runId: string, steps: Map<string, StepView>): void {
   const meta = readRunJson(stateDir, runId, 'pipeline.json');
   const specs = ((meta?.pipeline as { steps?: unknown[] } | undefined)?.steps ?? []) as {
@@ -98,19 +104,27 @@ function addEdges(stateDir: string, runId: string, steps: Map<string, StepView>)
   }
 }
 
-/** The steps in stages: each after the stages of everything it waits for (a cell waits for its base step's dependencies). */
+/**
+ * The steps in stages: each after the stages of everything it waits for — step instances as the plan names them, or
+ * (in older records) step ids, whose every cell it then waits for.
+ */
 export function stages(steps: StepView[]): StepView[][] {
   const depth = new Map<string, number>();
   const base = (key: string): string => key.replace(/\[.*$/, '');
+  const byKey = new Map(steps.map((s) => [s.key, s]));
   const byBase = new Map<string, StepView[]>();
   for (const s of steps) byBase.set(base(s.key), [...(byBase.get(base(s.key)) ?? []), s]);
+  const targets = (dep: string): StepView[] => {
+    const exact = byKey.get(dep);
+    return exact ? [exact] : (byBase.get(dep) ?? []);
+  };
   const visit = (s: StepView, seen: Set<string>): number => {
     const known = depth.get(s.key);
     if (known !== undefined) return known;
     if (seen.has(s.key)) return 0;
     seen.add(s.key);
     let d = 0;
-    for (const dep of s.after) for (const t of byBase.get(dep) ?? []) d = Math.max(d, visit(t, seen) + 1);
+    for (const dep of s.after) for (const t of targets(dep)) d = Math.max(d, visit(t, seen) + 1);
     depth.set(s.key, d);
     return d;
   };

@@ -4,13 +4,15 @@ import { readFileSync } from 'node:fs';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
 import fastifyFormbody from '@fastify/formbody';
+import fastifyRateLimit from '@fastify/rate-limit';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { Cron } from 'croner';
 import { readRunJson } from '../../engine/run-record.js';
 import { formatDuration } from '../../ui/format.js';
 import type { Pipeline } from '../../spec/pipeline.js';
 import { metricsText } from '../metrics.js';
-import { RunIndex } from '../run-index.js';
+import type { ListingMemo } from '../../repo/repository.js';
+import { repositoryOf, RunIndex } from '../run-index.js';
 import { isVerifiedBackup, newestWhere, type FinishedRun } from '../run-results.js';
 import { currentRunIds, runOf, startDbflow, type DbflowEntry } from './actions.js';
 import { bearer, crossSite, Sessions } from './auth.js';
@@ -46,8 +48,8 @@ export interface DashboardOptions {
   stateDir: string;
   /** Each pipeline's standing against its rpo (the logic of `dbflow status`), from the finished runs. */
   standings: (runs: FinishedRun[], now: number) => Promise<PipelineStanding[]>;
-  /** The backups of a repository, newest first. */
-  backups: (repo: string) => Promise<BackupRow[]>;
+  /** The backups of a repository, newest first; the memo holds what earlier listings read. */
+  backups: (repo: string, memo: ListingMemo) => Promise<BackupRow[]>;
   /** Stock commands restoring a run's artifacts (its result.json summary) without dbflow. */
   stockRestore: (artifacts: Record<string, unknown>[]) => string[];
   /** The token that opens a session; actions are off without it. */
@@ -64,17 +66,34 @@ export interface DashboardOptions {
 
 const SESSION_COOKIE = 'dbflow_session';
 const STATUSES = ['success', 'failed', 'cancelled', 'killed', 'running'];
-const BACKUP_CACHE_MS = 15_000;
+// Wrong tokens an address may give (sign-in form or bearer header) in the window; after that every token it gives is refused (429) until the window ends.
+const WRONG_TOKENS = 5;
+const WRONG_TOKEN_WINDOW_MS = 5 * 60_000;
+
+/** The dashboard, ready to listen, and what warms it up before it does. */
+export interface Dashboard {
+  app: FastifyInstance;
+  /**
+   * Brings the run index up to date, lists every repository (reading the manifests the listing index lacks) and renders
+   * each page once, so that the first visitor does not wait for any of it; stops waiting after `ms` or on `signal` (the
+   * work goes on).
+   */
+  warmUp: (ms: number, signal: AbortSignal) => Promise<void>;
+}
 
 /** The dashboard, ready to listen. */
-export async function createDashboard(o: DashboardOptions): Promise<FastifyInstance> {
+export async function createDashboard(o: DashboardOptions): Promise<Dashboard> {
   // Open event streams end with the server: a stop never waits for a run to finish.
   const app = Fastify({ logger: false, bodyLimit: 64 * 1024, forceCloseConnections: true });
   const sessions = new Sessions(o.token);
-  const index = new RunIndex(o.stateDir);
+  const index = new RunIndex(o.stateDir, {
+    onRebuild: (reason) => o.log(`the run index was damaged (${reason}): built again from the run records`),
+  });
   app.addHook('onClose', () => index.close());
   await app.register(fastifyCookie);
   await app.register(fastifyFormbody);
+  await app.register(fastifyRateLimit, { global: false });
+  const wrongTokens = app.createRateLimit({ max: WRONG_TOKENS, timeWindow: WRONG_TOKEN_WINDOW_MS });
   await app.register(fastifyCsrf, {
     cookieKey: 'dbflow_csrf',
     cookieOpts: { httpOnly: true, sameSite: 'strict', secure: o.secureCookies, path: '/', signed: false },
@@ -100,10 +119,33 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   });
   const html = (reply: FastifyReply, body: string, code = 200): FastifyReply =>
     reply.code(code).type('text/html; charset=utf-8').send(body);
-  // Read-only pages, when they need a session too.
+  // A token given by a request (the sign-in form, a bearer header): right, wrong (counted against its address), or not
+  // even compared because its address gave too many wrong ones lately (then a 429 with Retry-After is sent).
+  const tryToken = async (req: FastifyRequest, reply: FastifyReply, given: string | undefined): Promise<'right' | 'wrong' | 'refused'> => {
+    const seen = await wrongTokens(req, { increment: false });
+    if (!seen.isAllowed && seen.remaining === 0) {
+      o.log(`token refused unread from ${req.ip}: too many wrong tokens`);
+      await reply
+        .code(429)
+        .header('retry-after', String(seen.ttlInSeconds))
+        .type('text/plain')
+        .send(`dbflow: too many wrong tokens from this address; try again in ${seen.ttlInSeconds} s.\n`);
+      return 'refused';
+    }
+    if (sessions.tokenMatches(given)) return 'right';
+    await wrongTokens(req);
+    return 'wrong';
+  };
+  // Read-only pages, when they need a session too (or the token as a bearer header).
   const guardRead = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    if (o.authAll && !signedIn(req) && !sessions.tokenMatches(bearer(req.headers.authorization)))
-      await reply.redirect(`/login?next=${encodeURIComponent(req.url)}`);
+    if (!o.authAll || signedIn(req)) return;
+    const given = bearer(req.headers.authorization);
+    if (given !== undefined) {
+      const verdict = await tryToken(req, reply, given);
+      if (verdict === 'refused' || verdict === 'right') return;
+      o.log(`wrong bearer token from ${req.ip}`);
+    }
+    await reply.redirect(`/login?next=${encodeURIComponent(req.url)}`);
   };
   // Actions: enabled, from this site, and by a session with its CSRF token or a bearer token.
   const guardAction = async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
@@ -111,7 +153,13 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
       return void (await reply.code(403).type('text/plain').send('dbflow: actions are off; start dbflow serve with --actions.\n'));
     if (crossSite(req.headers))
       return void (await reply.code(403).type('text/plain').send('dbflow: refused: a request from another site.\n'));
-    if (sessions.tokenMatches(bearer(req.headers.authorization))) return;
+    const given = bearer(req.headers.authorization);
+    if (given !== undefined) {
+      const verdict = await tryToken(req, reply, given);
+      if (verdict === 'refused' || verdict === 'right') return;
+      o.log(`wrong bearer token from ${req.ip}`);
+      return void (await reply.code(401).type('text/plain').send('dbflow: that is not the dashboard token.\n'));
+    }
     if (!signedIn(req)) return void (await reply.code(401).type('text/plain').send('dbflow: sign in first (the dashboard token).\n'));
     await new Promise<void>((resolve) => app.csrfProtection(req, reply, () => resolve()));
   };
@@ -120,9 +168,24 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   // The backups the runs published (their folder URLs): the only ones the pages read or act on.
   const knownBackup = (url: string): boolean => {
     sync();
-    return index.manifests().some((m) => m.replace(/\/manifest\.json$/, '') === url);
+    return index.hasManifest(`${url}/manifest.json`);
   };
-
+  // A repository's backups, listed now: only the manifests and verify records that changed since the last listing are
+  // read. Requests that come while a listing of the repository is under way share it rather than list it again.
+  const listing = new Map<string, Promise<BackupRow[]>>();
+  const listBackups = (repo: string): Promise<BackupRow[]> => {
+    let rows = listing.get(repo);
+    if (!rows) {
+      const memo = index.listingMemo(repo);
+      rows = o.backups(repo, memo).then((r) => {
+        memo.settle();
+        return r;
+      });
+      listing.set(repo, rows);
+      void rows.finally(() => listing.delete(repo)).catch(() => undefined);
+    }
+    return rows;
+  };
   app.get('/', { preHandler: guardRead }, async (req, reply) => {
     sync();
     const runs = index.newestRuns();
@@ -281,21 +344,17 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
     tick();
   });
 
-  let backupCache = new Map<string, { at: number; rows: Promise<BackupRow[]> }>();
   app.get('/backups', { preHandler: guardRead }, async (req, reply) => {
     sync();
-    const repos = [...new Set(index.manifests().map(repositoryOf))].sort();
+    const repos = index.repositories();
     const q = req.query as Record<string, string | undefined>;
     const repo = q.repo && repos.includes(q.repo) ? q.repo : repos[0];
     let backups: BackupRow[] | undefined;
     let error: string | undefined;
     if (repo) {
-      let cached = backupCache.get(repo);
-      if (!cached || Date.now() - cached.at > BACKUP_CACHE_MS) backupCache.set(repo, (cached = { at: Date.now(), rows: o.backups(repo) }));
       try {
-        backups = await cached.rows;
+        backups = await listBackups(repo);
       } catch (err) {
-        backupCache.delete(repo);
         error = `cannot list ${repo}: ${(err as Error).message}`;
       }
     }
@@ -344,7 +403,8 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   });
 
   app.get('/metrics', { preHandler: guardRead }, async (_req, reply) => {
-    const m = await metricsText(o.stateDir);
+    sync();
+    const m = await metricsText(o.stateDir, undefined, index.finishedRuns());
     return reply.type(m.contentType).send(m.text);
   });
 
@@ -356,7 +416,9 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   app.post('/login', async (req, reply) => {
     const body = (req.body ?? {}) as Record<string, string | undefined>;
     if (crossSite(req.headers)) return reply.code(403).type('text/plain').send('dbflow: refused: a request from another site.\n');
-    if (!sessions.tokenMatches(body.token)) {
+    const verdict = await tryToken(req, reply, body.token);
+    if (verdict === 'refused') return reply;
+    if (verdict === 'wrong') {
       o.log(`sign-in refused from ${req.ip}`);
       return html(
         reply,
@@ -394,10 +456,9 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
   app.post('/actions/verify', { preHandler: guardAction }, async (req, reply) => {
     const backup = field(req, 'backup');
     if (!knownBackup(backup)) return reply.code(404).type('text/plain').send(`dbflow: no backup "${backup}" among the runs' backups.\n`);
-    // The listing is read again once the verify has recorded its result.
-    const pid = startDbflow(o.entry, ['verify', backup, '--quiet', '--state-dir', o.stateDir], () => (backupCache = new Map()));
+    // Its record shows on the Backups page once written: every listing reads the verify records that changed.
+    const pid = startDbflow(o.entry, ['verify', backup, '--quiet', '--state-dir', o.stateDir]);
     o.log(`verify now: ${backup}, pid ${pid}, by ${req.ip}`);
-    backupCache = new Map();
     if (wantsJson(req)) return reply.code(202).send({ backup, pid });
     return html(
       reply,
@@ -407,12 +468,25 @@ export async function createDashboard(o: DashboardOptions): Promise<FastifyInsta
       202,
     );
   });
-  return app;
-}
-
-// The repository of a backup's manifest URL: two folders up (…/<repo>/<run id>/manifest.json).
-function repositoryOf(manifestUrl: string): string {
-  return manifestUrl.replace(/\/[^/]+\/manifest\.json$/, '');
+  const warmUp = async (ms: number, signal: AbortSignal): Promise<void> => {
+    const headers = o.token !== undefined ? { authorization: `Bearer ${o.token}` } : undefined;
+    const get = (url: string): Promise<unknown> => app.inject({ url, ...(headers && { headers }) });
+    const pages = async (): Promise<void> => {
+      await get('/');
+      await get('/runs');
+      for (const repo of index.repositories()) await get(`/backups?repo=${encodeURIComponent(repo)}`);
+    };
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      pages().catch(() => undefined),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, ms);
+        signal.addEventListener('abort', resolve, { once: true });
+      }),
+    ]);
+    clearTimeout(timer);
+  };
+  return { app, warmUp };
 }
 
 function nextDue(p: Pipeline): string {
