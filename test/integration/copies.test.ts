@@ -78,8 +78,47 @@ async function s3Keys(s3: S3Server, bucket: string): Promise<string[]> {
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];
   return readdirSync(dir, { recursive: true, encoding: 'utf8' })
-    .filter((f) => statSync(path.join(dir, f)).isFile())
+    .filter((f) => statSync(path.join(dir, f), { throwIfNoEntry: false })?.isFile()) // a file may go as it is listed
     .sort();
+}
+
+// A ~96 MiB SQLite database that does not compress, and a pipeline that uploads its dump to a file:// repository and
+// to S3 at once: the upload takes long enough for a fault to land while the bytes flow.
+function bigUpload(cwd: string, bucket: string): { file: string; dbBytes: number } {
+  mkdirSync(path.join(cwd, 'data'));
+  const dbFile = path.join(cwd, 'data', 'big.sqlite3');
+  const db = new Database(dbFile);
+  db.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)');
+  const insert = db.prepare('INSERT INTO blobs (body) VALUES (randomblob(1048576))');
+  db.transaction(() => {
+    for (let i = 0; i < 96; i++) insert.run();
+  })();
+  db.close();
+  const file = writePipeline(
+    cwd,
+    `version: 1
+name: copies
+databases:
+  big: { driver: sqlite, url: "sqlite:./data/big.sqlite3" }
+steps:
+  - { id: snapshot, uses: snapshot, with: { databases: [big] } }
+  - { id: dump, uses: dump, with: { database: big, snapshot: snapshot } }
+  - id: upload
+    uses: upload
+    input: dump
+    with: { to: ["file://./repo/{{ run.id }}/big.sqlite3", "s3://${bucket}/repo/{{ run.id }}/big.sqlite3"] }
+`,
+  );
+  return { file, dbBytes: statSync(dbFile).size };
+}
+
+/** S3 settings that keep the upload slow enough to be caught mid-stream: 5 MiB parts, one at a time. */
+const SLOW_S3 = { DBFLOW_S3_PART_SIZE_MIB: '5', DBFLOW_S3_QUEUE_SIZE: '1' };
+
+// The size of the file copy's temporary file in `repoDir` (0 before it exists).
+function partialBytes(repoDir: string): number {
+  const partial = filesUnder(repoDir).find((f) => /big\.sqlite3\.partial-/.test(f));
+  return partial ? (statSync(path.join(repoDir, partial), { throwIfNoEntry: false })?.size ?? 0) : 0;
 }
 
 void test('one run writes file:// and S3 at once; each repository lists, verifies and restores its copy alone', async (t) => {
@@ -159,33 +198,8 @@ void test('killing the S3 server mid-upload fails the run: no manifest in either
   let s3: S3Server | undefined = await startS3();
   t.after(async () => void (await s3?.close()));
   const bucket = await s3.bucket();
-  // ~96 MiB that does not compress: the upload takes long enough for the kill to land while bytes flow.
-  mkdirSync(path.join(cwd, 'data'));
-  const dbFile = path.join(cwd, 'data', 'big.sqlite3');
-  const db = new Database(dbFile);
-  db.exec('CREATE TABLE blobs (id INTEGER PRIMARY KEY, body BLOB NOT NULL)');
-  const insert = db.prepare('INSERT INTO blobs (body) VALUES (randomblob(1048576))');
-  db.transaction(() => {
-    for (let i = 0; i < 96; i++) insert.run();
-  })();
-  db.close();
-  const dbBytes = statSync(dbFile).size;
-  const file = writePipeline(
-    cwd,
-    `version: 1
-name: copies
-databases:
-  big: { driver: sqlite, url: "sqlite:./data/big.sqlite3" }
-steps:
-  - { id: snapshot, uses: snapshot, with: { databases: [big] } }
-  - { id: dump, uses: dump, with: { database: big, snapshot: snapshot } }
-  - id: upload
-    uses: upload
-    input: dump
-    with: { to: ["file://./repo/{{ run.id }}/big.sqlite3", "s3://${bucket}/repo/{{ run.id }}/big.sqlite3"] }
-`,
-  );
-  const sub = spawnDbflow(['run', file], { cwd, env: { ...s3.env, DBFLOW_S3_PART_SIZE_MIB: '5', DBFLOW_S3_QUEUE_SIZE: '1' } });
+  const { file, dbBytes } = bigUpload(cwd, bucket);
+  const sub = spawnDbflow(['run', file], { cwd, env: { ...s3.env, ...SLOW_S3 } });
   // Waits until both copies are being written: the file copy's temporary file has grown past 40 MiB and
   // s3rver holds parts of the multipart upload. Then the S3 side dies.
   const repoDir = path.join(cwd, 'repo');
@@ -200,8 +214,7 @@ steps:
   const deadline = Date.now() + 60_000;
   for (;;) {
     assert.equal(sub.exitCode, null, 'the run is still writing');
-    const partial = filesUnder(repoDir).find((f) => /\.partial-/.test(f));
-    written = partial ? statSync(path.join(repoDir, partial)).size : 0;
+    written = partialBytes(repoDir);
     held = s3Held();
     if (written > 40 * MiB && held > 0) break;
     assert.ok(Date.now() < deadline, `the upload never got going (file copy at ${written} bytes, s3rver holds ${held})`);
@@ -326,4 +339,28 @@ steps:
   assert.equal(split.exitCode, 1, `${split.stdout}\n${split.stderr}`);
   assert.match(split.stdout + split.stderr, /is not at the path "[ab]\.sqlite3" that its first copy .* has below the backup's folder/);
   assert.deepEqual(manifestsUnder(cwd).sort(), [path.join('one', runId, 'manifest.json'), path.join('two', runId, 'manifest.json')]);
+});
+
+void test('SIGINT while two copies are written: exit 130, neither repository keeps anything, the S3 upload is aborted', async (t) => {
+  const s3 = await requireS3(t);
+  if (!s3) return;
+  const bucket = await s3.bucket();
+  const cwd = tmpDir(t);
+  const { file, dbBytes } = bigUpload(cwd, bucket);
+  const sub = spawnDbflow(['run', file], { cwd, env: { ...s3.env, ...SLOW_S3 } });
+  const repoDir = path.join(cwd, 'repo');
+  const deadline = Date.now() + 60_000;
+  let written: number;
+  while ((written = partialBytes(repoDir)) < 20 * MiB) {
+    assert.equal(sub.exitCode, null, 'the run is still writing');
+    assert.ok(Date.now() < deadline, 'the upload never got going');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  sub.kill('SIGINT');
+  const r = await sub;
+  assert.equal(r.exitCode, 130, `${String(r.stdout)}\n${String(r.stderr)}`);
+  assert.ok(written < dbBytes, 'the signal came while the stream was flowing');
+  assert.deepEqual(filesUnder(repoDir), [], 'nothing is left in the file repository');
+  assert.deepEqual(await s3Keys(s3, bucket), [], 'nothing is left in S3 (its run lease removed)');
+  assert.deepEqual(await s3.multipartUploads(bucket), [], 'the multipart upload was aborted');
 });
