@@ -19,41 +19,40 @@ export async function listObjects(prefix: string, options: ListOptions = {}): Pr
   // Folders are read and files stat'ed synchronously: from the file system's cache that takes microseconds, while each
   // asynchronous call waits its turn on a thread of the pool (a listing of a thousand backups: 3x slower, more under load).
   // A long listing yields between folders every few milliseconds, so that a server that lists keeps answering.
+  // Each folder to read, with the URL its entries' names are appended to.
+  const folders: { dir: string; base: string }[] = [{ dir: path.resolve(writtenDir), base: urlUnder(writtenDir, '') }];
   let since = performance.now();
-  const walk = async (dir: string, rel: string): Promise<void> => {
+  for (let folder = folders.pop(); folder; folder = folders.pop()) {
     options.signal?.throwIfAborted();
     if (performance.now() - since > YIELD_AFTER_MS) {
       await new Promise((resolve) => setImmediate(resolve));
       since = performance.now();
     }
+    const { dir, base } = folder;
     let entries: Dirent[];
     try {
       entries = readdirSync(dir, { withFileTypes: true });
     } catch (err) {
-      if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) return;
+      if (['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '')) continue;
       throw err;
     }
     for (const e of entries) {
-      const childRel = rel ? `${rel}/${e.name}` : e.name;
-      const url = urlUnder(writtenDir, childRel);
+      const url = base + e.name;
       // Only folders on the way to the prefix, or inside it, can hold a match.
-      if (!url.startsWith(prefix) && !prefix.startsWith(`${url}/`)) continue;
-      if (e.isDirectory()) await walk(path.join(dir, e.name), childRel);
-      else if (e.isFile() && url.startsWith(prefix)) {
+      if (e.isDirectory()) {
+        if (url.startsWith(prefix) || prefix.startsWith(`${url}/`)) folders.push({ dir: `${dir}${path.sep}${e.name}`, base: `${url}/` });
+      } else if (e.isFile() && url.startsWith(prefix)) {
         const partial = isPartialName(e.name);
         if (partial && !options.unfinished) continue;
-        const s = statOrNothing(path.join(dir, e.name));
-        if (s)
-          found.push({
-            url,
-            bytes: s.size,
-            ...(options.modified && { modified: s.mtime.toISOString() }),
-            ...(partial && { unfinished: {} }),
-          });
+        const s = statOrNothing(`${dir}${path.sep}${e.name}`);
+        if (!s) continue;
+        const object: StoredObject = { url, bytes: s.size };
+        if (options.modified) object.modified = s.mtime.toISOString();
+        if (partial) object.unfinished = {};
+        found.push(object);
       }
     }
-  };
-  await walk(path.resolve(writtenDir), '');
+  }
   return found.sort((a, b) => (a.url < b.url ? -1 : a.url > b.url ? 1 : 0));
 }
 

@@ -107,7 +107,8 @@ async function timeGet(url: string): Promise<number> {
 }
 
 /** Starts `dbflow serve` over `pipelines` and `stateDir`; resolves with its base URL once it announces it. */
-async function startServe(pipelines: string, stateDir: string): Promise<{ base: string; stop: () => Promise<void> }> {
+async function startServe(pipelines: string, stateDir: string): Promise<{ base: string; startMs: number; stop: () => Promise<void> }> {
+  const t0 = performance.now();
   const child = spawn(process.execPath, [CLI, 'serve', pipelines, '--listen', '127.0.0.1:0', '--state-dir', stateDir], {
     stdio: ['ignore', 'ignore', 'pipe'],
     env: { ...process.env, TEST_PASSPHRASE: 'bench' },
@@ -131,7 +132,7 @@ async function startServe(pipelines: string, stateDir: string): Promise<{ base: 
       });
       child.on('exit', (code) => reject(new BenchError(`dbflow serve exited ${code}: ${err}`)));
     });
-    return { base, stop };
+    return { base, startMs: performance.now() - t0, stop };
   } catch (e) {
     await stop();
     throw e;
@@ -159,8 +160,10 @@ export async function dashboardSection(o: { log: (s: string) => void }): Promise
     const backupsUrl = `/backups?repo=${encodeURIComponent(repo)}`;
     let server = await startServe(pipelines, stateDir);
     try {
-      const first = await timeGet(`${server.base}/`); // builds the index from the 10,000 records
-      const backupsFirst = await timeGet(`${server.base}${backupsUrl}`); // reads the 1,000 manifests into the index
+      // The server built the run index and the listing index before it listened: the first requests find them.
+      const startFirst = server.startMs;
+      const first = await timeGet(`${server.base}/`);
+      const backupsFirst = await timeGet(`${server.base}${backupsUrl}`);
       const page = await (await fetch(`${server.base}${backupsUrl}`)).text();
       const listed = (page.match(/<tr><td>/g) ?? []).length;
       if (listed !== BACKUPS) throw new BenchError(`the backups page lists ${listed} backups, not ${BACKUPS}`);
@@ -180,16 +183,29 @@ export async function dashboardSection(o: { log: (s: string) => void }): Promise
       // A restart: the first request reads the index file, not the records or the manifests.
       await server.stop();
       server = await startServe(pipelines, stateDir);
+      const startAgain = server.startMs;
       const backupsRestart = await timeGet(`${server.base}${backupsUrl}`);
       const overviewRestart = await timeGet(`${server.base}/`);
       o.log(`${SECTION}: load average ${loadBefore} before the rounds, ${loadAfter} after`);
       const figures = [
-        figure(SECTION, `first overview, index built from ${RUNS} records`, Math.round(first), 'ms', {
-          note: 'once per state folder; later requests read only new records',
-        }),
-        figure(SECTION, `first backups page, ${BACKUPS} manifests read into the index`, Math.round(backupsFirst), 'ms', {
-          note: 'once per repository (the server starts it as it starts); later listings read only new or changed manifests and verify records',
-        }),
+        figure(
+          SECTION,
+          `first start until listening: run index built from ${RUNS} records, ${BACKUPS} manifests read`,
+          Math.round(startFirst),
+          'ms',
+          {
+            note: 'once per state folder (node start included); later starts read only new records and changed manifests',
+          },
+        ),
+        bounded(SECTION, 'overview, first request after the first start', Math.round(first), 'ms', TARGET_MS, false),
+        bounded(
+          SECTION,
+          `backups page (${BACKUPS}), first request after the first start`,
+          Math.round(backupsFirst),
+          'ms',
+          TARGET_MS,
+          false,
+        ),
         ...pages.map(([name]) => {
           const t = times.get(name)!;
           return bounded(
@@ -201,6 +217,9 @@ export async function dashboardSection(o: { log: (s: string) => void }): Promise
             false,
             `request to last byte on loopback, ${ROUNDS} requests; p50 ${percentile(t, 50).toFixed(1)} ms; load average ${loadBefore} → ${loadAfter} (1, 5, 15 min; 2 cores)`,
           );
+        }),
+        figure(SECTION, 'restart until listening: indexes read from the state folder', Math.round(startAgain), 'ms', {
+          note: 'node start included',
         }),
         bounded(
           SECTION,
@@ -218,6 +237,8 @@ export async function dashboardSection(o: { log: (s: string) => void }): Promise
         details: {
           runs: RUNS,
           backups: BACKUPS,
+          start_first_ms: startFirst,
+          start_again_ms: startAgain,
           backups_first_ms: backupsFirst,
           backups_restart_ms: backupsRestart,
           overview_restart_ms: overviewRestart,

@@ -1,6 +1,6 @@
 // The index of run records: built from the records, then only new and unfinished runs are read; removed records leave it.
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { indexedFinishedRuns, RunIndex } from '../../src/ops/run-index.js';
@@ -99,4 +99,45 @@ void test('run index: a damaged index file (garbage, cut short) is built again f
 
   writeFileSync(file, 'not a database either');
   assert.deepEqual(indexedFinishedRuns(state), readFinishedRuns(state));
+});
+
+void test('run index: a runs folder unchanged since it settled is not read again, and any run added or removed after is seen', (t) => {
+  const state = tmpDir(t);
+  record(state, '20260101T000000Z-0001', 'a', 'success');
+  record(state, '20260102T000000Z-0002', 'a'); // running
+  const runs = path.join(state, 'runs');
+  const settled = new Date(Date.now() - 60_000);
+  utimesSync(runs, settled, settled);
+  const index = new RunIndex(state);
+  t.after(() => index.close());
+  index.sync();
+  index.sync(); // the folder's time is trusted now: only the running run is read again
+  assert.deepEqual(
+    index.runs().runs.map((r) => [r.runId, r.status]),
+    [
+      ['20260102T000000Z-0002', 'running'],
+      ['20260101T000000Z-0001', 'success'],
+    ],
+  );
+  record(state, '20260102T000000Z-0002', 'a', 'failed'); // finishes: its folder changes, not the runs folder
+  record(state, '20260103T000000Z-0003', 'b', 'success'); // a new run changes the runs folder
+  index.sync();
+  assert.deepEqual(
+    index.runs().runs.map((r) => [r.runId, r.status]),
+    [
+      ['20260103T000000Z-0003', 'success'],
+      ['20260102T000000Z-0002', 'failed'],
+      ['20260101T000000Z-0001', 'success'],
+    ],
+  );
+  utimesSync(runs, settled, settled);
+  index.sync();
+  index.sync();
+  rmSync(path.join(runs, '20260101T000000Z-0001'), { recursive: true });
+  index.sync();
+  assert.deepEqual(index.pipelines(), ['a', 'b']);
+  assert.deepEqual(
+    index.finishedRuns().map((r) => r.runId),
+    ['20260102T000000Z-0002', '20260103T000000Z-0003'],
+  );
 });

@@ -75,7 +75,7 @@ export interface Dashboard {
   app: FastifyInstance;
   /**
    * Brings the run index up to date, lists every repository (reading the manifests the listing index lacks) and renders
-   * each page once, so that the first visitor does not wait for any of it; stops waiting after `ms` or on `signal` (the
+   * each page, so that the first visitor does not wait for any of it; stops waiting after `ms` or on `signal` (the
    * work goes on).
    */
   warmUp: (ms: number, signal: AbortSignal) => Promise<void>;
@@ -471,10 +471,14 @@ export async function createDashboard(o: DashboardOptions): Promise<Dashboard> {
   const warmUp = async (ms: number, signal: AbortSignal): Promise<void> => {
     const headers = o.token !== undefined ? { authorization: `Bearer ${o.token}` } : undefined;
     const get = (url: string): Promise<unknown> => app.inject({ url, ...(headers && { headers }) });
+    // Twice: the first pass builds what is missing, the second runs as a visitor's request will (its code hot, the
+    // first pass's garbage collected).
     const pages = async (): Promise<void> => {
-      await get('/');
-      await get('/runs');
-      for (const repo of index.repositories()) await get(`/backups?repo=${encodeURIComponent(repo)}`);
+      for (let pass = 0; pass < 2; pass++) {
+        await get('/');
+        await get('/runs');
+        for (const repo of index.repositories()) await get(`/backups?repo=${encodeURIComponent(repo)}`);
+      }
     };
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
