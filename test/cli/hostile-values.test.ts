@@ -281,6 +281,36 @@ it('storage keys: an upload key with ".." segments from a variable does not writ
   if (r.exitCode !== 0) assert.match(r.stderr, /"upload"/, 'a refusal names the upload step');
 });
 
+// A root URL (`archive: to`, `marks: to`) filled from `vars.evil`: each rendering in `cases` that leaves its repository
+// is refused by `command` with exit 2, naming `what` and the problem, before anything runs or is written; nothing is
+// written beside `dir` (in `root`), and no repository is made in it.
+async function refusesRenderings(
+  root: string,
+  dir: string,
+  mark: string,
+  command: string,
+  what: string,
+  pipelineFor: (to: string, evil: string) => string,
+  cases: readonly { to: string; evil: string; problem: string }[],
+): Promise<void> {
+  for (const [i, { to, evil, problem }] of cases.entries()) {
+    const file = path.join(dir, `${command}-rendered-${i}.yaml`);
+    writeFileSync(file, pipelineFor(to, evil.replaceAll('MARK', mark)));
+    const r = await dbflow([command, file], { cwd: dir });
+    tried++;
+    assert.equal(r.exitCode, 2, `${to} with ${JSON.stringify(evil)}: ${r.stderr}`);
+    assert.match(r.stderr, new RegExp(`${what}: "to" renders to ".*", which ${problem}: .*nothing was stored`));
+    assert.equal(hasStackTrace(r.stderr), false, r.stderr);
+  }
+  assert.equal(existsSync(mark), false, 'no command was executed');
+  assert.deepEqual(readdirSync(root).sort(), ['work'], 'nothing was written beside the pipeline folder');
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => !f.endsWith('.yaml') && f !== '.dbflow'),
+    [],
+    'no repository was made (only the state folder)',
+  );
+}
+
 // The marks' `to:` (where `dbflow mark` stores its records): a rendering that leaves the repository is refused before
 // any server is connected to or anything written.
 it('marks to: hostile renderings are refused before anything is marked', async (t) => {
@@ -309,22 +339,7 @@ steps:
     { to: 'file://./repo/{{ vars.evil }}', evil: 'a\rb', problem: 'holds the control character U\\+000D' },
     { to: '{{ vars.evil }}', evil: '$(touch MARK)', problem: 'is not a storage URL \\(file://, s3://, sftp://\\)' },
   ];
-  for (const [i, { to, evil, problem }] of rendered.entries()) {
-    const file = path.join(dir, `marks-${i}.yaml`);
-    writeFileSync(file, marksPipeline(to, evil.replaceAll('MARK', mark)));
-    const r = await dbflow(['mark', file], { cwd: dir });
-    tried++;
-    assert.equal(r.exitCode, 2, `${to} with ${JSON.stringify(evil)}: ${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`marks: "to" renders to ".*", which ${problem}: .*nothing was stored`));
-    assert.equal(hasStackTrace(r.stderr), false, r.stderr);
-  }
-  assert.equal(existsSync(mark), false, 'no command was executed');
-  assert.deepEqual(readdirSync(root).sort(), ['work'], 'nothing was written beside the pipeline folder');
-  assert.deepEqual(
-    readdirSync(dir).filter((f) => !f.endsWith('.yaml') && f !== '.dbflow'),
-    [],
-    'no repository was made (only the state folder)',
-  );
+  await refusesRenderings(root, dir, mark, 'mark', 'marks', marksPipeline, rendered);
 });
 
 // A list of upload keys: one copy's key that leaves its repository (or that names another copy's destination once
@@ -415,20 +430,5 @@ steps:
     { to: '{{ vars.evil }}/wal', evil: '../../escaped', problem: 'is not a storage URL \\(file://, s3://, sftp://\\)' },
     { to: '{{ vars.evil }}', evil: '$(touch MARK)', problem: 'is not a storage URL \\(file://, s3://, sftp://\\)' },
   ];
-  for (const [i, { to, evil, problem }] of rendered.entries()) {
-    const file = path.join(dir, `rendered-${i}.yaml`);
-    writeFileSync(file, archivePipeline(to, evil.replaceAll('MARK', mark)));
-    const r = await dbflow(['archive', file], { cwd: dir });
-    tried++;
-    assert.equal(r.exitCode, 2, `${to} with ${JSON.stringify(evil)}: ${r.stderr}`);
-    assert.match(r.stderr, new RegExp(`archive "main": "to" renders to ".*", which ${problem}: .*nothing was stored`));
-    assert.equal(hasStackTrace(r.stderr), false, r.stderr);
-  }
-  assert.equal(existsSync(mark), false, 'no command was executed');
-  assert.deepEqual(readdirSync(root).sort(), ['work'], 'nothing was written beside the pipeline folder');
-  assert.deepEqual(
-    readdirSync(dir).filter((f) => !f.endsWith('.yaml') && f !== '.dbflow'),
-    [],
-    'no repository was made (only the state folder)',
-  );
+  await refusesRenderings(root, dir, mark, 'archive', 'archive "main"', archivePipeline, rendered);
 });
