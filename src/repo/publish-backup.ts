@@ -17,13 +17,16 @@ export interface FinishedRun {
   storage: RunStorage;
 }
 
+/** What a run from a fleet adds to the manifest's `run`: the fencing token of its lease, its worker, its due time. */
+export type FleetRunFacts = { fencing_token?: number; worker?: string; due_at?: string };
+
 /** Publishes the backup `run` made, if it made one; the URL of its manifest. Throws when it cannot (nothing is published then). */
-export async function publishBackup(finished: FinishedRun): Promise<string | undefined> {
+export async function publishBackup(finished: FinishedRun, fleet: FleetRunFacts = {}): Promise<string | undefined> {
   const { report, registry, pipeline, run } = finished;
   if (!report.artifacts.length) return undefined;
   const manifest = report.build({
     pipeline: { name: pipeline.name, sha256: pipeline.sha256, file: path.basename(pipeline.file) },
-    run: { id: run.id, started_at: run.startedAt.toISOString(), finished_at: run.finishedAt.toISOString() },
+    run: { id: run.id, started_at: run.startedAt.toISOString(), finished_at: run.finishedAt.toISOString(), ...fleet },
     tools: await toolVersions(registry),
     plugins: pluginRecords(registry),
   });
