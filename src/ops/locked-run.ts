@@ -33,6 +33,12 @@ export interface FleetLockOptions {
   facts?: Omit<FleetRunFacts, 'fencing_token'>;
   /** Called with the fencing token once the lease is taken. */
   onLease?: (token: number) => void;
+  /** The queue's job the run is for (a holder of the same job is waited for). */
+  job?: string;
+  /** Called once the lease is taken, before the run: what it throws ends the attempt (the lease is given back). */
+  admit?: () => Promise<void>;
+  /** Called with the result while the lease is still held (unless it was lost): recording that the job ran, before another delivery can look. */
+  settled?: (result: RunResult) => Promise<void>;
 }
 
 /** Takes the lock (a LockedError when it stays busy), runs, releases, then writes the metrics textfile. */
@@ -49,6 +55,7 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
       pipeline: loaded.pipeline.name,
       repository,
       by: o.by,
+      ...(o.fleet.job !== undefined && { job: o.fleet.job }),
       ttlMs: o.fleet.ttlMs,
       waitMs,
       ...(o.signal && { signal: o.signal }),
@@ -60,6 +67,12 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
       warn: o.notice,
     });
     o.fleet.onLease?.(lease.token);
+    try {
+      await o.fleet.admit?.();
+    } catch (err) {
+      await lease.release();
+      throw err;
+    }
   } else {
     lock = await acquireLock({
       pipeline: loaded.pipeline.name,
@@ -94,7 +107,9 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
       }
     : undefined;
   try {
-    return await runPipeline(loaded, { ...o, signal, repository, beforeSteps, ...(finish && !o.finish && { finish }) });
+    const result = await runPipeline(loaded, { ...o, signal, repository, beforeSteps, ...(finish && !o.finish && { finish }) });
+    if (lease && !lease.lost) await o.fleet?.settled?.(result);
+    return result;
   } finally {
     lock?.release();
     await lease?.release();

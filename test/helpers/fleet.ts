@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { readResults, type FleetResult } from '../../src/ops/fleet/streams.js';
 import { spawnDbflow } from './cli.js';
-import { OPS_PASSPHRASE, sqlitePipeline } from './ops.js';
+import { OPS_PASSPHRASE, OPS_STEPS_PLUGIN, sqlitePipeline } from './ops.js';
 import { waitFor } from './processes.js';
 
 /** A dbflow process of the fleet and everything it printed. */
@@ -51,12 +51,13 @@ export function startWorker(
   id: string,
   labels: string,
   cleanup: (fn: () => void) => void,
-  extra: string[] = [],
+  o: { extra?: string[]; stateDir?: string } = {},
 ): FleetProcess {
-  return startProcess(id, ['worker', '--queue', redisUrl, '--id', id, ...(labels ? ['--labels', labels] : []), '--lease', '3s', ...extra], {
+  const args = ['worker', '--queue', redisUrl, '--id', id, ...(labels ? ['--labels', labels] : []), '--lease', '3s', ...(o.extra ?? [])];
+  return startProcess(id, args, {
     dir,
     cleanup,
-    env: { TEST_PASSPHRASE: OPS_PASSPHRASE, DBFLOW_STATE_DIR: path.join(dir, `state-${id}`) },
+    env: { TEST_PASSPHRASE: OPS_PASSPHRASE, DBFLOW_STATE_DIR: o.stateDir ?? path.join(dir, `state-${id}`) },
   });
 }
 
@@ -90,4 +91,30 @@ export async function allResults(redis: Redis): Promise<FleetResult[]> {
 /** The due times a daemon's log says were enqueued (by it or by another daemon before it), as `pipeline@ms` job ids. */
 export function enqueuedIds(output: string): string[] {
   return [...output.matchAll(/(?:enqueued|already enqueued by another daemon:) (\S+@\d+) /g)].map((m) => m[1]!);
+}
+
+/**
+ * Writes `pipelines/<name>.yaml`: the SQLite backup, then a step that sleeps `holdMs` after the upload, before the manifest
+ * is published (what a kill or a pause interrupts); due once, `inMs` from now (or by `schedule`).
+ */
+export function writeHoldingPipeline(
+  dir: string,
+  name: string,
+  o: { holdMs: number; schedule?: string; inMs?: number; untilFile?: string },
+): string {
+  mkdirSync(path.join(dir, 'pipelines'), { recursive: true });
+  const log = path.join(dir, `${name}.hold.log`);
+  const at = new Date(Date.now() + (o.inMs ?? 3000));
+  // Six fields with seconds, in UTC: this second of this day of this month, once (until next year).
+  const schedule =
+    o.schedule ?? `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;
+  writeFileSync(
+    path.join(dir, 'pipelines', `${name}.yaml`),
+    `${sqlitePipeline(name, `schedule: "${schedule}"\ntimezone: UTC\nplugins: [${JSON.stringify(OPS_STEPS_PLUGIN)}]`, false)}  - id: hold
+    uses: sleep
+    needs: upload
+    with: { ms: ${o.holdMs}, log: ${JSON.stringify(log)}${o.untilFile ? `, until_file: ${JSON.stringify(o.untilFile)}` : ''} }
+`,
+  );
+  return log;
 }

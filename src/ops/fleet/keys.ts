@@ -14,6 +14,8 @@ export const keys = {
   /** The ids of workers that announced themselves. */
   workers: `${KEY_PREFIX}:fleet:workers`,
   worker: (id: string) => `${KEY_PREFIX}:fleet:worker:${id}`,
+  /** A job that ran (whatever its end): a second delivery of it (a stall misjudged, Redis restarted) does not run it again. */
+  done: (jobId: string) => `${KEY_PREFIX}:fleet:done:${jobId}`,
   lease: (id: string) => `${KEY_PREFIX}:fleet:lease:${id}`,
   fence: (id: string) => `${KEY_PREFIX}:fleet:fence:${id}`,
 };

@@ -40,12 +40,16 @@ export interface LeaseHolder {
   /** `dbflow worker <id>`, `dbflow run`. */
   by: string;
   since: string;
+  /** The queue's job the run is for. */
+  job?: string;
 }
 
 export interface LeaseRequest {
   pipeline: string;
   repository: string;
   by: string;
+  /** The queue's job the run is for: a holder running the same job (a job delivered twice) is waited for, however long. */
+  job?: string;
   ttlMs: number;
   waitMs: number;
   signal?: AbortSignal;
@@ -63,7 +67,7 @@ export function leaseId(pipeline: string, repository: string): string {
 /** A lease held by this process. */
 export class FleetLease {
   private timer: NodeJS.Timeout | undefined;
-  private lost: FencedError | undefined;
+  private lostError: FencedError | undefined;
   private beating: Promise<void> | undefined;
 
   private constructor(
@@ -77,7 +81,13 @@ export class FleetLease {
   /** Takes the lease, waiting up to `waitMs` for a holder to end (or its lease to expire); a LockedError names the holder. */
   static async acquire(redis: Redis, req: LeaseRequest): Promise<FleetLease> {
     const id = leaseId(req.pipeline, req.repository);
-    const holder: LeaseHolder = { host: hostname(), pid: process.pid, by: req.by, since: new Date().toISOString() };
+    const holder: LeaseHolder = {
+      host: hostname(),
+      pid: process.pid,
+      by: req.by,
+      since: new Date().toISOString(),
+      ...(req.job !== undefined && { job: req.job }),
+    };
     const started = Date.now();
     let waiting = false;
     for (;;) {
@@ -92,7 +102,9 @@ export class FleetLease {
         return lease;
       }
       const who = describeHolder(current);
-      if (Date.now() - started >= req.waitMs) {
+      // The same job, run by a live holder: wait for it to end (it renews its lease) or to die (its lease expires).
+      const sameJob = req.job !== undefined && holderOf(current)?.job === req.job;
+      if (!sameJob && Date.now() - started >= req.waitMs) {
         const waited = req.waitMs > 0 ? ` after waiting ${formatDuration(req.waitMs)}` : '';
         throw new LockedError(
           `pipeline "${req.pipeline}" (repository ${req.repository}) is already running in the fleet: ${who}. Nothing was done${waited}; to wait for it instead, set lock_wait in the pipeline or pass --lock-wait.`,
@@ -108,9 +120,14 @@ export class FleetLease {
 
   /** Throws a FencedError unless the lease is still this run's (renewing it on the way): called just before publishing. */
   async check(): Promise<void> {
-    if (this.lost) throw this.lost;
+    if (this.lostError) throw this.lostError;
     const r = await this.renew();
     if (r === 0) throw this.markLost();
+  }
+
+  /** True once the lease was found taken over. */
+  get lost(): boolean {
+    return this.lostError !== undefined;
   }
 
   /** Stops the heartbeat and gives the lease back (when it is still ours). */
@@ -133,7 +150,7 @@ export class FleetLease {
   }
 
   private async beat(): Promise<void> {
-    if (this.lost) return;
+    if (this.lostError) return;
     let r: number;
     try {
       r = await this.renew();
@@ -150,21 +167,25 @@ export class FleetLease {
   }
 
   private markLost(): FencedError {
-    this.lost ??= new FencedError(
+    this.lostError ??= new FencedError(
       `the fleet lease of pipeline "${this.req.pipeline}" (fencing token ${this.token}) was taken over by another run after this one stopped renewing it; this run publishes nothing.`,
     );
     clearInterval(this.timer);
-    return this.lost;
+    return this.lostError;
+  }
+}
+
+// The holder in a lease's value ("<token> <holder JSON>").
+function holderOf(value: string): LeaseHolder | undefined {
+  try {
+    return JSON.parse(value.slice(value.indexOf(' ') + 1)) as LeaseHolder;
+  } catch {
+    return undefined;
   }
 }
 
 /** "pid 42 (dbflow worker w1) on db1, since …, fencing token 7". */
 function describeHolder(value: string): string {
-  const space = value.indexOf(' ');
-  try {
-    const h = JSON.parse(value.slice(space + 1)) as LeaseHolder;
-    return `pid ${h.pid} (${h.by}) on ${h.host}, since ${h.since}, fencing token ${value.slice(0, space)}`;
-  } catch {
-    return 'another run';
-  }
+  const h = holderOf(value);
+  return h ? `pid ${h.pid} (${h.by}) on ${h.host}, since ${h.since}, fencing token ${value.slice(0, value.indexOf(' '))}` : 'another run';
 }

@@ -29,6 +29,16 @@ export interface FleetWorkerOptions {
   log: (line: string) => void;
 }
 
+/** How long the record that a job ran is kept (longer than BullMQ keeps the job). */
+const DONE_KEEP_S = 24 * 3600;
+
+// A job whose run already happened (another delivery of it ran first): what that run recorded.
+class AlreadyRan extends Error {
+  constructor(readonly result: FleetJobResult) {
+    super(`already ran as run ${result.run_id} on worker ${result.worker}`);
+  }
+}
+
 /** How often the worker looks for label sets new pipelines were scheduled with. */
 const DISCOVER_MS = 1000;
 
@@ -135,6 +145,18 @@ export class FleetWorker {
     // The queue routes by labels; this guard keeps it true even for a job put in the wrong queue by hand.
     if (!labelsMatch(data.runs_on, this.o.labels))
       throw new UnrecoverableError(`job ${job.id} asks for labels ${formatLabels(data.runs_on)}, which worker ${this.o.id} lacks`);
+    const jobKey = keys.done(job.id ?? '');
+    const ran = async (): Promise<void> => {
+      const done = await this.o.redis.get(jobKey);
+      if (done) throw new AlreadyRan(JSON.parse(done) as FleetJobResult);
+    };
+    try {
+      await ran();
+    } catch (err) {
+      if (!(err instanceof AlreadyRan)) throw err;
+      this.o.log(`[${data.pipeline.name}] job ${job.id} delivered again: ${err.message}; not run again`);
+      return err.result;
+    }
     await this.slot();
     const name = data.pipeline.name;
     const prefix = (line: string): void => this.o.log(`[${name}] ${line}`);
@@ -179,6 +201,12 @@ export class FleetWorker {
           ttlMs: this.o.leaseMs,
           facts: { worker: this.o.id, due_at: data.due_at },
           onLease: (t) => (token = t),
+          job: entry.job_id,
+          admit: ran,
+          settled: async (r) => {
+            const record: FleetJobResult = { run_id: r.runId, status: r.status, worker: this.o.id };
+            await this.o.redis.set(jobKey, JSON.stringify(record), 'EX', DONE_KEEP_S, 'NX');
+          },
         },
         onEvent: (e) => {
           if (e.type === 'run:start') {
@@ -205,6 +233,10 @@ export class FleetWorker {
       });
       return { run_id: r.runId, status: r.status, worker: this.o.id };
     } catch (err) {
+      if (err instanceof AlreadyRan) {
+        prefix(`job ${entry.job_id} delivered again: ${err.message}; not run again`);
+        return err.result;
+      }
       if (err instanceof LockedError) {
         prefix(`skipped: ${err.message}`);
         return await failed('skipped', err.message);
