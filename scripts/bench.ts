@@ -43,6 +43,7 @@ import { marksSection } from './bench/marks.js';
 import { dashboardSection } from './bench/dashboard.js';
 import { pitrRestoreSection } from './bench/pitr-restore.js';
 import { walArchiveSection } from './bench/wal-archive.js';
+import { fleetSection } from './bench/fleet.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const sizeMiB = Number(process.env.BENCH_SIZE_MB ?? (quick ? 50 : 500));
@@ -130,6 +131,11 @@ const sections: Section[] = [
     name: '12 dashboard (dbflow serve over 10,000 run records): overview, runs and metrics pages',
     aliases: ['dashboard', 'serve'],
     fn: () => dashboardSection({ log }),
+  },
+  {
+    name: '13 fleet (BullMQ on Redis): no-op jobs per second through the queue, start delay with 1, 3 and 10 workers',
+    aliases: ['fleet', 'queue', 'redis'],
+    fn: () => fleetSection({ quick, log }),
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).
