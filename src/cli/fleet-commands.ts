@@ -11,6 +11,7 @@ import { FleetWorker } from '../ops/fleet/worker.js';
 import { warmUp } from '../ops/locked-run.js';
 import { formatDuration } from '../ui/format.js';
 import { interruptible, parseCount, parseDurationFlag, shortTime, table } from './command-support.js';
+import { audited, auditRepositoryFromEnv } from './audited.js';
 import type { Io } from './io.js';
 
 export interface WorkerCommandOptions {
@@ -53,6 +54,8 @@ export async function workerCommand(o: WorkerCommandOptions, io: Io): Promise<nu
     leaseMs,
     stateDir: path.resolve(o.stateDir),
     log,
+    audit: (file, body) =>
+      audited(io, { command: 'run', target: file, stateDir: path.resolve(o.stateDir), toRepository: auditRepositoryFromEnv() }, body),
     ...(o.verbose !== undefined && { verbose: o.verbose }),
   });
   try {

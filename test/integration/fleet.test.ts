@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { dbflow } from '../helpers/cli.js';
@@ -119,6 +120,18 @@ void test(
     for (const w of workers) w.proc.kill('SIGTERM');
     await Promise.all(workers.map((w) => w.proc));
     for (const w of workers) assert.match(w.output(), /stopped/);
+    // Each worker leaves the audit record of each run it ran, in its own state folder, as `dbflow run` does.
+    const audit = readFileSync(path.join(dir, 'state-w-billing', 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { command: string; outcome: string; run_id?: string; pipeline?: string });
+    assert.deepEqual(
+      audit.map((a) => [a.command, a.outcome, a.run_id]).sort(),
+      results
+        .filter((r) => r.worker === 'w-billing')
+        .map((r) => ['run', 'success', r.run_id])
+        .sort(),
+    );
 
     // No secret passed through Redis: every key, hash, set and stream entry, read after the runs.
     const all = await everyValue(redis.client);

@@ -4,10 +4,12 @@ import path from 'node:path';
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { loadPipelineText } from '../../engine/load.js';
-import { isUserError, LockedError, userErrorText } from '../../errors.js';
+import type { RunResult } from '../../engine/engine.js';
+import { ExitCode, isUserError, LockedError, runExitCode, userErrorText } from '../../errors.js';
+import type { AuditNote } from '../audit.js';
 import { formatDuration } from '../../ui/format.js';
 import { plainRenderer } from '../../ui/plain.js';
-import { lockedRun } from '../locked-run.js';
+import { lockedRun, runAuditFields } from '../locked-run.js';
 import type { QueueTarget } from './connection.js';
 import { keys, KEY_PREFIX } from './keys.js';
 import type { FleetJobData, FleetJobResult } from './jobs.js';
@@ -27,6 +29,8 @@ export interface FleetWorkerOptions {
   stateDir: string;
   verbose?: boolean;
   log: (line: string) => void;
+  /** Wraps each run so that it leaves its audit record, like `dbflow run` does; `body` returns the run's exit code. */
+  audit?: (file: string, body: (note: AuditNote) => Promise<number>) => Promise<number>;
 }
 
 /** How long the record that a job ran is kept (longer than BullMQ keeps the job). */
@@ -190,33 +194,50 @@ export class FleetWorker {
       if (loaded.raw.sha256 !== data.pipeline.sha256) return await failed('invalid', `the job's pipeline text does not match its sha256`);
       // A job retried after its worker stopped: that worker's lease ends by itself within its time to live.
       const retried = job.attemptsStarted > 1 || job.stalledCounter > 0;
-      const r = await lockedRun(loaded, {
-        stateDir: this.o.stateDir,
-        signal: controller.signal,
-        by: `dbflow worker ${this.o.id}`,
-        lockWaitMs: loaded.pipeline.lockWaitMs + (retried ? 2 * this.o.leaseMs : 0),
-        notice: prefix,
-        fleet: {
-          redis: this.o.redis,
-          ttlMs: this.o.leaseMs,
-          facts: { worker: this.o.id, due_at: data.due_at },
-          onLease: (t) => (token = t),
-          job: entry.job_id,
-          admit: ran,
-          settled: async (r) => {
-            const record: FleetJobResult = { run_id: r.runId, status: r.status, worker: this.o.id };
-            await this.o.redis.set(jobKey, JSON.stringify(record), 'EX', DONE_KEEP_S, 'NX');
-          },
-        },
-        onEvent: (e) => {
-          if (e.type === 'run:start') {
-            runStart = Date.parse(e.time);
-            Object.assign(entry, { run_id: e.runId });
-          }
-          reporter.event(e);
-          render(e);
-        },
-      });
+      let result: RunResult | undefined;
+      let again: AlreadyRan | undefined;
+      const body = async (note: AuditNote): Promise<number> => {
+        note(runAuditFields(loaded));
+        try {
+          result = await lockedRun(loaded, {
+            stateDir: this.o.stateDir,
+            signal: controller.signal,
+            by: `dbflow worker ${this.o.id}`,
+            lockWaitMs: loaded.pipeline.lockWaitMs + (retried ? 2 * this.o.leaseMs : 0),
+            notice: prefix,
+            fleet: {
+              redis: this.o.redis,
+              ttlMs: this.o.leaseMs,
+              facts: { worker: this.o.id, due_at: data.due_at },
+              onLease: (t) => (token = t),
+              job: entry.job_id,
+              admit: ran,
+              settled: async (r) => {
+                const record: FleetJobResult = { run_id: r.runId, status: r.status, worker: this.o.id };
+                await this.o.redis.set(jobKey, JSON.stringify(record), 'EX', DONE_KEEP_S, 'NX');
+              },
+            },
+            onEvent: (e) => {
+              if (e.type === 'run:start') {
+                runStart = Date.parse(e.time);
+                Object.assign(entry, { run_id: e.runId });
+                note({ run_id: e.runId });
+              }
+              reporter.event(e);
+              render(e);
+            },
+          });
+        } catch (err) {
+          if (!(err instanceof AlreadyRan)) throw err;
+          // Another delivery ran it: nothing was done here (recorded as refused, like a run that found the lock held).
+          again = err;
+          return ExitCode.locked;
+        }
+        return runExitCode(result.status);
+      };
+      await (this.o.audit ? this.o.audit(data.pipeline.file, body) : body(() => undefined));
+      if (again) throw again;
+      const r = result!;
       prefix(`run ${r.runId} ${r.status} in ${formatDuration(r.durationMs)}${r.error ? `: ${r.error}` : ''}`);
       const started = runStart ?? Date.now() - r.durationMs;
       await reporter.result({
