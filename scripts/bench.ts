@@ -44,6 +44,7 @@ import { dashboardSection } from './bench/dashboard.js';
 import { pitrRestoreSection } from './bench/pitr-restore.js';
 import { walArchiveSection } from './bench/wal-archive.js';
 import { copiesSection, COPIES_SHELL } from './bench/copies.js';
+import { fleetSection } from './bench/fleet.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const sizeMiB = Number(process.env.BENCH_SIZE_MB ?? (quick ? 50 : 500));
@@ -137,6 +138,11 @@ const sections: Section[] = [
     aliases: ['copies', 'copy', 'tee'],
     fn: () => copiesSection({ sizeMiB, passFile, gnupgHome, log }),
     shell: `Copies (paths in $SRC $TMP $PASS $A $B; $B empty for one copy):\n${COPIES_SHELL}`,
+  },
+  {
+    name: '14 fleet (BullMQ on Redis): no-op jobs per second through the queue, start delay with 1, 3 and 10 workers',
+    aliases: ['fleet', 'queue', 'redis'],
+    fn: () => fleetSection({ quick, log }),
   },
 ];
 // Sections run lazily (their closures use the passphrase file and gpg home made below).

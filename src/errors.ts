@@ -108,6 +108,9 @@ export class LockedError extends DbflowError {
   override readonly exitCode = ExitCode.locked;
 }
 
+/** A run whose fleet lease was taken over (it stopped renewing it): it must not publish. */
+export class FencedError extends DbflowError {}
+
 /** A stored backup that cannot be found or read. */
 export class RepositoryError extends DbflowError {}
 

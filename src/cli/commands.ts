@@ -5,6 +5,7 @@ import { listRuns } from '../engine/run-record.js';
 import { defaultStateDir } from '../engine/state-dir.js';
 import { errorLine, ExitCode, runExitCode, SpecError, UsageError, userErrorText } from '../errors.js';
 import type { AuditNote } from '../ops/audit.js';
+import { queueUrl } from '../ops/fleet/queue-url.js';
 import { lockedRun, runAuditFields } from '../ops/locked-run.js';
 import { builtinRegistry } from '../plugins/loader.js';
 import { urlScheme } from '../plugins/registry.js';
@@ -32,6 +33,8 @@ export interface RunCommandOptions {
   metricsFile?: string;
   /** Only failures (cron): no view, no step lines, no summary after a success. */
   quiet?: boolean;
+  /** The fleet's Redis (else DBFLOW_QUEUE): the run takes the fleet's lease and reports to its streams. */
+  queue?: string;
 }
 
 export async function runCommand(file: string, opts: RunCommandOptions, io: Io, note: AuditNote = () => undefined): Promise<number> {
@@ -55,22 +58,30 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
   const live = !opts.json && !opts.quiet && io.isTTY && !process.env.CI ? (await import('../ui/live.js')).liveRenderer() : undefined;
   const plain = plainRenderer(io.err, opts.quiet ? 'quiet' : opts.verbose ? 'verbose' : 'normal');
   const json = opts.json ? jsonRenderer(io.out) : undefined;
+  // Only a run with a queue loads the Redis client.
+  const fleet =
+    queueUrl(opts.queue) !== undefined
+      ? (await import('../ops/fleet/run-fleet.js')).runFleet(opts.queue, (text) => io.err(`dbflow: ${text}`))
+      : undefined;
   try {
     const result = await lockedRun(loaded, {
       ...(concurrency !== undefined && { concurrency }),
       ...(opts.stateDir !== undefined && { stateDir: opts.stateDir }),
       ...(lockWaitMs !== undefined && { lockWaitMs }),
       ...(opts.metricsFile !== undefined && { metricsFile: opts.metricsFile }),
+      ...(fleet && { fleet: fleet.lock }),
       by: 'dbflow run',
       notice: (text) => io.err(`dbflow: ${text}`),
       signal: controller.signal,
       onEvent: (e) => {
         if (e.type === 'run:start') note({ run_id: e.runId });
+        fleet?.event(e);
         if (json) json(e);
         else if (live) live.onEvent(e);
         else plain(e);
       },
     });
+    await fleet?.result(result);
     await live?.done();
     const restore: StockRestore = (a, decoded) => {
       const driver = loaded.registry.drivers.get(loaded.pipeline.databases[a.database]?.driver ?? '');
@@ -82,6 +93,7 @@ export async function runCommand(file: string, opts: RunCommandOptions, io: Io, 
       (opts.quiet ? io.err : io.out)(renderSummary(loaded.pipeline.name, result, restore, read));
     return runExitCode(result.status);
   } finally {
+    fleet?.close();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }

@@ -4,7 +4,11 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { ExitCode, UsageError } from '../errors.js';
 import { warmUp } from '../ops/locked-run.js';
-import { Daemon } from '../ops/daemon.js';
+import { Daemon, type DaemonOptions } from '../ops/daemon.js';
+import { connect, parseQueueUrl } from '../ops/fleet/connection.js';
+import { queueUrl } from '../ops/fleet/queue-url.js';
+import { FleetMetrics } from '../ops/fleet/fleet-metrics.js';
+import { assertNoInlineSecret, Enqueuer } from '../ops/fleet/jobs.js';
 import { metricsText } from '../ops/metrics.js';
 import { audited, auditRepositoryFromEnv } from './audited.js';
 import { interruptible } from './command-support.js';
@@ -17,6 +21,8 @@ export interface DaemonCommandOptions {
   listen: string | false;
   metrics?: boolean;
   verbose?: boolean;
+  /** The fleet's Redis (or DBFLOW_QUEUE): enqueue due runs for `dbflow worker`s instead of running them. */
+  queue?: string;
 }
 
 export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io): Promise<number> {
@@ -24,14 +30,17 @@ export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io
     throw new UsageError(`${dir}: not a folder; dbflow daemon runs the pipelines in a folder.`);
   const stateDir = path.resolve(o.stateDir);
   const log = (line: string): void => io.err(`${new Date().toISOString()} ${line}`);
+  const fleet = fleetOptions(o.queue, log);
   const daemon = new Daemon({
     stateDir,
     log,
+    ...fleet?.options,
     ...(o.verbose !== undefined && { verbose: o.verbose }),
     audit: (file, body) => audited(io, { command: 'run', target: file, stateDir, toRepository: auditRepositoryFromEnv() }, body),
   });
   // What a run loads lazily is loaded now, so that the first run of each pipeline starts on time too.
   await warmUp();
+  const fleetMetrics = fleet && new FleetMetrics(fleet.redis, daemon.metrics, log);
   const server = o.metrics === false || o.listen === false ? undefined : await serveMetrics(o.listen, stateDir, daemon, log);
   // Loads run one at a time, in the order files were seen, so a quick second save never overtakes the first.
   let loading = Promise.resolve();
@@ -55,10 +64,42 @@ export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io
     await watcher.close();
     await loading;
     await daemon.stop();
+    await fleetMetrics?.stop();
+    await fleet?.close();
     await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   });
   log('stopped; every run has ended and released its lock');
   return ExitCode.ok;
+}
+
+/** With a queue: the daemon validates without the workers' environment and enqueues each due time (exactly once across daemons). */
+function fleetOptions(
+  flag: string | undefined,
+  log: (line: string) => void,
+): { options: Pick<DaemonOptions, 'dispatch' | 'loadOptions'>; redis: ReturnType<typeof connect>; close: () => Promise<void> } | undefined {
+  const url = queueUrl(flag);
+  if (url === undefined) return undefined;
+  const target = parseQueueUrl(url);
+  const redis = connect(target, log, 'dbflow-daemon');
+  const enqueuer = new Enqueuer(redis);
+  log(`scheduling into the queue on ${target.shown}; dbflow workers run the pipelines`);
+  return {
+    redis,
+    options: {
+      loadOptions: { checkEnvironment: false },
+      dispatch: async (loaded, dueAt) => {
+        assertNoInlineSecret(loaded);
+        const r = await enqueuer.enqueue(loaded, dueAt);
+        log(
+          `[${loaded.pipeline.name}] ${r.added ? 'enqueued' : 'already enqueued by another daemon:'} ${r.id} (due ${dueAt.toISOString()}) on ${r.queue}`,
+        );
+      },
+    },
+    close: async () => {
+      await enqueuer.close();
+      redis.disconnect();
+    },
+  };
 }
 
 async function serveMetrics(listen: string, stateDir: string, daemon: Daemon, log: (line: string) => void): Promise<Server> {

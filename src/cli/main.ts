@@ -22,6 +22,8 @@ import type * as Restore from './restore-commands.js';
 import type { RestoreCommandOptions, VerifyCommandOptions } from './restore-commands.js';
 import type * as Status from './status-command.js';
 import type * as Serve from './serve-command.js';
+import type * as Fleet from './fleet-commands.js';
+import type { WorkerCommandOptions } from './fleet-commands.js';
 import type { ServeCommandOptions } from './serve-command.js';
 
 // The commands' modules, and the engine and plugins behind them, load here; not for a Tab in the shell (see commandModule).
@@ -45,6 +47,10 @@ const verifyCommand: typeof Restore.verifyCommand = async (...a) => (await impor
 const serveCommand: typeof Serve.serveCommand = async (...a) => (await import('./serve-command.js')).serveCommand(...a);
 const statusCommand: typeof Status.statusCommand = async (...a) => (await import('./status-command.js')).statusCommand(...a);
 
+const fleet = (): Promise<typeof Fleet> => import('./fleet-commands.js');
+// --queue, else DBFLOW_QUEUE: the fleet's view instead of this machine's (as queueUrl says, without loading it for a Tab).
+const queueUrl = (flag: string | undefined): string | undefined => (flag ?? process.env.DBFLOW_QUEUE) || undefined;
+
 const [stdout, stderr] = [pipeWriter(process.stdout), pipeWriter(process.stderr)];
 let quiet = false; // --quiet: only errors reach the terminal (stderr); what a command prints on stdout is dropped
 const io: Io = {
@@ -67,6 +73,7 @@ function program(setCode: (code: number) => void): Command {
     '--state-dir <dir>',
     'where run records, metrics, the audit trail and run locks are kept (default: $DBFLOW_STATE_DIR, else $XDG_STATE_HOME/dbflow, else ~/.local/state/dbflow)',
   ] as const;
+  const queue = ['--queue <redis-url>', "the fleet's Redis, e.g. redis://127.0.0.1:6379 (default: $DBFLOW_QUEUE); docs/fleet.md"] as const;
   const auditRepository = [
     '--audit-repository',
     'also store the audit record in the repository, under dbflow-audit/ (or set DBFLOW_AUDIT_REPOSITORY=1)',
@@ -91,6 +98,7 @@ function program(setCode: (code: number) => void): Command {
       '--dry-run',
       'validate, connect to each database and check the privileges a backup needs, check that each repository is writable; run nothing',
     )
+    .option('--queue <redis-url>', "take the fleet's lease in this Redis instead of this machine's lock (default: $DBFLOW_QUEUE)")
     .option(...state)
     .option(...auditRepository)
     .action(async (file: string, o: RunCommandOptions & { auditRepository?: boolean; dryRun?: boolean }) =>
@@ -176,21 +184,53 @@ function program(setCode: (code: number) => void): Command {
     .option(...plugin)
     .action(async (o: { json?: boolean; pipeline?: string; plugin?: string[] }) => setCode(await cmd.pluginsCommand(o, io)));
   p.command('runs')
-    .description('list recent runs with status and duration')
+    .description('list recent runs with status and duration (with --queue: of every worker of the fleet)')
     .option('-n, --limit <n>', 'how many', '20')
     .option('--json', 'print as JSON')
+    .option(...queue)
     .option(...state)
-    .action((o: { json?: boolean; stateDir?: string; limit?: string }) =>
-      setCode(cmd.runsCommand({ ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
+    .action(async (o: { json?: boolean; stateDir?: string; limit?: string; queue?: string }) => {
+      const url = queueUrl(o.queue);
+      setCode(
+        url !== undefined
+          ? await (await fleet()).fleetRunsCommand({ ...o, queue: url }, io)
+          : cmd.runsCommand({ ...o, stateDir: o.stateDir ?? defaultStateDir() }, io),
+      );
+    });
+  p.command('worker')
+    .description("take runs from the fleet's queue and run them here, where the databases are reachable; SIGTERM lets running runs end")
+    .option(...queue)
+    .option(
+      '--labels <k=v,...>',
+      'what this worker offers: it runs the pipelines whose runs_on labels it has all of, e.g. region=eu,network=billing',
+    )
+    .option('-c, --concurrency <n>', 'most runs at once', '1')
+    .option('--lease <duration>', 'how long a worker that stops answering keeps its jobs and run leases before another takes them', '30s')
+    .option('--id <name>', 'the name of this worker in `dbflow workers` and the run records (default: <host>-<pid>)')
+    .option('-v, --verbose', 'also print debug lines')
+    .option(...state)
+    .action(async (o: WorkerCommandOptions) =>
+      setCode(await (await fleet()).workerCommand({ ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
     );
+  p.command('workers')
+    .description("list the fleet's live workers, their labels and what they run")
+    .option(...queue)
+    .option('--json', 'print as JSON')
+    .action(async (o: { queue?: string; json?: boolean }) => setCode(await (await fleet()).workersCommand(o, io)));
   p.command('status')
     .description("how fresh each pipeline's last verified backup is against its rpo; exits 1 when one is stale (a monitoring check)")
     .argument('[pipelines...]', 'pipeline files or folders of them', ['pipelines'])
     .option('--json', 'print as JSON')
+    .option('--queue <redis-url>', "the fleet's last runs on every worker instead (default: $DBFLOW_QUEUE); exits 1 when a last run failed")
     .option(...state)
-    .action(async (targets: string[], o: { json?: boolean; stateDir?: string }) =>
-      setCode(await statusCommand(targets, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),
-    );
+    .action(async (targets: string[], o: { json?: boolean; stateDir?: string; queue?: string }) => {
+      const url = queueUrl(o.queue);
+      setCode(
+        url !== undefined
+          ? await (await fleet()).fleetStatusCommand({ ...o, queue: url }, io)
+          : await statusCommand(targets, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io),
+      );
+    });
   p.command('archive')
     .description(
       "stream the log of the pipeline's archive: databases (PostgreSQL WAL) into its repository until SIGTERM/SIGINT, which stores what was received",
@@ -225,6 +265,7 @@ function program(setCode: (code: number) => void): Command {
     .option('--listen <host:port>', 'serve Prometheus metrics on http://<host:port>/metrics', '127.0.0.1:9464')
     .option('--no-metrics', 'do not serve metrics')
     .option('-v, --verbose', 'also print debug lines')
+    .option(...queue)
     .option(...state)
     .action(async (dir: string, o: DaemonCommandOptions) =>
       setCode(await daemonCommand(dir, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io)),

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import { Cron } from 'croner';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { loadPipeline, type LoadedPipeline } from '../engine/load.js';
+import { loadPipeline, type LoadedPipeline, type LoadOptions } from '../engine/load.js';
 import { DbflowError, LockedError, runExitCode, userErrorText } from '../errors.js';
 import { formatDuration } from '../ui/format.js';
 import { plainRenderer } from '../ui/plain.js';
@@ -18,6 +18,13 @@ export interface DaemonOptions {
   log: (line: string) => void;
   /** Wraps each run so that it leaves its audit record, like `dbflow run` does; `body` returns the run's exit code. */
   audit?: (file: string, body: (note: AuditNote) => Promise<number>) => Promise<number>;
+  /**
+   * With a queue: each due time is handed to this (which enqueues it) instead of run here; workers run it.
+   * Archives and marks are then not kept by the daemon.
+   */
+  dispatch?: (loaded: LoadedPipeline, dueAt: Date) => Promise<void>;
+  /** How pipeline files are validated (a scheduler for a queue validates without the workers' environment). */
+  loadOptions?: LoadOptions;
 }
 
 interface Running {
@@ -32,6 +39,8 @@ interface Entry {
   loaded?: LoadedPipeline;
   loadedAt?: Date;
   job?: Cron;
+  /** The due time the schedule fires for next: every daemon computes the same from the cron expression. */
+  expected?: Date;
   running?: Running;
   queued: boolean;
 }
@@ -41,6 +50,7 @@ export class Daemon {
   readonly metrics = new Registry();
   private readonly entries = new Map<string, Entry>();
   private stopping = false;
+  private readonly dispatching = new Set<Promise<void>>();
   private readonly scheduled = new Counter({
     name: 'dbflow_daemon_runs_started_total',
     help: 'Scheduled runs the daemon started.',
@@ -88,7 +98,7 @@ export class Daemon {
     const label = path.basename(key);
     let loaded: LoadedPipeline;
     try {
-      loaded = await loadPipeline(key);
+      loaded = await loadPipeline(key, this.o.loadOptions);
     } catch (err) {
       if (!(err instanceof DbflowError)) throw err;
       this.reloadErrors.inc({ file: label });
@@ -105,7 +115,7 @@ export class Daemon {
     entry.loaded = loaded;
     entry.loadedAt = new Date();
     this.schedule(entry, replaced);
-    if (!this.stopping) {
+    if (!this.stopping && !this.o.dispatch) {
       this.archives.keep(key, loaded.pipeline.sha256, Object.keys(loaded.pipeline.archive).length > 0);
       this.marks.keep(key, loaded.pipeline.name, loaded.pipeline.marks?.everyMs);
     }
@@ -134,7 +144,7 @@ export class Daemon {
     });
     if (running.length) this.o.log(`stopping: cancelling ${running.length} running ${running.length === 1 ? 'run' : 'runs'}…`);
     for (const r of running) r.controller.abort();
-    await Promise.all([...running.map((r) => r.done), this.archives.stop(), this.marks.stop()]);
+    await Promise.all([...running.map((r) => r.done), ...this.dispatching, this.archives.stop(), this.marks.stop()]);
   }
 
   private schedule(entry: Entry, replaced: boolean): void {
@@ -152,6 +162,7 @@ export class Daemon {
       () => this.due(entry),
     );
     const next = entry.job.nextRun();
+    entry.expected = next ?? undefined;
     if (next) this.nextRun.set({ pipeline: pipeline.name }, next.getTime() / 1000);
     const zone = pipeline.timezone ? ` ${pipeline.timezone}` : '';
     this.o.log(
@@ -162,8 +173,11 @@ export class Daemon {
   private due(entry: Entry): void {
     if (this.stopping || !entry.loaded) return;
     const name = entry.loaded.pipeline.name;
+    const dueAt = entry.expected ?? new Date(Math.floor(Date.now() / 1000) * 1000);
     const next = entry.job?.nextRun();
+    entry.expected = next ?? undefined;
     if (next) this.nextRun.set({ pipeline: name }, next.getTime() / 1000);
+    if (this.o.dispatch) return this.enqueue(entry.loaded, dueAt);
     if (!entry.running) return this.start(entry);
     const previous = `the previous run${entry.running.runId ? ` (${entry.running.runId})` : ''} is still running`;
     if (entry.loaded.pipeline.overlap === 'queue' && !entry.queued) {
@@ -173,6 +187,18 @@ export class Daemon {
     }
     this.skipped.inc({ pipeline: name, reason: 'overlap' });
     this.o.log(`[${name}] skipped: ${previous}${entry.queued ? ' and another is already queued' : ' (overlap: skip)'}`);
+  }
+
+  private enqueue(loaded: LoadedPipeline, dueAt: Date): void {
+    const name = loaded.pipeline.name;
+    this.scheduled.inc({ pipeline: name });
+    const sent = this.o.dispatch!(loaded, dueAt).catch((err: unknown) =>
+      this.o.log(
+        `[${name}] the run due at ${dueAt.toISOString()} could not be enqueued: ${err instanceof Error ? err.message : String(err)}`,
+      ),
+    );
+    this.dispatching.add(sent);
+    void sent.finally(() => this.dispatching.delete(sent));
   }
 
   private start(entry: Entry): void {

@@ -34,7 +34,19 @@ export const manifestSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['id', 'started_at', 'finished_at'],
-      properties: { id: { type: 'string' }, started_at: { type: 'string' }, finished_at: { type: 'string' } },
+      properties: {
+        id: { type: 'string' },
+        started_at: { type: 'string' },
+        finished_at: { type: 'string' },
+        fencing_token: {
+          type: 'integer',
+          minimum: 1,
+          description:
+            "The fleet lease's fencing token the run held when it published (runs with --queue): greater for every later holder.",
+        },
+        worker: { type: 'string', description: 'The `dbflow worker` that ran it (runs from a queue).' },
+        due_at: { type: 'string', description: 'The scheduled time the run was for (runs from a queue).' },
+      },
     },
     status: { enum: ['verified', 'unverified'], description: 'verified: every artifact passed its restore-test and checks.' },
     databases: {

@@ -20,12 +20,15 @@ export interface FinishedRun {
   storage: RunStorage;
 }
 
+/** What a run from a fleet adds to the manifest's `run`: the fencing token of its lease, its worker, its due time. */
+export type FleetRunFacts = { fencing_token?: number; worker?: string; due_at?: string };
+
 /**
  * Publishes the backup `run` made, if it made one: a manifest in each repository holding a copy of every artifact,
  * once every copy was checked; their URLs, the first repository's first. Throws when it cannot: nothing is published
  * then (a manifest already written in one repository is removed again when another one cannot be written).
  */
-export async function publishBackup(finished: FinishedRun): Promise<string[] | undefined> {
+export async function publishBackup(finished: FinishedRun, fleet: FleetRunFacts = {}): Promise<string[] | undefined> {
   const { report, registry, pipeline, run } = finished;
   if (!report.artifacts.length) return undefined;
   const { complete, incomplete } = report.sites();
@@ -36,7 +39,7 @@ export async function publishBackup(finished: FinishedRun): Promise<string[] | u
   }
   const meta = {
     pipeline: { name: pipeline.name, sha256: pipeline.sha256, file: path.basename(pipeline.file) },
-    run: { id: run.id, started_at: run.startedAt.toISOString(), finished_at: run.finishedAt.toISOString() },
+    run: { id: run.id, started_at: run.startedAt.toISOString(), finished_at: run.finishedAt.toISOString(), ...fleet },
     tools: await toolVersions(registry),
     plugins: pluginRecords(registry),
   };

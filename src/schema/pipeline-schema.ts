@@ -3,6 +3,8 @@ import type { FromSchema } from 'json-schema-to-ts';
 import type { JsonSchema, StepDefinition } from '../plugins/types.js';
 import { DURATION_PATTERN } from '../spec/duration.js';
 
+/** A `runs_on` label's key or value (also a part of a queue name: no `:`). */
+export const LABEL_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$';
 export const STEP_ID_PATTERN = '^[A-Za-z_][A-Za-z0-9_]*$';
 export const NAME_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.-]*$';
 
@@ -123,6 +125,21 @@ export const pipelineSchema = {
     overlap: {
       enum: ['skip', 'queue'],
       description: 'When a scheduled run comes due while the previous one still runs: skip it (default), or queue it to run next.',
+    },
+    runs_on: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['labels'],
+      description: 'Where `dbflow worker` may run it: only on a worker started with every one of these labels (`--labels k=v,…`).',
+      properties: {
+        labels: {
+          type: 'object',
+          minProperties: 1,
+          additionalProperties: false,
+          patternProperties: { [LABEL_PATTERN]: { type: 'string', pattern: LABEL_PATTERN } },
+          description: 'Labels a worker must have, e.g. { region: eu-west, network: billing }: letters, digits, ".", "_", "-".',
+        },
+      },
     },
     lock_wait: {
       ...duration,

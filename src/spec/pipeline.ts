@@ -88,6 +88,8 @@ export interface Pipeline {
   timezone?: string;
   overlap: NonNullable<PipelineDocument['overlap']>;
   lockWaitMs: number;
+  /** `runs_on.labels`: the labels a `dbflow worker` needs to run it (none: any worker). */
+  runsOn: Record<string, string>;
   rpoMs?: number;
   rtoMs?: number;
   timeoutMs?: number;
@@ -161,6 +163,7 @@ export function normalize(data: PipelineDocument, file: string, sha256: string, 
     ...(data.timezone !== undefined && { timezone: data.timezone }),
     overlap: data.overlap ?? 'skip',
     lockWaitMs: data.lock_wait !== undefined ? parseDuration(data.lock_wait) : 0,
+    runsOn: data.runs_on?.labels ?? {},
     ...(data.rpo !== undefined && { rpoMs: parseDuration(data.rpo) }),
     ...(data.rto !== undefined && { rtoMs: parseDuration(data.rto) }),
     ...(data.timeout !== undefined && { timeoutMs: parseDuration(data.timeout) }),

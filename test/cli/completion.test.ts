@@ -141,7 +141,7 @@ describe('dbflow __complete', () => {
       [['help', 'backu'], ['backups']],
       [
         ['runs', '--json', '--'],
-        ['--limit', '--state-dir', '--help'],
+        ['--limit', '--queue', '--state-dir', '--help'],
       ],
     ];
     const found = await mapLimit(cases, 4, ([words]) => complete(['--', ...words]));

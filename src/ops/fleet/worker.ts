@@ -1,0 +1,271 @@
+// `dbflow worker`: takes the jobs of every label set its labels include and runs them with the engine, under the fleet's lease.
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { loadPipelineText } from '../../engine/load.js';
+import type { RunResult } from '../../engine/engine.js';
+import { ExitCode, isUserError, LockedError, runExitCode, userErrorText } from '../../errors.js';
+import type { AuditNote } from '../audit.js';
+import { formatDuration } from '../../ui/format.js';
+import { plainRenderer } from '../../ui/plain.js';
+import { lockedRun, runAuditFields } from '../locked-run.js';
+import type { QueueTarget } from './connection.js';
+import { keys, KEY_PREFIX } from './keys.js';
+import type { FleetJobData, FleetJobResult } from './jobs.js';
+import { formatLabels, labelsMatch, parseLabels, queueName, type Labels } from './labels.js';
+import { ANNOUNCE_MS, announceWorker, retireWorker, streamReporter, type WorkerInfo } from './streams.js';
+
+export interface FleetWorkerOptions {
+  target: QueueTarget;
+  /** A connection for dbflow's own keys (leases, streams, the worker's entry). */
+  redis: Redis;
+  id: string;
+  labels: Labels;
+  /** Most runs at once, over every queue it takes jobs from. */
+  concurrency: number;
+  /** The lease's and the job lock's time to live: how long until a stopped worker's jobs go to another. */
+  leaseMs: number;
+  stateDir: string;
+  verbose?: boolean;
+  log: (line: string) => void;
+  /** Wraps each run so that it leaves its audit record, like `dbflow run` does; `body` returns the run's exit code. */
+  audit?: (file: string, body: (note: AuditNote) => Promise<number>) => Promise<number>;
+}
+
+/** How long the record that a job ran is kept (longer than BullMQ keeps the job). */
+const DONE_KEEP_S = 24 * 3600;
+
+// A job whose run already happened (another delivery of it ran first): what that run recorded.
+class AlreadyRan extends Error {
+  constructor(readonly result: FleetJobResult) {
+    super(`already ran as run ${result.run_id} on worker ${result.worker}`);
+  }
+}
+
+/** How often the worker looks for label sets new pipelines were scheduled with. */
+const DISCOVER_MS = 1000;
+
+/** Takes and runs jobs until `stop()`. */
+export class FleetWorker {
+  private readonly workers = new Map<string, Worker>();
+  private readonly running = new Map<string, WorkerInfo['running'][number] & { controller: AbortController }>();
+  private readonly startedAt = new Date().toISOString();
+  private timers: NodeJS.Timeout[] = [];
+  private free: number;
+  private readonly waiting: (() => void)[] = [];
+  private stopping = false;
+
+  constructor(private readonly o: FleetWorkerOptions) {
+    this.free = o.concurrency;
+  }
+
+  async start(): Promise<void> {
+    await this.announce();
+    await this.discover();
+    this.timers = [
+      setInterval(
+        () => void this.discover().catch((err: unknown) => this.o.log(`looking for queues: ${(err as Error).message}`)),
+        DISCOVER_MS,
+      ),
+      setInterval(() => void this.announce().catch(() => undefined), ANNOUNCE_MS),
+    ];
+    this.o.log(
+      `worker ${this.o.id} with labels ${formatLabels(this.o.labels) || '(none)'}, concurrency ${this.o.concurrency}: taking jobs from ${[...this.workers.keys()].join(', ')}`,
+    );
+  }
+
+  /** Takes no more jobs, waits for the running runs to end, and leaves the fleet. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearInterval(t);
+    if (this.running.size)
+      this.o.log(`stopping: waiting for ${this.running.size} running ${this.running.size === 1 ? 'run' : 'runs'} to end…`);
+    await Promise.all([...this.workers.values()].map((w) => w.close()));
+    await retireWorker(this.o.redis, this.o.id).catch(() => undefined);
+  }
+
+  // A BullMQ worker for the queue of every label set (scheduled by some daemon) that this worker's labels include.
+  private async discover(): Promise<void> {
+    if (this.stopping) return;
+    const sets = ['', ...(await this.o.redis.smembers(keys.labelSets))];
+    for (const set of sets) {
+      let wanted: Labels;
+      try {
+        wanted = parseLabels(set);
+      } catch {
+        continue;
+      }
+      const name = queueName(wanted);
+      if (this.workers.has(name) || !labelsMatch(wanted, this.o.labels)) continue;
+      const worker = new Worker(name, (job) => this.process(job as Job<FleetJobData>), {
+        // ioredis options; BullMQ's own type spells a few of them differently.
+        connection: this.o.target.options as ConnectionOptions,
+        prefix: KEY_PREFIX,
+        concurrency: this.o.concurrency,
+        lockDuration: this.o.leaseMs,
+        stalledInterval: Math.max(1000, Math.floor(this.o.leaseMs / 2)),
+        maxStalledCount: 3,
+        name: this.o.id,
+      });
+      worker.on('error', (err) => this.o.log(`queue ${name}: ${err.message}`));
+      this.workers.set(name, worker);
+      if (this.workers.size > 1) this.o.log(`taking jobs from ${name} too`);
+    }
+  }
+
+  private async announce(): Promise<void> {
+    await announceWorker(this.o.redis, {
+      id: this.o.id,
+      host: hostname(),
+      pid: process.pid,
+      labels: this.o.labels,
+      concurrency: this.o.concurrency,
+      started_at: this.startedAt,
+      seen_at: new Date().toISOString(),
+      running: [...this.running.values()].map(({ controller: _, ...r }) => r),
+    });
+  }
+
+  // One slot of --concurrency, shared by every queue.
+  private async slot(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return;
+    }
+    await new Promise<void>((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+
+  private async process(job: Job<FleetJobData>): Promise<FleetJobResult> {
+    const data = job.data;
+    if (data.format !== 'dbflow-job' || data.version !== 1)
+      throw new UnrecoverableError(`job ${job.id} is not a dbflow job (format ${String(data.format)})`);
+    // The queue routes by labels; this guard keeps it true even for a job put in the wrong queue by hand.
+    if (!labelsMatch(data.runs_on, this.o.labels))
+      throw new UnrecoverableError(`job ${job.id} asks for labels ${formatLabels(data.runs_on)}, which worker ${this.o.id} lacks`);
+    const jobKey = keys.done(job.id ?? '');
+    const ran = async (): Promise<void> => {
+      const done = await this.o.redis.get(jobKey);
+      if (done) throw new AlreadyRan(JSON.parse(done) as FleetJobResult);
+    };
+    try {
+      await ran();
+    } catch (err) {
+      if (!(err instanceof AlreadyRan)) throw err;
+      this.o.log(`[${data.pipeline.name}] job ${job.id} delivered again: ${err.message}; not run again`);
+      return err.result;
+    }
+    await this.slot();
+    const name = data.pipeline.name;
+    const prefix = (line: string): void => this.o.log(`[${name}] ${line}`);
+    const render = plainRenderer(prefix, this.o.verbose);
+    const controller = new AbortController();
+    const entry = { job_id: job.id ?? '', pipeline: name, started_at: new Date().toISOString(), controller };
+    this.running.set(entry.job_id, entry);
+    const reporter = streamReporter(
+      this.o.redis,
+      { worker: this.o.id, host: hostname(), labels: this.o.labels, jobId: entry.job_id, dueAt: data.due_at },
+      prefix,
+    );
+    let runStart: number | undefined;
+    let token: number | undefined;
+    const base = { pipeline: name, worker: this.o.id, host: hostname(), labels: this.o.labels, job_id: entry.job_id, due_at: data.due_at };
+    const failed = async (status: string, error: string): Promise<FleetJobResult> => {
+      const now = new Date().toISOString();
+      await reporter.result({ ...base, run_id: '', status, started_at: entry.started_at, finished_at: now, duration_ms: 0, error });
+      return { run_id: '', status, worker: this.o.id };
+    };
+    try {
+      let loaded;
+      try {
+        // Validated again here, against this worker's plugins and environment: where its secrets are read.
+        loaded = await loadPipelineText(data.pipeline.file, data.pipeline.text, path.dirname(data.pipeline.file));
+      } catch (err) {
+        if (!isUserError(err)) throw err;
+        prefix(`not run: the pipeline does not validate on worker ${this.o.id}:\n${userErrorText(err)}`);
+        return await failed('invalid', (err as Error).message);
+      }
+      if (loaded.raw.sha256 !== data.pipeline.sha256) return await failed('invalid', `the job's pipeline text does not match its sha256`);
+      // A job retried after its worker stopped: that worker's lease ends by itself within its time to live.
+      const retried = job.attemptsStarted > 1 || job.stalledCounter > 0;
+      let result: RunResult | undefined;
+      let again: AlreadyRan | undefined;
+      const body = async (note: AuditNote): Promise<number> => {
+        note(runAuditFields(loaded));
+        try {
+          result = await lockedRun(loaded, {
+            stateDir: this.o.stateDir,
+            signal: controller.signal,
+            by: `dbflow worker ${this.o.id}`,
+            lockWaitMs: loaded.pipeline.lockWaitMs + (retried ? 2 * this.o.leaseMs : 0),
+            notice: prefix,
+            fleet: {
+              redis: this.o.redis,
+              ttlMs: this.o.leaseMs,
+              facts: { worker: this.o.id, due_at: data.due_at },
+              onLease: (t) => (token = t),
+              job: entry.job_id,
+              admit: ran,
+              settled: async (r) => {
+                const record: FleetJobResult = { run_id: r.runId, status: r.status, worker: this.o.id };
+                await this.o.redis.set(jobKey, JSON.stringify(record), 'EX', DONE_KEEP_S, 'NX');
+              },
+            },
+            onEvent: (e) => {
+              if (e.type === 'run:start') {
+                runStart = Date.parse(e.time);
+                Object.assign(entry, { run_id: e.runId });
+                note({ run_id: e.runId });
+              }
+              reporter.event(e);
+              render(e);
+            },
+          });
+        } catch (err) {
+          if (!(err instanceof AlreadyRan)) throw err;
+          // Another delivery ran it: nothing was done here (recorded as refused, like a run that found the lock held).
+          again = err;
+          return ExitCode.locked;
+        }
+        return runExitCode(result.status);
+      };
+      await (this.o.audit ? this.o.audit(data.pipeline.file, body) : body(() => undefined));
+      if (again) throw again;
+      const r = result!;
+      prefix(`run ${r.runId} ${r.status} in ${formatDuration(r.durationMs)}${r.error ? `: ${r.error}` : ''}`);
+      const started = runStart ?? Date.now() - r.durationMs;
+      await reporter.result({
+        ...base,
+        run_id: r.runId,
+        status: r.status,
+        started_at: new Date(started).toISOString(),
+        finished_at: new Date(started + r.durationMs).toISOString(),
+        duration_ms: r.durationMs,
+        start_delay_ms: started - Date.parse(data.due_at),
+        ...(token !== undefined && { fencing_token: token }),
+        ...(r.summary.manifest && { manifest: r.summary.manifest }),
+        ...(r.error && { error: r.error }),
+      });
+      return { run_id: r.runId, status: r.status, worker: this.o.id };
+    } catch (err) {
+      if (err instanceof AlreadyRan) {
+        prefix(`job ${entry.job_id} delivered again: ${err.message}; not run again`);
+        return err.result;
+      }
+      if (err instanceof LockedError) {
+        prefix(`skipped: ${err.message}`);
+        return await failed('skipped', err.message);
+      }
+      throw err;
+    } finally {
+      this.running.delete(entry.job_id);
+      this.release();
+    }
+  }
+}

@@ -1,0 +1,142 @@
+// The fleet: two daemons enqueue each due time once, workers run each job on a worker whose labels match,
+// the view (runs, status, workers, metrics) shows every run, and no secret ever passes through Redis.
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { test } from 'node:test';
+import { dbflow } from '../helpers/cli.js';
+import { allResults, enqueuedIds, startDaemon, startWorker, writeSqlitePipeline } from '../helpers/fleet.js';
+import { OPS_PASSPHRASE, parseMetrics, sampleOf } from '../helpers/ops.js';
+import { waitFor } from '../helpers/processes.js';
+import { everyValue, startRedis } from '../helpers/redis.js';
+import { tmpDir } from '../helpers/tmp.js';
+
+void test(
+  'fleet: two daemons enqueue each due time exactly once; each job runs once, on a worker with its labels; runs/status/workers/metrics see every run; no secret in Redis',
+  { timeout: 120_000 },
+  async (t) => {
+    const redis = await startRedis(t);
+    if (!redis) return;
+    const dir = tmpDir(t);
+    const cleanup = (fn: () => void): void => void t.after(fn);
+    writeSqlitePipeline(dir, 'anywhere', '*/2 * * * * *');
+    writeSqlitePipeline(dir, 'eu', '*/2 * * * * *', { region: 'eu' });
+    writeSqlitePipeline(dir, 'billing', '*/2 * * * * *', { region: 'eu', network: 'billing' });
+    const workers = [
+      startWorker(dir, redis.url, 'w-eu', 'region=eu', cleanup),
+      startWorker(dir, redis.url, 'w-us', 'region=us', cleanup),
+      startWorker(dir, redis.url, 'w-billing', 'region=eu,network=billing', cleanup),
+    ];
+    await Promise.all(workers.map((w) => w.waitFor(/taking jobs from/)));
+    const daemons = [startDaemon(dir, redis.url, 'd1', cleanup), startDaemon(dir, redis.url, 'd2', cleanup)];
+    await Promise.all(daemons.map((d) => d.waitFor(/metrics on http/)));
+
+    // While it runs: the live workers and their labels.
+    await waitFor(
+      'three runs of each pipeline',
+      async () => {
+        const r = await allResults(redis.client);
+        return ['anywhere', 'eu', 'billing'].every((p) => r.filter((x) => x.pipeline === p).length >= 3);
+      },
+      60_000,
+    ).catch((err: Error) => assert.fail(`${err.message}\n${[...daemons, ...workers].map((p) => `${p.name}:\n${p.output()}`).join('\n')}`));
+    const listed = await dbflow(['workers', '--queue', redis.url, '--json'], { cwd: dir });
+    assert.equal(listed.exitCode, 0, listed.stderr);
+    const live = JSON.parse(listed.stdout) as { id: string; labels: Record<string, string> }[];
+    assert.deepEqual(
+      live.map((w) => [w.id, w.labels]),
+      [
+        ['w-billing', { network: 'billing', region: 'eu' }],
+        ['w-eu', { region: 'eu' }],
+        ['w-us', { region: 'us' }],
+      ],
+    );
+    // The daemon's metrics count the runs of every worker, labelled with the worker and its labels.
+    const metricsUrl = /metrics on (http:\/\/\S+\/metrics)/.exec(daemons[0]!.output())![1]!;
+    const families = parseMetrics(await (await fetch(metricsUrl)).text());
+    const counted = sampleOf(families, 'dbflow_fleet_runs_total', {
+      pipeline: 'billing',
+      status: 'success',
+      worker: 'w-billing',
+      worker_labels: 'network=billing,region=eu',
+    });
+    assert.ok(counted !== undefined && counted >= 1, `billing runs counted: ${String(counted)}`);
+    assert.ok(
+      sampleOf(families, 'dbflow_fleet_worker_running', { worker: 'w-us', host: hostname(), worker_labels: 'region=us' }) !== undefined,
+    );
+
+    // Both daemons stop scheduling; the workers finish what was enqueued.
+    for (const d of daemons) d.proc.kill('SIGTERM');
+    await Promise.all(daemons.map((d) => d.proc));
+    const ids = new Set(daemons.flatMap((d) => enqueuedIds(d.output())));
+    await waitFor('every enqueued job to end', async () => (await allResults(redis.client)).length >= ids.size, 30_000);
+
+    const results = await allResults(redis.client);
+    assert.ok(results.length >= 9, `${results.length} runs`);
+    const seen = results.map((r) => `${r.pipeline}@${Date.parse(r.due_at!)}`);
+    // Exactly once: every due time either daemon enqueued ran once, and nothing else ran.
+    assert.equal(new Set(seen).size, seen.length, `a due time ran twice: ${seen.join(' ')}`);
+    assert.deepEqual([...seen].sort(), [...ids].sort());
+    // Each daemon saw each due time (it enqueued it or found it enqueued): they scheduled the same times.
+    const [a, b] = daemons.map((d) => new Set(enqueuedIds(d.output())));
+    const both = [...a!].filter((id) => b!.has(id));
+    assert.ok(both.length >= 6, `the daemons shared too few due times: ${[...a!].join(' ')} / ${[...b!].join(' ')}`);
+    // No gap: consecutive due times of a pipeline are 2 s apart.
+    for (const p of ['anywhere', 'eu', 'billing']) {
+      const due = results
+        .filter((r) => r.pipeline === p)
+        .map((r) => Date.parse(r.due_at!))
+        .sort((x, y) => x - y);
+      for (let i = 1; i < due.length; i++)
+        assert.equal(due[i]! - due[i - 1]!, 2000, `${p}: due times ${due.map((d) => new Date(d).toISOString()).join(' ')}`);
+    }
+    // Labels: a job ran only on a worker that has every label it asks for.
+    for (const r of results) {
+      assert.equal(r.status, 'success', JSON.stringify(r));
+      if (r.pipeline === 'eu') assert.ok(['w-eu', 'w-billing'].includes(r.worker), JSON.stringify(r));
+      if (r.pipeline === 'billing') assert.equal(r.worker, 'w-billing', JSON.stringify(r));
+      // The manifest records the fencing token and the worker.
+      const manifest = JSON.parse(readFileSync(fileURLToPath(r.manifest!), 'utf8')) as { run: Record<string, unknown> };
+      assert.equal(manifest.run.fencing_token, r.fencing_token);
+      assert.equal(manifest.run.worker, r.worker);
+      assert.equal(manifest.run.due_at, r.due_at);
+    }
+    // Fencing tokens of one pipeline grow with every run.
+    for (const p of ['anywhere', 'eu', 'billing']) {
+      const tokens = results.filter((r) => r.pipeline === p).map((r) => r.fencing_token!);
+      assert.equal(new Set(tokens).size, tokens.length, `${p}: ${tokens.join(',')}`);
+    }
+
+    // One view: runs and status of the fleet.
+    const runs = await dbflow(['runs', '--queue', redis.url, '--json', '--limit', '1000'], { cwd: dir });
+    assert.equal(runs.exitCode, 0, runs.stderr);
+    assert.equal((JSON.parse(runs.stdout) as unknown[]).length, results.length);
+    const status = await dbflow(['status'], { cwd: dir, env: { DBFLOW_QUEUE: redis.url } });
+    assert.equal(status.exitCode, 0, status.stdout + status.stderr);
+    assert.match(status.stdout, /^billing\s+success .*w-billing/m);
+
+    for (const w of workers) w.proc.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.proc));
+    for (const w of workers) assert.match(w.output(), /stopped/);
+    // Each worker leaves the audit record of each run it ran, in its own state folder, as `dbflow run` does.
+    const audit = readFileSync(path.join(dir, 'state-w-billing', 'audit.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { command: string; outcome: string; run_id?: string; pipeline?: string });
+    assert.deepEqual(
+      audit.map((a) => [a.command, a.outcome, a.run_id]).sort(),
+      results
+        .filter((r) => r.worker === 'w-billing')
+        .map((r) => ['run', 'success', r.run_id])
+        .sort(),
+    );
+
+    // No secret passed through Redis: every key, hash, set and stream entry, read after the runs.
+    const all = await everyValue(redis.client);
+    assert.ok(all.keys > 10, `only ${all.keys} keys`);
+    assert.ok(all.text.includes('TEST_PASSPHRASE'), 'the job names its secret (by variable) …');
+    assert.ok(!all.text.includes(OPS_PASSPHRASE), '… but never carries its value');
+  },
+);
