@@ -104,7 +104,8 @@ export function writeHoldingPipeline(
 ): string {
   mkdirSync(path.join(dir, 'pipelines'), { recursive: true });
   const log = path.join(dir, `${name}.hold.log`);
-  const at = new Date(Date.now() + (o.inMs ?? 3000));
+  // Far enough ahead for a daemon on a loaded machine to notice the file, validate it and schedule it (3 s was not).
+  const at = new Date(Date.now() + (o.inMs ?? 10_000));
   // Six fields with seconds, in UTC: this second of this day of this month, once (until next year).
   const schedule =
     o.schedule ?? `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;

@@ -38,7 +38,7 @@ function said(...ps: FleetProcess[]): string {
 
 void test(
   'fleet: a worker SIGKILLed mid-run: the job completes on another worker after stall detection; the killed run publishes nothing and is reaped',
-  { timeout: 90_000 },
+  { timeout: 120_000 },
   async (t) => {
     const redis = await startRedis(t);
     if (!redis) return;
@@ -52,7 +52,7 @@ void test(
     const daemon = startDaemon(dir, redis.url, 'd1', cleanup);
     await daemon.waitFor(/watching pipelines/);
     const log = writeHoldingPipeline(dir, 'held', { holdMs: 4000 });
-    await waitFor('the run to reach its last step on w-a', () => startedRuns(log).length === 1, 30_000).catch((err: Error) =>
+    await waitFor('the run to reach its last step on w-a', () => startedRuns(log).length === 1, 45_000).catch((err: Error) =>
       assert.fail(`${err.message}\n${said(daemon, a)}`),
     );
     const b = startWorker(dir, redis.url, 'w-b', '', cleanup, { stateDir });
@@ -90,7 +90,7 @@ void test(
 
 void test(
   'fleet: a worker paused (SIGSTOP) past its lease: another takes the job with a greater fencing token; resumed (SIGCONT), the paused run publishes nothing',
-  { timeout: 90_000 },
+  { timeout: 120_000 },
   async (t) => {
     const redis = await startRedis(t);
     if (!redis) return;
@@ -102,7 +102,7 @@ void test(
     const daemon = startDaemon(dir, redis.url, 'd1', cleanup);
     await daemon.waitFor(/watching pipelines/);
     const log = writeHoldingPipeline(dir, 'paused', { holdMs: 3000 });
-    await waitFor('the run to reach its last step on w-a', () => startedRuns(log).length === 1, 30_000).catch((err: Error) =>
+    await waitFor('the run to reach its last step on w-a', () => startedRuns(log).length === 1, 45_000).catch((err: Error) =>
       assert.fail(`${err.message}\n${said(daemon, a)}`),
     );
     const pausedRun = startedRuns(log)[0]!;
