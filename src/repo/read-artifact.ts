@@ -134,6 +134,9 @@ async function settle(stored: Readable, checked: Readable, stages: Readable[]): 
   for (const s of stages) if (s !== checked && s !== stored) s.destroy();
   if (checked.readableEnded) return { intact: true };
   if (checked.destroyed || stored.destroyed) return {};
+  // Unpiped now, not when the stages just destroyed report their close: that unpipe would pause the check after the
+  // resume below, and it would wait forever (seen under load, when a decoder failed before the digest did).
+  checked.unpipe();
   return new Promise((resolve) => {
     checked.once('end', () => resolve({ intact: true }));
     checked.once('error', (error) => resolve({ error }));
