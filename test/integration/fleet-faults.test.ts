@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
 import {
@@ -36,25 +36,34 @@ function said(...ps: FleetProcess[]): string {
   return ps.map((p) => `--- ${p.name}:\n${p.output()}`).join('\n');
 }
 
+// A private Redis, worker w-a, daemon d1 and a one-shot pipeline `name` whose last step holds `holdMs`: returned once
+// the run has reached that step on w-a (undefined when there is no redis-server and the test was skipped).
+async function midRun(t: TestContext, name: string, holdMs: number, stateFolder?: string) {
+  const redis = await startRedis(t);
+  if (!redis) return undefined;
+  const dir = tmpDir(t);
+  const cleanup = (fn: () => void): void => void t.after(fn);
+  mkdirSync(path.join(dir, 'pipelines'));
+  const stateDir = stateFolder === undefined ? undefined : path.join(dir, stateFolder);
+  const a = startWorker(dir, redis.url, 'w-a', '', cleanup, stateDir === undefined ? undefined : { stateDir });
+  await a.waitFor(/taking jobs from/);
+  const daemon = startDaemon(dir, redis.url, 'd1', cleanup);
+  await daemon.waitFor(/watching pipelines/);
+  const log = writeHoldingPipeline(dir, name, { holdMs });
+  await waitFor('the run to reach its last step on w-a', () => startedRuns(log).length === 1, 45_000).catch((err: Error) =>
+    assert.fail(`${err.message}\n${said(daemon, a)}`),
+  );
+  return { redis, dir, cleanup, a, daemon, log, stateDir: stateDir! };
+}
+
 void test(
   'fleet: a worker SIGKILLed mid-run: the job completes on another worker after stall detection; the killed run publishes nothing and is reaped',
   { timeout: 120_000 },
   async (t) => {
-    const redis = await startRedis(t);
-    if (!redis) return;
-    const dir = tmpDir(t);
-    const cleanup = (fn: () => void): void => void t.after(fn);
-    mkdirSync(path.join(dir, 'pipelines'));
     // Both workers keep their run records in one state folder, as two workers of one machine do.
-    const stateDir = path.join(dir, 'state');
-    const a = startWorker(dir, redis.url, 'w-a', '', cleanup, { stateDir });
-    await a.waitFor(/taking jobs from/);
-    const daemon = startDaemon(dir, redis.url, 'd1', cleanup);
-    await daemon.waitFor(/watching pipelines/);
-    const log = writeHoldingPipeline(dir, 'held', { holdMs: 4000 });
-    await waitFor('the run to reach its last step on w-a', () => startedRuns(log).length === 1, 45_000).catch((err: Error) =>
-      assert.fail(`${err.message}\n${said(daemon, a)}`),
-    );
+    const started = await midRun(t, 'held', 4000, 'state');
+    if (!started) return;
+    const { redis, dir, cleanup, a, daemon, log, stateDir } = started;
     const b = startWorker(dir, redis.url, 'w-b', '', cleanup, { stateDir });
     await b.waitFor(/taking jobs from/);
     a.proc.kill('SIGKILL');
@@ -92,19 +101,9 @@ void test(
   'fleet: a worker paused (SIGSTOP) past its lease: another takes the job with a greater fencing token; resumed (SIGCONT), the paused run publishes nothing',
   { timeout: 120_000 },
   async (t) => {
-    const redis = await startRedis(t);
-    if (!redis) return;
-    const dir = tmpDir(t);
-    const cleanup = (fn: () => void): void => void t.after(fn);
-    mkdirSync(path.join(dir, 'pipelines'));
-    const a = startWorker(dir, redis.url, 'w-a', '', cleanup);
-    await a.waitFor(/taking jobs from/);
-    const daemon = startDaemon(dir, redis.url, 'd1', cleanup);
-    await daemon.waitFor(/watching pipelines/);
-    const log = writeHoldingPipeline(dir, 'paused', { holdMs: 3000 });
-    await waitFor('the run to reach its last step on w-a', () => startedRuns(log).length === 1, 45_000).catch((err: Error) =>
-      assert.fail(`${err.message}\n${said(daemon, a)}`),
-    );
+    const started = await midRun(t, 'paused', 3000);
+    if (!started) return;
+    const { redis, dir, cleanup, a, daemon, log } = started;
     const pausedRun = startedRuns(log)[0]!;
     const tokenA = Number(/^(\d+) /.exec((await redis.client.get((await redis.client.keys('dbflow:fleet:lease:*'))[0]!)) ?? '')?.[1]);
     a.proc.kill('SIGSTOP');
