@@ -138,6 +138,13 @@ export class UncheckedError extends DbflowError {
   override readonly exitCode = ExitCode.unchecked;
 }
 
+/** Internal: a fleet job delivered again whose run already happened; `result` is what that run recorded. */
+export class AlreadyRanError extends Error {
+  constructor(readonly result: { run_id: string; worker: string }) {
+    super(`already ran as run ${result.run_id} on worker ${result.worker}`);
+  }
+}
+
 /** Internal: the first failure of a unit (a task or a stream chain), with the member where it started. */
 export class ChainFailure extends Error {
   constructor(

@@ -5,7 +5,7 @@ import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bu
 import type { Redis } from 'ioredis';
 import { loadPipelineText } from '../../engine/load.js';
 import type { RunResult } from '../../engine/engine.js';
-import { ExitCode, isUserError, LockedError, runExitCode, userErrorText } from '../../errors.js';
+import { AlreadyRanError, ExitCode, isUserError, LockedError, runExitCode, userErrorText } from '../../errors.js';
 import type { AuditNote } from '../audit.js';
 import { formatDuration } from '../../ui/format.js';
 import { plainRenderer } from '../../ui/plain.js';
@@ -35,13 +35,6 @@ export interface FleetWorkerOptions {
 
 /** How long the record that a job ran is kept (longer than BullMQ keeps the job). */
 const DONE_KEEP_S = 24 * 3600;
-
-// A job whose run already happened (another delivery of it ran first): what that run recorded.
-class AlreadyRan extends Error {
-  constructor(readonly result: FleetJobResult) {
-    super(`already ran as run ${result.run_id} on worker ${result.worker}`);
-  }
-}
 
 /** How often the worker looks for label sets new pipelines were scheduled with. */
 const DISCOVER_MS = 1000;
@@ -152,14 +145,14 @@ export class FleetWorker {
     const jobKey = keys.done(job.id ?? '');
     const ran = async (): Promise<void> => {
       const done = await this.o.redis.get(jobKey);
-      if (done) throw new AlreadyRan(JSON.parse(done) as FleetJobResult);
+      if (done) throw new AlreadyRanError(JSON.parse(done) as FleetJobResult);
     };
     try {
       await ran();
     } catch (err) {
-      if (!(err instanceof AlreadyRan)) throw err;
+      if (!(err instanceof AlreadyRanError)) throw err;
       this.o.log(`[${data.pipeline.name}] job ${job.id} delivered again: ${err.message}; not run again`);
-      return err.result;
+      return err.result as FleetJobResult;
     }
     await this.slot();
     const name = data.pipeline.name;
@@ -195,7 +188,7 @@ export class FleetWorker {
       // A job retried after its worker stopped: that worker's lease ends by itself within its time to live.
       const retried = job.attemptsStarted > 1 || job.stalledCounter > 0;
       let result: RunResult | undefined;
-      let again: AlreadyRan | undefined;
+      let again: AlreadyRanError | undefined;
       const body = async (note: AuditNote): Promise<number> => {
         note(runAuditFields(loaded));
         try {
@@ -228,7 +221,7 @@ export class FleetWorker {
             },
           });
         } catch (err) {
-          if (!(err instanceof AlreadyRan)) throw err;
+          if (!(err instanceof AlreadyRanError)) throw err;
           // Another delivery ran it: nothing was done here (recorded as refused, like a run that found the lock held).
           again = err;
           return ExitCode.locked;
@@ -254,9 +247,9 @@ export class FleetWorker {
       });
       return { run_id: r.runId, status: r.status, worker: this.o.id };
     } catch (err) {
-      if (err instanceof AlreadyRan) {
+      if (err instanceof AlreadyRanError) {
         prefix(`job ${entry.job_id} delivered again: ${err.message}; not run again`);
-        return err.result;
+        return err.result as FleetJobResult;
       }
       if (err instanceof LockedError) {
         prefix(`skipped: ${err.message}`);
