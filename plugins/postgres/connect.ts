@@ -110,8 +110,13 @@ export async function cancelQueries(conn: PgConnection, what: string, clients: r
 }
 
 /** Runs `fn` on a fresh connection, always closing it. */
-export async function withClient<T>(conn: PgConnection, what: string, fn: (client: Client) => Promise<T>): Promise<T> {
-  const client = await connect(conn, what);
+export async function withClient<T>(
+  conn: PgConnection,
+  what: string,
+  fn: (client: Client) => Promise<T>,
+  application?: string,
+): Promise<T> {
+  const client = await connect(conn, what, application);
   try {
     return await fn(client);
   } finally {

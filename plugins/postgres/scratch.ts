@@ -12,15 +12,22 @@ export async function createScratch(ctx: DriverContext, { db, name }: ScratchOpt
   const conn = parsePgUrl(db.url, db.password);
   const scratchName = fitName(name);
   const what = `database "${db.name}" (creating scratch database "${scratchName}")`;
-  await withClient(conn, what, async (c) => {
-    try {
-      await c.query(`CREATE DATABASE ${ident(scratchName)} TEMPLATE template0`);
-    } catch (err) {
-      const e = err as { code?: string; message?: string };
-      const hint = e.code === '42501' ? `; user "${conn.user}" needs CREATEDB to run restore-tests on ${where(conn)}` : '';
-      throw new DbflowError(`cannot create scratch database "${scratchName}" on ${where(conn)}: ${e.message}${hint}.`, { cause: err });
-    }
-  });
+  // The session is named after the scratch database: if this run dies while the server still creates it, a reaper
+  // finds the session by its name and ends it before looking for the database (see reap.ts).
+  await withClient(
+    conn,
+    what,
+    async (c) => {
+      try {
+        await c.query(`CREATE DATABASE ${ident(scratchName)} TEMPLATE template0`);
+      } catch (err) {
+        const e = err as { code?: string; message?: string };
+        const hint = e.code === '42501' ? `; user "${conn.user}" needs CREATEDB to run restore-tests on ${where(conn)}` : '';
+        throw new DbflowError(`cannot create scratch database "${scratchName}" on ${where(conn)}: ${e.message}${hint}.`, { cause: err });
+      }
+    },
+    scratchName,
+  );
   ctx.log.info(`created scratch database ${scratchName}`);
   const scratch = withDatabase(conn, scratchName);
   let dropped = false;

@@ -442,7 +442,10 @@ export interface DatabaseDriver {
   /**
    * Optional, for drivers whose scratch databases outlive the process (a server's databases): drops
    * every scratch database next to `db` whose name starts with one of `prefixes` (names as `scratch`
-   * received them); resolves to the names dropped. dbflow calls it for runs that provably died.
+   * received them); resolves to the names dropped. dbflow calls it for runs that provably died. It first ends
+   * the sessions those runs still have on the server (a statement the server is still running when its client
+   * died can create a scratch database after the reaper looked): the built-in drivers name the session that
+   * creates a scratch database after it, so it can be found.
    */
   reap?(options: ReapOptions): Promise<string[]>;
   /**

@@ -5,11 +5,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
+import type { RowDataPacket } from 'mysql2/promise';
 import { scratchDatabaseName, type EngineEvent } from '../../src/index.js';
 import { dbflow } from '../helpers/cli.js';
 import { leftovers, makeSources, setupCase, signalAt, type CaseSetup, type Driver } from '../helpers/kill-case.js';
 import * as myServer from '../helpers/mysql.js';
 import * as pgServer from '../helpers/postgres.js';
+import { waitFor } from '../helpers/processes.js';
 import { requireS3, stopS3 } from '../helpers/s3.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -86,6 +88,56 @@ for (const driver of ['postgres', 'mysql'] as const satisfies Driver[]) {
     const metrics = readFileSync(path.join(c.cwd, '.dbflow', 'metrics.prom'), 'utf8');
     assert.match(metrics, /^dbflow_runs_total\{pipeline="killpoint",status="killed"\} 1$/m, 'the metrics count the killed run');
   });
+}
+
+// A dead run's session, still at work on the server when the next run starts (a run killed while the server
+// created its scratch database would see it appear after the reaper looked): ended before the databases are listed.
+for (const driver of ['postgres', 'mysql'] as const satisfies Driver[]) {
+  test(`${driver}: the next run ends the sessions a dead run still has on the server before it reaps`, async (t) => {
+    const s3 = await requireS3(t);
+    assert.ok(s3);
+    t.after(stopS3);
+    const sources = await makeSources(t, tmpDir(t), s3);
+    const c = await setupCase(tmpDir(t), driver, 'file', sources);
+    const id = '20000101T000000Z-dead';
+    const dead = await foreignRun(t, c, id, { pid: 999_999_999, host: os.hostname() });
+    // PostgreSQL: the session that creates a scratch database is named after it; MariaDB: a session that uses it.
+    const named = new URL(pgServer.PG_URL);
+    named.searchParams.set('application_name', dead.scratch);
+    const started = Date.now();
+    const sleeping = (
+      driver === 'postgres'
+        ? pgServer.withClient(named.toString(), (cl) => cl.query('SELECT pg_sleep(60)'))
+        : myServer.withConnection(myServer.withDatabase(myServer.MY_URL, dead.scratch), (cl) => cl.query('SELECT SLEEP(60)'))
+    ).then(
+      () => Date.now() - started,
+      () => Date.now() - started,
+    );
+    await waitFor("the dead run's session at work", async () => (await sessionsNamed(driver, dead.scratch)) === 1, 10_000);
+
+    const next = await dbflow(['run', c.file], { cwd: c.cwd, env: c.env });
+    assert.equal(next.exitCode, 0, next.stderr);
+    assert.match(next.stderr, /ended session \d+ of a run that died/);
+    assert.match(next.stderr, new RegExp(`dropped scratch database ${dead.scratch} of a run that died`));
+    const ranMs = await sleeping;
+    assert.ok(ranMs < 50_000, `the dead run's statement was ended, not left to run its 60 s (${ranMs} ms)`);
+    assert.equal(await sessionsNamed(driver, dead.scratch), 0);
+    assert.deepEqual((await leftovers(c, id)).scratch, [], 'its scratch database is gone');
+  });
+}
+
+// Sessions on the shared server named after (PostgreSQL) or using (MariaDB) the database `name`.
+async function sessionsNamed(driver: 'postgres' | 'mysql', name: string): Promise<number> {
+  if (driver === 'postgres') {
+    const { rows } = await pgServer.withClient(pgServer.PG_URL, (cl) =>
+      cl.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = $1', [name]),
+    );
+    return rows[0]!.n;
+  }
+  const [rows] = await myServer.withConnection(myServer.MY_URL, (cl) =>
+    cl.query<RowDataPacket[]>('SELECT count(*) AS n FROM information_schema.PROCESSLIST WHERE DB = ?', [name]),
+  );
+  return Number(rows[0]!.n);
 }
 
 test('prune reaps the temporary folders of a run that died and marks it killed', async (t) => {
