@@ -276,6 +276,7 @@ export async function runPipeline(loaded: LoadedPipeline, options: RunOptions = 
         registry,
         report,
         storage: runStorage,
+        intent: record,
       });
       const urls = manifest === undefined ? [] : typeof manifest === 'string' ? [manifest] : manifest;
       if (urls.length) summary.manifest = urls[0]!;

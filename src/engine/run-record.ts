@@ -1,6 +1,6 @@
 // The record of a run on disk: <state-dir>/runs/<run-id>/{pipeline.json,events.jsonl,logs/,result.json}, 0600 files in 0700 folders.
 import { randomBytes } from 'node:crypto';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { EngineEvent, RunStatus } from './events.js';
 import { processAlive } from './process-alive.js';
@@ -19,6 +19,9 @@ export function fileSafe(key: string): string {
   return key.replace(/[^A-Za-z0-9_.-]/g, '_');
 }
 
+/** A run's note of the manifests it is writing (see RunRecord.publishing). */
+export const PUBLISHING_FILE = 'publishing.json';
+
 /** Writes one run's folder as the run goes. */
 export class RunRecord {
   readonly dir: string;
@@ -36,6 +39,19 @@ export class RunRecord {
     const file = path.join(this.dir, name);
     writeFileSync(`${file}.tmp`, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
+  }
+
+  /**
+   * Notes the manifests the run is about to write (`publishing.json`), until `published()`: a run that dies between
+   * two of them leaves the note, and the reaper withdraws the ones written (see reap.ts).
+   */
+  publishing(urls: readonly string[]): void {
+    this.writeJson(PUBLISHING_FILE, { manifests: urls });
+  }
+
+  /** The manifests are all written, or all withdrawn again. */
+  published(): void {
+    rmSync(path.join(this.dir, PUBLISHING_FILE), { force: true });
   }
 
   event(e: EngineEvent): void {

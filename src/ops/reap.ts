@@ -9,7 +9,7 @@ import { existsSync, readdirSync, readFileSync, renameSync, rmSync, statSync, wr
 import { hostname, tmpdir } from 'node:os';
 import path from 'node:path';
 import { processAlive } from '../engine/process-alive.js';
-import { readRunJson, runIds, runOwner } from '../engine/run-record.js';
+import { PUBLISHING_FILE, readRunJson, runIds, runOwner } from '../engine/run-record.js';
 import type { Registry } from '../plugins/registry.js';
 import { scratchPrefix } from '../plugins/scratch-name.js';
 import type { DatabaseConfig } from '../plugins/types.js';
@@ -165,15 +165,62 @@ export function markKilled(stateDir: string, id: string, by: string): void {
   renameSync(tmp, path.join(dir, 'result.json'));
 }
 
+/**
+ * Withdraws the manifests of runs stopped between writing two of them (their record still holds the note of
+ * publishing.json): a backup is published in every repository that holds a copy of it, or in none. `dead` are the
+ * runs that died; runs that ended with the note (they could not withdraw them themselves) are tried too. Only runs of
+ * `pipeline` when given (the caller has its storages' settings and credentials). A manifest that cannot be reached now
+ * keeps the note, for the next reaper.
+ */
+export async function withdrawHalfPublished(o: {
+  stateDir: string;
+  dead: readonly string[];
+  pipeline?: string;
+  registry: Registry;
+  signal: AbortSignal;
+  log: (message: string) => void;
+}): Promise<string[]> {
+  const withdrawn: string[] = [];
+  for (const id of runIds(o.stateDir)) {
+    const note = readRunJson(o.stateDir, id, PUBLISHING_FILE);
+    if (!note || (!o.dead.includes(id) && !readRunJson(o.stateDir, id, 'result.json'))) continue;
+    if (o.pipeline !== undefined && readRunJson(o.stateDir, id, 'pipeline.json')?.name !== o.pipeline) continue;
+    const urls = Array.isArray(note.manifests) ? note.manifests.filter((u): u is string => typeof u === 'string') : [];
+    try {
+      const present: string[] = [];
+      for (const url of urls) {
+        const listed = await o.registry.storageFor(url).list(url, { signal: o.signal });
+        if (listed.some((x) => x.url === url)) present.push(url);
+      }
+      const missing = urls.filter((u) => !present.includes(u));
+      if (present.length && missing.length) {
+        for (const url of present) {
+          await o.registry.storageFor(url).delete(url, { signal: o.signal });
+          o.log(`withdrew ${url}: run ${id} stopped while publishing its backup, before ${missing.join(', ')} was written`);
+          withdrawn.push(url);
+        }
+      }
+      rmSync(path.join(o.stateDir, 'runs', id, PUBLISHING_FILE), { force: true });
+    } catch (err) {
+      o.log(
+        `warning: the manifests run ${id} was publishing when it stopped could not be checked (${(err as Error).message}); the next run tries again`,
+      );
+    }
+  }
+  return withdrawn;
+}
+
 /** What a reaping did. */
 export interface Reaped {
   runs: string[];
   databases: string[];
   tmpdirs: string[];
+  /** Manifests withdrawn because their run stopped before it had written them all. */
+  manifests?: string[];
 }
 
 /**
- * Reaps the dead runs under `stateDir`: drops their scratch databases (and those of runs marked killed
+ * Reaps the dead runs under `stateDir`: withdraws a backup they published in only some of its repositories, drops their scratch databases (and those of runs marked killed
  * earlier) on the servers of `databases`, removes their temporary folders, marks them killed.
  */
 export async function reapDeadRuns(o: {
@@ -186,6 +233,7 @@ export async function reapDeadRuns(o: {
   log: (message: string) => void;
 }): Promise<Reaped> {
   const dead = deadRuns(o.stateDir, o.held);
+  const manifests = await withdrawHalfPublished({ ...o, dead, ...(o.held && { pipeline: o.held.pipeline }) });
   const databases = await reapScratchDatabases(o.registry, o.databases, [...dead, ...killedRuns(o.stateDir)], o);
   const tmpdirs = [...reapTmpdirs(dead), ...reapCommandTmpdirs()];
   for (const id of dead) {
@@ -193,7 +241,7 @@ export async function reapDeadRuns(o: {
     o.log(`run ${id} died without finishing (no result): marked killed`);
   }
   for (const dir of tmpdirs) o.log(`removed ${dir}, a temporary folder of a run or command that died`);
-  return { runs: dead, databases, tmpdirs };
+  return { runs: dead, databases, tmpdirs, manifests };
 }
 
 /** Reaps what needs no database connection — temporary folders, records — of the dead runs under `stateDir` (`dbflow prune`). */

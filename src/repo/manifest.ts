@@ -87,9 +87,14 @@ export class ManifestBuilder implements ManifestReporter {
   }
 }
 
+/** The URL of the manifest of the backup whose folder is `base`. */
+export function manifestUrl(base: string): string {
+  return `${base}/${MANIFEST_NAME}`;
+}
+
 /** Writes the manifest last, atomically, through the storage of `base`: from then on the backup exists. Returns its URL. */
 export async function publishManifest(manifest: Manifest, base: string, storageFor: (url: string) => Storage): Promise<string> {
-  const url = `${base}/${MANIFEST_NAME}`;
+  const url = manifestUrl(base);
   const storage = storageFor(url);
   const like = manifest.artifacts[0]?.url;
   await storage.put(url, Readable.from([Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`)]), {

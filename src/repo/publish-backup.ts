@@ -6,7 +6,7 @@ import { DbflowError } from '../errors.js';
 import type { Registry } from '../plugins/registry.js';
 import type { Storage } from '../plugins/types.js';
 import { pluginRecords, toolVersions } from '../engine/versions.js';
-import { publishManifest, type ManifestBuilder } from './manifest.js';
+import { manifestUrl, publishManifest, type ManifestBuilder } from './manifest.js';
 import type { RunStorage } from './run-storage.js';
 
 /** A run whose steps all succeeded, as the finisher sees it. */
@@ -18,6 +18,8 @@ export interface FinishedRun {
   report: ManifestBuilder;
   /** The storages of the run, which know what it wrote. */
   storage: RunStorage;
+  /** Where the run notes the manifests it is about to write, and that it is done (its record: see RunRecord.publishing). */
+  intent?: { publishing(urls: readonly string[]): void; published(): void };
 }
 
 /** What a run from a fleet adds to the manifest's `run`: the fencing token of its lease, its worker, its due time. */
@@ -47,15 +49,21 @@ export async function publishBackup(finished: FinishedRun, fleet: FleetRunFacts 
   await finished.storage.checkStored(complete.flatMap((s) => s.artifacts));
   const storageFor = (url: string): Storage => registry.storageFor(url);
   const published: string[] = [];
+  // Several manifests are not written at once: a run killed between two leaves this note for the reaper.
+  finished.intent?.publishing(complete.map((s) => manifestUrl(s.location)));
   try {
     for (const { site, manifest } of manifests) published.push(await publishManifest(manifest, site.location, storageFor));
+    finished.intent?.published();
   } catch (err) {
     const left: string[] = [];
     for (const url of published)
       await storageFor(url)
         .delete(url)
         .catch(() => left.push(url));
-    if (!left.length) throw err;
+    if (!left.length) {
+      finished.intent?.published();
+      throw err;
+    }
     throw new DbflowError(
       `${(err as Error).message}; and the manifest already written at ${left.join(', ')} could not be removed again: delete it by hand, this run's backup is incomplete.`,
       { cause: err },

@@ -13,6 +13,9 @@ export interface ProxyFaults {
   stallSkip?: number;
   /** Keep the request lines and headers the client sent, for `requests()`. */
   record?: boolean;
+  /** Stall a connection (forward nothing more) at a request whose head matches, before it reaches the server; then call `onStall`. */
+  stallOn?: RegExp;
+  onStall?: (head: string) => void;
 }
 
 /** A running proxy. */
@@ -49,17 +52,27 @@ export async function startProxy(targetPort: number, faults: ProxyFaults = {}): 
     };
     client.on('data', (chunk: Buffer) => {
       sent += chunk.length;
-      if (faults.record) {
-        pending += chunk.toString('latin1');
+      let matched: string | undefined;
+      if (faults.record || faults.stallOn) {
+        const text = chunk.toString('latin1');
+        // A request that starts a chunk follows a body that need not end in CRLF: look from here.
+        pending = /^(?:GET|PUT|POST|DELETE|HEAD) \S+ HTTP\/1\.1\r\n/.test(text) ? text : pending + text;
         // Heads are found by their request line; bodies in between are skipped.
         let seen = 0;
         for (const m of pending.matchAll(/(?:^|\r\n)((?:GET|PUT|POST|DELETE|HEAD) \S+ HTTP\/1\.1\r\n[\s\S]*?\r\n)\r\n/g)) {
           heads.push(m[1]!);
+          if (faults.stallOn?.test(m[1]!)) matched ??= m[1]!;
           seen = m.index + m[0].length;
         }
         pending = pending.slice(seen).slice(-8192);
       }
       if (stalled) return;
+      if (matched) {
+        stalled = true;
+        stalls++;
+        faults.onStall?.(matched);
+        return;
+      }
       if (faults.cutAfter !== undefined && sent > faults.cutAfter && cuts < (faults.maxCuts ?? Infinity)) {
         cuts++;
         client.resetAndDestroy();

@@ -12,6 +12,7 @@ import type { Manifest } from '../../src/index.js';
 import { manifestsUnder, runIdOf, writePipeline } from '../helpers/backup-run.js';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
 import { ok } from '../helpers/repo.js';
+import { startProxy } from '../helpers/s3-proxy.js';
 import { requireS3, startS3, stopS3, type S3Server } from '../helpers/s3.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -262,6 +263,61 @@ void test('killing the S3 server mid-upload fails the run: no manifest in either
   assert.equal(pruned.exitCode, 0, `${pruned.stdout}\n${pruned.stderr}`);
   assert.deepEqual(await s3Keys(s3, bucket), []);
   assert.deepEqual(await s3.multipartUploads(bucket), []);
+});
+
+void test('a run stopped between its manifests: the next run withdraws the one it wrote, so no repository lists a backup another lacks', async (t) => {
+  const s3 = await requireS3(t);
+  if (!s3) return;
+  const bucket = await s3.bucket();
+  const cwd = tmpDir(t);
+  // The S3 side through a proxy that holds the manifest's PUT: by then the file repository's manifest is written.
+  let stalled: (head: string) => void = () => undefined;
+  const atManifest = new Promise<string>((resolve) => (stalled = resolve));
+  const proxy = await startProxy(s3.port, { stallOn: /^PUT \S*\/manifest\.json/, onStall: (h) => stalled(h) });
+  t.after(() => proxy.close());
+  const env = { ...s3.env, COPIES_PASSPHRASE: PASSPHRASE };
+  const file = writePipeline(
+    cwd,
+    copiesPipeline({ to: [`file://./repo/{{ run.id }}/${NAME}`, `s3://${bucket}/repo/{{ run.id }}/${NAME}`] }),
+  );
+  const sub = spawnDbflow(['run', file], { cwd, env: { ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint } });
+  const timeout = setTimeout(() => stalled(''), 120_000);
+  const head = await atManifest;
+  clearTimeout(timeout);
+  if (!head) assert.fail(`the run never wrote its S3 manifest:\n${String((await sub).stderr)}`);
+  sub.kill('SIGKILL');
+  await sub;
+  const [killed] = readdirSync(path.join(cwd, '.dbflow', 'runs'));
+  assert.ok(killed);
+  assert.deepEqual(manifestsUnder(path.join(cwd, 'repo')), [path.join(killed, 'manifest.json')], 'the file manifest was written');
+  assert.ok(existsSync(path.join(cwd, '.dbflow', 'runs', killed, 'publishing.json')), 'the run noted what it was publishing');
+  assert.deepEqual(
+    (await s3Keys(s3, bucket)).filter((k) => k.endsWith('manifest.json')),
+    [],
+    'the S3 manifest was not written',
+  );
+
+  const next = await dbflow(['run', file], { cwd, env });
+  assert.equal(next.exitCode, 0, `${next.stdout}\n${next.stderr}`);
+  assert.match(
+    next.stderr,
+    new RegExp(
+      `withdrew file://\\S+/repo/${killed}/manifest\\.json: run ${killed} stopped while publishing its backup, before s3://${bucket}/repo/${killed}/manifest\\.json was written`,
+    ),
+  );
+  const nextId = runIdOf(next.stdout);
+  for (const repo of ['file://./repo', `s3://${bucket}/repo`]) {
+    const listed = JSON.parse(ok(await dbflow(['backups', 'list', repo, '--json'], { cwd, env }), `backups list ${repo}`)) as {
+      backups: { run_id: string }[];
+    };
+    assert.deepEqual(
+      listed.backups.map((b) => b.run_id),
+      [nextId],
+      `${repo} lists only the backup published everywhere`,
+    );
+  }
+  assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', killed, 'publishing.json')), false, 'the note is gone once acted on');
+  assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', nextId, 'publishing.json')), false, 'a run that published leaves no note');
 });
 
 void test('a copy that cannot be stored fails the run, the other copy is not kept; continue_on_error keeps it and records why', async (t) => {
