@@ -1,13 +1,13 @@
 // The fleet: two daemons enqueue each due time once, workers run each job on a worker whose labels match,
 // the view (runs, status, workers, metrics) shows every run, and no secret ever passes through Redis.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { dbflow } from '../helpers/cli.js';
-import { allResults, enqueuedIds, startDaemon, startWorker, writeSqlitePipeline } from '../helpers/fleet.js';
+import { allResults, enqueuedIds, startDaemon, startWorker, writeHoldingPipeline, writeSqlitePipeline } from '../helpers/fleet.js';
 import { OPS_PASSPHRASE, parseMetrics, sampleOf } from '../helpers/ops.js';
 import { waitFor } from '../helpers/processes.js';
 import { everyValue, startRedis } from '../helpers/redis.js';
@@ -138,5 +138,61 @@ void test(
     assert.ok(all.keys > 10, `only ${all.keys} keys`);
     assert.ok(all.text.includes('TEST_PASSPHRASE'), 'the job names its secret (by variable) …');
     assert.ok(!all.text.includes(OPS_PASSPHRASE), '… but never carries its value');
+  },
+);
+
+void test(
+  'fleet, overlap: queue: a due time that finds its pipeline running waits and runs right after it; one waits, later ones are skipped',
+  { timeout: 120_000 },
+  async (t) => {
+    const redis = await startRedis(t);
+    if (!redis) return;
+    const dir = tmpDir(t);
+    const cleanup = (fn: () => void): void => void t.after(fn);
+    // Due every 3 s, each run holding for 4 s: every due time finds the previous run going.
+    writeHoldingPipeline(dir, 'slow', { holdMs: 4000, schedule: '*/3 * * * * *' });
+    const file = path.join(dir, 'pipelines', 'slow.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace('timezone: UTC\n', 'timezone: UTC\noverlap: queue\n'));
+    const workers = [startWorker(dir, redis.url, 'w-1', '', cleanup), startWorker(dir, redis.url, 'w-2', '', cleanup)];
+    await Promise.all(workers.map((w) => w.waitFor(/taking jobs from/)));
+    const daemon = startDaemon(dir, redis.url, 'd1', cleanup);
+    await daemon.waitFor(/overlap: queue/);
+    const said = (): string => [daemon, ...workers].map((p) => `${p.name}:\n${p.output()}`).join('\n');
+    await waitFor(
+      'four runs and a skipped due time',
+      async () => {
+        const r = await allResults(redis.client);
+        return r.filter((x) => x.status === 'success').length >= 4 && r.some((x) => x.status === 'skipped');
+      },
+      90_000,
+    ).catch((err: Error) => assert.fail(`${err.message}\n${said()}`));
+    daemon.proc.kill('SIGTERM');
+    await daemon.proc;
+    // The due time still queued runs after the daemon stopped: every enqueued one ends.
+    const enqueued = new Set(enqueuedIds(daemon.output())).size;
+    await waitFor('every enqueued due time to end', async () => (await allResults(redis.client)).length >= enqueued, 30_000);
+    for (const w of workers) w.proc.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.proc));
+
+    const results = await allResults(redis.client);
+    assert.equal(results.length, enqueued, 'each due time ended once: run or skipped');
+    const runs = results.filter((r) => r.status === 'success').sort((a, b) => Date.parse(a.started_at) - Date.parse(b.started_at));
+    for (let i = 1; i < runs.length; i++) {
+      const [prev, next] = [runs[i - 1]!, runs[i]!];
+      // Never two at once, anywhere in the fleet.
+      assert.ok(Date.parse(next.started_at) >= Date.parse(prev.finished_at), `runs overlap: ${JSON.stringify([prev, next])}\n${said()}`);
+      // Queued, not skipped: it was due while the previous one ran, and ran once that one ended.
+      assert.ok(Date.parse(next.due_at!) < Date.parse(prev.finished_at), `run ${i} was not due during the previous one`);
+      assert.ok(
+        Date.parse(next.started_at) - Date.parse(prev.finished_at) < 5000,
+        `run ${i} started ${Date.parse(next.started_at) - Date.parse(prev.finished_at)} ms after the previous ended`,
+      );
+    }
+    // Every other due time was skipped because one was already queued: never because the run was going.
+    const skipped = results.filter((r) => r.status !== 'success');
+    assert.ok(skipped.length >= 1);
+    for (const s of skipped) assert.match(s.error ?? '', /already queued \(overlap: queue keeps one\)/, JSON.stringify(s));
+    assert.match(said(), /queued: its previous run is still going \(overlap: queue\)/);
+    assert.equal(await redis.client.keys('dbflow:fleet:queued:*').then((k) => k.length), 0, 'no queued place is left held');
   },
 );

@@ -24,6 +24,8 @@ export interface FleetJobData {
   due_at: string;
   runs_on: Labels;
   enqueued_by: string;
+  /** How often a worker put the job back to wait behind its pipeline's running run (`overlap: queue`). */
+  queued?: number;
 }
 
 /** What a job returns: how its run ended (a failed run is a completed job; only a worker lost mid-run makes BullMQ retry it). */

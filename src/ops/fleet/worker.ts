@@ -1,17 +1,19 @@
 // `dbflow worker`: takes the jobs of every label set its labels include and runs them with the engine, under the fleet's lease.
 import { hostname } from 'node:os';
 import path from 'node:path';
-import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { loadPipelineText } from '../../engine/load.js';
+import { loadPipelineText, type LoadedPipeline } from '../../engine/load.js';
 import type { RunResult } from '../../engine/engine.js';
 import { AlreadyRanError, ExitCode, isUserError, LockedError, runExitCode, userErrorText } from '../../errors.js';
 import type { AuditNote } from '../audit.js';
 import { formatDuration } from '../../ui/format.js';
 import { plainRenderer } from '../../ui/plain.js';
+import { pipelineRepository } from '../lock.js';
 import { lockedRun, runAuditFields } from '../locked-run.js';
 import type { QueueTarget } from './connection.js';
 import { keys, KEY_PREFIX } from './keys.js';
+import { leaseId } from './lease.js';
 import type { FleetJobData, FleetJobResult } from './jobs.js';
 import { formatLabels, labelsMatch, parseLabels, queueName, type Labels } from './labels.js';
 import { ANNOUNCE_MS, announceWorker, retireWorker, streamReporter, type WorkerInfo } from './streams.js';
@@ -38,6 +40,25 @@ const DONE_KEEP_S = 24 * 3600;
 
 /** How often the worker looks for label sets new pipelines were scheduled with. */
 const DISCOVER_MS = 1000;
+
+/** How often a job queued behind its pipeline's running run (`overlap: queue`) looks whether the lease is free. */
+const QUEUED_POLL_MS = 1000;
+
+/** How long the queued job's claim lasts without being renewed (each look renews it): a job lost meanwhile frees it. */
+const QUEUED_CLAIM_MS = 60_000;
+
+// Claims the pipeline's one queued place for a job (1), or renews its claim; 0 when another job has it.
+const CLAIM_QUEUED = `
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1`;
+
+// Frees the queued place if this job has it.
+const FREE_QUEUED = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/** A job of an `overlap: queue` pipeline put back to wait (in BullMQ's delayed set, not in a worker's slot). */
+class QueuedBehindRun extends Error {}
 
 /** Takes and runs jobs until `stop()`. */
 export class FleetWorker {
@@ -91,7 +112,7 @@ export class FleetWorker {
       }
       const name = queueName(wanted);
       if (this.workers.has(name) || !labelsMatch(wanted, this.o.labels)) continue;
-      const worker = new Worker(name, (job) => this.process(job as Job<FleetJobData>), {
+      const worker = new Worker(name, (job, token) => this.process(job as Job<FleetJobData>, token), {
         // ioredis options; BullMQ's own type spells a few of them differently.
         connection: this.o.target.options as ConnectionOptions,
         prefix: KEY_PREFIX,
@@ -135,7 +156,34 @@ export class FleetWorker {
     else this.free++;
   }
 
-  private async process(job: Job<FleetJobData>): Promise<FleetJobResult> {
+  /**
+   * `overlap: queue` in the fleet, as the daemon does it on one machine: a due time that finds its pipeline's run going
+   * (the lease held) or another due time already queued waits for the lease, in BullMQ's delayed set, looking every
+   * second; one due time per pipeline and repository waits, later ones are skipped. Throws QueuedBehindRun when the job
+   * was put back; resolves to a reason to skip it when another job holds the place; undefined to run it now.
+   */
+  private async queueBehind(
+    job: Job<FleetJobData>,
+    token: string | undefined,
+    loaded: LoadedPipeline,
+    locked: boolean,
+  ): Promise<string | undefined> {
+    const id = leaseId(loaded.pipeline.name, pipelineRepository(loaded, process.env));
+    const mine = job.id ?? '';
+    const claimed = Number(await this.o.redis.eval(CLAIM_QUEUED, 1, keys.queued(id), mine, String(QUEUED_CLAIM_MS)));
+    if (!claimed) return `another due time of ${loaded.pipeline.name} is already queued (overlap: queue keeps one)`;
+    if (!locked && !(await this.o.redis.exists(keys.lease(id)))) return undefined;
+    await job.updateData({ ...job.data, queued: (job.data.queued ?? 0) + 1 });
+    await job.moveToDelayed(Date.now() + QUEUED_POLL_MS, token);
+    throw new QueuedBehindRun();
+  }
+
+  private async freeQueued(loaded: LoadedPipeline, job: Job<FleetJobData>): Promise<void> {
+    const id = leaseId(loaded.pipeline.name, pipelineRepository(loaded, process.env));
+    await this.o.redis.eval(FREE_QUEUED, 1, keys.queued(id), job.id ?? '');
+  }
+
+  private async process(job: Job<FleetJobData>, token?: string): Promise<FleetJobResult> {
     const data = job.data;
     if (data.format !== 'dbflow-job' || data.version !== 1)
       throw new UnrecoverableError(`job ${job.id} is not a dbflow job (format ${String(data.format)})`);
@@ -167,7 +215,10 @@ export class FleetWorker {
       prefix,
     );
     let runStart: number | undefined;
-    let token: number | undefined;
+    let fencingToken: number | undefined;
+    // The pipeline, when it queues a due time that finds its run going (overlap: queue).
+    let queued: LoadedPipeline | undefined;
+    let putBack = false;
     const base = { pipeline: name, worker: this.o.id, host: hostname(), labels: this.o.labels, job_id: entry.job_id, due_at: data.due_at };
     const failed = async (status: string, error: string): Promise<FleetJobResult> => {
       const now = new Date().toISOString();
@@ -185,8 +236,16 @@ export class FleetWorker {
         return await failed('invalid', (err as Error).message);
       }
       if (loaded.raw.sha256 !== data.pipeline.sha256) return await failed('invalid', `the job's pipeline text does not match its sha256`);
-      // A job retried after its worker stopped: that worker's lease ends by itself within its time to live.
-      const retried = job.attemptsStarted > 1 || job.stalledCounter > 0;
+      if (loaded.pipeline.overlap === 'queue') {
+        queued = loaded;
+        const skip = await this.queueBehind(job, token, loaded, false);
+        if (skip) {
+          prefix(`skipped: ${skip}`);
+          return await failed('skipped', skip);
+        }
+      }
+      // A job retried after its worker stopped (not one put back to wait by overlap: queue): that worker's lease ends by itself within its time to live.
+      const retried = job.attemptsStarted > 1 + (data.queued ?? 0) || job.stalledCounter > 0;
       let result: RunResult | undefined;
       let again: AlreadyRanError | undefined;
       const body = async (note: AuditNote): Promise<number> => {
@@ -202,9 +261,12 @@ export class FleetWorker {
               redis: this.o.redis,
               ttlMs: this.o.leaseMs,
               facts: { worker: this.o.id, due_at: data.due_at },
-              onLease: (t) => (token = t),
+              onLease: (t) => (fencingToken = t),
               job: entry.job_id,
-              admit: ran,
+              admit: async () => {
+                await ran();
+                if (queued) await this.freeQueued(queued, job);
+              },
               settled: async (r) => {
                 const record: FleetJobResult = { run_id: r.runId, status: r.status, worker: this.o.id };
                 await this.o.redis.set(jobKey, JSON.stringify(record), 'EX', DONE_KEEP_S, 'NX');
@@ -241,22 +303,41 @@ export class FleetWorker {
         finished_at: new Date(started + r.durationMs).toISOString(),
         duration_ms: r.durationMs,
         start_delay_ms: started - Date.parse(data.due_at),
-        ...(token !== undefined && { fencing_token: token }),
+        ...(fencingToken !== undefined && { fencing_token: fencingToken }),
         ...(r.summary.manifest && { manifest: r.summary.manifest }),
         ...(r.error && { error: r.error }),
       });
       return { run_id: r.runId, status: r.status, worker: this.o.id };
-    } catch (err) {
+    } catch (caught) {
+      let err = caught;
       if (err instanceof AlreadyRanError) {
         prefix(`job ${entry.job_id} delivered again: ${err.message}; not run again`);
         return err.result as FleetJobResult;
       }
       if (err instanceof LockedError) {
-        prefix(`skipped: ${err.message}`);
-        return await failed('skipped', err.message);
+        let skip = err.message;
+        // The lease was taken between the look and the run: an overlap: queue job waits again.
+        if (queued) {
+          try {
+            skip = (await this.queueBehind(job, token, queued, true)) ?? skip;
+          } catch (put) {
+            err = put;
+          }
+        }
+        if (!(err instanceof QueuedBehindRun)) {
+          prefix(`skipped: ${skip}`);
+          return await failed('skipped', skip);
+        }
+      }
+      if (err instanceof QueuedBehindRun) {
+        putBack = true;
+        if (!data.queued) prefix(`queued: its previous run is still going (overlap: queue); it starts once that one ends`);
+        throw new DelayedError();
       }
       throw err;
     } finally {
+      // A queued job that ran, or ended before its run took the lease, leaves the queued place to the next.
+      if (queued && !putBack) await this.freeQueued(queued, job).catch(() => undefined);
       this.running.delete(entry.job_id);
       this.release();
     }
