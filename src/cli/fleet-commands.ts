@@ -1,4 +1,5 @@
 // The fleet's commands: `dbflow worker`, `dbflow workers`, and `runs`/`status` with --queue.
+import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { ExitCode, UsageError } from '../errors.js';
@@ -6,13 +7,14 @@ import { connect, parseQueueUrl } from '../ops/fleet/connection.js';
 import { queueUrl, QUEUE_ENV } from '../ops/fleet/queue-url.js';
 import { DEFAULT_LEASE_MS } from '../ops/fleet/lease.js';
 import { formatLabels, parseLabels } from '../ops/fleet/labels.js';
-import { liveWorkers, readResults, type FleetResult } from '../ops/fleet/streams.js';
+import { fleetFinishedRuns, liveWorkers, readResults, type FleetResult } from '../ops/fleet/streams.js';
 import { FleetWorker } from '../ops/fleet/worker.js';
 import { warmUp } from '../ops/locked-run.js';
 import { formatDuration } from '../ui/format.js';
 import { interruptible, parseCount, parseDurationFlag, shortTime, table } from './command-support.js';
 import { audited, auditRepositoryFromEnv } from './audited.js';
 import type { Io } from './io.js';
+import { pipelineFiles, pipelineStatuses, statusCommand, statusExitCode } from './status-command.js';
 
 export interface WorkerCommandOptions {
   queue?: string;
@@ -126,12 +128,23 @@ export async function fleetRunsCommand(o: { queue: string; json?: boolean; limit
   }
 }
 
-/** The fleet's part of `dbflow status --queue`: per pipeline, its last run and last success; exit 1 when a last run failed. */
-export async function fleetStatusCommand(o: { queue: string; json?: boolean }, io: Io): Promise<number> {
+/**
+ * `dbflow status --queue`: per pipeline, its last run and last success on any worker (exit 1 when a last run failed),
+ * and, for the pipeline files of `targets`, how fresh each one's last verified backup is against its rpo (and its
+ * restore time against rto), judged from the fleet's results as `dbflow status` judges a machine's runs (exit 1 when
+ * one is stale). Without `targets` and with no `pipelines` folder here, the runs only.
+ */
+export async function fleetStatusCommand(
+  o: { queue: string; json?: boolean; targets: string[]; stateDir: string },
+  io: Io,
+): Promise<number> {
   const target = parseQueueUrl(o.queue);
+  const judged = !(o.targets.length === 1 && o.targets[0] === 'pipelines' && !existsSync('pipelines'));
+  const files = judged ? pipelineFiles(o.targets) : [];
   const redis = connect(target, (line) => io.err(`dbflow: ${line}`), 'dbflow-cli');
   try {
     const [results, workers] = await Promise.all([readResults(redis, 10_000), liveWorkers(redis)]);
+    const runs = fleetFinishedRuns([...results].reverse());
     const last = new Map<string, FleetResult>();
     const lastOk = new Map<string, FleetResult>();
     for (const r of results) {
@@ -141,7 +154,9 @@ export async function fleetStatusCommand(o: { queue: string; json?: boolean }, i
     const running = workers.flatMap((w) => w.running.map((r) => ({ ...r, worker: w.id })));
     const pipelines = [...new Set([...last.keys(), ...running.map((r) => r.pipeline)])].sort();
     const bad = pipelines.filter((p) => last.get(p)?.status === 'failed' || last.get(p)?.status === 'invalid');
+    const failedCode = bad.length ? ExitCode.stepFailed : ExitCode.ok;
     if (o.json) {
+      const freshness = (await pipelineStatuses(files, o.stateDir, runs, Date.now())).map((e) => e.status);
       io.out(
         JSON.stringify(
           {
@@ -152,32 +167,38 @@ export async function fleetStatusCommand(o: { queue: string; json?: boolean }, i
               last_success: lastOk.get(p) ?? null,
               running: running.filter((r) => r.pipeline === p),
             })),
+            ...(judged && { freshness }),
           },
           null,
           2,
         ),
       );
-    } else {
-      io.out(`fleet on ${target.shown}: ${workers.length} live ${workers.length === 1 ? 'worker' : 'workers'}, ${running.length} running`);
-      if (pipelines.length)
-        for (const line of table([
-          ['PIPELINE', 'LAST RUN', 'ON', 'LAST SUCCESS', 'RUNNING'],
-          ...pipelines.map((p) => {
-            const l = last.get(p);
-            const ok = lastOk.get(p);
-            const now = running.filter((r) => r.pipeline === p).map((r) => r.worker);
-            return [
-              p,
-              l ? `${l.status} ${shortTime(l.finished_at)}` : '-',
-              l?.worker ?? '-',
-              ok ? shortTime(ok.finished_at) : 'never',
-              now.join(',') || '-',
-            ];
-          }),
-        ]))
-          io.out(line);
+      return statusExitCode(freshness) || failedCode;
     }
-    return bad.length ? ExitCode.stepFailed : ExitCode.ok;
+    io.out(`fleet on ${target.shown}: ${workers.length} live ${workers.length === 1 ? 'worker' : 'workers'}, ${running.length} running`);
+    if (pipelines.length)
+      for (const line of table([
+        ['PIPELINE', 'LAST RUN', 'ON', 'LAST SUCCESS', 'RUNNING'],
+        ...pipelines.map((p) => {
+          const l = last.get(p);
+          const ok = lastOk.get(p);
+          const now = running.filter((r) => r.pipeline === p).map((r) => r.worker);
+          return [
+            p,
+            l ? `${l.status} ${shortTime(l.finished_at)}` : '-',
+            l?.worker ?? '-',
+            ok ? shortTime(ok.finished_at) : 'never',
+            now.join(',') || '-',
+          ];
+        }),
+      ]))
+        io.out(line);
+    if (!judged) {
+      io.out('(give the pipeline files, or run it beside a "pipelines" folder, to judge each one against its rpo)');
+      return failedCode;
+    }
+    io.out('');
+    return (await statusCommand(o.targets, { stateDir: o.stateDir, runs, where: `the fleet on ${target.shown}` }, io)) || failedCode;
   } finally {
     redis.disconnect();
   }

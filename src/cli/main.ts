@@ -221,13 +221,16 @@ function program(setCode: (code: number) => void): Command {
     .description("how fresh each pipeline's last verified backup is against its rpo; exits 1 when one is stale (a monitoring check)")
     .argument('[pipelines...]', 'pipeline files or folders of them', ['pipelines'])
     .option('--json', 'print as JSON')
-    .option('--queue <redis-url>', "the fleet's last runs on every worker instead (default: $DBFLOW_QUEUE); exits 1 when a last run failed")
+    .option(
+      '--queue <redis-url>',
+      "judge by the fleet's runs on every worker (default: $DBFLOW_QUEUE), and list each pipeline's last run; exits 1 when a last run failed too",
+    )
     .option(...state)
     .action(async (targets: string[], o: { json?: boolean; stateDir?: string; queue?: string }) => {
       const url = queueUrl(o.queue);
       setCode(
         url !== undefined
-          ? await (await fleet()).fleetStatusCommand({ ...o, queue: url }, io)
+          ? await (await fleet()).fleetStatusCommand({ ...o, queue: url, targets, stateDir: o.stateDir ?? defaultStateDir() }, io)
           : await statusCommand(targets, { ...o, stateDir: o.stateDir ?? defaultStateDir() }, io),
       );
     });

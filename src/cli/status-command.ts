@@ -46,11 +46,20 @@ export interface ArchiveStatus {
 
 const LABEL: Record<FreshnessState, string> = { ok: 'ok', stale: 'STALE', never: 'never', no_rpo: 'no rpo', invalid: 'INVALID' };
 
-export async function statusCommand(targets: string[], opts: { json?: boolean; stateDir?: string }, io: Io): Promise<number> {
+/**
+ * `dbflow status`: prints how each pipeline stands and returns the exit code. The runs are those of `stateDir` unless
+ * given (`runs`: a fleet's, from Redis), and `where` names where they were looked for in the messages.
+ */
+export async function statusCommand(
+  targets: string[],
+  opts: { json?: boolean; stateDir?: string; runs?: FinishedRun[]; where?: string },
+  io: Io,
+): Promise<number> {
   const files = pipelineFiles(targets.length ? targets : ['pipelines']);
   const stateDir = path.resolve(opts.stateDir ?? defaultStateDir());
+  const where = opts.where ?? stateDir;
   const statuses = (
-    await pipelineStatuses(files, stateDir, indexedFinishedRuns(stateDir), Date.now(), (err) => {
+    await pipelineStatuses(files, stateDir, opts.runs ?? indexedFinishedRuns(stateDir), Date.now(), (err) => {
       if (!opts.json) io.err(userErrorText(err));
     })
   ).map((e) => e.status);
@@ -103,7 +112,7 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
       );
     }
     if (s.state === 'never')
-      io.err(`dbflow: pipeline "${s.pipeline}" has no verified backup in ${stateDir}; its RPO is ${formatAge(s.rpo_ms!)} (${s.file}).`);
+      io.err(`dbflow: pipeline "${s.pipeline}" has no verified backup in ${where}; its RPO is ${formatAge(s.rpo_ms!)} (${s.file}).`);
   }
   for (const s of statuses)
     for (const r of s.restores ?? [])
@@ -111,6 +120,11 @@ export async function statusCommand(targets: string[], opts: { json?: boolean; s
         io.err(
           `dbflow: pipeline "${s.pipeline}" is SLOW to restore: the restore-test of database "${r.database}" took ${formatAge(r.duration_ms)}, over its RTO of ${formatAge(s.rto_ms)} (${s.file}).`,
         );
+  return statusExitCode(statuses);
+}
+
+/** 1 when a pipeline is stale, never verified, slow to restore or its log archive is late; 2 when a file is invalid; else 0. */
+export function statusExitCode(statuses: readonly PipelineStatus[]): number {
   const slow = statuses.some((s) => s.rto_state === 'slow');
   const archiveLate = statuses.some((s) => s.rpo_ms !== null && (s.archive ?? []).some((a) => a.state === 'stale' || a.state === 'never'));
   if (slow || archiveLate || statuses.some((s) => s.state === 'stale' || s.state === 'never')) return ExitCode.stepFailed;

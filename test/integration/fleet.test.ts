@@ -196,3 +196,48 @@ void test(
     assert.equal(await redis.client.keys('dbflow:fleet:queued:*').then((k) => k.length), 0, 'no queued place is left held');
   },
 );
+
+void test(
+  "fleet: status --queue judges each pipeline against its rpo from every worker's runs, and fails once the workers stop",
+  { timeout: 120_000 },
+  async (t) => {
+    const redis = await startRedis(t);
+    if (!redis) return;
+    const dir = tmpDir(t);
+    const cleanup = (fn: () => void): void => void t.after(fn);
+    writeSqlitePipeline(dir, 'fresh', '*/2 * * * * *', {}, true);
+    const file = path.join(dir, 'pipelines', 'fresh.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/^schedule: .*$/m, '$&\nrpo: 8s\nrto: 1m'));
+    const workers = [startWorker(dir, redis.url, 'w-a', '', cleanup), startWorker(dir, redis.url, 'w-b', '', cleanup)];
+    await Promise.all(workers.map((w) => w.waitFor(/taking jobs from/)));
+    const daemon = startDaemon(dir, redis.url, 'd1', cleanup);
+    await waitFor('a verified run', async () => (await allResults(redis.client)).some((r) => r.status === 'success'), 60_000).catch(
+      (err: Error) => assert.fail(`${err.message}\n${[daemon, ...workers].map((p) => p.output()).join('\n')}`),
+    );
+
+    // Fresh: judged from the fleet's results (no run is recorded in this folder's state).
+    const fresh = await dbflow(['status', '--queue', redis.url], { cwd: dir });
+    assert.equal(fresh.exitCode, 0, fresh.stdout + fresh.stderr);
+    assert.match(fresh.stdout, /^fresh\s+8s\s+\S+Z\s+\S+\s+ok\s+\S+\s+1m\s+ok$/m);
+    const json = JSON.parse((await dbflow(['status', '--queue', redis.url, '--json', 'pipelines/fresh.yaml'], { cwd: dir })).stdout) as {
+      freshness: { pipeline: string; state: string; restores: { database: string; duration_ms: number }[] }[];
+    };
+    assert.deepEqual(
+      json.freshness.map((f) => [f.pipeline, f.state, f.restores.map((r) => r.database)]),
+      [['fresh', 'ok', ['demo']]],
+    );
+
+    // Every worker stops: the due times pile up unrun, and once the rpo has passed the check fails.
+    for (const w of workers) w.proc.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.proc));
+    await waitFor(
+      'the fleet status to say stale',
+      async () => (await dbflow(['status', '--queue', redis.url], { cwd: dir })).exitCode === 1,
+      30_000,
+    );
+    const stale = await dbflow(['status', '--queue', redis.url], { cwd: dir });
+    assert.match(stale.stdout, /^fresh\s+8s\s+\S+Z\s+\S+\s+STALE/m);
+    assert.match(stale.stderr, /pipeline "fresh" is STALE: its last verified backup is \S+ old/);
+    assert.match(stale.stdout, /fleet on redis:\/\/127\.0\.0\.1:\d+\S*: 0 live workers/);
+  },
+);

@@ -1,6 +1,7 @@
 // One view of the fleet: run events and results in bounded Redis streams, and the live workers, as every command reads them.
 import type { Redis } from 'ioredis';
 import type { EngineEvent } from '../../engine/events.js';
+import { readResult, type FinishedRun } from '../run-results.js';
 import { keys, STREAM_MAX } from './keys.js';
 import type { Labels } from './labels.js';
 
@@ -22,6 +23,23 @@ export interface FleetResult {
   fencing_token?: number;
   manifest?: string;
   error?: string;
+  /** The databases the run stored, and its checks (restore-tests with their durations): what `status --queue` judges freshness and RTO by. */
+  artifacts?: { database: string }[];
+  verifications?: { database: string; check: string; ok: boolean; duration_ms?: number }[];
+}
+
+/** A result of the stream as a finished run, for the commands that judge runs (status): oldest first in, oldest first out. */
+export function fleetFinishedRuns(results: readonly FleetResult[]): FinishedRun[] {
+  return results.flatMap((r) => {
+    const run = readResult(
+      {
+        ...r,
+        summary: { artifacts: r.artifacts ?? [], verifications: r.verifications ?? [], ...(r.manifest && { manifest: r.manifest }) },
+      },
+      r.run_id,
+    );
+    return run ? [run] : [];
+  });
 }
 
 /** Who runs a run, for its events. */

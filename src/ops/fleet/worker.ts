@@ -306,6 +306,13 @@ export class FleetWorker {
         ...(fencingToken !== undefined && { fencing_token: fencingToken }),
         ...(r.summary.manifest && { manifest: r.summary.manifest }),
         ...(r.error && { error: r.error }),
+        artifacts: r.summary.artifacts.map((a) => ({ database: a.database })),
+        verifications: r.summary.verifications.map(({ database, check, ok, duration_ms }) => ({
+          database,
+          check,
+          ok,
+          ...(duration_ms !== undefined && { duration_ms }),
+        })),
       });
       return { run_id: r.runId, status: r.status, worker: this.o.id };
     } catch (caught) {
