@@ -1,11 +1,28 @@
 // A fleet on this machine for the tests: daemons and workers as separate dbflow processes around a private Redis.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { TestContext } from 'node:test';
 import type { Redis } from 'ioredis';
 import { readResults, type FleetResult } from '../../src/ops/fleet/streams.js';
 import { spawnDbflow } from './cli.js';
 import { OPS_PASSPHRASE, OPS_STEPS_PLUGIN, sqlitePipeline } from './ops.js';
 import { waitFor } from './processes.js';
+import { startRedis, type RedisServer } from './redis.js';
+import { tmpDir } from './tmp.js';
+
+/** What every fleet test starts from: a private Redis, a folder, and how to stop what it starts when the test ends. */
+export interface FleetSetup {
+  redis: RedisServer;
+  dir: string;
+  cleanup: (fn: () => void) => void;
+}
+
+/** A private Redis and a folder for a fleet test; undefined when there is no redis-server and the test was skipped. */
+export async function fleetSetup(t: TestContext): Promise<FleetSetup | undefined> {
+  const redis = await startRedis(t);
+  if (!redis) return undefined;
+  return { redis, dir: tmpDir(t), cleanup: (fn) => void t.after(fn) };
+}
 
 /** A dbflow process of the fleet and everything it printed. */
 export interface FleetProcess {

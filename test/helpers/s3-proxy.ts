@@ -16,6 +16,8 @@ export interface ProxyFaults {
   /** Stall a connection (forward nothing more) at a request whose head matches, before it reaches the server; then call `onStall`. */
   stallOn?: RegExp;
   onStall?: (head: string) => void;
+  /** Reset a connection at a request whose head matches, before it reaches the server (every time). */
+  cutOn?: RegExp;
 }
 
 /** A running proxy. */
@@ -53,7 +55,8 @@ export async function startProxy(targetPort: number, faults: ProxyFaults = {}): 
     client.on('data', (chunk: Buffer) => {
       sent += chunk.length;
       let matched: string | undefined;
-      if (faults.record || faults.stallOn) {
+      let cut = false;
+      if (faults.record || faults.stallOn || faults.cutOn) {
         const text = chunk.toString('latin1');
         // A request that starts a chunk follows a body that need not end in CRLF: look from here.
         pending = /^(?:GET|PUT|POST|DELETE|HEAD) \S+ HTTP\/1\.1\r\n/.test(text) ? text : pending + text;
@@ -62,11 +65,18 @@ export async function startProxy(targetPort: number, faults: ProxyFaults = {}): 
         for (const m of pending.matchAll(/(?:^|\r\n)((?:GET|PUT|POST|DELETE|HEAD) \S+ HTTP\/1\.1\r\n[\s\S]*?\r\n)\r\n/g)) {
           heads.push(m[1]!);
           if (faults.stallOn?.test(m[1]!)) matched ??= m[1]!;
+          if (faults.cutOn?.test(m[1]!)) cut = true;
           seen = m.index + m[0].length;
         }
         pending = pending.slice(seen).slice(-8192);
       }
       if (stalled) return;
+      if (cut) {
+        cuts++;
+        client.resetAndDestroy();
+        upstream.destroy();
+        return;
+      }
       if (matched) {
         stalled = true;
         stalls++;

@@ -320,6 +320,40 @@ void test('a run stopped between its manifests: the next run withdraws the one i
   assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', nextId, 'publishing.json')), false, 'a run that published leaves no note');
 });
 
+void test('a manifest that cannot be written in the second repository: the first one is withdrawn, the run fails, nothing is listed', async (t) => {
+  const s3 = await requireS3(t);
+  if (!s3) return;
+  const bucket = await s3.bucket();
+  const cwd = tmpDir(t);
+  // Every PUT of a manifest to S3 is reset (each of the SDK's attempts): the file repository's was written first.
+  const proxy = await startProxy(s3.port, { cutOn: /^PUT \S*\/manifest\.json/ });
+  t.after(() => proxy.close());
+  const file = writePipeline(
+    cwd,
+    copiesPipeline({ to: [`file://./repo/{{ run.id }}/${NAME}`, `s3://${bucket}/repo/{{ run.id }}/${NAME}`] }),
+  );
+  const run = await dbflow(['run', file], {
+    cwd,
+    env: { ...s3.env, COPIES_PASSPHRASE: PASSPHRASE, AWS_ENDPOINT_URL_S3: proxy.endpoint },
+  });
+  assert.equal(run.exitCode, 1, `${run.stdout}\n${run.stderr}`);
+  assert.ok(proxy.cuts() >= 1, 'the S3 manifest was refused');
+  assert.match(run.stdout + run.stderr, /writing the manifest failed: .*manifest\.json/);
+  const [runId] = readdirSync(path.join(cwd, '.dbflow', 'runs'));
+  assert.deepEqual(manifestsUnder(path.join(cwd, 'repo')), [], 'the file manifest written first was removed again');
+  assert.deepEqual(
+    (await s3Keys(s3, bucket)).filter((k) => k.endsWith('manifest.json')),
+    [],
+  );
+  assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', runId!, 'publishing.json')), false, 'the run withdrew them itself');
+  for (const repo of ['file://./repo', `s3://${bucket}/repo`]) {
+    const listed = JSON.parse(ok(await dbflow(['backups', 'list', repo, '--json'], { cwd, env: s3.env }), `backups list ${repo}`)) as {
+      backups: unknown[];
+    };
+    assert.deepEqual(listed.backups, [], `${repo} lists nothing`);
+  }
+});
+
 void test('a copy that cannot be stored fails the run, the other copy is not kept; continue_on_error keeps it and records why', async (t) => {
   const s3 = await requireS3(t);
   if (!s3) return;

@@ -8,6 +8,7 @@ import { dbflow, spawnDbflow } from '../helpers/cli.js';
 import {
   allResults,
   enqueuedIds,
+  fleetSetup,
   startDaemon,
   startWorker,
   writeHoldingPipeline,
@@ -39,10 +40,9 @@ function said(...ps: FleetProcess[]): string {
 // A private Redis, worker w-a, daemon d1 and a one-shot pipeline `name` whose last step holds `holdMs`: returned once
 // the run has reached that step on w-a (undefined when there is no redis-server and the test was skipped).
 async function midRun(t: TestContext, name: string, holdMs: number, stateFolder?: string) {
-  const redis = await startRedis(t);
-  if (!redis) return undefined;
-  const dir = tmpDir(t);
-  const cleanup = (fn: () => void): void => void t.after(fn);
+  const setup = await fleetSetup(t);
+  if (!setup) return undefined;
+  const { redis, dir, cleanup } = setup;
   mkdirSync(path.join(dir, 'pipelines'));
   const stateDir = stateFolder === undefined ? undefined : path.join(dir, stateFolder);
   const a = startWorker(dir, redis.url, 'w-a', '', cleanup, stateDir === undefined ? undefined : { stateDir });
@@ -156,10 +156,9 @@ function assertEveryDueOnce(
 }
 
 void test('fleet: a daemon SIGKILLed: the other keeps scheduling, without a missed or doubled due time', { timeout: 90_000 }, async (t) => {
-  const redis = await startRedis(t);
-  if (!redis) return;
-  const dir = tmpDir(t);
-  const cleanup = (fn: () => void): void => void t.after(fn);
+  const setup = await fleetSetup(t);
+  if (!setup) return;
+  const { redis, dir, cleanup } = setup;
   for (const p of ['one', 'two']) writeSqlitePipeline(dir, p, '*/2 * * * * *');
   const w = startWorker(dir, redis.url, 'w1', '', cleanup, { extra: ['--concurrency', '2'] });
   await w.waitFor(/taking jobs from/);

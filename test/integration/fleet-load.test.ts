@@ -5,11 +5,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { allResults, enqueuedIds, startDaemon, startWorker } from '../helpers/fleet.js';
+import { allResults, enqueuedIds, fleetSetup, startDaemon, startWorker } from '../helpers/fleet.js';
 import { requireBackupTools, scratchDatabase } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/processes.js';
-import { startRedis } from '../helpers/redis.js';
-import { tmpDir } from '../helpers/tmp.js';
 
 const LOAD_MS = Number(process.env.FLEET_LOAD_SECONDS ?? 120) * 1000;
 const EVERY_S = 10;
@@ -39,10 +37,9 @@ void test(
   { timeout: LOAD_MS + 90_000 },
   async (t) => {
     if (!(await requireBackupTools(t))) return;
-    const redis = await startRedis(t);
-    if (!redis) return;
-    const dir = tmpDir(t);
-    const cleanup = (fn: () => void): void => void t.after(fn);
+    const setup = await fleetSetup(t);
+    if (!setup) return;
+    const { redis, dir, cleanup } = setup;
     const pg = await scratchDatabase(t);
     await pg.pool.query(
       'CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items SELECT g, md5(g::text) FROM generate_series(1, 500) g',

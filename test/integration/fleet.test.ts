@@ -7,20 +7,26 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import { dbflow } from '../helpers/cli.js';
-import { allResults, enqueuedIds, startDaemon, startWorker, writeHoldingPipeline, writeSqlitePipeline } from '../helpers/fleet.js';
+import {
+  allResults,
+  enqueuedIds,
+  fleetSetup,
+  startDaemon,
+  startWorker,
+  writeHoldingPipeline,
+  writeSqlitePipeline,
+} from '../helpers/fleet.js';
 import { OPS_PASSPHRASE, parseMetrics, sampleOf } from '../helpers/ops.js';
 import { waitFor } from '../helpers/processes.js';
-import { everyValue, startRedis } from '../helpers/redis.js';
-import { tmpDir } from '../helpers/tmp.js';
+import { everyValue } from '../helpers/redis.js';
 
 void test(
   'fleet: two daemons enqueue each due time exactly once; each job runs once, on a worker with its labels; runs/status/workers/metrics see every run; no secret in Redis',
   { timeout: 120_000 },
   async (t) => {
-    const redis = await startRedis(t);
-    if (!redis) return;
-    const dir = tmpDir(t);
-    const cleanup = (fn: () => void): void => void t.after(fn);
+    const setup = await fleetSetup(t);
+    if (!setup) return;
+    const { redis, dir, cleanup } = setup;
     writeSqlitePipeline(dir, 'anywhere', '*/2 * * * * *');
     writeSqlitePipeline(dir, 'eu', '*/2 * * * * *', { region: 'eu' });
     writeSqlitePipeline(dir, 'billing', '*/2 * * * * *', { region: 'eu', network: 'billing' });
@@ -145,10 +151,9 @@ void test(
   'fleet, overlap: queue: a due time that finds its pipeline running waits and runs right after it; one waits, later ones are skipped',
   { timeout: 120_000 },
   async (t) => {
-    const redis = await startRedis(t);
-    if (!redis) return;
-    const dir = tmpDir(t);
-    const cleanup = (fn: () => void): void => void t.after(fn);
+    const setup = await fleetSetup(t);
+    if (!setup) return;
+    const { redis, dir, cleanup } = setup;
     // Due every 3 s, each run holding for 4 s: every due time finds the previous run going.
     writeHoldingPipeline(dir, 'slow', { holdMs: 4000, schedule: '*/3 * * * * *' });
     const file = path.join(dir, 'pipelines', 'slow.yaml');
@@ -201,10 +206,9 @@ void test(
   "fleet: status --queue judges each pipeline against its rpo from every worker's runs, and fails once the workers stop",
   { timeout: 120_000 },
   async (t) => {
-    const redis = await startRedis(t);
-    if (!redis) return;
-    const dir = tmpDir(t);
-    const cleanup = (fn: () => void): void => void t.after(fn);
+    const setup = await fleetSetup(t);
+    if (!setup) return;
+    const { redis, dir, cleanup } = setup;
     writeSqlitePipeline(dir, 'fresh', '*/2 * * * * *', {}, true);
     const file = path.join(dir, 'pipelines', 'fresh.yaml');
     writeFileSync(file, readFileSync(file, 'utf8').replace(/^schedule: .*$/m, '$&\nrpo: 8s\nrto: 1m'));
