@@ -20,7 +20,8 @@ import { descendants } from './processes.js';
 import type { S3Server } from './s3.js';
 
 export type Driver = 'postgres' | 'mysql' | 'sqlite';
-export type Store = 'file' | 's3';
+/** Where the backup goes: a file:// repository, S3, or both at once (`copies`: one upload, a manifest in each). */
+export type Store = 'file' | 's3' | 'copies';
 
 /** The source databases, one per driver, shared by every case (runs only read them). */
 export interface Sources {
@@ -62,7 +63,10 @@ export async function makeSources(t: Pick<TestContext, 'after'>, dir: string, s3
 export interface CaseSetup {
   driver: Driver;
   cwd: string;
+  /** The (first) repository. */
   repo: string;
+  /** Every repository the backup is published in (one, or two for copies). */
+  repos: string[];
   file: string;
   env: Record<string, string>;
   /** The S3 server of an s3:// repository. */
@@ -71,7 +75,14 @@ export interface CaseSetup {
 
 /** A case's pipeline: snapshot → dump → zstd → OpenPGP → upload → restore-test (target: scratch, the scratch database these tests follow; the throwaway default has its own tests) → rowcount-check, into its own repository. */
 export async function setupCase(cwd: string, driver: Driver, store: Store, sources: Sources): Promise<CaseSetup> {
-  const repo = store === 'file' ? `file://${path.join(cwd, 'backups')}` : `s3://${await sources.s3.bucket()}/backups`;
+  const fileRepo = `file://${path.join(cwd, 'backups')}`;
+  const repos =
+    store === 'file'
+      ? [fileRepo]
+      : store === 's3'
+        ? [`s3://${await sources.s3.bucket()}/backups`]
+        : [fileRepo, `s3://${await sources.s3.bucket()}/backups`];
+  const to = repos.map((r) => `${r}/{{ run.id }}/app.dump.zst.pgp`);
   // A password makes the PostgreSQL tools' passfiles (the trusting test server ignores it): secrets in the step tmpdirs.
   const db = { driver, url: sources[driver], ...(driver === 'postgres' && { password: '{{ secrets.db_password }}' }) };
   const yaml = `version: 1
@@ -87,12 +98,13 @@ steps:
   - { id: dump, uses: dump, with: { database: app, snapshot: snapshot } }
   - { id: compress, uses: compress, input: dump, with: { algorithm: zstd, level: 3 } }
   - { id: encrypt, uses: encrypt, input: compress, with: { passphrase: "{{ secrets.passphrase }}" } }
-  - { id: upload, uses: upload, input: encrypt, with: { to: "${repo}/{{ run.id }}/app.dump.zst.pgp" } }
+  - { id: upload, uses: upload, input: encrypt, with: { to: ${JSON.stringify(to.length === 1 ? to[0] : to)} } }
   - { id: restore_test, uses: restore-test, with: { from: upload, target: scratch, passphrase: "{{ secrets.passphrase }}" } }
   - { id: rowcount_check, uses: rowcount-check, with: { restored: restore_test, snapshot: snapshot } }
 `;
-  const env = { TEST_PASSPHRASE: PASSPHRASE, TEST_DB_PASSWORD: 'unused-by-a-trusting-server', ...(store === 's3' ? sources.s3.env : {}) };
-  return { driver, cwd, repo, file: writePipeline(cwd, yaml), env, ...(store === 's3' && { s3: sources.s3 }) };
+  const s3 = store !== 'file';
+  const env = { TEST_PASSPHRASE: PASSPHRASE, TEST_DB_PASSWORD: 'unused-by-a-trusting-server', ...(s3 ? sources.s3.env : {}) };
+  return { driver, cwd, repo: repos[0]!, repos, file: writePipeline(cwd, yaml), env, ...(s3 && { s3: sources.s3 }) };
 }
 
 /** When to signal the process, read from its `--json` event stream (or its plain output, for prune). */
@@ -194,11 +206,35 @@ interface ListedJson {
   missing?: string[];
 }
 
-/** Violations of "a backup marked verified restores" in the case's repository; checks every verified backup with `dbflow verify` and stock tools. */
+/**
+ * Violations of "a backup marked verified restores" in the case's repositories (checks every verified backup with
+ * `dbflow verify` and stock tools), and, with several, of "no repository lists a backup another one lacks".
+ */
 export async function checkRepository(t: Pick<TestContext, 'after'>, c: CaseSetup): Promise<{ verified: number; violations: string[] }> {
-  const list = await dbflow(['backups', 'list', c.repo, '--json'], { cwd: c.cwd, env: c.env });
-  assert.equal(list.exitCode, 0, `backups list failed: ${list.stderr}`);
-  const backups = (JSON.parse(list.stdout) as { backups: ListedJson[] }).backups;
+  const violations: string[] = [];
+  let verified = 0;
+  const listed = new Map<string, string[]>();
+  for (const repo of c.repos) {
+    const list = await dbflow(['backups', 'list', repo, '--json'], { cwd: c.cwd, env: c.env });
+    assert.equal(list.exitCode, 0, `backups list failed: ${list.stderr}`);
+    const backups = (JSON.parse(list.stdout) as { backups: ListedJson[] }).backups;
+    listed.set(repo, backups.map((b) => b.url.slice(repo.length + 1)).sort());
+    const checked = await checkBackups(t, c, backups);
+    verified += checked.verified;
+    violations.push(...checked.violations);
+  }
+  const [first, ...others] = [...listed];
+  for (const [repo, runs] of others)
+    if (JSON.stringify(runs) !== JSON.stringify(first![1]))
+      violations.push(`${first![0]} lists ${first![1].join(', ') || 'nothing'} but ${repo} lists ${runs.join(', ') || 'nothing'}`);
+  return { verified, violations };
+}
+
+async function checkBackups(
+  t: Pick<TestContext, 'after'>,
+  c: CaseSetup,
+  backups: ListedJson[],
+): Promise<{ verified: number; violations: string[] }> {
   const violations: string[] = [];
   let verified = 0;
   for (const b of backups) {

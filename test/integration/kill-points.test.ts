@@ -2,6 +2,7 @@
 // MariaDB and SQLite, to file:// and S3. After each: every backup listed as verified passes `dbflow verify` and
 // restores with stock tools to the manifest's counts, nothing partial is listed, the lock is free, and the next
 // run succeeds and reaps what the killed one left (scratch databases, temporary folders; its record reads killed).
+// With several copies (file:// and S3 at once), each repository holds what the other does.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
@@ -90,6 +91,8 @@ const pendingOnOtherWork: string[] = [];
 
 const DRIVERS: Driver[] = ['postgres', 'mysql', 'sqlite'];
 const STORES: Store[] = ['file', 's3'];
+// Several copies (file:// and S3 from one upload) at every run point: the copying is the same for every driver.
+const COPIES_DRIVERS: Driver[] = ['sqlite'];
 
 const figures = { tried: 0, violations: 0, leftScratch: 0, leftTmpdirs: 0, reapedRecords: 0, verifiedChecked: 0 };
 const violations: string[] = [];
@@ -206,6 +209,9 @@ test('kill points', { concurrency: 4, timeout: 1_200_000 }, async (t) => {
     }
     for (const p of SIGINT_POINTS)
       cases.push({ name: `${driver} file ${p.name}`, fn: (tt) => runCase(tt, p.name, driver, 'file', p.trigger(driver)) });
+    if (COPIES_DRIVERS.includes(driver))
+      for (const p of [...RUN_POINTS, ...SIGINT_POINTS])
+        cases.push({ name: `${driver} copies ${p.name}`, fn: (tt) => runCase(tt, p.name, driver, 'copies', p.trigger(driver)) });
   }
   for (const p of PRUNE_POINTS)
     cases.push({ name: `${p.driver} ${p.store} ${p.name}`, fn: (tt) => pruneCase(tt, p.name, p.driver, p.store, p.trigger) });
