@@ -2,7 +2,7 @@
 // no database and no restore on the source server) for PostgreSQL and MariaDB, and `target: <url>` (a dedicated
 // restore server, which gets a scratch database of its own and not the source's password). Each records its restore time.
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -123,4 +123,35 @@ void test('mysql: target throwaway restores on a private MariaDB server, nothing
   const m = manifest(dir);
   assert.equal(m.status, 'verified');
   assert.match(m.verification.find((v) => v.check === 'restore')!.detail!, /into a throwaway server/);
+});
+
+void test('mysql: without the server binaries, the default restores into a scratch database beside the source and says why', async (t) => {
+  if (!(await requireMyBackupTools(t))) return;
+  const db = await scratchMyDatabase(t, MY_URL);
+  await withConnection(db.url, async (c) => {
+    await c.query('CREATE TABLE items (id int PRIMARY KEY, note varchar(40))');
+    await c.query("INSERT INTO items SELECT seq, CONCAT('item ', seq) FROM seq_1_to_500");
+  });
+  // A PATH that has every program of /usr/bin but mariadb-install-db: a machine with the clients and no server.
+  const dir = tmpDir(t);
+  const bin = path.join(dir, 'bin');
+  mkdirSync(bin);
+  for (const name of readdirSync('/usr/bin'))
+    if (name !== 'mariadb-install-db') symlinkSync(path.join('/usr/bin', name), path.join(bin, name));
+  writeFileSync(path.join(dir, 'p.yaml'), pipeline('mysql', db.url, ''));
+  const r = await dbflow(['run', 'p.yaml'], { cwd: dir, env: { PATH: `${bin}:/usr/sbin` } });
+  const out = r.stdout + r.stderr;
+  assert.equal(r.exitCode, 0, out);
+  assert.match(
+    out,
+    /restoring "app" into a scratch database on the source server: mariadbd and mariadb-install-db are not installed \(install the MariaDB server \(apt-get install mariadb-server\)\); set target: scratch to say so/,
+  );
+  const created = /created scratch database (dbflow_verify_\S+)/.exec(out)?.[1];
+  assert.ok(created, out);
+  assert.match(out, new RegExp(`dropped scratch database ${created}`));
+  const left = await withConnection(MY_URL, async (c) => (await c.query<RowDataPacket[]>('SHOW DATABASES LIKE ?', [created]))[0]);
+  assert.deepEqual(left, [], 'the scratch database is gone');
+  const m = manifest(dir);
+  assert.equal(m.status, 'verified');
+  assert.match(m.verification.find((v) => v.check === 'restore')!.detail!, /into a scratch database/);
 });
