@@ -7,6 +7,7 @@ import { defaultStateDir } from '../engine/state-dir.js';
 import type { Redis } from 'ioredis';
 import { publishBackup, type FinishedRun, type FleetRunFacts } from '../repo/publish-backup.js';
 import { FleetLease } from './fleet/lease.js';
+import { fleetPublishIntent, withdrawFleetNote } from './fleet/publishing.js';
 import { acquireLock, describeOwner, pipelineRepository, uploadRepositories, type HeldLock, type LockOwner } from './lock.js';
 import { writeMetricsTextfile } from './metrics.js';
 import { reapDeadRuns } from './reap.js';
@@ -90,12 +91,14 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
   // Before the first step, with the databases resolved: what runs that died holding this lock (or any dead run) left.
   const beforeSteps: LockedRunOptions['beforeSteps'] = async ({ databases, signal }) => {
     await reapDeadRuns({ stateDir, held, registry: loaded.registry, databases, signal, by: `a run of ${held.pipeline}`, log: o.notice });
+    if (lease && o.fleet) await withdrawFleetNote(o.fleet.redis, lease.id, { registry: loaded.registry, signal, log: o.notice });
   };
   // With a lease, the manifest is published only while the lease is still this run's, and carries its fencing token.
   const finish = lease
     ? async (finished: FinishedRun): Promise<string[] | undefined> => {
         await lease.check();
-        const urls = await publishBackup(finished, { fencing_token: lease.token, ...o.fleet?.facts });
+        const intent = fleetPublishIntent(o.fleet!.redis, lease.id, { id: finished.run.id, token: lease.token }, finished.intent);
+        const urls = await publishBackup({ ...finished, intent }, { fencing_token: lease.token, ...o.fleet?.facts });
         try {
           await lease.check();
         } catch (err) {

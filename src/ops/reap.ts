@@ -187,19 +187,7 @@ export async function withdrawHalfPublished(o: {
     if (o.pipeline !== undefined && readRunJson(o.stateDir, id, 'pipeline.json')?.name !== o.pipeline) continue;
     const urls = Array.isArray(note.manifests) ? note.manifests.filter((u): u is string => typeof u === 'string') : [];
     try {
-      const present: string[] = [];
-      for (const url of urls) {
-        const listed = await o.registry.storageFor(url).list(url, { signal: o.signal });
-        if (listed.some((x) => x.url === url)) present.push(url);
-      }
-      const missing = urls.filter((u) => !present.includes(u));
-      if (present.length && missing.length) {
-        for (const url of present) {
-          await o.registry.storageFor(url).delete(url, { signal: o.signal });
-          o.log(`withdrew ${url}: run ${id} stopped while publishing its backup, before ${missing.join(', ')} was written`);
-          withdrawn.push(url);
-        }
-      }
+      withdrawn.push(...(await withdrawUnlessWhole(urls, `run ${id}`, o)));
       rmSync(path.join(o.stateDir, 'runs', id, PUBLISHING_FILE), { force: true });
     } catch (err) {
       o.log(
@@ -208,6 +196,30 @@ export async function withdrawHalfPublished(o: {
     }
   }
   return withdrawn;
+}
+
+/**
+ * The manifests `urls` of one backup that `who` (a run that stopped) was publishing: when some exist and others do
+ * not, the existing ones are deleted (a backup is published in every repository of its copies or in none); returns
+ * them. Throws when a storage cannot be read.
+ */
+export async function withdrawUnlessWhole(
+  urls: readonly string[],
+  who: string,
+  o: { registry: Registry; signal: AbortSignal; log: (message: string) => void },
+): Promise<string[]> {
+  const present: string[] = [];
+  for (const url of urls) {
+    const listed = await o.registry.storageFor(url).list(url, { signal: o.signal });
+    if (listed.some((x) => x.url === url)) present.push(url);
+  }
+  const missing = urls.filter((u) => !present.includes(u));
+  if (!present.length || !missing.length) return [];
+  for (const url of present) {
+    await o.registry.storageFor(url).delete(url, { signal: o.signal });
+    o.log(`withdrew ${url}: ${who} stopped while publishing its backup, before ${missing.join(', ')} was written`);
+  }
+  return present;
 }
 
 /** What a reaping did. */

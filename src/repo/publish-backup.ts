@@ -9,6 +9,12 @@ import { pluginRecords, toolVersions } from '../engine/versions.js';
 import { manifestUrl, publishManifest, type ManifestBuilder } from './manifest.js';
 import type { RunStorage } from './run-storage.js';
 
+/** Where a run notes the manifests it is about to write (so that a reaper can withdraw them if it stops between two), and that it is done. */
+export interface PublishIntent {
+  publishing(urls: readonly string[]): void | Promise<void>;
+  published(): void | Promise<void>;
+}
+
 /** A run whose steps all succeeded, as the finisher sees it. */
 export interface FinishedRun {
   pipeline: { name: string; sha256: string; file: string };
@@ -19,7 +25,7 @@ export interface FinishedRun {
   /** The storages of the run, which know what it wrote. */
   storage: RunStorage;
   /** Where the run notes the manifests it is about to write, and that it is done (its record: see RunRecord.publishing). */
-  intent?: { publishing(urls: readonly string[]): void; published(): void };
+  intent?: PublishIntent;
 }
 
 /** What a run from a fleet adds to the manifest's `run`: the fencing token of its lease, its worker, its due time. */
@@ -50,10 +56,10 @@ export async function publishBackup(finished: FinishedRun, fleet: FleetRunFacts 
   const storageFor = (url: string): Storage => registry.storageFor(url);
   const published: string[] = [];
   // Several manifests are not written at once: a run killed between two leaves this note for the reaper.
-  finished.intent?.publishing(complete.map((s) => manifestUrl(s.location)));
+  await finished.intent?.publishing(complete.map((s) => manifestUrl(s.location)));
   try {
     for (const { site, manifest } of manifests) published.push(await publishManifest(manifest, site.location, storageFor));
-    finished.intent?.published();
+    await finished.intent?.published();
   } catch (err) {
     const left: string[] = [];
     for (const url of published)
@@ -61,7 +67,7 @@ export async function publishBackup(finished: FinishedRun, fleet: FleetRunFacts 
         .delete(url)
         .catch(() => left.push(url));
     if (!left.length) {
-      finished.intent?.published();
+      await finished.intent?.published();
       throw err;
     }
     throw new DbflowError(

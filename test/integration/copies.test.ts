@@ -6,12 +6,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import type { Manifest } from '../../src/index.js';
 import { manifestsUnder, runIdOf, writePipeline } from '../helpers/backup-run.js';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
 import { ok } from '../helpers/repo.js';
+import { startRedis } from '../helpers/redis.js';
 import { startProxy } from '../helpers/s3-proxy.js';
 import { requireS3, startS3, stopS3, type S3Server } from '../helpers/s3.js';
 import { tmpDir } from '../helpers/tmp.js';
@@ -318,6 +319,61 @@ void test('a run stopped between its manifests: the next run withdraws the one i
   }
   assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', killed, 'publishing.json')), false, 'the note is gone once acted on');
   assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', nextId, 'publishing.json')), false, 'a run that published leaves no note');
+});
+
+void test('fleet: a lease holder that stopped between the manifests leaves a note in Redis; the next holder, on any machine, withdraws them', async (t) => {
+  const s3 = await requireS3(t);
+  if (!s3) return;
+  const redis = await startRedis(t);
+  if (!redis) return;
+  const bucket = await s3.bucket();
+  const cwd = tmpDir(t);
+  const env = { ...s3.env, COPIES_PASSPHRASE: PASSPHRASE };
+  const file = writePipeline(
+    cwd,
+    copiesPipeline({ to: [`file://./repo/{{ run.id }}/${NAME}`, `s3://${bucket}/repo/{{ run.id }}/${NAME}`] }),
+  );
+  // A run under the fleet's lease: published in both repositories, and no note is left.
+  const first = await dbflow(['run', file, '--queue', redis.url], { cwd, env: { ...env, DBFLOW_STATE_DIR: path.join(cwd, 'machine-a') } });
+  assert.equal(first.exitCode, 0, `${first.stdout}\n${first.stderr}`);
+  const firstId = runIdOf(first.stdout);
+  assert.deepEqual(await redis.client.keys('dbflow:fleet:publishing:*'), [], 'a run that published leaves no note');
+  const [fence] = await redis.client.keys('dbflow:fleet:fence:*');
+  assert.ok(fence, 'the lease was taken');
+  const lease = fence.slice('dbflow:fleet:fence:'.length);
+
+  // Its holder as if it had stopped between the manifests: the S3 one never written, the note left under the lease.
+  const client = s3.client();
+  await client.send(new DeleteObjectCommand({ Bucket: bucket, Key: `repo/${firstId}/manifest.json` }));
+  client.destroy();
+  const fileManifest = `file://${path.join(cwd, 'repo', firstId, 'manifest.json')}`;
+  const s3Manifest = `s3://${bucket}/repo/${firstId}/manifest.json`;
+  await redis.client.set(
+    `dbflow:fleet:publishing:${lease}`,
+    JSON.stringify({ manifests: [fileManifest, s3Manifest], run: firstId, fencing_token: 1 }),
+  );
+
+  // The next holder runs on another machine (its own state folder, which knows nothing of that run).
+  const next = await dbflow(['run', file, '--queue', redis.url], { cwd, env: { ...env, DBFLOW_STATE_DIR: path.join(cwd, 'machine-b') } });
+  assert.equal(next.exitCode, 0, `${next.stdout}\n${next.stderr}`);
+  assert.ok(
+    next.stderr.includes(
+      `withdrew ${fileManifest}: run ${firstId} (fencing token 1) stopped while publishing its backup, before ${s3Manifest} was written`,
+    ),
+    next.stderr,
+  );
+  const nextId = runIdOf(next.stdout);
+  for (const repo of ['file://./repo', `s3://${bucket}/repo`]) {
+    const listed = JSON.parse(ok(await dbflow(['backups', 'list', repo, '--json'], { cwd, env }), `backups list ${repo}`)) as {
+      backups: { run_id: string }[];
+    };
+    assert.deepEqual(
+      listed.backups.map((b) => b.run_id),
+      [nextId],
+      `${repo} lists only the backup published everywhere`,
+    );
+  }
+  assert.deepEqual(await redis.client.keys('dbflow:fleet:publishing:*'), [], 'the note is gone once acted on');
 });
 
 void test('a manifest that cannot be written in the second repository: the first one is withdrawn, the run fails, nothing is listed', async (t) => {

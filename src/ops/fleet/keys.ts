@@ -17,6 +17,8 @@ export const keys = {
   /** A job that ran (whatever its end): a second delivery of it (a stall misjudged, Redis restarted) does not run it again. */
   done: (jobId: string) => `${KEY_PREFIX}:fleet:done:${jobId}`,
   lease: (id: string) => `${KEY_PREFIX}:fleet:lease:${id}`,
+  /** The manifests the lease's holder is writing (a holder that stops between two leaves them for the next holder). */
+  publishing: (id: string) => `${KEY_PREFIX}:fleet:publishing:${id}`,
   /** The one job (its id) that waits for a lease to be free (`overlap: queue`). */
   queued: (id: string) => `${KEY_PREFIX}:fleet:queued:${id}`,
   fence: (id: string) => `${KEY_PREFIX}:fleet:fence:${id}`,

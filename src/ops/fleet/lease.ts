@@ -72,7 +72,8 @@ export class FleetLease {
 
   private constructor(
     private readonly redis: Redis,
-    private readonly id: string,
+    /** The lease's id (its pipeline and repository: see leaseId). */
+    readonly id: string,
     readonly token: number,
     private readonly value: string,
     private readonly req: LeaseRequest,
