@@ -114,6 +114,20 @@ steps:
   return { file, dbBytes: statSync(dbFile).size };
 }
 
+// Each of `repos` lists the backup of run `runId` and nothing else (nothing at all without one).
+async function listsOnly(repos: string[], runId: string | undefined, o: { cwd: string; env: Record<string, string> }): Promise<void> {
+  for (const repo of repos) {
+    const listed = JSON.parse(ok(await dbflow(['backups', 'list', repo, '--json'], o), `backups list ${repo}`)) as {
+      backups: { run_id: string }[];
+    };
+    assert.deepEqual(
+      listed.backups.map((b) => b.run_id),
+      runId ? [runId] : [],
+      `${repo} lists only the backup published in every repository`,
+    );
+  }
+}
+
 /** S3 settings that keep the upload slow enough to be caught mid-stream: 5 MiB parts, one at a time. */
 const SLOW_S3 = { DBFLOW_S3_PART_SIZE_MIB: '5', DBFLOW_S3_QUEUE_SIZE: '1' };
 
@@ -307,16 +321,7 @@ void test('a run stopped between its manifests: the next run withdraws the one i
     ),
   );
   const nextId = runIdOf(next.stdout);
-  for (const repo of ['file://./repo', `s3://${bucket}/repo`]) {
-    const listed = JSON.parse(ok(await dbflow(['backups', 'list', repo, '--json'], { cwd, env }), `backups list ${repo}`)) as {
-      backups: { run_id: string }[];
-    };
-    assert.deepEqual(
-      listed.backups.map((b) => b.run_id),
-      [nextId],
-      `${repo} lists only the backup published everywhere`,
-    );
-  }
+  await listsOnly(['file://./repo', `s3://${bucket}/repo`], nextId, { cwd, env });
   assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', killed, 'publishing.json')), false, 'the note is gone once acted on');
   assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', nextId, 'publishing.json')), false, 'a run that published leaves no note');
 });
@@ -362,17 +367,7 @@ void test('fleet: a lease holder that stopped between the manifests leaves a not
     ),
     next.stderr,
   );
-  const nextId = runIdOf(next.stdout);
-  for (const repo of ['file://./repo', `s3://${bucket}/repo`]) {
-    const listed = JSON.parse(ok(await dbflow(['backups', 'list', repo, '--json'], { cwd, env }), `backups list ${repo}`)) as {
-      backups: { run_id: string }[];
-    };
-    assert.deepEqual(
-      listed.backups.map((b) => b.run_id),
-      [nextId],
-      `${repo} lists only the backup published everywhere`,
-    );
-  }
+  await listsOnly(['file://./repo', `s3://${bucket}/repo`], runIdOf(next.stdout), { cwd, env });
   assert.deepEqual(await redis.client.keys('dbflow:fleet:publishing:*'), [], 'the note is gone once acted on');
 });
 
@@ -402,12 +397,7 @@ void test('a manifest that cannot be written in the second repository: the first
     [],
   );
   assert.equal(existsSync(path.join(cwd, '.dbflow', 'runs', runId!, 'publishing.json')), false, 'the run withdrew them itself');
-  for (const repo of ['file://./repo', `s3://${bucket}/repo`]) {
-    const listed = JSON.parse(ok(await dbflow(['backups', 'list', repo, '--json'], { cwd, env: s3.env }), `backups list ${repo}`)) as {
-      backups: unknown[];
-    };
-    assert.deepEqual(listed.backups, [], `${repo} lists nothing`);
-  }
+  await listsOnly(['file://./repo', `s3://${bucket}/repo`], undefined, { cwd, env: s3.env });
 });
 
 void test('a copy that cannot be stored fails the run, the other copy is not kept; continue_on_error keeps it and records why', async (t) => {
