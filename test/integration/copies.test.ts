@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import Database from 'better-sqlite3';
 import type { Manifest } from '../../src/index.js';
@@ -114,6 +114,20 @@ steps:
   return { file, dbBytes: statSync(dbFile).size };
 }
 
+// A folder with the pipeline whose upload writes a file:// repository and S3 (s3rver) at once; undefined when skipped.
+async function fileAndS3(t: TestContext) {
+  const s3 = await requireS3(t);
+  if (!s3) return undefined;
+  const bucket = await s3.bucket();
+  const cwd = tmpDir(t);
+  const env = { ...s3.env, COPIES_PASSPHRASE: PASSPHRASE };
+  const file = writePipeline(
+    cwd,
+    copiesPipeline({ to: [`file://./repo/{{ run.id }}/${NAME}`, `s3://${bucket}/repo/{{ run.id }}/${NAME}`] }),
+  );
+  return { s3, bucket, cwd, env, file };
+}
+
 // Each of `repos` lists the backup of run `runId` and nothing else (nothing at all without one).
 async function listsOnly(repos: string[], runId: string | undefined, o: { cwd: string; env: Record<string, string> }): Promise<void> {
   for (const repo of repos) {
@@ -138,15 +152,9 @@ function partialBytes(repoDir: string): number {
 }
 
 void test('one run writes file:// and S3 at once; each repository lists, verifies and restores its copy alone', async (t) => {
-  const s3 = await requireS3(t);
-  if (!s3) return;
-  const bucket = await s3.bucket();
-  const cwd = tmpDir(t);
-  const env = { ...s3.env, COPIES_PASSPHRASE: PASSPHRASE };
-  const file = writePipeline(
-    cwd,
-    copiesPipeline({ to: [`file://./repo/{{ run.id }}/${NAME}`, `s3://${bucket}/repo/{{ run.id }}/${NAME}`] }),
-  );
+  const c = await fileAndS3(t);
+  if (!c) return;
+  const { s3, bucket, cwd, env, file } = c;
   const run = await dbflow(['run', file], { cwd, env });
   assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
   const runId = runIdOf(run.stdout);
@@ -281,20 +289,14 @@ void test('killing the S3 server mid-upload fails the run: no manifest in either
 });
 
 void test('a run stopped between its manifests: the next run withdraws the one it wrote, so no repository lists a backup another lacks', async (t) => {
-  const s3 = await requireS3(t);
-  if (!s3) return;
-  const bucket = await s3.bucket();
-  const cwd = tmpDir(t);
+  const c = await fileAndS3(t);
+  if (!c) return;
+  const { s3, bucket, cwd, env, file } = c;
   // The S3 side through a proxy that holds the manifest's PUT: by then the file repository's manifest is written.
   let stalled: (head: string) => void = () => undefined;
   const atManifest = new Promise<string>((resolve) => (stalled = resolve));
   const proxy = await startProxy(s3.port, { stallOn: /^PUT \S*\/manifest\.json/, onStall: (h) => stalled(h) });
   t.after(() => proxy.close());
-  const env = { ...s3.env, COPIES_PASSPHRASE: PASSPHRASE };
-  const file = writePipeline(
-    cwd,
-    copiesPipeline({ to: [`file://./repo/{{ run.id }}/${NAME}`, `s3://${bucket}/repo/{{ run.id }}/${NAME}`] }),
-  );
   const sub = spawnDbflow(['run', file], { cwd, env: { ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint } });
   const timeout = setTimeout(() => stalled(''), 120_000);
   const head = await atManifest;
@@ -327,17 +329,11 @@ void test('a run stopped between its manifests: the next run withdraws the one i
 });
 
 void test('fleet: a lease holder that stopped between the manifests leaves a note in Redis; the next holder, on any machine, withdraws them', async (t) => {
-  const s3 = await requireS3(t);
-  if (!s3) return;
+  const c = await fileAndS3(t);
+  if (!c) return;
+  const { s3, bucket, cwd, env, file } = c;
   const redis = await startRedis(t);
   if (!redis) return;
-  const bucket = await s3.bucket();
-  const cwd = tmpDir(t);
-  const env = { ...s3.env, COPIES_PASSPHRASE: PASSPHRASE };
-  const file = writePipeline(
-    cwd,
-    copiesPipeline({ to: [`file://./repo/{{ run.id }}/${NAME}`, `s3://${bucket}/repo/{{ run.id }}/${NAME}`] }),
-  );
   // A run under the fleet's lease: published in both repositories, and no note is left.
   const first = await dbflow(['run', file, '--queue', redis.url], { cwd, env: { ...env, DBFLOW_STATE_DIR: path.join(cwd, 'machine-a') } });
   assert.equal(first.exitCode, 0, `${first.stdout}\n${first.stderr}`);
@@ -372,21 +368,13 @@ void test('fleet: a lease holder that stopped between the manifests leaves a not
 });
 
 void test('a manifest that cannot be written in the second repository: the first one is withdrawn, the run fails, nothing is listed', async (t) => {
-  const s3 = await requireS3(t);
-  if (!s3) return;
-  const bucket = await s3.bucket();
-  const cwd = tmpDir(t);
+  const c = await fileAndS3(t);
+  if (!c) return;
+  const { s3, bucket, cwd, env, file } = c;
   // Every PUT of a manifest to S3 is reset (each of the SDK's attempts): the file repository's was written first.
   const proxy = await startProxy(s3.port, { cutOn: /^PUT \S*\/manifest\.json/ });
   t.after(() => proxy.close());
-  const file = writePipeline(
-    cwd,
-    copiesPipeline({ to: [`file://./repo/{{ run.id }}/${NAME}`, `s3://${bucket}/repo/{{ run.id }}/${NAME}`] }),
-  );
-  const run = await dbflow(['run', file], {
-    cwd,
-    env: { ...s3.env, COPIES_PASSPHRASE: PASSPHRASE, AWS_ENDPOINT_URL_S3: proxy.endpoint },
-  });
+  const run = await dbflow(['run', file], { cwd, env: { ...env, AWS_ENDPOINT_URL_S3: proxy.endpoint } });
   assert.equal(run.exitCode, 1, `${run.stdout}\n${run.stderr}`);
   assert.ok(proxy.cuts() >= 1, 'the S3 manifest was refused');
   assert.match(run.stdout + run.stderr, /writing the manifest failed: .*manifest\.json/);
