@@ -185,9 +185,8 @@ export async function withdrawHalfPublished(o: {
     const note = readRunJson(o.stateDir, id, PUBLISHING_FILE);
     if (!note || (!o.dead.includes(id) && !readRunJson(o.stateDir, id, 'result.json'))) continue;
     if (o.pipeline !== undefined && readRunJson(o.stateDir, id, 'pipeline.json')?.name !== o.pipeline) continue;
-    const urls = Array.isArray(note.manifests) ? note.manifests.filter((u): u is string => typeof u === 'string') : [];
     try {
-      withdrawn.push(...(await withdrawUnlessWhole(urls, `run ${id}`, o)));
+      withdrawn.push(...(await withdrawUnlessWhole(note.manifests, `run ${id}`, o)));
       rmSync(path.join(o.stateDir, 'runs', id, PUBLISHING_FILE), { force: true });
     } catch (err) {
       o.log(
@@ -199,15 +198,16 @@ export async function withdrawHalfPublished(o: {
 }
 
 /**
- * The manifests `urls` of one backup that `who` (a run that stopped) was publishing: when some exist and others do
- * not, the existing ones are deleted (a backup is published in every repository of its copies or in none); returns
- * them. Throws when a storage cannot be read.
+ * The manifests of one backup that `who` (a run that stopped) was publishing, as its note lists them (`manifests`):
+ * when some exist and others do not, the existing ones are deleted (a backup is published in every repository of its
+ * copies or in none); returns them. Throws when a storage cannot be read.
  */
 export async function withdrawUnlessWhole(
-  urls: readonly string[],
+  manifests: unknown,
   who: string,
   o: { registry: Registry; signal: AbortSignal; log: (message: string) => void },
 ): Promise<string[]> {
+  const urls = Array.isArray(manifests) ? manifests.filter((u): u is string => typeof u === 'string') : [];
   const present: string[] = [];
   for (const url of urls) {
     const listed = await o.registry.storageFor(url).list(url, { signal: o.signal });

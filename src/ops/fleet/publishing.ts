@@ -54,9 +54,8 @@ export async function withdrawFleetNote(
   } catch {
     note = {};
   }
-  const urls = Array.isArray(note.manifests) ? note.manifests.filter((u): u is string => typeof u === 'string') : [];
   try {
-    await withdrawUnlessWhole(urls, `run ${String(note.run)} (fencing token ${String(note.fencing_token)})`, o);
+    await withdrawUnlessWhole(note.manifests, `run ${String(note.run)} (fencing token ${String(note.fencing_token)})`, o);
     await redis.eval(DELETE_IF, 1, key, value);
   } catch (err) {
     o.log(

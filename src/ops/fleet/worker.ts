@@ -57,9 +57,6 @@ return 1`;
 // Frees the queued place if this job has it.
 const FREE_QUEUED = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
-/** A job of an `overlap: queue` pipeline put back to wait (in BullMQ's delayed set, not in a worker's slot). */
-class QueuedBehindRun extends Error {}
-
 /** Takes and runs jobs until `stop()`. */
 export class FleetWorker {
   private readonly workers = new Map<string, Worker>();
@@ -159,25 +156,26 @@ export class FleetWorker {
   /**
    * `overlap: queue` in the fleet, as the daemon does it on one machine: a due time that finds its pipeline's run going
    * (the lease held) or another due time already queued waits for the lease, in BullMQ's delayed set, looking every
-   * second; one due time per pipeline and repository waits, later ones are skipped. Throws QueuedBehindRun when the job
-   * was put back; resolves to a reason to skip it when another job holds the place; undefined to run it now.
+   * second; one due time per pipeline and repository waits, later ones are skipped. Resolves to `wait` once the job was
+   * put back (its processor then throws DelayedError), to the reason to skip it when another job holds the place, or to
+   * undefined to run it now.
    */
   private async queueBehind(
     job: Job<FleetJobData>,
     token: string | undefined,
     loaded: LoadedPipeline,
     locked: boolean,
-  ): Promise<string | undefined> {
+  ): Promise<'wait' | { skip: string } | undefined> {
     const id = leaseId(loaded.pipeline.name, pipelineRepository(loaded, process.env));
-    const mine = job.id ?? '';
-    const claimed = Number(await this.o.redis.eval(CLAIM_QUEUED, 1, keys.queued(id), mine, String(QUEUED_CLAIM_MS)));
-    if (!claimed) return `another due time of ${loaded.pipeline.name} is already queued (overlap: queue keeps one)`;
+    const claimed = Number(await this.o.redis.eval(CLAIM_QUEUED, 1, keys.queued(id), job.id ?? '', String(QUEUED_CLAIM_MS)));
+    if (!claimed) return { skip: `another due time of ${loaded.pipeline.name} is already queued (overlap: queue keeps one)` };
     if (!locked && !(await this.o.redis.exists(keys.lease(id)))) return undefined;
     await job.updateData({ ...job.data, queued: (job.data.queued ?? 0) + 1 });
     await job.moveToDelayed(Date.now() + QUEUED_POLL_MS, token);
-    throw new QueuedBehindRun();
+    return 'wait';
   }
 
+  // Leaves the queued place to the next due time, if this job has it.
   private async freeQueued(loaded: LoadedPipeline, job: Job<FleetJobData>): Promise<void> {
     const id = leaseId(loaded.pipeline.name, pipelineRepository(loaded, process.env));
     await this.o.redis.eval(FREE_QUEUED, 1, keys.queued(id), job.id ?? '');
@@ -219,6 +217,16 @@ export class FleetWorker {
     // The pipeline, when it queues a due time that finds its run going (overlap: queue).
     let queued: LoadedPipeline | undefined;
     let putBack = false;
+    // The job was put back to wait (overlap: queue): BullMQ's DelayedError tells its worker so.
+    const wait: () => never = () => {
+      putBack = true;
+      if (!data.queued) prefix(`queued: its previous run is still going (overlap: queue); it starts once that one ends`);
+      throw new DelayedError();
+    };
+    const skipped = async (reason: string): Promise<FleetJobResult> => {
+      prefix(`skipped: ${reason}`);
+      return await failed('skipped', reason);
+    };
     const base = { pipeline: name, worker: this.o.id, host: hostname(), labels: this.o.labels, job_id: entry.job_id, due_at: data.due_at };
     const failed = async (status: string, error: string): Promise<FleetJobResult> => {
       const now = new Date().toISOString();
@@ -238,11 +246,9 @@ export class FleetWorker {
       if (loaded.raw.sha256 !== data.pipeline.sha256) return await failed('invalid', `the job's pipeline text does not match its sha256`);
       if (loaded.pipeline.overlap === 'queue') {
         queued = loaded;
-        const skip = await this.queueBehind(job, token, loaded, false);
-        if (skip) {
-          prefix(`skipped: ${skip}`);
-          return await failed('skipped', skip);
-        }
+        const q = await this.queueBehind(job, token, loaded, false);
+        if (q === 'wait') wait();
+        if (q) return await skipped(q.skip);
       }
       // A job retried after its worker stopped (not one put back to wait by overlap: queue): that worker's lease ends by itself within its time to live.
       const retried = job.attemptsStarted > 1 + (data.queued ?? 0) || job.stalledCounter > 0;
@@ -315,31 +321,17 @@ export class FleetWorker {
         })),
       });
       return { run_id: r.runId, status: r.status, worker: this.o.id };
-    } catch (caught) {
-      let err = caught;
+    } catch (err) {
+      if (err instanceof DelayedError) throw err;
       if (err instanceof AlreadyRanError) {
         prefix(`job ${entry.job_id} delivered again: ${err.message}; not run again`);
         return err.result as FleetJobResult;
       }
       if (err instanceof LockedError) {
-        let skip = err.message;
         // The lease was taken between the look and the run: an overlap: queue job waits again.
-        if (queued) {
-          try {
-            skip = (await this.queueBehind(job, token, queued, true)) ?? skip;
-          } catch (put) {
-            err = put;
-          }
-        }
-        if (!(err instanceof QueuedBehindRun)) {
-          prefix(`skipped: ${skip}`);
-          return await failed('skipped', skip);
-        }
-      }
-      if (err instanceof QueuedBehindRun) {
-        putBack = true;
-        if (!data.queued) prefix(`queued: its previous run is still going (overlap: queue); it starts once that one ends`);
-        throw new DelayedError();
+        const q = queued ? await this.queueBehind(job, token, queued, true) : undefined;
+        if (q === 'wait') wait();
+        return await skipped(q?.skip ?? err.message);
       }
       throw err;
     } finally {
