@@ -209,8 +209,8 @@ export function pipelineRepository(loaded: LoadedPipeline, env: Record<string, s
 }
 
 /**
- * Where a pipeline's `upload` steps write: each `to` (of each matrix cell), up to the last `/` before the first part that changes
- * from run to run, relative file URLs made absolute; sorted, without duplicates.
+ * Where a pipeline's `upload` steps write: each `to` (each URL of a list of copies, of each matrix cell), up to the last `/`
+ * before the first part that changes from run to run, relative file URLs made absolute; sorted, without duplicates.
  */
 export function uploadRepositories(loaded: LoadedPipeline, env: Record<string, string | undefined> = process.env): string[] {
   const marker = '\u0000';
@@ -219,17 +219,19 @@ export function uploadRepositories(loaded: LoadedPipeline, env: Record<string, s
   const prefixes = new Set<string>();
   for (const step of loaded.plan.steps.values()) {
     const to = step.spec.uses === 'upload' ? step.spec.with.to : undefined;
-    if (typeof to !== 'string') continue;
-    let text: string;
-    try {
-      text = String(renderValue(to, { ...context, matrix: step.cell }));
-    } catch {
-      text = to;
+    const urls = typeof to === 'string' ? [to] : Array.isArray(to) ? to.filter((u): u is string => typeof u === 'string') : [];
+    for (const url of urls) {
+      let text: string;
+      try {
+        text = String(renderValue(url, { ...context, matrix: step.cell }));
+      } catch {
+        text = url;
+      }
+      const cut = Math.min(...[marker, 'RUN_ID', '{{'].map((m) => (text.includes(m) ? text.indexOf(m) : text.length)));
+      let prefix = text.slice(0, cut);
+      prefix = prefix.slice(0, prefix.lastIndexOf('/') + 1) || prefix;
+      prefixes.add(anchorUrl(prefix, loaded.pipeline.dir));
     }
-    const cut = Math.min(...[marker, 'RUN_ID', '{{'].map((m) => (text.includes(m) ? text.indexOf(m) : text.length)));
-    let prefix = text.slice(0, cut);
-    prefix = prefix.slice(0, prefix.lastIndexOf('/') + 1) || prefix;
-    prefixes.add(anchorUrl(prefix, loaded.pipeline.dir));
   }
   return [...prefixes].sort();
 }

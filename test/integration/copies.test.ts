@@ -158,6 +158,11 @@ void test('one run writes file:// and S3 at once; each repository lists, verifie
   const run = await dbflow(['run', file], { cwd, env });
   assert.equal(run.exitCode, 0, `${run.stdout}\n${run.stderr}`);
   const runId = runIdOf(run.stdout);
+  // The run's lock and audit record know its repositories (the first: file://, as sorted).
+  const audit = readFileSync(path.join(cwd, '.dbflow', 'audit.jsonl'), 'utf8')
+    .trim()
+    .split('\n');
+  assert.equal((JSON.parse(audit.at(-1)!) as { repository?: string }).repository, `file://${path.join(cwd, 'repo')}`);
   const fileRepo = 'file://./repo';
   const s3Repo = `s3://${bucket}/repo`;
   assert.match(run.stdout, new RegExp(`^ {2}copy {6}app {2}s3://${bucket}/repo/${runId}/${NAME.replace(/\./g, '\\.')}$`, 'm'));
