@@ -90,8 +90,9 @@ export async function lockedRun(loaded: LoadedPipeline, o: LockedRunOptions): Pr
   const held = { pipeline: loaded.pipeline.name, repository };
   // Before the first step, with the databases resolved: what runs that died holding this lock (or any dead run) left.
   const beforeSteps: LockedRunOptions['beforeSteps'] = async ({ databases, signal }) => {
-    await reapDeadRuns({ stateDir, held, registry: loaded.registry, databases, signal, by: `a run of ${held.pipeline}`, log: o.notice });
-    if (lease && o.fleet) await withdrawFleetNote(o.fleet.redis, lease.id, { registry: loaded.registry, signal, log: o.notice });
+    const reaping = { registry: loaded.registry, repositories: uploadRepositories(loaded, o.env ?? process.env), signal, log: o.notice };
+    await reapDeadRuns({ ...reaping, stateDir, held, databases, by: `a run of ${held.pipeline}` });
+    if (lease && o.fleet) await withdrawFleetNote(o.fleet.redis, lease.id, reaping);
   };
   // With a lease, the manifest is published only while the lease is still this run's, and carries its fencing token.
   const finish = lease

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { processAlive } from '../engine/process-alive.js';
 import { PUBLISHING_FILE, readRunJson, runIds, runOwner } from '../engine/run-record.js';
 import type { Registry } from '../plugins/registry.js';
+import { MANIFEST_NAME } from '../repo/manifest.js';
 import { scratchPrefix } from '../plugins/scratch-name.js';
 import type { DatabaseConfig } from '../plugins/types.js';
 
@@ -169,13 +170,14 @@ export function markKilled(stateDir: string, id: string, by: string): void {
  * Withdraws the manifests of runs stopped between writing two of them (their record still holds the note of
  * publishing.json): a backup is published in every repository that holds a copy of it, or in none. `dead` are the
  * runs that died; runs that ended with the note (they could not withdraw them themselves) are tried too. Only runs of
- * `pipeline` when given (the caller has its storages' settings and credentials). A manifest that cannot be reached now
- * keeps the note, for the next reaper.
+ * `pipeline` when given (the caller has its storages' settings and credentials), and only manifests in its
+ * `repositories`. A manifest that cannot be reached now keeps the note, for the next reaper.
  */
 export async function withdrawHalfPublished(o: {
   stateDir: string;
   dead: readonly string[];
   pipeline?: string;
+  repositories: readonly string[];
   registry: Registry;
   signal: AbortSignal;
   log: (message: string) => void;
@@ -200,14 +202,20 @@ export async function withdrawHalfPublished(o: {
 /**
  * The manifests of one backup that `who` (a run that stopped) was publishing, as its note lists them (`manifests`):
  * when some exist and others do not, the existing ones are deleted (a backup is published in every repository of its
- * copies or in none); returns them. Throws when a storage cannot be read.
+ * copies or in none); returns them. Only a `manifest.json` below one of `repositories` (the caller's pipeline's) is
+ * looked at: a note is data, and whatever else it names is left alone, said so. Throws when a storage cannot be read.
  */
 export async function withdrawUnlessWhole(
   manifests: unknown,
   who: string,
-  o: { registry: Registry; signal: AbortSignal; log: (message: string) => void },
+  o: { repositories: readonly string[]; registry: Registry; signal: AbortSignal; log: (message: string) => void },
 ): Promise<string[]> {
-  const urls = Array.isArray(manifests) ? manifests.filter((u): u is string => typeof u === 'string') : [];
+  const named = Array.isArray(manifests) ? manifests.filter((u): u is string => typeof u === 'string') : [];
+  const inRepository = (url: string): boolean =>
+    url.endsWith(`/${MANIFEST_NAME}`) && o.repositories.some((r) => url.startsWith(r.endsWith('/') ? r : `${r}/`));
+  for (const url of named.filter((u) => !inRepository(u)))
+    o.log(`warning: ${who} noted ${url} among its manifests, which is no manifest in this pipeline's repositories: left alone`);
+  const urls = named.filter(inRepository);
   const present: string[] = [];
   for (const url of urls) {
     const listed = await o.registry.storageFor(url).list(url, { signal: o.signal });
@@ -238,6 +246,8 @@ export interface Reaped {
 export async function reapDeadRuns(o: {
   stateDir: string;
   held?: HeldRunLock;
+  /** The held pipeline's upload repositories: a half publication is withdrawn only there (without them, not at all). */
+  repositories?: readonly string[];
   registry: Registry;
   databases: Record<string, DatabaseConfig>;
   signal: AbortSignal;
@@ -245,7 +255,10 @@ export async function reapDeadRuns(o: {
   log: (message: string) => void;
 }): Promise<Reaped> {
   const dead = deadRuns(o.stateDir, o.held);
-  const manifests = await withdrawHalfPublished({ ...o, dead, ...(o.held && { pipeline: o.held.pipeline }) });
+  const repositories = o.repositories;
+  const manifests = repositories
+    ? await withdrawHalfPublished({ ...o, repositories, dead, ...(o.held && { pipeline: o.held.pipeline }) })
+    : [];
   const databases = await reapScratchDatabases(o.registry, o.databases, [...dead, ...killedRuns(o.stateDir)], o);
   const tmpdirs = [...reapTmpdirs(dead), ...reapCommandTmpdirs()];
   for (const id of dead) {

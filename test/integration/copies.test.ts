@@ -3,7 +3,7 @@
 // killed mid-upload fails the run with no manifest anywhere; continue_on_error keeps the copy that succeeded.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
@@ -354,9 +354,12 @@ void test('fleet: a lease holder that stopped between the manifests leaves a not
   client.destroy();
   const fileManifest = `file://${path.join(cwd, 'repo', firstId, 'manifest.json')}`;
   const s3Manifest = `s3://${bucket}/repo/${firstId}/manifest.json`;
+  // A note is data: one that also names an object outside the pipeline's repositories does not get it deleted.
+  const precious = path.join(cwd, 'precious.txt');
+  writeFileSync(precious, 'not a manifest');
   await redis.client.set(
     `dbflow:fleet:publishing:${lease}`,
-    JSON.stringify({ manifests: [fileManifest, s3Manifest], run: firstId, fencing_token: 1 }),
+    JSON.stringify({ manifests: [fileManifest, s3Manifest, `file://${precious}`], run: firstId, fencing_token: 1 }),
   );
 
   // The next holder runs on another machine (its own state folder, which knows nothing of that run).
@@ -370,6 +373,8 @@ void test('fleet: a lease holder that stopped between the manifests leaves a not
   );
   await listsOnly(['file://./repo', `s3://${bucket}/repo`], runIdOf(next.stdout), { cwd, env });
   assert.deepEqual(await redis.client.keys('dbflow:fleet:publishing:*'), [], 'the note is gone once acted on');
+  assert.ok(existsSync(precious), 'what the note named outside the repositories is left alone');
+  assert.match(next.stderr, /precious\.txt among its manifests, which is no manifest in this pipeline's repositories: left alone/);
 });
 
 void test('a manifest that cannot be written in the second repository: the first one is withdrawn, the run fails, nothing is listed', async (t) => {

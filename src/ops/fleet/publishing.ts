@@ -43,7 +43,7 @@ export function fleetPublishIntent(
 export async function withdrawFleetNote(
   redis: Redis,
   leaseId: string,
-  o: { registry: Registry; signal: AbortSignal; log: (message: string) => void },
+  o: { repositories: readonly string[]; registry: Registry; signal: AbortSignal; log: (message: string) => void },
 ): Promise<void> {
   const key = keys.publishing(leaseId);
   const value = await redis.get(key);
