@@ -8,11 +8,15 @@ import { dbflowNodeArgs, hasStackTrace, repoRoot } from '../helpers/cli.js';
 import { writeSlowPipeline } from '../helpers/slow-pipeline.js';
 import { tmpDir } from '../helpers/tmp.js';
 
-/** `dbflow <args>` with its stdout a pipe whose read end is closed before dbflow writes anything; its stderr and exit code. */
-function intoClosedPipe(args: string[]): Promise<{ code: number | null; stderr: string }> {
+/**
+ * `dbflow <args>` with its stdout a pipe whose read end is closed before dbflow writes anything; its stderr and exit
+ * code. `tmp`: its temporary folder, so that a run does not find (and report reaping) what other tests' killed
+ * processes left in the shared one.
+ */
+function intoClosedPipe(args: string[], tmp?: string): Promise<{ code: number | null; stderr: string }> {
   const child = spawn(process.execPath, dbflowNodeArgs(args), {
     cwd: repoRoot,
-    env: { ...process.env, NO_COLOR: '1', CI: 'true' },
+    env: { ...process.env, NO_COLOR: '1', CI: 'true', ...(tmp && { TMPDIR: tmp }) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout.destroy(); // the reader goes away, like `head` after its lines
@@ -52,7 +56,9 @@ describe('a closed pipe on stdout', () => {
       marker: path.join(dir, 'marker'),
       to: `file://${target}/artifact.bin`,
     });
-    const r = await intoClosedPipe(['run', '--json', file, '--state-dir', stateDir]);
+    const tmp = path.join(dir, 'tmp');
+    mkdirSync(tmp);
+    const r = await intoClosedPipe(['run', '--json', file, '--state-dir', stateDir], tmp);
     assert.equal(hasStackTrace(r.stderr), false, r.stderr);
     assert.equal(r.stderr, '');
     assert.equal(r.code, 0);
