@@ -244,6 +244,7 @@ void test(
   'dbflow run --queue (and DBFLOW_QUEUE) honours the fleet lease on any machine and records its fencing token',
   { timeout: 60_000 },
   async (t) => {
+    const started = Date.now();
     const redis = await startRedis(t);
     if (!redis) return;
     const dir = tmpDir(t);
@@ -261,7 +262,9 @@ void test(
     await waitFor('the first run to hold the lease', () => startedRuns(log).length === 1, 30_000);
     const second = await dbflow(['run', file], { cwd: dir, env: { ...env('b'), DBFLOW_QUEUE: redis.url } });
     assert.equal(second.exitCode, 75, second.stderr);
-    assert.match(second.stderr, /already running in the fleet: pid \d+ \(dbflow run\) on .*fencing token 1/);
+    // The pipeline's first token: Redis's clock in milliseconds (a counter that restarts at 1 could meet old tokens again).
+    const firstToken = Number(/already running in the fleet: pid \d+ \(dbflow run\) on .*fencing token (\d+)/.exec(second.stderr)?.[1]);
+    assert.ok(firstToken >= started && firstToken <= Date.now(), `${firstToken}: ${second.stderr}`);
     writeFileSync(release, '');
     // Released: the first run ends and publishes; the next run, on the other machine, takes the lease with the next token.
     const r = await first;
@@ -278,14 +281,60 @@ void test(
           }
         ).run.fencing_token,
     );
-    assert.deepEqual(tokens.sort(), [1, 2]);
+    assert.deepEqual(
+      tokens.sort((x, y) => x - y),
+      [firstToken, firstToken + 1],
+    );
     const runs = await dbflow(['runs', '--queue', redis.url, '--json'], { cwd: dir });
     assert.deepEqual(
       (JSON.parse(runs.stdout) as { status: string; fencing_token: number }[]).map((x) => [x.status, x.fencing_token]),
       [
-        ['success', 2],
-        ['success', 1],
+        ['success', firstToken + 1],
+        ['success', firstToken],
       ],
     );
+  },
+);
+
+void test(
+  'a run paused while Redis lost its data (a restart without persistence) publishes nothing when it wakes: the next run took a greater fencing token',
+  { timeout: 60_000 },
+  async (t) => {
+    const redis = await startRedis(t);
+    if (!redis) return;
+    const dir = tmpDir(t);
+    const release = path.join(dir, 'release');
+    const log = writeHoldingPipeline(dir, 'lost', { holdMs: 60_000, schedule: '0 0 1 1 *', untilFile: release });
+    const file = path.join(dir, 'pipelines', 'lost.yaml');
+    const env = (machine: string): Record<string, string> => ({
+      TEST_PASSPHRASE: OPS_PASSPHRASE,
+      DBFLOW_LOCK_DIR: path.join(dir, `locks-${machine}`),
+      DBFLOW_STATE_DIR: path.join(dir, `state-${machine}`),
+    });
+    const first = spawnDbflow(['run', file, '--queue', redis.url], { cwd: dir, env: env('a') });
+    t.after(() => void first.kill('SIGKILL'));
+    await waitFor('the first run to hold the lease', () => startedRuns(log).length === 1, 30_000);
+    const [leaseKey] = await redis.client.keys('dbflow:fleet:lease:*');
+    const tokenA = Number(/^(\d+) /.exec((await redis.client.get(leaseKey!)) ?? '')?.[1]);
+    first.kill('SIGSTOP');
+    // Redis restarts empty: the lease and the token counter are gone.
+    await redis.stop();
+    await redis.start();
+    assert.equal(await redis.client.exists(leaseKey!), 0);
+    writeFileSync(release, '');
+    const second = await dbflow(['run', file], { cwd: dir, env: { ...env('b'), DBFLOW_QUEUE: redis.url } });
+    assert.equal(second.exitCode, 0, second.stderr);
+    const [byB] = readdirSync(path.join(dir, 'state-b', 'runs'));
+    // The paused run wakes with its hold over and the lease free: it must not take it back and publish.
+    first.kill('SIGCONT');
+    const a = await first;
+    assert.notEqual(a.exitCode, 0, `${String(a.stdout)}\n${String(a.stderr)}`);
+    assert.match(String(a.stdout), /writing the manifest failed: .*\(fencing token \d+\) was taken over by another run/);
+    const published = [...runFolders(dir, 'lost')].filter(([, m]) => m).map(([id]) => id);
+    assert.deepEqual(published, [byB], `only the run after the loss published: ${JSON.stringify([...runFolders(dir, 'lost')])}`);
+    const manifest = JSON.parse(readFileSync(path.join(dir, 'pipelines', 'backups', 'lost', byB, 'manifest.json'), 'utf8')) as {
+      run: { fencing_token: number };
+    };
+    assert.ok(manifest.run.fencing_token > tokenA, `token ${manifest.run.fencing_token} after ${tokenA}`);
   },
 );

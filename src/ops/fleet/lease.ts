@@ -5,6 +5,11 @@
 // it when the time to live ends and the next run takes it with a greater token. Before it publishes, a run checks
 // that the lease is still its own: a paused holder that wakes up after a takeover finds another token and publishes
 // nothing. The token is recorded in the manifest.
+//
+// A counter that is missing (the pipeline's first run, or Redis lost its data: a restart without persistence, a
+// failover to an empty replica) starts at Redis's clock in milliseconds, not at 1: tokens then keep growing across
+// the loss, so a holder paused before it cannot take its lease back (the renewal below) when the new counter happens
+// to reach its token again.
 import { createHash } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
@@ -19,9 +24,14 @@ export const DEFAULT_LEASE_MS = 30_000;
 // Takes the lease when nobody holds it: a new token.
 const ACQUIRE = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {0, redis.call('GET', KEYS[1])} end
-local token = redis.call('INCR', KEYS[2])
+local token
+if redis.call('EXISTS', KEYS[2]) == 1 then token = string.format('%.0f', redis.call('INCR', KEYS[2])) else
+  local now = redis.call('TIME')
+  token = string.format('%.0f', tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000))
+  redis.call('SET', KEYS[2], token)
+end
 redis.call('SET', KEYS[1], token .. ' ' .. ARGV[1], 'PX', ARGV[2])
-return {token, ''}`;
+return {tonumber(token), ''}`;
 
 // Renews the lease if it is still ours (1), or takes it back if it expired and nobody took it since (2); 0 when it was taken over.
 const RENEW = `
@@ -169,7 +179,7 @@ export class FleetLease {
 
   private markLost(): FencedError {
     this.lostError ??= new FencedError(
-      `the fleet lease of pipeline "${this.req.pipeline}" (fencing token ${this.token}) was taken over by another run after this one stopped renewing it; this run publishes nothing.`,
+      `the fleet lease of pipeline "${this.req.pipeline}" (fencing token ${this.token}) was taken over by another run after this one stopped renewing it (or Redis lost it); this run publishes nothing.`,
     );
     clearInterval(this.timer);
     return this.lostError;
