@@ -2,14 +2,25 @@
 // no database and no restore on the source server) for PostgreSQL and MariaDB, and `target: <url>` (a dedicated
 // restore server, which gets a scratch database of its own and not the source's password). Each records its restore time.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RowDataPacket } from 'mysql2/promise';
-import { dbflow } from '../helpers/cli.js';
+import { execa } from 'execa';
+import { dbflow, dbflowNodeArgs } from '../helpers/cli.js';
 import { MY_URL, requireMyBackupTools, scratchDatabase as scratchMyDatabase, withConnection } from '../helpers/mysql.js';
-import { PG_URL, requireBackupTools, scratchDatabase, throwawayPostgres, withClient, withPassword } from '../helpers/postgres.js';
+import {
+  databasesStartingWith,
+  PG_URL,
+  requireBackupTools,
+  scratchDatabase,
+  serverBinDir,
+  throwawayPostgres,
+  withClient,
+  withPassword,
+} from '../helpers/postgres.js';
 import { tmpDir } from '../helpers/tmp.js';
 
 function pipeline(driver: string, url: string, target: string): string {
@@ -151,6 +162,60 @@ void test('mysql: without the server binaries, the default restores into a scrat
   assert.match(out, new RegExp(`dropped scratch database ${created}`));
   const left = await withConnection(MY_URL, async (c) => (await c.query<RowDataPacket[]>('SHOW DATABASES LIKE ?', [created]))[0]);
   assert.deepEqual(left, [], 'the scratch database is gone');
+  const m = manifest(dir);
+  assert.equal(m.status, 'verified');
+  assert.match(m.verification.find((v) => v.check === 'restore')!.detail!, /into a scratch database/);
+});
+
+void test('postgres: without the server binaries (a client-only install), the default restores into a scratch database beside the source and says why', async (t) => {
+  if (!(await requireBackupTools(t))) return;
+  const bin = await serverBinDir();
+  // Hiding the server binaries of a package install takes a private mount namespace: root and unshare.
+  const hiding = process.getuid?.() === 0 && bin !== undefined && spawnSync('unshare', ['-m', 'true']).status === 0;
+  if (!hiding) {
+    const message = 'hiding the PostgreSQL server binaries needs root and unshare (util-linux), and PostgreSQL server binaries to hide';
+    if (process.env.CI === 'true') assert.fail(message);
+    t.skip(message);
+    return;
+  }
+  const db = await scratchDatabase(t, PG_URL);
+  await db.pool.query('CREATE TABLE items (id int PRIMARY KEY, note text)');
+  await db.pool.query("INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 500) g");
+  // The binaries folder as postgresql-client installs it: the clients, no initdb, pg_ctl or postgres. Copies, as it
+  // is mounted over the folder the links would point into.
+  const dir = tmpDir(t);
+  const clients = path.join(dir, 'client-bin');
+  mkdirSync(clients);
+  for (const name of readdirSync(bin))
+    if (!['initdb', 'pg_ctl', 'postgres', 'postmaster'].includes(name)) cpSync(path.join(bin, name), path.join(clients, name));
+  writeFileSync(path.join(dir, 'p.yaml'), pipeline('postgres', db.url, ''));
+  const r = await execa(
+    'unshare',
+    [
+      '-m',
+      '--propagation',
+      'private',
+      'sh',
+      '-c',
+      'mount --bind "$1" "$2" && shift 2 && exec "$@"',
+      'sh',
+      clients,
+      bin,
+      process.execPath,
+      ...dbflowNodeArgs(['run', 'p.yaml']),
+    ],
+    { cwd: dir, env: { NO_COLOR: '1', CI: 'true', DBFLOW_STATE_DIR: path.join(dir, '.dbflow') }, reject: false },
+  );
+  const out = `${r.stdout}${r.stderr}`;
+  assert.equal(r.exitCode, 0, out);
+  assert.match(
+    out,
+    /restoring "app" into a scratch database on the source server: initdb and pg_ctl are not installed \(install the PostgreSQL server binaries \(apt-get install postgresql\)\); set target: scratch to say so/,
+  );
+  const created = /created scratch database (dbflow_verify_\S+)/.exec(out)?.[1];
+  assert.ok(created, out);
+  assert.match(out, new RegExp(`dropped scratch database ${created}`));
+  assert.deepEqual(await databasesStartingWith(created), [], 'the scratch database is gone');
   const m = manifest(dir);
   assert.equal(m.status, 'verified');
   assert.match(m.verification.find((v) => v.check === 'restore')!.detail!, /into a scratch database/);
