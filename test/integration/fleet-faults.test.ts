@@ -240,26 +240,35 @@ void test(
   },
 );
 
+// A private Redis, and a run of a one-shot pipeline `name` on "machine a" (`dbflow run --queue`) that holds the fleet
+// lease until the file `release` exists: returned once it holds it. `env(machine)`: a machine's own lock and state
+// folders, so that only the fleet's lease can serialize two of them.
+async function heldByHand(t: TestContext, name: string) {
+  const redis = await startRedis(t);
+  if (!redis) return undefined;
+  const dir = tmpDir(t);
+  const release = path.join(dir, 'release');
+  const log = writeHoldingPipeline(dir, name, { holdMs: 60_000, schedule: '0 0 1 1 *', untilFile: release });
+  const file = path.join(dir, 'pipelines', `${name}.yaml`);
+  const env = (machine: string): Record<string, string> => ({
+    TEST_PASSPHRASE: OPS_PASSPHRASE,
+    DBFLOW_LOCK_DIR: path.join(dir, `locks-${machine}`),
+    DBFLOW_STATE_DIR: path.join(dir, `state-${machine}`),
+  });
+  const first = spawnDbflow(['run', file, '--queue', redis.url], { cwd: dir, env: env('a') });
+  t.after(() => void first.kill('SIGKILL'));
+  await waitFor('the first run to hold the lease', () => startedRuns(log).length === 1, 30_000);
+  return { redis, dir, release, file, env, first };
+}
+
 void test(
   'dbflow run --queue (and DBFLOW_QUEUE) honours the fleet lease on any machine and records its fencing token',
   { timeout: 60_000 },
   async (t) => {
     const started = Date.now();
-    const redis = await startRedis(t);
-    if (!redis) return;
-    const dir = tmpDir(t);
-    const release = path.join(dir, 'release');
-    const log = writeHoldingPipeline(dir, 'byhand', { holdMs: 60_000, schedule: '0 0 1 1 *', untilFile: release });
-    const file = path.join(dir, 'pipelines', 'byhand.yaml');
-    // Two machines: separate lock folders, so only the fleet's lease can serialize them.
-    const env = (machine: string): Record<string, string> => ({
-      TEST_PASSPHRASE: OPS_PASSPHRASE,
-      DBFLOW_LOCK_DIR: path.join(dir, `locks-${machine}`),
-      DBFLOW_STATE_DIR: path.join(dir, `state-${machine}`),
-    });
-    const first = spawnDbflow(['run', file, '--queue', redis.url], { cwd: dir, env: env('a') });
-    t.after(() => void first.kill('SIGKILL'));
-    await waitFor('the first run to hold the lease', () => startedRuns(log).length === 1, 30_000);
+    const held = await heldByHand(t, 'byhand');
+    if (!held) return;
+    const { redis, dir, release, file, env, first } = held;
     const second = await dbflow(['run', file], { cwd: dir, env: { ...env('b'), DBFLOW_QUEUE: redis.url } });
     assert.equal(second.exitCode, 75, second.stderr);
     // The pipeline's first token: Redis's clock in milliseconds (a counter that restarts at 1 could meet old tokens again).
@@ -300,20 +309,9 @@ void test(
   'a run paused while Redis lost its data (a restart without persistence) publishes nothing when it wakes: the next run took a greater fencing token',
   { timeout: 60_000 },
   async (t) => {
-    const redis = await startRedis(t);
-    if (!redis) return;
-    const dir = tmpDir(t);
-    const release = path.join(dir, 'release');
-    const log = writeHoldingPipeline(dir, 'lost', { holdMs: 60_000, schedule: '0 0 1 1 *', untilFile: release });
-    const file = path.join(dir, 'pipelines', 'lost.yaml');
-    const env = (machine: string): Record<string, string> => ({
-      TEST_PASSPHRASE: OPS_PASSPHRASE,
-      DBFLOW_LOCK_DIR: path.join(dir, `locks-${machine}`),
-      DBFLOW_STATE_DIR: path.join(dir, `state-${machine}`),
-    });
-    const first = spawnDbflow(['run', file, '--queue', redis.url], { cwd: dir, env: env('a') });
-    t.after(() => void first.kill('SIGKILL'));
-    await waitFor('the first run to hold the lease', () => startedRuns(log).length === 1, 30_000);
+    const held = await heldByHand(t, 'lost');
+    if (!held) return;
+    const { redis, dir, release, file, env, first } = held;
     const [leaseKey] = await redis.client.keys('dbflow:fleet:lease:*');
     const tokenA = Number(/^(\d+) /.exec((await redis.client.get(leaseKey!)) ?? '')?.[1]);
     first.kill('SIGSTOP');
