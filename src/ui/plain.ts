@@ -26,7 +26,7 @@ export function plainRenderer(out: (line: string) => void, level: PlainLevel | b
     switch (e.type) {
       case 'run:start':
         failures.start(e);
-        return write(`${at} run ${e.runId}: ${e.pipeline}, ${e.steps.length} steps`);
+        return write(`${at} run ${e.runId}: ${e.pipeline}, ${e.steps.length} ${e.steps.length === 1 ? 'step' : 'steps'}`);
       case 'step:start':
         started.add(e.id);
         rates.set(e.id, new RateWindow()).get(e.id)!.add(Date.parse(e.time), 0);
