@@ -322,7 +322,7 @@ void test(
     writeFileSync(release, '');
     const second = await dbflow(['run', file], { cwd: dir, env: { ...env('b'), DBFLOW_QUEUE: redis.url } });
     assert.equal(second.exitCode, 0, second.stderr);
-    const [byB] = readdirSync(path.join(dir, 'state-b', 'runs'));
+    const [byB = ''] = readdirSync(path.join(dir, 'state-b', 'runs'));
     // The paused run wakes with its hold over and the lease free: it must not take it back and publish.
     first.kill('SIGCONT');
     const a = await first;
