@@ -9,6 +9,8 @@ import { connect, parseQueueUrl } from '../ops/fleet/connection.js';
 import { queueUrl } from '../ops/fleet/queue-url.js';
 import { FleetMetrics } from '../ops/fleet/fleet-metrics.js';
 import { assertNoInlineSecret, Enqueuer } from '../ops/fleet/jobs.js';
+import { STREAM_MAX } from '../ops/fleet/keys.js';
+import { readResults, type FleetResult } from '../ops/fleet/streams.js';
 import { metricsText } from '../ops/metrics.js';
 import { audited, auditRepositoryFromEnv } from './audited.js';
 import { interruptible } from './command-support.js';
@@ -76,17 +78,25 @@ export async function daemonCommand(dir: string, o: DaemonCommandOptions, io: Io
 function fleetOptions(
   flag: string | undefined,
   log: (line: string) => void,
-): { options: Pick<DaemonOptions, 'dispatch' | 'loadOptions'>; redis: ReturnType<typeof connect>; close: () => Promise<void> } | undefined {
+):
+  | { options: Pick<DaemonOptions, 'dispatch' | 'loadOptions' | 'history'>; redis: ReturnType<typeof connect>; close: () => Promise<void> }
+  | undefined {
   const url = queueUrl(flag);
   if (url === undefined) return undefined;
   const target = parseQueueUrl(url);
   const redis = connect(target, log, 'dbflow-daemon');
   const enqueuer = new Enqueuer(redis);
   log(`scheduling into the queue on ${target.shown}; dbflow workers run the pipelines`);
+  // The fleet's results, read once at start for every pipeline's catch-up (the results stream is bounded).
+  let results: Promise<FleetResult[]> | undefined;
   return {
     redis,
     options: {
       loadOptions: { checkEnvironment: false },
+      history: async (pipeline) =>
+        (await (results ??= readResults(redis, STREAM_MAX)))
+          .filter((r) => r.pipeline === pipeline)
+          .map((r) => ({ at: Date.parse(r.due_at ?? r.started_at), status: r.status })),
       dispatch: async (loaded, dueAt) => {
         assertNoInlineSecret(loaded);
         const r = await enqueuer.enqueue(loaded, dueAt);

@@ -10,6 +10,7 @@ import { ArchiveKeeper } from './archive-keeper.js';
 import { MarkKeeper } from './mark-keeper.js';
 import type { AuditNote } from './audit.js';
 import { lockedRun, runAuditFields } from './locked-run.js';
+import { indexedFinishedRuns } from './run-index.js';
 
 export interface DaemonOptions {
   stateDir: string;
@@ -25,7 +26,18 @@ export interface DaemonOptions {
   dispatch?: (loaded: LoadedPipeline, dueAt: Date) => Promise<void>;
   /** How pipeline files are validated (a scheduler for a queue validates without the workers' environment). */
   loadOptions?: LoadOptions;
+  /** The past runs of a pipeline, for catching up a missed due time (default: the run records under `stateDir`). */
+  history?: (pipeline: string) => Promise<PastRun[]>;
 }
+
+/** A past run of a pipeline: when it was due (or, without a due time, started), and how it ended. */
+export interface PastRun {
+  at: number;
+  status: string;
+}
+
+// A run that ended so did not do its work: its due time still counts as missed.
+const DID_NOT_RUN = new Set(['killed', 'cancelled']);
 
 interface Running {
   controller: AbortController;
@@ -115,6 +127,10 @@ export class Daemon {
     entry.loaded = loaded;
     entry.loadedAt = new Date();
     this.schedule(entry, replaced);
+    if (!replaced)
+      void this.catchUp(entry).catch((err: unknown) =>
+        this.o.log(`[${loaded.pipeline.name}] catching up failed: ${(err as Error).message}`),
+      );
     if (!this.stopping && !this.o.dispatch) {
       this.archives.keep(key, loaded.pipeline.sha256, Object.keys(loaded.pipeline.archive).length > 0);
       this.marks.keep(key, loaded.pipeline.name, loaded.pipeline.marks?.everyMs);
@@ -169,6 +185,49 @@ export class Daemon {
       `${label}: ${replaced ? 'reloaded' : 'scheduled'} "${pipeline.schedule}"${zone}, overlap: ${pipeline.overlap}; next run ${next?.toISOString() ?? 'never'}`,
     );
   }
+
+  // A pipeline's last due time before the daemon started, missed while no daemon ran: run (or enqueue) it once now,
+  // as anacron does, unless a run of the pipeline started since that did its work. A pipeline that never ran waits
+  // for its schedule; an edit (a reload) catches nothing up.
+  private async catchUp(entry: Entry): Promise<void> {
+    const loaded = entry.loaded!;
+    const { name, catchUp } = loaded.pipeline;
+    if (catchUp === false || this.stopping) return;
+    // The last due time before now: the schedule was made just now, so it fires only later ones (a due time while the
+    // daemon was still starting up is caught up too).
+    const due = entry.job?.previousRuns(1, new Date())[0];
+    const next = entry.job?.nextRun();
+    if (!due || (next && due.getTime() >= next.getTime())) return;
+    let runs: PastRun[];
+    try {
+      runs = await (this.o.history ?? this.localHistory)(name);
+    } catch (err) {
+      this.o.log(
+        `[${name}] could not read its past runs, so a due time missed while no daemon ran is not caught up: ${(err as Error).message}`,
+      );
+      return;
+    }
+    if (runs.length === 0 || runs.some((r) => r.at >= due.getTime() && !DID_NOT_RUN.has(r.status))) return;
+    const late = Date.now() - due.getTime();
+    const missed = `the run due at ${due.toISOString()} was missed while no daemon ran`;
+    if (catchUp.withinMs !== undefined && late > catchUp.withinMs) {
+      this.o.log(
+        `[${name}] ${missed}; not caught up: it is ${formatDuration(late)} late, more than catch_up: ${formatDuration(catchUp.withinMs)}`,
+      );
+      return;
+    }
+    if (this.stopping || entry.loaded !== loaded || this.entries.get(entry.file) !== entry) return; // stopped, edited or removed meanwhile
+    this.o.log(`[${name}] catching up: ${missed} (${formatDuration(late)} ago)`);
+    if (this.o.dispatch) this.enqueue(loaded, due);
+    else if (!entry.running) this.start(entry);
+  }
+
+  private readonly localHistory = (pipeline: string): Promise<PastRun[]> =>
+    Promise.resolve(
+      indexedFinishedRuns(this.o.stateDir)
+        .filter((r) => r.pipeline === pipeline)
+        .map((r) => ({ at: r.startedAt, status: r.status })),
+    );
 
   private due(entry: Entry): void {
     if (this.stopping || !entry.loaded) return;

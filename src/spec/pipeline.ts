@@ -87,6 +87,8 @@ export interface Pipeline {
   schedule?: string;
   timezone?: string;
   overlap: NonNullable<PipelineDocument['overlap']>;
+  /** `catch_up:` a due time missed while no daemon ran is run once when the daemon starts; `withinMs`: only while at most this late. */
+  catchUp: false | { withinMs?: number };
   lockWaitMs: number;
   /** `runs_on.labels`: the labels a `dbflow worker` needs to run it (none: any worker). */
   runsOn: Record<string, string>;
@@ -162,6 +164,7 @@ export function normalize(data: PipelineDocument, file: string, sha256: string, 
     ...(data.schedule !== undefined && { schedule: data.schedule }),
     ...(data.timezone !== undefined && { timezone: data.timezone }),
     overlap: data.overlap ?? 'skip',
+    catchUp: data.catch_up === false ? false : typeof data.catch_up === 'string' ? { withinMs: parseDuration(data.catch_up) } : {},
     lockWaitMs: data.lock_wait !== undefined ? parseDuration(data.lock_wait) : 0,
     runsOn: data.runs_on?.labels ?? {},
     ...(data.rpo !== undefined && { rpoMs: parseDuration(data.rpo) }),

@@ -245,3 +245,60 @@ void test(
     assert.match(stale.stdout, /fleet on redis:\/\/127\.0\.0\.1:\d+\S*: 0 live workers/);
   },
 );
+
+void test(
+  'fleet: two daemons starting after a due time was missed while none ran enqueue it once, a worker runs it, and a restarted daemon does not again',
+  { timeout: 120_000 },
+  async (t) => {
+    const setup = await fleetSetup(t);
+    if (!setup) return;
+    const { redis, dir, cleanup } = setup;
+    const yearly = (at: Date): string =>
+      `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;
+    // The pipeline ran before in the fleet (its result is in the stream)…
+    writeSqlitePipeline(dir, 'nightly', yearly(new Date(Date.now() + 3_600_000)));
+    const byHand = await dbflow(['run', path.join('pipelines', 'nightly.yaml'), '--queue', redis.url], {
+      cwd: dir,
+      env: { TEST_PASSPHRASE: OPS_PASSPHRASE, DBFLOW_STATE_DIR: path.join(dir, 'state-hand') },
+    });
+    assert.equal(byHand.exitCode, 0, byHand.stderr);
+    // …then its due time passed while no daemon ran (the schedule says UTC; writeSqlitePipeline sets no time zone).
+    const due = new Date(Math.ceil((Date.now() + 500) / 1000) * 1000);
+    writeSqlitePipeline(dir, 'nightly', yearly(due));
+    const file = path.join(dir, 'pipelines', 'nightly.yaml');
+    writeFileSync(
+      file,
+      readFileSync(file, 'utf8').replace(/^schedule: .*$/m, (line) => `${line}\ntimezone: UTC`),
+    );
+    await new Promise((resolve) => setTimeout(resolve, due.getTime() + 1500 - Date.now()));
+
+    const worker = startWorker(dir, redis.url, 'w-1', '', cleanup);
+    await worker.waitFor(/taking jobs from/);
+    const daemons = [startDaemon(dir, redis.url, 'd1', cleanup), startDaemon(dir, redis.url, 'd2', cleanup)];
+    const id = `nightly@${due.getTime()}`;
+    for (const d of daemons) await d.waitFor(new RegExp(`\\[nightly\\] catching up: the run due at ${due.toISOString()} was missed`));
+    await waitFor('the caught-up job to run', async () => (await allResults(redis.client)).some((r) => r.job_id === id), 40_000).catch(
+      (err: Error) => assert.fail(`${err.message}\n${daemons.map((d) => d.output()).join('\n')}\n${worker.output()}`),
+    );
+    const ids = daemons.flatMap((d) => enqueuedIds(d.output()));
+    assert.deepEqual(ids, [id, id], 'both daemons asked for the missed due time, under one job id');
+    assert.equal(daemons.filter((d) => new RegExp(`\\] enqueued ${id} `).test(d.output())).length, 1, 'one of them enqueued it');
+    const caught = (await allResults(redis.client)).filter((r) => r.pipeline === 'nightly');
+    assert.deepEqual(
+      caught.map((r) => [r.status, r.due_at ?? null]),
+      [
+        ['success', null],
+        ['success', due.toISOString()],
+      ],
+    );
+    // A daemon started again finds that due time's result: nothing more.
+    daemons[0]!.proc.kill('SIGTERM');
+    await daemons[0]!.proc;
+    const again = startDaemon(dir, redis.url, 'd1-again', cleanup);
+    await again.waitFor(/nightly\.yaml \(nightly\): scheduled/);
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.doesNotMatch(again.output(), /catching up/);
+    for (const p of [again, daemons[1]!, worker]) p.proc.kill('SIGTERM');
+    await Promise.all([again.proc, daemons[1]!.proc, worker.proc]);
+  },
+);
