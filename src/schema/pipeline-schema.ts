@@ -127,7 +127,8 @@ export const pipelineSchema = {
       description: 'When a scheduled run comes due while the previous one still runs: skip it (default), or queue it to run next.',
     },
     catch_up: {
-      oneOf: [{ type: 'boolean' }, duration],
+      type: ['boolean', 'string'],
+      pattern: DURATION_PATTERN,
       description:
         'When `dbflow daemon` starts and finds the last due time missed while no daemon ran (no run of the pipeline since, or only a killed or cancelled one): run it once now (true, the default), not at all (false), or only while it is at most this late (e.g. 6h). A pipeline that never ran is not caught up.',
     },
