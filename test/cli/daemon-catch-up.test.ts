@@ -5,11 +5,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dbflow, repoRoot, spawnDbflow } from '../helpers/cli.js';
+import { dbflow, spawnDbflow } from '../helpers/cli.js';
+import { onceAt, OPS_STEPS_PLUGIN } from '../helpers/ops.js';
 import { waitFor } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
-
-const OPS_PLUGIN = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'ops-steps.ts');
 
 /**
  * A pipeline due once a year at `due` (UTC, to the second) whose one step logs its run to `<name>.log`; the step ends
@@ -17,14 +16,13 @@ const OPS_PLUGIN = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'ops-steps
  */
 function writePipeline(dir: string, name: string, due: Date, catchUp?: string): void {
   const hold = name === 'cancelled' ? `ms: 60000, until_file: ${JSON.stringify(path.join(dir, 'release'))}` : 'ms: 10';
-  const schedule = `${due.getUTCSeconds()} ${due.getUTCMinutes()} ${due.getUTCHours()} ${due.getUTCDate()} ${due.getUTCMonth() + 1} *`;
   writeFileSync(
     path.join(dir, 'pipelines', `${name}.yaml`),
     `version: 1
 name: ${name}
-schedule: "${schedule}"
+schedule: "${onceAt(due)}"
 timezone: UTC
-${catchUp === undefined ? '' : `catch_up: ${catchUp}\n`}plugins: [${JSON.stringify(OPS_PLUGIN)}]
+${catchUp === undefined ? '' : `catch_up: ${catchUp}\n`}plugins: [${JSON.stringify(OPS_STEPS_PLUGIN)}]
 steps:
   - { id: nap, uses: sleep, with: { ${hold}, log: ${JSON.stringify(path.join(dir, `${name}.log`))} } }
 `,

@@ -5,7 +5,7 @@ import type { TestContext } from 'node:test';
 import type { Redis } from 'ioredis';
 import { readResults, type FleetResult } from '../../src/ops/fleet/streams.js';
 import { spawnDbflow } from './cli.js';
-import { OPS_PASSPHRASE, OPS_STEPS_PLUGIN, sqlitePipeline } from './ops.js';
+import { onceAt, OPS_PASSPHRASE, OPS_STEPS_PLUGIN, sqlitePipeline } from './ops.js';
 import { waitFor } from './processes.js';
 import { startRedis, type RedisServer } from './redis.js';
 import { tmpDir } from './tmp.js';
@@ -123,9 +123,7 @@ export function writeHoldingPipeline(
   const log = path.join(dir, `${name}.hold.log`);
   // Far enough ahead for a daemon on a loaded machine to notice the file, validate it and schedule it (3 s was not).
   const at = new Date(Date.now() + (o.inMs ?? 10_000));
-  // Six fields with seconds, in UTC: this second of this day of this month, once (until next year).
-  const schedule =
-    o.schedule ?? `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;
+  const schedule = o.schedule ?? onceAt(at);
   writeFileSync(
     path.join(dir, 'pipelines', `${name}.yaml`),
     `${sqlitePipeline(name, `schedule: "${schedule}"\ntimezone: UTC\nplugins: [${JSON.stringify(OPS_STEPS_PLUGIN)}]`, false)}  - id: hold

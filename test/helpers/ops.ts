@@ -7,6 +7,11 @@ import { repoRoot } from './cli.js';
 /** The test plugin with the `sleep` and `fail` steps. */
 export const OPS_STEPS_PLUGIN = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'ops-steps.ts');
 
+/** A schedule due once a year, at `at` to the second: six fields with seconds first, meant for `timezone: UTC`. */
+export function onceAt(at: Date): string {
+  return `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;
+}
+
 /** The passphrase of the test backups (the `TEST_PASSPHRASE` secret). */
 export const OPS_PASSPHRASE = 'dbflow-ops-test-passphrase';
 

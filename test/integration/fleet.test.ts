@@ -16,7 +16,7 @@ import {
   writeHoldingPipeline,
   writeSqlitePipeline,
 } from '../helpers/fleet.js';
-import { OPS_PASSPHRASE, parseMetrics, sampleOf } from '../helpers/ops.js';
+import { onceAt, OPS_PASSPHRASE, parseMetrics, sampleOf } from '../helpers/ops.js';
 import { waitFor } from '../helpers/processes.js';
 import { everyValue } from '../helpers/redis.js';
 
@@ -253,10 +253,8 @@ void test(
     const setup = await fleetSetup(t);
     if (!setup) return;
     const { redis, dir, cleanup } = setup;
-    const yearly = (at: Date): string =>
-      `${at.getUTCSeconds()} ${at.getUTCMinutes()} ${at.getUTCHours()} ${at.getUTCDate()} ${at.getUTCMonth() + 1} *`;
     // The pipeline ran before in the fleet (its result is in the stream)…
-    writeSqlitePipeline(dir, 'nightly', yearly(new Date(Date.now() + 3_600_000)));
+    writeSqlitePipeline(dir, 'nightly', onceAt(new Date(Date.now() + 3_600_000)));
     const byHand = await dbflow(['run', path.join('pipelines', 'nightly.yaml'), '--queue', redis.url], {
       cwd: dir,
       env: { TEST_PASSPHRASE: OPS_PASSPHRASE, DBFLOW_STATE_DIR: path.join(dir, 'state-hand') },
@@ -264,7 +262,7 @@ void test(
     assert.equal(byHand.exitCode, 0, byHand.stderr);
     // …then its due time passed while no daemon ran (the schedule says UTC; writeSqlitePipeline sets no time zone).
     const due = new Date(Math.ceil((Date.now() + 500) / 1000) * 1000);
-    writeSqlitePipeline(dir, 'nightly', yearly(due));
+    writeSqlitePipeline(dir, 'nightly', onceAt(due));
     const file = path.join(dir, 'pipelines', 'nightly.yaml');
     writeFileSync(
       file,
