@@ -1,12 +1,12 @@
 // `dbflow daemon` catching up a due time missed while no daemon ran (`catch_up:`): once, only for a pipeline that ran
 // before, never after a run that did its work, never beyond `catch_up: <duration>`, and not at all with `false`.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
-import { onceAt, OPS_STEPS_PLUGIN } from '../helpers/ops.js';
+import { onceAt, OPS_STEPS_PLUGIN, sleepLog } from '../helpers/ops.js';
 import { waitFor } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -31,12 +31,7 @@ steps:
 
 /** How many runs of `name` its step logged. */
 function runsOf(dir: string, name: string): number {
-  const file = path.join(dir, `${name}.log`);
-  return existsSync(file)
-    ? readFileSync(file, 'utf8')
-        .split('\n')
-        .filter((l) => l.startsWith('end ')).length
-    : 0;
+  return sleepLog(path.join(dir, `${name}.log`)).filter((l) => l.what === 'end').length;
 }
 
 void test(

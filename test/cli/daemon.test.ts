@@ -1,12 +1,12 @@
 // `dbflow daemon`: schedules, overlap, hot reload (a broken edit keeps the old version), metrics, a clean SIGTERM.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { lockHolder } from '../../src/index.js';
 import { readAudit } from '../../src/ops/audit.js';
 import { repoRoot, spawnDbflow } from '../helpers/cli.js';
-import { parseMetrics, resultsIn, sampleOf, type ResultJson } from '../helpers/ops.js';
+import { parseMetrics, resultsIn, sampleOf, sleepLog, type ResultJson } from '../helpers/ops.js';
 import { waitFor } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 import type { ParsedFamily } from 'parse-prometheus-text-format';
@@ -38,13 +38,10 @@ steps:
 
 /** The runs a pipeline's step logged, in order. */
 function naps(dir: string, name: string): Nap[] {
-  const file = path.join(dir, `${name}.log`);
-  if (!existsSync(file)) return [];
   const byRun = new Map<string, Nap>();
-  for (const line of readFileSync(file, 'utf8').trim().split('\n')) {
-    const [what, run, at] = line.split(' ') as [string, string, string];
-    if (what === 'start') byRun.set(run, { run, start: Date.parse(at) });
-    else Object.assign(byRun.get(run)!, { end: Date.parse(at), cancelled: what === 'cancelled' });
+  for (const { what, run, at } of sleepLog(path.join(dir, `${name}.log`))) {
+    if (what === 'start') byRun.set(run, { run, start: at });
+    else Object.assign(byRun.get(run)!, { end: at, cancelled: what === 'cancelled' });
   }
   return [...byRun.values()];
 }

@@ -1,10 +1,11 @@
 // The run lock through the CLI: two runs of one pipeline never overlap, and a killed holder's lock is taken over.
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { ExitCode } from '../../src/errors.js';
 import { hasStackTrace, repoRoot, spawnDbflow } from '../helpers/cli.js';
+import { sleepLog } from '../helpers/ops.js';
 import { waitFor } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -29,8 +30,6 @@ steps:
   return { file, log, release };
 }
 
-const lines = (log: string): string[] => (existsSync(log) ? readFileSync(log, 'utf8').trim().split('\n').filter(Boolean) : []);
-
 void test(
   'two concurrent runs of one pipeline: exactly one runs, the other exits 75 naming the holder',
   { timeout: 180_000 },
@@ -53,7 +52,7 @@ void test(
     );
     assert.match(String(loser.stderr), /lock_wait|--lock-wait/);
     assert.ok(!hasStackTrace(String(loser.stderr)), String(loser.stderr));
-    assert.equal(lines(log).filter((l) => l.startsWith('start')).length, 1, 'one run started its step');
+    assert.equal(sleepLog(log).filter((l) => l.what === 'start').length, 1, 'one run started its step');
   },
 );
 
@@ -62,7 +61,7 @@ void test('--lock-wait: the second run waits for the first to end, then runs', {
   const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
   const { file, log, release } = napPipeline(dir, 90_000);
   const first = spawnDbflow(['run', file], { cwd: dir, env });
-  await waitFor('the first run has started its step', () => lines(log).length >= 1, WAIT_MS);
+  await waitFor('the first run has started its step', () => sleepLog(log).length >= 1, WAIT_MS);
   const waiting = spawnDbflow(['run', file, '--lock-wait', '2m'], { cwd: dir, env });
   let stderr = '';
   waiting.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -72,12 +71,12 @@ void test('--lock-wait: the second run waits for the first to end, then runs', {
   assert.equal((await first).exitCode, 0);
   const second = await waiting;
   assert.equal(second.exitCode, 0, String(second.stderr));
-  const [start1, end1, start2, end2] = lines(log);
-  assert.match(start1!, /^start /);
-  assert.match(end1!, /^end /);
-  assert.match(start2!, /^start /);
-  assert.match(end2!, /^end /);
-  assert.ok(Date.parse(start2!.split(' ')[2]!) >= Date.parse(end1!.split(' ')[2]!), 'the second started after the first ended');
+  const steps = sleepLog(log);
+  assert.deepEqual(
+    steps.map((l) => l.what),
+    ['start', 'end', 'start', 'end'],
+  );
+  assert.ok(steps[2]!.at >= steps[1]!.at, 'the second started after the first ended');
 });
 
 void test('the pipeline lock_wait applies; an unknown --lock-wait value is a usage error', { timeout: 180_000 }, async (t) => {
@@ -85,7 +84,7 @@ void test('the pipeline lock_wait applies; an unknown --lock-wait value is a usa
   const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
   const { file, log, release } = napPipeline(dir, 90_000, 'lock_wait: 2m\n');
   const first = spawnDbflow(['run', file], { cwd: dir, env });
-  await waitFor('the first run has started its step', () => lines(log).length >= 1, WAIT_MS);
+  await waitFor('the first run has started its step', () => sleepLog(log).length >= 1, WAIT_MS);
   const waiting = spawnDbflow(['run', file], { cwd: dir, env });
   let stderr = '';
   waiting.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -94,7 +93,7 @@ void test('the pipeline lock_wait applies; an unknown --lock-wait value is a usa
   assert.equal((await first).exitCode, 0);
   const second = await waiting;
   assert.equal(second.exitCode, 0, String(second.stderr));
-  assert.equal(lines(log).filter((l) => l.startsWith('end')).length, 2);
+  assert.equal(sleepLog(log).filter((l) => l.what === 'end').length, 2);
   const bad = await spawnDbflow(['run', file, '--lock-wait', 'soon'], { cwd: dir, env });
   assert.equal(bad.exitCode, ExitCode.usage);
   assert.match(String(bad.stderr), /--lock-wait must be a duration such as/);
@@ -108,7 +107,7 @@ void test(
     const env = { DBFLOW_LOCK_DIR: path.join(dir, 'locks') };
     const { file, log } = napPipeline(dir, 90_000);
     const holder = spawnDbflow(['run', file], { cwd: dir, env });
-    await waitFor('the holder has started its step', () => lines(log).length >= 1, WAIT_MS);
+    await waitFor('the holder has started its step', () => sleepLog(log).length >= 1, WAIT_MS);
     holder.kill('SIGKILL');
     await holder;
     napPipeline(dir, 100);
@@ -120,6 +119,6 @@ void test(
     );
     // With no lock_wait, a lock still taken would have made it exit 75 at once: there is no stale-lock timeout to wait out.
     assert.doesNotMatch(String(next.stderr), /waiting for/);
-    assert.equal(lines(log).filter((l) => l.startsWith('end')).length, 1, 'the killed run never ended; the next one did');
+    assert.equal(sleepLog(log).filter((l) => l.what === 'end').length, 1, 'the killed run never ended; the next one did');
   },
 );

@@ -1,11 +1,35 @@
 // Fixtures for the operations tests (metrics, status, audit): small SQLite pipelines, run records, parsed metrics.
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import parsePrometheusTextFormat, { type ParsedFamily } from 'parse-prometheus-text-format';
 import { repoRoot } from './cli.js';
 
 /** The test plugin with the `sleep` and `fail` steps. */
 export const OPS_STEPS_PLUGIN = path.join(repoRoot, 'test', 'fixtures', 'plugins', 'ops-steps.ts');
+
+/** A line of the `sleep` step's log: `start`, `end` or `cancelled`, the run id and the time. */
+export interface SleepLogLine {
+  what: string;
+  run: string;
+  at: number;
+}
+
+/**
+ * The lines of a `sleep` step's log (none when it does not exist yet). Only whole lines: the test reads while runs
+ * append, and a read can see a line still being written.
+ */
+export function sleepLog(file: string): SleepLogLine[] {
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, 'utf8');
+  return text
+    .slice(0, text.lastIndexOf('\n') + 1)
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => {
+      const [what = '', run = '', at = ''] = line.split(' ');
+      return { what, run, at: Date.parse(at) };
+    });
+}
 
 /** A schedule due once a year, at `at` to the second: six fields with seconds first, meant for `timezone: UTC`. */
 export function onceAt(at: Date): string {

@@ -15,7 +15,7 @@ import {
   writeSqlitePipeline,
   type FleetProcess,
 } from '../helpers/fleet.js';
-import { OPS_PASSPHRASE } from '../helpers/ops.js';
+import { OPS_PASSPHRASE, sleepLog } from '../helpers/ops.js';
 import type { FleetResult } from '../../src/ops/fleet/streams.js';
 import { waitFor } from '../helpers/processes.js';
 import { startRedis } from '../helpers/redis.js';
@@ -23,7 +23,9 @@ import { tmpDir } from '../helpers/tmp.js';
 
 /** The run ids a `sleep` step's log says started. */
 function startedRuns(log: string): string[] {
-  return existsSync(log) ? [...readFileSync(log, 'utf8').matchAll(/^start (\S+)/gm)].map((m) => m[1]!) : [];
+  return sleepLog(log)
+    .filter((l) => l.what === 'start')
+    .map((l) => l.run);
 }
 
 /** The run folders in the repository of `pipeline`, and whether each holds a manifest. */
