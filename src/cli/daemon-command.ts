@@ -87,14 +87,25 @@ function fleetOptions(
   const redis = connect(target, log, 'dbflow-daemon');
   const enqueuer = new Enqueuer(redis);
   log(`scheduling into the queue on ${target.shown}; dbflow workers run the pipelines`);
-  // The fleet's results, read once at start for every pipeline's catch-up (the results stream is bounded).
-  let results: Promise<FleetResult[]> | undefined;
+  // The fleet's results for the pipelines' catch-up: read once for the files loaded together at start, again for a
+  // file added later (the stream is bounded; a failed read is not kept).
+  let results: { read: Promise<FleetResult[]>; at: number } | undefined;
+  const recentResults = (): Promise<FleetResult[]> => {
+    if (!results || Date.now() - results.at > 10_000) {
+      const read = readResults(redis, STREAM_MAX);
+      results = { read, at: Date.now() };
+      read.catch(() => {
+        if (results?.read === read) results = undefined;
+      });
+    }
+    return results.read;
+  };
   return {
     redis,
     options: {
       loadOptions: { checkEnvironment: false },
       history: async (pipeline) =>
-        (await (results ??= readResults(redis, STREAM_MAX)))
+        (await recentResults())
           .filter((r) => r.pipeline === pipeline)
           .map((r) => ({ at: Date.parse(r.due_at ?? r.started_at), status: r.status })),
       dispatch: async (loaded, dueAt) => {

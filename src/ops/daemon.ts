@@ -36,8 +36,9 @@ export interface PastRun {
   status: string;
 }
 
-// A run that ended so did not do its work: its due time still counts as missed.
-const DID_NOT_RUN = new Set(['killed', 'cancelled']);
+// A run that ended so did not do its work (or, in a fleet, a due time skipped while the previous run still held
+// the lease): its due time still counts as missed.
+const DID_NOT_RUN = new Set(['killed', 'cancelled', 'skipped']);
 
 interface Running {
   controller: AbortController;
