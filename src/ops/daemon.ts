@@ -187,9 +187,9 @@ export class Daemon {
     );
   }
 
-  // A pipeline's last due time before the daemon started, missed while no daemon ran: run (or enqueue) it once now,
-  // as anacron does, unless a run of the pipeline started since that did its work. A pipeline that never ran waits
-  // for its schedule; an edit (a reload) catches nothing up.
+  // A pipeline's last due time before it was scheduled here (at start, or when its file appeared), missed while no
+  // daemon ran it: run (or enqueue) it once now, as anacron does, unless a run of the pipeline since did its work. A
+  // pipeline that never ran waits for its schedule; an edit (a reload) catches nothing up.
   private async catchUp(entry: Entry): Promise<void> {
     const loaded = entry.loaded!;
     const { name, catchUp } = loaded.pipeline;
