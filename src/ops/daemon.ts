@@ -76,6 +76,12 @@ export class Daemon {
     labelNames: ['pipeline', 'reason'],
     registers: [this.metrics],
   });
+  private readonly caughtUp = new Counter({
+    name: 'dbflow_daemon_runs_caught_up_total',
+    help: 'Due times missed while no daemon ran, run (or enqueued) when the daemon started (catch_up).',
+    labelNames: ['pipeline'],
+    registers: [this.metrics],
+  });
   private readonly reloadErrors = new Counter({
     name: 'dbflow_daemon_reload_errors_total',
     help: 'Edits of a pipeline file that did not validate (the previous version stays scheduled).',
@@ -219,6 +225,7 @@ export class Daemon {
     }
     if (this.stopping || entry.loaded !== loaded || this.entries.get(entry.file) !== entry) return; // stopped, edited or removed meanwhile
     this.o.log(`[${name}] catching up: ${missed} (${formatDuration(late)} ago)`);
+    this.caughtUp.inc({ pipeline: name });
     if (this.o.dispatch) this.enqueue(loaded, due);
     else if (!entry.running) this.start(entry);
   }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dbflow, spawnDbflow } from '../helpers/cli.js';
-import { onceAt, OPS_STEPS_PLUGIN, sleepLog } from '../helpers/ops.js';
+import { onceAt, OPS_STEPS_PLUGIN, parseMetrics, sampleOf, sleepLog } from '../helpers/ops.js';
 import { waitFor } from '../helpers/processes.js';
 import { tmpDir } from '../helpers/tmp.js';
 
@@ -62,7 +62,7 @@ void test(
     writeFileSync(path.join(dir, 'release'), '');
 
     const start = () => {
-      const daemon = spawnDbflow(['daemon', 'pipelines', '--no-metrics'], { cwd: dir, env });
+      const daemon = spawnDbflow(['daemon', 'pipelines', '--listen', '127.0.0.1:0'], { cwd: dir, env });
       t.after(() => daemon.kill('SIGKILL'));
       let stderr = '';
       daemon.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
@@ -85,6 +85,11 @@ void test(
     );
     await sleep(1000);
     assert.doesNotMatch(first.said(), /\[(off|never)\] catching up/);
+    const metrics = parseMetrics(await (await fetch(/metrics on (http:\/\/\S+\/metrics)/.exec(first.said())![1]!)).text());
+    assert.deepEqual(
+      pipelines.map(([n]) => sampleOf(metrics, 'dbflow_daemon_runs_caught_up_total', { pipeline: n }) ?? 0),
+      [1, 0, 0, 0, 1],
+    );
     assert.deepEqual(
       pipelines.map(([n]) => runsOf(dir, n)),
       [2, 1, 1, 0, 1],
