@@ -36,8 +36,11 @@ export const ROWS = 5_000;
 // The mariadb client loads 5,000 rows in about 20 ms, which a 5 ms poll of the process tree missed under
 // load; 100,000 rows take about 250 ms.
 const MY_ROWS = 100_000;
+// SQLite restores in-process, with no program to wait for: a case signals it 5 ms after its restore-test starts, which
+// under load came after a run of 5,000 rows had ended. 200,000 rows (8 MB) take about 150 ms to restore.
+const SQLITE_ROWS = 200_000;
 
-/** Creates and fills the three sources: `items` (ROWS rows; MY_ROWS in MariaDB) and `notes` (300 rows). */
+/** Creates and fills the three sources: `items` (ROWS rows; MY_ROWS in MariaDB, SQLITE_ROWS in SQLite) and `notes` (300 rows). */
 export async function makeSources(t: Pick<TestContext, 'after'>, dir: string, s3: S3Server): Promise<Sources> {
   const pg = await pgServer.scratchDatabase(t);
   await pg.pool.query(`CREATE TABLE items (id int PRIMARY KEY, v text NOT NULL);
@@ -52,7 +55,7 @@ export async function makeSources(t: Pick<TestContext, 'after'>, dir: string, s3
   const file = path.join(dir, 'source.sqlite3');
   const db = new Database(file);
   db.exec(`CREATE TABLE items (id INTEGER PRIMARY KEY, v TEXT NOT NULL);
-    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ${ROWS}) INSERT INTO items SELECT n, hex(randomblob(16)) FROM g;
+    WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ${SQLITE_ROWS}) INSERT INTO items SELECT n, hex(randomblob(16)) FROM g;
     CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);
     WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < 300) INSERT INTO notes (body) SELECT 'note ' || n FROM g;`);
   db.close();
