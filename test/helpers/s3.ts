@@ -8,6 +8,7 @@ import type { TestContext } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CreateBucketCommand, ListMultipartUploadsCommand, S3Client } from '@aws-sdk/client-s3';
 import { execa } from 'execa';
+import { isUpload, uploadsDir } from './s3rver-layout.js';
 
 /** The credentials s3rver accepts (it refuses other access key ids; it does not check V4 signatures). */
 export const S3RVER_KEY = 'S3RVER';
@@ -51,11 +52,6 @@ function missingS3rver(): string | undefined {
   } catch (err) {
     return `s3rver cannot be loaded (${(err as Error).message.split('\n')[0]}); install the devDependencies (npm install, which installs "s3rver")`;
   }
-}
-
-// s3rver keeps the parts of an unfinished multipart upload in <dir>/<bucket>/._S3rver_uploads/<upload id>/.
-function uploadsDir(dir: string, bucket: string): string {
-  return path.join(dir, bucket, '._S3rver_uploads');
 }
 
 /**
@@ -130,7 +126,11 @@ export async function startS3(start: S3Start = {}): Promise<S3Server> {
     uploadsOnDisk(bucket) {
       const root = uploadsDir(dir, bucket);
       if (!existsSync(root)) return {};
-      return Object.fromEntries(readdirSync(root).map((id) => [id, readdirSync(path.join(root, id))]));
+      return Object.fromEntries(
+        readdirSync(root)
+          .filter(isUpload)
+          .map((id) => [id, readdirSync(path.join(root, id))]),
+      );
     },
     async kill() {
       closing = true;

@@ -3,11 +3,12 @@
 // (s3rver makes ListObjectsV2 continuation tokens with DES, which OpenSSL 3 offers only through its legacy provider.)
 // Prints {"port": N} once listening; when its stdin closes (the test process ended) or on SIGTERM, stops and removes the folder.
 import { createHash } from 'node:crypto';
-import { createWriteStream, existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { ABORTED_PREFIX, isUpload, uploadsDir } from './s3rver-layout.js';
 
 // s3rver's own types (it ships none), as far as this file uses them.
 interface S3rverApp {
@@ -34,11 +35,6 @@ const require = createRequire(import.meta.url);
 const S3rver = require('s3rver') as S3rverClass;
 const S3Error = require('s3rver/lib/models/error') as S3ErrorClass;
 
-// Where s3rver keeps the parts of unfinished multipart uploads: <folder>/<bucket>/._S3rver_uploads/<upload id>/.
-function uploadsDir(root: string, bucket: string): string {
-  return path.join(root, bucket, '._S3rver_uploads');
-}
-
 /**
  * The multipart operations s3rver 3.7 lacks, done on its own folder the way S3 does them:
  * AbortMultipartUpload (DELETE ?uploadId) removes the upload and its parts; ListMultipartUploads
@@ -57,7 +53,16 @@ function multipartCompletion(root: string) {
       uploadDir !== undefined && existsSync(path.join(uploadDir, 'key')) && readFileSync(path.join(uploadDir, 'key'), 'utf8') === key;
     if (key !== undefined && uploadDir && ctx.method === 'DELETE') {
       if (!known) throw new S3Error('NoSuchUpload', 'The specified upload does not exist.', { UploadId: uploadId });
-      rmSync(uploadDir, { recursive: true, force: true });
+      // At once, as S3 does: the folder leaves the listing in one rename. Removed in place, a part still being
+      // written could land between the removal of its files and of the folder, which then stayed without its key
+      // (a ghost upload that no abort can reach). A tombstone that cannot be removed yet is left, out of the listing.
+      const tombstone = path.join(path.dirname(uploadDir), `${ABORTED_PREFIX}${path.basename(uploadDir)}`);
+      renameSync(uploadDir, tombstone);
+      try {
+        rmSync(tombstone, { recursive: true, force: true, maxRetries: 3 });
+      } catch {
+        // a part written into it meanwhile: the tombstone stays, out of the listing
+      }
       ctx.status = 204;
       return;
     }
@@ -66,7 +71,7 @@ function multipartCompletion(root: string) {
     }
     if (key === undefined && ctx.method === 'GET' && 'uploads' in ctx.query) {
       const uploads = uploadsDir(root, bucket);
-      const found = (existsSync(uploads) ? readdirSync(uploads) : []).map((id) => ({
+      const found = (existsSync(uploads) ? readdirSync(uploads) : []).filter(isUpload).map((id) => ({
         Key: existsSync(path.join(uploads, id, 'key')) ? readFileSync(path.join(uploads, id, 'key'), 'utf8') : '',
         UploadId: id,
         Initiated: new Date().toISOString(),
