@@ -293,7 +293,11 @@ void test('logins: key file, encrypted key, ssh-agent, default keys; refused log
     agent.kill('SIGTERM');
     await agent;
   });
-  await waitFor('ssh-agent to listen', () => existsSync(agentSocket));
+  // The socket exists once bound, a moment before the agent listens: ssh-add -l exits 2 until it can connect.
+  await waitFor(
+    'ssh-agent to listen',
+    async () => (await execa('ssh-add', ['-l'], { env: { SSH_AUTH_SOCK: agentSocket }, reject: false })).exitCode !== 2,
+  );
   await execa('ssh-add', ['-q', sshd.userKey], { env: { SSH_AUTH_SOCK: agentSocket } });
   process.env.SSH_AUTH_SOCK = agentSocket;
   assert.deepEqual(await storage.list(prefix), []);
