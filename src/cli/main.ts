@@ -263,7 +263,9 @@ function program(setCode: (code: number) => void): Command {
     .option(...plugin)
     .action(async (repo: string, o: MarksListOptions) => setCode(await marksListCommand(repo, o, io)));
   p.command('daemon')
-    .description('run every pipeline in a folder on its schedule; reloads edited files; SIGTERM stops it cleanly')
+    .description(
+      'run every pipeline in a folder on its schedule (a due time missed while no daemon ran runs once at start: catch_up); reloads edited files; SIGTERM stops it cleanly',
+    )
     .argument('<dir>', 'folder with pipeline files')
     .option('--listen <host:port>', 'serve Prometheus metrics on http://<host:port>/metrics', '127.0.0.1:9464')
     .option('--no-metrics', 'do not serve metrics')
