@@ -109,9 +109,10 @@ const OWN_VARIABLES: Record<string, RegExp> = {
   pg_restore: /^PG[A-Z_]+$/,
   pg_basebackup: /^PG[A-Z_]+$/,
   pg_receivewal: /^PG[A-Z_]+$/,
-  // pg_ctl sets PGDATA and PG_GRANDPARENT_PID for the server it starts through sh.
-  sh: /^(PGDATA|PG_GRANDPARENT_PID)$/,
-  postgres: /^(PGDATA|PG_GRANDPARENT_PID)$/,
+  // pg_ctl sets PGDATA and PG_GRANDPARENT_PID for the server it starts through sh, and, as every PostgreSQL program
+  // does at start (set_pglocale_pgservice), PGSYSCONFDIR and PGLOCALEDIR in its own environment, which sh inherits.
+  sh: /^(PGDATA|PG_GRANDPARENT_PID|PGSYSCONFDIR|PGLOCALEDIR)$/,
+  postgres: /^(PGDATA|PG_GRANDPARENT_PID|PGSYSCONFDIR|PGLOCALEDIR)$/,
 };
 
 /**
