@@ -136,7 +136,7 @@ export class Daemon {
     this.schedule(entry, replaced);
     if (!replaced)
       void this.catchUp(entry).catch((err: unknown) =>
-        this.o.log(`[${loaded.pipeline.name}] catching up failed: ${(err as Error).message}`),
+        this.o.log(`[${loaded.pipeline.name}] a due time missed while no daemon ran is not caught up: ${(err as Error).message}`),
       );
     if (!this.stopping && !this.o.dispatch) {
       this.archives.keep(key, loaded.pipeline.sha256, Object.keys(loaded.pipeline.archive).length > 0);
@@ -203,17 +203,8 @@ export class Daemon {
     // The last due time before now: the schedule was made just now, so it fires only later ones (a due time while the
     // daemon was still starting up is caught up too).
     const due = entry.job?.previousRuns(1, new Date())[0];
-    const next = entry.job?.nextRun();
-    if (!due || (next && due.getTime() >= next.getTime())) return;
-    let runs: PastRun[];
-    try {
-      runs = await (this.o.history ?? this.localHistory)(name);
-    } catch (err) {
-      this.o.log(
-        `[${name}] could not read its past runs, so a due time missed while no daemon ran is not caught up: ${(err as Error).message}`,
-      );
-      return;
-    }
+    if (!due) return;
+    const runs = await (this.o.history ?? this.localHistory)(name);
     if (runs.length === 0 || runs.some((r) => r.at >= due.getTime() && !DID_NOT_RUN.has(r.status))) return;
     const late = Date.now() - due.getTime();
     const missed = `the run due at ${due.toISOString()} was missed while no daemon ran`;

@@ -87,7 +87,7 @@ export function startDaemon(dir: string, redisUrl: string, name: string, cleanup
   });
 }
 
-/** Writes `pipelines/<name>.yaml`: the SQLite backup of the operations tests, due by `schedule`, with `runs_on` labels when given. */
+/** Writes `pipelines/<name>.yaml`: the SQLite backup of the operations tests, due by `schedule` (UTC), with `runs_on` labels when given. */
 export function writeSqlitePipeline(
   dir: string,
   name: string,
@@ -97,7 +97,10 @@ export function writeSqlitePipeline(
 ): void {
   mkdirSync(path.join(dir, 'pipelines'), { recursive: true });
   const runsOn = Object.keys(labels).length ? `runs_on: { labels: ${JSON.stringify(labels)} }\n` : '';
-  writeFileSync(path.join(dir, 'pipelines', `${name}.yaml`), sqlitePipeline(name, `schedule: "${schedule}"\n${runsOn}`, verify));
+  writeFileSync(
+    path.join(dir, 'pipelines', `${name}.yaml`),
+    sqlitePipeline(name, `schedule: "${schedule}"\ntimezone: UTC\n${runsOn}`, verify),
+  );
 }
 
 /** Every result in the stream, oldest first. */

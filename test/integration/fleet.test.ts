@@ -260,14 +260,9 @@ void test(
       env: { TEST_PASSPHRASE: OPS_PASSPHRASE, DBFLOW_STATE_DIR: path.join(dir, 'state-hand') },
     });
     assert.equal(byHand.exitCode, 0, byHand.stderr);
-    // …then its due time passed while no daemon ran (the schedule says UTC; writeSqlitePipeline sets no time zone).
+    // …then its due time passed while no daemon ran.
     const due = new Date(Math.ceil((Date.now() + 500) / 1000) * 1000);
     writeSqlitePipeline(dir, 'nightly', onceAt(due));
-    const file = path.join(dir, 'pipelines', 'nightly.yaml');
-    writeFileSync(
-      file,
-      readFileSync(file, 'utf8').replace(/^schedule: .*$/m, (line) => `${line}\ntimezone: UTC`),
-    );
     await new Promise((resolve) => setTimeout(resolve, due.getTime() + 1500 - Date.now()));
 
     const worker = startWorker(dir, redis.url, 'w-1', '', cleanup);
